@@ -1,0 +1,39 @@
+# Shortcut: see README.md. `make test` and `make run` set up what they need.
+SHELL := /bin/bash
+GO ?= go
+export CGO_ENABLED := 1
+# Packages whose tests need only the CPU and the witness; heavy ones are listed
+# explicitly so CI time stays predictable.
+FUZZTIME ?= 20s
+
+.PHONY: all setup build test vet fuzz run bench clean
+
+all: build
+
+setup:
+	@scripts/setup.sh
+
+build:
+	@mkdir -p bin
+	$(GO) build -o bin/shortcut-train ./cmd/train
+	$(GO) build -o bin/shortcut-agent ./cmd/agent
+
+vet:
+	$(GO) vet ./...
+
+test: setup vet build
+	$(GO) test -count=1 -timeout 40m ./...
+	$(MAKE) --no-print-directory fuzz
+
+# Each fuzz target runs for a bounded time; crashers land in testdata/fuzz.
+fuzz:
+	$(GO) test ./resnet -run '^$$' -fuzz '^FuzzLoad$$' -fuzztime $(FUZZTIME)
+
+run: setup build
+	@scripts/run.sh
+
+bench: setup build
+	@scripts/bench.sh
+
+clean:
+	rm -rf bin out

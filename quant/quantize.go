@@ -1,0 +1,350 @@
+// Package quant turns a float32 model (from resnet/build or from train's
+// export) into an int8 TFLite model per TFLite's quantization spec:
+// symmetric int8 weights (per output channel for convolutions), int32 biases,
+// asymmetric int8 activations whose ranges are calibrated by running the float
+// model on representative inputs with our own interpreter.
+//
+// Data flows: float *resnet.Model + calibration inputs -> Calibrate (ranges
+// per tensor) -> Quantize -> int8 *resnet.Model -> Marshal -> .tflite.
+package quant
+
+import (
+	"encoding/binary"
+	"fmt"
+	"math"
+
+	"github.com/shortcut-edge/shortcut/resnet"
+)
+
+// IO selects the type of the quantized model's inputs and outputs.
+type IO int
+
+const (
+	// FloatIO keeps float32 inputs and outputs, with QUANTIZE after each
+	// input and DEQUANTIZE before each output (what LiteRT.js accepts, and
+	// what lets a user feed normalized pixels directly).
+	FloatIO IO = iota
+	// Int8IO exposes the int8 tensors directly.
+	Int8IO
+)
+
+// Options control quantization.
+type Options struct {
+	IO IO
+}
+
+// opVersion is the operator version converters write for int8 kernels; a
+// real TFLite checks it against the versions its kernels register.
+var opVersion = map[resnet.OpCode]int{
+	resnet.OpConv2D: 3, resnet.OpDepthwiseConv2D: 3, resnet.OpFullyConnected: 4,
+	resnet.OpAdd: 2, resnet.OpAveragePool2D: 2, resnet.OpMaxPool2D: 2, resnet.OpMean: 2,
+	resnet.OpPad: 2, resnet.OpReshape: 1, resnet.OpSqueeze: 1, resnet.OpSoftmax: 2,
+	resnet.OpQuantize: 2, resnet.OpDequantize: 2,
+}
+
+// ActParams computes asymmetric int8 parameters for a real range, widened to
+// hold zero exactly as TFLite requires.
+func ActParams(lo, hi float64) (scale float32, zp int64, err error) {
+	if math.IsNaN(lo) || math.IsNaN(hi) || math.IsInf(lo, 0) || math.IsInf(hi, 0) {
+		return 0, 0, fmt.Errorf("range [%g, %g] is not finite", lo, hi)
+	}
+	lo, hi = math.Min(lo, 0), math.Max(hi, 0)
+	if hi-lo < 1e-12 {
+		// A tensor that is zero on every calibration input: any scale
+		// represents it; pick one that keeps small values representable.
+		hi = 1e-3
+	}
+	s := (hi - lo) / 255
+	z := math.Round(-128 - lo/s)
+	z = math.Max(-128, math.Min(127, z))
+	return float32(s), int64(z), nil
+}
+
+// Quantize converts a float model to int8 using the ranges in r.
+func Quantize(f *resnet.Model, r Ranges, o Options) (*resnet.Model, error) {
+	q := &quantizer{f: f, r: r, o: o, out: &resnet.Model{Description: f.Description + " int8", Meta: f.Meta},
+		qIdx: make([]int, len(f.Tensors))}
+	for i := range q.qIdx {
+		q.qIdx[i] = -1
+	}
+	if err := q.run(); err != nil {
+		return nil, err
+	}
+	return q.out, nil
+}
+
+type quantizer struct {
+	f    *resnet.Model
+	r    Ranges
+	o    Options
+	out  *resnet.Model
+	qIdx []int // float tensor index -> int8 tensor index in out
+}
+
+func (q *quantizer) add(t resnet.Tensor) int {
+	q.out.Tensors = append(q.out.Tensors, t)
+	return len(q.out.Tensors) - 1
+}
+
+func (q *quantizer) emit(code resnet.OpCode, opts resnet.Options, ins, outs []int) {
+	q.out.Operators = append(q.out.Operators, resnet.Operator{Op: code, Version: opVersion[code], Inputs: ins, Outputs: outs, Options: opts})
+}
+
+// activation returns (creating on first use) the int8 tensor standing for
+// float tensor i, with its quantization from the calibrated range or forced.
+func (q *quantizer) activation(i int, forced *resnet.Quant) (int, error) {
+	if q.qIdx[i] >= 0 {
+		return q.qIdx[i], nil
+	}
+	ft := &q.f.Tensors[i]
+	qp := forced
+	if qp == nil {
+		rg, ok := q.r[i]
+		if !ok {
+			return -1, fmt.Errorf("quant: tensor %d %q has no calibrated range (was it produced by the model?)", i, ft.Name)
+		}
+		s, z, err := ActParams(float64(rg.Min), float64(rg.Max))
+		if err != nil {
+			return -1, fmt.Errorf("quant: tensor %d %q: %w", i, ft.Name, err)
+		}
+		qp = &resnet.Quant{Scale: []float32{s}, ZeroPoint: []int64{z}}
+	}
+	q.qIdx[i] = q.add(resnet.Tensor{Name: ft.Name, Type: resnet.Int8, Shape: ft.Shape, Quant: copyQuant(qp)})
+	return q.qIdx[i], nil
+}
+
+func copyQuant(p *resnet.Quant) *resnet.Quant {
+	return &resnet.Quant{Scale: append([]float32(nil), p.Scale...), ZeroPoint: append([]int64(nil), p.ZeroPoint...), Dim: p.Dim}
+}
+
+func (q *quantizer) quantOf(outIdx int) *resnet.Quant { return q.out.Tensors[outIdx].Quant }
+
+func (q *quantizer) run() error {
+	f := q.f
+	for _, in := range f.Inputs {
+		ft := f.Tensors[in]
+		if ft.Type != resnet.Float32 {
+			return fmt.Errorf("quant: input tensor %d %q is %v; the float model must have FLOAT32 inputs", in, ft.Name, ft.Type)
+		}
+		qi, err := q.activation(in, nil)
+		if err != nil {
+			return err
+		}
+		if q.o.IO == FloatIO {
+			fi := q.add(resnet.Tensor{Name: ft.Name, Type: resnet.Float32, Shape: ft.Shape})
+			q.out.Tensors[qi].Name = ft.Name + "/int8"
+			q.emit(resnet.OpQuantize, nil, []int{fi}, []int{qi})
+			q.out.Inputs = append(q.out.Inputs, fi)
+		} else {
+			q.out.Inputs = append(q.out.Inputs, qi)
+		}
+	}
+	for oi, op := range f.Operators {
+		if err := q.op(oi, op); err != nil {
+			return err
+		}
+	}
+	for _, o := range f.Outputs {
+		qo := q.qIdx[o]
+		if qo < 0 {
+			return fmt.Errorf("quant: output tensor %d %q is never produced", o, f.Tensors[o].Name)
+		}
+		if q.o.IO == FloatIO {
+			name := q.out.Tensors[qo].Name
+			q.out.Tensors[qo].Name = name + "/int8"
+			fo := q.add(resnet.Tensor{Name: name, Type: resnet.Float32, Shape: q.out.Tensors[qo].Shape})
+			q.emit(resnet.OpDequantize, nil, []int{qo}, []int{fo})
+			q.out.Outputs = append(q.out.Outputs, fo)
+		} else {
+			q.out.Outputs = append(q.out.Outputs, qo)
+		}
+	}
+	return nil
+}
+
+func floats(t *resnet.Tensor) []float32 {
+	v := make([]float32, len(t.Data)/4)
+	for i := range v {
+		v[i] = math.Float32frombits(binary.LittleEndian.Uint32(t.Data[4*i:]))
+	}
+	return v
+}
+
+func (q *quantizer) op(oi int, op resnet.Operator) error {
+	f := q.f
+	in := func(k int) (int, error) {
+		i := op.Inputs[k]
+		if q.qIdx[i] < 0 {
+			return -1, fmt.Errorf("quant: operator %d (%v): input tensor %d %q is not an activation produced before it", oi, op.Op, i, f.Tensors[i].Name)
+		}
+		return q.qIdx[i], nil
+	}
+	switch op.Op {
+	case resnet.OpConv2D, resnet.OpDepthwiseConv2D, resnet.OpFullyConnected:
+		x, err := in(0)
+		if err != nil {
+			return err
+		}
+		wt := &f.Tensors[op.Inputs[1]]
+		if wt.Data == nil || wt.Type != resnet.Float32 {
+			return fmt.Errorf("quant: operator %d (%v): weights tensor %q must be a FLOAT32 constant", oi, op.Op, wt.Name)
+		}
+		dim := 0
+		perChannel := true
+		switch op.Op {
+		case resnet.OpDepthwiseConv2D:
+			dim = 3
+		case resnet.OpFullyConnected:
+			perChannel = false // per-tensor, as the spec and older runtimes expect
+		}
+		wq, wScales, err := symmetricInt8(wt, dim, perChannel)
+		if err != nil {
+			return fmt.Errorf("quant: operator %d (%v): %w", oi, op.Op, err)
+		}
+		w := q.add(wq)
+		inScale := float64(q.quantOf(x).Scale[0])
+		ins := []int{x, w, -1}
+		if len(op.Inputs) > 2 && op.Inputs[2] >= 0 {
+			bt := &f.Tensors[op.Inputs[2]]
+			bq, err := biasInt32(bt, inScale, wScales)
+			if err != nil {
+				return fmt.Errorf("quant: operator %d (%v): %w", oi, op.Op, err)
+			}
+			ins[2] = q.add(bq)
+		}
+		y, err := q.activation(op.Outputs[0], nil)
+		if err != nil {
+			return err
+		}
+		q.emit(op.Op, op.Options, ins, []int{y})
+	case resnet.OpAdd, resnet.OpMean:
+		ins := make([]int, len(op.Inputs))
+		for k, i := range op.Inputs {
+			if f.Tensors[i].Data != nil { // MEAN's axes
+				ins[k] = q.add(f.Tensors[i])
+				continue
+			}
+			x, err := in(k)
+			if err != nil {
+				return err
+			}
+			ins[k] = x
+		}
+		y, err := q.activation(op.Outputs[0], nil)
+		if err != nil {
+			return err
+		}
+		q.emit(op.Op, op.Options, ins, []int{y})
+	case resnet.OpMaxPool2D, resnet.OpAveragePool2D, resnet.OpPad, resnet.OpReshape, resnet.OpSqueeze:
+		// These keep the input's scale and zero point: TFLite requires it
+		// for pooling and PAD, and it makes RESHAPE a copy.
+		x, err := in(0)
+		if err != nil {
+			return err
+		}
+		ins := []int{x}
+		for _, i := range op.Inputs[1:] {
+			ins = append(ins, q.add(f.Tensors[i]))
+		}
+		y, err := q.activation(op.Outputs[0], q.quantOf(x))
+		if err != nil {
+			return err
+		}
+		q.emit(op.Op, op.Options, ins, []int{y})
+	case resnet.OpSoftmax:
+		x, err := in(0)
+		if err != nil {
+			return err
+		}
+		y, err := q.activation(op.Outputs[0], &resnet.Quant{Scale: []float32{1.0 / 256}, ZeroPoint: []int64{-128}})
+		if err != nil {
+			return err
+		}
+		q.emit(op.Op, op.Options, []int{x}, []int{y})
+	default:
+		return fmt.Errorf("quant: operator %d: %v cannot be quantized (supported: CONV_2D, DEPTHWISE_CONV_2D, FULLY_CONNECTED, ADD, MEAN, MAX_POOL_2D, AVERAGE_POOL_2D, PAD, RESHAPE, SQUEEZE, SOFTMAX)", oi, op.Op)
+	}
+	return nil
+}
+
+// symmetricInt8 quantizes weights to [-127, 127], one scale per slice along
+// dim (or one for the whole tensor).
+func symmetricInt8(t *resnet.Tensor, dim int, perChannel bool) (resnet.Tensor, []float64, error) {
+	v := floats(t)
+	if len(v) != t.NumElements() {
+		return resnet.Tensor{}, nil, fmt.Errorf("weights %q: %d values for shape %v", t.Name, len(v), t.Shape)
+	}
+	channels, inner := 1, 1
+	if perChannel {
+		channels = t.Shape[dim]
+		for _, d := range t.Shape[dim+1:] {
+			inner *= d
+		}
+	}
+	chanOf := func(i int) int {
+		if !perChannel {
+			return 0
+		}
+		return (i / inner) % channels
+	}
+	maxAbs := make([]float64, channels)
+	for i, x := range v {
+		a := math.Abs(float64(x))
+		if math.IsNaN(a) || math.IsInf(a, 0) {
+			return resnet.Tensor{}, nil, fmt.Errorf("weights %q: element %d is %v; retrain or fix the export", t.Name, i, x)
+		}
+		c := chanOf(i)
+		maxAbs[c] = math.Max(maxAbs[c], a)
+	}
+	scales := make([]float64, channels)
+	qs := make([]float32, channels)
+	zps := make([]int64, channels)
+	for c, m := range maxAbs {
+		s := m / 127
+		if s == 0 {
+			s = 1 // an all-zero channel: any scale represents it exactly
+		}
+		scales[c], qs[c] = s, float32(s)
+	}
+	data := make([]byte, len(v))
+	for i, x := range v {
+		// Round with the float32 scale the file will carry.
+		r := math.Round(float64(x) / float64(qs[chanOf(i)]))
+		data[i] = byte(int8(math.Max(-127, math.Min(127, r))))
+	}
+	for c := range scales {
+		scales[c] = float64(qs[c])
+	}
+	qp := &resnet.Quant{Scale: qs, ZeroPoint: zps}
+	if perChannel {
+		qp.Dim = dim
+	}
+	return resnet.Tensor{Name: t.Name, Type: resnet.Int8, Shape: append([]int(nil), t.Shape...), Data: data, Quant: qp}, scales, nil
+}
+
+// biasInt32 quantizes a bias with scale inScale*wScale[c] and zero point 0.
+func biasInt32(t *resnet.Tensor, inScale float64, wScales []float64) (resnet.Tensor, error) {
+	v := floats(t)
+	qs := make([]float32, len(v))
+	zps := make([]int64, len(v))
+	data := make([]byte, 4*len(v))
+	for c, x := range v {
+		if math.IsNaN(float64(x)) || math.IsInf(float64(x), 0) {
+			return resnet.Tensor{}, fmt.Errorf("bias %q: element %d is %v", t.Name, c, x)
+		}
+		ws := wScales[0]
+		if len(wScales) > 1 {
+			ws = wScales[c]
+		}
+		s := inScale * ws
+		qs[c] = float32(s)
+		r := math.Round(float64(x) / s)
+		r = math.Max(math.MinInt32, math.Min(math.MaxInt32, r))
+		binary.LittleEndian.PutUint32(data[4*c:], uint32(int32(r)))
+	}
+	if len(wScales) == 1 {
+		qs, zps = qs[:1], zps[:1]
+	}
+	return resnet.Tensor{Name: t.Name, Type: resnet.Int32, Shape: append([]int(nil), t.Shape...), Data: data,
+		Quant: &resnet.Quant{Scale: qs, ZeroPoint: zps}}, nil
+}

@@ -1,0 +1,187 @@
+// Package interp runs a *resnet.Model: it prepares every operator once
+// (checks types and shapes, computes quantization multipliers, padding and
+// the memory plan) and then evaluates the graph on demand without
+// allocating. Inputs come from the caller through Input(i) views, outputs
+// go back through Output(i) views; every activation lives in one arena
+// planned from tensor lifetimes.
+//
+// The arithmetic is the reference kernels' (resnet/internal/ref), which
+// follow TFLite's reference integer kernels bit for bit.
+//
+// An Interpreter is not safe for concurrent use: run one per goroutine.
+// Clone makes another one cheaply; clones share the prepared, read-only
+// weights and each has its own arena.
+package interp
+
+import (
+	"encoding/binary"
+	"errors"
+	"fmt"
+	"unsafe"
+
+	"github.com/shortcut-edge/shortcut/resnet"
+)
+
+// DefaultMaxArenaBytes is the arena limit when Options.MaxArenaBytes is 0.
+// ResNet-50 at 224x224 needs about 10 MiB; a model asking for more than
+// 1 GiB is far more likely a hostile file than a classifier.
+const DefaultMaxArenaBytes = 1 << 30
+
+// Options tune New.
+type Options struct {
+	// MaxArenaBytes bounds the activation arena (and every single
+	// activation tensor). 0 means DefaultMaxArenaBytes.
+	MaxArenaBytes int64
+	// Threads is reserved for multi-threaded kernels; 0 and 1 both mean one
+	// thread today.
+	Threads int
+	// KeepAll gives every activation tensor its own region, so that after
+	// Invoke every intermediate tensor still holds its value (for per-layer
+	// comparisons). It costs memory: the arena is then the sum of all
+	// activation sizes.
+	KeepAll bool
+}
+
+// Interpreter runs one prepared model. Use it from one goroutine at a time.
+type Interpreter struct {
+	prog    *program // shared with clones, read-only after New
+	arena   []byte
+	tensors []Tensor
+}
+
+// program is everything Prepare computes: shared by an interpreter and its
+// clones, never written after New.
+type program struct {
+	kernels   []kernel
+	inputs    []int
+	outputs   []int
+	templates []Tensor // per model tensor: description; constants carry data
+	offsets   []int64  // arena offset per tensor, -1 when not in the arena
+	arenaSize int64
+}
+
+// kernel is one prepared operator. eval reads and writes the interpreter's
+// tensors by index and must not allocate.
+type kernel interface {
+	eval(ts []Tensor)
+}
+
+// New checks m and prepares it for Invoke. The model must not be modified
+// afterwards: constant tensors are used in place where they are aligned.
+// Every problem is an error naming the operator and tensor; New never
+// panics on a bad model.
+func New(m *resnet.Model, opts Options) (*Interpreter, error) {
+	if m == nil {
+		return nil, errors.New("interp: nil model")
+	}
+	// The model package's structural checks, where that package has them.
+	// prepare repeats what it relies on, so it stands without them.
+	if v, ok := any(m).(interface{ Validate() error }); ok {
+		if err := v.Validate(); err != nil {
+			return nil, fmt.Errorf("interp: %w", err)
+		}
+	}
+	return prepare(m, opts)
+}
+
+// prepare is New without the model package's validation.
+func prepare(m *resnet.Model, opts Options) (*Interpreter, error) {
+	if m == nil {
+		return nil, errors.New("interp: nil model")
+	}
+	if binary.NativeEndian.Uint16([]byte{1, 0}) != 1 {
+		return nil, errors.New("interp: this runtime reads tensor data in place and needs a little-endian CPU")
+	}
+	if opts.MaxArenaBytes < 0 {
+		return nil, fmt.Errorf("interp: Options.MaxArenaBytes is %d; want 0 (default %d) or a positive limit", opts.MaxArenaBytes, DefaultMaxArenaBytes)
+	}
+	if opts.MaxArenaBytes == 0 {
+		opts.MaxArenaBytes = DefaultMaxArenaBytes
+	}
+	// Keep every size sum far from int64 overflow.
+	opts.MaxArenaBytes = min(opts.MaxArenaBytes, 1<<50)
+	if opts.Threads < 0 {
+		return nil, fmt.Errorf("interp: Options.Threads is %d; want 0 or more", opts.Threads)
+	}
+	b := &builder{m: m, opts: opts}
+	prog, err := b.build()
+	if err != nil {
+		return nil, err
+	}
+	return prog.newInterpreter(), nil
+}
+
+// newInterpreter gives prog a fresh arena and tensor views into it.
+func (p *program) newInterpreter() *Interpreter {
+	it := &Interpreter{prog: p, arena: alignedBytes(p.arenaSize)}
+	it.tensors = make([]Tensor, len(p.templates))
+	for i, t := range p.templates {
+		t.Shape = append([]int(nil), t.Shape...) // callers may not reshape a clone's sibling
+		if off := p.offsets[i]; off >= 0 {
+			n := int64(t.NumElements() * t.Type.Size())
+			t.data = it.arena[off : off+n : off+n]
+		}
+		it.tensors[i] = t
+	}
+	return it
+}
+
+// Invoke runs every operator in order. It does not allocate. Fill the
+// inputs first (Input(i).Int8() or .Float32()); read outputs afterwards.
+func (it *Interpreter) Invoke() error {
+	for _, k := range it.prog.kernels {
+		k.eval(it.tensors)
+	}
+	return nil
+}
+
+// Clone returns a new interpreter for the same prepared model with its own
+// arena (inputs not copied). It is cheap: weights and plans are shared.
+func (it *Interpreter) Clone() *Interpreter { return it.prog.newInterpreter() }
+
+// NumInputs is the number of graph inputs.
+func (it *Interpreter) NumInputs() int { return len(it.prog.inputs) }
+
+// NumOutputs is the number of graph outputs.
+func (it *Interpreter) NumOutputs() int { return len(it.prog.outputs) }
+
+// Input is graph input i, or nil when i is out of range.
+func (it *Interpreter) Input(i int) *Tensor {
+	if i < 0 || i >= len(it.prog.inputs) {
+		return nil
+	}
+	return &it.tensors[it.prog.inputs[i]]
+}
+
+// Output is graph output i, or nil when i is out of range.
+func (it *Interpreter) Output(i int) *Tensor {
+	if i < 0 || i >= len(it.prog.outputs) {
+		return nil
+	}
+	return &it.tensors[it.prog.outputs[i]]
+}
+
+// NumTensors is the number of tensors in the model.
+func (it *Interpreter) NumTensors() int { return len(it.tensors) }
+
+// TensorByIndex is model tensor i (nil when out of range), for debugging.
+// Intermediate tensors share arena space unless Options.KeepAll is set, so
+// after Invoke an intermediate may hold a later operator's data. Tensors
+// that no operator uses have no data.
+func (it *Interpreter) TensorByIndex(i int) *Tensor {
+	if i < 0 || i >= len(it.tensors) {
+		return nil
+	}
+	return &it.tensors[i]
+}
+
+// ArenaBytes is the size of this interpreter's activation arena.
+func (it *Interpreter) ArenaBytes() int64 { return it.prog.arenaSize }
+
+// arenaBase is for tests: the arena's first byte, to check alignment.
+func (it *Interpreter) arenaBase() uintptr {
+	if len(it.arena) == 0 {
+		return 0
+	}
+	return uintptr(unsafe.Pointer(unsafe.SliceData(it.arena)))
+}

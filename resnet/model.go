@@ -1,0 +1,239 @@
+// Package resnet is Shortcut's own TensorFlow Lite runtime: it reads, checks,
+// writes and runs the int8 (and float32) image classifiers that the agent
+// uses. Files come from outside (a user's disk, a training desktop), so
+// Load checks every offset, index, shape and quantization parameter before
+// anything is used; the Interpreter then prepares each operator once and runs
+// it without allocating.
+//
+// Data flows: .tflite bytes -> Load -> *Model -> NewInterpreter (Prepare) ->
+// Invoke (Eval) -> output tensors. Writers (quant/, tests) build a *Model and
+// call Marshal.
+package resnet
+
+import "fmt"
+
+// DType is a tensor element type. Values are TFLite's TensorType numbers.
+type DType int8
+
+const (
+	Float32 DType = 0
+	Float16 DType = 1
+	Int32   DType = 2
+	UInt8   DType = 3
+	Int64   DType = 4
+	String  DType = 5
+	Bool    DType = 6
+	Int16   DType = 7
+	Int8    DType = 9
+)
+
+// Size is the number of bytes of one element, or 0 for types we do not store.
+func (t DType) Size() int {
+	switch t {
+	case Float32, Int32:
+		return 4
+	case Int64:
+		return 8
+	case Int16, Float16:
+		return 2
+	case UInt8, Int8, Bool:
+		return 1
+	}
+	return 0
+}
+
+func (t DType) String() string {
+	switch t {
+	case Float32:
+		return "FLOAT32"
+	case Float16:
+		return "FLOAT16"
+	case Int32:
+		return "INT32"
+	case UInt8:
+		return "UINT8"
+	case Int64:
+		return "INT64"
+	case String:
+		return "STRING"
+	case Bool:
+		return "BOOL"
+	case Int16:
+		return "INT16"
+	case Int8:
+		return "INT8"
+	}
+	return fmt.Sprintf("TensorType(%d)", int8(t))
+}
+
+// OpCode is a TFLite BuiltinOperator number.
+type OpCode int32
+
+const (
+	OpAdd             OpCode = 0
+	OpAveragePool2D   OpCode = 1
+	OpConv2D          OpCode = 3
+	OpDepthwiseConv2D OpCode = 4
+	OpDequantize      OpCode = 6
+	OpFullyConnected  OpCode = 9
+	OpMaxPool2D       OpCode = 17
+	OpReshape         OpCode = 22
+	OpSoftmax         OpCode = 25
+	OpPad             OpCode = 34
+	OpMean            OpCode = 40
+	OpSqueeze         OpCode = 43
+	OpQuantize        OpCode = 114
+)
+
+var opNames = map[OpCode]string{
+	OpAdd: "ADD", OpAveragePool2D: "AVERAGE_POOL_2D", OpConv2D: "CONV_2D",
+	OpDepthwiseConv2D: "DEPTHWISE_CONV_2D", OpDequantize: "DEQUANTIZE",
+	OpFullyConnected: "FULLY_CONNECTED", OpMaxPool2D: "MAX_POOL_2D",
+	OpReshape: "RESHAPE", OpSoftmax: "SOFTMAX", OpPad: "PAD", OpMean: "MEAN",
+	OpSqueeze: "SQUEEZE", OpQuantize: "QUANTIZE",
+}
+
+func (o OpCode) String() string {
+	if n, ok := opNames[o]; ok {
+		return n
+	}
+	return fmt.Sprintf("BuiltinOperator(%d)", int32(o))
+}
+
+// Supported reports whether this runtime implements the operator.
+func (o OpCode) Supported() bool { _, ok := opNames[o]; return ok }
+
+// Padding is TFLite's Padding enum.
+type Padding int8
+
+const (
+	PaddingSame  Padding = 0
+	PaddingValid Padding = 1
+)
+
+// Activation is TFLite's ActivationFunctionType (fused activation).
+type Activation int8
+
+const (
+	ActNone      Activation = 0
+	ActRelu      Activation = 1
+	ActReluN1To1 Activation = 2
+	ActRelu6     Activation = 3
+)
+
+// Quant holds a tensor's affine quantization: real = Scale * (q - ZeroPoint).
+// One Scale/ZeroPoint per tensor, or one per slice along Dim (per-channel).
+type Quant struct {
+	Scale     []float32
+	ZeroPoint []int64
+	Dim       int
+	// Min and Max are optional recorded ranges (as TFLite stores them).
+	Min, Max []float32
+}
+
+// PerChannel reports whether the tensor has more than one scale.
+func (q *Quant) PerChannel() bool { return q != nil && len(q.Scale) > 1 }
+
+// Tensor describes one tensor of the graph. Data holds constant contents
+// (weights, biases, shape vectors) in little-endian order; activations have
+// nil Data.
+type Tensor struct {
+	Name  string
+	Type  DType
+	Shape []int
+	Data  []byte
+	Quant *Quant
+}
+
+// NumElements is the product of the shape (1 for a scalar).
+func (t *Tensor) NumElements() int {
+	n := 1
+	for _, d := range t.Shape {
+		n *= d
+	}
+	return n
+}
+
+// Options are an operator's builtin options; each op has its own struct.
+type Options interface{ isOptions() }
+
+type Conv2DOptions struct {
+	Padding              Padding
+	StrideW, StrideH     int
+	Activation           Activation
+	DilationW, DilationH int // 0 means 1
+}
+
+type DepthwiseConv2DOptions struct {
+	Padding              Padding
+	StrideW, StrideH     int
+	DepthMultiplier      int
+	Activation           Activation
+	DilationW, DilationH int
+}
+
+type Pool2DOptions struct {
+	Padding          Padding
+	StrideW, StrideH int
+	FilterW, FilterH int
+	Activation       Activation
+}
+
+type FullyConnectedOptions struct {
+	Activation  Activation
+	KeepNumDims bool
+}
+
+type AddOptions struct{ Activation Activation }
+
+type SoftmaxOptions struct{ Beta float32 }
+
+type ReshapeOptions struct{ NewShape []int }
+
+type SqueezeOptions struct{ SqueezeDims []int }
+
+// ReducerOptions are MEAN's options; the axes come from the second input.
+type ReducerOptions struct{ KeepDims bool }
+
+func (*Conv2DOptions) isOptions()          {}
+func (*DepthwiseConv2DOptions) isOptions() {}
+func (*Pool2DOptions) isOptions()          {}
+func (*FullyConnectedOptions) isOptions()  {}
+func (*AddOptions) isOptions()             {}
+func (*SoftmaxOptions) isOptions()         {}
+func (*ReshapeOptions) isOptions()         {}
+func (*SqueezeOptions) isOptions()         {}
+func (*ReducerOptions) isOptions()         {}
+
+// Operator is one node of the graph. An input index of -1 means an omitted
+// optional input (for example a convolution without bias).
+type Operator struct {
+	Op      OpCode
+	Version int // operator code version written to the file (>=1)
+	Inputs  []int
+	Outputs []int
+	Options Options // nil for ops without options (PAD, QUANTIZE, DEQUANTIZE)
+}
+
+// Metadata is what a model says about itself for image classification:
+// labels for the class-score output and the input normalization
+// (real input = (pixel/255 - Mean[c]) / Std[c] when Std is set).
+type Metadata struct {
+	Name    string
+	Version string
+	Labels  []string
+	Mean    []float32
+	Std     []float32
+	// OutputNames names the model outputs in order ("scores", "embedding").
+	OutputNames []string
+}
+
+// Model is a single-subgraph TFLite model held in memory.
+type Model struct {
+	Description string
+	Tensors     []Tensor
+	Operators   []Operator
+	Inputs      []int
+	Outputs     []int
+	Meta        Metadata
+}

@@ -95,7 +95,9 @@ type tableSpec struct {
 func scalar(id int, name string, size int) fieldSpec {
 	return fieldSpec{id: id, name: name, kind: scalarField, size: size}
 }
-func str(id int, name string) fieldSpec { return fieldSpec{id: id, name: name, kind: stringField, size: 1} }
+func str(id int, name string) fieldSpec {
+	return fieldSpec{id: id, name: name, kind: stringField, size: 1}
+}
 func vec(id int, name string, elem int) fieldSpec {
 	return fieldSpec{id: id, name: name, kind: vectorField, size: elem}
 }
@@ -186,9 +188,6 @@ type path struct {
 }
 
 func (p *path) String() string {
-	if p == nil {
-		return "root"
-	}
 	var parts []string
 	for q := p; q != nil; q = q.parent {
 		s := q.name
@@ -214,7 +213,11 @@ type verifier struct {
 }
 
 func (v *verifier) errorf(at *path, format string, args ...any) error {
-	return fmt.Errorf("model: malformed file (%d bytes): %v: %s", v.n, at, fmt.Sprintf(format, args...))
+	msg := fmt.Sprintf(format, args...)
+	if at == nil {
+		return fmt.Errorf("model: malformed file (%d bytes): %s", v.n, msg)
+	}
+	return fmt.Errorf("model: malformed file (%d bytes): %v: %s", v.n, at, msg)
 }
 
 func (v *verifier) charge(at *path, n uint64) error {
@@ -301,11 +304,11 @@ func (v *verifier) table(at *path, pos uint64, spec *tableSpec) error {
 			size = uint64(f.size)
 		}
 		p, err := field(f, size)
-		if err != nil || p == 0 {
-			if err != nil {
-				return err
-			}
-			continue
+		if err != nil {
+			return err
+		}
+		if p == 0 {
+			continue // absent
 		}
 		fat := &path{at, f.name, -1}
 		switch f.kind {

@@ -188,7 +188,7 @@ var brokenCases = []brokenCase{
 		return repack(t, func(m *tflfb.ModelT) { m.Subgraphs[0].Tensors[tmConvW].Buffer = 999 })
 	}, `tensor 4 "conv1/weights": buffer index 999 is out of range`},
 	{"external-buffer", func(t testing.TB) []byte {
-		return repack(t, func(m *tflfb.ModelT) { m.Buffers[1].Offset, m.Buffers[1].Size = 1 << 20, 100 })
+		return repack(t, func(m *tflfb.ModelT) { m.Buffers[1].Offset, m.Buffers[1].Size = 1<<20, 100 })
 	}, "buffer 1 keeps its data outside the flatbuffer"},
 	{"unknown-tensor-type", func(t testing.TB) []byte {
 		return repack(t, func(m *tflfb.ModelT) { m.Subgraphs[0].Tensors[tmConvOut].Type = 77 })

@@ -70,8 +70,11 @@ type Config struct {
 	Meta    resnet.Metadata
 }
 
-// CIFAR reports whether a depth is one of the paper's CIFAR-10 networks.
-func CIFAR(depth int) bool { return depth >= 8 && (depth-2)%6 == 0 }
+// CIFAR reports whether a depth has the CIFAR layout (6n+2 layers) rather
+// than an ImageNet one (18, 34, 50).
+func CIFAR(depth int) bool {
+	return depth >= 8 && (depth-2)%6 == 0 && depth != 50
+}
 
 // ResNet builds a float model with two outputs: class scores (softmax) and
 // the pooled embedding that feeds the classifier.
@@ -91,11 +94,13 @@ func ResNet(c Config) (*resnet.Model, error) {
 	}
 	b := &rb{g: New(fmt.Sprintf("%s-%d %dx%dx%d", kind, c.Depth, c.Input[0], c.Input[1], c.Input[2])), ws: c.Weights, plain: c.Plain}
 	x := b.g.Input("input", 1, c.Input[0], c.Input[1], c.Input[2])
+	// 50 is also 6n+2; the ImageNet layouts take precedence, as the paper's
+	// CIFAR networks are 20, 32, 44, 56 and 110 deep.
 	switch {
-	case CIFAR(c.Depth):
-		x = b.cifar(x, (c.Depth-2)/6)
 	case c.Depth == 18 || c.Depth == 34 || c.Depth == 50:
 		x = b.imagenet(x, c.Depth)
+	case CIFAR(c.Depth):
+		x = b.cifar(x, (c.Depth-2)/6)
 	default:
 		return nil, fmt.Errorf("build: unsupported ResNet depth %d (want 6n+2 for CIFAR, or 18, 34, 50)", c.Depth)
 	}

@@ -212,12 +212,12 @@ func allCases() []tcase {
 
 // prepared is one case written to disk with our outputs computed.
 type prepared struct {
-	c       tcase
-	path    string
-	m       *resnet.Model
-	inputs  []string
-	ours    []npyArray
-	outDir  string
+	c        tcase
+	path     string
+	m        *resnet.Model
+	inputs   []string
+	ours     []npyArray
+	outDir   string
 	outQuant []*resnet.Quant // quantization of the int8 tensor behind each output
 }
 

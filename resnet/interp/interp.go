@@ -6,20 +6,29 @@
 // planned from tensor lifetimes.
 //
 // The arithmetic is the reference kernels' (resnet/internal/ref), which
-// follow TFLite's reference integer kernels bit for bit.
+// follow TFLite's reference integer kernels bit for bit. int8 CONV_2D,
+// FULLY_CONNECTED and ADD run on the optimized kernels of
+// resnet/internal/fast (SIMD micro-kernels chosen from the CPU's features,
+// with weights packed here at New), which give the same bytes; the
+// reference kernels stay selectable through Options.Kernels.
 //
 // An Interpreter is not safe for concurrent use: run one per goroutine.
 // Clone makes another one cheaply; clones share the prepared, read-only
-// weights and each has its own arena.
+// weights and each has its own arena, scratch memory and worker threads.
+// With more than one thread an interpreter owns worker goroutines: Close
+// stops them (they are also stopped once the interpreter is garbage, but
+// Close does it deterministically).
 package interp
 
 import (
 	"encoding/binary"
 	"errors"
 	"fmt"
+	"runtime"
 	"unsafe"
 
 	"github.com/shortcut-edge/shortcut/resnet"
+	"github.com/shortcut-edge/shortcut/resnet/internal/fast"
 )
 
 // DefaultMaxArenaBytes is the arena limit when Options.MaxArenaBytes is 0.
@@ -32,9 +41,18 @@ type Options struct {
 	// MaxArenaBytes bounds the activation arena (and every single
 	// activation tensor). 0 means DefaultMaxArenaBytes.
 	MaxArenaBytes int64
-	// Threads is reserved for multi-threaded kernels; 0 and 1 both mean one
-	// thread today.
+	// Threads is the number of threads an inference uses: the calling
+	// goroutine plus Threads-1 worker goroutines owned by the interpreter,
+	// which split the output tiles of convolutions and the elements of
+	// adds. 0 means one per CPU (runtime.GOMAXPROCS); 1 runs everything on
+	// the calling goroutine without any synchronization.
 	Threads int
+	// Kernels picks the kernel implementation: "" or "auto" (the fastest
+	// this CPU runs), "ref" (the plain-Go reference kernels only), or one
+	// micro-kernel family of resnet/internal/fast by name ("avx512vnni",
+	// "go"), which New refuses when the CPU lacks it. Every choice gives
+	// the same bytes; forcing one is for tests and benchmarks.
+	Kernels string
 	// KeepAll gives every activation tensor its own region, so that after
 	// Invoke every intermediate tensor still holds its value (for per-layer
 	// comparisons). It costs memory: the arena is then the sum of all
@@ -47,6 +65,7 @@ type Interpreter struct {
 	prog    *program // shared with clones, read-only after New
 	arena   []byte
 	tensors []Tensor
+	run     *fast.Runner // scratch and worker threads of this interpreter
 }
 
 // program is everything Prepare computes: shared by an interpreter and its
@@ -58,12 +77,14 @@ type program struct {
 	templates []Tensor // per model tensor: description; constants carry data
 	offsets   []int64  // arena offset per tensor, -1 when not in the arena
 	arenaSize int64
+	scratch   int // bytes of kernel scratch (padded convolution inputs)
+	threads   int
 }
 
 // kernel is one prepared operator. eval reads and writes the interpreter's
 // tensors by index and must not allocate.
 type kernel interface {
-	eval(ts []Tensor)
+	eval(ts []Tensor, _ *fast.Runner)
 }
 
 // New checks m and prepares it for Invoke. The model must not be modified
@@ -101,9 +122,26 @@ func prepare(m *resnet.Model, opts Options) (*Interpreter, error) {
 	// Keep every size sum far from int64 overflow.
 	opts.MaxArenaBytes = min(opts.MaxArenaBytes, 1<<50)
 	if opts.Threads < 0 {
-		return nil, fmt.Errorf("interp: Options.Threads is %d; want 0 or more", opts.Threads)
+		return nil, fmt.Errorf("interp: Options.Threads is %d; want 0 (one per CPU) or more", opts.Threads)
+	}
+	if opts.Threads == 0 {
+		opts.Threads = runtime.GOMAXPROCS(0)
 	}
 	b := &builder{m: m, opts: opts}
+	switch opts.Kernels {
+	case "", "auto":
+		b.isa, b.useFast = fast.Best(), true
+	case "ref":
+	default:
+		isa, err := fast.ParseISA(opts.Kernels)
+		if err != nil {
+			return nil, fmt.Errorf("interp: Options.Kernels: %v; or use \"auto\" or \"ref\"", err)
+		}
+		if !isa.Supported() {
+			return nil, fmt.Errorf("interp: Options.Kernels is %q, but this CPU cannot run it (it runs: %v)", opts.Kernels, fast.Available())
+		}
+		b.isa, b.useFast = isa, true
+	}
 	prog, err := b.build()
 	if err != nil {
 		return nil, err
@@ -113,7 +151,11 @@ func prepare(m *resnet.Model, opts Options) (*Interpreter, error) {
 
 // newInterpreter gives prog a fresh arena and tensor views into it.
 func (p *program) newInterpreter() *Interpreter {
-	it := &Interpreter{prog: p, arena: alignedBytes(p.arenaSize)}
+	it := &Interpreter{prog: p, arena: alignedBytes(p.arenaSize), run: fast.NewRunner(p.threads, p.scratch)}
+	if p.threads > 1 {
+		// Stop the workers of an interpreter dropped without Close.
+		runtime.AddCleanup(it, (*fast.Runner).Close, it.run)
+	}
 	it.tensors = make([]Tensor, len(p.templates))
 	for i, t := range p.templates {
 		t.Shape = append([]int(nil), t.Shape...) // callers may not reshape a clone's sibling
@@ -129,14 +171,28 @@ func (p *program) newInterpreter() *Interpreter {
 // Invoke runs every operator in order. It does not allocate. Fill the
 // inputs first (Input(i).Int8() or .Float32()); read outputs afterwards.
 func (it *Interpreter) Invoke() error {
+	if it.run == nil {
+		return errors.New("interp: Invoke after Close")
+	}
 	for _, k := range it.prog.kernels {
-		k.eval(it.tensors)
+		k.eval(it.tensors, it.run)
 	}
 	return nil
 }
 
+// Close stops the interpreter's worker goroutines (there are none with one
+// thread). The interpreter cannot Invoke afterwards; its tensors stay
+// readable. Closing twice is harmless.
+func (it *Interpreter) Close() {
+	if it.run != nil {
+		it.run.Close()
+		it.run = nil
+	}
+}
+
 // Clone returns a new interpreter for the same prepared model with its own
-// arena (inputs not copied). It is cheap: weights and plans are shared.
+// arena, scratch memory and worker goroutines (inputs not copied; Close it
+// separately). It is cheap: weights and plans are shared.
 func (it *Interpreter) Clone() *Interpreter { return it.prog.newInterpreter() }
 
 // NumInputs is the number of graph inputs.

@@ -1,11 +1,48 @@
 package interp
 
-import "github.com/shortcut-edge/shortcut/resnet/internal/ref"
+import (
+	"github.com/shortcut-edge/shortcut/resnet/internal/fast"
+	"github.com/shortcut-edge/shortcut/resnet/internal/ref"
+)
 
 // The prepared operators. Each holds the indices of the tensors it reads and
 // writes, its reference-kernel parameters and its constant weights as typed
 // slices (shared read-only by clones). eval only fetches views and calls the
-// kernel: no checks, maps, allocation or formatting on this path.
+// kernel: no checks, maps, allocation or formatting on this path. Kernels
+// from resnet/internal/fast run through the interpreter's fast.Runner,
+// which holds their scratch memory and worker threads.
+
+// fastConvKernel is an int8 CONV_2D, or an int8 FULLY_CONNECTED with
+// symmetric weights seen as a 1x1 convolution, on the fast micro-kernels.
+// (Depthwise convolutions still run on the reference kernel.)
+type fastConvKernel struct {
+	in, out int
+	c       *fast.Conv
+}
+
+func (k *fastConvKernel) eval(ts []Tensor, run *fast.Runner) {
+	run.Conv(k.c, ts[k.in].Int8(), ts[k.out].Int8())
+}
+
+// fastMaxPoolKernel is an int8 MAX_POOL_2D split by output rows.
+type fastMaxPoolKernel struct {
+	in, out int
+	m       *fast.MaxPool
+}
+
+func (k *fastMaxPoolKernel) eval(ts []Tensor, run *fast.Runner) {
+	run.MaxPool(k.m, ts[k.in].Int8(), ts[k.out].Int8())
+}
+
+// fastAddKernel is an int8 ADD by table lookup.
+type fastAddKernel struct {
+	in1, in2, out int
+	a             *fast.Add
+}
+
+func (k *fastAddKernel) eval(ts []Tensor, run *fast.Runner) {
+	run.Add(k.a, ts[k.in1].Int8(), ts[k.in2].Int8(), ts[k.out].Int8())
+}
 
 type convKernel struct {
 	in, out   int
@@ -18,7 +55,7 @@ type convKernel struct {
 	biasF32   []float32
 }
 
-func (k *convKernel) eval(ts []Tensor) {
+func (k *convKernel) eval(ts []Tensor, _ *fast.Runner) {
 	switch {
 	case k.quantized && k.depthwise:
 		ref.DepthwiseConvInt8(&k.p, ts[k.in].Int8(), k.filterI8, k.biasI32, ts[k.out].Int8())
@@ -41,7 +78,7 @@ type fullyConnectedKernel struct {
 	biasF32    []float32
 }
 
-func (k *fullyConnectedKernel) eval(ts []Tensor) {
+func (k *fullyConnectedKernel) eval(ts []Tensor, _ *fast.Runner) {
 	if k.quantized {
 		ref.FullyConnectedInt8(&k.p, ts[k.in].Int8(), k.weightsI8, k.biasI32, ts[k.out].Int8())
 	} else {
@@ -55,7 +92,7 @@ type addKernel struct {
 	p             ref.Add
 }
 
-func (k *addKernel) eval(ts []Tensor) {
+func (k *addKernel) eval(ts []Tensor, _ *fast.Runner) {
 	if k.quantized {
 		ref.AddInt8(&k.p, ts[k.in1].Int8(), ts[k.in2].Int8(), ts[k.out].Int8())
 	} else {
@@ -70,7 +107,7 @@ type poolKernel struct {
 	p         ref.Pool
 }
 
-func (k *poolKernel) eval(ts []Tensor) {
+func (k *poolKernel) eval(ts []Tensor, _ *fast.Runner) {
 	switch {
 	case k.quantized && k.average:
 		ref.AveragePoolInt8(&k.p, ts[k.in].Int8(), ts[k.out].Int8())
@@ -89,7 +126,7 @@ type meanKernel struct {
 	p         ref.Mean
 }
 
-func (k *meanKernel) eval(ts []Tensor) {
+func (k *meanKernel) eval(ts []Tensor, _ *fast.Runner) {
 	if k.quantized {
 		ref.MeanInt8(&k.p, ts[k.in].Int8(), ts[k.out].Int8())
 	} else {
@@ -104,7 +141,7 @@ type padKernel struct {
 	p         ref.Pad
 }
 
-func (k *padKernel) eval(ts []Tensor) {
+func (k *padKernel) eval(ts []Tensor, _ *fast.Runner) {
 	if k.quantized {
 		ref.PadTensor(&k.p, ts[k.in].Int8(), ts[k.out].Int8(), k.value)
 	} else {
@@ -115,7 +152,7 @@ func (k *padKernel) eval(ts []Tensor) {
 // copyKernel is RESHAPE and SQUEEZE: same bytes, new shape.
 type copyKernel struct{ in, out int }
 
-func (k *copyKernel) eval(ts []Tensor) { copy(ts[k.out].data, ts[k.in].data) }
+func (k *copyKernel) eval(ts []Tensor, _ *fast.Runner) { copy(ts[k.out].data, ts[k.in].data) }
 
 type softmaxKernel struct {
 	in, out   int
@@ -123,7 +160,7 @@ type softmaxKernel struct {
 	p         ref.Softmax
 }
 
-func (k *softmaxKernel) eval(ts []Tensor) {
+func (k *softmaxKernel) eval(ts []Tensor, _ *fast.Runner) {
 	if k.quantized {
 		ref.SoftmaxInt8(&k.p, ts[k.in].Int8(), ts[k.out].Int8())
 	} else {
@@ -137,7 +174,7 @@ type quantizeKernel struct {
 	zp      int32
 }
 
-func (k *quantizeKernel) eval(ts []Tensor) {
+func (k *quantizeKernel) eval(ts []Tensor, _ *fast.Runner) {
 	ref.QuantizeInt8(ts[k.in].Float32(), ts[k.out].Int8(), k.scale, k.zp)
 }
 
@@ -146,7 +183,7 @@ type requantizeKernel struct {
 	p       ref.Requant
 }
 
-func (k *requantizeKernel) eval(ts []Tensor) {
+func (k *requantizeKernel) eval(ts []Tensor, _ *fast.Runner) {
 	ref.RequantizeInt8(&k.p, ts[k.in].Int8(), ts[k.out].Int8())
 }
 
@@ -156,6 +193,29 @@ type dequantizeKernel struct {
 	zp      int32
 }
 
-func (k *dequantizeKernel) eval(ts []Tensor) {
+func (k *dequantizeKernel) eval(ts []Tensor, _ *fast.Runner) {
 	ref.DequantizeInt8(ts[k.in].Int8(), ts[k.out].Float32(), k.scale, k.zp)
+}
+
+// macs is the number of multiply-accumulates one inference performs in
+// convolutions and fully connected layers (padding taps included), for
+// benchmarks' GMAC/s.
+func (p *program) macs() int64 {
+	var n int64
+	for _, k := range p.kernels {
+		switch k := k.(type) {
+		case *fastConvKernel:
+			n += k.c.MACs()
+		case *convKernel:
+			q := &k.p
+			perOut := int64(q.FilterH * q.FilterW * q.InC)
+			if k.depthwise {
+				perOut = int64(q.FilterH * q.FilterW)
+			}
+			n += int64(q.Batch*q.OutH*q.OutW*q.OutC) * perOut
+		case *fullyConnectedKernel:
+			n += int64(k.p.Batch) * int64(k.p.InDepth) * int64(k.p.OutDepth)
+		}
+	}
+	return n
 }

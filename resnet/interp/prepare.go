@@ -8,6 +8,7 @@ import (
 	"strings"
 
 	"github.com/shortcut-edge/shortcut/resnet"
+	"github.com/shortcut-edge/shortcut/resnet/internal/fast"
 	"github.com/shortcut-edge/shortcut/resnet/internal/ref"
 )
 
@@ -24,6 +25,11 @@ type builder struct {
 	isInput  []bool // graph input
 	consts   [][]byte
 	checked  []bool // tensor shape/size already checked
+
+	useFast  bool     // int8 CONV_2D, FULLY_CONNECTED and ADD on resnet/internal/fast
+	isa      fast.ISA // its micro-kernel family
+	scratch  int      // the largest scratch a fast kernel needs
+	addCache map[ref.Add]*fast.Add
 }
 
 func (b *builder) build() (*program, error) {
@@ -62,6 +68,7 @@ func (b *builder) build() (*program, error) {
 	if err := b.planMemory(prog); err != nil {
 		return nil, err
 	}
+	prog.scratch, prog.threads = b.scratch, b.opts.Threads
 	return prog, nil
 }
 
@@ -236,6 +243,9 @@ func (b *builder) planMemory(prog *program) error {
 	offsets, total := planArena(lives, b.opts.KeepAll)
 	if total > b.opts.MaxArenaBytes {
 		return fmt.Errorf("interp: the model needs an arena of %d bytes, above the limit of %d bytes (Options.MaxArenaBytes)", total, b.opts.MaxArenaBytes)
+	}
+	if total+int64(b.scratch) > b.opts.MaxArenaBytes {
+		return fmt.Errorf("interp: the model needs an arena of %d bytes plus %d bytes of convolution scratch, above the limit of %d bytes (Options.MaxArenaBytes); Options.Kernels \"ref\" needs no scratch", total, b.scratch, b.opts.MaxArenaBytes)
 	}
 	for k, l := range lives {
 		prog.offsets[l.tensor] = offsets[k]
@@ -633,7 +643,20 @@ func (c *opContext) prepareConv(depthwise bool) (kernel, error) {
 		return nil, err
 	}
 	k.p = p
+	if !depthwise && c.b.useFast {
+		return c.fastConv(in, out, &p, k.filterI8, k.biasI32)
+	}
 	return k, nil
+}
+
+// fastConv packs an int8 convolution for the fast micro-kernels.
+func (c *opContext) fastConv(in, out int, p *ref.Conv, filter []int8, bias []int32) (kernel, error) {
+	fc, err := fast.NewConv(p, filter, bias, c.b.isa)
+	if err != nil {
+		return nil, c.errorf("%v", err)
+	}
+	c.b.scratch = max(c.b.scratch, fc.ScratchBytes())
+	return &fastConvKernel{in: in, out: out, c: fc}, nil
 }
 
 func (c *opContext) prepareFullyConnected() (kernel, error) {
@@ -738,6 +761,18 @@ func (c *opContext) prepareFullyConnected() (kernel, error) {
 		return nil, err
 	}
 	k.p = p
+	if c.b.useFast && p.FilterOffset == 0 {
+		// The same sums as a 1x1 convolution over a 1x1 image per batch row.
+		cp := ref.Conv{Batch: p.Batch, InH: 1, InW: 1, InC: p.InDepth, OutH: 1, OutW: 1, OutC: p.OutDepth,
+			FilterH: 1, FilterW: 1, StrideH: 1, StrideW: 1, DilationH: 1, DilationW: 1,
+			InputOffset: p.InputOffset, OutputOffset: p.OutputOffset, ActMin: p.ActMin, ActMax: p.ActMax,
+			Multiplier: p.Multiplier, Shift: p.Shift}
+		if len(p.Multiplier) == 1 {
+			cp.Multiplier = slices.Repeat(p.Multiplier, p.OutDepth)
+			cp.Shift = slices.Repeat(p.Shift, p.OutDepth)
+		}
+		return c.fastConv(in, out, &cp, k.weightsI8, k.biasI32)
+	}
 	return k, nil
 }
 
@@ -793,6 +828,12 @@ func (c *opContext) prepareAdd() (kernel, error) {
 	}
 	if k.p, err = ref.NewAddInt8(sc1, z1, sc2, z2, so, zo, lo, hi); err != nil {
 		return nil, c.errorf("scales %g + %g -> %g: %v", sc1, sc2, so, err)
+	}
+	if c.b.useFast {
+		if c.b.addCache == nil {
+			c.b.addCache = make(map[ref.Add]*fast.Add)
+		}
+		return &fastAddKernel{in1: in1, in2: in2, out: out, a: fast.NewAdd(&k.p, c.b.addCache)}, nil
 	}
 	return k, nil
 }
@@ -857,6 +898,9 @@ func (c *opContext) preparePool(average bool) (kernel, error) {
 	}
 	if p.ActMin, p.ActMax, p.FloatMin, p.FloatMax, err = c.activation(o.Activation, out, quantized); err != nil {
 		return nil, err
+	}
+	if quantized && !average && c.b.useFast {
+		return &fastMaxPoolKernel{in: in, out: out, m: fast.NewMaxPool(&p)}, nil
 	}
 	return &poolKernel{in: in, out: out, average: average, quantized: quantized, p: p}, nil
 }

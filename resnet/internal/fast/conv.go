@@ -1,0 +1,304 @@
+package fast
+
+import (
+	"fmt"
+	"unsafe"
+
+	"github.com/shortcut-edge/shortcut/resnet/internal/ref"
+)
+
+// Tile sizes of the micro-kernels: mr output pixels by nr output channels.
+// Every family shares them today, so one packing serves all.
+const (
+	mr = 4
+	nr = 64
+)
+
+// Per-block requantization parameters, each nr int32s, in this order.
+const (
+	parBias  = iota // bias - (input zero point + 128) * sum(weights)
+	parMult         // Q0.31 multiplier
+	parLsh          // left shift before the multiplication (shift > 0)
+	parRsh          // rounding right shift after it (shift < 0)
+	parRmask        // 2^rsh - 1
+	parRhalf        // (2^rsh - 1) >> 1
+	numPar
+)
+
+// Conv is a prepared int8 CONV_2D (or FULLY_CONNECTED seen as a 1x1
+// convolution): the reference kernel ref.ConvInt8 with the same parameters,
+// computed another way. It is read-only after NewConv and may be shared by
+// any number of Runners.
+type Conv struct {
+	p   ref.Conv
+	isa ISA
+
+	c4     int     // input channels rounded up to a multiple of 4
+	ph, pw int     // padded scratch image height and width
+	fill   byte    // padding value: the input zero point, biased by 128
+	taps   []int32 // byte offset of every filter tap from tap (0, 0)
+	kbytes int     // bytes per tap per pixel (c4)
+
+	blocks int    // output-channel blocks of nr
+	m      int    // output pixels (batch * OutH * OutW)
+	mtiles int    // pixel tiles of mr
+	w      []byte // packed weights: [block][tap][c4/4][nr][4] int8
+	params []int32
+}
+
+// NewConv packs a CONV_2D's weights for family isa. p must be a valid
+// reference description (the interpreter's Prepare has checked it), filter
+// OHWI int8, bias nil or one int32 per output channel.
+func NewConv(p *ref.Conv, filter []int8, bias []int32, isa ISA) (*Conv, error) {
+	if !isa.Supported() {
+		return nil, fmt.Errorf("fast: kernel family %v does not run on this CPU", isa)
+	}
+	if p.DepthMultiplier != 0 && p.DepthMultiplier != 1 {
+		return nil, fmt.Errorf("fast: depth multiplier %d: NewConv is for CONV_2D", p.DepthMultiplier)
+	}
+	taps := p.FilterH * p.FilterW
+	if len(filter) != p.OutC*taps*p.InC || (bias != nil && len(bias) != p.OutC) ||
+		len(p.Multiplier) != p.OutC || len(p.Shift) != p.OutC {
+		return nil, fmt.Errorf("fast: conv %dx%dx%d -> %d channels: filter has %d values, bias %d, multipliers %d; sizes disagree",
+			p.FilterH, p.FilterW, p.InC, p.OutC, len(filter), len(bias), len(p.Multiplier))
+	}
+	c := &Conv{p: *p, isa: isa}
+	c.c4 = (p.InC + 3) &^ 3
+	c.kbytes = c.c4
+	c.ph = (p.OutH-1)*p.StrideH + (p.FilterH-1)*p.DilationH + 1
+	c.pw = (p.OutW-1)*p.StrideW + (p.FilterW-1)*p.DilationW + 1
+	if int64(p.Batch)*int64(c.ph)*int64(c.pw)*int64(c.c4) > 1<<40 {
+		return nil, fmt.Errorf("fast: conv input %dx%dx%d is too large", c.ph, c.pw, c.c4)
+	}
+	zp := -p.InputOffset
+	c.fill = byte(zp + 128)
+	c.taps = make([]int32, 0, taps)
+	for ky := range p.FilterH {
+		for kx := range p.FilterW {
+			c.taps = append(c.taps, int32((ky*p.DilationH*c.pw+kx*p.DilationW)*c.c4))
+		}
+	}
+	c.blocks = (p.OutC + nr - 1) / nr
+	c.m = p.Batch * p.OutH * p.OutW
+	c.mtiles = (c.m + mr - 1) / mr
+
+	groups := c.c4 / 4
+	c.w = alignedBytes(c.blocks * taps * groups * nr * 4)
+	c.params = alignedInt32s(c.blocks * numPar * nr)
+	for oc := range p.OutC {
+		blk, lane := oc/nr, oc%nr
+		var sum int32
+		for t := range taps {
+			src := filter[(oc*taps+t)*p.InC:][:p.InC]
+			for ic, v := range src {
+				sum += int32(v)
+				g, i := ic/4, ic%4
+				c.w[(((blk*taps+t)*groups+g)*nr+lane)*4+i] = byte(v)
+			}
+		}
+		par := c.params[blk*numPar*nr:]
+		var b int32
+		if bias != nil {
+			b = bias[oc]
+		}
+		// ref: acc = sum over taps inside the image of w*(x - zp) + bias.
+		// The kernel: S = sum over every tap of w*u, u = x+128 inside and
+		// u = zp+128 in the padding, so S - (zp+128)*sum(w) equals the
+		// reference's sum exactly (int32 wraps alike on both sides).
+		par[parBias*nr+lane] = b - (zp+128)*sum
+		par[parMult*nr+lane] = p.Multiplier[oc]
+		if s := p.Shift[oc]; s > 0 {
+			par[parLsh*nr+lane] = int32(s)
+		} else {
+			r := int32(-s)
+			mask := int32(int64(1)<<r - 1)
+			par[parRsh*nr+lane] = r
+			par[parRmask*nr+lane] = mask
+			par[parRhalf*nr+lane] = mask >> 1
+		}
+	}
+	return c, nil
+}
+
+// ScratchBytes is the padded-input scratch a Runner needs for c.
+func (c *Conv) ScratchBytes() int { return c.p.Batch * c.ph * c.pw * c.c4 }
+
+// ISA is the micro-kernel family c was packed for.
+func (c *Conv) ISA() ISA { return c.isa }
+
+// MACs is the number of multiply-accumulates one run performs (as the
+// reference counts them, padding taps included).
+func (c *Conv) MACs() int64 {
+	return int64(c.m) * int64(c.p.OutC) * int64(c.p.FilterH*c.p.FilterW*c.p.InC)
+}
+
+// padRows is the number of units of the padding phase.
+func (c *Conv) padRows() int { return c.p.Batch * c.ph }
+
+// pad writes scratch rows [lo, hi) (batch-major): input+128 inside the
+// image, the biased zero point around it and in the channel tail.
+func (c *Conv) pad(input []int8, scratch []byte, lo, hi int) {
+	p := &c.p
+	row := c.pw * c.c4
+	in := unsafe.Slice((*byte)(unsafe.Pointer(unsafe.SliceData(input))), len(input))
+	for r := lo; r < hi; r++ {
+		b, py := r/c.ph, r%c.ph
+		dst := scratch[r*row:][:row]
+		iy := py - p.PadH
+		if iy < 0 || iy >= p.InH {
+			fillBytes(dst, c.fill)
+			continue
+		}
+		src := in[(b*p.InH+iy)*p.InW*p.InC:][:p.InW*p.InC]
+		// Columns left of the image, the image, right of it.
+		x0 := min(p.PadW, c.pw)
+		fillBytes(dst[:x0*c.c4], c.fill)
+		n := min(p.InW, c.pw-x0) // image columns that land in the scratch
+		if n > 0 {
+			if c.c4 == p.InC {
+				xor128(dst[x0*c.c4:][:n*c.c4], src[:n*p.InC])
+			} else {
+				for x := range n {
+					d := dst[(x0+x)*c.c4:][:c.c4]
+					xor128(d[:p.InC], src[x*p.InC:][:p.InC])
+					fillBytes(d[p.InC:], c.fill)
+				}
+			}
+		}
+		if x1 := x0 + max(n, 0); x1 < c.pw {
+			fillBytes(dst[x1*c.c4:], c.fill)
+		}
+	}
+}
+
+// tileArgs is what a micro-kernel reads; assembly depends on its layout.
+type tileArgs struct {
+	in     [mr]unsafe.Pointer // each pixel's input at filter tap (0, 0)
+	out    [mr]unsafe.Pointer // each pixel's nr output bytes
+	w      unsafe.Pointer     // this block's packed weights
+	params unsafe.Pointer     // this block's requantization parameters
+	taps   unsafe.Pointer     // []int32 tap offsets
+	ntaps  int
+	kbytes int // bytes per tap (a multiple of 4)
+	outZP  int32
+	actMin int32
+	actMax int32
+	_      int32
+}
+
+// tiles runs pixel-tile x channel-block units [lo, hi) (block-major, so a
+// worker sweeps pixels under one block of weights).
+func (c *Conv) tiles(scratch []byte, output []int8, lo, hi int, a *tileArgs, spill *[mr * nr]byte) {
+	p := &c.p
+	plane := c.ph * c.pw * c.c4
+	hw := p.OutH * p.OutW
+	taps := len(c.taps)
+	wBlock := taps * c.kbytes * nr
+	a.taps = unsafe.Pointer(unsafe.SliceData(c.taps))
+	a.ntaps = taps
+	a.kbytes = c.kbytes
+	a.outZP, a.actMin, a.actMax = p.OutputOffset, p.ActMin, p.ActMax
+	sbase := unsafe.Pointer(unsafe.SliceData(scratch))
+	obase := unsafe.Pointer(unsafe.SliceData(output))
+	for u := lo; u < hi; u++ {
+		blk, mt := u/c.mtiles, u%c.mtiles
+		oc0 := blk * nr
+		full := oc0+nr <= p.OutC
+		a.w = unsafe.Pointer(&c.w[blk*wBlock])
+		a.params = unsafe.Pointer(&c.params[blk*numPar*nr])
+		valid := min(mr, c.m-mt*mr)
+		for j := range mr {
+			px := mt*mr + min(j, valid-1)
+			b, r := px/hw, px%hw
+			oy, ox := r/p.OutW, r%p.OutW
+			a.in[j] = unsafe.Add(sbase, b*plane+(oy*p.StrideH*c.pw+ox*p.StrideW)*c.c4)
+			if full && j < valid {
+				a.out[j] = unsafe.Add(obase, px*p.OutC+oc0)
+			} else {
+				a.out[j] = unsafe.Pointer(&spill[j*nr])
+			}
+		}
+		c.runTile(a)
+		if !full {
+			n := p.OutC - oc0
+			for j := range valid {
+				px := mt*mr + j
+				for k := range n {
+					output[px*p.OutC+oc0+k] = int8(spill[j*nr+k])
+				}
+			}
+		}
+	}
+}
+
+func (c *Conv) runTile(a *tileArgs) {
+	switch c.isa {
+	case AVX512VNNI:
+		tileAVX512VNNI(a)
+	default:
+		tileGo(a)
+	}
+}
+
+// tileGo is the portable micro-kernel: the assembly's contract in Go.
+func tileGo(a *tileArgs) {
+	var acc [mr][nr]int32
+	taps := unsafe.Slice((*int32)(a.taps), a.ntaps)
+	groups := a.kbytes / 4
+	w := unsafe.Slice((*int8)(a.w), a.ntaps*groups*nr*4)
+	for t, off := range taps {
+		for j := range mr {
+			in := unsafe.Slice((*byte)(unsafe.Add(a.in[j], off)), a.kbytes)
+			acc := &acc[j]
+			for g := range groups {
+				u0, u1, u2, u3 := int32(in[4*g]), int32(in[4*g+1]), int32(in[4*g+2]), int32(in[4*g+3])
+				wg := w[(t*groups+g)*nr*4:][:nr*4]
+				for l := range nr {
+					acc[l] += int32(wg[4*l])*u0 + int32(wg[4*l+1])*u1 + int32(wg[4*l+2])*u2 + int32(wg[4*l+3])*u3
+				}
+			}
+		}
+	}
+	par := unsafe.Slice((*int32)(a.params), numPar*nr)
+	for j := range mr {
+		out := unsafe.Slice((*int8)(a.out[j]), nr)
+		for l := range nr {
+			x := acc[j][l] + par[parBias*nr+l]
+			shift := int(par[parLsh*nr+l]) - int(par[parRsh*nr+l])
+			x = ref.MultiplyByQuantizedMultiplier(x, par[parMult*nr+l], shift) + a.outZP
+			out[l] = int8(min(max(x, a.actMin), a.actMax))
+		}
+	}
+}
+
+func fillBytes(b []byte, v byte) {
+	for i := range b {
+		b[i] = v
+	}
+}
+
+// xor128 writes src+128 (as unsigned bytes) to dst, eight at a time.
+func xor128(dst []byte, src []byte) {
+	n := len(src)
+	i := 0
+	for ; i+8 <= n; i += 8 {
+		v := *(*uint64)(unsafe.Pointer(&src[i]))
+		*(*uint64)(unsafe.Pointer(&dst[i])) = v ^ 0x8080808080808080
+	}
+	for ; i < n; i++ {
+		dst[i] = src[i] ^ 0x80
+	}
+}
+
+const alignment = 64
+
+func alignedBytes(n int) []byte {
+	buf := make([]byte, n+alignment)
+	off := (alignment - int(uintptr(unsafe.Pointer(unsafe.SliceData(buf)))%alignment)) % alignment
+	return buf[off : off+n : off+n]
+}
+
+func alignedInt32s(n int) []int32 {
+	b := alignedBytes(4 * n)
+	return unsafe.Slice((*int32)(unsafe.Pointer(unsafe.SliceData(b))), n)
+}

@@ -1,0 +1,74 @@
+package interp_test
+
+import (
+	"fmt"
+	"math/rand/v2"
+	"slices"
+	"testing"
+
+	"github.com/shortcut-edge/shortcut/quant"
+	"github.com/shortcut-edge/shortcut/resnet"
+	"github.com/shortcut-edge/shortcut/resnet/build"
+	"github.com/shortcut-edge/shortcut/resnet/interp"
+)
+
+// A calibrated int8 ResNet (bottleneck blocks, 7x7 stem, max pool, stride-2
+// shortcuts, adds, mean, classifier, softmax) gives the same bytes in every
+// tensor on every kernel path as on the reference kernels.
+func TestInt8ResNetIsBitExactOnEveryKernelPath(t *testing.T) {
+	hwc := [3]int{40, 40, 3}
+	f, err := build.ResNet(build.Config{Depth: 50, Input: hwc, Classes: 10, Weights: build.RandomWeights(5)})
+	if err != nil {
+		t.Fatal(err)
+	}
+	r := rand.New(rand.NewPCG(9, 9))
+	sample := func() []float32 {
+		v := make([]float32, hwc[0]*hwc[1]*hwc[2])
+		for i := range v {
+			v[i] = float32(r.NormFloat64())
+		}
+		return v
+	}
+	m, err := quant.Model(f, []quant.Sample{{sample()}, {sample()}}, quant.Options{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	input := sample()
+	run := func(opts interp.Options) [][]byte {
+		opts.KeepAll = true
+		it, err := interp.New(m, opts)
+		if err != nil {
+			t.Fatalf("New(%+v): %v", opts, err)
+		}
+		defer it.Close()
+		copy(it.Input(0).Float32(), input)
+		if err := it.Invoke(); err != nil {
+			t.Fatal(err)
+		}
+		out := make([][]byte, it.NumTensors())
+		for i := range out {
+			out[i] = slices.Clone(it.TensorByIndex(i).Bytes())
+		}
+		return out
+	}
+	want := run(interp.Options{Kernels: "ref", Threads: 1})
+	for _, k := range []string{"go", "auto", "avx512vnni"} {
+		for _, threads := range []int{1, 2} {
+			t.Run(fmt.Sprintf("kernels=%s/threads=%d", k, threads), func(t *testing.T) {
+				if _, err := interp.New(m, interp.Options{Kernels: k}); err != nil {
+					t.Skipf("this CPU cannot run kernels %q: %v", k, err)
+				}
+				got := run(interp.Options{Kernels: k, Threads: threads})
+				diffs := 0
+				for i := range want {
+					if !slices.Equal(got[i], want[i]) && diffs < 5 {
+						diffs++
+						t.Errorf("tensor %d %q differs from the reference kernels' result", i, m.Tensors[i].Name)
+					}
+				}
+			})
+		}
+	}
+}
+
+var _ = resnet.Int8

@@ -1,35 +1,131 @@
-// Command shortcut-agent is the on-board daemon. This first version loads and
-// checks a model and classifies .npy inputs; capture, MQTT and GPIO arrive
-// with the agent issue.
+// Command shortcut-agent is the on-board daemon (package agent): it reads
+// one YAML configuration, classifies camera frames and publishes the
+// results over MQTT. It also checks a configuration (--check-config) or a
+// model (--check-model) and exits.
+//
+// Signals: SIGINT and SIGTERM stop it cleanly (publishing "offline");
+// SIGHUP reloads the model file beside the running one.
 package main
 
 import (
+	"context"
+	"errors"
 	"flag"
 	"fmt"
+	"io"
+	"log/slog"
 	"os"
+	"os/signal"
+	"syscall"
 
+	"github.com/shortcut-edge/shortcut/agent"
 	"github.com/shortcut-edge/shortcut/resnet"
 	"github.com/shortcut-edge/shortcut/resnet/interp"
 )
 
+const defaultConfig = "/etc/shortcut/agent.yaml"
+
 func main() {
-	model := flag.String("model", "", "the .tflite model to load")
-	check := flag.Bool("check-model", false, "load and prepare the model, print a summary and exit")
-	flag.Parse()
-	if *model == "" || !*check {
-		fmt.Fprintln(os.Stderr, "usage: shortcut-agent --model M.tflite --check-model\n(the daemon itself is not built yet; see README.md)")
-		os.Exit(2)
+	os.Exit(run(os.Args[1:], os.Stdout, os.Stderr))
+}
+
+func run(args []string, stdout, stderr io.Writer) int {
+	fs := flag.NewFlagSet("shortcut-agent", flag.ContinueOnError)
+	fs.SetOutput(stderr)
+	configPath := fs.String("config", defaultConfig, "the YAML configuration (keys and defaults: configs/agent.yaml)")
+	checkConfig := fs.Bool("check-config", false, "validate the configuration, list every problem, and exit")
+	model := fs.String("model", "", "the .tflite model (overrides model.path)")
+	checkModel := fs.Bool("check-model", false, "load and prepare the model, print a summary and exit")
+	if err := fs.Parse(args); err != nil {
+		return 2
 	}
-	m, err := resnet.LoadFile(*model)
+	if fs.NArg() > 0 {
+		fmt.Fprintf(stderr, "shortcut-agent: unexpected argument %q (flags only; see -h)\n", fs.Arg(0))
+		return 2
+	}
+	if *checkModel {
+		path := *model
+		if path == "" {
+			cfg, err := agent.LoadConfig(*configPath)
+			if err != nil {
+				fmt.Fprintln(stderr, "shortcut-agent: --check-model needs --model M.tflite or a valid -config:", err)
+				return 2
+			}
+			path = cfg.Model.Path
+		}
+		return checkModelFile(path, stdout, stderr)
+	}
+	cfg, err := agent.LoadConfig(*configPath)
+	if *model != "" && err == nil {
+		cfg.Model.Path = *model
+	}
 	if err != nil {
-		fmt.Fprintln(os.Stderr, "shortcut-agent:", err)
-		os.Exit(1)
+		fmt.Fprintln(stderr, "shortcut-agent:", err)
+		return 2
+	}
+	if *checkConfig {
+		fmt.Fprintf(stdout, "config %s: ok (device %q, %d camera(s), model %s)\n", *configPath, cfg.Device.ID, len(cfg.Cameras), cfg.Model.Path)
+		return 0
+	}
+	log := newLogger(cfg.Log, stderr)
+	a, err := agent.New(cfg, agent.Options{Logger: log})
+	if err != nil {
+		log.Error("cannot start", "err", err)
+		return 1
+	}
+	if err := a.Start(); err != nil {
+		log.Error("cannot start", "err", err)
+		return 1
+	}
+	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
+	defer stop()
+	hup := make(chan os.Signal, 1)
+	signal.Notify(hup, syscall.SIGHUP)
+	defer signal.Stop(hup)
+	go func() {
+		for {
+			select {
+			case <-hup:
+				log.Info("SIGHUP: reloading the model")
+				a.Reload() // logs and publishes its own result
+			case <-ctx.Done():
+				return
+			}
+		}
+	}()
+	if err := a.Run(ctx); err != nil && !errors.Is(err, context.Canceled) {
+		log.Error("agent stopped", "err", err)
+		return 1
+	}
+	return 0
+}
+
+func newLogger(c agent.LogConfig, w io.Writer) *slog.Logger {
+	var level slog.Level
+	level.UnmarshalText([]byte(c.Level)) // validated with the config
+	o := &slog.HandlerOptions{Level: level}
+	if c.Format == "json" {
+		return slog.New(slog.NewJSONHandler(w, o))
+	}
+	return slog.New(slog.NewTextHandler(w, o))
+}
+
+func checkModelFile(path string, stdout, stderr io.Writer) int {
+	m, err := resnet.LoadFile(path)
+	if err != nil {
+		fmt.Fprintln(stderr, "shortcut-agent:", err)
+		return 1
 	}
 	it, err := interp.New(m, interp.Options{})
 	if err != nil {
-		fmt.Fprintf(os.Stderr, "shortcut-agent: model %q: %v\n", *model, err)
-		os.Exit(1)
+		fmt.Fprintf(stderr, "shortcut-agent: model %q: %v\n", path, err)
+		return 1
 	}
-	fmt.Printf("model %s: %q, %d operators, %d inputs, %d outputs, %d labels\n",
-		*model, m.Description, len(m.Operators), it.NumInputs(), it.NumOutputs(), len(m.Meta.Labels))
+	if _, err := agent.LoadModel(path); err != nil {
+		fmt.Fprintln(stderr, "shortcut-agent:", err)
+		return 1
+	}
+	fmt.Fprintf(stdout, "model %s: %q, %d operators, %d inputs, %d outputs, %d labels\n",
+		path, m.Description, len(m.Operators), it.NumInputs(), it.NumOutputs(), len(m.Meta.Labels))
+	return 0
 }

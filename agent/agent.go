@@ -1,0 +1,279 @@
+package agent
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"log/slog"
+	"net"
+	"net/http"
+	"os"
+	"sync"
+	"sync/atomic"
+	"time"
+)
+
+// Options are the agent's seams for tests and for the camera package.
+type Options struct {
+	Logger *slog.Logger
+	// OpenSource opens each camera's source; nil means OpenSource.
+	OpenSource SourceOpener
+	// LoadModel loads and checks a model file; nil means LoadModel.
+	LoadModel ModelLoader
+	// Getenv reads NOTIFY_SOCKET and WATCHDOG_USEC; nil means os.Getenv.
+	Getenv func(string) string
+}
+
+type modelRef struct {
+	c    Classifier
+	info ModelInfo
+}
+
+// Agent is the daemon: cameras, one shared model, the MQTT publisher, the
+// HTTP server and systemd notifications, all owned by Run's context.
+type Agent struct {
+	cfg    Config
+	opt    Options
+	log    *slog.Logger
+	met    *metrics
+	topics Topics
+	model  atomic.Pointer[modelRef]
+	cams   []*camera
+	pub    *publisher
+	notify *notifier
+
+	processed atomic.Uint64
+	readyOnce sync.Once
+
+	reloadMu  sync.Mutex
+	modelStat fileStamp
+
+	brokerURL string
+	httpLn    net.Listener
+	broker    *embeddedBroker
+}
+
+// New checks cfg, loads the model and opens every camera source. Nothing
+// runs until Run.
+func New(cfg Config, opt Options) (*Agent, error) {
+	if errs := cfg.Validate(); len(errs) > 0 {
+		return nil, &ConfigError{File: "(config)", Errors: errs}
+	}
+	if opt.Logger == nil {
+		opt.Logger = slog.Default()
+	}
+	if opt.OpenSource == nil {
+		opt.OpenSource = OpenSource
+	}
+	if opt.LoadModel == nil {
+		opt.LoadModel = LoadModel
+	}
+	if opt.Getenv == nil {
+		opt.Getenv = os.Getenv
+	}
+	if cfg.MQTT.ClientID == "" {
+		cfg.MQTT.ClientID = "shortcut-" + cfg.Device.ID
+	}
+	if cfg.Device.Name == "" {
+		cfg.Device.Name = "Shortcut " + cfg.Device.ID
+	}
+	a := &Agent{cfg: cfg, opt: opt, log: opt.Logger, met: newMetrics(), notify: notifierFromEnv(opt.Getenv),
+		topics: Topics{Prefix: cfg.MQTT.TopicPrefix, Device: cfg.Device.ID, DiscoveryPrefix: cfg.MQTT.Discovery.Prefix}}
+	c, err := opt.LoadModel(cfg.Model.Path)
+	if err != nil {
+		return nil, err
+	}
+	for _, comp := range []string{"source", "preprocess", "inference", "mqtt", "model"} {
+		a.met.errors.WithLabelValues(comp) // present at 0 from the start
+	}
+	a.setModel(c)
+	a.modelStat, _ = statFile(cfg.Model.Path)
+	for _, cc := range cfg.Cameras {
+		src, err := opt.OpenSource(cc)
+		if err != nil {
+			a.closeSources()
+			return nil, err
+		}
+		cam := &camera{cfg: cc, src: src, deb: NewDebouncer(cfg.Decision), limiter: newRateLimiter(cfg.MQTT.Predictions.MaxRate)}
+		cam.lastErr.Store("")
+		for _, stage := range []string{"preprocess", "reload"} {
+			a.met.dropped.WithLabelValues(cc.ID, stage)
+		}
+		a.cams = append(a.cams, cam)
+	}
+	return a, nil
+}
+
+func (a *Agent) setModel(c Classifier) {
+	info := c.Info()
+	a.model.Store(&modelRef{c: c, info: info})
+	a.met.setModel(info, a.cfg.Model.HeadVersion)
+}
+
+func (a *Agent) modelRef(info ModelInfo) ModelRef {
+	return ModelRef{Name: info.Name, Version: info.Version, SHA256: info.SHA256, HeadVersion: a.cfg.Model.HeadVersion}
+}
+
+// Model describes the model in use.
+func (a *Agent) Model() ModelInfo { return a.model.Load().info }
+
+func (a *Agent) closeSources() {
+	for _, c := range a.cams {
+		if err := c.src.Close(); err != nil {
+			a.log.Warn("closing camera source", "camera", c.cfg.ID, "err", err)
+		}
+	}
+}
+
+// Start binds the network listeners (embedded broker, HTTP) and prepares
+// the MQTT client, so that their errors come back before anything runs; Run calls it when it was not
+// called.
+func (a *Agent) Start() error {
+	if a.brokerURL != "" {
+		return nil
+	}
+	a.brokerURL = a.cfg.MQTT.Broker
+	if a.brokerURL == "" {
+		b, err := startEmbeddedBroker(a.cfg.EmbeddedBroker.Address, a.log)
+		if err != nil {
+			return err
+		}
+		a.broker = b
+		a.brokerURL = "tcp://" + a.cfg.EmbeddedBroker.Address
+		a.log.Info("no mqtt.broker configured; running the embedded broker", "address", a.cfg.EmbeddedBroker.Address)
+	}
+	if a.cfg.HTTP.Address != "" {
+		ln, err := net.Listen("tcp", a.cfg.HTTP.Address)
+		if err != nil {
+			a.stopBroker()
+			return fmt.Errorf("http: listen on %s: %w (change http.address, or set it to \"\" to disable)", a.cfg.HTTP.Address, err)
+		}
+		a.httpLn = ln
+	}
+	names := make([]string, len(a.cams))
+	for i, c := range a.cams {
+		names[i] = c.cfg.ID
+	}
+	pub, err := newPublisher(a.cfg.MQTT, a.brokerURL, a.topics, names, a.log.With("component", "mqtt"), a.met)
+	if err != nil {
+		a.stopBroker()
+		if a.httpLn != nil {
+			a.httpLn.Close()
+		}
+		return err
+	}
+	pub.discoveryFn = a.discoveryMessages
+	a.pub = pub
+	return nil
+}
+
+func (a *Agent) stopBroker() {
+	if a.broker != nil {
+		a.broker.Close()
+		a.broker = nil
+	}
+}
+
+// HTTPAddr is the address the HTTP server listens on (after Start).
+func (a *Agent) HTTPAddr() string {
+	if a.httpLn == nil {
+		return ""
+	}
+	return a.httpLn.Addr().String()
+}
+
+// Run runs the agent until ctx ends, then stops every goroutine it started,
+// publishes "offline" and returns.
+func (a *Agent) Run(ctx context.Context) error {
+	if err := a.Start(); err != nil {
+		return err
+	}
+	defer a.stopBroker()
+	defer a.closeSources()
+	ctx, cancel := context.WithCancel(ctx)
+	defer cancel()
+
+	pub := a.pub
+	var wg sync.WaitGroup
+	pubCtx, pubCancel := context.WithCancel(context.Background())
+	pubDone := make(chan struct{})
+	go func() { pub.run(pubCtx); close(pubDone) }()
+
+	var srv *http.Server
+	if a.httpLn != nil {
+		srv = &http.Server{Handler: a.Handler(), ReadHeaderTimeout: 5 * time.Second}
+		wg.Go(func() {
+			if err := srv.Serve(a.httpLn); err != nil && !errors.Is(err, http.ErrServerClosed) {
+				a.log.Error("http server stopped", "err", err)
+			}
+		})
+	}
+	for _, c := range a.cams {
+		wg.Go(func() { a.runCamera(ctx, c) })
+	}
+	if a.cfg.Model.Watch {
+		wg.Go(func() { a.watchModel(ctx) })
+	}
+	if a.notify.watchdog > 0 {
+		wg.Go(func() { a.watchdog(ctx) })
+	}
+	a.log.Info("agent running", "device", a.cfg.Device.ID, "cameras", len(a.cams), "model", a.Model().Name, "broker", a.brokerURL, "http", a.HTTPAddr())
+
+	<-ctx.Done()
+	a.log.Info("stopping")
+	a.notify.notify("STOPPING=1")
+	if srv != nil {
+		sctx, scancel := context.WithTimeout(context.Background(), 2*time.Second)
+		srv.Shutdown(sctx)
+		scancel()
+	}
+	wg.Wait()
+	// The pipelines are done: the publisher may now say "offline" and go.
+	pubCancel()
+	<-pubDone
+	return nil
+}
+
+// watchdog pings systemd at half its timeout, but only while frames flow:
+// a pipeline stuck anywhere stops the pings and systemd restarts us.
+func (a *Agent) watchdog(ctx context.Context) {
+	t := time.NewTicker(a.notify.watchdog / 2)
+	defer t.Stop()
+	last := a.processed.Load()
+	for {
+		select {
+		case <-ctx.Done():
+			return
+		case <-t.C:
+			n := a.processed.Load()
+			if n == last {
+				a.log.Warn("no frame classified since the last watchdog ping; withholding it")
+				continue
+			}
+			last = n
+			if err := a.notify.notify("WATCHDOG=1"); err != nil {
+				a.log.Warn("sd_notify WATCHDOG failed", "err", err)
+			}
+		}
+	}
+}
+
+func (a *Agent) discoveryMessages() []message {
+	info := a.Model()
+	var out []message
+	for _, c := range a.cams {
+		id := c.cfg.ID
+		d := discovery{
+			Name: id, UniqueID: "shortcut_" + a.cfg.Device.ID + "_" + id, ObjectID: "shortcut_" + a.cfg.Device.ID + "_" + id,
+			StateTopic: a.topics.State(id), ValueTemplate: "{{ value_json.label }}",
+			JSONAttrTopic: a.topics.State(id), JSONAttrTemplate: "{{ {'score': value_json.score, 'seq': value_json.seq, 'top_k': value_json.top_k, 'model': value_json.model.name} | tojson }}",
+			AvailabilityTopic: a.topics.Availability(), PayloadAvailable: Online, PayloadNotAvailable: Offline,
+			Icon: "mdi:cctv", QoS: a.cfg.MQTT.QoS,
+			Device: discoveryDevice{Identifiers: []string{"shortcut_" + a.cfg.Device.ID}, Name: a.cfg.Device.Name,
+				Manufacturer: "Shortcut", Model: info.Name, SWVersion: Version},
+			Origin: discoveryOrigin{Name: "shortcut-agent", SW: Version, URL: "https://github.com/shortcut-edge/shortcut"},
+		}
+		out = append(out, message{kind: "discovery", topic: a.topics.Discovery(id), payload: mustJSON(d), retained: true})
+	}
+	return out
+}

@@ -1,0 +1,472 @@
+package agent
+
+import (
+	"bytes"
+	"errors"
+	"fmt"
+	"io"
+	"net"
+	"net/url"
+	"os"
+	"reflect"
+	"strconv"
+	"strings"
+	"time"
+
+	"gopkg.in/yaml.v3"
+)
+
+// Config is the agent's whole configuration: one YAML file, documented key
+// by key (with defaults) in configs/agent.yaml. Defaults returns the values
+// used for keys the file leaves out.
+type Config struct {
+	Device         DeviceConfig   `yaml:"device"`
+	Model          ModelConfig    `yaml:"model"`
+	Cameras        []CameraConfig `yaml:"cameras"`
+	Decision       DecisionConfig `yaml:"decision"`
+	MQTT           MQTTConfig     `yaml:"mqtt"`
+	EmbeddedBroker BrokerConfig   `yaml:"embedded_broker"`
+	HTTP           HTTPConfig     `yaml:"http"`
+	Log            LogConfig      `yaml:"log"`
+}
+
+// DeviceConfig names this board in topics and in Home Assistant.
+type DeviceConfig struct {
+	// ID appears in every topic; empty means the host name.
+	ID   string `yaml:"id"`
+	Name string `yaml:"name"`
+}
+
+// ModelConfig selects the classifier.
+type ModelConfig struct {
+	Path string `yaml:"path"`
+	// Watch polls Path every WatchInterval and reloads it when it changes.
+	Watch         bool          `yaml:"watch"`
+	WatchInterval time.Duration `yaml:"watch_interval"`
+	// HeadVersion is reported in payloads: the version of the on-device
+	// trained head, when one is in use.
+	HeadVersion string `yaml:"head_version"`
+	TopK        int    `yaml:"top_k"`
+}
+
+// CameraConfig is one pipeline.
+type CameraConfig struct {
+	ID string `yaml:"id"`
+	// Source: "synthetic" or "images:<glob>" here; camera sources (V4L2,
+	// GStreamer) are wired by the camera package.
+	Source string `yaml:"source"`
+	// FPS caps frames taken from the source per second; 0 takes every frame.
+	FPS float64 `yaml:"fps"`
+	// Queue is the capacity of each channel between stages. When the model
+	// is slower than the source, frames beyond it are dropped (and counted).
+	Queue int `yaml:"queue"`
+}
+
+func (c *CameraConfig) setDefaults() { *c = CameraConfig{FPS: 5, Queue: 2} }
+
+// DecisionConfig turns per-frame scores into a stable state.
+type DecisionConfig struct {
+	// A label becomes the state after Frames consecutive frames where it is
+	// the top class with score >= Threshold.
+	Threshold float64 `yaml:"threshold"`
+	Frames    int     `yaml:"frames"`
+	// Release is the hysteresis: the current state does not count as lost
+	// while its score stays >= Release.
+	Release float64 `yaml:"release"`
+}
+
+// MQTTConfig is the connection to the broker.
+type MQTTConfig struct {
+	// Broker is a URL (tcp://host:1883, ssl://host:8883, ws://...); empty
+	// means the embedded broker.
+	Broker   string `yaml:"broker"`
+	ClientID string `yaml:"client_id"`
+	Username string `yaml:"username"`
+	// Password may instead come from SHORTCUT_MQTT_PASSWORD.
+	Password       string          `yaml:"password"`
+	QoS            int             `yaml:"qos"`
+	TopicPrefix    string          `yaml:"topic_prefix"`
+	KeepAlive      time.Duration   `yaml:"keepalive"`
+	ConnectTimeout time.Duration   `yaml:"connect_timeout"`
+	ReconnectMin   time.Duration   `yaml:"reconnect_min"`
+	ReconnectMax   time.Duration   `yaml:"reconnect_max"`
+	TLS            TLSConfig       `yaml:"tls"`
+	Predictions    PredictionsConf `yaml:"predictions"`
+	Discovery      DiscoveryConfig `yaml:"discovery"`
+}
+
+// TLSConfig secures the broker connection.
+type TLSConfig struct {
+	Enabled            bool   `yaml:"enabled"`
+	CAFile             string `yaml:"ca_file"`
+	CertFile           string `yaml:"cert_file"`
+	KeyFile            string `yaml:"key_file"`
+	ServerName         string `yaml:"server_name"`
+	InsecureSkipVerify bool   `yaml:"insecure_skip_verify"`
+}
+
+// PredictionsConf controls the per-frame prediction messages.
+type PredictionsConf struct {
+	Enabled bool `yaml:"enabled"`
+	// MaxRate is messages per second per camera; 0 publishes every frame.
+	MaxRate float64 `yaml:"max_rate"`
+}
+
+// DiscoveryConfig controls Home Assistant MQTT discovery.
+type DiscoveryConfig struct {
+	Enabled bool   `yaml:"enabled"`
+	Prefix  string `yaml:"prefix"`
+}
+
+// BrokerConfig is the embedded broker, used when mqtt.broker is empty.
+type BrokerConfig struct {
+	Address string `yaml:"address"`
+}
+
+// HTTPConfig is the health, metrics and snapshot server.
+type HTTPConfig struct {
+	// Address to listen on; empty disables the server.
+	Address         string `yaml:"address"`
+	SnapshotQuality int    `yaml:"snapshot_quality"`
+}
+
+// LogConfig selects log output.
+type LogConfig struct {
+	Level  string `yaml:"level"`
+	Format string `yaml:"format"`
+}
+
+// Defaults is the configuration every key falls back to; configs/agent.yaml
+// writes the same values out.
+func Defaults() Config {
+	return Config{
+		Model:    ModelConfig{Path: "/var/lib/shortcut/model.tflite", Watch: true, WatchInterval: 5 * time.Second, TopK: 3},
+		Decision: DecisionConfig{Threshold: 0.6, Frames: 3, Release: 0.4},
+		MQTT: MQTTConfig{
+			QoS: 1, TopicPrefix: "shortcut", KeepAlive: 30 * time.Second, ConnectTimeout: 10 * time.Second,
+			ReconnectMin: time.Second, ReconnectMax: time.Minute,
+			Predictions: PredictionsConf{Enabled: true, MaxRate: 1},
+			Discovery:   DiscoveryConfig{Enabled: true, Prefix: "homeassistant"},
+		},
+		EmbeddedBroker: BrokerConfig{Address: "127.0.0.1:1883"},
+		HTTP:           HTTPConfig{Address: "127.0.0.1:8080", SnapshotQuality: 80},
+		Log:            LogConfig{Level: "info", Format: "text"},
+	}
+}
+
+// Environment variables that override the file, so that secrets need not be
+// written into it.
+const (
+	EnvMQTTPassword = "SHORTCUT_MQTT_PASSWORD"
+	EnvMQTTUsername = "SHORTCUT_MQTT_USERNAME"
+)
+
+// FieldError is one problem in a configuration, at a key path such as
+// "cameras[1].fps".
+type FieldError struct {
+	Path string
+	Msg  string
+}
+
+func (e FieldError) Error() string { return e.Path + ": " + e.Msg }
+
+// ConfigError lists every problem found in a configuration.
+type ConfigError struct {
+	File   string
+	Errors []FieldError
+}
+
+func (e *ConfigError) Error() string {
+	var b strings.Builder
+	fmt.Fprintf(&b, "config %q: %d error(s):", e.File, len(e.Errors))
+	for _, fe := range e.Errors {
+		b.WriteString("\n  " + fe.Error())
+	}
+	return b.String()
+}
+
+// LoadConfig reads path, applies defaults and environment overrides, and
+// validates the result. On failure it returns a *ConfigError listing every
+// problem at once (or a plain error when the file cannot be read).
+func LoadConfig(path string) (Config, error) {
+	data, err := os.ReadFile(path)
+	if err != nil {
+		return Config{}, fmt.Errorf("config: %w", err)
+	}
+	return ParseConfig(path, data, os.Getenv)
+}
+
+// ParseConfig is LoadConfig on bytes; getenv supplies the environment.
+func ParseConfig(name string, data []byte, getenv func(string) string) (Config, error) {
+	cfg := Defaults()
+	var errs []FieldError
+	var doc yaml.Node
+	dec := yaml.NewDecoder(bytes.NewReader(data))
+	if err := dec.Decode(&doc); err != nil && !errors.Is(err, io.EOF) {
+		return Config{}, &ConfigError{File: name, Errors: []FieldError{{Path: "(file)", Msg: "not valid YAML: " + err.Error()}}}
+	}
+	if len(doc.Content) > 0 {
+		decodeNode("", doc.Content[0], reflect.ValueOf(&cfg).Elem(), &errs)
+	}
+	if v := getenv(EnvMQTTPassword); v != "" {
+		cfg.MQTT.Password = v
+	}
+	if v := getenv(EnvMQTTUsername); v != "" {
+		cfg.MQTT.Username = v
+	}
+	if cfg.Device.ID == "" {
+		if h, err := os.Hostname(); err == nil {
+			cfg.Device.ID = topicSafe(h)
+		}
+	}
+	errs = append(errs, cfg.Validate()...)
+	if len(errs) > 0 {
+		return cfg, &ConfigError{File: name, Errors: errs}
+	}
+	return cfg, nil
+}
+
+type defaulter interface{ setDefaults() }
+
+// decodeNode overlays the YAML node n onto v (which already holds
+// defaults), walking structs by their yaml tags so that every error carries
+// its key path, and unknown keys are reported rather than ignored.
+func decodeNode(path string, n *yaml.Node, v reflect.Value, errs *[]FieldError) {
+	if n.Kind == yaml.AliasNode {
+		n = n.Alias
+	}
+	at := func(msg string, args ...any) {
+		p := path
+		if p == "" {
+			p = "(top level)"
+		}
+		*errs = append(*errs, FieldError{Path: p, Msg: fmt.Sprintf("line %d: ", n.Line) + fmt.Sprintf(msg, args...)})
+	}
+	switch v.Kind() {
+	case reflect.Struct:
+		if n.Kind != yaml.MappingNode {
+			if n.Tag == "!!null" {
+				return
+			}
+			at("want a mapping of keys, got %s", describe(n))
+			return
+		}
+		t := v.Type()
+		for i := 0; i+1 < len(n.Content); i += 2 {
+			key, val := n.Content[i].Value, n.Content[i+1]
+			f := -1
+			for j := 0; j < t.NumField(); j++ {
+				if strings.Split(t.Field(j).Tag.Get("yaml"), ",")[0] == key {
+					f = j
+				}
+			}
+			sub := joinPath(path, key)
+			if f < 0 {
+				*errs = append(*errs, FieldError{Path: sub, Msg: fmt.Sprintf("line %d: unknown key (see configs/agent.yaml for the keys)", n.Content[i].Line)})
+				continue
+			}
+			decodeNode(sub, val, v.Field(f), errs)
+		}
+	case reflect.Slice:
+		if n.Tag == "!!null" {
+			v.Set(reflect.Zero(v.Type()))
+			return
+		}
+		if n.Kind != yaml.SequenceNode {
+			at("want a list, got %s", describe(n))
+			return
+		}
+		s := reflect.MakeSlice(v.Type(), len(n.Content), len(n.Content))
+		for i, item := range n.Content {
+			if d, ok := s.Index(i).Addr().Interface().(defaulter); ok {
+				d.setDefaults()
+			}
+			decodeNode(fmt.Sprintf("%s[%d]", path, i), item, s.Index(i), errs)
+		}
+		v.Set(s)
+	default:
+		if n.Kind != yaml.ScalarNode {
+			at("want a single value (%s), got %s", typeName(v.Type()), describe(n))
+			return
+		}
+		p := reflect.New(v.Type())
+		if err := n.Decode(p.Interface()); err != nil {
+			at("%q is not a valid %s", n.Value, typeName(v.Type()))
+			return
+		}
+		v.Set(p.Elem())
+	}
+}
+
+func joinPath(path, key string) string {
+	if path == "" {
+		return key
+	}
+	return path + "." + key
+}
+
+func describe(n *yaml.Node) string {
+	switch n.Kind {
+	case yaml.MappingNode:
+		return "a mapping"
+	case yaml.SequenceNode:
+		return "a list"
+	}
+	return strconv.Quote(n.Value)
+}
+
+func typeName(t reflect.Type) string {
+	switch {
+	case t == reflect.TypeOf(time.Duration(0)):
+		return "duration such as 500ms, 5s or 1m"
+	case t.Kind() == reflect.Bool:
+		return "boolean (true or false)"
+	case t.Kind() == reflect.Int:
+		return "integer"
+	case t.Kind() == reflect.Float64:
+		return "number"
+	}
+	return t.Kind().String()
+}
+
+// Validate checks values (not types, which decoding checked) and returns
+// every problem found.
+func (c *Config) Validate() []FieldError {
+	var errs []FieldError
+	bad := func(path, format string, args ...any) {
+		errs = append(errs, FieldError{Path: path, Msg: fmt.Sprintf(format, args...)})
+	}
+	if c.Device.ID == "" {
+		bad("device.id", "is empty and the host name is unknown; set an id such as \"kitchen\"")
+	} else if topicSafe(c.Device.ID) != c.Device.ID {
+		bad("device.id", "%q may hold only letters, digits, '-' and '_' (it is part of MQTT topics)", c.Device.ID)
+	}
+	if c.Model.Path == "" {
+		bad("model.path", "is empty; set the .tflite model to run")
+	}
+	if c.Model.Watch && c.Model.WatchInterval <= 0 {
+		bad("model.watch_interval", "is %v; want a positive duration such as 5s", c.Model.WatchInterval)
+	}
+	if c.Model.TopK < 1 || c.Model.TopK > 100 {
+		bad("model.top_k", "is %d; want 1 to 100", c.Model.TopK)
+	}
+	if len(c.Cameras) == 0 {
+		bad("cameras", "is empty; add at least one camera with an id and a source")
+	}
+	seen := map[string]int{}
+	for i, cam := range c.Cameras {
+		p := fmt.Sprintf("cameras[%d]", i)
+		switch {
+		case cam.ID == "":
+			bad(p+".id", "is empty; give every camera an id such as \"front\"")
+		case topicSafe(cam.ID) != cam.ID:
+			bad(p+".id", "%q may hold only letters, digits, '-' and '_' (it is part of MQTT topics)", cam.ID)
+		default:
+			if j, dup := seen[cam.ID]; dup {
+				bad(p+".id", "%q is also the id of cameras[%d]; ids must be unique", cam.ID, j)
+			}
+			seen[cam.ID] = i
+		}
+		if err := checkSource(cam.Source); err != nil {
+			bad(p+".source", "%v", err)
+		}
+		if cam.FPS < 0 || cam.FPS > 1000 {
+			bad(p+".fps", "is %g; want 0 (no limit) to 1000", cam.FPS)
+		}
+		if cam.Queue < 1 || cam.Queue > 64 {
+			bad(p+".queue", "is %d; want 1 to 64", cam.Queue)
+		}
+	}
+	d := c.Decision
+	if d.Threshold <= 0 || d.Threshold > 1 {
+		bad("decision.threshold", "is %g; want a score in (0, 1]", d.Threshold)
+	}
+	if d.Release < 0 || d.Release > d.Threshold {
+		bad("decision.release", "is %g; want 0 to decision.threshold (%g)", d.Release, d.Threshold)
+	}
+	if d.Frames < 1 || d.Frames > 1000 {
+		bad("decision.frames", "is %d; want 1 to 1000", d.Frames)
+	}
+	m := c.MQTT
+	if m.Broker != "" {
+		u, err := url.Parse(m.Broker)
+		switch {
+		case err != nil:
+			bad("mqtt.broker", "%q is not a URL: %v", m.Broker, err)
+		case !map[string]bool{"tcp": true, "mqtt": true, "ssl": true, "tls": true, "mqtts": true, "ws": true, "wss": true}[u.Scheme]:
+			bad("mqtt.broker", "%q: scheme %q is not one of tcp, mqtt, ssl, tls, mqtts, ws, wss (write e.g. tcp://host:1883)", m.Broker, u.Scheme)
+		case u.Host == "":
+			bad("mqtt.broker", "%q has no host (write e.g. tcp://host:1883)", m.Broker)
+		}
+	}
+	if m.QoS < 0 || m.QoS > 2 {
+		bad("mqtt.qos", "is %d; want 0, 1 or 2", m.QoS)
+	}
+	if m.TopicPrefix == "" || strings.ContainsAny(m.TopicPrefix, "#+") || strings.HasPrefix(m.TopicPrefix, "/") || strings.HasSuffix(m.TopicPrefix, "/") {
+		bad("mqtt.topic_prefix", "%q: want a non-empty topic without wildcards (#, +) or leading/trailing '/'", m.TopicPrefix)
+	}
+	for _, dd := range []struct {
+		path string
+		v    time.Duration
+	}{{"mqtt.keepalive", m.KeepAlive}, {"mqtt.connect_timeout", m.ConnectTimeout}, {"mqtt.reconnect_min", m.ReconnectMin}, {"mqtt.reconnect_max", m.ReconnectMax}} {
+		if dd.v <= 0 {
+			bad(dd.path, "is %v; want a positive duration such as 10s", dd.v)
+		}
+	}
+	if m.ReconnectMax < m.ReconnectMin {
+		bad("mqtt.reconnect_max", "is %v, below mqtt.reconnect_min (%v)", m.ReconnectMax, m.ReconnectMin)
+	}
+	if m.TLS.Enabled {
+		for _, f := range []struct{ path, file string }{{"mqtt.tls.ca_file", m.TLS.CAFile}, {"mqtt.tls.cert_file", m.TLS.CertFile}, {"mqtt.tls.key_file", m.TLS.KeyFile}} {
+			if f.file == "" {
+				continue
+			}
+			if _, err := os.Stat(f.file); err != nil {
+				bad(f.path, "%v", err)
+			}
+		}
+		if (m.TLS.CertFile == "") != (m.TLS.KeyFile == "") {
+			bad("mqtt.tls", "cert_file and key_file must be set together (client certificate)")
+		}
+	}
+	if m.Predictions.MaxRate < 0 {
+		bad("mqtt.predictions.max_rate", "is %g; want 0 (every frame) or a positive rate", m.Predictions.MaxRate)
+	}
+	if m.Discovery.Enabled && (m.Discovery.Prefix == "" || strings.ContainsAny(m.Discovery.Prefix, "#+")) {
+		bad("mqtt.discovery.prefix", "%q: want a topic prefix such as homeassistant", m.Discovery.Prefix)
+	}
+	if m.Broker == "" {
+		if _, _, err := net.SplitHostPort(c.EmbeddedBroker.Address); err != nil {
+			bad("embedded_broker.address", "%q is not host:port: %v", c.EmbeddedBroker.Address, err)
+		}
+	}
+	if c.HTTP.Address != "" {
+		if _, _, err := net.SplitHostPort(c.HTTP.Address); err != nil {
+			bad("http.address", "%q is not host:port: %v", c.HTTP.Address, err)
+		}
+	}
+	if c.HTTP.SnapshotQuality < 1 || c.HTTP.SnapshotQuality > 100 {
+		bad("http.snapshot_quality", "is %d; want 1 to 100", c.HTTP.SnapshotQuality)
+	}
+	switch c.Log.Level {
+	case "debug", "info", "warn", "error":
+	default:
+		bad("log.level", "%q: want debug, info, warn or error", c.Log.Level)
+	}
+	switch c.Log.Format {
+	case "text", "json":
+	default:
+		bad("log.format", "%q: want text or json", c.Log.Format)
+	}
+	return errs
+}
+
+// topicSafe maps s to the characters allowed in ids.
+func topicSafe(s string) string {
+	return strings.Map(func(r rune) rune {
+		if r == '-' || r == '_' || (r >= 'a' && r <= 'z') || (r >= 'A' && r <= 'Z') || (r >= '0' && r <= '9') {
+			return r
+		}
+		return '_'
+	}, s)
+}

@@ -1,0 +1,182 @@
+package agent_test
+
+import (
+	"errors"
+	"os"
+	"reflect"
+	"strings"
+	"testing"
+	"time"
+
+	"gopkg.in/yaml.v3"
+
+	"github.com/shortcut-edge/shortcut/agent"
+)
+
+func noEnv(string) string { return "" }
+
+func TestConfigFileInConfigsDocumentsEveryKeyWithItsDefault(t *testing.T) {
+	data, err := os.ReadFile("../configs/agent.yaml")
+	if err != nil {
+		t.Fatal(err)
+	}
+	got, err := agent.ParseConfig("configs/agent.yaml", data, noEnv)
+	if err != nil {
+		t.Fatalf("configs/agent.yaml does not validate: %v", err)
+	}
+	want := agent.Defaults()
+	want.Device.ID = got.Device.ID // the host name
+	want.Cameras = []agent.CameraConfig{{ID: "cam0", Source: "synthetic", FPS: 5, Queue: 2}}
+	if !reflect.DeepEqual(got, want) {
+		t.Errorf("configs/agent.yaml differs from agent.Defaults():\n got %+v\nwant %+v", got, want)
+	}
+	// Every key of the Config struct is written out in the file.
+	var doc yaml.Node
+	if err := yaml.Unmarshal(data, &doc); err != nil {
+		t.Fatal(err)
+	}
+	keys := map[string]bool{}
+	var walk func(prefix string, n *yaml.Node)
+	walk = func(prefix string, n *yaml.Node) {
+		switch n.Kind {
+		case yaml.DocumentNode:
+			walk(prefix, n.Content[0])
+		case yaml.MappingNode:
+			for i := 0; i+1 < len(n.Content); i += 2 {
+				k := prefix + n.Content[i].Value
+				keys[k] = true
+				walk(k+".", n.Content[i+1])
+			}
+		case yaml.SequenceNode:
+			for _, e := range n.Content {
+				walk(strings.TrimSuffix(prefix, ".")+"[].", e)
+			}
+		}
+	}
+	walk("", &doc)
+	var missing []string
+	var fields func(prefix string, t reflect.Type)
+	fields = func(prefix string, t reflect.Type) {
+		for i := 0; i < t.NumField(); i++ {
+			k := prefix + t.Field(i).Tag.Get("yaml")
+			if !keys[k] {
+				missing = append(missing, k)
+			}
+			ft := t.Field(i).Type
+			if ft.Kind() == reflect.Struct && ft != reflect.TypeOf(time.Duration(0)) {
+				fields(k+".", ft)
+			}
+			if ft.Kind() == reflect.Slice && ft.Elem().Kind() == reflect.Struct {
+				fields(k+"[].", ft.Elem())
+			}
+		}
+	}
+	fields("", reflect.TypeOf(agent.Config{}))
+	if len(missing) > 0 {
+		t.Errorf("configs/agent.yaml does not document these keys: %v", missing)
+	}
+}
+
+func TestConfigListsEveryErrorWithItsKeyPath(t *testing.T) {
+	bad := `
+device:
+  id: "my device"
+model:
+  path: ""
+  top_k: lots
+  colour: red
+cameras:
+  - id: front
+    source: "webcam:0"
+    fps: -1
+  - id: front
+    source: synthetic
+    queue: 0
+decision:
+  threshold: 1.5
+  frames: 0
+mqtt:
+  broker: "http://example.com"
+  qos: 3
+  keepalive: soon
+http:
+  address: "8080"
+log:
+  level: loud
+`
+	_, err := agent.ParseConfig("bad.yaml", []byte(bad), noEnv)
+	var ce *agent.ConfigError
+	if !errors.As(err, &ce) {
+		t.Fatalf("got %v, want a *agent.ConfigError", err)
+	}
+	wantPaths := []string{"device.id", "model.path", "model.top_k", "model.colour", "cameras[0].source", "cameras[0].fps",
+		"cameras[1].id", "cameras[1].queue", "decision.threshold", "decision.frames", "mqtt.broker", "mqtt.qos", "mqtt.keepalive",
+		"http.address", "log.level"}
+	got := map[string]string{}
+	for _, fe := range ce.Errors {
+		got[fe.Path] += fe.Msg + "; "
+	}
+	for _, p := range wantPaths {
+		if _, ok := got[p]; !ok {
+			t.Errorf("no error reported for %s; errors: %v", p, err)
+		}
+	}
+	if len(ce.Errors) != len(wantPaths) {
+		t.Errorf("got %d errors, want %d (one per bad key):\n%v", len(ce.Errors), len(wantPaths), err)
+	}
+	if !strings.Contains(got["model.top_k"], `"lots" is not a valid integer`) || !strings.Contains(got["model.colour"], "unknown key") {
+		t.Errorf("messages do not say what is wrong: %v", err)
+	}
+}
+
+func TestConfigCases(t *testing.T) {
+	tests := []struct {
+		name  string
+		yaml  string
+		env   map[string]string
+		check func(t *testing.T, c agent.Config, err error)
+	}{
+		{"an empty camera list is refused", "model: {path: m.tflite}\n", nil, func(t *testing.T, c agent.Config, err error) {
+			if err == nil || !strings.Contains(err.Error(), "cameras: is empty") {
+				t.Errorf("got %v, want a cameras error", err)
+			}
+		}},
+		{"the environment overrides the MQTT secrets", "cameras: [{id: a, source: synthetic}]\nmqtt: {username: u, password: file}\n",
+			map[string]string{agent.EnvMQTTPassword: "s3cret", agent.EnvMQTTUsername: "envuser"}, func(t *testing.T, c agent.Config, err error) {
+				if err != nil || c.MQTT.Password != "s3cret" || c.MQTT.Username != "envuser" {
+					t.Errorf("got user %q password %q err %v, want envuser/s3cret", c.MQTT.Username, c.MQTT.Password, err)
+				}
+			}},
+		{"a camera takes per-camera defaults", "device: {id: d}\ncameras: [{id: a, source: synthetic}]\n", nil, func(t *testing.T, c agent.Config, err error) {
+			if err != nil || c.Cameras[0].FPS != 5 || c.Cameras[0].Queue != 2 {
+				t.Errorf("got %+v, %v; want fps 5, queue 2", c.Cameras, err)
+			}
+		}},
+		{"durations parse", "cameras: [{id: a, source: synthetic}]\nmqtt: {keepalive: 45s, reconnect_max: 2m}\n", nil, func(t *testing.T, c agent.Config, err error) {
+			if err != nil || c.MQTT.KeepAlive != 45*time.Second || c.MQTT.ReconnectMax != 2*time.Minute {
+				t.Errorf("got %v/%v, %v", c.MQTT.KeepAlive, c.MQTT.ReconnectMax, err)
+			}
+		}},
+		{"a release above the threshold is refused", "cameras: [{id: a, source: synthetic}]\ndecision: {threshold: 0.5, release: 0.7}\n", nil, func(t *testing.T, c agent.Config, err error) {
+			if err == nil || !strings.Contains(err.Error(), "decision.release") {
+				t.Errorf("got %v, want a decision.release error", err)
+			}
+		}},
+		{"broken YAML says so", "cameras: [\n", nil, func(t *testing.T, c agent.Config, err error) {
+			if err == nil || !strings.Contains(err.Error(), "not valid YAML") {
+				t.Errorf("got %v, want a YAML syntax error", err)
+			}
+		}},
+		{"a list where a mapping belongs is refused", "mqtt: [a, b]\ncameras: [{id: a, source: synthetic}]\n", nil, func(t *testing.T, c agent.Config, err error) {
+			if err == nil || !strings.Contains(err.Error(), "mqtt: line 1: want a mapping") {
+				t.Errorf("got %v", err)
+			}
+		}},
+	}
+	for _, tc := range tests {
+		t.Run(tc.name, func(t *testing.T) {
+			c, err := agent.ParseConfig("t.yaml", []byte(tc.yaml), func(k string) string { return tc.env[k] })
+			tc.check(t, c, err)
+		})
+	}
+}

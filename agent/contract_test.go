@@ -1,0 +1,168 @@
+package agent_test
+
+import (
+	"bytes"
+	"encoding/json"
+	"flag"
+	"fmt"
+	"os"
+	"path/filepath"
+	"testing"
+
+	"github.com/shortcut-edge/shortcut/agent"
+	"github.com/shortcut-edge/shortcut/agent/agenttest"
+)
+
+var update = flag.Bool("update", false, "rewrite the golden files in testdata/")
+
+// contractTable holds the fake model's scores (cat, dog, empty) per frame
+// kind; contractFrames walks through them so that the state goes
+// none -> cat -> dog -> none, exercising debouncing and hysteresis.
+var contractTable = [][]float32{
+	{0.9, 0.05, 0.05}, // 0: clearly cat
+	{0.2, 0.7, 0.1},   // 1: clearly dog
+	{0.5, 0.3, 0.2},   // 2: cat, but below threshold and above release
+	{0.35, 0.35, 0.3}, // 3: nothing
+}
+
+// frame:      1    2    3    4    5    6    7    8
+// top:       cat  cat  dog  cat? dog  dog  -    -
+// state:      -   cat   .    .    .   dog  .   none
+var contractFrames = []int{0, 0, 1, 2, 1, 1, 3, 3}
+
+// TestMQTTContractFreezesTopicsAndPayloads runs the agent against a real
+// mosquitto and compares every topic and payload (volatile fields
+// normalised) with testdata/contract.golden.json. A change here is a
+// change for every subscriber: update PAYLOADS.md with it.
+func TestMQTTContractFreezesTopicsAndPayloads(t *testing.T) {
+	broker := startMosquitto(t, 0)
+	sub := subscribe(t, broker.url(), "shortcut/#", "homeassistant/#")
+	start := make(chan struct{})
+	src := agenttest.Tensors(framesFor(contractFrames...)...)
+	src.Start = start
+	cfg := testConfig(broker.url())
+	cfg.Model.HeadVersion = "head-3"
+	a, err := agent.New(cfg, agent.Options{Logger: quietLog(),
+		OpenSource: func(agent.CameraConfig) (agent.FrameSource, error) { return src, nil },
+		LoadModel:  func(string) (agent.Classifier, error) { return fakeModel(contractTable), nil }})
+	if err != nil {
+		t.Fatal(err)
+	}
+	stop := running(t, a)
+	sub.waitFor("shortcut/testdev/availability", "online", hasPayload(agent.Online))
+	sub.waitFor("homeassistant/sensor/testdev/front/config", "discovery", atLeast(1))
+	close(start)
+	sub.waitFor("shortcut/testdev/front/prediction", "a prediction per frame", atLeast(len(contractFrames)))
+	sub.waitFor("shortcut/testdev/front/state", "three state changes", atLeast(3))
+	stop()
+	sub.waitFor("shortcut/testdev/availability", "offline after a clean stop", hasPayload(agent.Offline))
+
+	// What a subscriber arriving later finds retained.
+	late := subscribe(t, broker.url(), "shortcut/#", "homeassistant/#")
+	late.waitFor("homeassistant/sensor/testdev/front/config", "retained discovery", atLeast(1))
+	late.waitFor("shortcut/testdev/front/state", "retained state", atLeast(1))
+	late.waitFor("shortcut/testdev/availability", "retained availability", atLeast(1))
+
+	got := map[string]any{"live": group(t, sub.msgs), "retained": group(t, late.msgs)}
+	for _, m := range late.msgs {
+		if !m.Retained {
+			t.Errorf("late subscriber got a live message on %s; only retained messages were expected: %s", m.Topic, m.Payload)
+		}
+	}
+	compareGolden(t, "contract.golden.json", got)
+}
+
+// group lists normalised payloads per topic, in arrival order.
+func group(t *testing.T, ms []msg) map[string][]any {
+	out := map[string][]any{}
+	for _, m := range ms {
+		out[m.Topic] = append(out[m.Topic], normalise(t, m))
+	}
+	return out
+}
+
+// normalise replaces what changes from run to run (times, latencies) by
+// placeholders, after checking that it has the documented type.
+func normalise(t *testing.T, m msg) any {
+	var v any
+	if err := json.Unmarshal([]byte(m.Payload), &v); err != nil {
+		return m.Payload // availability: plain text
+	}
+	var walk func(key string, v any) any
+	walk = func(key string, v any) any {
+		switch x := v.(type) {
+		case map[string]any:
+			for k, e := range x {
+				x[k] = walk(k, e)
+			}
+			if key == "latency_ms" {
+				for k, e := range x {
+					if f, ok := e.(float64); !ok || f < 0 {
+						t.Errorf("%s: latency_ms.%s = %v, want a number >= 0", m.Topic, k, e)
+					}
+					x[k] = "<ms>"
+				}
+			}
+			return x
+		case []any:
+			for i, e := range x {
+				x[i] = walk("", e)
+			}
+			return x
+		case string:
+			if key == "time" {
+				if x == "" {
+					t.Errorf("%s: empty time", m.Topic)
+				}
+				return "<time>"
+			}
+		}
+		return v
+	}
+	return walk("", v)
+}
+
+func compareGolden(t *testing.T, name string, got any) {
+	t.Helper()
+	var buf bytes.Buffer
+	enc := json.NewEncoder(&buf)
+	enc.SetEscapeHTML(false)
+	enc.SetIndent("", "  ")
+	if err := enc.Encode(got); err != nil {
+		t.Fatal(err)
+	}
+	b := buf.Bytes()
+	path := filepath.Join("testdata", name)
+	if *update {
+		if err := os.WriteFile(path, b, 0o644); err != nil {
+			t.Fatal(err)
+		}
+		return
+	}
+	want, err := os.ReadFile(path)
+	if err != nil {
+		t.Fatalf("%v (run go test ./agent -run Contract -update to create it)", err)
+	}
+	if !bytes.Equal(want, b) {
+		t.Errorf("MQTT contract changed: %s differs from what the agent published.\n%s\nIf the change is intended, update agent/PAYLOADS.md and rerun with -update.", path, diffLines(string(want), string(b)))
+	}
+}
+
+// diffLines names the first differing lines.
+func diffLines(want, got string) string {
+	w, g := bytes.Split([]byte(want), []byte("\n")), bytes.Split([]byte(got), []byte("\n"))
+	var out []string
+	for i := 0; i < max(len(w), len(g)) && len(out) < 10; i++ {
+		var a, b []byte
+		if i < len(w) {
+			a = w[i]
+		}
+		if i < len(g) {
+			b = g[i]
+		}
+		if !bytes.Equal(a, b) {
+			out = append(out, fmt.Sprintf("line %d:\n  want %s\n  got  %s", i+1, a, b))
+		}
+	}
+	return fmt.Sprint(out)
+}

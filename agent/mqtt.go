@@ -1,0 +1,291 @@
+package agent
+
+import (
+	"bytes"
+	"context"
+	"crypto/tls"
+	"crypto/x509"
+	"fmt"
+	"log/slog"
+	"os"
+	"sort"
+	"sync"
+	"sync/atomic"
+	"time"
+
+	paho "github.com/eclipse/paho.mqtt.golang"
+	"github.com/eclipse/paho.mqtt.golang/packets"
+)
+
+// Version is the agent's version, reported in discovery; set with
+// -ldflags "-X github.com/shortcut-edge/shortcut/agent.Version=1.2.3".
+var Version = "dev"
+
+// Topics are the agent's MQTT topics; they are part of the contract
+// (PAYLOADS.md).
+type Topics struct {
+	Prefix, Device, DiscoveryPrefix string
+}
+
+func (t Topics) Availability() string { return t.Prefix + "/" + t.Device + "/availability" }
+func (t Topics) Event() string        { return t.Prefix + "/" + t.Device + "/event" }
+func (t Topics) Prediction(camera string) string {
+	return t.Prefix + "/" + t.Device + "/" + camera + "/prediction"
+}
+func (t Topics) State(camera string) string {
+	return t.Prefix + "/" + t.Device + "/" + camera + "/state"
+}
+func (t Topics) Discovery(camera string) string {
+	return t.DiscoveryPrefix + "/sensor/" + t.Device + "/" + camera + "/config"
+}
+func (t Topics) HAStatus() string { return t.DiscoveryPrefix + "/status" }
+
+// Availability payloads (Home Assistant's defaults).
+const (
+	Online  = "online"
+	Offline = "offline"
+)
+
+// message is one publish waiting in the outgoing queue.
+type message struct {
+	kind     string
+	topic    string
+	payload  []byte
+	retained bool
+}
+
+// publisher owns the MQTT connection. The pipelines hand it messages
+// through a bounded queue; while the broker is away, messages are dropped
+// (and counted) instead of piling up, and the latest retained state of
+// every camera is republished on each (re)connect, together with
+// availability and discovery.
+type publisher struct {
+	cfg     MQTTConfig
+	topics  Topics
+	cameras []string
+	log     *slog.Logger
+	met     *metrics
+	client  paho.Client
+	queue   chan message
+	// discoveryFn builds the discovery messages for the current model.
+	discoveryFn func() []message
+
+	mu     sync.Mutex
+	states map[string][]byte // state topic -> latest retained payload
+
+	connected atomic.Bool
+	lastErr   atomic.Value // string
+}
+
+const publishQueue = 64
+
+func newPublisher(cfg MQTTConfig, broker string, topics Topics, cameras []string, log *slog.Logger, met *metrics) (*publisher, error) {
+	p := &publisher{cfg: cfg, topics: topics, cameras: cameras, log: log, met: met,
+		queue: make(chan message, publishQueue), states: map[string][]byte{}}
+	p.lastErr.Store("not connected yet")
+	o := paho.NewClientOptions().AddBroker(broker).
+		SetClientID(cfg.ClientID).
+		SetUsername(cfg.Username).SetPassword(cfg.Password).
+		SetKeepAlive(cfg.KeepAlive).SetConnectTimeout(cfg.ConnectTimeout).
+		SetAutoReconnect(true).SetMaxReconnectInterval(cfg.ReconnectMax).
+		SetConnectRetry(true).SetConnectRetryInterval(cfg.ReconnectMin).
+		SetCleanSession(true).SetOrderMatters(false).SetStore(newCopyStore()).
+		SetWill(topics.Availability(), Offline, byte(cfg.QoS), true).
+		SetOnConnectHandler(p.onConnect).
+		SetConnectionLostHandler(func(_ paho.Client, err error) {
+			p.connected.Store(false)
+			p.met.connected.Set(0)
+			p.lastErr.Store("connection lost: " + err.Error())
+			p.log.Warn("mqtt connection lost; reconnecting", "broker", broker, "err", err)
+		}).
+		SetReconnectingHandler(func(paho.Client, *paho.ClientOptions) {
+			p.log.Debug("mqtt reconnecting", "broker", broker)
+		})
+	if cfg.TLS.Enabled {
+		tc, err := tlsConfig(cfg.TLS)
+		if err != nil {
+			return nil, err
+		}
+		o.SetTLSConfig(tc)
+	}
+	p.client = paho.NewClient(o)
+	return p, nil
+}
+
+func tlsConfig(c TLSConfig) (*tls.Config, error) {
+	tc := &tls.Config{ServerName: c.ServerName, InsecureSkipVerify: c.InsecureSkipVerify, MinVersion: tls.VersionTLS12}
+	if c.CAFile != "" {
+		pem, err := os.ReadFile(c.CAFile)
+		if err != nil {
+			return nil, fmt.Errorf("mqtt.tls.ca_file: %w", err)
+		}
+		pool := x509.NewCertPool()
+		if !pool.AppendCertsFromPEM(pem) {
+			return nil, fmt.Errorf("mqtt.tls.ca_file %q holds no PEM certificate", c.CAFile)
+		}
+		tc.RootCAs = pool
+	}
+	if c.CertFile != "" {
+		cert, err := tls.LoadX509KeyPair(c.CertFile, c.KeyFile)
+		if err != nil {
+			return nil, fmt.Errorf("mqtt.tls.cert_file/key_file: %w", err)
+		}
+		tc.Certificates = []tls.Certificate{cert}
+	}
+	return tc, nil
+}
+
+// onConnect runs (in its own goroutine, from paho) after every connect and
+// reconnect: availability, discovery and the retained states go out again,
+// because a restarted broker without persistence has forgotten them.
+func (p *publisher) onConnect(c paho.Client) {
+	p.connected.Store(true)
+	p.met.connected.Set(1)
+	p.lastErr.Store("")
+	p.log.Info("mqtt connected")
+	p.send(message{kind: "availability", topic: p.topics.Availability(), payload: []byte(Online), retained: true})
+	if p.cfg.Discovery.Enabled {
+		c.Subscribe(p.topics.HAStatus(), byte(p.cfg.QoS), func(_ paho.Client, m paho.Message) {
+			if string(m.Payload()) == Online {
+				p.log.Info("home assistant came online; republishing discovery")
+				p.publishDiscovery()
+			}
+		})
+		p.publishDiscovery()
+	}
+	p.mu.Lock()
+	var states []message
+	for _, cam := range p.cameras {
+		if s, ok := p.states[p.topics.State(cam)]; ok {
+			states = append(states, message{kind: "state", topic: p.topics.State(cam), payload: s, retained: true})
+		}
+	}
+	p.mu.Unlock()
+	for _, m := range states {
+		p.send(m)
+	}
+}
+
+func (p *publisher) publishDiscovery() {
+	if p.discoveryFn == nil {
+		return
+	}
+	for _, m := range p.discoveryFn() {
+		p.send(m)
+	}
+}
+
+// run connects in the background (retrying with back-off) and runs the
+// queue until ctx ends; then it publishes "offline" and disconnects.
+func (p *publisher) run(ctx context.Context) {
+	p.client.Connect() // with ConnectRetry, this keeps trying on its own
+	for {
+		select {
+		case m := <-p.queue:
+			p.send(m)
+		case <-ctx.Done():
+			if p.client.IsConnectionOpen() {
+				t := p.client.Publish(p.topics.Availability(), byte(p.cfg.QoS), true, Offline)
+				t.WaitTimeout(2 * time.Second)
+			}
+			p.client.Disconnect(250)
+			p.connected.Store(false)
+			p.met.connected.Set(0)
+			return
+		}
+	}
+}
+
+// enqueue hands m to the publisher without blocking; a full queue (a
+// broker slower than the cameras) drops m.
+func (p *publisher) enqueue(m message) {
+	if m.kind == "state" {
+		p.mu.Lock()
+		p.states[m.topic] = m.payload
+		p.mu.Unlock()
+	}
+	select {
+	case p.queue <- m:
+	default:
+		p.met.publishes.WithLabelValues(m.kind, "dropped").Inc()
+	}
+}
+
+// send publishes m and waits for the broker's acknowledgement (QoS > 0),
+// so that the queue, not paho's store, is what bounds memory.
+func (p *publisher) send(m message) {
+	if !p.client.IsConnectionOpen() {
+		p.met.publishes.WithLabelValues(m.kind, "dropped").Inc()
+		return
+	}
+	t := p.client.Publish(m.topic, byte(p.cfg.QoS), m.retained, m.payload)
+	if !t.WaitTimeout(p.cfg.ConnectTimeout) || t.Error() != nil {
+		p.met.publishes.WithLabelValues(m.kind, "error").Inc()
+		p.met.errors.WithLabelValues("mqtt").Inc()
+		p.log.Warn("mqtt publish failed", "topic", m.topic, "err", t.Error())
+		return
+	}
+	p.met.publishes.WithLabelValues(m.kind, "ok").Inc()
+}
+
+func (p *publisher) status() (bool, string) {
+	if p.connected.Load() && p.client.IsConnectionOpen() {
+		return true, ""
+	}
+	s, _ := p.lastErr.Load().(string)
+	return false, s
+}
+
+// copyStore is paho's in-flight message store, keeping each packet as
+// bytes so that Get returns a fresh copy. Paho's MemoryStore hands the
+// same packet back on reconnect, and resume() then sets its DUP flag while
+// the old connection's writer may still be reading it (a data race in
+// paho v1.5.1). Memory stays bounded: the publisher has at most a few
+// messages in flight.
+type copyStore struct {
+	mu sync.Mutex
+	m  map[string][]byte
+}
+
+func newCopyStore() *copyStore { return &copyStore{m: map[string][]byte{}} }
+
+func (s *copyStore) Open()  {}
+func (s *copyStore) Close() {}
+func (s *copyStore) Reset() { s.mu.Lock(); s.m = map[string][]byte{}; s.mu.Unlock() }
+
+func (s *copyStore) Put(key string, p packets.ControlPacket) {
+	var b bytes.Buffer
+	if err := p.Write(&b); err != nil {
+		return
+	}
+	s.mu.Lock()
+	s.m[key] = b.Bytes()
+	s.mu.Unlock()
+}
+
+func (s *copyStore) Get(key string) packets.ControlPacket {
+	s.mu.Lock()
+	b, ok := s.m[key]
+	s.mu.Unlock()
+	if !ok {
+		return nil
+	}
+	p, err := packets.ReadPacket(bytes.NewReader(b))
+	if err != nil {
+		return nil
+	}
+	return p
+}
+
+func (s *copyStore) All() []string {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	keys := make([]string, 0, len(s.m))
+	for k := range s.m {
+		keys = append(keys, k)
+	}
+	sort.Strings(keys)
+	return keys
+}
+
+func (s *copyStore) Del(key string) { s.mu.Lock(); delete(s.m, key); s.mu.Unlock() }

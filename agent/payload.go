@@ -1,0 +1,131 @@
+package agent
+
+import (
+	"encoding/json"
+	"math"
+	"time"
+)
+
+// The JSON payloads below are a contract with whoever subscribes (Home
+// Assistant, Node-RED, scripts): agent/PAYLOADS.md documents them and
+// contract_test.go freezes them. Add fields; never rename or remove one.
+
+// ModelRef names the model that produced a result.
+type ModelRef struct {
+	Name        string `json:"name"`
+	Version     string `json:"version"`
+	SHA256      string `json:"sha256"`
+	HeadVersion string `json:"head_version"`
+}
+
+// Scored is one class and its score.
+type Scored struct {
+	Label string  `json:"label"`
+	Score float64 `json:"score"`
+}
+
+// Latency is per-stage time for one frame, in milliseconds.
+type Latency struct {
+	Capture    float64 `json:"capture"`
+	Preprocess float64 `json:"preprocess"`
+	Inference  float64 `json:"inference"`
+	Total      float64 `json:"total"`
+}
+
+// Prediction is the payload of <prefix>/<device>/<camera>/prediction.
+type Prediction struct {
+	Time      string   `json:"time"`
+	Device    string   `json:"device"`
+	Camera    string   `json:"camera"`
+	Seq       uint64   `json:"seq"`
+	Label     string   `json:"label"`
+	Score     float64  `json:"score"`
+	TopK      []Scored `json:"top_k"`
+	Model     ModelRef `json:"model"`
+	LatencyMS Latency  `json:"latency_ms"`
+}
+
+// State is the retained payload of <prefix>/<device>/<camera>/state: the
+// debounced label ("none" when no label is stable any more), and the frame
+// that decided it.
+type State struct {
+	Time      string   `json:"time"`
+	Device    string   `json:"device"`
+	Camera    string   `json:"camera"`
+	Seq       uint64   `json:"seq"`
+	Label     string   `json:"label"`
+	Score     float64  `json:"score"`
+	Previous  string   `json:"previous"`
+	TopK      []Scored `json:"top_k"`
+	Model     ModelRef `json:"model"`
+	LatencyMS Latency  `json:"latency_ms"`
+}
+
+// Event is the payload of <prefix>/<device>/event (not retained).
+type Event struct {
+	Time    string    `json:"time"`
+	Device  string    `json:"device"`
+	Kind    string    `json:"kind"` // model_reloaded, model_reload_failed
+	Message string    `json:"message"`
+	Path    string    `json:"path,omitempty"`
+	Model   *ModelRef `json:"model,omitempty"` // the model running after the event
+}
+
+// Event kinds.
+const (
+	EventModelReloaded     = "model_reloaded"
+	EventModelReloadFailed = "model_reload_failed"
+)
+
+// NoState is the state label when no label is stable.
+const NoState = "none"
+
+func stamp(t time.Time) string { return t.UTC().Format(time.RFC3339Nano) }
+
+func ms(d time.Duration) float64 { return round(float64(d)/1e6, 3) }
+
+func round(v float64, digits int) float64 {
+	p := math.Pow(10, float64(digits))
+	return math.Round(v*p) / p
+}
+
+func mustJSON(v any) []byte {
+	b, err := json.Marshal(v)
+	if err != nil {
+		// Only our own plain structs are marshalled; this cannot fail.
+		panic("agent: marshal payload: " + err.Error())
+	}
+	return b
+}
+
+// discovery is Home Assistant's MQTT discovery config for one sensor.
+type discovery struct {
+	Name                string          `json:"name"`
+	UniqueID            string          `json:"unique_id"`
+	ObjectID            string          `json:"object_id"`
+	StateTopic          string          `json:"state_topic"`
+	ValueTemplate       string          `json:"value_template"`
+	JSONAttrTopic       string          `json:"json_attributes_topic"`
+	JSONAttrTemplate    string          `json:"json_attributes_template"`
+	AvailabilityTopic   string          `json:"availability_topic"`
+	PayloadAvailable    string          `json:"payload_available"`
+	PayloadNotAvailable string          `json:"payload_not_available"`
+	Icon                string          `json:"icon"`
+	QoS                 int             `json:"qos"`
+	Device              discoveryDevice `json:"device"`
+	Origin              discoveryOrigin `json:"origin"`
+}
+
+type discoveryDevice struct {
+	Identifiers  []string `json:"identifiers"`
+	Name         string   `json:"name"`
+	Manufacturer string   `json:"manufacturer"`
+	Model        string   `json:"model"`
+	SWVersion    string   `json:"sw_version"`
+}
+
+type discoveryOrigin struct {
+	Name string `json:"name"`
+	SW   string `json:"sw_version"`
+	URL  string `json:"support_url"`
+}

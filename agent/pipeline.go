@@ -1,0 +1,257 @@
+package agent
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"io"
+	"sync/atomic"
+	"time"
+)
+
+// camera is one pipeline: source -> preprocess -> model -> decision ->
+// publish, each stage a goroutine joined to the next by a bounded channel.
+// Capture never waits for a busy model: when the preprocess queue is full
+// the new frame is dropped (and counted), so latency stays bounded.
+type camera struct {
+	cfg     CameraConfig
+	src     FrameSource
+	deb     *Debouncer
+	limiter *rateLimiter
+
+	latest    atomic.Pointer[Frame] // for /snapshot.jpg
+	frames    atomic.Uint64
+	lastFrame atomic.Int64 // unix nanoseconds of the last classified frame
+	lastErr   atomic.Value // string: the source's last error, "" when fine
+	done      atomic.Bool  // the source ran out of frames
+	prevLabel string
+}
+
+type captured struct {
+	f        Frame
+	received time.Time
+}
+
+type prepared struct {
+	captured
+	ref        *modelRef
+	buf        []float32
+	preprocess time.Duration
+}
+
+type classified struct {
+	prepared
+	scores    []float32
+	inference time.Duration
+}
+
+// run starts the camera's stages and returns when all have ended; ctx
+// ending stops capture, and each later stage ends when its input closes.
+func (a *Agent) runCamera(ctx context.Context, c *camera) {
+	q := c.cfg.Queue
+	raw := make(chan captured, q)
+	pre := make(chan prepared, q)
+	res := make(chan classified, q)
+	free := make(chan []float32, 2*q+2) // recycled input buffers
+	done := make(chan struct{}, 3)
+	go func() { a.capture(ctx, c, raw); done <- struct{}{} }()
+	go func() { a.preprocess(ctx, c, raw, pre, free); done <- struct{}{} }()
+	go func() { a.infer(ctx, c, pre, res, free); done <- struct{}{} }()
+	a.decide(c, res)
+	for range 3 {
+		<-done
+	}
+}
+
+func (a *Agent) capture(ctx context.Context, c *camera, out chan<- captured) {
+	defer close(out)
+	var interval time.Duration
+	if c.cfg.FPS > 0 {
+		interval = time.Duration(float64(time.Second) / c.cfg.FPS)
+	}
+	var seq uint64
+	next := time.Now()
+	for {
+		if interval > 0 {
+			if !sleepCtx(ctx, time.Until(next)) {
+				return
+			}
+			next = next.Add(interval)
+			if now := time.Now(); next.Before(now) {
+				next = now // do not burst to catch up after a stall
+			}
+		}
+		f, err := c.src.Next(ctx)
+		if ctx.Err() != nil {
+			return
+		}
+		if errors.Is(err, io.EOF) || errors.Is(err, ErrSourceDone) {
+			a.log.Info("camera source has no more frames", "camera", c.cfg.ID)
+			c.done.Store(true)
+			return
+		}
+		if err != nil {
+			c.lastErr.Store(err.Error())
+			a.met.errors.WithLabelValues("source").Inc()
+			a.log.Warn("camera source failed; retrying", "camera", c.cfg.ID, "err", err)
+			if !sleepCtx(ctx, time.Second) {
+				return
+			}
+			continue
+		}
+		c.lastErr.Store("")
+		seq++
+		if f.Seq == 0 {
+			f.Seq = seq
+		}
+		if f.Time.IsZero() {
+			f.Time = time.Now()
+		}
+		c.latest.Store(&f)
+		select {
+		case out <- captured{f: f, received: time.Now()}:
+		default:
+			a.met.dropped.WithLabelValues(c.cfg.ID, "preprocess").Inc()
+		}
+	}
+}
+
+func (a *Agent) preprocess(ctx context.Context, c *camera, in <-chan captured, out chan<- prepared, free chan []float32) {
+	defer close(out)
+	for cf := range in {
+		ref := a.model.Load()
+		n := ref.info.Height * ref.info.Width * ref.info.Channels
+		var buf []float32
+		select {
+		case buf = <-free:
+		default:
+		}
+		if len(buf) != n {
+			buf = make([]float32, n)
+		}
+		t0 := time.Now()
+		var err error
+		switch {
+		case cf.f.Pixels != nil && len(cf.f.Pixels) != n:
+			err = fmt.Errorf("frame %d holds %d values; model %q wants %dx%dx%d = %d", cf.f.Seq, len(cf.f.Pixels), ref.info.Name, ref.info.Height, ref.info.Width, ref.info.Channels, n)
+		case cf.f.Pixels != nil:
+			copy(buf, cf.f.Pixels)
+		case cf.f.Image != nil:
+			err = Preprocess(buf, cf.f.Image, ref.info)
+		default:
+			err = fmt.Errorf("frame %d has neither an image nor pixels", cf.f.Seq)
+		}
+		if err != nil {
+			a.met.errors.WithLabelValues("preprocess").Inc()
+			a.log.Warn("preprocess failed; frame dropped", "camera", c.cfg.ID, "err", err)
+			continue
+		}
+		select {
+		case out <- prepared{captured: cf, ref: ref, buf: buf, preprocess: time.Since(t0)}:
+		case <-ctx.Done():
+			return
+		}
+	}
+}
+
+func (a *Agent) infer(ctx context.Context, c *camera, in <-chan prepared, out chan<- classified, free chan []float32) {
+	defer close(out)
+	var cur *modelRef
+	var sess Session
+	for p := range in {
+		ref := a.model.Load()
+		if p.ref != ref {
+			// Prepared for a model that has just been replaced.
+			a.met.dropped.WithLabelValues(c.cfg.ID, "reload").Inc()
+			continue
+		}
+		if ref != cur {
+			cur, sess = ref, ref.c.NewSession()
+		}
+		copy(sess.Input(), p.buf)
+		select {
+		case free <- p.buf:
+		default:
+		}
+		t0 := time.Now()
+		scores, err := sess.Run()
+		d := time.Since(t0)
+		if err != nil {
+			a.met.errors.WithLabelValues("inference").Inc()
+			a.log.Warn("inference failed; frame dropped", "camera", c.cfg.ID, "err", err)
+			continue
+		}
+		select {
+		case out <- classified{prepared: p, scores: append([]float32(nil), scores...), inference: d}:
+		case <-ctx.Done():
+			return
+		}
+	}
+}
+
+func (a *Agent) decide(c *camera, in <-chan classified) {
+	for r := range in {
+		info := r.ref.info
+		now := time.Now()
+		lat := Latency{
+			Capture:    ms(max(r.received.Sub(r.f.Time), 0)),
+			Preprocess: ms(r.preprocess),
+			Inference:  ms(r.inference),
+			Total:      ms(max(now.Sub(r.f.Time), 0)),
+		}
+		id := c.cfg.ID
+		a.met.stage.WithLabelValues(id, "capture").Observe(max(r.received.Sub(r.f.Time), 0).Seconds())
+		a.met.stage.WithLabelValues(id, "preprocess").Observe(r.preprocess.Seconds())
+		a.met.stage.WithLabelValues(id, "inference").Observe(r.inference.Seconds())
+		a.met.stage.WithLabelValues(id, "total").Observe(max(now.Sub(r.f.Time), 0).Seconds())
+		a.met.frames.WithLabelValues(id).Inc()
+		top := topK(r.scores, a.cfg.Model.TopK)
+		tk := make([]Scored, len(top))
+		for i, k := range top {
+			tk[i] = Scored{Label: info.Labels[k], Score: round(float64(r.scores[k]), 6)}
+		}
+		model := a.modelRef(info)
+		a.met.predictions.WithLabelValues(id, tk[0].Label).Inc()
+		if a.cfg.MQTT.Predictions.Enabled && c.limiter.allow(now) {
+			a.pub.enqueue(message{kind: "prediction", topic: a.topics.Prediction(id), payload: mustJSON(Prediction{
+				Time: stamp(r.f.Time), Device: a.cfg.Device.ID, Camera: id, Seq: r.f.Seq,
+				Label: tk[0].Label, Score: tk[0].Score, TopK: tk, Model: model, LatencyMS: lat,
+			})})
+		}
+		if st, changed := c.deb.Update(r.scores); changed {
+			s := State{Time: stamp(r.f.Time), Device: a.cfg.Device.ID, Camera: id, Seq: r.f.Seq,
+				Label: NoState, Previous: c.prevLabel, TopK: tk, Model: model, LatencyMS: lat}
+			if st >= 0 {
+				s.Label, s.Score = info.Labels[st], round(float64(r.scores[st]), 6)
+			}
+			if s.Previous == "" {
+				s.Previous = NoState
+			}
+			c.prevLabel = s.Label
+			a.log.Info("state changed", "camera", id, "label", s.Label, "previous", s.Previous, "seq", r.f.Seq)
+			a.pub.enqueue(message{kind: "state", topic: a.topics.State(id), payload: mustJSON(s), retained: true})
+		}
+		c.frames.Add(1)
+		c.lastFrame.Store(now.UnixNano())
+		a.processed.Add(1)
+		a.readyOnce.Do(func() {
+			if err := a.notify.notify("READY=1\nSTATUS=classifying"); err != nil {
+				a.log.Warn("sd_notify READY failed", "err", err)
+			}
+		})
+	}
+}
+
+func sleepCtx(ctx context.Context, d time.Duration) bool {
+	if d <= 0 {
+		return ctx.Err() == nil
+	}
+	t := time.NewTimer(d)
+	defer t.Stop()
+	select {
+	case <-t.C:
+		return true
+	case <-ctx.Done():
+		return false
+	}
+}

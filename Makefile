@@ -29,7 +29,7 @@ test: setup vet build
 
 # Each fuzz target runs for a bounded time; crashers land in testdata/fuzz.
 fuzz:
-	$(GO) test ./resnet -run '^$$' -fuzz '^FuzzLoad$$' -fuzztime $(FUZZTIME)
+	$(GO) test ./resnet -run '^$$' -fuzz '^FuzzLoad$$' -fuzztime $(FUZZTIME) -fuzzminimizetime 2s
 
 run: setup build
 	@scripts/run.sh

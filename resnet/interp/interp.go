@@ -7,7 +7,8 @@
 //
 // The arithmetic is the reference kernels' (resnet/internal/ref), which
 // follow TFLite's reference integer kernels bit for bit. int8 CONV_2D,
-// FULLY_CONNECTED and ADD run on the optimized kernels of
+// DEPTHWISE_CONV_2D, FULLY_CONNECTED, ADD and MAX_POOL_2D run on the
+// optimized kernels of
 // resnet/internal/fast (SIMD micro-kernels chosen from the CPU's features,
 // with weights packed here at New), which give the same bytes; the
 // reference kernels stay selectable through Options.Kernels.
@@ -49,9 +50,10 @@ type Options struct {
 	Threads int
 	// Kernels picks the kernel implementation: "" or "auto" (the fastest
 	// this CPU runs), "ref" (the plain-Go reference kernels only), or one
-	// micro-kernel family of resnet/internal/fast by name ("avx512vnni",
-	// "go"), which New refuses when the CPU lacks it. Every choice gives
-	// the same bytes; forcing one is for tests and benchmarks.
+	// micro-kernel family of resnet/internal/fast by name: "avx512vnni",
+	// "avxvnni", "avx2" (amd64), "neondot", "neon" (arm64) or "go" (any
+	// CPU); New refuses one the CPU lacks. Every choice gives the same
+	// bytes; forcing one is for tests and benchmarks.
 	Kernels string
 	// KeepAll gives every activation tensor its own region, so that after
 	// Invoke every intermediate tensor still holds its value (for per-layer
@@ -230,6 +232,11 @@ func (it *Interpreter) TensorByIndex(i int) *Tensor {
 	}
 	return &it.tensors[i]
 }
+
+// MACs is the number of multiply-accumulates one Invoke performs in
+// convolutions and fully connected layers (padding taps included), for
+// reporting GMAC/s.
+func (it *Interpreter) MACs() int64 { return it.prog.macs() }
 
 // ArenaBytes is the size of this interpreter's activation arena.
 func (it *Interpreter) ArenaBytes() int64 { return it.prog.arenaSize }

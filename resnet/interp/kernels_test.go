@@ -110,7 +110,7 @@ func TestNewRejectsUnknownKernelChoices(t *testing.T) {
 	if err == nil || !strings.Contains(err.Error(), `"sse9"`) || !strings.Contains(err.Error(), "avx512vnni") {
 		t.Errorf("New with Kernels \"sse9\": error %v, want one naming the bad value and the known families", err)
 	}
-	for _, isa := range []fast.ISA{fast.AVX512VNNI} {
+	for _, isa := range []fast.ISA{fast.AVX512VNNI, fast.AVXVNNI, fast.AVX2, fast.NEON, fast.NEONDot} {
 		if isa.Supported() {
 			continue
 		}

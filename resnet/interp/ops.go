@@ -14,7 +14,6 @@ import (
 
 // fastConvKernel is an int8 CONV_2D, or an int8 FULLY_CONNECTED with
 // symmetric weights seen as a 1x1 convolution, on the fast micro-kernels.
-// (Depthwise convolutions still run on the reference kernel.)
 type fastConvKernel struct {
 	in, out int
 	c       *fast.Conv
@@ -22,6 +21,16 @@ type fastConvKernel struct {
 
 func (k *fastConvKernel) eval(ts []Tensor, run *fast.Runner) {
 	run.Conv(k.c, ts[k.in].Int8(), ts[k.out].Int8())
+}
+
+// fastDepthwiseKernel is an int8 DEPTHWISE_CONV_2D split by output rows.
+type fastDepthwiseKernel struct {
+	in, out int
+	d       *fast.Depthwise
+}
+
+func (k *fastDepthwiseKernel) eval(ts []Tensor, run *fast.Runner) {
+	run.Depthwise(k.d, ts[k.in].Int8(), ts[k.out].Int8())
 }
 
 // fastMaxPoolKernel is an int8 MAX_POOL_2D split by output rows.
@@ -206,6 +215,8 @@ func (p *program) macs() int64 {
 		switch k := k.(type) {
 		case *fastConvKernel:
 			n += k.c.MACs()
+		case *fastDepthwiseKernel:
+			n += k.d.MACs()
 		case *convKernel:
 			q := &k.p
 			perOut := int64(q.FilterH * q.FilterW * q.InC)

@@ -643,7 +643,14 @@ func (c *opContext) prepareConv(depthwise bool) (kernel, error) {
 		return nil, err
 	}
 	k.p = p
-	if !depthwise && c.b.useFast {
+	if c.b.useFast {
+		if depthwise {
+			d, err := fast.NewDepthwise(&p, k.filterI8, k.biasI32)
+			if err != nil {
+				return nil, c.errorf("%v", err)
+			}
+			return &fastDepthwiseKernel{in: in, out: out, d: d}, nil
+		}
 		return c.fastConv(in, out, &p, k.filterI8, k.biasI32)
 	}
 	return k, nil

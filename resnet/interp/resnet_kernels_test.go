@@ -52,7 +52,7 @@ func TestInt8ResNetIsBitExactOnEveryKernelPath(t *testing.T) {
 		return out
 	}
 	want := run(interp.Options{Kernels: "ref", Threads: 1})
-	for _, k := range []string{"go", "auto", "avx512vnni"} {
+	for _, k := range []string{"go", "auto", "avx512vnni", "avxvnni", "avx2", "neondot", "neon"} {
 		for _, threads := range []int{1, 2} {
 			t.Run(fmt.Sprintf("kernels=%s/threads=%d", k, threads), func(t *testing.T) {
 				if _, err := interp.New(m, interp.Options{Kernels: k}); err != nil {

@@ -22,6 +22,7 @@ const (
 	parRsh          // rounding right shift after it (shift < 0)
 	parRmask        // 2^rsh - 1
 	parRhalf        // (2^rsh - 1) >> 1
+	parNrsh         // -rsh, for shifts that round by a negative count (arm64 SRSHL)
 	numPar
 )
 
@@ -35,7 +36,8 @@ type Conv struct {
 
 	c4     int     // input channels rounded up to a multiple of 4
 	ph, pw int     // padded scratch image height and width
-	fill   byte    // padding value: the input zero point, biased by 128
+	flip   byte    // 0x80 for families that read x+128 (unsigned), 0 for signed ones
+	fill   byte    // padding value: the input zero point, flipped likewise
 	taps   []int32 // byte offset of every filter tap from tap (0, 0)
 	kbytes int     // bytes per tap per pixel (c4)
 
@@ -71,7 +73,13 @@ func NewConv(p *ref.Conv, filter []int8, bias []int32, isa ISA) (*Conv, error) {
 		return nil, fmt.Errorf("fast: conv input %dx%dx%d is too large", c.ph, c.pw, c.c4)
 	}
 	zp := -p.InputOffset
-	c.fill = byte(zp + 128)
+	// zoff is what the scratch adds to every input byte: 128 for the
+	// families that multiply unsigned bytes, 0 for the signed ones.
+	var zoff int32
+	if !isa.signedInput() {
+		c.flip, zoff = 0x80, 128
+	}
+	c.fill = byte(zp + zoff)
 	c.taps = make([]int32, 0, taps)
 	for ky := range p.FilterH {
 		for kx := range p.FilterW {
@@ -102,10 +110,10 @@ func NewConv(p *ref.Conv, filter []int8, bias []int32, isa ISA) (*Conv, error) {
 			b = bias[oc]
 		}
 		// ref: acc = sum over taps inside the image of w*(x - zp) + bias.
-		// The kernel: S = sum over every tap of w*u, u = x+128 inside and
-		// u = zp+128 in the padding, so S - (zp+128)*sum(w) equals the
+		// The kernel: S = sum over every tap of w*u, u = x+zoff inside and
+		// u = zp+zoff in the padding, so S - (zp+zoff)*sum(w) equals the
 		// reference's sum exactly (int32 wraps alike on both sides).
-		par[parBias*nr+lane] = b - (zp+128)*sum
+		par[parBias*nr+lane] = b - (zp+zoff)*sum
 		par[parMult*nr+lane] = p.Multiplier[oc]
 		if s := p.Shift[oc]; s > 0 {
 			par[parLsh*nr+lane] = int32(s)
@@ -115,6 +123,7 @@ func NewConv(p *ref.Conv, filter []int8, bias []int32, isa ISA) (*Conv, error) {
 			par[parRsh*nr+lane] = r
 			par[parRmask*nr+lane] = mask
 			par[parRhalf*nr+lane] = mask >> 1
+			par[parNrsh*nr+lane] = -r
 		}
 	}
 	return c, nil
@@ -135,8 +144,9 @@ func (c *Conv) MACs() int64 {
 // padRows is the number of units of the padding phase.
 func (c *Conv) padRows() int { return c.p.Batch * c.ph }
 
-// pad writes scratch rows [lo, hi) (batch-major): input+128 inside the
-// image, the biased zero point around it and in the channel tail.
+// pad writes scratch rows [lo, hi) (batch-major): the input (xor c.flip)
+// inside the image, the zero point (likewise) around it and in the channel
+// tail.
 func (c *Conv) pad(input []int8, scratch []byte, lo, hi int) {
 	p := &c.p
 	row := c.pw * c.c4
@@ -156,11 +166,11 @@ func (c *Conv) pad(input []int8, scratch []byte, lo, hi int) {
 		n := min(p.InW, c.pw-x0) // image columns that land in the scratch
 		if n > 0 {
 			if c.c4 == p.InC {
-				xor128(dst[x0*c.c4:][:n*c.c4], src[:n*p.InC])
+				xorBytes(dst[x0*c.c4:][:n*c.c4], src[:n*p.InC], c.flip)
 			} else {
 				for x := range n {
 					d := dst[(x0+x)*c.c4:][:c.c4]
-					xor128(d[:p.InC], src[x*p.InC:][:p.InC])
+					xorBytes(d[:p.InC], src[x*p.InC:][:p.InC], c.flip)
 					fillBytes(d[p.InC:], c.fill)
 				}
 			}
@@ -235,6 +245,14 @@ func (c *Conv) runTile(a *tileArgs) {
 	switch c.isa {
 	case AVX512VNNI:
 		tileAVX512VNNI(a)
+	case AVXVNNI:
+		tileAVXVNNI(a)
+	case AVX2:
+		tileAVX2(a)
+	case NEONDot:
+		tileNEONDot(a)
+	case NEON:
+		tileNEON(a)
 	default:
 		tileGo(a)
 	}
@@ -277,16 +295,18 @@ func fillBytes(b []byte, v byte) {
 	}
 }
 
-// xor128 writes src+128 (as unsigned bytes) to dst, eight at a time.
-func xor128(dst []byte, src []byte) {
+// xorBytes writes src^x to dst, eight bytes at a time; with x = 0x80 that
+// is src+128 as unsigned bytes.
+func xorBytes(dst []byte, src []byte, x byte) {
 	n := len(src)
+	x8 := uint64(x) * 0x0101010101010101
 	i := 0
 	for ; i+8 <= n; i += 8 {
 		v := *(*uint64)(unsafe.Pointer(&src[i]))
-		*(*uint64)(unsafe.Pointer(&dst[i])) = v ^ 0x8080808080808080
+		*(*uint64)(unsafe.Pointer(&dst[i])) = v ^ x8
 	}
 	for ; i < n; i++ {
-		dst[i] = src[i] ^ 0x80
+		dst[i] = src[i] ^ x
 	}
 }
 

@@ -2,10 +2,28 @@ package fast
 
 import "golang.org/x/sys/cpu"
 
-var hasAVX512VNNI = cpu.X86.HasAVX512F && cpu.X86.HasAVX512BW && cpu.X86.HasAVX512VL && cpu.X86.HasAVX512VNNI
+var (
+	hasAVX2       = cpu.X86.HasAVX2
+	hasAVXVNNI    = cpu.X86.HasAVX2 && cpu.X86.HasAVXVNNI
+	hasAVX512VNNI = cpu.X86.HasAVX512F && cpu.X86.HasAVX512BW && cpu.X86.HasAVX512VL && cpu.X86.HasAVX512VNNI
+)
 
-// tileAVX512VNNI is the AVX-512 VNNI micro-kernel (tile_amd64.s, written by
-// gen_tile.go): tileGo's contract, 4 pixels x 64 channels per call.
-//
+const (
+	hasNEON    = false
+	hasNEONDot = false
+)
+
+// The amd64 micro-kernels (tile_amd64.s, written by gen_tile.go): tileGo's
+// contract, 4 pixels x 64 channels per call.
+
 //go:noescape
 func tileAVX512VNNI(a *tileArgs)
+
+//go:noescape
+func tileAVXVNNI(a *tileArgs)
+
+//go:noescape
+func tileAVX2(a *tileArgs)
+
+func tileNEON(a *tileArgs)    { panic("fast: NEON kernel called on amd64") }
+func tileNEONDot(a *tileArgs) { panic("fast: NEON SDOT kernel called on amd64") }

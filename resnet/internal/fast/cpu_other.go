@@ -1,7 +1,17 @@
-//go:build !amd64
+//go:build !amd64 && !arm64
 
 package fast
 
-const hasAVX512VNNI = false
+const (
+	hasAVX2       = false
+	hasAVXVNNI    = false
+	hasAVX512VNNI = false
+	hasNEON       = false
+	hasNEONDot    = false
+)
 
 func tileAVX512VNNI(a *tileArgs) { panic("fast: AVX-512 VNNI kernel called on a CPU without it") }
+func tileAVXVNNI(a *tileArgs)    { panic("fast: AVX-VNNI kernel called on a CPU without it") }
+func tileAVX2(a *tileArgs)       { panic("fast: AVX2 kernel called on a CPU without it") }
+func tileNEON(a *tileArgs)       { panic("fast: NEON kernel called on a CPU without it") }
+func tileNEONDot(a *tileArgs)    { panic("fast: NEON SDOT kernel called on a CPU without it") }

@@ -1,9 +1,5 @@
 package fast
 
-import "golang.org/x/sys/cpu"
-
-var hasAVX2 = cpu.X86.HasAVX2
-
 // maxBytesAVX2 is dst[i] = max(dst[i], src[i]) for i < n, n a multiple of 32.
 //
 //go:noescape

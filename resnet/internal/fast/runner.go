@@ -35,6 +35,7 @@ type job struct {
 	conv    *Conv
 	add     *Add
 	pool    *MaxPool
+	dw      *Depthwise
 	in, in2 []int8
 	out     []int8
 	units   int
@@ -45,6 +46,7 @@ const (
 	jobTiles
 	jobAdd
 	jobMaxPool
+	jobDepthwise
 )
 
 // NewRunner makes a runner with the given thread count (at least 1) and
@@ -144,6 +146,8 @@ func (r *Runner) do(id, lo, hi int) {
 		j.add.run(j.in, j.in2, j.out, lo, hi)
 	case jobMaxPool:
 		j.pool.run(j.in, j.out, lo, hi)
+	case jobDepthwise:
+		j.dw.run(j.in, j.out, lo, hi)
 	}
 }
 
@@ -167,6 +171,13 @@ func (r *Runner) Add(a *Add, in1, in2, output []int8) {
 // MaxPool runs m: output = ref.MaxPoolInt8(m's parameters, input).
 func (r *Runner) MaxPool(m *MaxPool, input, output []int8) {
 	r.job = job{kind: jobMaxPool, pool: m, in: input, out: output, units: m.rows()}
+	r.run()
+	r.job = job{}
+}
+
+// Depthwise runs d: output = ref.DepthwiseConvInt8(d's parameters, input).
+func (r *Runner) Depthwise(d *Depthwise, input, output []int8) {
+	r.job = job{kind: jobDepthwise, dw: d, in: input, out: output, units: d.rows()}
 	r.run()
 	r.job = job{}
 }

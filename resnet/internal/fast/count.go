@@ -1,0 +1,59 @@
+package fast
+
+import (
+	"fmt"
+
+	"github.com/shortcut-edge/shortcut/resnet/internal/ref"
+)
+
+// armRegions counts instructions of one arm64 micro-kernel by region of
+// tile_arm64.s: once per call, once per pass over a kernel's lanes
+// channels, once per filter tap in a pass, once per 16-byte chunk of a
+// tap's input bytes (SDOT's unrolled loop) and once per 4-byte group
+// outside the chunks.
+type armRegions struct {
+	call, pass, tap, chunk, single int64
+}
+
+// armCount is an arm64 kernel's static instruction counts (tile_counts.go,
+// written by gen_tile.go): every instruction, Advanced SIMD arithmetic
+// only, loads and stores only.
+type armCount struct {
+	lanes         int
+	all, vec, mem armRegions
+}
+
+// ArmCost is what an arm64 micro-kernel executes for one convolution:
+// counted from the generated code's loop structure, not measured.
+type ArmCost struct {
+	Calls        int64 // micro-kernel calls (4 pixels x 64 channels each)
+	Instructions int64 // every instruction the kernel executes
+	Vector       int64 // of which Advanced SIMD arithmetic (SDOT, SMULL, SADALP, ...)
+	Memory       int64 // of which loads and stores
+	MACs         int64 // the convolution's multiply-accumulates as ref counts them
+}
+
+// ArmKernelCost counts what family isa (NEON or NEONDot) executes in its
+// micro-kernel for one run of a convolution of p's shape (quantization
+// fields are not read). The padding copy before it is Go code, not counted.
+func ArmKernelCost(p *ref.Conv, isa ISA) (ArmCost, error) {
+	k, ok := armKernelCounts[isa]
+	if !ok {
+		return ArmCost{}, fmt.Errorf("fast: no arm64 instruction counts for kernel family %v (have neon, neondot)", isa)
+	}
+	m := int64(p.Batch * p.OutH * p.OutW)
+	calls := (m + mr - 1) / mr * int64((p.OutC+nr-1)/nr)
+	taps := int64(p.FilterH * p.FilterW)
+	kbytes := int64((p.InC + 3) &^ 3)
+	var chunks int64
+	if k.all.chunk > 0 {
+		chunks = kbytes / 16
+	}
+	singles := (kbytes - 16*chunks) / 4
+	passes := int64(nr / k.lanes)
+	total := func(r armRegions) int64 {
+		return calls * (r.call + passes*(r.pass+taps*(r.tap+chunks*r.chunk+singles*r.single)))
+	}
+	return ArmCost{Calls: calls, Instructions: total(k.all), Vector: total(k.vec), Memory: total(k.mem),
+		MACs: m * int64(p.OutC) * taps * int64(p.InC)}, nil
+}

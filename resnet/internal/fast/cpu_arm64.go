@@ -1,0 +1,26 @@
+package fast
+
+import "golang.org/x/sys/cpu"
+
+const (
+	hasAVX2       = false
+	hasAVXVNNI    = false
+	hasAVX512VNNI = false
+	// Advanced SIMD is part of every ARMv8-A application core.
+	hasNEON = true
+)
+
+var hasNEONDot = cpu.ARM64.HasASIMDDP
+
+// The arm64 micro-kernels (tile_arm64.s, written by gen_tile.go): tileGo's
+// contract, 4 pixels x 64 channels per call, on signed input bytes.
+
+//go:noescape
+func tileNEON(a *tileArgs)
+
+//go:noescape
+func tileNEONDot(a *tileArgs)
+
+func tileAVX512VNNI(a *tileArgs) { panic("fast: AVX-512 VNNI kernel called on arm64") }
+func tileAVXVNNI(a *tileArgs)    { panic("fast: AVX-VNNI kernel called on arm64") }
+func tileAVX2(a *tileArgs)       { panic("fast: AVX2 kernel called on arm64") }

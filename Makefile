@@ -6,7 +6,7 @@ export CGO_ENABLED := 1
 # explicitly so CI time stays predictable.
 FUZZTIME ?= 20s
 
-.PHONY: all setup build test vet fuzz run bench clean
+.PHONY: all setup build test vet fuzz run bench bench-kernels armcount clean
 
 all: build
 
@@ -25,6 +25,8 @@ test: setup vet build
 	$(GO) test -count=1 -timeout 40m ./...
 	# Again with gocv's Mat profile: fails on any Mat left unreleased.
 	$(GO) test -count=1 -tags matprofile ./camera/...
+	# The arm64 kernels, bit-exact with the reference, under qemu-user.
+	scripts/test-arm64-kernels.sh
 	$(MAKE) --no-print-directory fuzz
 
 # Each fuzz target runs for a bounded time; crashers land in testdata/fuzz.
@@ -36,6 +38,14 @@ run: setup build
 
 bench: setup build
 	@scripts/bench.sh
+
+# ResNet-50 224 per kernel path and thread count, with GMAC/s and % of peak.
+bench-kernels:
+	$(GO) test -run '^$$' -bench ResNet50 -benchtime 20x ./resnet/interp/
+
+# Instructions per ResNet-50 inference of the arm64 micro-kernels.
+armcount:
+	$(GO) run ./resnet/internal/fast/cmd/armcount
 
 clean:
 	rm -rf bin out

@@ -5,5 +5,7 @@ set -euo pipefail
 cd "$(dirname "$0")/.."
 echo "== runtime: int8 ResNet-50 224x224 (ours vs a real TFLite, same run)"
 go run ./internal/cmd/benchtable -train bin/shortcut-train -iters "${BENCH_ITERS:-5}"
+echo "== runtime: ResNet-50 224 per kernel path and thread count"
+go test -run '^$' -bench ResNet50 -benchtime "${BENCH_ITERS:-5}x" ./resnet/interp/
 echo "== camera: capture + preprocessing per frame (640x480 and 1920x1080 to 224x224)"
 go test -run '^$' -bench . ./camera/

@@ -10,6 +10,7 @@ DEB_PACKAGES=(
   mosquitto mosquitto-clients         # a real MQTT broker for the agent tests
   dataset-fashion-mnist               # real training and accuracy tests
   nodejs npm                          # the TFLite witness (LiteRT.js, tfjs-tflite)
+  qemu-user-static                    # arm64 kernel tests under qemu-user
   g++ libarmnn-dev libarmnntfliteparser-dev libarmnn-cpuref-backend22  # Arm NN, a second witness
 )
 

@@ -92,6 +92,32 @@ func (s *session) evalExec() (*gctx.Exec, error) {
 	})
 }
 
+// trainExec compiles (lazily, at the first call) one optimizer step: inputs images, labels and
+// the learning rate; outputs the batch's mean loss and its number of correct predictions.
+func (s *session) trainExec(opt optimizer, labelSmoothing float64) (*gctx.Exec, error) {
+	// Unchecked: a resumed run finds its variables already loaded from the checkpoint.
+	return gctx.NewExec(s.backend, s.ctx.Checked(false), func(ctx *gctx.Context, x, y, lr *Node) (*Node, *Node) {
+		g := x.Graph()
+		ctx.SetTraining(g, true)
+		logits := s.net.Build(ctx, s.ops, x)
+		loss := ReduceAllMean(smoothedLoss(logits, y, labelSmoothing))
+		correct := ReduceAllSum(ConvertDType(Equal(ArgMax(logits, -1, y.DType()), y), loss.DType()))
+		opt.update(ctx, loss, lr)
+		return loss, correct
+	})
+}
+
+// smoothedLoss is the cross-entropy of each row against (1-s)*onehot + s/K.
+func smoothedLoss(logits, labels *Node, s float64) *Node {
+	if s == 0 {
+		return exampleLoss(logits, labels)
+	}
+	k := logits.Shape().Dimensions[1]
+	oh := OneHot(labels, k, logits.DType())
+	target := AddScalar(MulScalar(oh, 1-s), s/float64(k))
+	return Neg(ReduceSum(Mul(LogSoftmax(logits, -1), target), -1))
+}
+
 // exampleLoss is the softmax cross-entropy of each row.
 func exampleLoss(logits, labels *Node) *Node {
 	oh := OneHot(labels, logits.Shape().Dimensions[1], logits.DType())
@@ -198,6 +224,19 @@ func Fit(ctx context.Context, cfg Config) (res *Result, err error) {
 		}
 	}
 	trainSet = trainSet.Head(cfg.TrainLimit)
+	if testSet != nil {
+		testSet = testSet.Head(cfg.TestLimit)
+	}
+	if cfg.Downsample > 1 {
+		if trainSet, err = trainSet.Downsample(cfg.Downsample); err != nil {
+			return nil, err
+		}
+		if testSet != nil {
+			if testSet, err = testSet.Downsample(cfg.Downsample); err != nil {
+				return nil, err
+			}
+		}
+	}
 	var valSet *data.Dataset
 	if cfg.ValFraction > 0 {
 		if trainSet, valSet, err = trainSet.Split(cfg.ValFraction, cfg.Seed); err != nil {
@@ -248,16 +287,7 @@ func Fit(ctx context.Context, cfg Config) (res *Result, err error) {
 		WarmupSteps: int64(cfg.WarmupEpochs * float64(stepsPerEpoch))}
 	opt := optimizer{kind: cfg.Optimizer, momentum: cfg.Momentum, weightDecay: cfg.WeightDecay}
 
-	// Unchecked: a resumed run finds its variables already loaded from the checkpoint.
-	trainExec, err := gctx.NewExec(s.backend, s.ctx.Checked(false), func(ctx *gctx.Context, x, y, lr *Node) (*Node, *Node) {
-		g := x.Graph()
-		ctx.SetTraining(g, true)
-		logits := s.net.Build(ctx, s.ops, x)
-		loss := ReduceAllMean(exampleLoss(logits, y))
-		correct := ReduceAllSum(ConvertDType(Equal(ArgMax(logits, -1, y.DType()), y), loss.DType()))
-		opt.update(ctx, loss, lr)
-		return loss, correct
-	})
+	trainExec, err := s.trainExec(opt, cfg.LabelSmoothing)
 	if err != nil {
 		return nil, err
 	}

@@ -1,0 +1,320 @@
+package train
+
+import (
+	"errors"
+	"fmt"
+	"os"
+	"path/filepath"
+	"sort"
+	"strings"
+
+	"github.com/gomlx/gomlx/pkg/core/tensors"
+	gctx "github.com/gomlx/gomlx/pkg/ml/context"
+	"github.com/gomlx/gomlx/pkg/ml/context/checkpoints"
+
+	"github.com/shortcut-edge/shortcut/train/models"
+)
+
+// ImportOptions configure ImportWeights.
+type ImportOptions struct {
+	// Path of the weights file; Format "safetensors" (the only one so far).
+	Path, Format string
+	// Arch of models (resnet50, resnet18, resnet34, or a CIFAR resnet<d>/plain<d>). The base
+	// width and the input channels are read from conv1.weight.
+	Arch string
+	// Height, Width of the network input the run will train on (0: 224).
+	Height, Width int
+	// Classes names the outputs. Empty: fc.weight's row count, named "0", "1", ...
+	// If their number differs from fc.weight's rows, NewHead must be set.
+	Classes []string
+	// NewHead skips fc.weight/fc.bias: the classifier starts from random weights (fine-tuning
+	// on a dataset with other classes).
+	NewHead bool
+	// Mean, Std are the input normalization the weights were trained with, per channel on the
+	// 0..1 scale (0 values: torchvision's ImageNet statistics for 3 channels).
+	Mean, Std []float32
+	// Run is the new run directory (must not hold checkpoints yet).
+	Run string
+	// Seed recorded for the run: `fit --resume` must use the same (0: 1, fit's default).
+	Seed uint64
+}
+
+// ImageNetMean and ImageNetStd are torchvision's normalization of pretrained models.
+var (
+	ImageNetMean = []float32{0.485, 0.456, 0.406}
+	ImageNetStd  = []float32{0.229, 0.224, 0.225}
+)
+
+// importedAvgWeight is written to every batch norm's avg_weight: GoMLX's moving averages then
+// blend new batches in with the full momentum (0.9, PyTorch's 0.1) instead of replacing the
+// imported statistics by the first batch's.
+const importedAvgWeight = 1e4
+
+// ImportSummary says what ImportWeights wrote.
+type ImportSummary struct {
+	Meta       ModelMeta
+	Tensors    int // tensors mapped
+	Ignored    []string
+	NewHead    bool
+	Checkpoint string
+}
+
+// ExpectedTensorNames lists the names (and PyTorch shapes, OIHW for convolutions) that
+// ImportWeights maps for a network: torchvision's state_dict layout.
+func ExpectedTensorNames(net *models.Net) (names []string, shapes map[string][]int) {
+	shapes = map[string][]int{}
+	add := func(n string, s ...int) {
+		names = append(names, n)
+		shapes[n] = s
+	}
+	for _, l := range net.Layers {
+		switch l.Kind {
+		case models.OpConv:
+			add(l.Name+".weight", l.Out, l.In, l.Kernel, l.Kernel)
+		case models.OpBatchNorm:
+			for _, s := range []string{"weight", "bias", "running_mean", "running_var"} {
+				add(l.Name+"."+s, l.Out)
+			}
+		case models.OpDense:
+			add(l.Name+".weight", l.Out, l.In)
+			add(l.Name+".bias", l.Out)
+		}
+	}
+	return names, shapes
+}
+
+// ImportWeights turns a pretrained weights file into a run directory holding a GoMLX
+// checkpoint that `fit --resume` continues (fine-tuning) and `export` exports.
+func ImportWeights(opt ImportOptions) (sum *ImportSummary, err error) {
+	defer func() {
+		if r := recover(); r != nil {
+			err = fmt.Errorf("import %s: %v", opt.Path, r)
+		}
+	}()
+	if opt.Format != "" && opt.Format != "safetensors" {
+		return nil, fmt.Errorf("import: format %q is not supported; use safetensors", opt.Format)
+	}
+	if opt.Run == "" {
+		return nil, errors.New("import: no run directory")
+	}
+	if existing, _ := filepath.Glob(filepath.Join(opt.Run, "checkpoint-*.json")); len(existing) > 0 {
+		return nil, fmt.Errorf("import: run directory %s already holds checkpoints; choose an empty one", opt.Run)
+	}
+	f, err := ReadSafetensors(opt.Path)
+	if err != nil {
+		return nil, err
+	}
+	conv1, ok := f.Tensors["conv1.weight"]
+	if !ok || len(conv1.Shape) != 4 {
+		return nil, fmt.Errorf("import %s: no 4-d conv1.weight (torchvision layout expected: conv1.weight, bn1.*, "+
+			"layer1.0.conv1.weight, ..., fc.weight); found %s", opt.Path, sample(f.Names(), 6))
+	}
+	width, channels := conv1.Shape[0], conv1.Shape[1]
+	h, w := opt.Height, opt.Width
+	if h == 0 {
+		h = 224
+	}
+	if w == 0 {
+		w = h
+	}
+	fc, hasFC := f.Tensors["fc.weight"]
+	classes := opt.Classes
+	if len(classes) == 0 {
+		if !hasFC || len(fc.Shape) != 2 {
+			return nil, fmt.Errorf("import %s: no 2-d fc.weight to count the classes; give the class names", opt.Path)
+		}
+		for i := range fc.Shape[0] {
+			classes = append(classes, fmt.Sprint(i))
+		}
+	}
+	if hasFC && len(fc.Shape) == 2 && fc.Shape[0] != len(classes) && !opt.NewHead {
+		return nil, fmt.Errorf("import %s: fc.weight has %d outputs but %d classes were asked for; "+
+			"start a new classifier (--new-head) or give %d classes", opt.Path, fc.Shape[0], len(classes), fc.Shape[0])
+	}
+	mean, std := opt.Mean, opt.Std
+	if len(mean) == 0 && len(std) == 0 && channels == 3 {
+		mean, std = ImageNetMean, ImageNetStd
+	}
+	if len(mean) != channels || len(std) != channels {
+		return nil, fmt.Errorf("import %s: the model has %d input channels; give %d mean and std values "+
+			"(got %d and %d)", opt.Path, channels, channels, len(mean), len(std))
+	}
+	meta := ModelMeta{Arch: strings.ToLower(opt.Arch), BaseWidth: width, Height: h, Width: w, Channels: channels,
+		Classes: classes, Mean: mean, Std: std, DataHeight: h, DataWidth: w,
+		Dataset: "imported:" + filepath.Base(opt.Path)}
+	net, err := meta.Net()
+	if err != nil {
+		return nil, err
+	}
+	// fit stores the default width as 0; so must we, or `fit --resume` sees another width.
+	if def, _ := models.New(models.Config{Arch: meta.Arch, Height: h, Width: w, Channels: channels,
+		NumClasses: len(classes)}); def != nil && def.Layers[0].Out == width {
+		meta.BaseWidth = 0
+	}
+
+	_, want := ExpectedTensorNames(net)
+	used := map[string]bool{}
+	var missing, wrong []string
+	ctx := gctx.New()
+	read := func(name string) []float32 {
+		t, ok := f.Tensors[name]
+		if !ok {
+			missing = append(missing, name)
+			return nil
+		}
+		used[name] = true
+		if !sameInts(t.Shape, want[name]) {
+			wrong = append(wrong, fmt.Sprintf("%s is %v, want %v", name, t.Shape, want[name]))
+			return nil
+		}
+		v, err := t.Float32()
+		if err != nil {
+			wrong = append(wrong, name+": "+err.Error())
+			return nil
+		}
+		return v
+	}
+	set := func(scope, name string, dims []int, v []float32) {
+		if v != nil {
+			ctx.InAbsPath(scope).VariableWithValue(name, tensors.FromFlatDataAndDimensions(v, dims...))
+		}
+	}
+	skipped := []string{}
+	for _, l := range net.Layers {
+		switch l.Kind {
+		case models.OpConv:
+			oihw := read(l.Name + ".weight")
+			if oihw == nil {
+				continue
+			}
+			k := l.Kernel
+			hwio := make([]float32, len(oihw))
+			for o := range l.Out {
+				for i := range l.In {
+					for a := range k {
+						for b := range k {
+							hwio[((a*k+b)*l.In+i)*l.Out+o] = oihw[((o*l.In+i)*k+a)*k+b]
+						}
+					}
+				}
+			}
+			set("/"+l.Name, "weights", []int{k, k, l.In, l.Out}, hwio)
+		case models.OpBatchNorm:
+			scope := "/" + l.Name + "/batch_normalization"
+			set(scope, "scale", []int{l.Out}, read(l.Name+".weight"))
+			set(scope, "offset", []int{l.Out}, read(l.Name+".bias"))
+			set(scope, "mean", []int{l.Out}, read(l.Name+".running_mean"))
+			variance := read(l.Name + ".running_var")
+			for i, v := range variance {
+				if v < 0 {
+					wrong = append(wrong, fmt.Sprintf("%s.running_var[%d] = %g is negative", l.Name, i, v))
+					variance = nil
+					break
+				}
+			}
+			set(scope, "variance", []int{l.Out}, variance)
+			avg := make([]float32, l.Out)
+			for i := range avg {
+				avg[i] = importedAvgWeight
+			}
+			set(scope, "avg_weight", []int{l.Out}, avg)
+		case models.OpDense:
+			if opt.NewHead {
+				for _, s := range []string{".weight", ".bias"} {
+					if _, ok := f.Tensors[l.Name+s]; ok {
+						used[l.Name+s] = true
+						skipped = append(skipped, l.Name+s)
+					}
+				}
+				continue
+			}
+			oi := read(l.Name + ".weight")
+			set("/"+l.Name, "biases", []int{l.Out}, read(l.Name+".bias"))
+			if oi == nil {
+				continue
+			}
+			io := make([]float32, len(oi))
+			for o := range l.Out {
+				for i := range l.In {
+					io[i*l.Out+o] = oi[o*l.In+i]
+				}
+			}
+			set("/"+l.Name, "weights", []int{l.In, l.Out}, io)
+		}
+	}
+	var extra, ignored []string
+	for _, n := range f.Names() {
+		switch {
+		case used[n]:
+		case strings.HasSuffix(n, ".num_batches_tracked"):
+			ignored = append(ignored, n)
+		default:
+			extra = append(extra, n)
+		}
+	}
+	var errs []string
+	if len(missing) > 0 {
+		errs = append(errs, fmt.Sprintf("%d tensors missing: %s", len(missing), sample(missing, 8)))
+	}
+	if len(wrong) > 0 {
+		errs = append(errs, fmt.Sprintf("%d tensors of the wrong shape or type: %s", len(wrong), sample(wrong, 6)))
+	}
+	if len(extra) > 0 {
+		errs = append(errs, fmt.Sprintf("%d tensors %s does not have: %s", len(extra), meta.Arch, sample(extra, 8)))
+	}
+	if len(errs) > 0 {
+		return nil, fmt.Errorf("import %s as %s (width %d, %d channels, %d classes): %s", opt.Path, meta.Arch, width,
+			channels, len(classes), strings.Join(errs, "; "))
+	}
+
+	seed := opt.Seed
+	if seed == 0 {
+		seed = 1
+	}
+	if err := setJSONParam(ctx, metaParam, meta); err != nil {
+		return nil, err
+	}
+	if err := setJSONParam(ctx, stateParam, RunState{Seed: seed, Recipe: "imported", BestValAcc: -1}); err != nil {
+		return nil, err
+	}
+	if err := os.MkdirAll(opt.Run, 0o755); err != nil {
+		return nil, fmt.Errorf("import: %w", err)
+	}
+	h2, err := checkpoints.Build(ctx).Dir(opt.Run).Keep(3).Immediate().Done()
+	if err != nil {
+		return nil, fmt.Errorf("import: checkpoint in %s: %w", opt.Run, err)
+	}
+	if err := h2.Save(); err != nil {
+		return nil, fmt.Errorf("import: saving checkpoint in %s: %w", opt.Run, err)
+	}
+	list, _ := h2.ListCheckpoints()
+	sum = &ImportSummary{Meta: meta, Tensors: len(used) - len(skipped), Ignored: ignored, NewHead: opt.NewHead}
+	if len(list) > 0 {
+		sum.Checkpoint = list[len(list)-1]
+	}
+	return sum, nil
+}
+
+func sameInts(a, b []int) bool {
+	if len(a) != len(b) {
+		return false
+	}
+	for i := range a {
+		if a[i] != b[i] {
+			return false
+		}
+	}
+	return true
+}
+
+// sample joins the first n items and says how many more there are.
+func sample(items []string, n int) string {
+	sort.Strings(items)
+	if len(items) <= n {
+		return strings.Join(items, ", ")
+	}
+	return fmt.Sprintf("%s and %d more", strings.Join(items[:n], ", "), len(items)-n)
+}
+
+// Tensor returns a float32 array of an exported model and its shape (for tests and tools).
+func (e *ExportedModel) Tensor(name string) ([]float32, []int, error) { return e.tensor(name) }

@@ -6,7 +6,7 @@ export CGO_ENABLED := 1
 # explicitly so CI time stays predictable.
 FUZZTIME ?= 20s
 
-.PHONY: all setup build test vet fuzz run bench bench-kernels armcount clean
+.PHONY: all setup build test vet fuzz run bench bench-kernels armcount gpu-prep gpu-check gpu-check-dry clean
 
 all: build
 
@@ -46,6 +46,21 @@ bench-kernels:
 # Instructions per ResNet-50 inference of the arm64 micro-kernels.
 armcount:
 	$(GO) run ./resnet/internal/fast/cmd/armcount
+
+# The GPU check (issue 4): build here, carry bin/shortcut-train and out/gpu-data
+# to the lent GPU machine, run scripts/gpu-check.sh there.
+gpu-prep:
+	@mkdir -p bin out/gpu-data/fashion-mnist
+	$(GO) build -ldflags='-s -w' -o bin/shortcut-train ./cmd/train
+	cp /usr/share/datasets/fashion-mnist/*-ubyte.gz out/gpu-data/fashion-mnist/
+	@du -sh bin/shortcut-train out/gpu-data
+
+gpu-check:
+	scripts/gpu-check.sh
+
+# Here, on the CPU: the same commands with tiny settings.
+gpu-check-dry: gpu-prep
+	GPU_CHECK_DRY=1 scripts/gpu-check.sh
 
 clean:
 	rm -rf bin out

@@ -6,7 +6,7 @@ export CGO_ENABLED := 1
 # explicitly so CI time stays predictable.
 FUZZTIME ?= 20s
 
-.PHONY: all setup build test vet fuzz run bench bench-kernels armcount gpu-prep gpu-check gpu-check-dry clean
+.PHONY: all setup build test vet fuzz run bench bench-kernels armcount cross-arm64 test-arm64 package gpu-prep gpu-check gpu-check-dry clean
 
 all: build
 
@@ -25,8 +25,12 @@ test: setup vet build
 	$(GO) test -count=1 -timeout 40m ./...
 	# Again with gocv's Mat profile: fails on any Mat left unreleased.
 	$(GO) test -count=1 -tags matprofile ./camera/...
-	# The arm64 kernels, bit-exact with the reference, under qemu-user.
-	scripts/test-arm64-kernels.sh
+	# The Arm NN backend (cgo, build tag armnn) against our runtime.
+	$(GO) test -count=1 -tags armnn ./resnet/armnn/
+	# arm64: kernels bit-exact with the reference, and an agent smoke test, under qemu-user.
+	scripts/test-arm64.sh
+	# The .deb packages: contents, unit verification, install/upgrade/remove/purge in an overlay.
+	scripts/package.sh --check
 	$(MAKE) --no-print-directory fuzz
 
 # Each fuzz target runs for a bounded time; crashers land in testdata/fuzz.
@@ -38,6 +42,17 @@ run: setup build
 
 bench: setup build
 	@scripts/bench.sh
+
+# Both binaries for linux/arm64 with cgo (Debian arm64 libraries unpacked in a sysroot).
+cross-arm64: setup
+	scripts/cross-arm64.sh bin/arm64
+
+test-arm64: setup
+	scripts/test-arm64.sh
+
+# Debian packages for amd64 and arm64 (nfpm as a library, packaging/tool).
+package: setup
+	scripts/package.sh --check
 
 # ResNet-50 224 per kernel path and thread count, with GMAC/s and % of peak.
 bench-kernels:

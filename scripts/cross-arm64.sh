@@ -112,7 +112,7 @@ fix_links() {
 	local lib=$root/usr/lib/$TRIPLE alt cand
 	for alt in libblas.so.3 liblapack.so.3; do
 		[ -e "$lib/$alt" ] && continue
-		for cand in "$lib"/openblas-pthread/"$alt" "$lib"/blas/"$alt" "$lib"/lapack/"$alt"; do
+		for cand in "$lib"/blas/"$alt" "$lib"/lapack/"$alt" "$lib"/openblas-pthread/"$alt"; do
 			if [ -e "$cand" ]; then
 				ln -sfnr "$cand" "$lib/$alt"
 				break
@@ -121,16 +121,28 @@ fix_links() {
 	done
 }
 
+# libdirs lists the sysroot folders the arm64 loader searches: the
+# multiarch ones, /usr/lib (libhdf4-0-alt puts its libraries there, for
+# GDAL) and the alternatives' folders.
+libdirs() {
+	local lib=$sysroot/usr/lib/$TRIPLE
+	echo "$lib" "$sysroot/lib/$TRIPLE" "$sysroot/usr/lib" "$lib/blas" "$lib/lapack"
+}
+
 # print_env writes the cgo environment for the arm64 build.
 print_env() {
-	local lib=$sysroot/usr/lib/$TRIPLE
+	local lib=$sysroot/usr/lib/$TRIPLE ld="" d
+	for d in $(libdirs); do
+		ld+=" -Wl,-rpath-link,$d"
+	done
 	cat <<EOF
 export GOOS=linux GOARCH=arm64 CGO_ENABLED=1
 export CC=$TRIPLE-gcc CXX=$TRIPLE-g++
 export PKG_CONFIG_SYSROOT_DIR=$sysroot
 export PKG_CONFIG_LIBDIR=$lib/pkgconfig:$sysroot/usr/share/pkgconfig
 export CGO_CPPFLAGS="-I$sysroot/usr/include -I$sysroot/usr/include/$TRIPLE"
-export CGO_LDFLAGS="-L$lib -L$sysroot/lib/$TRIPLE -Wl,-rpath-link,$lib -Wl,-rpath-link,$sysroot/lib/$TRIPLE -Wl,-rpath-link,$lib/blas -Wl,-rpath-link,$lib/lapack"
+export CGO_LDFLAGS="-L$lib -L$sysroot/lib/$TRIPLE$ld"
+export SHORTCUT_ARM64_SYSROOT=$sysroot
 EOF
 }
 

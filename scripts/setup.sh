@@ -10,9 +10,18 @@ DEB_PACKAGES=(
   mosquitto mosquitto-clients         # a real MQTT broker for the agent tests
   dataset-fashion-mnist               # real training and accuracy tests
   nodejs npm                          # the TFLite witness (LiteRT.js, tfjs-tflite)
-  qemu-user-static                    # arm64 kernel tests under qemu-user
+  qemu-user-static                    # arm64 tests under qemu-user
+  gcc-aarch64-linux-gnu g++-aarch64-linux-gnu  # cross-compiling the agent with cgo
+  systemd adduser                     # systemd-analyze verify, package install checks
   g++ libarmnn-dev libarmnntfliteparser-dev libarmnn-cpuref-backend22  # Arm NN, a second witness
 )
+
+# arm64 package lists, so the cross-build sysroot can be downloaded (nothing
+# arm64 is installed on this machine).
+if ! dpkg --print-foreign-architectures | grep -qx arm64; then
+  dpkg --add-architecture arm64
+  apt-get update -qq
+fi
 
 missing=()
 for p in "${DEB_PACKAGES[@]}"; do
@@ -40,4 +49,7 @@ fi
 if [ -x tools/tflite-node/setup.sh ]; then
   tools/tflite-node/setup.sh
 fi
+# The arm64 sysroot (Debian's arm64 OpenCV and Arm NN unpacked; built once).
+scripts/cross-arm64.sh sysroot >/dev/null
+
 echo "setup: ok"

@@ -60,15 +60,24 @@ struct Failure {
 	std::string msg;
 };
 
-void once() {
+// runtime is the process's one Arm NN runtime, made on first use and never
+// destroyed: Debian ships the backends as dynamic backends, which a runtime
+// registers when it is created and deregisters when it is destroyed.
+armnn::IRuntime* runtime() {
+	static armnn::IRuntime* rt = nullptr;
 	static std::once_flag f;
-	std::call_once(f, [] { armnn::ConfigureLogging(false, false, armnn::LogSeverity::Fatal); });
+	std::call_once(f, [] {
+		armnn::ConfigureLogging(false, false, armnn::LogSeverity::Fatal);
+		armnn::IRuntime::CreationOptions ro;
+		rt = armnn::IRuntime::CreateRaw(ro);
+	});
+	return rt;
 }
 
 }  // namespace
 
 struct sc_net {
-	armnn::IRuntimePtr runtime{nullptr, [](armnn::IRuntime*) {}};
+	armnn::IRuntime* runtime = nullptr;
 	armnn::NetworkId id = 0;
 	bool loaded = false;
 	std::vector<sc_tensor> inputs, outputs;
@@ -97,7 +106,7 @@ sc_tensor describe(const armnn::TensorInfo& info, const std::string& what) {
 }
 
 void load(sc_net* n, const void* model, size_t len, const char* backendList) {
-	once();
+	n->runtime = runtime();
 	std::vector<armnn::BackendId> backends;
 	std::istringstream s(backendList ? backendList : "");
 	std::string tok;
@@ -105,11 +114,19 @@ void load(sc_net* n, const void* model, size_t len, const char* backendList) {
 		if (!tok.empty()) backends.push_back(tok);
 	}
 	if (backends.empty()) throw Failure{SC_FAILED, "no backend named"};
+	// The first backend must be installed; the others are fallbacks for
+	// layers it lacks, used when installed.
+	if (!armnn::BackendRegistryInstance().IsBackendRegistered(backends[0]))
+		throw Failure{SC_REFUSED, "backend " + backends[0].Get() + " is not installed (installed: " +
+		                              armnn::BackendRegistryInstance().GetBackendIdsAsString() + ")"};
+	std::vector<armnn::BackendId> usable;
+	std::string want;
 	for (auto& b : backends) {
-		if (!armnn::BackendRegistryInstance().IsBackendRegistered(b))
-			throw Failure{SC_REFUSED, "backend " + b.Get() + " is not installed (installed: " +
-			                              armnn::BackendRegistryInstance().GetBackendIdsAsString() + ")"};
+		if (!armnn::BackendRegistryInstance().IsBackendRegistered(b)) continue;
+		usable.push_back(b);
+		want += (want.empty() ? "" : ",") + b.Get();
 	}
+	backends = usable;
 
 	auto parser = armnnTfLiteParser::ITfLiteParser::Create();
 	armnn::INetworkPtr net(nullptr, [](armnn::INetwork*) {});
@@ -124,11 +141,8 @@ void load(sc_net* n, const void* model, size_t len, const char* backendList) {
 	auto inNames = parser->GetSubgraphInputTensorNames(0);
 	auto outNames = parser->GetSubgraphOutputTensorNames(0);
 
-	armnn::IRuntime::CreationOptions ro;
-	n->runtime = armnn::IRuntime::Create(ro);
 	std::vector<std::string> messages;
 	armnn::IOptimizedNetworkPtr opt(nullptr, [](armnn::IOptimizedNetwork*) {});
-	std::string want = backendList;
 	try {
 		opt = armnn::Optimize(*net, backends, n->runtime->GetDeviceSpec(), armnn::OptimizerOptions(),
 		                      armnn::Optional<std::vector<std::string>&>(messages));
@@ -242,6 +256,7 @@ void sc_free_string(char* s) { std::free(s); }
 
 char* sc_registered(void) {
 	try {
+		runtime();
 		return dupString(armnn::BackendRegistryInstance().GetBackendIdsAsString());
 	} catch (...) {
 		return dupString("");

@@ -11,6 +11,8 @@ import (
 	"sync"
 	"sync/atomic"
 	"time"
+
+	"github.com/shortcut-edge/shortcut/agent/head"
 )
 
 // Options are the agent's seams for tests and for the camera package.
@@ -20,8 +22,18 @@ type Options struct {
 	OpenSource SourceOpener
 	// LoadModel loads and checks a model file; nil means LoadModel.
 	LoadModel ModelLoader
-	// Getenv reads NOTIFY_SOCKET and WATCHDOG_USEC; nil means os.Getenv.
+	// CheckSource validates camera source strings; nil means CheckSource.
+	// Give the checker that goes with OpenSource.
+	CheckSource SourceChecker
+	// Getenv reads NOTIFY_SOCKET, WATCHDOG_USEC and STATE_DIRECTORY; nil
+	// means os.Getenv.
 	Getenv func(string) string
+	// Train runs one head training (on its own goroutine); nil means
+	// t.Train(ctx). Tests hold training here to see the agent busy.
+	Train func(ctx context.Context, t *head.Trainer) (*head.Head, error)
+	// OpenPin finds a GPIO pin by name; nil means the board's pins through
+	// periph.io (host.Init, gpioreg.ByName). Only used when gpio names pins.
+	OpenPin PinOpener
 }
 
 type modelRef struct {
@@ -41,6 +53,9 @@ type Agent struct {
 	cams   []*camera
 	pub    *publisher
 	notify *notifier
+	head   atomic.Pointer[activeHead] // nil: the model's own classifier
+	learn  *learner                   // nil when learning is off
+	gpio   *gpioUnit                  // nil without gpio pins
 
 	processed atomic.Uint64
 	readyOnce sync.Once
@@ -56,7 +71,7 @@ type Agent struct {
 // New checks cfg, loads the model and opens every camera source. Nothing
 // runs until Run.
 func New(cfg Config, opt Options) (*Agent, error) {
-	if errs := cfg.Validate(); len(errs) > 0 {
+	if errs := cfg.ValidateWith(opt.CheckSource); len(errs) > 0 {
 		return nil, &ConfigError{File: "(config)", Errors: errs}
 	}
 	if opt.Logger == nil {
@@ -71,6 +86,9 @@ func New(cfg Config, opt Options) (*Agent, error) {
 	if opt.Getenv == nil {
 		opt.Getenv = os.Getenv
 	}
+	if opt.Train == nil {
+		opt.Train = func(ctx context.Context, t *head.Trainer) (*head.Head, error) { return t.Train(ctx) }
+	}
 	if cfg.MQTT.ClientID == "" {
 		cfg.MQTT.ClientID = "shortcut-" + cfg.Device.ID
 	}
@@ -79,20 +97,35 @@ func New(cfg Config, opt Options) (*Agent, error) {
 	}
 	a := &Agent{cfg: cfg, opt: opt, log: opt.Logger, met: newMetrics(), notify: notifierFromEnv(opt.Getenv),
 		topics: Topics{Prefix: cfg.MQTT.TopicPrefix, Device: cfg.Device.ID, DiscoveryPrefix: cfg.MQTT.Discovery.Prefix}}
+	a.met.reg.MustRegister(newSourceCollector(a))
 	c, err := opt.LoadModel(cfg.Model.Path)
 	if err != nil {
 		return nil, err
 	}
-	for _, comp := range []string{"source", "preprocess", "inference", "mqtt", "model"} {
+	for _, comp := range []string{"source", "preprocess", "inference", "mqtt", "model", "learning"} {
 		a.met.errors.WithLabelValues(comp) // present at 0 from the start
 	}
-	a.setModel(c)
+	a.model.Store(&modelRef{c: c, info: c.Info()})
+	a.met.setModel(c.Info(), a.headVersion())
 	a.modelStat, _ = statFile(cfg.Model.Path)
+	if cfg.Learning.Enabled {
+		if a.learn, err = newLearner(a); err != nil {
+			return nil, err
+		}
+		a.learn.attach(c.Info())
+	}
+	if a.gpio, err = newGPIO(a); err != nil {
+		return nil, err
+	}
 	for _, cc := range cfg.Cameras {
 		src, err := opt.OpenSource(cc)
 		if err != nil {
 			a.closeSources()
+			a.gpio.halt()
 			return nil, err
+		}
+		if ma, ok := src.(ModelAware); ok {
+			ma.SetModel(c.Info())
 		}
 		cam := &camera{cfg: cc, src: src, deb: NewDebouncer(cfg.Decision), limiter: newRateLimiter(cfg.MQTT.Predictions.MaxRate)}
 		cam.lastErr.Store("")
@@ -104,14 +137,42 @@ func New(cfg Config, opt Options) (*Agent, error) {
 	return a, nil
 }
 
+// setModel swaps in a reloaded model: sources that make model inputs
+// themselves and the learner are told first, then the pipelines pick it up
+// at their next frame.
 func (a *Agent) setModel(c Classifier) {
 	info := c.Info()
+	for _, cam := range a.cams {
+		if ma, ok := cam.src.(ModelAware); ok {
+			ma.SetModel(info)
+		}
+	}
+	if a.learn != nil {
+		a.learn.attach(info)
+	}
 	a.model.Store(&modelRef{c: c, info: info})
-	a.met.setModel(info, a.cfg.Model.HeadVersion)
+	a.met.setModel(info, a.headVersion())
 }
 
 func (a *Agent) modelRef(info ModelInfo) ModelRef {
-	return ModelRef{Name: info.Name, Version: info.Version, SHA256: info.SHA256, HeadVersion: a.cfg.Model.HeadVersion}
+	return ModelRef{Name: info.Name, Version: info.Version, SHA256: info.SHA256, HeadVersion: a.headVersion()}
+}
+
+func (a *Agent) cameraByID(id string) *camera {
+	for _, c := range a.cams {
+		if c.cfg.ID == id {
+			return c
+		}
+	}
+	return nil
+}
+
+func (a *Agent) cameraIDs() []string {
+	ids := make([]string, len(a.cams))
+	for i, c := range a.cams {
+		ids[i] = c.cfg.ID
+	}
+	return ids
 }
 
 // Model describes the model in use.
@@ -163,6 +224,11 @@ func (a *Agent) Start() error {
 		return err
 	}
 	pub.discoveryFn = a.discoveryMessages
+	if a.learn != nil {
+		pub.onCommand = func(name string, payload []byte) {
+			a.learn.submit(command{name: name, payload: payload, from: "mqtt"})
+		}
+	}
 	a.pub = pub
 	return nil
 }
@@ -210,6 +276,12 @@ func (a *Agent) Run(ctx context.Context) error {
 	}
 	for _, c := range a.cams {
 		wg.Go(func() { a.runCamera(ctx, c) })
+	}
+	if a.learn != nil {
+		wg.Go(func() { a.learn.run(ctx) })
+	}
+	if a.gpio != nil {
+		wg.Go(func() { a.gpio.run(ctx) })
 	}
 	if a.cfg.Model.Watch {
 		wg.Go(func() { a.watchModel(ctx) })

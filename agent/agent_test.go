@@ -36,29 +36,29 @@ func loopingAgent(t *testing.T, cfg agent.Config, getenv func(string) string) *a
 
 func TestDiscoveryIsRepublishedAfterABrokerRestart(t *testing.T) {
 	broker := startMosquitto(t, 0)
-	a := loopingAgent(t, testConfig(broker.url()), nil)
+	a := loopingAgent(t, testConfig(broker.URL()), nil)
 	running(t, a)
-	sub := subscribe(t, broker.url(), "homeassistant/#", "shortcut/testdev/availability")
-	sub.waitFor("homeassistant/sensor/testdev/front/config", "discovery", atLeast(1))
+	sub := subscribe(t, broker.URL(), "homeassistant/#", "shortcut/testdev/availability")
+	sub.WaitFor("homeassistant/sensor/testdev/front/config", "discovery", atLeast(1))
 
-	broker.stop() // persistence false: retained discovery is gone with it
-	broker = startMosquitto(t, broker.port)
-	after := subscribe(t, broker.url(), "homeassistant/#", "shortcut/testdev/availability", "shortcut/testdev/front/state")
-	after.waitFor("homeassistant/sensor/testdev/front/config", "discovery republished on reconnect", atLeast(1))
-	after.waitFor("shortcut/testdev/availability", "online again", hasPayload(agent.Online))
-	after.waitFor("shortcut/testdev/front/state", "state republished on reconnect", atLeast(1))
+	broker.Stop() // persistence false: retained discovery is gone with it
+	broker = startMosquitto(t, broker.Port)
+	after := subscribe(t, broker.URL(), "homeassistant/#", "shortcut/testdev/availability", "shortcut/testdev/front/state")
+	after.WaitFor("homeassistant/sensor/testdev/front/config", "discovery republished on reconnect", atLeast(1))
+	after.WaitFor("shortcut/testdev/availability", "online again", hasPayload(agent.Online))
+	after.WaitFor("shortcut/testdev/front/state", "state republished on reconnect", atLeast(1))
 }
 
 func TestDiscoveryIsRepublishedWhenHomeAssistantComesOnline(t *testing.T) {
 	broker := startMosquitto(t, 0)
-	a := loopingAgent(t, testConfig(broker.url()), nil)
+	a := loopingAgent(t, testConfig(broker.URL()), nil)
 	running(t, a)
-	sub := subscribe(t, broker.url(), "homeassistant/sensor/#")
-	sub.waitFor("homeassistant/sensor/testdev/front/config", "the first discovery", atLeast(1))
-	sub.waitFor("homeassistant/sensor/testdev/front/config", "only one discovery", func(ms []msg) bool { return len(ms) == 1 })
-	tok := sub.client.Publish("homeassistant/status", 1, false, "online")
+	sub := subscribe(t, broker.URL(), "homeassistant/sensor/#")
+	sub.WaitFor("homeassistant/sensor/testdev/front/config", "the first discovery", atLeast(1))
+	sub.WaitFor("homeassistant/sensor/testdev/front/config", "only one discovery", func(ms []msg) bool { return len(ms) == 1 })
+	tok := sub.Client.Publish("homeassistant/status", 1, false, "online")
 	tok.Wait()
-	sub.waitFor("homeassistant/sensor/testdev/front/config", "discovery again after homeassistant/status online", atLeast(2))
+	sub.WaitFor("homeassistant/sensor/testdev/front/config", "discovery again after homeassistant/status online", atLeast(2))
 }
 
 func TestAgentStartsWithoutBrokerAndConnectsWhenItAppears(t *testing.T) {
@@ -83,9 +83,9 @@ func TestAgentStartsWithoutBrokerAndConnectsWhenItAppears(t *testing.T) {
 	}
 
 	broker := startMosquitto(t, port)
-	sub := subscribe(t, broker.url(), "shortcut/#")
-	sub.waitFor("shortcut/testdev/availability", "online once the broker appears", hasPayload(agent.Online))
-	sub.waitFor("shortcut/testdev/front/prediction", "predictions", atLeast(3))
+	sub := subscribe(t, broker.URL(), "shortcut/#")
+	sub.WaitFor("shortcut/testdev/availability", "online once the broker appears", hasPayload(agent.Online))
+	sub.WaitFor("shortcut/testdev/front/prediction", "predictions", atLeast(3))
 	waitUntil(t, "healthz ready", func() bool { return health(t, base).Status == "ready" })
 	if m := metricsText(t, base); metricValue(m, "shortcut_mqtt_connected") != 1 {
 		t.Errorf("shortcut_mqtt_connected = %v when connected, want 1", metricValue(m, "shortcut_mqtt_connected"))
@@ -98,8 +98,8 @@ func TestWithoutABrokerConfiguredTheEmbeddedBrokerServes(t *testing.T) {
 	a := loopingAgent(t, cfg, nil)
 	running(t, a)
 	sub := subscribe(t, "tcp://"+cfg.EmbeddedBroker.Address, "shortcut/#")
-	sub.waitFor("shortcut/testdev/availability", "online on the embedded broker", hasPayload(agent.Online))
-	sub.waitFor("shortcut/testdev/front/prediction", "predictions on the embedded broker", atLeast(2))
+	sub.WaitFor("shortcut/testdev/availability", "online on the embedded broker", hasPayload(agent.Online))
+	sub.WaitFor("shortcut/testdev/front/prediction", "predictions on the embedded broker", atLeast(2))
 	if h := health(t, "http://"+a.HTTPAddr()); !h.MQTT.Embedded {
 		t.Errorf("healthz mqtt = %+v, want embedded true", h.MQTT)
 	}
@@ -121,7 +121,7 @@ func TestEmbeddedBrokerOnABusyAddressIsAClearError(t *testing.T) {
 
 func TestHTTPServesHealthMetricsAndSnapshot(t *testing.T) {
 	broker := startMosquitto(t, 0)
-	cfg := testConfig(broker.url())
+	cfg := testConfig(broker.URL())
 	img := image.NewRGBA(image.Rect(0, 0, 40, 30))
 	for i := range img.Pix {
 		img.Pix[i] = uint8(i)
@@ -186,7 +186,7 @@ func TestSystemdGetsReadyAndWatchdogOnlyWhileFramesFlow(t *testing.T) {
 	defer conn.Close()
 	env := map[string]string{"NOTIFY_SOCKET": sock, "WATCHDOG_USEC": "40000"} // 40 ms: pings every 20 ms
 	broker := startMosquitto(t, 0)
-	cfg := testConfig(broker.url())
+	cfg := testConfig(broker.URL())
 	const frames = 6
 	src := agenttest.Tensors(framesFor(0, 0, 0, 0, 0, 0)...)
 	a, err := agent.New(cfg, agent.Options{Logger: quietLog(), Getenv: func(k string) string { return env[k] },
@@ -235,7 +235,7 @@ func TestSystemdWatchdogIsFedWhileFramesFlow(t *testing.T) {
 	defer conn.Close()
 	env := map[string]string{"NOTIFY_SOCKET": sock, "WATCHDOG_USEC": "40000"}
 	broker := startMosquitto(t, 0)
-	a := loopingAgent(t, testConfig(broker.url()), func(k string) string { return env[k] })
+	a := loopingAgent(t, testConfig(broker.URL()), func(k string) string { return env[k] })
 	running(t, a)
 	seen := map[string]int{}
 	conn.SetReadDeadline(time.Now().Add(waitLimit))

@@ -5,15 +5,19 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"math"
 	"net"
 	"net/url"
 	"os"
+	"path/filepath"
 	"reflect"
 	"strconv"
 	"strings"
 	"time"
 
 	"gopkg.in/yaml.v3"
+
+	"github.com/shortcut-edge/shortcut/agent/head"
 )
 
 // Config is the agent's whole configuration: one YAML file, documented key
@@ -27,6 +31,8 @@ type Config struct {
 	MQTT           MQTTConfig     `yaml:"mqtt"`
 	EmbeddedBroker BrokerConfig   `yaml:"embedded_broker"`
 	HTTP           HTTPConfig     `yaml:"http"`
+	Learning       LearningConfig `yaml:"learning"`
+	GPIO           GPIOConfig     `yaml:"gpio"`
 	Log            LogConfig      `yaml:"log"`
 }
 
@@ -43,8 +49,8 @@ type ModelConfig struct {
 	// Watch polls Path every WatchInterval and reloads it when it changes.
 	Watch         bool          `yaml:"watch"`
 	WatchInterval time.Duration `yaml:"watch_interval"`
-	// HeadVersion is reported in payloads: the version of the on-device
-	// trained head, when one is in use.
+	// HeadVersion is reported in payloads while no head trained on the
+	// device is in use; a trained head reports its own version.
 	HeadVersion string `yaml:"head_version"`
 	TopK        int    `yaml:"top_k"`
 }
@@ -52,17 +58,117 @@ type ModelConfig struct {
 // CameraConfig is one pipeline.
 type CameraConfig struct {
 	ID string `yaml:"id"`
-	// Source: "synthetic" or "images:<glob>" here; camera sources (V4L2,
-	// GStreamer) are wired by the camera package.
+	// Source is "synthetic", "images:<folder or glob>[?loop=1]", or (when
+	// the binary is built with the camera package, as cmd/agent is) any
+	// camera source string: a V4L2 index or /dev/videoN, file:..., rtsp://,
+	// http(s):// MJPEG, gst:... (see camera/README.md).
 	Source string `yaml:"source"`
 	// FPS caps frames taken from the source per second; 0 takes every frame.
 	FPS float64 `yaml:"fps"`
 	// Queue is the capacity of each channel between stages. When the model
 	// is slower than the source, frames beyond it are dropped (and counted).
 	Queue int `yaml:"queue"`
+	// Preprocess says how a frame becomes the model's input.
+	Preprocess PreprocessConfig `yaml:"preprocess"`
 }
 
-func (c *CameraConfig) setDefaults() { *c = CameraConfig{FPS: 5, Queue: 2} }
+func (c *CameraConfig) setDefaults() {
+	*c = CameraConfig{FPS: 5, Queue: 2, Preprocess: PreprocessConfig{Fit: FitCrop, ROI: []int{}, Mean: []float64{}, Std: []float64{}}}
+}
+
+// Ways to bring a frame to the model's input size (PreprocessConfig.Fit).
+const (
+	FitCrop      = "crop"      // scale the shorter side to the input, cut the centre
+	FitLetterbox = "letterbox" // scale the longer side to the input, pad the rest black
+	FitStretch   = "stretch"   // scale each side on its own (distorts)
+)
+
+// PreprocessConfig turns a frame into the model's input: the region of
+// interest is cut out, brought to the model's size by Fit, and each channel
+// normalized as (pixel/255 - mean) / std.
+type PreprocessConfig struct {
+	// Fit is crop (also when empty), letterbox or stretch.
+	Fit string `yaml:"fit"`
+	// ROI is [x0, y0, x1, y1] in frame pixels (clipped to the frame);
+	// empty uses the whole frame.
+	ROI []int `yaml:"roi"`
+	// Mean and Std override the model's metadata: one value for every
+	// channel, or one per channel (R, G, B). Empty uses the model's.
+	Mean []float64 `yaml:"mean"`
+	Std  []float64 `yaml:"std"`
+}
+
+// LearningConfig is on-device learning: examples taught over MQTT (or the
+// GPIO button) train a new head for the model's embedding; agent/LEARNING.md
+// walks through it.
+type LearningConfig struct {
+	// Enabled subscribes to <prefix>/<device>/cmd/+ and keeps state in
+	// StateDir. Learning needs a model with an embedding output (output 1).
+	Enabled bool `yaml:"enabled"`
+	// StateDir holds the examples, the trained head and exports. Empty:
+	// $STATE_DIRECTORY (set by systemd's StateDirectory=), else
+	// /var/lib/shortcut.
+	StateDir string `yaml:"state_dir"`
+	// MaxCount is the most examples one learn command may ask for.
+	MaxCount int `yaml:"max_count"`
+	// ExamplesPerLabel is how many examples a label keeps; the oldest go
+	// first.
+	ExamplesPerLabel int `yaml:"examples_per_label"`
+	// MaxLabels bounds the labels with stored examples.
+	MaxLabels int `yaml:"max_labels"`
+	// ThumbnailSize is the longest side, in pixels, of the JPEG kept with
+	// each example (made from the model's input); 0 keeps none.
+	ThumbnailSize int `yaml:"thumbnail_size"`
+}
+
+// GPIOConfig drives pins through periph.io: a button to teach and train,
+// LEDs for the agent's state, and outputs switched by detections. Pin names
+// are the board's (GPIO17, P1_11, ...); every name is checked at start.
+type GPIOConfig struct {
+	Button  ButtonConfig   `yaml:"button"`
+	LEDs    LEDConfig      `yaml:"leds"`
+	Outputs []OutputConfig `yaml:"outputs"`
+}
+
+// ButtonConfig is a push button. A short press captures one example of
+// Label from Camera; a press held at least LongPress trains the head.
+type ButtonConfig struct {
+	// Pin is the input pin; empty means no button.
+	Pin    string `yaml:"pin"`
+	Label  string `yaml:"label"`
+	Camera string `yaml:"camera"` // empty: the first camera
+	// LongPress is the shortest press that trains.
+	LongPress time.Duration `yaml:"long_press"`
+	// ActiveLow: pressed pulls the pin low (a button to ground with the
+	// internal pull-up, the usual wiring).
+	ActiveLow bool `yaml:"active_low"`
+	// Pull is up, down or none.
+	Pull string `yaml:"pull"`
+	// Debounce ignores edges closer together than this.
+	Debounce time.Duration `yaml:"debounce"`
+}
+
+// LEDConfig names output pins for status LEDs (lit = high); empty: none.
+type LEDConfig struct {
+	Ready     string `yaml:"ready"`     // lit while /healthz is ready
+	Detecting string `yaml:"detecting"` // lit while a camera's state is a label
+	Error     string `yaml:"error"`     // lit while /healthz is degraded
+}
+
+// OutputConfig drives a pin from detections: it goes active when Label is
+// the top class with a score of at least MinScore, and back after Hold
+// without such a frame.
+type OutputConfig struct {
+	Pin      string        `yaml:"pin"`
+	Label    string        `yaml:"label"`
+	MinScore float64       `yaml:"min_score"`
+	Hold     time.Duration `yaml:"hold"`
+	Camera   string        `yaml:"camera"` // empty: any camera
+	// ActiveLow drives the pin low when active (relay boards often want it).
+	ActiveLow bool `yaml:"active_low"`
+}
+
+func (o *OutputConfig) setDefaults() { *o = OutputConfig{MinScore: 0.8, Hold: 5 * time.Second} }
 
 // DecisionConfig turns per-frame scores into a stable state.
 type DecisionConfig struct {
@@ -150,7 +256,10 @@ func Defaults() Config {
 		},
 		EmbeddedBroker: BrokerConfig{Address: "127.0.0.1:1883"},
 		HTTP:           HTTPConfig{Address: "127.0.0.1:8080", SnapshotQuality: 80},
-		Log:            LogConfig{Level: "info", Format: "text"},
+		Learning:       LearningConfig{Enabled: true, MaxCount: 100, ExamplesPerLabel: 100, MaxLabels: 64, ThumbnailSize: 96},
+		GPIO: GPIOConfig{Button: ButtonConfig{LongPress: 2 * time.Second, ActiveLow: true, Pull: "up", Debounce: 30 * time.Millisecond},
+			Outputs: []OutputConfig{}},
+		Log: LogConfig{Level: "info", Format: "text"},
 	}
 }
 
@@ -188,16 +297,25 @@ func (e *ConfigError) Error() string {
 // LoadConfig reads path, applies defaults and environment overrides, and
 // validates the result. On failure it returns a *ConfigError listing every
 // problem at once (or a plain error when the file cannot be read).
-func LoadConfig(path string) (Config, error) {
+func LoadConfig(path string) (Config, error) { return LoadConfigWith(path, nil) }
+
+// LoadConfigWith is LoadConfig with the source strings that check accepts
+// (nil: CheckSource); cmd/agent passes the camera package's parser.
+func LoadConfigWith(path string, check SourceChecker) (Config, error) {
 	data, err := os.ReadFile(path)
 	if err != nil {
 		return Config{}, fmt.Errorf("config: %w", err)
 	}
-	return ParseConfig(path, data, os.Getenv)
+	return ParseConfigWith(path, data, os.Getenv, check)
 }
 
 // ParseConfig is LoadConfig on bytes; getenv supplies the environment.
 func ParseConfig(name string, data []byte, getenv func(string) string) (Config, error) {
+	return ParseConfigWith(name, data, getenv, nil)
+}
+
+// ParseConfigWith is ParseConfig with a SourceChecker (nil: CheckSource).
+func ParseConfigWith(name string, data []byte, getenv func(string) string, check SourceChecker) (Config, error) {
 	cfg := Defaults()
 	var errs []FieldError
 	var doc yaml.Node
@@ -219,7 +337,7 @@ func ParseConfig(name string, data []byte, getenv func(string) string) (Config, 
 			cfg.Device.ID = topicSafe(h)
 		}
 	}
-	errs = append(errs, cfg.Validate()...)
+	errs = append(errs, cfg.ValidateWith(check)...)
 	if len(errs) > 0 {
 		return cfg, &ConfigError{File: name, Errors: errs}
 	}
@@ -330,8 +448,15 @@ func typeName(t reflect.Type) string {
 }
 
 // Validate checks values (not types, which decoding checked) and returns
-// every problem found.
-func (c *Config) Validate() []FieldError {
+// every problem found. Camera sources are checked with CheckSource.
+func (c *Config) Validate() []FieldError { return c.ValidateWith(nil) }
+
+// ValidateWith is Validate with the source strings that check accepts (nil:
+// CheckSource).
+func (c *Config) ValidateWith(check SourceChecker) []FieldError {
+	if check == nil {
+		check = CheckSource
+	}
 	var errs []FieldError
 	bad := func(path, format string, args ...any) {
 		errs = append(errs, FieldError{Path: path, Msg: fmt.Sprintf(format, args...)})
@@ -367,9 +492,10 @@ func (c *Config) Validate() []FieldError {
 			}
 			seen[cam.ID] = i
 		}
-		if err := checkSource(cam.Source); err != nil {
+		if err := check(cam.Source); err != nil {
 			bad(p+".source", "%v", err)
 		}
+		errs = append(errs, cam.Preprocess.validate(p+".preprocess")...)
 		if cam.FPS < 0 || cam.FPS > 1000 {
 			bad(p+".fps", "is %g; want 0 (no limit) to 1000", cam.FPS)
 		}
@@ -448,6 +574,11 @@ func (c *Config) Validate() []FieldError {
 	if c.HTTP.SnapshotQuality < 1 || c.HTTP.SnapshotQuality > 100 {
 		bad("http.snapshot_quality", "is %d; want 1 to 100", c.HTTP.SnapshotQuality)
 	}
+	errs = append(errs, c.Learning.validate()...)
+	errs = append(errs, c.GPIO.validate(c.Cameras)...)
+	if c.GPIO.Button.Pin != "" && !c.Learning.Enabled {
+		bad("gpio.button.pin", "the button teaches and trains: it needs learning.enabled: true")
+	}
 	switch c.Log.Level {
 	case "debug", "info", "warn", "error":
 	default:
@@ -469,4 +600,135 @@ func topicSafe(s string) string {
 		}
 		return '_'
 	}, s)
+}
+
+func (p PreprocessConfig) validate(path string) []FieldError {
+	var errs []FieldError
+	bad := func(key, format string, args ...any) {
+		errs = append(errs, FieldError{Path: path + "." + key, Msg: fmt.Sprintf(format, args...)})
+	}
+	switch p.Fit {
+	case "", FitCrop, FitLetterbox, FitStretch: // "" (a Config made in Go) is crop
+	default:
+		bad("fit", "%q: want crop, letterbox or stretch", p.Fit)
+	}
+	if n := len(p.ROI); n != 0 {
+		if n != 4 {
+			bad("roi", "has %d values; want [x0, y0, x1, y1] in frame pixels, or [] for the whole frame", n)
+		} else if r := p.ROI; r[0] < 0 || r[1] < 0 || r[2] <= r[0] || r[3] <= r[1] {
+			bad("roi", "%v: want 0 <= x0 < x1 and 0 <= y0 < y1", r)
+		}
+	}
+	for _, v := range []struct {
+		key  string
+		vals []float64
+	}{{"mean", p.Mean}, {"std", p.Std}} {
+		if n := len(v.vals); n != 0 && n != 1 && n != 3 {
+			bad(v.key, "has %d values; want none (the model's), one, or three (R, G, B)", n)
+		}
+		for _, x := range v.vals {
+			if math.IsNaN(x) || math.IsInf(x, 0) || (v.key == "std" && x <= 0) {
+				bad(v.key, "holds %v; want finite values (std above 0)", x)
+				break
+			}
+		}
+	}
+	return errs
+}
+
+func (l LearningConfig) validate() []FieldError {
+	var errs []FieldError
+	bad := func(key, format string, args ...any) {
+		errs = append(errs, FieldError{Path: "learning." + key, Msg: fmt.Sprintf(format, args...)})
+	}
+	if l.StateDir != "" && !filepath.IsAbs(l.StateDir) {
+		bad("state_dir", "%q: want an absolute path, or empty for $STATE_DIRECTORY or /var/lib/shortcut", l.StateDir)
+	}
+	if l.ExamplesPerLabel < 1 || l.ExamplesPerLabel > head.MaxPerLabelLimit {
+		bad("examples_per_label", "is %d; want 1 to %d", l.ExamplesPerLabel, head.MaxPerLabelLimit)
+	}
+	if l.MaxCount < 1 || l.MaxCount > l.ExamplesPerLabel {
+		bad("max_count", "is %d; want 1 to learning.examples_per_label (%d)", l.MaxCount, l.ExamplesPerLabel)
+	}
+	if l.MaxLabels < 1 || l.MaxLabels > head.MaxLabelsLimit {
+		bad("max_labels", "is %d; want 1 to %d", l.MaxLabels, head.MaxLabelsLimit)
+	}
+	if l.ThumbnailSize < 0 || l.ThumbnailSize > 512 {
+		bad("thumbnail_size", "is %d; want 0 (no thumbnails) to 512 pixels", l.ThumbnailSize)
+	}
+	return errs
+}
+
+func (g GPIOConfig) validate(cams []CameraConfig) []FieldError {
+	var errs []FieldError
+	bad := func(path, format string, args ...any) {
+		errs = append(errs, FieldError{Path: path, Msg: fmt.Sprintf(format, args...)})
+	}
+	hasCamera := func(id string) bool {
+		for _, c := range cams {
+			if c.ID == id {
+				return true
+			}
+		}
+		return false
+	}
+	pins := map[string]string{} // pin name -> the key that uses it
+	usePin := func(path, name string) {
+		if name == "" {
+			return
+		}
+		if strings.TrimSpace(name) != name || strings.ContainsAny(name, " \t\n") {
+			bad(path, "%q: a pin name has no spaces (e.g. GPIO17)", name)
+			return
+		}
+		if other, dup := pins[name]; dup {
+			bad(path, "pin %q is also used by %s; a pin drives one thing", name, other)
+			return
+		}
+		pins[name] = path
+	}
+	b := g.Button
+	usePin("gpio.button.pin", b.Pin)
+	if b.Pin != "" {
+		if err := head.ValidateLabel(b.Label); err != nil {
+			bad("gpio.button.label", "%v (a short press teaches this label)", err)
+		}
+		if b.Camera != "" && !hasCamera(b.Camera) {
+			bad("gpio.button.camera", "%q is not the id of a camera", b.Camera)
+		}
+		if b.LongPress <= 0 {
+			bad("gpio.button.long_press", "is %v; want a positive duration such as 2s", b.LongPress)
+		}
+		if b.Debounce < 0 || b.Debounce >= b.LongPress {
+			bad("gpio.button.debounce", "is %v; want 0 to below long_press (%v)", b.Debounce, b.LongPress)
+		}
+	}
+	switch b.Pull {
+	case "up", "down", "none":
+	default:
+		bad("gpio.button.pull", "%q: want up, down or none", b.Pull)
+	}
+	usePin("gpio.leds.ready", g.LEDs.Ready)
+	usePin("gpio.leds.detecting", g.LEDs.Detecting)
+	usePin("gpio.leds.error", g.LEDs.Error)
+	for i, o := range g.Outputs {
+		p := fmt.Sprintf("gpio.outputs[%d]", i)
+		if o.Pin == "" {
+			bad(p+".pin", "is empty; name the output pin (e.g. GPIO27)")
+		}
+		usePin(p+".pin", o.Pin)
+		if err := head.ValidateLabel(o.Label); err != nil {
+			bad(p+".label", "%v", err)
+		}
+		if o.MinScore <= 0 || o.MinScore > 1 || math.IsNaN(o.MinScore) {
+			bad(p+".min_score", "is %g; want a score in (0, 1]", o.MinScore)
+		}
+		if o.Hold < 0 {
+			bad(p+".hold", "is %v; want 0 or a positive duration", o.Hold)
+		}
+		if o.Camera != "" && !hasCamera(o.Camera) {
+			bad(p+".camera", "%q is not the id of a camera", o.Camera)
+		}
+	}
+	return errs
 }

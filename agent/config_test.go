@@ -26,7 +26,8 @@ func TestConfigFileInConfigsDocumentsEveryKeyWithItsDefault(t *testing.T) {
 	}
 	want := agent.Defaults()
 	want.Device.ID = got.Device.ID // the host name
-	want.Cameras = []agent.CameraConfig{{ID: "cam0", Source: "synthetic", FPS: 5, Queue: 2}}
+	want.Cameras = []agent.CameraConfig{{ID: "cam0", Source: "synthetic", FPS: 5, Queue: 2,
+		Preprocess: agent.PreprocessConfig{Fit: agent.FitCrop, ROI: []int{}, Mean: []float64{}, Std: []float64{}}}}
 	if !reflect.DeepEqual(got, want) {
 		t.Errorf("configs/agent.yaml differs from agent.Defaults():\n got %+v\nwant %+v", got, want)
 	}
@@ -54,12 +55,22 @@ func TestConfigFileInConfigsDocumentsEveryKeyWithItsDefault(t *testing.T) {
 		}
 	}
 	walk("", &doc)
+	// Keys of list items that default to an empty list (gpio.outputs) are
+	// documented in a commented example.
+	var comments strings.Builder
+	for _, line := range strings.Split(string(data), "\n") {
+		if _, c, ok := strings.Cut(line, "#"); ok {
+			comments.WriteString(c + "\n")
+		}
+	}
 	var missing []string
 	var fields func(prefix string, t reflect.Type)
 	fields = func(prefix string, t reflect.Type) {
 		for i := 0; i < t.NumField(); i++ {
 			k := prefix + t.Field(i).Tag.Get("yaml")
-			if !keys[k] {
+			inExample := strings.Contains(k, "[].") && !strings.HasPrefix(k, "cameras[]") &&
+				strings.Contains(comments.String(), " "+t.Field(i).Tag.Get("yaml")+":")
+			if !keys[k] && !inExample {
 				missing = append(missing, k)
 			}
 			ft := t.Field(i).Type
@@ -177,6 +188,59 @@ func TestConfigCases(t *testing.T) {
 		t.Run(tc.name, func(t *testing.T) {
 			c, err := agent.ParseConfig("t.yaml", []byte(tc.yaml), func(k string) string { return tc.env[k] })
 			tc.check(t, c, err)
+		})
+	}
+}
+
+func TestConfigChecksPreprocessLearningAndGPIOKeysWithTheirPaths(t *testing.T) {
+	for _, tc := range []struct {
+		name, yaml string
+		paths      []string // every error expected, by key path
+	}{
+		{"good values pass", `
+cameras: [{id: a, source: synthetic, preprocess: {fit: letterbox, roi: [0, 0, 320, 240], mean: [0.485, 0.456, 0.406], std: [0.229]}}]
+learning: {state_dir: /srv/shortcut, max_count: 50, examples_per_label: 50, max_labels: 10, thumbnail_size: 0}
+gpio:
+  button: {pin: GPIO17, label: "red mug", camera: a, long_press: 3s}
+  leds: {ready: GPIO5, detecting: GPIO6, error: GPIO13}
+  outputs: [{pin: GPIO27, label: person, min_score: 0.7, hold: 10s, camera: a, active_low: true}]
+`, nil},
+		{"preprocess values are checked", `
+cameras: [{id: a, source: synthetic, preprocess: {fit: zoom, roi: [10, 10, 5, 20], mean: [0.1, 0.2], std: [0]}}]
+`, []string{"cameras[0].preprocess.fit", "cameras[0].preprocess.roi", "cameras[0].preprocess.mean", "cameras[0].preprocess.std"}},
+		{"learning values are checked", `
+cameras: [{id: a, source: synthetic}]
+learning: {state_dir: relative/dir, max_count: 500, examples_per_label: 100, max_labels: 0, thumbnail_size: 2000}
+`, []string{"learning.state_dir", "learning.max_count", "learning.max_labels", "learning.thumbnail_size"}},
+		{"gpio values are checked", `
+cameras: [{id: a, source: synthetic}]
+gpio:
+  button: {pin: GPIO17, label: "a/b", camera: b, long_press: 0s, pull: sideways}
+  leds: {ready: GPIO17, detecting: "GPIO 6"}
+  outputs: [{pin: "", label: "", min_score: 1.5, hold: -1s, camera: c}]
+`, []string{"gpio.button.label", "gpio.button.camera", "gpio.button.long_press", "gpio.button.debounce", "gpio.button.pull",
+			"gpio.leds.ready", "gpio.leds.detecting", "gpio.outputs[0].pin", "gpio.outputs[0].label", "gpio.outputs[0].min_score",
+			"gpio.outputs[0].hold", "gpio.outputs[0].camera"}},
+		{"a button needs learning", `
+cameras: [{id: a, source: synthetic}]
+learning: {enabled: false}
+gpio: {button: {pin: GPIO17, label: cat}}
+`, []string{"gpio.button.pin"}},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			_, err := agent.ParseConfig("t.yaml", []byte("device: {id: d}\n"+tc.yaml), noEnv)
+			var got []string
+			var ce *agent.ConfigError
+			if errors.As(err, &ce) {
+				for _, fe := range ce.Errors {
+					got = append(got, fe.Path)
+				}
+			} else if err != nil {
+				t.Fatal(err)
+			}
+			if strings.Join(got, " ") != strings.Join(tc.paths, " ") {
+				t.Errorf("errors at %v, want at %v:\n%v", got, tc.paths, err)
+			}
 		})
 	}
 }

@@ -7,6 +7,8 @@ import (
 	"fmt"
 	"os"
 	"path/filepath"
+	"slices"
+	"strings"
 	"testing"
 
 	"github.com/shortcut-edge/shortcut/agent"
@@ -36,11 +38,11 @@ var contractFrames = []int{0, 0, 1, 2, 1, 1, 3, 3}
 // change for every subscriber: update PAYLOADS.md with it.
 func TestMQTTContractFreezesTopicsAndPayloads(t *testing.T) {
 	broker := startMosquitto(t, 0)
-	sub := subscribe(t, broker.url(), "shortcut/#", "homeassistant/#")
+	sub := subscribe(t, broker.URL(), "shortcut/#", "homeassistant/#")
 	start := make(chan struct{})
 	src := agenttest.Tensors(framesFor(contractFrames...)...)
 	src.Start = start
-	cfg := testConfig(broker.url())
+	cfg := testConfig(broker.URL())
 	cfg.Model.HeadVersion = "head-3"
 	a, err := agent.New(cfg, agent.Options{Logger: quietLog(),
 		OpenSource: func(agent.CameraConfig) (agent.FrameSource, error) { return src, nil },
@@ -49,22 +51,22 @@ func TestMQTTContractFreezesTopicsAndPayloads(t *testing.T) {
 		t.Fatal(err)
 	}
 	stop := running(t, a)
-	sub.waitFor("shortcut/testdev/availability", "online", hasPayload(agent.Online))
-	sub.waitFor("homeassistant/sensor/testdev/front/config", "discovery", atLeast(1))
+	sub.WaitFor("shortcut/testdev/availability", "online", hasPayload(agent.Online))
+	sub.WaitFor("homeassistant/sensor/testdev/front/config", "discovery", atLeast(1))
 	close(start)
-	sub.waitFor("shortcut/testdev/front/prediction", "a prediction per frame", atLeast(len(contractFrames)))
-	sub.waitFor("shortcut/testdev/front/state", "three state changes", atLeast(3))
+	sub.WaitFor("shortcut/testdev/front/prediction", "a prediction per frame", atLeast(len(contractFrames)))
+	sub.WaitFor("shortcut/testdev/front/state", "three state changes", atLeast(3))
 	stop()
-	sub.waitFor("shortcut/testdev/availability", "offline after a clean stop", hasPayload(agent.Offline))
+	sub.WaitFor("shortcut/testdev/availability", "offline after a clean stop", hasPayload(agent.Offline))
 
 	// What a subscriber arriving later finds retained.
-	late := subscribe(t, broker.url(), "shortcut/#", "homeassistant/#")
-	late.waitFor("homeassistant/sensor/testdev/front/config", "retained discovery", atLeast(1))
-	late.waitFor("shortcut/testdev/front/state", "retained state", atLeast(1))
-	late.waitFor("shortcut/testdev/availability", "retained availability", atLeast(1))
+	late := subscribe(t, broker.URL(), "shortcut/#", "homeassistant/#")
+	late.WaitFor("homeassistant/sensor/testdev/front/config", "retained discovery", atLeast(1))
+	late.WaitFor("shortcut/testdev/front/state", "retained state", atLeast(1))
+	late.WaitFor("shortcut/testdev/availability", "retained availability", atLeast(1))
 
-	got := map[string]any{"live": group(t, sub.msgs), "retained": group(t, late.msgs)}
-	for _, m := range late.msgs {
+	got := map[string]any{"live": group(t, sub.All()), "retained": group(t, late.All())}
+	for _, m := range late.All() {
 		if !m.Retained {
 			t.Errorf("late subscriber got a live message on %s; only retained messages were expected: %s", m.Topic, m.Payload)
 		}
@@ -165,4 +167,81 @@ func diffLines(want, got string) string {
 		}
 	}
 	return fmt.Sprint(out)
+}
+
+// TestCommandRepliesFreezeTheirPayloads sends one of each command (and a
+// few refused ones) to an agent on a fake model and compares the replies,
+// volatile fields normalised, with testdata/commands.golden.json. A change
+// here changes what scripts and dashboards parse: update PAYLOADS.md with
+// it.
+func TestCommandRepliesFreezeTheirPayloads(t *testing.T) {
+	broker := startMosquitto(t, 0)
+	cfg := testConfig(broker.URL())
+	cfg.Learning.Enabled = true
+	cfg.Learning.StateDir = t.TempDir()
+	cfg.Cameras[0].FPS = 100
+	src := agenttest.Tensors(framesFor(0)...)
+	src.Loop = true
+	model := fakeModel(contractTable)
+	model.Model.EmbeddingDim = 4
+	model.Embed = func(in []float32) []float32 { return []float32{in[0], 1, 0.5, 0.25} }
+	runAgent(t, cfg, agent.Options{
+		OpenSource: func(agent.CameraConfig) (agent.FrameSource, error) { return src, nil },
+		LoadModel:  func(string) (agent.Classifier, error) { return model, nil }})
+	cmd := newCommander(t, broker.URL(), "testdev")
+	var replies []any
+	for _, c := range []struct {
+		name    string
+		payload any
+	}{
+		{agent.CmdLabels, map[string]any{}},
+		{agent.CmdLearn, map[string]any{"label": "cat", "count": 2, "interval_ms": 0}},
+		{agent.CmdLearn, map[string]any{"label": "bird", "count": 2, "interval_ms": 0}},
+		{agent.CmdLabels, map[string]any{}},
+		{agent.CmdTrain, map[string]any{}},
+		{agent.CmdLabels, map[string]any{}},
+		{agent.CmdForget, map[string]any{"label": "bird"}},
+		{agent.CmdReset, map[string]any{}},
+		{agent.CmdExport, map[string]any{}},
+		{agent.CmdLearn, map[string]any{"label": "bird/cat"}},
+		{"dance", map[string]any{}},
+		{agent.CmdLearn, `{"label": `},
+	} {
+		r := cmd.send(c.name, c.payload)
+		replies = append(replies, normalise(t, msg{Topic: "reply/" + c.name, Payload: string(mustMarshal(t, r))}))
+	}
+	var heads []string
+	var walk func(v any) any
+	walk = func(v any) any { // head versions and timings change from run to run
+		switch x := v.(type) {
+		case map[string]any:
+			for k, e := range x {
+				switch s, _ := e.(string); {
+				case k == "seqs" || k == "milliseconds":
+					x[k] = "<" + k + ">"
+				case strings.HasPrefix(s, "h-") && (k == "version" || k == "head_version"):
+					if !slices.Contains(heads, s) {
+						heads = append(heads, s)
+					}
+					x[k] = fmt.Sprintf("<head %d>", slices.Index(heads, s)+1)
+				default:
+					x[k] = walk(e)
+				}
+			}
+		case []any:
+			for i, e := range x {
+				x[i] = walk(e)
+			}
+		}
+		return v
+	}
+	compareGolden(t, "commands.golden.json", walk(replies))
+}
+
+func mustMarshal(t *testing.T, v any) []byte {
+	b, err := json.Marshal(v)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return b
 }

@@ -6,16 +6,12 @@ import (
 	"io"
 	"log/slog"
 	"math/rand/v2"
-	"net"
 	"os"
-	"os/exec"
 	"path/filepath"
 	"strings"
 	"sync"
 	"testing"
 	"time"
-
-	paho "github.com/eclipse/paho.mqtt.golang"
 
 	"github.com/shortcut-edge/shortcut/agent"
 	"github.com/shortcut-edge/shortcut/agent/agenttest"
@@ -26,161 +22,29 @@ import (
 
 // waitLimit bounds every wait for something the agent should do; it is a
 // deadlock guard, not a timing assertion.
-const waitLimit = 20 * time.Second
+const waitLimit = agenttest.WaitLimit
 
-func freePort(t *testing.T) int {
-	t.Helper()
-	ln, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatalf("no free port: %v", err)
-	}
-	defer ln.Close()
-	return ln.Addr().(*net.TCPAddr).Port
+// The broker and subscriber helpers live in agenttest (cvsource's tests use
+// them too); these names keep the tests short.
+type msg = agenttest.Msg
+
+func freePort(t *testing.T) int { return agenttest.FreePort(t) }
+
+func startMosquitto(t *testing.T, port int) *agenttest.Broker {
+	return agenttest.StartMosquitto(t, port)
 }
 
-// mosquitto is a real broker on a loopback port, owned by one test.
-type mosquitto struct {
-	t    *testing.T
-	port int
-	conf string
-	cmd  *exec.Cmd
+func subscribe(t *testing.T, brokerURL string, filters ...string) *agenttest.Subscriber {
+	return agenttest.Subscribe(t, brokerURL, filters...)
 }
 
-func startMosquitto(t *testing.T, port int) *mosquitto {
-	t.Helper()
-	bin, err := exec.LookPath("mosquitto")
-	if err != nil {
-		if _, e := os.Stat("/usr/sbin/mosquitto"); e != nil {
-			t.Fatalf("mosquitto is not installed (apt-get install mosquitto): %v", err)
-		}
-		bin = "/usr/sbin/mosquitto"
-	}
-	if port == 0 {
-		port = freePort(t)
-	}
-	m := &mosquitto{t: t, port: port, conf: filepath.Join(t.TempDir(), "mosquitto.conf")}
-	conf := fmt.Sprintf("listener %d 127.0.0.1\nallow_anonymous true\npersistence false\n", port)
-	if err := os.WriteFile(m.conf, []byte(conf), 0o644); err != nil {
-		t.Fatal(err)
-	}
-	m.cmd = exec.Command(bin, "-c", m.conf)
-	if err := m.cmd.Start(); err != nil {
-		t.Fatalf("starting mosquitto: %v", err)
-	}
-	t.Cleanup(m.stop)
-	deadline := time.Now().Add(waitLimit)
-	for {
-		c, err := net.Dial("tcp", m.addr())
-		if err == nil {
-			c.Close()
-			return m
-		}
-		if time.Now().After(deadline) {
-			t.Fatalf("mosquitto did not listen on %s: %v", m.addr(), err)
-		}
-		time.Sleep(20 * time.Millisecond)
-	}
-}
+func hasPayload(p string) func([]msg) bool { return agenttest.HasPayload(p) }
 
-func (m *mosquitto) addr() string { return fmt.Sprintf("127.0.0.1:%d", m.port) }
-func (m *mosquitto) url() string  { return "tcp://" + m.addr() }
-
-func (m *mosquitto) stop() {
-	if m.cmd != nil && m.cmd.Process != nil {
-		m.cmd.Process.Kill()
-		m.cmd.Wait()
-		m.cmd = nil
-	}
-}
-
-// msg is one message a subscriber saw.
-type msg struct {
-	Topic    string
-	Payload  string
-	Retained bool
-}
-
-// subscriber records every message on its filters.
-type subscriber struct {
-	t      *testing.T
-	client paho.Client
-	mu     sync.Mutex
-	msgs   []msg
-}
-
-func subscribe(t *testing.T, brokerURL string, filters ...string) *subscriber {
-	t.Helper()
-	s := &subscriber{t: t}
-	o := paho.NewClientOptions().AddBroker(brokerURL).SetClientID(fmt.Sprintf("test-%d", rand.Uint64())).
-		SetAutoReconnect(false).SetConnectTimeout(5 * time.Second).SetOrderMatters(true)
-	s.client = paho.NewClient(o)
-	if tok := s.client.Connect(); !tok.WaitTimeout(waitLimit) || tok.Error() != nil {
-		t.Fatalf("test subscriber cannot connect to %s: %v", brokerURL, tok.Error())
-	}
-	for _, f := range filters {
-		tok := s.client.Subscribe(f, 1, func(_ paho.Client, m paho.Message) {
-			s.mu.Lock()
-			s.msgs = append(s.msgs, msg{Topic: m.Topic(), Payload: string(m.Payload()), Retained: m.Retained()})
-			s.mu.Unlock()
-		})
-		if !tok.WaitTimeout(waitLimit) || tok.Error() != nil {
-			t.Fatalf("subscribe %q: %v", f, tok.Error())
-		}
-	}
-	t.Cleanup(func() { s.client.Disconnect(50) })
-	return s
-}
-
-func (s *subscriber) on(topic string) []msg {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	var out []msg
-	for _, m := range s.msgs {
-		if m.Topic == topic {
-			out = append(out, m)
-		}
-	}
-	return out
-}
-
-// waitFor polls until ok holds on the messages of topic.
-func (s *subscriber) waitFor(topic, what string, ok func([]msg) bool) []msg {
-	s.t.Helper()
-	deadline := time.Now().Add(waitLimit)
-	for {
-		got := s.on(topic)
-		if ok(got) {
-			return got
-		}
-		if time.Now().After(deadline) {
-			s.t.Fatalf("waited %v for %s on %q; got %d message(s): %v", waitLimit, what, topic, len(got), got)
-		}
-		time.Sleep(10 * time.Millisecond)
-	}
-}
-
-func hasPayload(p string) func([]msg) bool {
-	return func(ms []msg) bool {
-		for _, m := range ms {
-			if m.Payload == p {
-				return true
-			}
-		}
-		return false
-	}
-}
-
-func atLeast(n int) func([]msg) bool { return func(ms []msg) bool { return len(ms) >= n } }
+func atLeast(n int) func([]msg) bool { return agenttest.AtLeast(n) }
 
 func waitUntil(t *testing.T, what string, ok func() bool) {
 	t.Helper()
-	deadline := time.Now().Add(waitLimit)
-	for !ok() {
-		if time.Now().After(deadline) {
-			t.Fatalf("waited %v for %s", waitLimit, what)
-		}
-		time.Sleep(10 * time.Millisecond)
-	}
+	agenttest.WaitUntil(t, what, ok)
 }
 
 var (
@@ -255,6 +119,7 @@ func testConfig(brokerURL string) agent.Config {
 	c.MQTT.Predictions.MaxRate = 0
 	c.HTTP.Address = "127.0.0.1:0"
 	c.Decision = agent.DecisionConfig{Threshold: 0.6, Release: 0.4, Frames: 2}
+	c.Learning.Enabled = false // tests that learn give it a state directory of their own
 	return c
 }
 

@@ -23,6 +23,9 @@ type HealthMQTT struct {
 	Connected bool   `json:"connected"`
 	Broker    string `json:"broker"`
 	Embedded  bool   `json:"embedded"`
+	// Commands is true once the command subscription (learning) is
+	// acknowledged by the broker.
+	Commands bool `json:"commands"`
 }
 
 type HealthCamera struct {
@@ -30,6 +33,19 @@ type HealthCamera struct {
 	Frames    uint64 `json:"frames"`
 	LastFrame string `json:"last_frame,omitempty"`
 	Error     string `json:"error,omitempty"`
+	// Source is the source's own account (cameras opened through
+	// agent/cvsource), absent for sources that give none.
+	Source *HealthSource `json:"source,omitempty"`
+}
+
+// HealthSource is a camera source's state and counters.
+type HealthSource struct {
+	State      string `json:"state"`
+	Frames     uint64 `json:"frames"`
+	Dropped    uint64 `json:"dropped"`
+	Reconnects uint64 `json:"reconnects"`
+	Errors     uint64 `json:"errors"`
+	LastError  string `json:"last_error,omitempty"`
 }
 
 // Health reports whether the agent is ready: the model is loaded, MQTT is
@@ -41,6 +57,7 @@ func (a *Agent) Health() Health {
 		h.Reasons = append(h.Reasons, "not started")
 	} else if ok, why := a.pub.status(); ok {
 		h.MQTT.Connected = true
+		h.MQTT.Commands = a.pub.commandsReady.Load()
 	} else {
 		h.Reasons = append(h.Reasons, fmt.Sprintf("mqtt: not connected to %s (%s)", a.brokerURL, why))
 	}
@@ -56,11 +73,21 @@ func (a *Agent) Health() Health {
 		if c.cfg.FPS > 0 {
 			stale = max(stale, time.Duration(5*float64(time.Second)/c.cfg.FPS))
 		}
+		var src SourceStats
+		if ss, ok := c.src.(StatsSource); ok {
+			src = ss.SourceStats()
+			hc.Source = &HealthSource{State: src.State, Frames: src.Frames, Dropped: src.Dropped,
+				Reconnects: src.Reconnects, Errors: src.Errors, LastError: src.LastError}
+		}
 		switch {
 		case c.done.Load():
 			h.Reasons = append(h.Reasons, fmt.Sprintf("camera %s: source has no more frames", c.cfg.ID))
 		case hc.Error != "":
 			h.Reasons = append(h.Reasons, fmt.Sprintf("camera %s: %s", c.cfg.ID, hc.Error))
+		case src.State == SourceReconnecting:
+			h.Reasons = append(h.Reasons, fmt.Sprintf("camera %s: source reconnecting after %d attempt(s): %s", c.cfg.ID, src.Reconnects, src.LastError))
+		case src.State == SourceDegraded:
+			h.Reasons = append(h.Reasons, fmt.Sprintf("camera %s: source degraded: %s", c.cfg.ID, src.LastError))
 		case last == 0:
 			h.Reasons = append(h.Reasons, fmt.Sprintf("camera %s: no frame classified yet", c.cfg.ID))
 		case now.Sub(time.Unix(0, last)) > stale:
@@ -101,6 +128,17 @@ func (a *Agent) Handler() http.Handler {
 			http.Error(w, fmt.Sprintf("no camera %q", id), http.StatusNotFound)
 			return
 		}
+		if sn, ok := cam.src.(Snapshotter); ok {
+			b, err := sn.Snapshot(a.cfg.HTTP.SnapshotQuality)
+			if err != nil {
+				http.Error(w, fmt.Sprintf("camera %q: %v", cam.cfg.ID, err), http.StatusServiceUnavailable)
+				return
+			}
+			w.Header().Set("Content-Type", "image/jpeg")
+			w.Header().Set("Cache-Control", "no-store")
+			w.Write(b)
+			return
+		}
 		f := cam.latest.Load()
 		if f == nil {
 			http.Error(w, fmt.Sprintf("camera %q has no frame yet", cam.cfg.ID), http.StatusServiceUnavailable)
@@ -108,7 +146,7 @@ func (a *Agent) Handler() http.Handler {
 		}
 		img := f.Image
 		if img == nil {
-			img = pixelsImage(f.Pixels, a.Model())
+			img = pixelsImage(f.Pixels, a.Model(), cam.cfg.Preprocess)
 		}
 		w.Header().Set("Content-Type", "image/jpeg")
 		w.Header().Set("Cache-Control", "no-store")

@@ -18,6 +18,10 @@ type metrics struct {
 	modelInfo   *prometheus.GaugeVec
 	reloads     *prometheus.CounterVec
 	predictions *prometheus.CounterVec
+	examples    *prometheus.GaugeVec
+	trainings   *prometheus.CounterVec
+	commands    *prometheus.CounterVec
+	gpioEvents  *prometheus.CounterVec
 }
 
 func newMetrics() *metrics {
@@ -45,9 +49,68 @@ func newMetrics() *metrics {
 		predictions: prometheus.NewCounterVec(prometheus.CounterOpts{
 			Name: "shortcut_predictions_total", Help: "Top-1 predictions per camera and label."}, []string{"camera", "label"}),
 	}
+	m.examples = prometheus.NewGaugeVec(prometheus.GaugeOpts{
+		Name: "shortcut_learning_examples", Help: "Stored learning examples per label."}, []string{"label"})
+	m.trainings = prometheus.NewCounterVec(prometheus.CounterOpts{
+		Name: "shortcut_head_trainings_total", Help: "Head trainings by result (ok, error)."}, []string{"result"})
+	m.commands = prometheus.NewCounterVec(prometheus.CounterOpts{
+		Name: "shortcut_commands_total", Help: "MQTT and button commands by command and result (ok or the error code)."}, []string{"command", "result"})
+	m.gpioEvents = prometheus.NewCounterVec(prometheus.CounterOpts{
+		Name: "shortcut_gpio_events_total", Help: "GPIO events: button presses (short, long) and output switches (on, off)."}, []string{"pin", "event"})
 	m.reg.MustRegister(m.frames, m.dropped, m.stage, m.connected, m.publishes, m.errors, m.modelInfo, m.reloads, m.predictions,
+		m.examples, m.trainings, m.commands, m.gpioEvents,
 		collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))
 	return m
+}
+
+// sourceCollector reads each camera source's own counters at scrape time.
+type sourceCollector struct {
+	a                                        *Agent
+	state, frames, dropped, reconnects, errs *prometheus.Desc
+}
+
+var sourceStates = []string{"starting", "ok", "degraded", "reconnecting", "ended", "closed"}
+
+func newSourceCollector(a *Agent) *sourceCollector {
+	return &sourceCollector{a: a,
+		state: prometheus.NewDesc("shortcut_camera_state", "The camera source's state (1 for the current one): starting, ok, degraded, reconnecting, ended, closed.",
+			[]string{"camera", "state"}, nil),
+		frames: prometheus.NewDesc("shortcut_camera_frames_total", "Frames the camera source captured.", []string{"camera"}, nil),
+		dropped: prometheus.NewDesc("shortcut_camera_dropped_total", "Frames the camera source replaced by a newer one before the pipeline took them.",
+			[]string{"camera"}, nil),
+		reconnects: prometheus.NewDesc("shortcut_camera_reconnects_total", "Times the camera source was reopened after a failure or stall.", []string{"camera"}, nil),
+		errs:       prometheus.NewDesc("shortcut_camera_errors_total", "Camera source errors: failed opens, reads and frames.", []string{"camera"}, nil),
+	}
+}
+
+func (s *sourceCollector) Describe(ch chan<- *prometheus.Desc) {
+	ch <- s.state
+	ch <- s.frames
+	ch <- s.dropped
+	ch <- s.reconnects
+	ch <- s.errs
+}
+
+func (s *sourceCollector) Collect(ch chan<- prometheus.Metric) {
+	for _, c := range s.a.cams {
+		ss, ok := c.src.(StatsSource)
+		if !ok {
+			continue
+		}
+		st := ss.SourceStats()
+		id := c.cfg.ID
+		for _, name := range sourceStates {
+			v := 0.0
+			if name == st.State {
+				v = 1
+			}
+			ch <- prometheus.MustNewConstMetric(s.state, prometheus.GaugeValue, v, id, name)
+		}
+		ch <- prometheus.MustNewConstMetric(s.frames, prometheus.CounterValue, float64(st.Frames), id)
+		ch <- prometheus.MustNewConstMetric(s.dropped, prometheus.CounterValue, float64(st.Dropped), id)
+		ch <- prometheus.MustNewConstMetric(s.reconnects, prometheus.CounterValue, float64(st.Reconnects), id)
+		ch <- prometheus.MustNewConstMetric(s.errs, prometheus.CounterValue, float64(st.Errors), id)
+	}
 }
 
 func (m *metrics) setModel(info ModelInfo, head string) {

@@ -7,6 +7,7 @@ import (
 	"math"
 	"os"
 
+	"github.com/shortcut-edge/shortcut/agent/head"
 	"github.com/shortcut-edge/shortcut/resnet"
 	"github.com/shortcut-edge/shortcut/resnet/interp"
 )
@@ -23,6 +24,10 @@ type ModelInfo struct {
 	Height, Width, Channels int
 	// Mean and Std normalize 0..1 pixels per channel: (p - Mean) / Std.
 	Mean, Std []float32
+	// EmbeddingDim is the width of the model's embedding output (output 1,
+	// the classifier's input), or 0 when it has none. On-device learning
+	// needs it.
+	EmbeddingDim int
 }
 
 // Classifier is a loaded, checked model. Several cameras share one: each
@@ -39,6 +44,25 @@ type Session interface {
 	// Run classifies Input and returns one score per class; the slice is
 	// reused by the next Run.
 	Run() ([]float32, error)
+}
+
+// EmbeddingSession is a Session of a model with an embedding output.
+type EmbeddingSession interface {
+	Session
+	// Embedding is the last Run's embedding (ModelInfo.EmbeddingDim
+	// values); the slice is reused by the next Run.
+	Embedding() []float32
+}
+
+// HeadModel is a Classifier whose classifier layer can be read out and
+// replaced: what on-device learning trains from and exports to.
+type HeadModel interface {
+	Classifier
+	// BaseHead is the model's own classifier as a head.Head.
+	BaseHead() (*head.Head, error)
+	// ExportHead returns the .tflite bytes of the model with h as its
+	// classifier; calibration embeddings set an int8 model's logits range.
+	ExportHead(h *head.Head, calibration [][]float32) ([]byte, error)
 }
 
 // ModelLoader loads and checks a model file.
@@ -61,7 +85,7 @@ func LoadModel(path string) (Classifier, error) {
 		return nil, fmt.Errorf("model %q: %w", path, err)
 	}
 	sum := sha256.Sum256(data)
-	c := &tfliteClassifier{proto: it, info: ModelInfo{
+	c := &tfliteClassifier{proto: it, model: m, info: ModelInfo{
 		Name: m.Meta.Name, Version: m.Meta.Version, SHA256: hex.EncodeToString(sum[:]), Path: path,
 		Mean: m.Meta.Mean, Std: m.Meta.Std,
 	}}
@@ -81,6 +105,9 @@ func LoadModel(path string) (Classifier, error) {
 		return nil, fmt.Errorf("model %q: output 0 (%v) is not a FLOAT32 or INT8 score vector", path, shapeOf(out))
 	}
 	n := out.NumElements()
+	if e := it.Output(1); e != nil && e.NumElements() >= 2 && (e.Type == resnet.Float32 || e.Type == resnet.Int8) {
+		c.info.EmbeddingDim = e.NumElements()
+	}
 	for _, v := range [][]float32{m.Meta.Mean, m.Meta.Std} {
 		if len(v) != 0 && len(v) != 1 && len(v) != c.info.Channels {
 			return nil, fmt.Errorf("model %q: metadata mean/std have %d values for %d channels", path, len(v), c.info.Channels)
@@ -122,6 +149,7 @@ func shapeOf(t *interp.Tensor) any {
 
 type tfliteClassifier struct {
 	proto *interp.Interpreter
+	model *resnet.Model
 	info  ModelInfo
 }
 
@@ -135,7 +163,31 @@ func (c *tfliteClassifier) NewSession() Session {
 		s.input = make([]float32, s.in.NumElements())
 	}
 	s.scores = make([]float32, s.out.NumElements())
+	if c.info.EmbeddingDim > 0 {
+		s.embOut = it.Output(1)
+		s.emb = make([]float32, c.info.EmbeddingDim)
+	}
 	return s
+}
+
+func (c *tfliteClassifier) BaseHead() (*head.Head, error) {
+	h, err := head.FromModel(c.model)
+	if err != nil {
+		return nil, fmt.Errorf("model %q: %w", c.info.Path, err)
+	}
+	if h.Dim() != c.info.EmbeddingDim {
+		return nil, fmt.Errorf("model %q: its classifier takes %d inputs but output 1 (the embedding) has %d values; on-device learning needs output 1 to be the classifier's input",
+			c.info.Path, h.Dim(), c.info.EmbeddingDim)
+	}
+	return h, nil
+}
+
+func (c *tfliteClassifier) ExportHead(h *head.Head, calibration [][]float32) ([]byte, error) {
+	m, err := head.Export(c.model, h, calibration)
+	if err != nil {
+		return nil, err
+	}
+	return m.Marshal()
 }
 
 type tfliteSession struct {
@@ -143,6 +195,24 @@ type tfliteSession struct {
 	in, out *interp.Tensor
 	input   []float32
 	scores  []float32
+	embOut  *interp.Tensor // nil without an embedding output
+	emb     []float32
+}
+
+// Embedding converts the embedding output lazily: most frames never ask.
+func (s *tfliteSession) Embedding() []float32 {
+	if s.embOut == nil {
+		return nil
+	}
+	if f := s.embOut.Float32(); f != nil {
+		copy(s.emb, f)
+	} else {
+		scale, zp := quantParams(s.embOut.Quant)
+		for i, v := range s.embOut.Int8() {
+			s.emb[i] = float32((float64(v) - zp) * scale)
+		}
+	}
+	return s.emb
 }
 
 func (s *tfliteSession) Input() []float32 { return s.input }

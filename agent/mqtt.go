@@ -9,6 +9,7 @@ import (
 	"log/slog"
 	"os"
 	"sort"
+	"strings"
 	"sync"
 	"sync/atomic"
 	"time"
@@ -40,6 +41,13 @@ func (t Topics) Discovery(camera string) string {
 }
 func (t Topics) HAStatus() string { return t.DiscoveryPrefix + "/status" }
 
+// Command is where command name is sent; CommandFilter subscribes to all.
+func (t Topics) Command(name string) string { return t.Prefix + "/" + t.Device + "/cmd/" + name }
+func (t Topics) CommandFilter() string      { return t.Prefix + "/" + t.Device + "/cmd/+" }
+
+// Reply is where the answers to command name go.
+func (t Topics) Reply(name string) string { return t.Prefix + "/" + t.Device + "/reply/" + name }
+
 // Availability payloads (Home Assistant's defaults).
 const (
 	Online  = "online"
@@ -69,12 +77,16 @@ type publisher struct {
 	queue   chan message
 	// discoveryFn builds the discovery messages for the current model.
 	discoveryFn func() []message
+	// onCommand, when set, receives <prefix>/<device>/cmd/<name> messages
+	// (on paho's goroutines; it must not block).
+	onCommand func(name string, payload []byte)
 
 	mu     sync.Mutex
 	states map[string][]byte // state topic -> latest retained payload
 
-	connected atomic.Bool
-	lastErr   atomic.Value // string
+	connected     atomic.Bool
+	commandsReady atomic.Bool  // the command subscription is acknowledged
+	lastErr       atomic.Value // string
 }
 
 const publishQueue = 64
@@ -94,6 +106,7 @@ func newPublisher(cfg MQTTConfig, broker string, topics Topics, cameras []string
 		SetOnConnectHandler(p.onConnect).
 		SetConnectionLostHandler(func(_ paho.Client, err error) {
 			p.connected.Store(false)
+			p.commandsReady.Store(false)
 			p.met.connected.Set(0)
 			p.lastErr.Store("connection lost: " + err.Error())
 			p.log.Warn("mqtt connection lost; reconnecting", "broker", broker, "err", err)
@@ -144,6 +157,24 @@ func (p *publisher) onConnect(c paho.Client) {
 	p.lastErr.Store("")
 	p.log.Info("mqtt connected")
 	p.send(message{kind: "availability", topic: p.topics.Availability(), payload: []byte(Online), retained: true})
+	if p.onCommand != nil {
+		prefix := p.topics.Command("")
+		tok := c.Subscribe(p.topics.CommandFilter(), byte(p.cfg.QoS), func(_ paho.Client, m paho.Message) {
+			if m.Retained() {
+				// A retained command would run again on every reconnect.
+				p.log.Warn("ignoring a retained command; publish commands without the retain flag", "topic", m.Topic())
+				return
+			}
+			p.onCommand(strings.TrimPrefix(m.Topic(), prefix), m.Payload())
+		})
+		go func() {
+			if tok.WaitTimeout(p.cfg.ConnectTimeout) && tok.Error() == nil {
+				p.commandsReady.Store(true)
+			} else {
+				p.log.Warn("mqtt: subscribing to commands failed", "topic", p.topics.CommandFilter(), "err", tok.Error())
+			}
+		}()
+	}
 	if p.cfg.Discovery.Enabled {
 		c.Subscribe(p.topics.HAStatus(), byte(p.cfg.QoS), func(_ paho.Client, m paho.Message) {
 			if string(m.Payload()) == Online {
@@ -184,6 +215,16 @@ func (p *publisher) run(ctx context.Context) {
 		case m := <-p.queue:
 			p.send(m)
 		case <-ctx.Done():
+			// What the pipelines and the learner handed over before they
+			// ended (replies, final states) goes out before "offline".
+			for drained := false; !drained; {
+				select {
+				case m := <-p.queue:
+					p.send(m)
+				default:
+					drained = true
+				}
+			}
 			if p.client.IsConnectionOpen() {
 				t := p.client.Publish(p.topics.Availability(), byte(p.cfg.QoS), true, Offline)
 				t.WaitTimeout(2 * time.Second)
@@ -207,6 +248,18 @@ func (p *publisher) enqueue(m message) {
 	select {
 	case p.queue <- m:
 	default:
+		p.met.publishes.WithLabelValues(m.kind, "dropped").Inc()
+	}
+}
+
+// enqueueWait is enqueue for messages that must not be lost to a burst of
+// predictions (command replies): it waits up to d for room in the queue.
+func (p *publisher) enqueueWait(m message, d time.Duration) {
+	t := time.NewTimer(d)
+	defer t.Stop()
+	select {
+	case p.queue <- m:
+	case <-t.C:
 		p.met.publishes.WithLabelValues(m.kind, "dropped").Inc()
 	}
 }

@@ -65,17 +65,115 @@ type State struct {
 type Event struct {
 	Time    string    `json:"time"`
 	Device  string    `json:"device"`
-	Kind    string    `json:"kind"` // model_reloaded, model_reload_failed
+	Kind    string    `json:"kind"` // see the Event kinds
 	Message string    `json:"message"`
 	Path    string    `json:"path,omitempty"`
 	Model   *ModelRef `json:"model,omitempty"` // the model running after the event
+	Head    *HeadInfo `json:"head,omitempty"`  // the head trained or imported
 }
 
 // Event kinds.
 const (
 	EventModelReloaded     = "model_reloaded"
 	EventModelReloadFailed = "model_reload_failed"
+	EventHeadTrained       = "head_trained"
+	EventHeadTrainFailed   = "head_train_failed"
+	EventHeadReset         = "head_reset"
+	EventHeadImported      = "head_imported"
 )
+
+// Reply is the payload of <prefix>/<device>/reply/<command>: the answer to
+// one command, carrying the command's id.
+type Reply struct {
+	Time    string `json:"time"`
+	Device  string `json:"device"`
+	Command string `json:"command"`
+	ID      string `json:"id"`
+	OK      bool   `json:"ok"`
+	// Code classifies a failure: invalid, unknown_command, busy,
+	// unavailable or failed.
+	Code    string `json:"code,omitempty"`
+	Error   string `json:"error,omitempty"`
+	Warning string `json:"warning,omitempty"`
+	// Result is the command's own result object (below), present on
+	// success and, for learn, also on a partial failure.
+	Result json.RawMessage `json:"result,omitempty"`
+}
+
+// HeadInfo describes a trained head.
+type HeadInfo struct {
+	Version            string   `json:"version"`
+	Labels             []string `json:"labels"`
+	Mode               string   `json:"mode,omitempty"`
+	ValidationAccuracy float64  `json:"validation_accuracy"`
+	ValidationExamples int      `json:"validation_examples"`
+	TrainExamples      int      `json:"train_examples"`
+	Trained            []string `json:"trained,omitempty"`
+	Imprinted          []string `json:"imprinted,omitempty"`
+	Iterations         int      `json:"iterations"`
+	Milliseconds       float64  `json:"milliseconds"`
+}
+
+// LearnResult is learn's result.
+type LearnResult struct {
+	Label     string   `json:"label"`
+	Camera    string   `json:"camera"`
+	Requested int      `json:"requested"`
+	Added     int      `json:"added"`
+	Dropped   int      `json:"dropped"` // oldest examples replaced (label full)
+	Total     int      `json:"total"`   // examples the label now holds
+	Seqs      []uint64 `json:"seqs"`    // frame numbers taken
+}
+
+// LabelCount is a label and its stored examples.
+type LabelCount struct {
+	Label string `json:"label"`
+	Count int    `json:"count"`
+}
+
+// Capturing is a learn command in progress.
+type Capturing struct {
+	Camera string `json:"camera"`
+	Label  string `json:"label"`
+}
+
+// LabelsResult is labels' result.
+type LabelsResult struct {
+	Labels      []LabelCount `json:"labels"`
+	Head        *HeadInfo    `json:"head"` // null: the model's own classifier
+	ModelLabels []string     `json:"model_labels"`
+	Training    bool         `json:"training"`
+	Learning    []Capturing  `json:"learning"`
+	Unavailable string       `json:"unavailable,omitempty"`
+}
+
+// ForgetResult is forget's result.
+type ForgetResult struct {
+	Label           string `json:"label"`
+	Removed         int    `json:"removed"`
+	RemovedFromHead bool   `json:"removed_from_head"`
+	HeadVersion     string `json:"head_version"`
+}
+
+// ResetResult is reset's result.
+type ResetResult struct {
+	HeadVersion string `json:"head_version"`
+}
+
+// ExportResult is export's result.
+type ExportResult struct {
+	Path        string   `json:"path"`
+	SHA256      string   `json:"sha256"`
+	Bytes       int64    `json:"bytes"`
+	HeadVersion string   `json:"head_version"`
+	Labels      []string `json:"labels"`
+}
+
+// ImportResult is import's result.
+type ImportResult struct {
+	Path string    `json:"path"`
+	Head *HeadInfo `json:"head"`
+}
 
 // NoState is the state label when no label is stable.
 const NoState = "none"

@@ -21,10 +21,13 @@ type camera struct {
 
 	latest    atomic.Pointer[Frame] // for /snapshot.jpg
 	frames    atomic.Uint64
-	lastFrame atomic.Int64 // unix nanoseconds of the last classified frame
-	lastErr   atomic.Value // string: the source's last error, "" when fine
-	done      atomic.Bool  // the source ran out of frames
+	lastFrame atomic.Int64               // unix nanoseconds of the last classified frame
+	lastErr   atomic.Value               // string: the source's last error, "" when fine
+	done      atomic.Bool                // the source ran out of frames
+	capture   atomic.Pointer[captureReq] // a learn command taking frames
+	state     atomic.Value               // string: the debounced label, for the GPIO LEDs
 	prevLabel string
+	prevHead  *activeHead // the head the debouncer's indices refer to
 }
 
 type captured struct {
@@ -42,6 +45,8 @@ type prepared struct {
 type classified struct {
 	prepared
 	scores    []float32
+	labels    []string    // one per score
+	head      *activeHead // nil: the scores are the model's own
 	inference time.Duration
 }
 
@@ -137,7 +142,7 @@ func (a *Agent) preprocess(ctx context.Context, c *camera, in <-chan captured, o
 		case cf.f.Pixels != nil:
 			copy(buf, cf.f.Pixels)
 		case cf.f.Image != nil:
-			err = Preprocess(buf, cf.f.Image, ref.info)
+			err = c.cfg.Preprocess.Apply(buf, cf.f.Image, ref.info)
 		default:
 			err = fmt.Errorf("frame %d has neither an image nor pixels", cf.f.Seq)
 		}
@@ -175,14 +180,32 @@ func (a *Agent) infer(ctx context.Context, c *camera, in <-chan prepared, out ch
 		}
 		t0 := time.Now()
 		scores, err := sess.Run()
-		d := time.Since(t0)
 		if err != nil {
 			a.met.errors.WithLabelValues("inference").Inc()
 			a.log.Warn("inference failed; frame dropped", "camera", c.cfg.ID, "err", err)
 			continue
 		}
+		res := classified{prepared: p, scores: append([]float32(nil), scores...), labels: ref.info.Labels}
+		// The embedding is read only when a trained head or a learn
+		// command wants it.
+		ah, req := a.head.Load(), c.capture.Load()
+		var emb []float32
+		if es, ok := sess.(EmbeddingSession); ok && (ah != nil || req != nil) {
+			emb = es.Embedding()
+		}
+		// A trained head replaces the model's classifier: its scores come
+		// from the same embedding.
+		if ah != nil && len(emb) == ah.h.Dim() {
+			if hs, err := ah.h.Predict(emb); err == nil {
+				res.scores, res.labels, res.head = hs, ah.labels, ah
+			}
+		}
+		res.inference = time.Since(t0)
+		if req != nil {
+			req.offer(p.f, emb, sess.Input(), ref.info, c.cfg.Preprocess)
+		}
 		select {
-		case out <- classified{prepared: p, scores: append([]float32(nil), scores...), inference: d}:
+		case out <- res:
 		case <-ctx.Done():
 			return
 		}
@@ -193,6 +216,12 @@ func (a *Agent) decide(c *camera, in <-chan classified) {
 	for r := range in {
 		info := r.ref.info
 		now := time.Now()
+		if r.head != c.prevHead {
+			// Another label set: indices in the debouncer mean other
+			// classes now. Start it afresh; the published state stays
+			// until a new label settles.
+			c.deb, c.prevHead = NewDebouncer(a.cfg.Decision), r.head
+		}
 		lat := Latency{
 			Capture:    ms(max(r.received.Sub(r.f.Time), 0)),
 			Preprocess: ms(r.preprocess),
@@ -208,9 +237,16 @@ func (a *Agent) decide(c *camera, in <-chan classified) {
 		top := topK(r.scores, a.cfg.Model.TopK)
 		tk := make([]Scored, len(top))
 		for i, k := range top {
-			tk[i] = Scored{Label: info.Labels[k], Score: round(float64(r.scores[k]), 6)}
+			tk[i] = Scored{Label: r.labels[k], Score: round(float64(r.scores[k]), 6)}
 		}
 		model := a.modelRef(info)
+		model.HeadVersion = a.cfg.Model.HeadVersion
+		if r.head != nil {
+			model.HeadVersion = r.head.version
+		}
+		if a.gpio != nil {
+			a.gpio.observe(id, tk[0].Label, tk[0].Score, now)
+		}
 		a.met.predictions.WithLabelValues(id, tk[0].Label).Inc()
 		if a.cfg.MQTT.Predictions.Enabled && c.limiter.allow(now) {
 			a.pub.enqueue(message{kind: "prediction", topic: a.topics.Prediction(id), payload: mustJSON(Prediction{
@@ -218,16 +254,21 @@ func (a *Agent) decide(c *camera, in <-chan classified) {
 				Label: tk[0].Label, Score: tk[0].Score, TopK: tk, Model: model, LatencyMS: lat,
 			})})
 		}
-		if st, changed := c.deb.Update(r.scores); changed {
+		st, changed := c.deb.Update(r.scores)
+		if changed && st >= 0 && r.labels[st] == c.prevLabel || changed && st < 0 && c.prevLabel == NoState {
+			changed = false // the debouncer started afresh (new head) and settled where it was
+		}
+		if changed {
 			s := State{Time: stamp(r.f.Time), Device: a.cfg.Device.ID, Camera: id, Seq: r.f.Seq,
 				Label: NoState, Previous: c.prevLabel, TopK: tk, Model: model, LatencyMS: lat}
 			if st >= 0 {
-				s.Label, s.Score = info.Labels[st], round(float64(r.scores[st]), 6)
+				s.Label, s.Score = r.labels[st], round(float64(r.scores[st]), 6)
 			}
 			if s.Previous == "" {
 				s.Previous = NoState
 			}
 			c.prevLabel = s.Label
+			c.state.Store(s.Label)
 			a.log.Info("state changed", "camera", id, "label", s.Label, "previous", s.Previous, "seq", r.f.Seq)
 			a.pub.enqueue(message{kind: "state", topic: a.topics.State(id), payload: mustJSON(s), retained: true})
 		}

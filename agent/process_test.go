@@ -95,16 +95,17 @@ func TestAgentProcess(t *testing.T) {
 		yaml := fmt.Sprintf(`device: {id: procdev}
 model: {path: %q, watch: false}
 cameras:
-  - {id: door, source: "images:%s/*.png", fps: 20}
+  - {id: door, source: "images:%s/*.png?loop=1", fps: 20}
 mqtt: {broker: %q, keepalive: 60s, predictions: {max_rate: 0}}
 http: {address: "127.0.0.1:0"}
+learning: {state_dir: %q}
 log: {level: debug}
-`, model, imgs, broker.url())
+`, model, imgs, broker.URL(), filepath.Join(dir, "state"))
 		os.WriteFile(cfg, []byte(yaml), 0o644)
 		if out, err := exec.Command(bin, "--check-config", "-config", cfg).CombinedOutput(); err != nil {
 			t.Fatalf("--check-config on a good file: %v\n%s", err, out)
 		}
-		sub := subscribe(t, broker.url(), "shortcut/#")
+		sub := subscribe(t, broker.URL(), "shortcut/#")
 		var logs bytes.Buffer
 		cmd := exec.Command(bin, "-config", cfg)
 		cmd.Stdout, cmd.Stderr = &logs, &logs
@@ -121,8 +122,8 @@ log: {level: debug}
 				t.Logf("agent log:\n%s", logs.String())
 			}
 		})
-		sub.waitFor("shortcut/procdev/availability", "online", hasPayload(agent.Online))
-		preds := sub.waitFor("shortcut/procdev/door/prediction", "predictions from the real model", atLeast(2))
+		sub.WaitFor("shortcut/procdev/availability", "online", hasPayload(agent.Online))
+		preds := sub.WaitFor("shortcut/procdev/door/prediction", "predictions from the real model", atLeast(2))
 		var p agent.Prediction
 		if err := json.Unmarshal([]byte(preds[0].Payload), &p); err != nil {
 			t.Fatalf("prediction payload is not JSON: %v\n%s", err, preds[0].Payload)
@@ -135,7 +136,7 @@ log: {level: debug}
 		cmd.Process.Signal(syscall.SIGKILL)
 		cmd.Wait()
 		killed = true
-		sub.waitFor("shortcut/procdev/availability", "offline from the last will", func(ms []msg) bool {
+		sub.WaitFor("shortcut/procdev/availability", "offline from the last will", func(ms []msg) bool {
 			return len(ms) > 0 && ms[len(ms)-1].Payload == agent.Offline
 		})
 	})

@@ -45,7 +45,7 @@ func TestModelReplacedByGarbageKeepsTheOldModelRunning(t *testing.T) {
 	oldSHA, newSHA := fileSHA(t, models[0]), fileSHA(t, models[1])
 
 	broker := startMosquitto(t, 0)
-	cfg := testConfig(broker.url())
+	cfg := testConfig(broker.URL())
 	cfg.Model.Path = path
 	cfg.Model.Watch = true
 	cfg.Model.WatchInterval = 20e6 // 20 ms
@@ -58,14 +58,14 @@ func TestModelReplacedByGarbageKeepsTheOldModelRunning(t *testing.T) {
 		t.Fatal(err)
 	}
 	running(t, a)
-	sub := subscribe(t, broker.url(), "shortcut/testdev/event", "shortcut/testdev/front/prediction")
-	sub.waitFor("shortcut/testdev/front/prediction", "predictions from the first model", predictionsWithSHA(oldSHA))
+	sub := subscribe(t, broker.URL(), "shortcut/testdev/event", "shortcut/testdev/front/prediction")
+	sub.WaitFor("shortcut/testdev/front/prediction", "predictions from the first model", predictionsWithSHA(oldSHA))
 
 	// The watcher notices the garbage file.
 	if err := os.WriteFile(path, []byte("this is not a model"), 0o644); err != nil {
 		t.Fatal(err)
 	}
-	events := sub.waitFor("shortcut/testdev/event", "a reload-failed event", atLeast(1))
+	events := sub.WaitFor("shortcut/testdev/event", "a reload-failed event", atLeast(1))
 	var ev agent.Event
 	if err := json.Unmarshal([]byte(events[0].Payload), &ev); err != nil {
 		t.Fatal(err)
@@ -80,15 +80,15 @@ func TestModelReplacedByGarbageKeepsTheOldModelRunning(t *testing.T) {
 	if got := a.Model().SHA256; got != oldSHA {
 		t.Errorf("model in use after a failed reload has sha %s, want the old %s", got, oldSHA)
 	}
-	n := len(sub.on("shortcut/testdev/front/prediction"))
-	sub.waitFor("shortcut/testdev/front/prediction", "predictions continuing after the failed reload", atLeast(n+3))
+	n := len(sub.On("shortcut/testdev/front/prediction"))
+	sub.WaitFor("shortcut/testdev/front/prediction", "predictions continuing after the failed reload", atLeast(n+3))
 
 	// A good file is swapped in without stopping the pipeline.
 	copyFile(t, models[1], path)
 	if err := a.Reload(); err != nil {
 		t.Fatalf("Reload of a good model: %v", err)
 	}
-	sub.waitFor("shortcut/testdev/event", "a reloaded event", func(ms []msg) bool {
+	sub.WaitFor("shortcut/testdev/event", "a reloaded event", func(ms []msg) bool {
 		for _, m := range ms {
 			var e agent.Event
 			if json.Unmarshal([]byte(m.Payload), &e) == nil && e.Kind == agent.EventModelReloaded && e.Model != nil && e.Model.SHA256 == newSHA {
@@ -97,5 +97,5 @@ func TestModelReplacedByGarbageKeepsTheOldModelRunning(t *testing.T) {
 		}
 		return false
 	})
-	sub.waitFor("shortcut/testdev/front/prediction", "predictions from the new model", predictionsWithSHA(newSHA))
+	sub.WaitFor("shortcut/testdev/front/prediction", "predictions from the new model", predictionsWithSHA(newSHA))
 }

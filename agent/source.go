@@ -38,45 +38,124 @@ type FrameSource interface {
 var ErrSourceDone = errors.New("source: no more frames")
 
 // SourceOpener opens a camera's source from its configured string; the
-// default understands "synthetic" and "images:<glob>". The lead's camera
-// package adds its kinds by wrapping this.
+// default, OpenSource, understands "synthetic" and "images:". Package
+// agent/cvsource opens every camera source (V4L2, files, RTSP, MJPEG,
+// GStreamer) and falls back to OpenSource for the rest.
 type SourceOpener func(cam CameraConfig) (FrameSource, error)
 
-// checkSource validates a source string without opening it.
-func checkSource(s string) error {
+// SourceChecker validates a source string without opening it, for the
+// configuration check; CheckSource goes with OpenSource.
+type SourceChecker func(source string) error
+
+// A FrameSource may also implement the interfaces below; the agent uses
+// what it finds.
+
+// Snapshotter serves /snapshot.jpg from the source's own newest frame (a
+// camera's full picture, rather than the model's input).
+type Snapshotter interface {
+	Snapshot(quality int) ([]byte, error)
+}
+
+// SourceStats is a source's own account of its health, for /metrics and
+// /healthz.
+type SourceStats struct {
+	// State is starting, ok, degraded, reconnecting, ended or closed.
+	State      string
+	Frames     uint64 // captured by the source
+	Dropped    uint64 // replaced by a newer frame before the agent took them
+	Reconnects uint64
+	Errors     uint64
+	LastError  string
+}
+
+// Source states that make /healthz degraded.
+const (
+	SourceReconnecting = "reconnecting"
+	SourceDegraded     = "degraded"
+)
+
+// StatsSource reports SourceStats.
+type StatsSource interface {
+	SourceStats() SourceStats
+}
+
+// ModelAware is a source that makes the model's input itself
+// (Frame.Pixels). The agent calls SetModel before the first Next and again,
+// from another goroutine, whenever the model is replaced.
+type ModelAware interface {
+	SetModel(ModelInfo)
+}
+
+// CheckSource is the SourceChecker for OpenSource: "synthetic",
+// "images:<folder or glob>", optionally followed by "?loop=1" to start over
+// after the last image.
+func CheckSource(s string) error {
 	switch {
 	case s == "":
 		return errors.New(`is empty; want "synthetic" or "images:/dir/*.png"`)
 	case s == "synthetic":
 		return nil
 	case strings.HasPrefix(s, "images:"):
-		glob := strings.TrimPrefix(s, "images:")
-		if _, err := filepath.Match(glob, ""); err != nil {
-			return fmt.Errorf("%q: bad pattern: %v", s, err)
-		}
-		return nil
+		_, _, err := parseImages(s)
+		return err
 	}
-	return fmt.Errorf(`%q: unknown source kind; want "synthetic" or "images:<glob>"`, s)
+	return fmt.Errorf(`%q: unknown source kind; want "synthetic" or "images:<folder or glob>[?loop=1]" (camera sources need a build with the camera package, as cmd/agent is)`, s)
 }
 
-// OpenSource is the default SourceOpener.
+// parseImages splits "images:<path>[?loop=1]".
+func parseImages(s string) (path string, loop bool, err error) {
+	path = strings.TrimPrefix(s, "images:")
+	if i := strings.LastIndex(path, "?loop="); i >= 0 {
+		switch path[i+len("?loop="):] {
+		case "1", "true", "yes", "on":
+			loop = true
+		case "0", "false", "no", "off":
+		default:
+			return "", false, fmt.Errorf("%q: option loop=%q: want 1 or 0", s, path[i+len("?loop="):])
+		}
+		path = path[:i]
+	}
+	if path == "" {
+		return "", false, fmt.Errorf("%q: no folder or glob after images:", s)
+	}
+	if _, err := filepath.Match(path, ""); err != nil {
+		return "", false, fmt.Errorf("%q: bad pattern: %v", s, err)
+	}
+	return path, loop, nil
+}
+
+// OpenSource is the default SourceOpener: "synthetic" and "images:"
+// (PNG and JPEG files of a folder or glob, in name order, decoded in Go).
 func OpenSource(cam CameraConfig) (FrameSource, error) {
-	if err := checkSource(cam.Source); err != nil {
+	if err := CheckSource(cam.Source); err != nil {
 		return nil, fmt.Errorf("camera %q: source %w", cam.ID, err)
 	}
 	if cam.Source == "synthetic" {
 		return &SyntheticSource{W: 64, H: 64}, nil
 	}
-	glob := strings.TrimPrefix(cam.Source, "images:")
-	files, err := filepath.Glob(glob)
-	if err != nil {
-		return nil, fmt.Errorf("camera %q: source %q: %v", cam.ID, cam.Source, err)
+	path, loop, _ := parseImages(cam.Source)
+	var files []string
+	if st, err := os.Stat(path); err == nil && st.IsDir() {
+		entries, err := os.ReadDir(path)
+		if err != nil {
+			return nil, fmt.Errorf("camera %q: source %q: %v", cam.ID, cam.Source, err)
+		}
+		for _, e := range entries {
+			if ext := strings.ToLower(filepath.Ext(e.Name())); !e.IsDir() && (ext == ".png" || ext == ".jpg" || ext == ".jpeg") {
+				files = append(files, filepath.Join(path, e.Name()))
+			}
+		}
+	} else {
+		var err error
+		if files, err = filepath.Glob(path); err != nil {
+			return nil, fmt.Errorf("camera %q: source %q: %v", cam.ID, cam.Source, err)
+		}
 	}
 	if len(files) == 0 {
-		return nil, fmt.Errorf("camera %q: source %q matches no file; check the path", cam.ID, cam.Source)
+		return nil, fmt.Errorf("camera %q: source %q matches no PNG or JPEG file; check the path", cam.ID, cam.Source)
 	}
 	sort.Strings(files)
-	return &ImageFiles{Files: files, Loop: true}, nil
+	return &ImageFiles{Files: files, Loop: loop}, nil
 }
 
 // ImageFiles yields PNG or JPEG files in order, decoding each when it is

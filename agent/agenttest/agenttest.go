@@ -76,23 +76,41 @@ func (s *Source) Close() error {
 }
 
 // Classifier returns Fn(input) as scores. Info describes it (labels, input
-// size); Fn must return len(Info.Labels) scores.
+// size); Fn must return len(Info.Labels) scores. When Embed is set, its
+// sessions also give Embed(input) as the embedding (Model.EmbeddingDim
+// values), which is enough for on-device learning (in the head package's
+// Replace mode: a fake has no classifier layer to extend).
 type Classifier struct {
 	Model agent.ModelInfo
 	Fn    func(input []float32) []float32
+	Embed func(input []float32) []float32
 }
 
 func (c *Classifier) Info() agent.ModelInfo { return c.Model }
 
 func (c *Classifier) NewSession() agent.Session {
-	return &session{c: c, in: make([]float32, c.Model.Height*c.Model.Width*c.Model.Channels)}
+	s := &session{c: c, in: make([]float32, c.Model.Height*c.Model.Width*c.Model.Channels)}
+	if c.Embed != nil {
+		return &embeddingSession{s}
+	}
+	return s
 }
 
 type session struct {
-	c  *Classifier
-	in []float32
+	c   *Classifier
+	in  []float32
+	emb []float32
 }
 
 func (s *session) Input() []float32 { return s.in }
 
-func (s *session) Run() ([]float32, error) { return s.c.Fn(s.in), nil }
+func (s *session) Run() ([]float32, error) {
+	if s.c.Embed != nil {
+		s.emb = s.c.Embed(s.in)
+	}
+	return s.c.Fn(s.in), nil
+}
+
+type embeddingSession struct{ *session }
+
+func (s *embeddingSession) Embedding() []float32 { return s.emb }

@@ -46,7 +46,7 @@ func run(args []string, stdout, stderr io.Writer) int {
 	if *checkModel {
 		path := *model
 		if path == "" {
-			cfg, err := agent.LoadConfig(*configPath)
+			cfg, err := agent.LoadConfigWith(*configPath, sourceChecker())
 			if err != nil {
 				fmt.Fprintln(stderr, "shortcut-agent: --check-model needs --model M.tflite or a valid -config:", err)
 				return 2
@@ -55,7 +55,7 @@ func run(args []string, stdout, stderr io.Writer) int {
 		}
 		return checkModelFile(path, stdout, stderr)
 	}
-	cfg, err := agent.LoadConfig(*configPath)
+	cfg, err := agent.LoadConfigWith(*configPath, sourceChecker())
 	if *model != "" && err == nil {
 		cfg.Model.Path = *model
 	}
@@ -64,11 +64,11 @@ func run(args []string, stdout, stderr io.Writer) int {
 		return 2
 	}
 	if *checkConfig {
-		fmt.Fprintf(stdout, "config %s: ok (device %q, %d camera(s), model %s)\n", *configPath, cfg.Device.ID, len(cfg.Cameras), cfg.Model.Path)
+		fmt.Fprintf(stdout, "config %s: ok (device %q, %d camera(s), model %s; %s sources)\n", *configPath, cfg.Device.ID, len(cfg.Cameras), cfg.Model.Path, sourcesBuild)
 		return 0
 	}
 	log := newLogger(cfg.Log, stderr)
-	a, err := agent.New(cfg, agent.Options{Logger: log})
+	a, err := agent.New(cfg, agent.Options{Logger: log, OpenSource: sourceOpener(log), CheckSource: sourceChecker()})
 	if err != nil {
 		log.Error("cannot start", "err", err)
 		return 1
@@ -121,11 +121,16 @@ func checkModelFile(path string, stdout, stderr io.Writer) int {
 		fmt.Fprintf(stderr, "shortcut-agent: model %q: %v\n", path, err)
 		return 1
 	}
-	if _, err := agent.LoadModel(path); err != nil {
+	c, err := agent.LoadModel(path)
+	if err != nil {
 		fmt.Fprintln(stderr, "shortcut-agent:", err)
 		return 1
 	}
-	fmt.Fprintf(stdout, "model %s: %q, %d operators, %d inputs, %d outputs, %d labels\n",
-		path, m.Description, len(m.Operators), it.NumInputs(), it.NumOutputs(), len(m.Meta.Labels))
+	learning := "no embedding output: on-device learning unavailable"
+	if d := c.Info().EmbeddingDim; d > 0 {
+		learning = fmt.Sprintf("embedding of %d values: on-device learning available", d)
+	}
+	fmt.Fprintf(stdout, "model %s: %q, %d operators, %d inputs, %d outputs, %d labels, %s\n",
+		path, m.Description, len(m.Operators), it.NumInputs(), it.NumOutputs(), len(m.Meta.Labels), learning)
 	return 0
 }

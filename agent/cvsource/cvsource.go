@@ -1,0 +1,218 @@
+// Package cvsource connects real cameras to the agent: it implements
+// agent.FrameSource on package camera (OpenCV through gocv), so that the
+// agent package itself stays free of cgo.
+//
+// Frames come from camera.Open (V4L2 cameras, video files, image folders,
+// RTSP, MJPEG over HTTP, GStreamer pipelines; the camera reopens a failed
+// source with back-off) and go through camera.Preprocessor (region of
+// interest, crop/letterbox/stretch, normalization, in OpenCV) straight into
+// agent.Frame.Pixels, the model's HWC float32 input, sized and normalized
+// for the model the agent says is running (agent.ModelAware). The source
+// also serves /snapshot.jpg from the camera's full frame
+// (agent.Snapshotter) and reports the camera's state and counters
+// (agent.StatsSource) for /metrics and /healthz.
+//
+//	a, err := agent.New(cfg, agent.Options{
+//		OpenSource:  cvsource.Opener(cvsource.Options{}),
+//		CheckSource: cvsource.Check,
+//	})
+package cvsource
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"image"
+	"io"
+	"log/slog"
+	"os"
+	"path/filepath"
+	"strings"
+	"sync"
+	"sync/atomic"
+	"time"
+
+	"github.com/shortcut-edge/shortcut/agent"
+	"github.com/shortcut-edge/shortcut/camera"
+)
+
+// Options tune the cameras an Opener opens. Zero values take the camera
+// package's defaults.
+type Options struct {
+	Logger *slog.Logger
+	// ReadTimeout: a live source without a frame for this long is
+	// reopened (default 5s).
+	ReadTimeout time.Duration
+	// Backoff paces reopen attempts (default 250ms doubling to 30s).
+	Backoff camera.Backoff
+}
+
+// Check is the agent.SourceChecker that goes with Opener: "synthetic", or
+// a camera source string (camera.ParseSource). Video files and image
+// folders must exist; devices and streams may appear later.
+func Check(s string) error {
+	if s == "synthetic" {
+		return nil
+	}
+	spec, err := camera.ParseSource(s)
+	if err != nil {
+		return err
+	}
+	switch spec.Kind {
+	case camera.KindFile:
+		if _, err := os.Stat(spec.Path); err != nil {
+			return fmt.Errorf("%q: video file: %w", s, err)
+		}
+	case camera.KindImages:
+		if st, err := os.Stat(spec.Path); err == nil && st.IsDir() {
+			return nil
+		}
+		if m, _ := filepath.Glob(spec.Path); len(m) == 0 {
+			return fmt.Errorf("%q: no folder or file matches %q", s, spec.Path)
+		}
+	}
+	return nil
+}
+
+// Opener returns the agent.SourceOpener for camera sources; "synthetic"
+// goes to agent.OpenSource.
+func Opener(o Options) agent.SourceOpener {
+	return func(cc agent.CameraConfig) (agent.FrameSource, error) {
+		if cc.Source == "synthetic" {
+			return agent.OpenSource(cc)
+		}
+		return Open(cc, o)
+	}
+}
+
+// Source is one camera as an agent.FrameSource.
+type Source struct {
+	id  string
+	cam *camera.Camera
+	pc  agent.PreprocessConfig
+
+	model atomic.Pointer[agent.ModelInfo] // set by the agent (SetModel)
+
+	// Used by Next only (the agent's capture goroutine).
+	frame camera.Frame
+	pre   *camera.Preprocessor
+	preOf agent.ModelInfo // the model pre was made for
+
+	closeOnce sync.Once
+}
+
+// Open starts capturing from cc.Source (see package camera for the
+// strings). A malformed string and a missing file fail here; a camera or
+// stream that cannot be reached yet does not: it is retried in the
+// background, and the agent reports it as reconnecting.
+func Open(cc agent.CameraConfig, o Options) (*Source, error) {
+	log := o.Logger
+	if log == nil {
+		log = slog.Default()
+	}
+	cam, err := camera.Open(context.Background(), camera.Config{Source: cc.Source, FPS: cc.FPS, ReadTimeout: o.ReadTimeout,
+		Backoff: o.Backoff, Logger: log.With("camera", cc.ID)})
+	if err != nil {
+		return nil, fmt.Errorf("camera %q: %w", cc.ID, err)
+	}
+	return &Source{id: cc.ID, cam: cam, pc: cc.Preprocess}, nil
+}
+
+// SetModel says which model the pixels are for; Next makes its
+// preprocessor again when the model's input changes.
+func (s *Source) SetModel(info agent.ModelInfo) { s.model.Store(&info) }
+
+// Next waits for the camera's next frame and returns it as the model's
+// input (Frame.Pixels). io.EOF ends a file or folder without loop.
+func (s *Source) Next(ctx context.Context) (agent.Frame, error) {
+	info := s.model.Load()
+	if info == nil {
+		return agent.Frame{}, fmt.Errorf("camera %q: no model set (agent.ModelAware.SetModel must come before Next)", s.id)
+	}
+	if err := s.cam.Next(ctx, &s.frame); err != nil {
+		if errors.Is(err, io.EOF) || errors.Is(err, camera.ErrClosed) {
+			return agent.Frame{}, agent.ErrSourceDone
+		}
+		return agent.Frame{}, err
+	}
+	if err := s.preprocessor(*info); err != nil {
+		return agent.Frame{}, err
+	}
+	// A new slice per frame: the agent keeps the frame while it passes
+	// through the pipeline's queues.
+	px := make([]float32, s.pre.Len())
+	if err := s.pre.Float32(s.frame.Mat, px); err != nil {
+		return agent.Frame{}, fmt.Errorf("camera %q frame %d: %w", s.id, s.frame.Seq, err)
+	}
+	return agent.Frame{Seq: s.frame.Seq, Time: s.frame.Time, Pixels: px}, nil
+}
+
+// preprocessor (re)makes the OpenCV preprocessor for the model's input.
+func (s *Source) preprocessor(info agent.ModelInfo) error {
+	if s.pre != nil && sameInput(s.preOf, info) {
+		return nil
+	}
+	if info.Channels != 1 && info.Channels != 3 {
+		return fmt.Errorf("camera %q: model %q wants %d channels; cameras give 1 (grey) or 3 (RGB)", s.id, info.Name, info.Channels)
+	}
+	mean, std := s.pc.Norm(info)
+	pc := camera.PreprocessConfig{Width: info.Width, Height: info.Height, Grey: info.Channels == 1, Mean: mean, Std: std}
+	switch s.pc.Fit {
+	case agent.FitLetterbox:
+		pc.Fit = camera.FitLetterbox
+	case agent.FitStretch:
+		pc.Fit = camera.FitStretch
+	default:
+		pc.Fit = camera.FitCrop
+	}
+	if r := s.pc.ROI; len(r) == 4 {
+		pc.ROI = image.Rect(r[0], r[1], r[2], r[3])
+	}
+	pre, err := camera.NewPreprocessor(pc)
+	if err != nil {
+		return fmt.Errorf("camera %q: %w", s.id, err)
+	}
+	if s.pre != nil {
+		s.pre.Close()
+	}
+	s.pre, s.preOf = pre, info
+	return nil
+}
+
+func sameInput(a, b agent.ModelInfo) bool {
+	eq := func(x, y []float32) bool {
+		if len(x) != len(y) {
+			return false
+		}
+		for i := range x {
+			if x[i] != y[i] {
+				return false
+			}
+		}
+		return true
+	}
+	return a.Height == b.Height && a.Width == b.Width && a.Channels == b.Channels && eq(a.Mean, b.Mean) && eq(a.Std, b.Std)
+}
+
+// Snapshot is the camera's newest full frame as JPEG.
+func (s *Source) Snapshot(quality int) ([]byte, error) { return s.cam.Snapshot(quality) }
+
+// SourceStats is the camera's state and counters.
+func (s *Source) SourceStats() agent.SourceStats {
+	st := s.cam.Stats()
+	return agent.SourceStats{State: st.State.String(), Frames: st.Frames, Dropped: st.Dropped, Reconnects: st.Reconnects,
+		Errors: st.Errors, LastError: strings.TrimSpace(st.LastError)}
+}
+
+// Close stops the camera and waits for its goroutines. The agent calls it
+// after the last Next has returned.
+func (s *Source) Close() error {
+	s.closeOnce.Do(func() {
+		s.cam.Close()
+		s.frame.Close()
+		if s.pre != nil {
+			s.pre.Close()
+		}
+	})
+	return nil
+}

@@ -98,7 +98,7 @@ func New(cfg Config, opt Options) (*Agent, error) {
 	a := &Agent{cfg: cfg, opt: opt, log: opt.Logger, met: newMetrics(), notify: notifierFromEnv(opt.Getenv),
 		topics: Topics{Prefix: cfg.MQTT.TopicPrefix, Device: cfg.Device.ID, DiscoveryPrefix: cfg.MQTT.Discovery.Prefix}}
 	a.met.reg.MustRegister(newSourceCollector(a))
-	c, err := opt.LoadModel(cfg.Model.Path)
+	c, err := a.loadModel(cfg.Model.Path)
 	if err != nil {
 		return nil, err
 	}

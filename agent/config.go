@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"errors"
 	"fmt"
+	"github.com/shortcut-edge/shortcut/resnet/armnn"
 	"io"
 	"math"
 	"net"
@@ -53,6 +54,9 @@ type ModelConfig struct {
 	// device is in use; a trained head reports its own version.
 	HeadVersion string `yaml:"head_version"`
 	TopK        int    `yaml:"top_k"`
+	// Accelerator: "cpu" (our kernels), "armnn-cpu" or "armnn-gpu" (Arm NN,
+	// in binaries built with -tags armnn); falls back to "cpu" with a warning.
+	Accelerator string `yaml:"accelerator"`
 }
 
 // CameraConfig is one pipeline.
@@ -246,7 +250,7 @@ type LogConfig struct {
 // writes the same values out.
 func Defaults() Config {
 	return Config{
-		Model:    ModelConfig{Path: "/var/lib/shortcut/model.tflite", Watch: true, WatchInterval: 5 * time.Second, TopK: 3},
+		Model:    ModelConfig{Path: "/var/lib/shortcut/model.tflite", Watch: true, WatchInterval: 5 * time.Second, TopK: 3, Accelerator: "cpu"},
 		Decision: DecisionConfig{Threshold: 0.6, Frames: 3, Release: 0.4},
 		MQTT: MQTTConfig{
 			QoS: 1, TopicPrefix: "shortcut", KeepAlive: 30 * time.Second, ConnectTimeout: 10 * time.Second,
@@ -468,6 +472,9 @@ func (c *Config) ValidateWith(check SourceChecker) []FieldError {
 	}
 	if c.Model.Path == "" {
 		bad("model.path", "is empty; set the .tflite model to run")
+	}
+	if _, err := armnn.Backends(c.Model.Accelerator); err != nil {
+		bad("model.accelerator", "%v", err)
 	}
 	if c.Model.Watch && c.Model.WatchInterval <= 0 {
 		bad("model.watch_interval", "is %v; want a positive duration such as 5s", c.Model.WatchInterval)

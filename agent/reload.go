@@ -30,7 +30,7 @@ func (a *Agent) Reload() error {
 	defer a.reloadMu.Unlock()
 	path := a.cfg.Model.Path
 	a.modelStat, _ = statFile(path)
-	c, err := a.opt.LoadModel(path)
+	c, err := a.loadModel(path)
 	if err != nil {
 		a.met.reloads.WithLabelValues("error").Inc()
 		a.met.errors.WithLabelValues("model").Inc()

@@ -293,9 +293,33 @@ func (n *Net) RunRaw(inputs [][]byte) ([][]byte, error) {
 // uint8 input) and returns output 0 as float32 scores (dequantized). Use one
 // Session per goroutine; Sessions of one Net share its weights.
 type Session struct {
-	n      *Net
-	input  []float32
-	scores []float32
+	n         *Net
+	input     []float32
+	scores    []float32
+	embedding []float32 // output 1 (the pooled embedding), when the model has one
+}
+
+// Embedding is output 1 of the last Run, dequantized (nil when the model has
+// a single output); the slice is reused by the next Run.
+func (s *Session) Embedding() []float32 { return s.embedding }
+
+// readOutput converts an output buffer to float32 values.
+func readOutput(t TensorInfo, b []byte, dst []float32) error {
+	switch t.Type {
+	case Float32:
+		copy(dst, unsafe.Slice((*float32)(unsafe.Pointer(&b[0])), len(dst)))
+	case Int8:
+		for i := range dst {
+			dst[i] = t.Scale * float32(int32(int8(b[i]))-t.ZeroPoint)
+		}
+	case Uint8:
+		for i := range dst {
+			dst[i] = t.Scale * float32(int32(b[i])-t.ZeroPoint)
+		}
+	default:
+		return fmt.Errorf("is %v; a session reads FLOAT32, INT8 or UINT8", t.Type)
+	}
+	return nil
 }
 
 // NewSession makes a session over input 0 and output 0.
@@ -306,6 +330,9 @@ func (n *Net) NewSession() *Session {
 	}
 	if len(n.outputs) > 0 {
 		s.scores = make([]float32, n.outputs[0].NumElements())
+	}
+	if len(n.outputs) > 1 {
+		s.embedding = make([]float32, n.outputs[1].NumElements())
 	}
 	return s
 }
@@ -343,20 +370,13 @@ func (s *Session) Run() ([]float32, error) {
 	if err := n.run(); err != nil {
 		return nil, err
 	}
-	out, ob := n.outputs[0], n.outBuf[0]
-	switch out.Type {
-	case Float32:
-		copy(s.scores, unsafe.Slice((*float32)(unsafe.Pointer(&ob[0])), len(s.scores)))
-	case Int8:
-		for i := range s.scores {
-			s.scores[i] = out.Scale * float32(int32(int8(ob[i]))-out.ZeroPoint)
+	if err := readOutput(n.outputs[0], n.outBuf[0], s.scores); err != nil {
+		return nil, fmt.Errorf("armnn: output 0: %w", err)
+	}
+	if len(n.outputs) > 1 {
+		if err := readOutput(n.outputs[1], n.outBuf[1], s.embedding); err != nil {
+			return nil, fmt.Errorf("armnn: output 1: %w", err)
 		}
-	case Uint8:
-		for i := range s.scores {
-			s.scores[i] = out.Scale * float32(int32(ob[i])-out.ZeroPoint)
-		}
-	default:
-		return nil, fmt.Errorf("armnn: output 0 is %v; a session reads FLOAT32, INT8 or UINT8", out.Type)
 	}
 	return s.scores, nil
 }

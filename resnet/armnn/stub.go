@@ -36,3 +36,4 @@ type Session struct{}
 
 func (s *Session) Input() []float32        { return nil }
 func (s *Session) Run() ([]float32, error) { return nil, ErrNotBuilt }
+func (s *Session) Embedding() []float32    { return nil }

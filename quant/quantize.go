@@ -1,16 +1,21 @@
-// Package quant turns a float32 model (from resnet/build or from train's
-// export) into an int8 TFLite model per TFLite's quantization spec:
-// symmetric int8 weights (per output channel for convolutions), int32 biases,
-// asymmetric int8 activations whose ranges are calibrated by running the float
-// model on representative inputs with our own interpreter.
+// Package quant turns a float32 model into an int8 TFLite model per
+// TFLite's quantization spec: symmetric int8 weights (per output channel for
+// convolutions), int32 biases, asymmetric int8 activations whose ranges are
+// calibrated by running the float model on representative inputs with our
+// own interpreter.
 //
-// Data flows: float *resnet.Model + calibration inputs -> Calibrate (ranges
-// per tensor) -> Quantize -> int8 *resnet.Model -> Marshal -> .tflite.
+// Data flows: train's float export (model.json + weights.bin) -> ReadExport
+// -> float *resnet.Model (or one from resnet/build) + calibration samples ->
+// CalibrateWith (min/max, percentile or MSE ranges per tensor) -> Quantize ->
+// optional bias correction -> int8 *resnet.Model -> Marshal -> .tflite. Run
+// does all of it and returns a Report of what it decided; Comparison runs
+// the float and int8 models side by side for per-layer SQNR.
 package quant
 
 import (
 	"encoding/binary"
 	"fmt"
+	"log/slog"
 	"math"
 
 	"github.com/shortcut-edge/shortcut/resnet"
@@ -28,9 +33,115 @@ const (
 	Int8IO
 )
 
-// Options control quantization.
+// Options control calibration and quantization. The zero value is min/max
+// calibration without bias correction and float inputs and outputs.
 type Options struct {
 	IO IO
+	// Method picks how calibrated values become ranges (see Method).
+	Method Method
+	// Percentile is the share of |values| (in percent) a Percentile range
+	// keeps; 0 means DefaultPercentile.
+	Percentile float64
+	// Bins is the histogram resolution of Percentile and MSE; 0 means
+	// DefaultBins.
+	Bins int
+	// BiasCorrection subtracts, layer by layer, the mean output error of
+	// every convolution and fully connected layer from its int32 bias
+	// (empirical bias correction, after Nagel et al. 2019).
+	BiasCorrection bool
+	// MinSamples is the least number of calibration samples accepted; 0
+	// means 1.
+	MinSamples int
+	// Log receives warnings (a tensor whose range collapsed, ...); nil
+	// discards them. They are also listed in Report.Warnings.
+	Log *slog.Logger
+}
+
+func (o Options) withDefaults() (Options, error) {
+	if o.Method < MinMax || o.Method > MSE {
+		return o, fmt.Errorf("quant: unknown calibration method %d; use MinMax, Percentile or MSE", int(o.Method))
+	}
+	if o.Percentile == 0 {
+		o.Percentile = DefaultPercentile
+	}
+	if !(o.Percentile > 50 && o.Percentile <= 100) {
+		return o, fmt.Errorf("quant: percentile %g must be in (50, 100], e.g. 99.99", o.Percentile)
+	}
+	if o.Bins == 0 {
+		o.Bins = DefaultBins
+	}
+	if o.Bins < 16 || o.Bins > 1<<20 {
+		return o, fmt.Errorf("quant: %d histogram bins; want 16 to %d", o.Bins, 1<<20)
+	}
+	if o.MinSamples < 0 {
+		return o, fmt.Errorf("quant: MinSamples %d must not be negative", o.MinSamples)
+	}
+	o.MinSamples = max(o.MinSamples, 1)
+	if o.IO != FloatIO && o.IO != Int8IO {
+		return o, fmt.Errorf("quant: unknown IO %d; use FloatIO or Int8IO", int(o.IO))
+	}
+	return o, nil
+}
+
+// Report says what calibration and quantization decided, for people.
+type Report struct {
+	Method     Method
+	Percentile float64 // for Percentile
+	Samples    int
+	// Ranges has one entry per calibrated activation tensor, in tensor order.
+	Ranges []TensorRange
+	// Warnings lists what produced a working but suspicious model, such as a
+	// tensor that was zero on every calibration input.
+	Warnings []string
+	// Exact lists the convolutions whose int8 form is lossless (the 0/1
+	// channel-selection convolutions of option-A shortcuts): their output
+	// shares the input's scale and zero point.
+	Exact []string
+	// BiasCorrection has one entry per corrected layer.
+	BiasCorrection []LayerCorrection
+}
+
+// Result is a quantized model and how it was made.
+type Result struct {
+	Model  *resnet.Model
+	Report *Report
+}
+
+// Model calibrates and quantizes in one step (Run without the report).
+func Model(f *resnet.Model, samples []Sample, o Options) (*resnet.Model, error) {
+	r, err := Run(f, samples, o)
+	if err != nil {
+		return nil, err
+	}
+	return r.Model, nil
+}
+
+// Run calibrates the float model on the samples with o.Method, quantizes it,
+// and applies bias correction when o.BiasCorrection is set.
+func Run(f *resnet.Model, samples []Sample, o Options) (*Result, error) {
+	o, err := o.withDefaults()
+	if err != nil {
+		return nil, err
+	}
+	r, rep, err := CalibrateWith(f, samples, o)
+	if err != nil {
+		return nil, err
+	}
+	q, err := quantize(f, r, o)
+	if err != nil {
+		return nil, err
+	}
+	rep.Warnings = append(rep.Warnings, q.warnings...)
+	rep.Exact = q.exact
+	for k := range rep.Ranges {
+		rep.Ranges[k].Unused = q.forced[rep.Ranges[k].Tensor]
+	}
+	if o.BiasCorrection {
+		if rep.BiasCorrection, err = correctBiases(f, q, samples); err != nil {
+			return nil, err
+		}
+	}
+	return &Result{Model: q.out, Report: rep}, nil
 }
 
 // opVersion is the operator version converters write for int8 kernels; a
@@ -49,7 +160,7 @@ func ActParams(lo, hi float64) (scale float32, zp int64, err error) {
 		return 0, 0, fmt.Errorf("range [%g, %g] is not finite", lo, hi)
 	}
 	lo, hi = math.Min(lo, 0), math.Max(hi, 0)
-	if hi-lo < 1e-12 {
+	if collapsed(lo, hi) {
 		// A tensor that is zero on every calibration input: any scale
 		// represents it; pick one that keeps small values representable.
 		hi = 1e-3
@@ -60,17 +171,30 @@ func ActParams(lo, hi float64) (scale float32, zp int64, err error) {
 	return float32(s), int64(z), nil
 }
 
-// Quantize converts a float model to int8 using the ranges in r.
+// collapsed reports a range too narrow to quantize: ActParams widens it to
+// [0, 1e-3] and Run lists the tensor in Report.Warnings.
+func collapsed(lo, hi float64) bool { return math.Max(hi, 0)-math.Min(lo, 0) < 1e-12 }
+
+// Quantize converts a float model to int8 using the ranges in r. Options
+// other than IO and Log are calibration's and are not used here.
 func Quantize(f *resnet.Model, r Ranges, o Options) (*resnet.Model, error) {
+	q, err := quantize(f, r, o)
+	if err != nil {
+		return nil, err
+	}
+	return q.out, nil
+}
+
+func quantize(f *resnet.Model, r Ranges, o Options) (*quantizer, error) {
 	q := &quantizer{f: f, r: r, o: o, out: &resnet.Model{Description: f.Description + " int8", Meta: f.Meta},
-		qIdx: make([]int, len(f.Tensors))}
+		qIdx: make([]int, len(f.Tensors)), forced: map[int]string{}}
 	for i := range q.qIdx {
 		q.qIdx[i] = -1
 	}
 	if err := q.run(); err != nil {
 		return nil, err
 	}
-	return q.out, nil
+	return q, nil
 }
 
 type quantizer struct {
@@ -79,6 +203,30 @@ type quantizer struct {
 	o    Options
 	out  *resnet.Model
 	qIdx []int // float tensor index -> int8 tensor index in out
+
+	warnings []string
+	exact    []string
+	forced   map[int]string // float tensor -> why its int8 twin's quantization was not calibrated
+	layers   []layer        // convolutions and fully connected layers, for bias correction
+}
+
+// layer ties a float CONV_2D / DEPTHWISE_CONV_2D / FULLY_CONNECTED to its
+// int8 twin.
+type layer struct {
+	name       string    // output tensor name
+	fOut, qOut int       // output tensor in the float and the int8 model
+	qBias      int       // int32 bias tensor in the int8 model (-1: none)
+	biasScale  []float64 // real value of one bias unit, per channel
+	relu       bool      // fused ReLU or ReLU6: the output hides the error where it is 0
+	exact      bool      // lossless selection convolution
+}
+
+func (q *quantizer) warn(format string, args ...any) {
+	msg := fmt.Sprintf(format, args...)
+	q.warnings = append(q.warnings, msg)
+	if q.o.Log != nil {
+		q.o.Log.Warn(msg)
+	}
 }
 
 func (q *quantizer) add(t resnet.Tensor) int {
@@ -91,13 +239,17 @@ func (q *quantizer) emit(code resnet.OpCode, opts resnet.Options, ins, outs []in
 }
 
 // activation returns (creating on first use) the int8 tensor standing for
-// float tensor i, with its quantization from the calibrated range or forced.
-func (q *quantizer) activation(i int, forced *resnet.Quant) (int, error) {
+// float tensor i, with its quantization from the calibrated range or forced;
+// why says, for a forced quantization, where it comes from.
+func (q *quantizer) activation(i int, forced *resnet.Quant, why string) (int, error) {
 	if q.qIdx[i] >= 0 {
 		return q.qIdx[i], nil
 	}
 	ft := &q.f.Tensors[i]
 	qp := forced
+	if forced != nil {
+		q.forced[i] = why
+	}
 	if qp == nil {
 		rg, ok := q.r[i]
 		if !ok {
@@ -106,6 +258,10 @@ func (q *quantizer) activation(i int, forced *resnet.Quant) (int, error) {
 		s, z, err := ActParams(float64(rg.Min), float64(rg.Max))
 		if err != nil {
 			return -1, fmt.Errorf("quant: tensor %d %q: %w", i, ft.Name, err)
+		}
+		if collapsed(float64(rg.Min), float64(rg.Max)) {
+			q.warn("tensor %d %q was 0 on every calibration input (range [%g, %g]); its int8 range was widened to [0, 0.001], so it stays 0: a dead layer, or calibration data unlike the real inputs",
+				i, ft.Name, rg.Min, rg.Max)
 		}
 		qp = &resnet.Quant{Scale: []float32{s}, ZeroPoint: []int64{z}}
 	}
@@ -126,7 +282,7 @@ func (q *quantizer) run() error {
 		if ft.Type != resnet.Float32 {
 			return fmt.Errorf("quant: input tensor %d %q is %v; the float model must have FLOAT32 inputs", in, ft.Name, ft.Type)
 		}
-		qi, err := q.activation(in, nil)
+		qi, err := q.activation(in, nil, "")
 		if err != nil {
 			return err
 		}
@@ -204,6 +360,7 @@ func (q *quantizer) op(oi int, op resnet.Operator) error {
 		w := q.add(wq)
 		inScale := float64(q.quantOf(x).Scale[0])
 		ins := []int{x, w, -1}
+		l := layer{name: f.Tensors[op.Outputs[0]].Name, fOut: op.Outputs[0], qBias: -1, relu: reluFused(op.Options)}
 		if len(op.Inputs) > 2 && op.Inputs[2] >= 0 {
 			bt := &f.Tensors[op.Inputs[2]]
 			bq, err := biasInt32(bt, inScale, wScales)
@@ -211,11 +368,27 @@ func (q *quantizer) op(oi int, op resnet.Operator) error {
 				return fmt.Errorf("quant: operator %d (%v): %w", oi, op.Op, err)
 			}
 			ins[2] = q.add(bq)
+			l.qBias = ins[2]
+			for c := range bq.NumElements() {
+				l.biasScale = append(l.biasScale, inScale*wScales[min(c, len(wScales)-1)])
+			}
 		}
-		y, err := q.activation(op.Outputs[0], nil)
+		// A convolution that only picks input channels (weights 0 or 1, one
+		// 1 per output channel at most, zero bias, no activation) is
+		// lossless when its output keeps the input's scale and zero point:
+		// every output is an input value or zero.
+		var forced *resnet.Quant
+		if op.Op == resnet.OpConv2D && isSelection(f, op) {
+			forced = q.quantOf(x)
+			l.exact = true
+			q.exact = append(q.exact, l.name)
+		}
+		y, err := q.activation(op.Outputs[0], forced, "shares its input's scale: a lossless channel selection")
 		if err != nil {
 			return err
 		}
+		l.qOut = y
+		q.layers = append(q.layers, l)
 		q.emit(op.Op, op.Options, ins, []int{y})
 	case resnet.OpAdd, resnet.OpMean:
 		ins := make([]int, len(op.Inputs))
@@ -230,7 +403,7 @@ func (q *quantizer) op(oi int, op resnet.Operator) error {
 			}
 			ins[k] = x
 		}
-		y, err := q.activation(op.Outputs[0], nil)
+		y, err := q.activation(op.Outputs[0], nil, "")
 		if err != nil {
 			return err
 		}
@@ -246,7 +419,7 @@ func (q *quantizer) op(oi int, op resnet.Operator) error {
 		for _, i := range op.Inputs[1:] {
 			ins = append(ins, q.add(f.Tensors[i]))
 		}
-		y, err := q.activation(op.Outputs[0], q.quantOf(x))
+		y, err := q.activation(op.Outputs[0], q.quantOf(x), fmt.Sprintf("shares its input's scale, as %v requires", op.Op))
 		if err != nil {
 			return err
 		}
@@ -256,7 +429,7 @@ func (q *quantizer) op(oi int, op resnet.Operator) error {
 		if err != nil {
 			return err
 		}
-		y, err := q.activation(op.Outputs[0], &resnet.Quant{Scale: []float32{1.0 / 256}, ZeroPoint: []int64{-128}})
+		y, err := q.activation(op.Outputs[0], &resnet.Quant{Scale: []float32{1.0 / 256}, ZeroPoint: []int64{-128}}, "SOFTMAX output, fixed at scale 1/256")
 		if err != nil {
 			return err
 		}
@@ -347,4 +520,58 @@ func biasInt32(t *resnet.Tensor, inScale float64, wScales []float64) (resnet.Ten
 	}
 	return resnet.Tensor{Name: t.Name, Type: resnet.Int32, Shape: append([]int(nil), t.Shape...), Data: data,
 		Quant: &resnet.Quant{Scale: qs, ZeroPoint: zps}}, nil
+}
+
+func reluFused(o resnet.Options) bool {
+	var a resnet.Activation
+	switch v := o.(type) {
+	case *resnet.Conv2DOptions:
+		a = v.Activation
+	case *resnet.DepthwiseConv2DOptions:
+		a = v.Activation
+	case *resnet.FullyConnectedOptions:
+		a = v.Activation
+	}
+	return a == resnet.ActRelu || a == resnet.ActRelu6 || a == resnet.ActReluN1To1
+}
+
+// isSelection reports a 1x1 CONV_2D whose weights are 0 or 1 with at most one
+// 1 per output channel, with a zero (or no) bias and no activation: a
+// subsampling channel selection such as an option-A shortcut.
+func isSelection(f *resnet.Model, op resnet.Operator) bool {
+	o, ok := op.Options.(*resnet.Conv2DOptions)
+	if !ok || o.Activation != resnet.ActNone || len(op.Inputs) < 2 {
+		return false
+	}
+	w := &f.Tensors[op.Inputs[1]]
+	if len(w.Shape) != 4 || w.Shape[1] != 1 || w.Shape[2] != 1 || w.Data == nil || w.Type != resnet.Float32 {
+		return false
+	}
+	in, v := w.Shape[3], floats(w)
+	if len(v) != w.NumElements() {
+		return false
+	}
+	for oc := range w.Shape[0] {
+		ones := 0
+		for _, x := range v[oc*in : (oc+1)*in] {
+			switch x {
+			case 0:
+			case 1:
+				ones++
+			default:
+				return false
+			}
+		}
+		if ones > 1 {
+			return false
+		}
+	}
+	if len(op.Inputs) > 2 && op.Inputs[2] >= 0 {
+		for _, x := range floats(&f.Tensors[op.Inputs[2]]) {
+			if x != 0 {
+				return false
+			}
+		}
+	}
+	return true
 }

@@ -6,7 +6,7 @@ export CGO_ENABLED := 1
 # explicitly so CI time stays predictable.
 FUZZTIME ?= 20s
 
-.PHONY: all setup build test vet fuzz run bench bench-kernels armcount cross-arm64 test-arm64 package gpu-prep gpu-check gpu-check-dry clean
+.PHONY: all setup build test vet fuzz run bench demo-model bench-kernels armcount cross-arm64 test-arm64 package gpu-prep gpu-check gpu-check-dry clean
 
 all: build
 
@@ -42,6 +42,11 @@ run: setup build
 
 bench: setup build
 	@scripts/bench.sh
+
+# Remakes configs/demo/fashion-resnet8-int8.tflite (the model make run uses)
+# with our own train, export and quantize commands.
+demo-model: build
+	scripts/demo-model.sh
 
 # Both binaries for linux/arm64 with cgo (Debian arm64 libraries unpacked in a sysroot).
 cross-arm64: setup

@@ -17,6 +17,7 @@ import (
 	"os"
 	"os/signal"
 	"syscall"
+	"time"
 
 	"github.com/shortcut-edge/shortcut/agent"
 	"github.com/shortcut-edge/shortcut/resnet"
@@ -36,6 +37,7 @@ func run(args []string, stdout, stderr io.Writer) int {
 	checkConfig := fs.Bool("check-config", false, "validate the configuration, list every problem, and exit")
 	model := fs.String("model", "", "the .tflite model (overrides model.path)")
 	checkModel := fs.Bool("check-model", false, "load and prepare the model, print a summary and exit")
+	exitWhenDone := fs.Bool("exit-when-done", false, "stop cleanly once every camera source has ended (video files, image folders that do not loop)")
 	if err := fs.Parse(args); err != nil {
 		return 2
 	}
@@ -82,6 +84,26 @@ func run(args []string, stdout, stderr io.Writer) int {
 	hup := make(chan os.Signal, 1)
 	signal.Notify(hup, syscall.SIGHUP)
 	defer signal.Stop(hup)
+	if *exitWhenDone {
+		go func() {
+			t := time.NewTicker(200 * time.Millisecond)
+			defer t.Stop()
+			for {
+				select {
+				case <-t.C:
+					if a.SourcesDone() {
+						// Let the last predictions reach the broker first.
+						time.Sleep(500 * time.Millisecond)
+						log.Info("every camera source has ended; stopping")
+						stop()
+						return
+					}
+				case <-ctx.Done():
+					return
+				}
+			}
+		}()
+	}
 	go func() {
 		for {
 			select {

@@ -59,7 +59,8 @@ func (n *Net) Output() string { return n.Layers[len(n.Layers)-1].Name }
 // Config selects an architecture.
 type Config struct {
 	// Arch is resnet<d> or plain<d> with d = 6k+2 (CIFAR layout: 8, 20, 32, 44, 56, 110, ...),
-	// or resnet18, resnet34, resnet50 (ImageNet layout; add the prefix "imagenet-" to be explicit).
+	// or resnet18/34/50/101/152 and their plain twins plain18/34/50/101/152 (ImageNet layout; add
+	// the prefix "imagenet-" to be explicit).
 	Arch string
 	// BaseWidth is the channel count of the first stage; 0 means 16 (CIFAR) or 64 (ImageNet).
 	BaseWidth int
@@ -68,9 +69,20 @@ type Config struct {
 	NumClasses              int
 }
 
+// imagenetLayouts are the ImageNet ResNets' blocks per stage (He et al.,
+// Table 1); depths 50 and up use bottleneck blocks.
+var imagenetLayouts = map[string]struct {
+	blocks     []int
+	bottleneck bool
+}{
+	"18": {[]int{2, 2, 2, 2}, false}, "34": {[]int{3, 4, 6, 3}, false}, "50": {[]int{3, 4, 6, 3}, true},
+	"101": {[]int{3, 4, 23, 3}, true}, "152": {[]int{3, 8, 36, 3}, true},
+}
+
 // ArchNames lists example architecture names accepted by New.
 var ArchNames = []string{"resnet20", "resnet32", "resnet44", "resnet56", "resnet110",
-	"plain20", "plain32", "plain44", "plain56", "plain110", "resnet18", "resnet34", "resnet50"}
+	"plain20", "plain32", "plain44", "plain56", "plain110", "resnet18", "resnet34", "resnet50", "resnet101",
+	"resnet152", "plain18", "plain34", "plain50", "plain101", "plain152"}
 
 // New returns the layer list of the network cfg describes.
 func New(cfg Config) (*Net, error) {
@@ -87,13 +99,13 @@ func New(cfg Config) (*Net, error) {
 	arch := strings.ToLower(strings.TrimSpace(cfg.Arch))
 	b := &netBuilder{net: &Net{Arch: arch, Height: cfg.Height, Width: cfg.Width, Channels: cfg.Channels,
 		NumClasses: cfg.NumClasses}, last: InputName, ch: cfg.Channels}
+	name := strings.TrimPrefix(arch, "imagenet-")
+	if layout, ok := imagenetLayouts[strings.TrimPrefix(strings.TrimPrefix(name, "resnet"), "plain")]; ok &&
+		(strings.HasPrefix(name, "resnet") || strings.HasPrefix(name, "plain")) {
+		b.imagenet(cfg, layout.blocks, layout.bottleneck, strings.HasPrefix(name, "plain"))
+		return b.net, nil
+	}
 	switch {
-	case arch == "resnet18" || arch == "imagenet-resnet18":
-		b.imagenet(cfg, []int{2, 2, 2, 2}, false)
-	case arch == "resnet34" || arch == "imagenet-resnet34":
-		b.imagenet(cfg, []int{3, 4, 6, 3}, false)
-	case arch == "resnet50" || arch == "imagenet-resnet50":
-		b.imagenet(cfg, []int{3, 4, 6, 3}, true)
 	case strings.HasPrefix(arch, "resnet") || strings.HasPrefix(arch, "plain"):
 		plain := strings.HasPrefix(arch, "plain")
 		depth, err := strconv.Atoi(strings.TrimPrefix(strings.TrimPrefix(arch, "resnet"), "plain"))
@@ -190,7 +202,7 @@ func (b *netBuilder) cifar(cfg Config, n int, plain bool) {
 // imagenet builds torchvision's ResNet layout: 7x7/2 conv, 3x3/2 max pool, four stages
 // (widths w, 2w, 4w, 8w; bottleneck blocks expand by 4 with the stride on the 3x3 conv, v1.5),
 // projection shortcuts (1x1 conv + batch norm) where the shape changes.
-func (b *netBuilder) imagenet(cfg Config, blocks []int, bottleneck bool) {
+func (b *netBuilder) imagenet(cfg Config, blocks []int, bottleneck, plain bool) {
 	w := cfg.BaseWidth
 	if w == 0 {
 		w = 64
@@ -216,6 +228,11 @@ func (b *netBuilder) imagenet(cfg Config, blocks []int, bottleneck bool) {
 			} else {
 				b.convBN(p+"conv1", p+"bn1", p+"relu1", x, width, 3, stride)
 				y = b.convBN(p+"conv2", p+"bn2", "", b.last, width, 3, 1)
+			}
+			if plain {
+				// The plain twin: the same convolutions without the shortcut.
+				x = b.add(Layer{Kind: OpReLU, Name: p + "relu", Inputs: []string{y}, In: out, Out: out})
+				continue
 			}
 			short := x
 			if stride != 1 || in != out {

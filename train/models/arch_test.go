@@ -41,6 +41,8 @@ func TestArchitecturesHaveThePublishedParameterCounts(t *testing.T) {
 		{"resnet18", 224, 3, 1000, 11689512},
 		{"resnet34", 224, 3, 1000, 21797672},
 		{"resnet50", 224, 3, 1000, 25557032},
+		{"resnet101", 224, 3, 1000, 44549160},
+		{"resnet152", 224, 3, 1000, 60192808},
 		// He et al. (Table 6) report 0.27M, 0.85M and 1.7M for CIFAR ResNet-20, -56 and -110;
 		// option-A shortcuts add no weights, so the plain twin has the same count.
 		{"resnet20", 32, 3, 10, 269722},
@@ -65,15 +67,18 @@ func TestArchitecturesHaveThePublishedParameterCounts(t *testing.T) {
 }
 
 func TestPlainNetsHaveNoShortcuts(t *testing.T) {
-	for _, arch := range []string{"plain20", "resnet20"} {
-		n, _ := New(Config{Arch: arch, Height: 32, Width: 32, Channels: 3, NumClasses: 10})
+	for arch, blocks := range map[string]int{"plain20": 9, "resnet20": 9, "plain50": 16, "resnet50": 16, "plain18": 8, "resnet152": 50} {
+		n, err := New(Config{Arch: arch, Height: 32, Width: 32, Channels: 3, NumClasses: 10})
+		if err != nil {
+			t.Fatal(err)
+		}
 		adds := 0
 		for _, l := range n.Layers {
 			if l.Kind == OpAdd {
 				adds++
 			}
 		}
-		want := 9
+		want := blocks
 		if strings.HasPrefix(arch, "plain") {
 			want = 0
 		}

@@ -37,6 +37,12 @@ import (
 // 1 GiB is far more likely a hostile file than a classifier.
 const DefaultMaxArenaBytes = 1 << 30
 
+// The values of Options.Arithmetic.
+const (
+	ArithmeticReference = "reference"
+	ArithmeticXNNPACK   = "xnnpack"
+)
+
 // Options tune New.
 type Options struct {
 	// MaxArenaBytes bounds the activation arena (and every single
@@ -55,6 +61,15 @@ type Options struct {
 	// CPU); New refuses one the CPU lacks. Every choice gives the same
 	// bytes; forcing one is for tests and benchmarks.
 	Kernels string
+	// Arithmetic picks the integer requantization: "" or "reference"
+	// (TFLite's reference kernels, the specification: the default) or
+	// "xnnpack" (what the XNNPACK delegate of real TFLite builds computes:
+	// float32 requantization rounded half to even for int8 CONV_2D,
+	// DEPTHWISE_CONV_2D and FULLY_CONNECTED with symmetric weights, and
+	// XNNPACK's integer ADD). The two differ by one LSB on near-ties; pick
+	// "xnnpack" to reproduce LiteRT / tfjs-tflite outputs byte for byte.
+	// See resnet/internal/ref/xnnpack.go.
+	Arithmetic string
 	// KeepAll gives every activation tensor its own region, so that after
 	// Invoke every intermediate tensor still holds its value (for per-layer
 	// comparisons). It costs memory: the arena is then the sum of all
@@ -130,6 +145,13 @@ func prepare(m *resnet.Model, opts Options) (*Interpreter, error) {
 		opts.Threads = runtime.GOMAXPROCS(0)
 	}
 	b := &builder{m: m, opts: opts}
+	switch opts.Arithmetic {
+	case "", ArithmeticReference:
+	case ArithmeticXNNPACK:
+		b.xnnpack = true
+	default:
+		return nil, fmt.Errorf("interp: Options.Arithmetic is %q; want %q (the default) or %q", opts.Arithmetic, ArithmeticReference, ArithmeticXNNPACK)
+	}
 	switch opts.Kernels {
 	case "", "auto":
 		b.isa, b.useFast = fast.Best(), true

@@ -30,6 +30,7 @@ type builder struct {
 	isa      fast.ISA // its micro-kernel family
 	scratch  int      // the largest scratch a fast kernel needs
 	addCache map[ref.Add]*fast.Add
+	xnnpack  bool // Options.Arithmetic "xnnpack"
 }
 
 func (b *builder) build() (*program, error) {
@@ -642,6 +643,9 @@ func (c *opContext) prepareConv(depthwise bool) (kernel, error) {
 	if err := c.multipliers(p.Multiplier, p.Shift); err != nil {
 		return nil, err
 	}
+	if c.b.xnnpack {
+		p.Scale = ref.XNNPACKScales(inScale, wScales, outScale, p.OutC)
+	}
 	k.p = p
 	if c.b.useFast {
 		if depthwise {
@@ -767,16 +771,24 @@ func (c *opContext) prepareFullyConnected() (kernel, error) {
 	if err := c.multipliers(p.Multiplier, p.Shift); err != nil {
 		return nil, err
 	}
+	// XNNPACK takes symmetric weights only; TFLite's own kernel (reference
+	// arithmetic) runs the others.
+	if c.b.xnnpack && p.FilterOffset == 0 {
+		p.Scale = ref.XNNPACKScales(inScale, wScales, outScale, len(wScales))
+	}
 	k.p = p
 	if c.b.useFast && p.FilterOffset == 0 {
 		// The same sums as a 1x1 convolution over a 1x1 image per batch row.
 		cp := ref.Conv{Batch: p.Batch, InH: 1, InW: 1, InC: p.InDepth, OutH: 1, OutW: 1, OutC: p.OutDepth,
 			FilterH: 1, FilterW: 1, StrideH: 1, StrideW: 1, DilationH: 1, DilationW: 1,
 			InputOffset: p.InputOffset, OutputOffset: p.OutputOffset, ActMin: p.ActMin, ActMax: p.ActMax,
-			Multiplier: p.Multiplier, Shift: p.Shift}
+			Multiplier: p.Multiplier, Shift: p.Shift, Scale: p.Scale}
 		if len(p.Multiplier) == 1 {
 			cp.Multiplier = slices.Repeat(p.Multiplier, p.OutDepth)
 			cp.Shift = slices.Repeat(p.Shift, p.OutDepth)
+		}
+		if len(p.Scale) == 1 {
+			cp.Scale = slices.Repeat(p.Scale, p.OutDepth)
 		}
 		return c.fastConv(in, out, &cp, k.weightsI8, k.biasI32)
 	}
@@ -835,6 +847,12 @@ func (c *opContext) prepareAdd() (kernel, error) {
 	}
 	if k.p, err = ref.NewAddInt8(sc1, z1, sc2, z2, so, zo, lo, hi); err != nil {
 		return nil, c.errorf("scales %g + %g -> %g: %v", sc1, sc2, so, err)
+	}
+	if c.b.xnnpack {
+		// Where XNNPACK refuses the scales, TFLite's own kernel runs it.
+		if x, err := ref.NewAddXNNPACK(sc1, z1, sc2, z2, so, zo, lo, hi); err == nil {
+			k.p = x
+		}
 	}
 	if c.b.useFast {
 		if c.b.addCache == nil {
@@ -1000,6 +1018,9 @@ func (c *opContext) prepareMean() (kernel, error) {
 		return nil, err
 	}
 	k.p = ref.NewMeanInt8(s[0], s[1], s[2], s[3], inScale, inZP, outScale, outZP)
+	if c.b.xnnpack {
+		k.p = ref.NewMeanXNNPACK(s[0], s[1], s[2], s[3], inScale, inZP, outScale, outZP)
+	}
 	if k.p.Shift > 30 {
 		return nil, c.errorf("input scale %g / output scale %g is far above 1; the quantization parameters are broken", inScale, outScale)
 	}

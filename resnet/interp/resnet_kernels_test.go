@@ -51,23 +51,32 @@ func TestInt8ResNetIsBitExactOnEveryKernelPath(t *testing.T) {
 		}
 		return out
 	}
-	want := run(interp.Options{Kernels: "ref", Threads: 1})
-	for _, k := range []string{"go", "auto", "avx512vnni", "avxvnni", "avx2", "neondot", "neon"} {
-		for _, threads := range []int{1, 2} {
-			t.Run(fmt.Sprintf("kernels=%s/threads=%d", k, threads), func(t *testing.T) {
-				if _, err := interp.New(m, interp.Options{Kernels: k}); err != nil {
-					t.Skipf("this CPU cannot run kernels %q: %v", k, err)
-				}
-				got := run(interp.Options{Kernels: k, Threads: threads})
-				diffs := 0
-				for i := range want {
-					if !slices.Equal(got[i], want[i]) && diffs < 5 {
-						diffs++
-						t.Errorf("tensor %d %q differs from the reference kernels' result", i, m.Tensors[i].Name)
-					}
-				}
-			})
+	reference := run(interp.Options{Kernels: "ref", Threads: 1})
+	for _, arith := range []string{interp.ArithmeticReference, interp.ArithmeticXNNPACK} {
+		want := run(interp.Options{Kernels: "ref", Threads: 1, Arithmetic: arith})
+		if arith == interp.ArithmeticXNNPACK && slices.EqualFunc(want, reference, slices.Equal) {
+			t.Errorf("the xnnpack arithmetic gives exactly the reference bytes on every tensor: it is not in effect")
 		}
+		for _, k := range []string{"go", "auto", "avx512vnni", "avxvnni", "avx2", "neondot", "neon"} {
+			for _, threads := range []int{1, 2} {
+				t.Run(fmt.Sprintf("arithmetic=%s/kernels=%s/threads=%d", arith, k, threads), func(t *testing.T) {
+					if _, err := interp.New(m, interp.Options{Kernels: k}); err != nil {
+						t.Skipf("this CPU cannot run kernels %q: %v", k, err)
+					}
+					got := run(interp.Options{Kernels: k, Threads: threads, Arithmetic: arith})
+					diffs := 0
+					for i := range want {
+						if !slices.Equal(got[i], want[i]) && diffs < 5 {
+							diffs++
+							t.Errorf("tensor %d %q differs from the reference kernels' result", i, m.Tensors[i].Name)
+						}
+					}
+				})
+			}
+		}
+	}
+	if _, err := interp.New(m, interp.Options{Arithmetic: "tflite"}); err == nil {
+		t.Error("Options.Arithmetic \"tflite\" accepted; want an error naming the known values")
 	}
 }
 

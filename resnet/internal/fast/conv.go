@@ -2,6 +2,7 @@ package fast
 
 import (
 	"fmt"
+	"math"
 	"unsafe"
 
 	"github.com/shortcut-edge/shortcut/resnet/internal/ref"
@@ -23,6 +24,7 @@ const (
 	parRmask        // 2^rsh - 1
 	parRhalf        // (2^rsh - 1) >> 1
 	parNrsh         // -rsh, for shifts that round by a negative count (arm64 SRSHL)
+	parScale        // float32 bits of the "xnnpack" requantization scale (p.Scale)
 	numPar
 )
 
@@ -60,11 +62,16 @@ func NewConv(p *ref.Conv, filter []int8, bias []int32, isa ISA) (*Conv, error) {
 	}
 	taps := p.FilterH * p.FilterW
 	if len(filter) != p.OutC*taps*p.InC || (bias != nil && len(bias) != p.OutC) ||
-		len(p.Multiplier) != p.OutC || len(p.Shift) != p.OutC {
+		len(p.Multiplier) != p.OutC || len(p.Shift) != p.OutC || (p.Scale != nil && len(p.Scale) != p.OutC) {
 		return nil, fmt.Errorf("fast: conv %dx%dx%d -> %d channels: filter has %d values, bias %d, multipliers %d; sizes disagree",
 			p.FilterH, p.FilterW, p.InC, p.OutC, len(filter), len(bias), len(p.Multiplier))
 	}
 	c := &Conv{p: *p, isa: isa}
+	if p.Scale != nil && !isa.fp32Requant() {
+		// This family's assembly has only the reference requantization:
+		// the "xnnpack" arithmetic runs on the Go micro-kernel.
+		c.isa = Go
+	}
 	c.c4 = (p.InC + 3) &^ 3
 	c.kbytes = c.c4
 	c.ph = (p.OutH-1)*p.StrideH + (p.FilterH-1)*p.DilationH + 1
@@ -76,7 +83,7 @@ func NewConv(p *ref.Conv, filter []int8, bias []int32, isa ISA) (*Conv, error) {
 	// zoff is what the scratch adds to every input byte: 128 for the
 	// families that multiply unsigned bytes, 0 for the signed ones.
 	var zoff int32
-	if !isa.signedInput() {
+	if !c.isa.signedInput() {
 		c.flip, zoff = 0x80, 128
 	}
 	c.fill = byte(zp + zoff)
@@ -115,6 +122,9 @@ func NewConv(p *ref.Conv, filter []int8, bias []int32, isa ISA) (*Conv, error) {
 		// reference's sum exactly (int32 wraps alike on both sides).
 		par[parBias*nr+lane] = b - (zp+zoff)*sum
 		par[parMult*nr+lane] = p.Multiplier[oc]
+		if p.Scale != nil {
+			par[parScale*nr+lane] = int32(math.Float32bits(p.Scale[oc]))
+		}
 		if s := p.Shift[oc]; s > 0 {
 			par[parLsh*nr+lane] = int32(s)
 		} else {
@@ -193,7 +203,7 @@ type tileArgs struct {
 	outZP  int32
 	actMin int32
 	actMax int32
-	_      int32
+	fp32   int32 // 1: "xnnpack" requantization (parScale), Go kernel only
 }
 
 // tiles runs pixel-tile x channel-block units [lo, hi) (block-major, so a
@@ -208,6 +218,10 @@ func (c *Conv) tiles(scratch []byte, output []int8, lo, hi int, a *tileArgs, spi
 	a.ntaps = taps
 	a.kbytes = c.kbytes
 	a.outZP, a.actMin, a.actMax = p.OutputOffset, p.ActMin, p.ActMax
+	a.fp32 = 0
+	if p.Scale != nil {
+		a.fp32 = 1
+	}
 	sbase := unsafe.Pointer(unsafe.SliceData(scratch))
 	obase := unsafe.Pointer(unsafe.SliceData(output))
 	for u := lo; u < hi; u++ {
@@ -278,6 +292,16 @@ func tileGo(a *tileArgs) {
 		}
 	}
 	par := unsafe.Slice((*int32)(a.params), numPar*nr)
+	if a.fp32 != 0 {
+		for j := range mr {
+			out := unsafe.Slice((*int8)(a.out[j]), nr)
+			for l := range nr {
+				scale := math.Float32frombits(uint32(par[parScale*nr+l]))
+				out[l] = ref.RequantizeFP32(acc[j][l]+par[parBias*nr+l], scale, a.outZP, a.actMin, a.actMax)
+			}
+		}
+		return
+	}
 	for j := range mr {
 		out := unsafe.Slice((*int8)(a.out[j]), nr)
 		for l := range nr {

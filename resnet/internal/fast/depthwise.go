@@ -29,7 +29,8 @@ const dwBlock = 64
 func NewDepthwise(p *ref.Conv, filter []int8, bias []int32) (*Depthwise, error) {
 	taps := p.FilterH * p.FilterW
 	if p.DepthMultiplier < 1 || p.OutC != p.InC*p.DepthMultiplier || len(filter) != taps*p.OutC ||
-		(bias != nil && len(bias) != p.OutC) || len(p.Multiplier) != p.OutC || len(p.Shift) != p.OutC {
+		(bias != nil && len(bias) != p.OutC) || len(p.Multiplier) != p.OutC || len(p.Shift) != p.OutC ||
+		(p.Scale != nil && len(p.Scale) != p.OutC) {
 		return nil, fmt.Errorf("fast: depthwise conv %dx%d, %d input channels x multiplier %d -> %d: filter has %d values, bias %d, multipliers %d; sizes disagree",
 			p.FilterH, p.FilterW, p.InC, p.DepthMultiplier, p.OutC, len(filter), len(bias), len(p.Multiplier))
 	}
@@ -92,6 +93,13 @@ func (d *Depthwise) run(input, output []int8, lo, hi int) {
 					}
 				}
 				out := dst[c0:][:n]
+				if p.Scale != nil {
+					sc := p.Scale[c0:][:n]
+					for i, v := range a {
+						out[i] = ref.RequantizeFP32(v, sc[i], p.OutputOffset, p.ActMin, p.ActMax)
+					}
+					continue
+				}
 				m := p.Multiplier[c0:][:n]
 				s := p.Shift[c0:][:n]
 				for i, v := range a {

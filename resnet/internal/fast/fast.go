@@ -86,6 +86,11 @@ func (i ISA) Supported() bool {
 // bytes (the scratch image holds x) rather than unsigned ones (x+128).
 func (i ISA) signedInput() bool { return i == NEON || i == NEONDot }
 
+// fp32Requant reports whether family i's assembly has the "xnnpack"
+// (float32) requantization stage; the others run that arithmetic on the Go
+// micro-kernel.
+func (i ISA) fp32Requant() bool { return i == Go || i == AVX512VNNI }
+
 // Available lists the families this CPU runs, fastest last.
 func Available() []ISA {
 	var out []ISA

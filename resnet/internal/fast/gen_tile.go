@@ -44,6 +44,7 @@ const (
 	offZP     = offW + 40
 	offMin    = offZP + 4
 	offMax    = offZP + 8
+	offFP32   = offZP + 12
 )
 
 var b strings.Builder
@@ -130,8 +131,13 @@ func genAVX512() {
 		parRsh
 		parRmask
 		parRhalf
+		parNrsh
+		parScale
 	)
 	par := func(k, q int) string { return fmt.Sprintf("%d(R12)", (k*nr+16*q)*4) }
+	p("MOVL %d(DI), AX // the xnnpack arithmetic?", offFP32)
+	p("TESTL AX, AX")
+	p("JNZ fp32")
 	for q := range vecs {
 		p("VMOVDQU32 %s, Z29 // multipliers", par(parMult, q))
 		p("VPSRLQ $32, Z29, Z30 // odd lanes' multipliers, in even position")
@@ -157,6 +163,31 @@ func genAVX512() {
 			p("VPMAXSD Z27, Z20, Z20")
 			p("VPMINSD Z28, Z20, Z20")
 			p("VPMOVDB Z20, %d(%s)", 16*q, r)
+		}
+	}
+	p("VZEROUPPER")
+	p("RET")
+
+	// The "xnnpack" arithmetic (ref.RequantizeFP32): float32(acc + bias)
+	// * scale, clamped to [min - zp, max - zp] in float, rounded to nearest
+	// even by VCVTPS2DQ (Go keeps MXCSR at its default), plus zp.
+	label("fp32")
+	p("VPSUBD Z26, Z27, Z24")
+	p("VCVTDQ2PS Z24, Z24 // min - zp")
+	p("VPSUBD Z26, Z28, Z25")
+	p("VCVTDQ2PS Z25, Z25 // max - zp")
+	for q := range vecs {
+		p("VMOVUPS %s, Z29 // scales", par(parScale, q))
+		for j, r := range pixelRegs {
+			x := acc(j, q)
+			p("VPADDD %s, %s, %s", par(parBias, q), x, x)
+			p("VCVTDQ2PS %s, %s", x, x)
+			p("VMULPS Z29, %s, %s", x, x)
+			p("VMAXPS Z24, %s, %s", x, x)
+			p("VMINPS Z25, %s, %s", x, x)
+			p("VCVTPS2DQ %s, %s", x, x)
+			p("VPADDD Z26, %s, %s", x, x)
+			p("VPMOVDB %s, %d(%s)", x, 16*q, r)
 		}
 	}
 	p("VZEROUPPER")

@@ -21,6 +21,10 @@ type Conv struct {
 	Shift        []int   // per output channel
 	ActMin       int32   // fused activation clamp, quantized
 	ActMax       int32
+	// Scale, when not nil, selects the "xnnpack" arithmetic: one float32
+	// requantization scale per output channel (XNNPACKScales) replaces
+	// Multiplier and Shift (see RequantizeFP32).
+	Scale []float32
 
 	// Float kernels only: the fused activation clamp.
 	FloatMin, FloatMax float32
@@ -84,7 +88,7 @@ func ConvInt8(p *Conv, input, filter []int8, bias []int32, output []int8) {
 					if bias != nil {
 						acc += bias[oc]
 					}
-					output[outBase+oc] = requantize(acc, p.Multiplier[oc], p.Shift[oc], p.OutputOffset, p.ActMin, p.ActMax)
+					output[outBase+oc] = requantizeConv(p, acc, oc)
 				}
 			}
 		}
@@ -161,7 +165,7 @@ func DepthwiseConvInt8(p *Conv, input, filter []int8, bias []int32, output []int
 						if bias != nil {
 							acc += bias[oc]
 						}
-						output[outBase+oc] = requantize(acc, p.Multiplier[oc], p.Shift[oc], p.OutputOffset, p.ActMin, p.ActMax)
+						output[outBase+oc] = requantizeConv(p, acc, oc)
 					}
 				}
 			}
@@ -219,6 +223,9 @@ type FullyConnected struct {
 	Shift        []int
 	ActMin       int32
 	ActMax       int32
+	// Scale, when not nil, selects the "xnnpack" arithmetic: float32
+	// requantization scales, one or OutDepth (see RequantizeFP32).
+	Scale []float32
 
 	// Float kernel only.
 	FloatMin, FloatMax float32
@@ -242,6 +249,14 @@ func FullyConnectedInt8(p *FullyConnected, input, weights []int8, bias []int32, 
 			c := 0
 			if len(p.Multiplier) > 1 {
 				c = o
+			}
+			if p.Scale != nil {
+				c = 0
+				if len(p.Scale) > 1 {
+					c = o
+				}
+				output[b*p.OutDepth+o] = RequantizeFP32(acc, p.Scale[c], p.OutputOffset, p.ActMin, p.ActMax)
+				continue
 			}
 			output[b*p.OutDepth+o] = requantize(acc, p.Multiplier[c], p.Shift[c], p.OutputOffset, p.ActMin, p.ActMax)
 		}

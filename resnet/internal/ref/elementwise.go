@@ -21,6 +21,12 @@ type Add struct {
 	OutputMultiplier           int32
 	OutputShift                int
 	ActMin, ActMax             int32
+	// XNNPACK selects the "xnnpack" arithmetic (NewAddXNNPACK): then
+	// Input1/2Multiplier are XNNPACK's 21-bit multipliers, OutputShift its
+	// right shift and XNNPACKBias its bias; the other quantized fields are
+	// unused.
+	XNNPACK     bool
+	XNNPACKBias int32
 
 	// Float kernel only.
 	FloatMin, FloatMax float32
@@ -68,7 +74,14 @@ func smallerThanOne(real float64) (int32, int, error) {
 }
 
 // AddInt8 is reference_integer_ops::AddElementwise for int8.
+// With p.XNNPACK it is XNNPACK's qs8 vadd instead.
 func AddInt8(p *Add, in1, in2, output []int8) {
+	if p.XNNPACK {
+		for i := range output {
+			output[i] = addXNNPACK(p, in1[i], in2[i])
+		}
+		return
+	}
 	for i := range output {
 		v1 := (int32(in1[i]) + p.Input1Offset) * (1 << p.LeftShift)
 		v2 := (int32(in2[i]) + p.Input2Offset) * (1 << p.LeftShift)

@@ -195,3 +195,45 @@ func TestPaddingMatchesTFLiteComputePadding(t *testing.T) {
 		t.Errorf("OutSize with stride 0 = %d, want 0", got)
 	}
 }
+
+func TestRequantizeFP32RoundsHalfToEvenAndClamps(t *testing.T) {
+	for _, c := range []struct {
+		acc        int32
+		scale      float32
+		zp, lo, hi int32
+		want       int8
+	}{
+		{1, 0.5, 0, -128, 127, 0},       // 0.5 -> 0 (even), reference gives 1
+		{3, 0.5, 0, -128, 127, 2},       // 1.5 -> 2
+		{5, 0.5, 0, -128, 127, 2},       // 2.5 -> 2
+		{-1, 0.5, 0, -128, 127, 0},      // -0.5 -> 0
+		{-3, 0.5, 0, -128, 127, -2},     // -1.5 -> -2
+		{-251, 0.5, 0, -128, 127, -126}, // -125.5 -> -126
+		{7, 0.5, 10, -128, 127, 14},     // 3.5 -> 4, + zp
+		{1 << 30, 200, 5, -128, 127, 127},
+		{-1 << 30, 200, 5, -128, 127, -128},
+		{-40, 1, -128, -128, 127, -128}, // ReLU clamp at the zero point
+	} {
+		if got := RequantizeFP32(c.acc, c.scale, c.zp, c.lo, c.hi); got != c.want {
+			t.Errorf("RequantizeFP32(%d, %g, zp %d, [%d, %d]) = %d, want %d", c.acc, c.scale, c.zp, c.lo, c.hi, got, c.want)
+		}
+	}
+}
+
+func TestNewAddXNNPACKRefusesScalesXNNPACKRefuses(t *testing.T) {
+	if _, err := NewAddXNNPACK(1, 0, 1, 0, 1e-4, 0, -128, 127); err == nil {
+		t.Error("input/output scale ratio 1e4 accepted; XNNPACK refuses ratios of 2^8 and more")
+	}
+	p, err := NewAddXNNPACK(0.5, 0, 0.5, 0, 1, 0, -128, 127)
+	if err != nil {
+		t.Fatal(err)
+	}
+	// 0.5*x + 0.5*y with x+y odd is an exact half: XNNPACK rounds it up.
+	for _, c := range []struct{ x, y, want int8 }{{1, 0, 1}, {-1, 0, 0}, {3, 4, 4}, {-3, -4, -3}, {127, 127, 127}} {
+		out := make([]int8, 1)
+		AddInt8(&p, []int8{c.x}, []int8{c.y}, out)
+		if out[0] != c.want {
+			t.Errorf("xnnpack ADD 0.5*%d + 0.5*%d = %d, want %d", c.x, c.y, out[0], c.want)
+		}
+	}
+}

@@ -15,6 +15,9 @@ type Mean struct {
 	OutputZeroPoint int32
 	Multiplier      int32 // already includes the 1/(H*W) factor
 	Shift           int
+	// Scale, when not 0, selects the "xnnpack" arithmetic (see
+	// NewMeanXNNPACK) and replaces Multiplier and Shift.
+	Scale float32
 }
 
 // NewMeanInt8 prepares an int8 MEAN as TFLite's reference path does
@@ -46,6 +49,10 @@ func MeanInt8(p *Mean, input, output []int8) {
 				sum += int32(input[(b*p.H*p.W+i)*p.C+c])
 			}
 			shifted := int32(int64(sum) - int64(p.InputZeroPoint)*n)
+			if p.Scale != 0 {
+				output[b*p.C+c] = RequantizeFP32(shifted, p.Scale, p.OutputZeroPoint, math.MinInt8, math.MaxInt8)
+				continue
+			}
 			v := MultiplyByQuantizedMultiplier(shifted, p.Multiplier, p.Shift) + p.OutputZeroPoint
 			output[b*p.C+c] = int8(clampInt32(v, math.MinInt8, math.MaxInt8))
 		}

@@ -41,7 +41,7 @@ type LayerSQNR struct {
 // NewComparison prepares both models (keeping every intermediate tensor).
 // The models must have the same inputs; at least one activation name must
 // match.
-func NewComparison(f, q *resnet.Model) (*Comparison, error) {
+func NewComparison(f, q *resnet.Model, arithmetic string) (*Comparison, error) {
 	if len(f.Inputs) != len(q.Inputs) {
 		return nil, fmt.Errorf("quant: compare: the float model has %d inputs, the int8 one %d", len(f.Inputs), len(q.Inputs))
 	}
@@ -86,7 +86,7 @@ func NewComparison(f, q *resnet.Model) (*Comparison, error) {
 	if c.fIt, err = interp.New(f, interp.Options{KeepAll: true, Threads: 1}); err != nil {
 		return nil, fmt.Errorf("quant: compare: float model: %w", err)
 	}
-	if c.qIt, err = interp.New(q, interp.Options{KeepAll: true, Threads: 1}); err != nil {
+	if c.qIt, err = interp.New(q, interp.Options{KeepAll: true, Threads: 1, Arithmetic: arithmetic}); err != nil {
 		c.fIt.Close()
 		return nil, fmt.Errorf("quant: compare: int8 model: %w", err)
 	}

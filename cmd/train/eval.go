@@ -248,6 +248,7 @@ type evalInput struct {
 	witnessLimit int
 	engine       witness.Engine
 	tmp          string // scratch directory for witness files
+	arithmetic   string // interp.Options.Arithmetic for the int8 model
 }
 
 // evaluate runs the model (and the float reference) on every image of the
@@ -264,13 +265,13 @@ func evaluate(ctx context.Context, in evalInput) (*evalReport, error) {
 	var cmp *quant.Comparison
 	if in.float != nil {
 		var err error
-		if cmp, err = quant.NewComparison(in.float, in.model); err != nil {
+		if cmp, err = quant.NewComparison(in.float, in.model, in.arithmetic); err != nil {
 			return nil, err
 		}
 		defer cmp.Close()
 		rep.FloatScore = newEvalScore(k)
 	} else {
-		it, err := interp.New(in.model, interp.Options{Threads: 1})
+		it, err := interp.New(in.model, interp.Options{Threads: 1, Arithmetic: in.arithmetic})
 		if err != nil {
 			return nil, fmt.Errorf("model %s: %w", in.name, err)
 		}
@@ -551,6 +552,7 @@ func runEval(ctx context.Context, args []string, stdout io.Writer) error {
 	witnessLimit := fs.Int("witness-limit", 0, "with --witness: run only the first N images in TFLite (0: all)")
 	layers := fs.Int("layers", -1, "print the per-layer SQNR table: -1 all layers, 0 none, N the N worst")
 	jsonOut := fs.String("json", "", "also write the report as JSON to this file")
+	arithmetic := fs.String("arithmetic", interp.ArithmeticReference, arithmeticHelp)
 	if err := fs.Parse(args); err != nil {
 		return err
 	}
@@ -574,7 +576,7 @@ func runEval(ctx context.Context, args []string, stdout io.Writer) error {
 	if err != nil {
 		return err
 	}
-	in := evalInput{name: *model, kind: kind, model: m, spec: *spec, dataName: *source}
+	in := evalInput{name: *model, kind: kind, model: m, spec: *spec, dataName: *source, arithmetic: *arithmetic}
 	if kind == "tflite" {
 		in.modelPath = *model
 	}

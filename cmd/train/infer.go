@@ -12,7 +12,9 @@ import (
 	"github.com/shortcut-edge/shortcut/resnet/interp"
 )
 
-func loadInterpreter(path string, threads int) (*interp.Interpreter, error) {
+const arithmeticHelp = "int8 arithmetic: reference (TFLite's reference kernels, the default) or xnnpack (XNNPACK's float requantization: byte-for-byte what LiteRT.js and TFLite's XNNPACK delegate compute)"
+
+func loadInterpreter(path string, threads int, arithmetic string) (*interp.Interpreter, error) {
 	if path == "" {
 		return nil, fmt.Errorf("--model is required")
 	}
@@ -20,7 +22,7 @@ func loadInterpreter(path string, threads int) (*interp.Interpreter, error) {
 	if err != nil {
 		return nil, err
 	}
-	it, err := interp.New(m, interp.Options{Threads: threads})
+	it, err := interp.New(m, interp.Options{Threads: threads, Arithmetic: arithmetic})
 	if err != nil {
 		return nil, fmt.Errorf("model %q: %w", path, err)
 	}
@@ -84,10 +86,11 @@ func runInfer(ctx context.Context, args []string, stdout io.Writer) error {
 	fs.Var(&ins, "input", ".npy file for the next model input (repeat, in model order)")
 	fs.Var(&outs, "output", ".npy file to write for the next model output (repeat, in model order)")
 	threads := fs.Int("threads", 1, "worker threads")
+	arithmetic := fs.String("arithmetic", interp.ArithmeticReference, arithmeticHelp)
 	if err := fs.Parse(args); err != nil {
 		return err
 	}
-	it, err := loadInterpreter(*model, *threads)
+	it, err := loadInterpreter(*model, *threads, *arithmetic)
 	if err != nil {
 		return err
 	}
@@ -139,13 +142,14 @@ func runBench(ctx context.Context, args []string, stdout io.Writer) error {
 	model := fs.String("model", "", "the .tflite model to time")
 	threads := fs.Int("threads", 1, "worker threads")
 	iters := fs.Int("iters", 10, "timed inferences after one warm-up")
+	arithmetic := fs.String("arithmetic", interp.ArithmeticReference, arithmeticHelp)
 	if err := fs.Parse(args); err != nil {
 		return err
 	}
 	if *iters < 1 {
 		return fmt.Errorf("--iters must be at least 1, got %d", *iters)
 	}
-	it, err := loadInterpreter(*model, *threads)
+	it, err := loadInterpreter(*model, *threads, *arithmetic)
 	if err != nil {
 		return err
 	}

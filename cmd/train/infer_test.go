@@ -132,6 +132,7 @@ func TestInferRejectsBadInputWithOneLine(t *testing.T) {
 		{"wrong shape", []string{"infer", "--model", model, "--input", wrongShape, "--output", out}, "the model wants [1 12 10 3]"},
 		{"wrong dtype", []string{"infer", "--model", model, "--input", wrongType, "--output", out}, "holds int8, the model wants FLOAT32"},
 		{"not npy", []string{"infer", "--model", model, "--input", notNpy, "--output", out}, "not a .npy file"},
+		{"unknown arithmetic", []string{"infer", "--model", model, "--input", good, "--output", out, "--arithmetic", "bogus"}, "bogus"},
 		{"unknown command", []string{"infre"}, "unknown command"},
 		{"bench bad iters", []string{"bench", "--model", model, "--iters", "0"}, "--iters must be at least 1"},
 	} {

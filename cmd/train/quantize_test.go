@@ -208,6 +208,22 @@ func checkEndToEnd(t *testing.T, exp string, trainSet, testSet *data.Dataset) {
 		if r.worstDB < 10 {
 			t.Errorf("%s: layer %s has an SQNR of %.1f dB; a healthy int8 layer is well above 10", tc.name, r.worstLayer, r.worstDB)
 		}
+		if len(rows) == 1 {
+			// In XNNPACK arithmetic our runtime computes what the real
+			// TFLite computes, byte for byte: every top-1 agrees, strictly.
+			x, err := evaluate(context.Background(), evalInput{name: path, kind: "tflite", model: q, modelPath: path,
+				spec: specFromExport(e), test: test, dataName: "fashion-mnist/2x", witness: true,
+				witnessLimit: witnessed, tmp: t.TempDir(), arithmetic: interp.ArithmeticXNNPACK})
+			if err != nil {
+				t.Fatalf("%s (xnnpack arithmetic): %v", tc.name, err)
+			}
+			t.Logf("%s, xnnpack arithmetic: TFLite agrees strictly on %.2f %% of %d images, max difference %.1f LSB",
+				tc.name, 100*x.Witness.Agreement, x.Witness.Images, x.Witness.MaxDiffLSB)
+			if x.Witness.Agreement != 1 || x.Witness.MaxDiffLSB != 0 {
+				t.Errorf("%s, xnnpack arithmetic: TFLite agrees on %.2f %% of images, max difference %.1f LSB; want 100 %% and 0",
+					tc.name, 100*x.Witness.Agreement, x.Witness.MaxDiffLSB)
+			}
+		}
 	}
 	var b strings.Builder
 	fmt.Fprintf(&b, "ResNet-8 (width 8) on 14x14 Fashion-MNIST, %d calibration images, %d test images (TFLite: first %d)\n", calibration, test.Len(), witnessed)

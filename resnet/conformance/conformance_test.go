@@ -217,6 +217,7 @@ type prepared struct {
 	m        *resnet.Model
 	inputs   []string
 	ours     []npyArray
+	oursX    []npyArray // the same run in xnnpack arithmetic
 	outDir   string
 	outQuant []*resnet.Quant // quantization of the int8 tensor behind each output
 }
@@ -298,6 +299,12 @@ func prepare(t *testing.T, dir string, idx int, c tcase) (*prepared, error) {
 	if err != nil {
 		return nil, err
 	}
+	defer it.Close()
+	itX, err := interp.New(p.m, interp.Options{Arithmetic: interp.ArithmeticXNNPACK})
+	if err != nil {
+		return nil, err
+	}
+	defer itX.Close()
 	r := rand.New(rand.NewPCG(uint64(idx), 99))
 	for k, ti := range p.m.Inputs {
 		data := randomInput(r, &p.m.Tensors[ti])
@@ -306,29 +313,58 @@ func prepare(t *testing.T, dir string, idx int, c tcase) (*prepared, error) {
 			return nil, err
 		}
 		p.inputs = append(p.inputs, path)
-		switch v := data.(type) {
-		case []float32:
-			copy(it.Input(k).Float32(), v)
-		case []int8:
-			copy(it.Input(k).Int8(), v)
+		for _, in := range []*interp.Interpreter{it, itX} {
+			switch v := data.(type) {
+			case []float32:
+				copy(in.Input(k).Float32(), v)
+			case []int8:
+				copy(in.Input(k).Int8(), v)
+			}
 		}
 	}
-	if err := it.Invoke(); err != nil {
-		return nil, err
+	for _, in := range []*interp.Interpreter{it, itX} {
+		if err := in.Invoke(); err != nil {
+			return nil, err
+		}
 	}
 	for k, ti := range p.m.Outputs {
-		o := it.Output(k)
-		var data any
-		switch o.Type {
-		case resnet.Float32:
-			data = append([]float32(nil), o.Float32()...)
-		case resnet.Int8:
-			data = append([]int8(nil), o.Int8()...)
-		}
-		p.ours = append(p.ours, npyArray{shape: o.Shape, data: data})
+		p.ours = append(p.ours, outputOf(it, k))
+		p.oursX = append(p.oursX, outputOf(itX, k))
 		p.outQuant = append(p.outQuant, quantBehind(p.m, ti))
 	}
 	return p, nil
+}
+
+func outputOf(it *interp.Interpreter, k int) npyArray {
+	o := it.Output(k)
+	var data any
+	switch o.Type {
+	case resnet.Float32:
+		data = append([]float32(nil), o.Float32()...)
+	case resnet.Int8:
+		data = append([]int8(nil), o.Int8()...)
+	}
+	return npyArray{shape: o.Shape, data: data}
+}
+
+// xnnpackLimit is the distance allowed in xnnpack arithmetic: 0, except
+// after a SOFTMAX, where ResNet-50's 1000-class scores have been seen 1 LSB
+// from TFLite (its pooled embedding, the SOFTMAX's input chain, is exact; the
+// small SOFTMAX cases are exact too), so the remaining difference is in how
+// TFLite computes a wide int8 SOFTMAX, which we have not matched yet.
+func xnnpackLimit(m *resnet.Model, ti int) float64 {
+	for _, op := range m.Operators {
+		if op.Outputs[0] != ti {
+			continue
+		}
+		if op.Op == resnet.OpDequantize {
+			return xnnpackLimit(m, op.Inputs[0])
+		}
+		if op.Op == resnet.OpSoftmax {
+			return 1
+		}
+	}
+	return 0
 }
 
 // quantBehind finds the int8 quantization of an output: its own, or that of
@@ -433,7 +469,7 @@ func TestConformanceWithTFLite(t *testing.T) {
 			t.Errorf("%s: TFLite (%s) failed: %v", p.c.name, jobs[i].Engine, res.Err)
 			continue
 		}
-		worst := 0.0
+		worst, worstX := 0.0, 0.0
 		top1 := "-"
 		for k, o := range p.ours {
 			_, theirs, err := npy.Read(filepath.Join(p.outDir, fmt.Sprintf("output_%d.npy", k)))
@@ -463,6 +499,17 @@ func TestConformanceWithTFLite(t *testing.T) {
 			if d > limit+1e-9 {
 				t.Errorf("%s output %d: max difference %.6g exceeds %.3g", p.c.name, k, d, limit)
 			}
+			if p.c.int8 {
+				// In xnnpack arithmetic we compute what TFLite's XNNPACK
+				// delegate computes: byte for byte.
+				dx, _, _, err := diff(p.oursX[k].data, theirs, q)
+				if err != nil {
+					t.Errorf("%s output %d (xnnpack arithmetic): %v", p.c.name, k, err)
+				} else if limitX := xnnpackLimit(p.m, p.m.Outputs[k]); dx > limitX+1e-5 {
+					t.Errorf("%s output %d: xnnpack arithmetic is %.3g LSB from TFLite; want at most %g", p.c.name, k, dx, limitX)
+				}
+				worstX = math.Max(worstX, dx)
+			}
 			if k == 0 && p.c.classifier {
 				top1 = "same"
 				if ao != at {
@@ -475,10 +522,14 @@ func TestConformanceWithTFLite(t *testing.T) {
 		if p.c.int8 {
 			unit = "LSB"
 		}
-		table = append(table, fmt.Sprintf("| %-52s | %-6s | %8.4g %s | %-4s |", p.c.name, jobs[i].Engine, worst, unit, top1))
+		xcol := "-"
+		if p.c.int8 {
+			xcol = fmt.Sprintf("%g LSB", worstX)
+		}
+		table = append(table, fmt.Sprintf("| %-52s | %-6s | %8.4g %s | %-7s | %-4s |", p.c.name, jobs[i].Engine, worst, unit, xcol, top1))
 	}
 	sort.Strings(table)
-	t.Logf("conformance with a real TFLite (%d cases):\n| case | engine | max diff | top-1 |\n%s", len(table), strings.Join(table, "\n"))
+	t.Logf("conformance with a real TFLite (%d cases):\n| case | engine | max diff (reference arithmetic) | xnnpack arithmetic | top-1 |\n%s", len(table), strings.Join(table, "\n"))
 }
 
 func maxAbs(v []float64) float64 {

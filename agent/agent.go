@@ -102,7 +102,7 @@ func New(cfg Config, opt Options) (*Agent, error) {
 	if err != nil {
 		return nil, err
 	}
-	for _, comp := range []string{"source", "preprocess", "inference", "mqtt", "model", "learning"} {
+	for _, comp := range []string{"source", "preprocess", "inference", "mqtt", "model", "learning", "gpio"} {
 		a.met.errors.WithLabelValues(comp) // present at 0 from the start
 	}
 	a.model.Store(&modelRef{c: c, info: c.Info()})

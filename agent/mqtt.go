@@ -67,6 +67,12 @@ type message struct {
 // (and counted) instead of piling up, and the latest retained state of
 // every camera is republished on each (re)connect, together with
 // availability and discovery.
+//
+// Every publish happens on run's goroutine, one at a time, each waiting
+// for the broker's acknowledgement: that is what keeps the messages of a
+// topic in the order they were handed over (a subscriber must see state
+// changes in order). Paho's callbacks (connect, Home Assistant's status)
+// only signal run; they never publish themselves.
 type publisher struct {
 	cfg     MQTTConfig
 	topics  Topics
@@ -75,14 +81,30 @@ type publisher struct {
 	met     *metrics
 	client  paho.Client
 	queue   chan message
+	// connects and rediscover carry paho's connect and Home Assistant
+	// "online" callbacks to run (capacity 1: a signal, not a count).
+	connects   chan struct{}
+	rediscover chan struct{}
 	// discoveryFn builds the discovery messages for the current model.
 	discoveryFn func() []message
+	// publish sends one message; it is send, except in tests.
+	publish func(message)
 	// onCommand, when set, receives <prefix>/<device>/cmd/<name> messages
 	// (on paho's goroutines; it must not block).
 	onCommand func(name string, payload []byte)
 
-	mu     sync.Mutex
-	states map[string][]byte // state topic -> latest retained payload
+	// mu guards pending and queued, and makes enqueue's "queue it or
+	// keep it pending" one step as seen by run.
+	mu sync.Mutex
+	// pending holds, per state topic, a state that did not fit in the
+	// queue. run publishes it once queued[topic] is 0, that is after
+	// every older state of its topic.
+	pending map[string]message
+	queued  map[string]int // state topic -> states in the queue
+	// lastState is, per state topic, the last state run handled (sent or
+	// dropped for want of a connection): what the broker should retain.
+	// Only run touches it.
+	lastState map[string]message
 
 	connected     atomic.Bool
 	commandsReady atomic.Bool  // the command subscription is acknowledged
@@ -91,10 +113,25 @@ type publisher struct {
 
 const publishQueue = 64
 
+// messageKinds are the kind label values of shortcut_mqtt_publishes_total;
+// with publishResults, every series exists (at 0) from the start, so that
+// a scrape before the first publish already shows them.
+var (
+	messageKinds   = []string{"availability", "discovery", "state", "prediction", "event", "reply"}
+	publishResults = []string{"ok", "error", "dropped"}
+)
+
 func newPublisher(cfg MQTTConfig, broker string, topics Topics, cameras []string, log *slog.Logger, met *metrics) (*publisher, error) {
 	p := &publisher{cfg: cfg, topics: topics, cameras: cameras, log: log, met: met,
-		queue: make(chan message, publishQueue), states: map[string][]byte{}}
+		queue: make(chan message, publishQueue), connects: make(chan struct{}, 1), rediscover: make(chan struct{}, 1),
+		pending: map[string]message{}, queued: map[string]int{}, lastState: map[string]message{}}
+	p.publish = p.send
 	p.lastErr.Store("not connected yet")
+	for _, k := range messageKinds {
+		for _, r := range publishResults {
+			met.publishes.WithLabelValues(k, r)
+		}
+	}
 	o := paho.NewClientOptions().AddBroker(broker).
 		SetClientID(cfg.ClientID).
 		SetUsername(cfg.Username).SetPassword(cfg.Password).
@@ -149,14 +186,14 @@ func tlsConfig(c TLSConfig) (*tls.Config, error) {
 }
 
 // onConnect runs (in its own goroutine, from paho) after every connect and
-// reconnect: availability, discovery and the retained states go out again,
-// because a restarted broker without persistence has forgotten them.
+// reconnect. It subscribes, and asks run to publish availability,
+// discovery and the retained states again, because a restarted broker
+// without persistence has forgotten them.
 func (p *publisher) onConnect(c paho.Client) {
 	p.connected.Store(true)
 	p.met.connected.Set(1)
 	p.lastErr.Store("")
 	p.log.Info("mqtt connected")
-	p.send(message{kind: "availability", topic: p.topics.Availability(), payload: []byte(Online), retained: true})
 	if p.onCommand != nil {
 		prefix := p.topics.Command("")
 		tok := c.Subscribe(p.topics.CommandFilter(), byte(p.cfg.QoS), func(_ paho.Client, m paho.Message) {
@@ -179,52 +216,114 @@ func (p *publisher) onConnect(c paho.Client) {
 		c.Subscribe(p.topics.HAStatus(), byte(p.cfg.QoS), func(_ paho.Client, m paho.Message) {
 			if string(m.Payload()) == Online {
 				p.log.Info("home assistant came online; republishing discovery")
-				p.publishDiscovery()
+				signal(p.rediscover)
 			}
 		})
-		p.publishDiscovery()
 	}
-	p.mu.Lock()
-	var states []message
+	signal(p.connects)
+}
+
+// signal wakes whoever waits on ch without blocking; a signal already
+// waiting stands for this one too.
+func signal(ch chan struct{}) {
+	select {
+	case ch <- struct{}{}:
+	default:
+	}
+}
+
+// announce runs on run's goroutine after each (re)connect: availability,
+// discovery, then for every camera the last state run handled. States
+// still in the queue (or pending) are newer and follow it, so a
+// subscriber sees them in order.
+func (p *publisher) announce() {
+	p.publish(message{kind: "availability", topic: p.topics.Availability(), payload: []byte(Online), retained: true})
+	p.publishDiscovery()
 	for _, cam := range p.cameras {
-		if s, ok := p.states[p.topics.State(cam)]; ok {
-			states = append(states, message{kind: "state", topic: p.topics.State(cam), payload: s, retained: true})
+		if m, ok := p.lastState[p.topics.State(cam)]; ok {
+			p.publish(m)
 		}
-	}
-	p.mu.Unlock()
-	for _, m := range states {
-		p.send(m)
 	}
 }
 
 func (p *publisher) publishDiscovery() {
-	if p.discoveryFn == nil {
+	if p.discoveryFn == nil || !p.cfg.Discovery.Enabled {
 		return
 	}
 	for _, m := range p.discoveryFn() {
-		p.send(m)
+		p.publish(m)
 	}
 }
 
-// run connects in the background (retrying with back-off) and runs the
-// queue until ctx ends; then it publishes "offline" and disconnects.
+// handle publishes m from the queue or the pending states, remembering
+// the state it carries for the next reconnect.
+func (p *publisher) handle(m message) {
+	if m.kind == "state" {
+		p.lastState[m.topic] = m
+	}
+	p.publish(m)
+}
+
+// dequeued publishes m, just taken from the queue, and then any pending
+// state that m was the last older state of.
+func (p *publisher) dequeued(m message) {
+	if m.kind == "state" {
+		p.mu.Lock()
+		p.queued[m.topic]--
+		p.mu.Unlock()
+	}
+	p.handle(m)
+	p.flushPending()
+}
+
+// flushPending publishes the states that did not fit in the queue and
+// have no older state of their topic left in it. enqueue counts queued
+// states and sets pending under p.mu, so the check and the take are one
+// step as producers see them.
+func (p *publisher) flushPending() {
+	p.mu.Lock()
+	if len(p.pending) == 0 {
+		p.mu.Unlock()
+		return
+	}
+	var ms []message
+	for _, cam := range p.cameras {
+		topic := p.topics.State(cam)
+		if m, ok := p.pending[topic]; ok && p.queued[topic] == 0 {
+			ms = append(ms, m)
+			delete(p.pending, topic)
+		}
+	}
+	p.mu.Unlock()
+	for _, m := range ms {
+		p.handle(m)
+	}
+}
+
+// run connects in the background (retrying with back-off) and publishes
+// until ctx ends; then it publishes "offline" and disconnects.
 func (p *publisher) run(ctx context.Context) {
 	p.client.Connect() // with ConnectRetry, this keeps trying on its own
 	for {
 		select {
 		case m := <-p.queue:
-			p.send(m)
+			p.dequeued(m)
+		case <-p.connects:
+			p.announce()
+		case <-p.rediscover:
+			p.publishDiscovery()
 		case <-ctx.Done():
 			// What the pipelines and the learner handed over before they
 			// ended (replies, final states) goes out before "offline".
 			for drained := false; !drained; {
 				select {
 				case m := <-p.queue:
-					p.send(m)
+					p.dequeued(m)
 				default:
 					drained = true
 				}
 			}
+			p.flushPending()
 			if p.client.IsConnectionOpen() {
 				t := p.client.Publish(p.topics.Availability(), byte(p.cfg.QoS), true, Offline)
 				t.WaitTimeout(2 * time.Second)
@@ -238,17 +337,36 @@ func (p *publisher) run(ctx context.Context) {
 }
 
 // enqueue hands m to the publisher without blocking; a full queue (a
-// broker slower than the cameras) drops m.
+// broker slower than the cameras) drops m, except a state: that one waits
+// as pending until the queue has room, and only a newer state of its
+// camera arriving while the queue is still full replaces it.
 func (p *publisher) enqueue(m message) {
-	if m.kind == "state" {
-		p.mu.Lock()
-		p.states[m.topic] = m.payload
-		p.mu.Unlock()
+	if m.kind != "state" {
+		select {
+		case p.queue <- m:
+		default:
+			p.met.publishes.WithLabelValues(m.kind, "dropped").Inc()
+		}
+		return
+	}
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	if old, ok := p.pending[m.topic]; ok {
+		select {
+		case p.queue <- old: // room again: the older state goes first
+			delete(p.pending, m.topic)
+			p.queued[m.topic]++
+		default:
+			p.met.publishes.WithLabelValues(old.kind, "dropped").Inc()
+			p.pending[m.topic] = m
+			return
+		}
 	}
 	select {
 	case p.queue <- m:
+		p.queued[m.topic]++
 	default:
-		p.met.publishes.WithLabelValues(m.kind, "dropped").Inc()
+		p.pending[m.topic] = m
 	}
 }
 

@@ -1,15 +1,73 @@
 #!/usr/bin/env bash
-# `make run`: the main end-to-end job on embedded defaults.
-# Today: make an int8 ResNet-50 (224x224, random weights) with our own builder
-# and quantizer, write it as .tflite, run it in our runtime and in a real
-# TFLite (LiteRT.js), and show that both agree.
+# `make run`: the agent end to end, on embedded defaults and nothing else.
+#   1. the demo model: an int8 ResNet-8 trained by `shortcut-train fit` on
+#      Fashion-MNIST, exported and quantized by our own tools (configs/demo;
+#      `make demo-model` remakes it);
+#   2. a real video of Fashion-MNIST test images (OpenCV writes it);
+#   3. shortcut-agent reads the video as its camera, runs the model, and
+#      publishes over its embedded MQTT broker; a subscriber prints every
+#      message and scores the predictions against the video's true labels.
+# Stops by itself when the video ends; Ctrl-C stops it cleanly at any time.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 out=${OUT:-out/run}
+model=${DEMO_MODEL:-configs/demo/fashion-resnet8-int8.tflite}
+images=${DEMO_IMAGES:-40}
 mkdir -p "$out"
-echo "== 1. build and quantize an int8 ResNet-50 -> $out/resnet50_int8.tflite"
-bin/shortcut-train random-model --depth 50 --input 224,224,3 --classes 1000 --int8 --out "$out/resnet50_int8.tflite"
-echo "== 2. run it: ours vs a real TFLite on the same input"
-go run ./internal/cmd/agree --train bin/shortcut-train --model "$out/resnet50_int8.tflite" --dir "$out"
-echo "== 3. time it"
-bin/shortcut-train bench --model "$out/resnet50_int8.tflite" --iters 3
+
+free_port() {
+  local p=$1
+  while (exec 3<>"/dev/tcp/127.0.0.1/$p") 2>/dev/null; do p=$((p + 1)); done
+  echo "$p"
+}
+
+echo "== 1. the model: $model"
+bin/shortcut-agent --check-model --model "$model"
+
+echo "== 2. a video of $images Fashion-MNIST test images -> $out/demo.avi"
+go run ./internal/cmd/demovideo --count "$images" --frames 5 --fps 10 --out "$out/demo.avi"
+
+mqtt_port=$(free_port 18830)
+http_port=$(free_port 18080)
+cat >"$out/agent.yaml" <<YAML
+# Written by scripts/run.sh; every key is documented in configs/agent.yaml.
+device:
+  id: demo
+model:
+  path: $model
+  watch: false
+cameras:
+  - id: video
+    source: file:$out/demo.avi
+    fps: 10
+    queue: 2
+decision:
+  threshold: 0.6
+  frames: 3
+  release: 0.4
+mqtt:
+  predictions:
+    enabled: true
+    max_rate: 0
+embedded_broker:
+  address: 127.0.0.1:$mqtt_port
+http:
+  address: 127.0.0.1:$http_port
+learning:
+  enabled: true
+  state_dir: $out/state
+log:
+  level: warn
+YAML
+echo "== 3. shortcut-agent: camera file:$out/demo.avi, embedded MQTT broker on 127.0.0.1:$mqtt_port, HTTP on 127.0.0.1:$http_port"
+bin/shortcut-agent -config "$out/agent.yaml" -check-config
+go build -o "$out/demowatch" ./internal/cmd/demowatch
+"$out/demowatch" --broker "tcp://127.0.0.1:$mqtt_port" --truth "$out/demo.avi.csv" &
+watch_pid=$!
+bin/shortcut-agent -config "$out/agent.yaml" --exit-when-done &
+agent_pid=$!
+trap 'kill -TERM $agent_pid 2>/dev/null; wait $agent_pid 2>/dev/null; wait $watch_pid 2>/dev/null' INT TERM
+sleep 1
+curl -fsS "http://127.0.0.1:$http_port/healthz" 2>/dev/null | head -c 300 && echo || true
+wait $agent_pid
+wait $watch_pid

@@ -14,6 +14,8 @@ out=${OUT:-out/run}
 model=${DEMO_MODEL:-configs/demo/fashion-resnet8-int8.tflite}
 images=${DEMO_IMAGES:-40}
 mkdir -p "$out"
+out=$(cd "$out" && pwd)
+model=$(cd "$(dirname "$model")" && pwd)/$(basename "$model")
 
 free_port() {
   local p=$1

@@ -14,7 +14,9 @@ import (
 
 const arithmeticHelp = "int8 arithmetic: reference (TFLite's reference kernels, the default) or xnnpack (XNNPACK's float requantization: byte-for-byte what LiteRT.js and TFLite's XNNPACK delegate compute)"
 
-func loadInterpreter(path string, threads int, arithmetic string) (*interp.Interpreter, error) {
+const kernelsHelp = "kernel path: auto (the fastest this CPU has), ref (the reference kernels), go, avx512vnni, avxvnni, avx2, neon, neondot"
+
+func loadInterpreter(path string, threads int, arithmetic, kernels string) (*interp.Interpreter, error) {
 	if path == "" {
 		return nil, fmt.Errorf("--model is required")
 	}
@@ -22,7 +24,7 @@ func loadInterpreter(path string, threads int, arithmetic string) (*interp.Inter
 	if err != nil {
 		return nil, err
 	}
-	it, err := interp.New(m, interp.Options{Threads: threads, Arithmetic: arithmetic})
+	it, err := interp.New(m, interp.Options{Threads: threads, Arithmetic: arithmetic, Kernels: kernels})
 	if err != nil {
 		return nil, fmt.Errorf("model %q: %w", path, err)
 	}
@@ -87,10 +89,11 @@ func runInfer(ctx context.Context, args []string, stdout io.Writer) error {
 	fs.Var(&outs, "output", ".npy file to write for the next model output (repeat, in model order)")
 	threads := fs.Int("threads", 1, "worker threads")
 	arithmetic := fs.String("arithmetic", interp.ArithmeticReference, arithmeticHelp)
+	kernels := fs.String("kernels", "auto", kernelsHelp)
 	if err := fs.Parse(args); err != nil {
 		return err
 	}
-	it, err := loadInterpreter(*model, *threads, *arithmetic)
+	it, err := loadInterpreter(*model, *threads, *arithmetic, *kernels)
 	if err != nil {
 		return err
 	}
@@ -143,13 +146,14 @@ func runBench(ctx context.Context, args []string, stdout io.Writer) error {
 	threads := fs.Int("threads", 1, "worker threads")
 	iters := fs.Int("iters", 10, "timed inferences after one warm-up")
 	arithmetic := fs.String("arithmetic", interp.ArithmeticReference, arithmeticHelp)
+	kernels := fs.String("kernels", "auto", kernelsHelp)
 	if err := fs.Parse(args); err != nil {
 		return err
 	}
 	if *iters < 1 {
 		return fmt.Errorf("--iters must be at least 1, got %d", *iters)
 	}
-	it, err := loadInterpreter(*model, *threads, *arithmetic)
+	it, err := loadInterpreter(*model, *threads, *arithmetic, *kernels)
 	if err != nil {
 		return err
 	}
@@ -170,7 +174,7 @@ func runBench(ctx context.Context, args []string, stdout io.Writer) error {
 		best = min(best, time.Since(t0))
 	}
 	mean := time.Since(start) / time.Duration(*iters)
-	fmt.Fprintf(stdout, "model=%s threads=%d iters=%d min_ms=%.2f\n", *model, *threads, *iters, ms(best))
+	fmt.Fprintf(stdout, "model=%s threads=%d kernels=%s arithmetic=%s iters=%d min_ms=%.2f\n", *model, *threads, *kernels, *arithmetic, *iters, ms(best))
 	fmt.Fprintf(stdout, "ms_per_inference=%.2f\n", ms(mean))
 	return nil
 }

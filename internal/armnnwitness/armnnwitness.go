@@ -25,6 +25,7 @@ import (
 	"encoding/hex"
 	"errors"
 	"fmt"
+	"github.com/shortcut-edge/shortcut/internal/repo"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -36,7 +37,7 @@ import (
 
 // RootEnv overrides where the repository root (holding tools/armnn-run) is
 // looked for.
-const RootEnv = "SHORTCUT_ROOT"
+const RootEnv = repo.RootEnv
 
 // BackendsEnv, when set, is the comma-separated Arm NN backend list the
 // runner asks for, in order of preference (for example "CpuRef" or
@@ -248,34 +249,9 @@ func cacheDir() (string, error) {
 // sourcePath finds tools/armnn-run: under $SHORTCUT_ROOT, else above the
 // working directory or above this source file.
 func sourcePath() (string, error) {
-	has := func(root string) bool {
-		_, err := os.Stat(filepath.Join(root, sourceDir, sourceFile))
-		return err == nil
+	dir, err := repo.Find(sourceDir + "/" + sourceFile)
+	if err != nil {
+		return "", fmt.Errorf("armnnwitness: %w", err)
 	}
-	if root := os.Getenv(RootEnv); root != "" {
-		if !has(root) {
-			return "", fmt.Errorf("armnnwitness: %s=%s has no %s/%s", RootEnv, root, sourceDir, sourceFile)
-		}
-		return filepath.Join(root, sourceDir), nil
-	}
-	var starts []string
-	if wd, err := os.Getwd(); err == nil {
-		starts = append(starts, wd)
-	}
-	if _, file, _, ok := runtime.Caller(0); ok {
-		starts = append(starts, filepath.Dir(file))
-	}
-	for _, dir := range starts {
-		for {
-			if has(dir) {
-				return filepath.Join(dir, sourceDir), nil
-			}
-			parent := filepath.Dir(dir)
-			if parent == dir {
-				break
-			}
-			dir = parent
-		}
-	}
-	return "", fmt.Errorf("armnnwitness: cannot find %s/%s above %v; set %s to the repository root", sourceDir, sourceFile, starts, RootEnv)
+	return dir, nil
 }

@@ -26,10 +26,10 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"github.com/shortcut-edge/shortcut/internal/repo"
 	"os"
 	"os/exec"
 	"path/filepath"
-	"runtime"
 	"strconv"
 	"strings"
 	"time"
@@ -113,7 +113,7 @@ type Start struct {
 }
 
 // RootEnv overrides where the repository root is looked for.
-const RootEnv = "SHORTCUT_ROOT"
+const RootEnv = repo.RootEnv
 
 // NodeEnv overrides which node binary is run.
 const NodeEnv = "SHORTCUT_NODE"
@@ -178,36 +178,11 @@ func find() (install, error) {
 // runnerPath finds tools/tflite-node: under $SHORTCUT_ROOT, else in a parent
 // of the working directory, else in a parent of this source file.
 func runnerPath() (string, error) {
-	has := func(root string) bool {
-		_, err := os.Stat(filepath.Join(root, runnerDir, "run.mjs"))
-		return err == nil
+	dir, err := repo.Find(runnerDir + "/run.mjs")
+	if err != nil {
+		return "", fmt.Errorf("witness: %w", err)
 	}
-	if root := os.Getenv(RootEnv); root != "" {
-		if !has(root) {
-			return "", fmt.Errorf("witness: %s=%s has no %s/run.mjs", RootEnv, root, runnerDir)
-		}
-		return filepath.Join(root, runnerDir), nil
-	}
-	var starts []string
-	if wd, err := os.Getwd(); err == nil {
-		starts = append(starts, wd)
-	}
-	if _, file, _, ok := runtime.Caller(0); ok {
-		starts = append(starts, filepath.Dir(file))
-	}
-	for _, dir := range starts {
-		for {
-			if has(dir) {
-				return filepath.Join(dir, runnerDir), nil
-			}
-			parent := filepath.Dir(dir)
-			if parent == dir {
-				break
-			}
-			dir = parent
-		}
-	}
-	return "", fmt.Errorf("witness: cannot find %s/run.mjs above %v; set %s to the repository root", runnerDir, starts, RootEnv)
+	return dir, nil
 }
 
 type groupKey struct {

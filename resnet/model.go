@@ -237,3 +237,24 @@ type Model struct {
 	Outputs     []int
 	Meta        Metadata
 }
+
+// QuantBehind is the int8 quantization that stands behind tensor ti: its
+// own when it is int8, or that of the DEQUANTIZE input producing it (a float
+// output of a quantized model); nil for a float tensor of a float model.
+// Comparisons use it to measure distances in LSB.
+func (m *Model) QuantBehind(ti int) *Quant {
+	if ti < 0 || ti >= len(m.Tensors) {
+		return nil
+	}
+	if m.Tensors[ti].Type == Int8 {
+		return m.Tensors[ti].Quant
+	}
+	for _, op := range m.Operators {
+		if op.Op == OpDequantize && len(op.Outputs) > 0 && op.Outputs[0] == ti && len(op.Inputs) > 0 {
+			if in := op.Inputs[0]; in >= 0 && in < len(m.Tensors) {
+				return m.Tensors[in].Quant
+			}
+		}
+	}
+	return nil
+}

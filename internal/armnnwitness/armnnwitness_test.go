@@ -88,7 +88,7 @@ func smallChain(g *build.Graph, w *weights) {
 func padWithRawZero(pads [][2]int) func(m *resnet.Model, k int, ours any) any {
 	return func(m *resnet.Model, k int, ours any) any {
 		shape := m.Tensors[m.Outputs[k]].Shape
-		q := quantBehind(m, m.Outputs[k])
+		q := m.QuantBehind(m.Outputs[k])
 		border := func(i int) bool {
 			for d := len(shape) - 1; d >= 0; d-- {
 				x := i % shape[d]
@@ -351,23 +351,9 @@ func prepare(dir string, idx int, c tcase) (*prepared, error) {
 		default:
 			return nil, fmt.Errorf("output %d has type %v", k, o.Type)
 		}
-		p.quant = append(p.quant, quantBehind(p.m, ti))
+		p.quant = append(p.quant, p.m.QuantBehind(ti))
 	}
 	return p, nil
-}
-
-// quantBehind finds the int8 quantization of an output: its own, or that of
-// the DEQUANTIZE input producing it; nil for float models.
-func quantBehind(m *resnet.Model, ti int) *resnet.Quant {
-	if m.Tensors[ti].Type == resnet.Int8 {
-		return m.Tensors[ti].Quant
-	}
-	for _, op := range m.Operators {
-		if op.Op == resnet.OpDequantize && op.Outputs[0] == ti {
-			return m.Tensors[op.Inputs[0]].Quant
-		}
-	}
-	return nil
 }
 
 func toF64(v any) []float64 {

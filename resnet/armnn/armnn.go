@@ -160,7 +160,7 @@ func Agreement(m *resnet.Model, ours, theirs []float32) (diff, limit float64, un
 		return 0, 0, "", errors.New("armnn: the model has no outputs")
 	}
 	scale, unit := 1.0, "abs"
-	if q := quantBehind(m, m.Outputs[0]); q != nil && len(q.Scale) > 0 && q.Scale[0] > 0 {
+	if q := m.QuantBehind(m.Outputs[0]); q != nil && len(q.Scale) > 0 && q.Scale[0] > 0 {
 		scale, unit = float64(q.Scale[0]), "LSB"
 		limit = 2
 		for _, op := range m.Operators {
@@ -183,23 +183,6 @@ func Agreement(m *resnet.Model, ours, theirs []float32) (diff, limit float64, un
 		limit = 1e-4 * (1 + big)
 	}
 	return diff, limit, unit, nil
-}
-
-// quantBehind is the int8 quantization of output tensor ti: its own, or that
-// of the DEQUANTIZE feeding it; nil for a float output.
-func quantBehind(m *resnet.Model, ti int) *resnet.Quant {
-	if ti < 0 || ti >= len(m.Tensors) {
-		return nil
-	}
-	if m.Tensors[ti].Type == resnet.Int8 {
-		return m.Tensors[ti].Quant
-	}
-	for _, op := range m.Operators {
-		if op.Op == resnet.OpDequantize && len(op.Outputs) > 0 && op.Outputs[0] == ti && len(op.Inputs) > 0 {
-			return m.Tensors[op.Inputs[0]].Quant
-		}
-	}
-	return nil
 }
 
 // quantize maps float x to int8 with scale and zero point, saturating.

@@ -179,7 +179,7 @@ func TestArithmeticModesAgainstTFLite(t *testing.T) {
 				}
 				a, b := toF64(data), toF64(theirs)
 				scale := 1.0
-				if q := quantBehind(ru.m, ti); q != nil && o.Type != resnet.Int8 {
+				if q := ru.m.QuantBehind(ti); q != nil && o.Type != resnet.Int8 {
 					scale = float64(q.Scale[0])
 				}
 				st := &stats[ru.c][mi]

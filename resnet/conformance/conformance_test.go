@@ -330,7 +330,7 @@ func prepare(t *testing.T, dir string, idx int, c tcase) (*prepared, error) {
 	for k, ti := range p.m.Outputs {
 		p.ours = append(p.ours, outputOf(it, k))
 		p.oursX = append(p.oursX, outputOf(itX, k))
-		p.outQuant = append(p.outQuant, quantBehind(p.m, ti))
+		p.outQuant = append(p.outQuant, p.m.QuantBehind(ti))
 	}
 	return p, nil
 }
@@ -365,20 +365,6 @@ func xnnpackLimit(m *resnet.Model, ti int) float64 {
 		}
 	}
 	return 0
-}
-
-// quantBehind finds the int8 quantization of an output: its own, or that of
-// the DEQUANTIZE input producing it.
-func quantBehind(m *resnet.Model, ti int) *resnet.Quant {
-	if m.Tensors[ti].Type == resnet.Int8 {
-		return m.Tensors[ti].Quant
-	}
-	for _, op := range m.Operators {
-		if op.Op == resnet.OpDequantize && op.Outputs[0] == ti {
-			return m.Tensors[op.Inputs[0]].Quant
-		}
-	}
-	return nil
 }
 
 // diff compares one output; for quantized outputs the distance is in LSB of

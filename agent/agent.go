@@ -97,7 +97,7 @@ func New(cfg Config, opt Options) (*Agent, error) {
 	}
 	a := &Agent{cfg: cfg, opt: opt, log: opt.Logger, met: newMetrics(), notify: notifierFromEnv(opt.Getenv),
 		topics: Topics{Prefix: cfg.MQTT.TopicPrefix, Device: cfg.Device.ID, DiscoveryPrefix: cfg.MQTT.Discovery.Prefix}}
-	a.met.reg.MustRegister(newSourceCollector(a))
+	a.met.reg.MustRegister(newSourceCollector(a), newThermalCollector(thermalRoot))
 	c, err := a.loadModel(cfg.Model.Path)
 	if err != nil {
 		return nil, err

@@ -102,8 +102,14 @@ func alignedBytes(n int64) []byte {
 // alignedConst returns b itself when it already starts on an alignment
 // boundary, or an aligned copy. Model data sliced out of a file buffer may sit at any
 // offset, and unaligned typed views are not allowed on every CPU Go runs on.
+// constAlignment is what constant data needs to be read in place through the
+// typed views (the widest element is 4 bytes; 16 keeps vector loads aligned).
+// Files we write align every buffer to 16 bytes, so weights of a model read
+// into memory are used where they lie instead of being copied again.
+const constAlignment = 16
+
 func alignedConst(b []byte) []byte {
-	if len(b) == 0 || uintptr(unsafe.Pointer(unsafe.SliceData(b)))%alignment == 0 {
+	if len(b) == 0 || uintptr(unsafe.Pointer(unsafe.SliceData(b)))%constAlignment == 0 {
 		return b
 	}
 	c := alignedBytes(int64(len(b)))

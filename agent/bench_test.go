@@ -406,6 +406,10 @@ log: {level: warn}
 			rss = kb / 1024
 		case "VmHWM":
 			hwm = kb / 1024
+		case "RssAnon", "RssFile":
+			// Anonymous memory is ours (heap, weights); file memory is
+			// mostly the shared libraries OpenCV brings.
+			b.Logf("%s: %.1f MB", k, kb/1024)
 		}
 	}
 	return rss, hwm, frames

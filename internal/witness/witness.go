@@ -136,12 +136,22 @@ func Available() error {
 	return err
 }
 
+func fileExists(p string) bool {
+	_, err := os.Stat(p)
+	return err == nil
+}
+
 func find() (install, error) {
 	dir, err := runnerPath()
 	if err != nil {
 		return install{}, err
 	}
 	node := os.Getenv(NodeEnv)
+	if local := filepath.Join(dir, ".node", "bin", "node"); node == "" && fileExists(local) {
+		// setup.sh installed Node.js 20 from the npm registry because the
+		// system's node is missing or older (Debian 12 ships 18).
+		node = local
+	}
 	if node == "" {
 		node, err = exec.LookPath("node")
 		if err != nil {

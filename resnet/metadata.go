@@ -14,6 +14,10 @@ const (
 	// the oldest TFLite runtime able to run the model, as a NUL-padded
 	// string.
 	MetaMinRuntime = "min_runtime_version"
+	// MetaTFLite names the entry of the standard TFLite metadata
+	// (TensorFlow Lite Support's ModelMetadata flatbuffer) that Marshal
+	// writes for labels and normalization; see tflmetadata.go.
+	MetaTFLite = "TFLITE_METADATA"
 )
 
 // minRuntimeVersion is the TFLite release that introduced the int8 kernels

@@ -24,7 +24,10 @@ const bufferAlign = 16
 // sentinel, each constant tensor gets its own 16-byte aligned buffer and
 // activations point to buffer 0. Operator codes are shared by operators with
 // the same code and version. Non-empty Meta is stored as JSON in the
-// "shortcut.meta" metadata entry, next to "min_runtime_version".
+// "shortcut.meta" metadata entry, next to "min_runtime_version"; labels
+// and normalization are also written in the standard TFLite form for other
+// tools: a "TFLITE_METADATA" entry and, for the labels, a ZIP archive
+// appended after the flatbuffer (see tflmetadata.go).
 func (m *Model) Marshal() ([]byte, error) {
 	if err := m.Validate(); err != nil {
 		return nil, err
@@ -118,6 +121,11 @@ func (w *writer) model(m *Model) ([]byte, error) {
 		metas = append(metas, metaEntry{MetaShortcut, uint32(len(bufData))})
 		bufData = append(bufData, js)
 	}
+	tflMeta, tflFiles := tfliteMetadata(m)
+	if tflMeta != nil {
+		metas = append(metas, metaEntry{MetaTFLite, uint32(len(bufData))})
+		bufData = append(bufData, tflMeta)
+	}
 	metas = append(metas, metaEntry{MetaMinRuntime, uint32(len(bufData))})
 	bufData = append(bufData, minRuntimeBuffer())
 
@@ -208,6 +216,13 @@ func (w *writer) model(m *Model) ([]byte, error) {
 	tflfb.ModelAddMetadata(b, metaVec)
 	root := tflfb.ModelEnd(b)
 	b.FinishWithFileIdentifier(root, []byte(fileIdentifier))
+	if len(tflFiles) > 0 {
+		out, err := appendAssociatedFiles(b.FinishedBytes(), tflFiles)
+		if err != nil {
+			return nil, fmt.Errorf("model: append associated files: %w", err)
+		}
+		return out, nil
+	}
 	return b.FinishedBytes(), nil
 }
 

@@ -8,7 +8,9 @@ import (
 	"log/slog"
 	"math"
 	"os"
+	"runtime/debug"
 
+	"github.com/shortcut-edge/shortcut/resnet"
 	"github.com/shortcut-edge/shortcut/resnet/armnn"
 )
 
@@ -20,7 +22,12 @@ func (a *Agent) loadModel(path string) (Classifier, error) {
 	if err != nil {
 		return nil, err
 	}
-	return Accelerate(c, a.cfg.Model.Accelerator, a.log), nil
+	c = Accelerate(c, a.cfg.Model.Accelerator, a.log)
+	// Loading read the whole file and prepared copies of its weights; the
+	// file buffer is garbage now. Hand it back to the OS at once instead of
+	// keeping it resident until the scavenger gets to it.
+	debug.FreeOSMemory()
+	return c, nil
 }
 
 // Accelerate returns c running on the accelerator named by the
@@ -70,7 +77,12 @@ func Accelerate(c Classifier, accelerator string, log *slog.Logger) Classifier {
 		net.Close()
 		return fallback(err)
 	}
-	d, limit, unit, err := armnn.Agreement(tc.model, wantScores, got)
+	m, err := resnet.LoadShared(data)
+	if err != nil {
+		net.Close()
+		return fallback(err)
+	}
+	d, limit, unit, err := armnn.Agreement(m, wantScores, got)
 	if err == nil && d > limit {
 		err = fmt.Errorf("Arm NN's scores are %.3g %s from ours (limit %.3g)", d, unit, limit)
 	}

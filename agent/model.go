@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"math"
 	"os"
+	"slices"
 
 	"github.com/shortcut-edge/shortcut/agent/head"
 	"github.com/shortcut-edge/shortcut/resnet"
@@ -76,7 +77,11 @@ func LoadModel(path string) (Classifier, error) {
 	if err != nil {
 		return nil, fmt.Errorf("model: %w", err)
 	}
-	m, err := resnet.Load(data)
+	// data is not touched again (no second copy of the weights), and nothing
+	// kept after LoadModel returns points into it: the interpreter keeps only
+	// packed weights and the classifier is copied out, so the file buffer
+	// goes back to the GC.
+	m, err := resnet.LoadShared(data)
 	if err != nil {
 		return nil, fmt.Errorf("model %q: %w", path, err)
 	}
@@ -85,7 +90,7 @@ func LoadModel(path string) (Classifier, error) {
 		return nil, fmt.Errorf("model %q: %w", path, err)
 	}
 	sum := sha256.Sum256(data)
-	c := &tfliteClassifier{proto: it, model: m, info: ModelInfo{
+	c := &tfliteClassifier{proto: it, head: classifierModel(m), info: ModelInfo{
 		Name: m.Meta.Name, Version: m.Meta.Version, SHA256: hex.EncodeToString(sum[:]), Path: path,
 		Mean: m.Meta.Mean, Std: m.Meta.Std,
 	}}
@@ -137,7 +142,75 @@ func LoadModel(path string) (Classifier, error) {
 			return nil, fmt.Errorf("model %q: trial run gave score %v for class %d; the model is broken", path, v, i)
 		}
 	}
+	// The prototype only ever clones: free its activation arena and workers.
+	it.ReleaseArena()
+	it.Close()
 	return c, nil
+}
+
+// classifierModel returns a small model holding only m's classifier: its
+// FULLY_CONNECTED (with copies of the weights and bias) feeding its SOFTMAX,
+// the classifier's input as graph input, m's description and labels. That
+// is all head.FromModel reads, without keeping m's other weights. It
+// returns nil when m has no single FULLY_CONNECTED -> SOFTMAX pair whose
+// logits only the SOFTMAX reads: BaseHead then reads the whole file, so that
+// head.FromModel reports the problem.
+func classifierModel(m *resnet.Model) *resnet.Model {
+	producer := make(map[int]int, len(m.Operators))
+	for i, op := range m.Operators {
+		for _, t := range op.Outputs {
+			producer[t] = i
+		}
+	}
+	fc, sm, found := -1, -1, 0
+	for i, op := range m.Operators {
+		if op.Op != resnet.OpSoftmax || len(op.Inputs) != 1 || len(op.Outputs) != 1 {
+			continue
+		}
+		if p, ok := producer[op.Inputs[0]]; ok && m.Operators[p].Op == resnet.OpFullyConnected {
+			fc, sm = p, i
+			found++
+		}
+	}
+	if found != 1 {
+		return nil
+	}
+	f, s := m.Operators[fc], m.Operators[sm]
+	if len(f.Inputs) < 2 || len(f.Inputs) > 3 || len(f.Outputs) != 1 {
+		return nil
+	}
+	logits := f.Outputs[0]
+	for i, op := range m.Operators {
+		if i != sm && slices.Contains(op.Inputs, logits) {
+			return nil
+		}
+	}
+	tensor := func(i int) resnet.Tensor {
+		t := m.Tensors[i]
+		t.Shape = slices.Clone(t.Shape)
+		t.Data = slices.Clone(t.Data)
+		return t
+	}
+	h := &resnet.Model{Description: m.Description, Meta: m.Meta, Inputs: []int{0}}
+	h.Meta.Labels = slices.Clone(m.Meta.Labels)
+	h.Meta.OutputNames = nil
+	h.Tensors = append(h.Tensors, tensor(f.Inputs[0]), tensor(f.Inputs[1]))
+	fcIn := []int{0, 1}
+	if len(f.Inputs) == 3 && f.Inputs[2] >= 0 {
+		h.Tensors = append(h.Tensors, tensor(f.Inputs[2]))
+		fcIn = append(fcIn, 2)
+	}
+	nl := len(h.Tensors)
+	h.Tensors = append(h.Tensors, tensor(logits), tensor(s.Outputs[0]))
+	h.Outputs = []int{nl + 1}
+	h.Operators = []resnet.Operator{
+		{Op: f.Op, Version: f.Version, Inputs: fcIn, Outputs: []int{nl}, Options: f.Options},
+		{Op: s.Op, Version: s.Version, Inputs: []int{nl}, Outputs: []int{nl + 1}, Options: s.Options},
+	}
+	if h.Validate() != nil {
+		return nil
+	}
+	return h
 }
 
 func shapeOf(t *interp.Tensor) any {
@@ -148,9 +221,26 @@ func shapeOf(t *interp.Tensor) any {
 }
 
 type tfliteClassifier struct {
-	proto *interp.Interpreter
-	model *resnet.Model
+	proto *interp.Interpreter // only cloned: no arena of its own
+	head  *resnet.Model       // the classifier alone (classifierModel), or nil
 	info  ModelInfo
+}
+
+// fullModel reads the model file again, for what needs every weight
+// (exporting). The file must still be the one that was loaded.
+func (c *tfliteClassifier) fullModel() (*resnet.Model, error) {
+	data, err := os.ReadFile(c.info.Path)
+	if err != nil {
+		return nil, fmt.Errorf("model: %w", err)
+	}
+	if sum := sha256.Sum256(data); hex.EncodeToString(sum[:]) != c.info.SHA256 {
+		return nil, fmt.Errorf("model %q changed on disk since it was loaded (sha256 %x, loaded %s); reload the model first", c.info.Path, sum, c.info.SHA256)
+	}
+	m, err := resnet.LoadShared(data)
+	if err != nil {
+		return nil, fmt.Errorf("model %q: %w", c.info.Path, err)
+	}
+	return m, nil
 }
 
 func (c *tfliteClassifier) Info() ModelInfo { return c.info }
@@ -171,7 +261,14 @@ func (c *tfliteClassifier) NewSession() Session {
 }
 
 func (c *tfliteClassifier) BaseHead() (*head.Head, error) {
-	h, err := head.FromModel(c.model)
+	m := c.head
+	if m == nil {
+		var err error
+		if m, err = c.fullModel(); err != nil {
+			return nil, err
+		}
+	}
+	h, err := head.FromModel(m)
 	if err != nil {
 		return nil, fmt.Errorf("model %q: %w", c.info.Path, err)
 	}
@@ -183,7 +280,11 @@ func (c *tfliteClassifier) BaseHead() (*head.Head, error) {
 }
 
 func (c *tfliteClassifier) ExportHead(h *head.Head, calibration [][]float32) ([]byte, error) {
-	m, err := head.Export(c.model, h, calibration)
+	full, err := c.fullModel()
+	if err != nil {
+		return nil, err
+	}
+	m, err := head.Export(full, h, calibration)
 	if err != nil {
 		return nil, err
 	}

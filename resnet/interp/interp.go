@@ -72,17 +72,20 @@ type Options struct {
 	Arithmetic string
 	// KeepAll gives every activation tensor its own region, so that after
 	// Invoke every intermediate tensor still holds its value (for per-layer
-	// comparisons). It costs memory: the arena is then the sum of all
-	// activation sizes.
+	// comparisons), and keeps the data of every constant tensor readable
+	// through TensorByIndex (without it, weights the optimized kernels
+	// packed are not kept). It costs memory: the arena is then the sum of
+	// all activation sizes.
 	KeepAll bool
 }
 
 // Interpreter runs one prepared model. Use it from one goroutine at a time.
 type Interpreter struct {
-	prog    *program // shared with clones, read-only after New
-	arena   []byte
-	tensors []Tensor
-	run     *fast.Runner // scratch and worker threads of this interpreter
+	prog     *program // shared with clones, read-only after New
+	arena    []byte
+	released bool // ReleaseArena dropped the arena: bind a new one before use
+	tensors  []Tensor
+	run      *fast.Runner // scratch and worker threads of this interpreter
 }
 
 // program is everything Prepare computes: shared by an interpreter and its
@@ -175,7 +178,7 @@ func prepare(m *resnet.Model, opts Options) (*Interpreter, error) {
 
 // newInterpreter gives prog a fresh arena and tensor views into it.
 func (p *program) newInterpreter() *Interpreter {
-	it := &Interpreter{prog: p, arena: alignedBytes(p.arenaSize), run: fast.NewRunner(p.threads, p.scratch)}
+	it := &Interpreter{prog: p, run: fast.NewRunner(p.threads, p.scratch)}
 	if p.threads > 1 {
 		// Stop the workers of an interpreter dropped without Close.
 		runtime.AddCleanup(it, (*fast.Runner).Close, it.run)
@@ -183,20 +186,52 @@ func (p *program) newInterpreter() *Interpreter {
 	it.tensors = make([]Tensor, len(p.templates))
 	for i, t := range p.templates {
 		t.Shape = append([]int(nil), t.Shape...) // callers may not reshape a clone's sibling
-		if off := p.offsets[i]; off >= 0 {
-			n := int64(t.NumElements() * t.Type.Size())
-			t.data = it.arena[off : off+n : off+n]
-		}
 		it.tensors[i] = t
 	}
+	it.bindArena()
 	return it
 }
 
-// Invoke runs every operator in order. It does not allocate. Fill the
-// inputs first (Input(i).Int8() or .Float32()); read outputs afterwards.
+// bindArena allocates a fresh arena and points the activation tensors into
+// it.
+func (it *Interpreter) bindArena() {
+	p := it.prog
+	it.arena = alignedBytes(p.arenaSize)
+	for i := range it.tensors {
+		if off := p.offsets[i]; off >= 0 {
+			t := &it.tensors[i]
+			n := int64(t.NumElements() * t.Type.Size())
+			t.data = it.arena[off : off+n : off+n]
+		}
+	}
+	it.released = false
+}
+
+// ReleaseArena frees the activation arena of an interpreter kept only to
+// Clone from or to read tensor descriptions (names, types, shapes,
+// quantization): the activation tensors lose their data, and slices taken
+// from their views before must not be used any more. The next Invoke,
+// Input, Output or TensorByIndex allocates a new, zeroed arena, so the
+// interpreter still works; Clone never needed it.
+func (it *Interpreter) ReleaseArena() {
+	it.arena = nil
+	for i := range it.tensors {
+		if it.prog.offsets[i] >= 0 {
+			it.tensors[i].data = nil
+		}
+	}
+	it.released = true
+}
+
+// Invoke runs every operator in order. It does not allocate (except once
+// after ReleaseArena). Fill the inputs first (Input(i).Int8() or
+// .Float32()); read outputs afterwards.
 func (it *Interpreter) Invoke() error {
 	if it.run == nil {
 		return errors.New("interp: Invoke after Close")
+	}
+	if it.released {
+		it.bindArena()
 	}
 	for _, k := range it.prog.kernels {
 		k.eval(it.tensors, it.run)
@@ -230,6 +265,9 @@ func (it *Interpreter) Input(i int) *Tensor {
 	if i < 0 || i >= len(it.prog.inputs) {
 		return nil
 	}
+	if it.released {
+		it.bindArena()
+	}
 	return &it.tensors[it.prog.inputs[i]]
 }
 
@@ -237,6 +275,9 @@ func (it *Interpreter) Input(i int) *Tensor {
 func (it *Interpreter) Output(i int) *Tensor {
 	if i < 0 || i >= len(it.prog.outputs) {
 		return nil
+	}
+	if it.released {
+		it.bindArena()
 	}
 	return &it.tensors[it.prog.outputs[i]]
 }
@@ -247,10 +288,15 @@ func (it *Interpreter) NumTensors() int { return len(it.tensors) }
 // TensorByIndex is model tensor i (nil when out of range), for debugging.
 // Intermediate tensors share arena space unless Options.KeepAll is set, so
 // after Invoke an intermediate may hold a later operator's data. Tensors
-// that no operator uses have no data.
+// that no operator uses have no data, and neither have constants that only
+// the optimized kernels read (they keep their own packed copy) unless
+// Options.KeepAll is set.
 func (it *Interpreter) TensorByIndex(i int) *Tensor {
 	if i < 0 || i >= len(it.tensors) {
 		return nil
+	}
+	if it.released {
+		it.bindArena()
 	}
 	return &it.tensors[i]
 }

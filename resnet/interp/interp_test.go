@@ -40,7 +40,7 @@ func TestConvModelMatchesReferenceKernelBitForBit(t *testing.T) {
 		p.Multiplier, p.Shift = ref.PerChannelMultipliers(0.05, fq.Scale, 0.1, 6)
 		p.ActMin, p.ActMax = ref.ActivationRangeInt8(opts.Activation, 0.1, 5)
 		want := make([]int8, len(out.Int8()))
-		ref.ConvInt8(&p, in, it.TensorByIndex(1).Int8(), it.TensorByIndex(2).Int32(), want)
+		ref.ConvInt8(&p, in, int8View(m.Tensors[1].Data), int32View(m.Tensors[2].Data), want)
 		if !slices.Equal(out.Int8(), want) {
 			t.Errorf("options %+v: interpreter output differs from ref.ConvInt8", *opts)
 		}
@@ -131,8 +131,48 @@ func TestTensorViewsAndAccessors(t *testing.T) {
 	if it.arenaBase()%alignment != 0 {
 		t.Errorf("arena starts at %#x, not %d-byte aligned", it.arenaBase(), alignment)
 	}
-	if b := it.TensorByIndex(2).Int32(); len(b) != 3 {
-		t.Errorf("bias view has %d int32s, want 3", len(b))
+	if b := it.TensorByIndex(2).Int32(); len(b) != 0 {
+		t.Errorf("bias of a packed convolution has a view of %d int32s; want none (the fast kernels keep their own copy)", len(b))
+	}
+	kept, err := New(convModel(r, 4, 4, 2, 3, &resnet.Conv2DOptions{Padding: resnet.PaddingSame, StrideW: 1, StrideH: 1}), Options{KeepAll: true})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if b := kept.TensorByIndex(2).Int32(); len(b) != 3 {
+		t.Errorf("with KeepAll, bias view has %d int32s, want 3", len(b))
+	}
+}
+
+func TestReleaseArena(t *testing.T) {
+	r := rand.New(rand.NewPCG(41, 42))
+	it, err := New(convModel(r, 5, 5, 2, 3, &resnet.Conv2DOptions{Padding: resnet.PaddingSame, StrideW: 1, StrideH: 1}), Options{Threads: 1})
+	if err != nil {
+		t.Fatal(err)
+	}
+	in := randInt8s(r, 5*5*2)
+	copy(it.Input(0).Int8(), in)
+	if err := it.Invoke(); err != nil {
+		t.Fatal(err)
+	}
+	want := slices.Clone(it.Output(0).Int8())
+	it.ReleaseArena()
+	if it.arena != nil || it.tensors[it.prog.outputs[0]].data != nil {
+		t.Fatal("ReleaseArena kept the arena")
+	}
+	c := it.Clone()
+	copy(c.Input(0).Int8(), in)
+	if err := c.Invoke(); err != nil {
+		t.Fatal(err)
+	}
+	if !slices.Equal(c.Output(0).Int8(), want) {
+		t.Error("a clone of a released interpreter computes another output")
+	}
+	copy(it.Input(0).Int8(), in) // Input binds a new arena
+	if err := it.Invoke(); err != nil {
+		t.Fatal(err)
+	}
+	if !slices.Equal(it.Output(0).Int8(), want) {
+		t.Error("after ReleaseArena, Invoke computes another output")
 	}
 }
 

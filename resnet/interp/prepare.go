@@ -25,6 +25,8 @@ type builder struct {
 	isInput  []bool // graph input
 	consts   [][]byte
 	checked  []bool // tensor shape/size already checked
+	uses     []int  // operator input slots reading each tensor
+	packed   []int  // of those, slots whose kernel never reads it at Invoke (packed or read at prepare)
 
 	useFast  bool     // int8 CONV_2D, FULLY_CONNECTED and ADD on resnet/internal/fast
 	isa      fast.ISA // its micro-kernel family
@@ -43,6 +45,8 @@ func (b *builder) build() (*program, error) {
 	b.isInput = make([]bool, nt)
 	b.consts = make([][]byte, nt)
 	b.checked = make([]bool, nt)
+	b.uses = make([]int, nt)
+	b.packed = make([]int, nt)
 
 	if err := b.checkGraph(); err != nil {
 		return nil, err
@@ -65,12 +69,47 @@ func (b *builder) build() (*program, error) {
 			return nil, err
 		}
 		prog.kernels = append(prog.kernels, k)
+		for _, t := range c.op.Inputs {
+			if t >= 0 {
+				b.uses[t]++
+			}
+		}
 	}
+	b.dropPacked(prog)
 	if err := b.planMemory(prog); err != nil {
 		return nil, err
 	}
 	prog.scratch, prog.threads = b.scratch, b.opts.Threads
 	return prog, nil
+}
+
+// dropPacked forgets the data of constant tensors that no kernel reads at
+// Invoke: weights and biases the fast convolutions packed into their own
+// copy, and the small integer constants (paddings, axes, shapes) read once
+// here. So the interpreter does not keep the model's unpacked weights alive,
+// nor the whole file buffer they are often views into (one small view into
+// it would pin all of it). With Options.KeepAll, a debugging mode, every
+// constant keeps its data.
+func (b *builder) dropPacked(prog *program) {
+	if b.opts.KeepAll {
+		return
+	}
+	for i, n := range b.packed {
+		if n > 0 && n == b.uses[i] && !slices.Contains(b.m.Outputs, i) {
+			prog.templates[i].data = nil
+		}
+	}
+}
+
+// packedInputs records that the kernel being prepared never reads the given
+// constant inputs (-1 for an omitted one) at Invoke: it holds its own copy
+// or took what it needs at prepare.
+func (c *opContext) packedInputs(tensors ...int) {
+	for _, t := range tensors {
+		if t >= 0 {
+			c.b.packed[t]++
+		}
+	}
 }
 
 // tensorRef names tensor i for error messages.
@@ -653,8 +692,10 @@ func (c *opContext) prepareConv(depthwise bool) (kernel, error) {
 			if err != nil {
 				return nil, c.errorf("%v", err)
 			}
+			c.packedInputs(filter, bias)
 			return &fastDepthwiseKernel{in: in, out: out, d: d}, nil
 		}
+		c.packedInputs(filter, bias)
 		return c.fastConv(in, out, &p, k.filterI8, k.biasI32)
 	}
 	return k, nil
@@ -790,6 +831,7 @@ func (c *opContext) prepareFullyConnected() (kernel, error) {
 		if len(p.Scale) == 1 {
 			cp.Scale = slices.Repeat(p.Scale, p.OutDepth)
 		}
+		c.packedInputs(weights, bias)
 		return c.fastConv(in, out, &cp, k.weightsI8, k.biasI32)
 	}
 	return k, nil
@@ -939,6 +981,7 @@ func (c *opContext) constInts(role string, i int) ([]int, error) {
 	if err != nil {
 		return nil, err
 	}
+	c.packedInputs(i)
 	var vals []int
 	if c.tensor(i).Type == resnet.Int32 {
 		for k := 0; k+4 <= len(data); k += 4 {

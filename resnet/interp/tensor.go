@@ -9,7 +9,8 @@ import (
 // Tensor is one tensor of a prepared model as the interpreter holds it: the
 // model's description plus its bytes. Activation tensors live in the
 // interpreter's arena; constant tensors share the model's data (read-only:
-// never write through a constant tensor's views).
+// never write through a constant tensor's views), except weights the
+// optimized kernels packed, which have no data unless Options.KeepAll.
 //
 // The typed views alias the same little-endian bytes, with no copy. They
 // stay valid for the interpreter's life; with arena reuse, an intermediate

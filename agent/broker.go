@@ -17,7 +17,7 @@ type embeddedBroker struct {
 }
 
 func startEmbeddedBroker(addr string, log *slog.Logger) (*embeddedBroker, error) {
-	srv := mochi.New(&mochi.Options{InlineClient: false, Logger: log.With("component", "embedded-broker")})
+	srv := mochi.New(&mochi.Options{InlineClient: false, Logger: slog.New(quietClosedConns{log.Handler()}).With("component", "embedded-broker")})
 	if err := srv.AddHook(new(auth.AllowHook), nil); err != nil {
 		return nil, fmt.Errorf("embedded broker: %w", err)
 	}

@@ -470,10 +470,10 @@ func witnessModel() *Model {
 // and runs in the real TFLite, with the same outputs as without them.
 func TestTFLiteMetadataModelRunsInRealTFLite(t *testing.T) {
 	if testing.Short() {
-		t.Skip("runs node")
+		t.Skip("-short: this test starts node to run the real TFLite")
 	}
 	if err := witness.Available(); err != nil {
-		t.Skipf("the TFLite witness cannot run: %v", err)
+		t.Fatalf("the TFLite witness cannot run (make setup installs it): %v", err)
 	}
 	dir := t.TempDir()
 	with := witnessModel()

@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"github.com/shortcut-edge/shortcut/internal/compare"
 	"math"
 	"math/rand/v2"
 	"os"
@@ -356,24 +357,6 @@ func prepare(dir string, idx int, c tcase) (*prepared, error) {
 	return p, nil
 }
 
-func toF64(v any) []float64 {
-	switch x := v.(type) {
-	case []float32:
-		o := make([]float64, len(x))
-		for i, f := range x {
-			o[i] = float64(f)
-		}
-		return o
-	case []int8:
-		o := make([]float64, len(x))
-		for i, f := range x {
-			o[i] = float64(f)
-		}
-		return o
-	}
-	return nil
-}
-
 // distance is the largest element difference between two outputs: in LSB of
 // q's int8 tensor when q is set (raw for int8 data, divided by the scale for
 // dequantized floats), else absolute.
@@ -381,7 +364,7 @@ func distance(ours, theirs any, q *resnet.Quant) (float64, error) {
 	if fmt.Sprintf("%T", ours) != fmt.Sprintf("%T", theirs) {
 		return 0, fmt.Errorf("we give %T, Arm NN gives %T", ours, theirs)
 	}
-	a, b := toF64(ours), toF64(theirs)
+	a, b := compare.Floats(ours), compare.Floats(theirs)
 	if len(a) != len(b) {
 		return 0, fmt.Errorf("%d elements from us, %d from Arm NN", len(a), len(b))
 	}
@@ -465,7 +448,7 @@ func TestArmNNAgreesWithOurInterpreter(t *testing.T) {
 				continue
 			}
 			var q *resnet.Quant
-			limit := 1e-4 * (1 + maxAbs(toF64(theirs)))
+			limit := 1e-4 * (1 + compare.MaxAbs(compare.Floats(theirs)))
 			if c.int8 {
 				q = p.quant[k]
 				limit = 1
@@ -514,14 +497,6 @@ func backendNote() string {
 		return b
 	}
 	return "default backends: CpuAcc if installed, then CpuRef"
-}
-
-func maxAbs(v []float64) float64 {
-	m := 0.0
-	for _, x := range v {
-		m = math.Max(m, math.Abs(x))
-	}
-	return m
 }
 
 // TestRunExplainsBadInputs feeds a float conv (input [1,9,11,5]) wrong input

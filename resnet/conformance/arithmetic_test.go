@@ -3,6 +3,7 @@ package conformance
 import (
 	"context"
 	"fmt"
+	"github.com/shortcut-edge/shortcut/internal/compare"
 	"math"
 	"math/rand/v2"
 	"os"
@@ -177,7 +178,7 @@ func TestArithmeticModesAgainstTFLite(t *testing.T) {
 				if err != nil {
 					t.Fatalf("%s: reading TFLite output %d: %v", c.name, k, err)
 				}
-				a, b := toF64(data), toF64(theirs)
+				a, b := compare.Floats(data), compare.Floats(theirs)
 				scale := 1.0
 				if q := ru.m.QuantBehind(ti); q != nil && o.Type != resnet.Int8 {
 					scale = float64(q.Scale[0])

@@ -7,6 +7,7 @@ package conformance
 import (
 	"context"
 	"fmt"
+	"github.com/shortcut-edge/shortcut/internal/compare"
 	"math"
 	"math/rand/v2"
 	"os"
@@ -370,7 +371,7 @@ func xnnpackLimit(m *resnet.Model, ti int) float64 {
 // diff compares one output; for quantized outputs the distance is in LSB of
 // the int8 tensor, for float models it is the absolute difference.
 func diff(ours, theirs any, q *resnet.Quant) (maxDiff float64, argOurs, argTheirs int, err error) {
-	a, b := toF64(ours), toF64(theirs)
+	a, b := compare.Floats(ours), compare.Floats(theirs)
 	if len(a) != len(b) {
 		return 0, 0, 0, fmt.Errorf("%d elements from us, %d from TFLite", len(a), len(b))
 	}
@@ -394,24 +395,6 @@ func diff(ours, theirs any, q *resnet.Quant) (maxDiff float64, argOurs, argTheir
 		}
 	}
 	return maxDiff, argOurs, argTheirs, nil
-}
-
-func toF64(v any) []float64 {
-	switch x := v.(type) {
-	case []float32:
-		o := make([]float64, len(x))
-		for i, f := range x {
-			o[i] = float64(f)
-		}
-		return o
-	case []int8:
-		o := make([]float64, len(x))
-		for i, f := range x {
-			o[i] = float64(f)
-		}
-		return o
-	}
-	return nil
 }
 
 // TestConformanceWithTFLite runs every case in our runtime and in a real
@@ -480,7 +463,7 @@ func TestConformanceWithTFLite(t *testing.T) {
 				limit = p.c.lsb + 1e-5
 			}
 			if !p.c.int8 {
-				limit = 1e-4 * (1 + maxAbs(toF64(theirs)))
+				limit = 1e-4 * (1 + compare.MaxAbs(compare.Floats(theirs)))
 			}
 			if d > limit+1e-9 {
 				t.Errorf("%s output %d: max difference %.6g exceeds %.3g", p.c.name, k, d, limit)
@@ -516,12 +499,4 @@ func TestConformanceWithTFLite(t *testing.T) {
 	}
 	sort.Strings(table)
 	t.Logf("conformance with a real TFLite (%d cases):\n| case | engine | max diff (reference arithmetic) | xnnpack arithmetic | top-1 |\n%s", len(table), strings.Join(table, "\n"))
-}
-
-func maxAbs(v []float64) float64 {
-	m := 0.0
-	for _, x := range v {
-		m = math.Max(m, math.Abs(x))
-	}
-	return m
 }

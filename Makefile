@@ -6,7 +6,7 @@ export CGO_ENABLED := 1
 # explicitly so CI time stays predictable.
 FUZZTIME ?= 20s
 
-.PHONY: all setup build test vet fuzz run bench demo-model bench-kernels armcount cross-arm64 test-arm64 package gpu-prep gpu-check gpu-check-dry clean
+.PHONY: all setup build test vet fuzz run bench demo-model bench-kernels armcount cross-arm64 test-arm64 package gpu-prep gpu-check gpu-check-dry gpu-quant gpu-quant-dry clean
 
 all: build
 
@@ -81,6 +81,14 @@ gpu-check:
 # Here, on the CPU: the same commands with tiny settings.
 gpu-check-dry: gpu-prep
 	GPU_CHECK_DRY=1 scripts/gpu-check.sh
+
+# Issue 5's full-size quantization table (ResNet-20, ResNet-50) on the lent GPU: same carry as
+# gpu-check; afterwards, here: scripts/gpu-quant.sh --witness DIR-THAT-CAME-BACK.
+gpu-quant:
+	scripts/gpu-quant.sh
+
+gpu-quant-dry: gpu-prep
+	GPU_QUANT_DRY=1 ARCHS=resnet8,resnet50 scripts/gpu-quant.sh
 
 clean:
 	rm -rf bin out

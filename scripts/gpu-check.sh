@@ -70,13 +70,7 @@ if [ "$DRY" = 1 ]; then
 	fi
 	say "gpu-check DRY RUN on the CPU (tiny settings; numbers mean nothing)"
 else
-	PLUG=$("$PYTHON" -c "import jax_plugins.xla_cuda13 as m, os; print(os.path.dirname(m.__file__))") ||
-		die "no JAX CUDA 13 PJRT plugin (python3 -c 'import jax_plugins.xla_cuda13' failed)"
-	[ -f "$PLUG/xla_cuda_plugin.so" ] || die "$PLUG/xla_cuda_plugin.so missing"
-	NV=$("$PYTHON" -c "import nvidia, os; print(os.path.dirname(nvidia.__path__[0]))")/nvidia
-	LD_LIBRARY_PATH=$(ls -d "$NV"/*/lib | tr '\n' ':')${LD_LIBRARY_PATH:-}
-	export LD_LIBRARY_PATH GOPJRT_CUDA_CHECKS=no GOMLX_NO_AUTO_INSTALL=1 GOMLX_BACKEND="xla:$PLUG/xla_cuda_plugin.so"
-	BACKEND=$GOMLX_BACKEND OPS=native
+	. scripts/gpu/xla-env.sh
 	FIT_EXTRA=(--arch "$FIT_ARCH" --epochs "$EPOCHS" --pad-to 32)
 	BENCH_EXTRA=(--batch 128 --input 32,32,3 --steps "$BENCH_STEPS" --warmup 10)
 	TORCH_EXTRA=(--device cuda --batch 128 --input 32,32,3 --steps "$BENCH_STEPS" --warmup 10)

@@ -550,6 +550,7 @@ func (c *Config) ValidateWith(check SourceChecker) []FieldError {
 		bad("mqtt.reconnect_max", "is %v, below mqtt.reconnect_min (%v)", m.ReconnectMax, m.ReconnectMin)
 	}
 	if m.TLS.Enabled {
+		n := len(errs)
 		for _, f := range []struct{ path, file string }{{"mqtt.tls.ca_file", m.TLS.CAFile}, {"mqtt.tls.cert_file", m.TLS.CertFile}, {"mqtt.tls.key_file", m.TLS.KeyFile}} {
 			if f.file == "" {
 				continue
@@ -560,6 +561,17 @@ func (c *Config) ValidateWith(check SourceChecker) []FieldError {
 		}
 		if (m.TLS.CertFile == "") != (m.TLS.KeyFile == "") {
 			bad("mqtt.tls", "cert_file and key_file must be set together (client certificate)")
+		}
+		if len(errs) == n {
+			// The files are there; do they hold a CA certificate and a
+			// matching certificate and key? (The agent would find out
+			// only when it starts.)
+			var fe FieldError
+			if _, err := tlsConfig(m.TLS); errors.As(err, &fe) {
+				errs = append(errs, fe)
+			} else if err != nil {
+				bad("mqtt.tls", "%v", err)
+			}
 		}
 	}
 	if m.Predictions.MaxRate < 0 {

@@ -150,6 +150,11 @@ func newPublisher(cfg MQTTConfig, broker string, topics Topics, cameras []string
 		}).
 		SetReconnectingHandler(func(paho.Client, *paho.ClientOptions) {
 			p.log.Debug("mqtt reconnecting", "broker", broker)
+		}).
+		SetConnectionNotificationHandler(func(_ paho.Client, n paho.ConnectionNotification) {
+			if f, ok := n.(paho.ConnectionNotificationFailed); ok && f.Reason != nil {
+				p.connectFailed(broker, f.Reason)
+			}
 		})
 	if cfg.TLS.Enabled {
 		tc, err := tlsConfig(cfg.TLS)
@@ -162,27 +167,45 @@ func newPublisher(cfg MQTTConfig, broker string, topics Topics, cameras []string
 	return p, nil
 }
 
+// tlsConfig builds the broker connection's TLS configuration from the
+// files c names. Its errors are FieldErrors: Validate reports them with
+// the configuration's other problems.
 func tlsConfig(c TLSConfig) (*tls.Config, error) {
 	tc := &tls.Config{ServerName: c.ServerName, InsecureSkipVerify: c.InsecureSkipVerify, MinVersion: tls.VersionTLS12}
 	if c.CAFile != "" {
 		pem, err := os.ReadFile(c.CAFile)
 		if err != nil {
-			return nil, fmt.Errorf("mqtt.tls.ca_file: %w", err)
+			return nil, FieldError{Path: "mqtt.tls.ca_file", Msg: err.Error()}
 		}
 		pool := x509.NewCertPool()
 		if !pool.AppendCertsFromPEM(pem) {
-			return nil, fmt.Errorf("mqtt.tls.ca_file %q holds no PEM certificate", c.CAFile)
+			return nil, FieldError{Path: "mqtt.tls.ca_file", Msg: fmt.Sprintf("%q holds no PEM certificate", c.CAFile)}
 		}
 		tc.RootCAs = pool
 	}
 	if c.CertFile != "" {
 		cert, err := tls.LoadX509KeyPair(c.CertFile, c.KeyFile)
 		if err != nil {
-			return nil, fmt.Errorf("mqtt.tls.cert_file/key_file: %w", err)
+			return nil, FieldError{Path: "mqtt.tls.cert_file", Msg: fmt.Sprintf("%q with key_file %q: %v", c.CertFile, c.KeyFile, err)}
 		}
 		tc.Certificates = []tls.Certificate{cert}
 	}
 	return tc, nil
+}
+
+// connectFailed runs (from paho) after every failed connection attempt,
+// first connect and reconnects alike: paho retries on its own and would
+// otherwise keep the reason (a certificate the agent does not trust, a
+// refused client certificate or password) to itself. It becomes
+// /healthz's reason and is logged, as a warning when it changes and at
+// debug level while it repeats.
+func (p *publisher) connectFailed(broker string, err error) {
+	why := "connect failed: " + err.Error()
+	if prev, _ := p.lastErr.Swap(why).(string); prev != why {
+		p.log.Warn("mqtt connect failed; retrying", "broker", broker, "err", err)
+	} else {
+		p.log.Debug("mqtt connect failed again; retrying", "broker", broker, "err", err)
+	}
 }
 
 // onConnect runs (in its own goroutine, from paho) after every connect and

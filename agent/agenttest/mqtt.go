@@ -1,6 +1,8 @@
 package agenttest
 
 import (
+	"bytes"
+	"crypto/tls"
 	"fmt"
 	"math/rand/v2"
 	"net"
@@ -32,15 +34,41 @@ func FreePort(t testing.TB) int {
 // Broker is a real mosquitto on a loopback port, owned by one test and
 // stopped when it ends.
 type Broker struct {
-	t    testing.TB
-	Port int
-	conf string
-	cmd  *exec.Cmd
+	t      testing.TB
+	Port   int
+	TLS    bool // the listener speaks TLS: URL is ssl://
+	conf   string
+	cmd    *exec.Cmd
+	exited chan struct{} // closed when the mosquitto process has exited
+	out    lockedBuffer  // mosquitto's log, for failure messages
+}
+
+// TLSListener makes StartMosquittoTLS's listener speak TLS. The files are
+// PEM: CertFile and KeyFile are the broker's certificate and key, CAFile
+// the CA that the broker checks client certificates against.
+type TLSListener struct {
+	CAFile, CertFile, KeyFile string
+	// RequireClientCert makes the broker refuse a client that presents no
+	// certificate signed by CAFile (mosquitto's require_certificate).
+	RequireClientCert bool
 }
 
 // StartMosquitto starts mosquitto (Debian package mosquitto) on port, or
 // on a free port when port is 0, and waits until it listens.
 func StartMosquitto(t testing.TB, port int) *Broker {
+	t.Helper()
+	return startMosquitto(t, port, nil)
+}
+
+// StartMosquittoTLS is StartMosquitto with a TLS listener; its URL is
+// ssl://127.0.0.1:port. Anonymous clients are allowed: a client
+// certificate, when required, is the only credential.
+func StartMosquittoTLS(t testing.TB, port int, l TLSListener) *Broker {
+	t.Helper()
+	return startMosquitto(t, port, &l)
+}
+
+func startMosquitto(t testing.TB, port int, l *TLSListener) *Broker {
 	t.Helper()
 	bin, err := exec.LookPath("mosquitto")
 	if err != nil {
@@ -52,15 +80,21 @@ func StartMosquitto(t testing.TB, port int) *Broker {
 	if port == 0 {
 		port = FreePort(t)
 	}
-	b := &Broker{t: t, Port: port, conf: filepath.Join(t.TempDir(), "mosquitto.conf")}
+	b := &Broker{t: t, Port: port, TLS: l != nil, conf: filepath.Join(t.TempDir(), "mosquitto.conf"), exited: make(chan struct{})}
 	conf := fmt.Sprintf("listener %d 127.0.0.1\nallow_anonymous true\npersistence false\n", port)
+	if l != nil {
+		files := brokerReadable(t, l.CAFile, l.CertFile, l.KeyFile)
+		conf += fmt.Sprintf("cafile %s\ncertfile %s\nkeyfile %s\nrequire_certificate %t\n", files[0], files[1], files[2], l.RequireClientCert)
+	}
 	if err := os.WriteFile(b.conf, []byte(conf), 0o644); err != nil {
 		t.Fatal(err)
 	}
 	b.cmd = exec.Command(bin, "-c", b.conf)
+	b.cmd.Stdout, b.cmd.Stderr = &b.out, &b.out
 	if err := b.cmd.Start(); err != nil {
 		t.Fatalf("starting mosquitto: %v", err)
 	}
+	go func() { b.cmd.Wait(); close(b.exited) }()
 	t.Cleanup(b.Stop)
 	deadline := time.Now().Add(WaitLimit)
 	for {
@@ -69,23 +103,85 @@ func StartMosquitto(t testing.TB, port int) *Broker {
 			c.Close()
 			return b
 		}
+		select {
+		case <-b.exited:
+			t.Fatalf("mosquitto exited before it listened on %s; its log:\n%s", b.Addr(), b.out.String())
+		default:
+		}
 		if time.Now().After(deadline) {
-			t.Fatalf("mosquitto did not listen on %s: %v", b.Addr(), err)
+			t.Fatalf("mosquitto did not listen on %s: %v; its log:\n%s", b.Addr(), err, b.out.String())
 		}
 		time.Sleep(20 * time.Millisecond)
 	}
 }
 
+// brokerReadable copies files into a directory that mosquitto can read
+// after it drops root privileges (it loads certificates as the mosquitto
+// user, and t.TempDir is private to its owner), and returns the copies.
+// The keys are throwaway test keys.
+func brokerReadable(t testing.TB, files ...string) []string {
+	t.Helper()
+	dir, err := os.MkdirTemp("", "mosquitto-tls-")
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { os.RemoveAll(dir) })
+	if err := os.Chmod(dir, 0o755); err != nil {
+		t.Fatal(err)
+	}
+	out := make([]string, len(files))
+	for i, f := range files {
+		b, err := os.ReadFile(f)
+		if err != nil {
+			t.Fatalf("mosquitto TLS file: %v", err)
+		}
+		out[i] = filepath.Join(dir, fmt.Sprintf("%d-%s", i, filepath.Base(f)))
+		if err := os.WriteFile(out[i], b, 0o644); err != nil {
+			t.Fatal(err)
+		}
+	}
+	return out
+}
+
 func (b *Broker) Addr() string { return fmt.Sprintf("127.0.0.1:%d", b.Port) }
-func (b *Broker) URL() string  { return "tcp://" + b.Addr() }
+
+// URL is the broker's URL: tcp://, or ssl:// for a TLS listener.
+func (b *Broker) URL() string {
+	if b.TLS {
+		return "ssl://" + b.Addr()
+	}
+	return "tcp://" + b.Addr()
+}
+
+// Log is what mosquitto has logged so far.
+func (b *Broker) Log() string { return b.out.String() }
 
 // Stop kills the broker (retained messages go with it: no persistence).
 func (b *Broker) Stop() {
 	if b.cmd != nil && b.cmd.Process != nil {
 		b.cmd.Process.Kill()
-		b.cmd.Wait()
+		<-b.exited
 		b.cmd = nil
 	}
+}
+
+// lockedBuffer is a bytes.Buffer that mosquitto's output goroutine and
+// the test may use at once.
+type lockedBuffer struct {
+	mu sync.Mutex
+	b  bytes.Buffer
+}
+
+func (l *lockedBuffer) Write(p []byte) (int, error) {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	return l.b.Write(p)
+}
+
+func (l *lockedBuffer) String() string {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	return l.b.String()
 }
 
 // Msg is one message a Subscriber saw.
@@ -107,9 +203,19 @@ type Subscriber struct {
 // filters (QoS 1); it disconnects when the test ends.
 func Subscribe(t testing.TB, brokerURL string, filters ...string) *Subscriber {
 	t.Helper()
+	return SubscribeTLS(t, brokerURL, nil, filters...)
+}
+
+// SubscribeTLS is Subscribe over TLS with tc (a nil tc is Subscribe);
+// brokerURL is then ssl://host:port.
+func SubscribeTLS(t testing.TB, brokerURL string, tc *tls.Config, filters ...string) *Subscriber {
+	t.Helper()
 	s := &Subscriber{t: t}
 	o := paho.NewClientOptions().AddBroker(brokerURL).SetClientID(fmt.Sprintf("test-%d", rand.Uint64())).
 		SetAutoReconnect(false).SetConnectTimeout(5 * time.Second).SetOrderMatters(true)
+	if tc != nil {
+		o.SetTLSConfig(tc)
+	}
 	s.Client = paho.NewClient(o)
 	if tok := s.Client.Connect(); !tok.WaitTimeout(WaitLimit) || tok.Error() != nil {
 		t.Fatalf("test subscriber cannot connect to %s: %v", brokerURL, tok.Error())

@@ -14,7 +14,8 @@
 # summary.txt (the table), quant.json, train.log, r20-int8.tflite, r50-int8.tflite split into
 # 15 MiB parts (r50-int8.tflite.part-aa, -ab, ...).
 #
-# Settings (environment): ARCHS (resnet20,resnet50), EPOCHS (30), METHODS (minmax,percentile,mse),
+# Settings (environment): ARCHS (resnet20,resnet50), EPOCHS (30), METHODS (minmax,percentile,mse,mse+bc;
+# +bc: with bias correction),
 # CALIBRATION (1000), BIN (bin/shortcut-train), GPU_DATA (out/gpu-data/fashion-mnist), PYTHON.
 set -euo pipefail
 cd "$(dirname "$0")/.."
@@ -41,7 +42,7 @@ fi
 
 ARCHS=${ARCHS:-resnet20,resnet50}
 EPOCHS=${EPOCHS:-30}
-METHODS=${METHODS:-minmax,percentile,mse}
+METHODS=${METHODS:-minmax,percentile,mse,mse+bc}
 CALIBRATION=${CALIBRATION:-1000}
 RES=${GPU_QUANT_OUT:-${OUT:-out/gpu-quant}}
 
@@ -81,8 +82,10 @@ for a in ${ARCHS//,/ }; do
 	"$BIN" export --run "$WORK/$short" --out "$WORK/$short-float" >>"$RES/train.log" 2>&1 || die "export $a failed"
 	for m in ${METHODS//,/ }; do
 		q=$WORK/$short-$m.tflite
+		bc=()
+		[ "${m%+bc}" = "$m" ] || bc=(--bias-correction)
 		"$BIN" quantize --model "$WORK/$short-float" --data "fashion-mnist:$DATA" --calibration "$CALIBRATION" \
-			--method "$m" "${Q_EXTRA[@]}" --out "$q" >>"$RES/train.log" 2>&1 || die "quantize $a $m failed"
+			--method "${m%+bc}" "${bc[@]}" "${Q_EXTRA[@]}" --out "$q" >>"$RES/train.log" 2>&1 || die "quantize $a $m failed"
 		"$BIN" eval --model "$q" --float "$WORK/$short-float" --data "fashion-mnist:$DATA" --layers 3 \
 			"${EVAL_EXTRA[@]}" --json "$WORK/$short-$m.json" >"$WORK/$short-$m.eval" 2>>"$RES/train.log" ||
 			die "eval $a $m failed"

@@ -16,7 +16,10 @@
 #
 # Settings (environment): ARCHS (resnet20,resnet50), EPOCHS (30), METHODS (minmax,percentile,mse,mse+bc;
 # +bc: with bias correction),
-# CALIBRATION (1000), BIN (bin/shortcut-train), GPU_DATA (out/gpu-data/fashion-mnist), PYTHON.
+# CALIBRATION (1000), BIN (bin/shortcut-train), GPU_DATA (out/gpu-data/fashion-mnist), PYTHON,
+# RUNS (arch=DIR,...: quantize the latest checkpoint of a run trained elsewhere instead of training;
+# with GPU_QUANT_CPU=1 no GPU is needed, e.g. RUNS=resnet20=runs/r20 GPU_QUANT_CPU=1), EVAL_LIMIT
+# (score only the first N test images).
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
@@ -45,6 +48,7 @@ EPOCHS=${EPOCHS:-30}
 METHODS=${METHODS:-minmax,percentile,mse,mse+bc}
 CALIBRATION=${CALIBRATION:-1000}
 RES=${GPU_QUANT_OUT:-${OUT:-out/gpu-quant}}
+RUNS=${RUNS:-}
 
 [ -x "$BIN" ] || die "$BIN missing: run 'make gpu-prep' here and carry bin/"
 for f in train-images-idx3-ubyte.gz train-labels-idx1-ubyte.gz t10k-images-idx3-ubyte.gz t10k-labels-idx1-ubyte.gz; do
@@ -63,23 +67,35 @@ if [ "${GPU_QUANT_DRY:-0}" = 1 ]; then
 	Q_EXTRA=(--downsample 2) EVAL_EXTRA=(--downsample 2 --limit 500)
 	CALIBRATION=64
 	say "gpu-quant DRY RUN on the CPU (tiny settings; numbers mean nothing)"
+elif [ "${GPU_QUANT_CPU:-0}" = 1 ]; then
+	BACKEND=cpu OPS=portable FIT_EXTRA=() Q_EXTRA=() EVAL_EXTRA=(--witness) # LiteRT.js is here
+	say "gpu-quant on the CPU: runs $RUNS"
 else
 	. scripts/gpu/xla-env.sh
 	FIT_EXTRA=(--epochs "$EPOCHS" --pad-to 32)
 	Q_EXTRA=() EVAL_EXTRA=()
 	say "gpu-quant on $(nvidia-smi -L 2>/dev/null | head -1 || echo 'unknown GPU')"
 fi
+[ -z "${EVAL_LIMIT:-}" ] || EVAL_EXTRA+=(--limit "$EVAL_LIMIT")
 # Training on the GPU; quantization and scoring on the CPU cores there, our runtime.
 for a in ${ARCHS//,/ }; do
 	short=r${a#resnet}
-	say ""
-	say "== $a: fit --recipe fast ${FIT_EXTRA[*]} =="
-	t0=$(date +%s)
-	"$BIN" fit --arch "$a" --data "fashion-mnist:$DATA" --recipe fast --backend "$BACKEND" --ops "$OPS" \
-		--run "$WORK/$short" --progress off --checkpoint-every 0 "${FIT_EXTRA[@]}" \
-		>"$WORK/$short-fit.out" 2>>"$RES/train.log" || { tail -5 "$RES/train.log" >&2; die "fit $a failed"; }
-	say "$(grep -E '^(test_acc|train_img_per_s)=' "$WORK/$short-fit.out" | tr '\n' ' ')fit_wall_s=$(($(date +%s) - t0))"
-	"$BIN" export --run "$WORK/$short" --out "$WORK/$short-float" >>"$RES/train.log" 2>&1 || die "export $a failed"
+	run=$(echo ",$RUNS," | grep -o ",$a=[^,]*" | cut -d= -f2- || true)
+	if [ -n "$run" ]; then
+		# A run trained elsewhere (e.g. on this CPU): its latest checkpoint.
+		say ""
+		say "== $a: run $run (latest checkpoint) =="
+		"$BIN" export --run "$run" --latest --out "$WORK/$short-float" >>"$RES/train.log" 2>&1 || die "export $a failed"
+	else
+		say ""
+		say "== $a: fit --recipe fast ${FIT_EXTRA[*]} =="
+		t0=$(date +%s)
+		"$BIN" fit --arch "$a" --data "fashion-mnist:$DATA" --recipe fast --backend "$BACKEND" --ops "$OPS" \
+			--run "$WORK/$short" --progress off --checkpoint-every 0 "${FIT_EXTRA[@]}" \
+			>"$WORK/$short-fit.out" 2>>"$RES/train.log" || { tail -5 "$RES/train.log" >&2; die "fit $a failed"; }
+		say "$(grep -E '^(test_acc|train_img_per_s)=' "$WORK/$short-fit.out" | tr '\n' ' ')fit_wall_s=$(($(date +%s) - t0))"
+		"$BIN" export --run "$WORK/$short" --out "$WORK/$short-float" >>"$RES/train.log" 2>&1 || die "export $a failed"
+	fi
 	for m in ${METHODS//,/ }; do
 		q=$WORK/$short-$m.tflite
 		bc=()
@@ -110,13 +126,17 @@ for f in sorted(glob.glob(os.path.join(sys.argv[1], "*.json"))):
     model, method = os.path.basename(f)[:-5].split("-", 1)
     fl, q = r["float_score"]["accuracy"] * 100, r["score"]["accuracy"] * 100
     worst = min(r.get("layers") or [{"sqnr_db": float("nan")}], key=lambda l: l["sqnr_db"])
+    w = r.get("witness") or {}
     rows.append(dict(model=model, method=method, images=r["images"], float_acc=fl, int8_acc=q,
                      delta=q - fl, agreement=r["agreement"] * 100, worst_layer=worst.get("name", ""),
-                     worst_sqnr_db=worst["sqnr_db"]))
-print("| model | calibration | images | float % | int8 % | int8 - float | top-1 agreement % | worst layer SQNR dB |")
-print("|---|---|---|---|---|---|---|---|")
+                     worst_sqnr_db=worst["sqnr_db"],
+                     tflite=("%.2f / %.2f (%.2f)" % (w["accuracy"] * 100, w["agreement"] * 100,
+                                                   w["agreement_ties"] * 100)) if w else "not run"))
+print("| model | calibration | images | float % | int8 % | int8 - float | top-1 agreement int8/float % "
+      "| worst layer SQNR dB | TFLite accuracy / agreement with ours (ties) % |")
+print("|---|---|---|---|---|---|---|---|---|")
 for r in rows:
     print("| {model} | {method} | {images} | {float_acc:.2f} | {int8_acc:.2f} | {delta:+.2f} | {agreement:.2f} | "
-          "{worst_sqnr_db:.1f} ({worst_layer}) |".format(**r))
+          "{worst_sqnr_db:.1f} ({worst_layer}) | {tflite} |".format(**r))
 json.dump(rows, open(sys.argv[2], "w"), indent=1)
 PY

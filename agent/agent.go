@@ -175,6 +175,17 @@ func (a *Agent) cameraIDs() []string {
 	return ids
 }
 
+// inputAttrs are log attributes describing a model's input: its size and,
+// for a model trained on smaller padded images, the picture area frames
+// are fitted into.
+func inputAttrs(info ModelInfo) []any {
+	attrs := []any{"input", fmt.Sprintf("%dx%dx%d", info.Height, info.Width, info.Channels)}
+	if info.ContentHeight > 0 && info.ContentWidth > 0 {
+		attrs = append(attrs, "image_size", fmt.Sprintf("%dx%d centred, black border", info.ContentHeight, info.ContentWidth))
+	}
+	return attrs
+}
+
 // Model describes the model in use.
 func (a *Agent) Model() ModelInfo { return a.model.Load().info }
 
@@ -289,7 +300,8 @@ func (a *Agent) Run(ctx context.Context) error {
 	if a.notify.watchdog > 0 {
 		wg.Go(func() { a.watchdog(ctx) })
 	}
-	a.log.Info("agent running", "device", a.cfg.Device.ID, "cameras", len(a.cams), "model", a.Model().Name, "broker", a.brokerURL, "http", a.HTTPAddr())
+	a.log.Info("agent running", append([]any{"device", a.cfg.Device.ID, "cameras", len(a.cams), "model", a.Model().Name},
+		append(inputAttrs(a.Model()), "broker", a.brokerURL, "http", a.HTTPAddr())...)...)
 
 	<-ctx.Done()
 	a.log.Info("stopping")

@@ -25,6 +25,12 @@ type ModelInfo struct {
 	Height, Width, Channels int
 	// Mean and Std normalize 0..1 pixels per channel: (p - Mean) / Std.
 	Mean, Std []float32
+	// ContentHeight and ContentWidth, when not 0, are the size of the
+	// images the model was trained on inside its larger input (the
+	// metadata's image_size; training's pad_to): frames are fitted into
+	// that area, centred, and the border around it is black (pixel 0).
+	// 0 uses the whole input.
+	ContentHeight, ContentWidth int
 	// EmbeddingDim is the width of the model's embedding output (output 1,
 	// the classifier's input), or 0 when it has none. On-device learning
 	// needs it.
@@ -105,6 +111,9 @@ func LoadModel(path string) (Classifier, error) {
 		return nil, fmt.Errorf("model %q: input 0 is %v; the agent feeds FLOAT32 or INT8 inputs", path, in.Type)
 	}
 	c.info.Height, c.info.Width, c.info.Channels = in.Shape[1], in.Shape[2], in.Shape[3]
+	if m.Meta.HasImageSize() { // Load checked it against input 0
+		c.info.ContentHeight, c.info.ContentWidth = m.Meta.ImageSize[0], m.Meta.ImageSize[1]
+	}
 	out := it.Output(0)
 	if out == nil || out.NumElements() < 1 || (out.Type != resnet.Float32 && out.Type != resnet.Int8) {
 		return nil, fmt.Errorf("model %q: output 0 (%v) is not a FLOAT32 or INT8 score vector", path, shapeOf(out))
@@ -194,6 +203,7 @@ func classifierModel(m *resnet.Model) *resnet.Model {
 	h := &resnet.Model{Description: m.Description, Meta: m.Meta, Inputs: []int{0}}
 	h.Meta.Labels = slices.Clone(m.Meta.Labels)
 	h.Meta.OutputNames = nil
+	h.Meta.ImageSize = [2]int{} // its input is the embedding, not the image
 	h.Tensors = append(h.Tensors, tensor(f.Inputs[0]), tensor(f.Inputs[1]))
 	fcIn := []int{0, 1}
 	if len(f.Inputs) == 3 && f.Inputs[2] >= 0 {

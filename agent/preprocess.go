@@ -38,7 +38,10 @@ func (p PreprocessConfig) Norm(info ModelInfo) (mean, std [3]float32) {
 
 // Apply brings img to the model's input as the configuration says (region
 // of interest, then crop, letterbox or stretch, bilinear, in plain Go) and
-// writes normalized HWC float32 values into dst (len H*W*C). It is the
+// writes normalized HWC float32 values into dst (len H*W*C). For a model
+// trained on smaller images padded to its input (info.ContentHeight and
+// ContentWidth set) the picture is fitted into that area, centred, and the
+// rest of the input is black, as the padding was in training. It is the
 // pure-Go twin of camera.Preprocessor, for sources that hand over images.
 func (p PreprocessConfig) Apply(dst []float32, img image.Image, info ModelInfo) error {
 	h, w, c := info.Height, info.Width, info.Channels
@@ -59,26 +62,34 @@ func (p PreprocessConfig) Apply(dst []float32, img image.Image, info ModelInfo) 
 			return fmt.Errorf("preprocess: region of interest %v lies outside the %dx%d frame", p.ROI, b.Dx(), b.Dy())
 		}
 	}
-	// The ROI is scaled to rw x rh; the part [cx, cx+w) x [cy, cy+h) of
-	// that lands at (px, py) in the input; the rest of the input is padding.
-	rw, rh := float64(w), float64(h)
+	// The picture goes into the content area: cw x ch at (ox, oy), the
+	// whole input unless the model says otherwise.
+	cw, ch, ox, oy := w, h, 0, 0
+	if info.ContentHeight > 0 && info.ContentWidth > 0 && info.ContentHeight <= h && info.ContentWidth <= w {
+		cw, ch = info.ContentWidth, info.ContentHeight
+		ox, oy = (w-cw)/2, (h-ch)/2
+	}
+	// The ROI is scaled to rw x rh; the part [cx, cx+(px1-px0)) x [cy, ...)
+	// of that lands at (px0, py0) in the input; the rest of the input is
+	// padding.
+	rw, rh := float64(cw), float64(ch)
 	var cx, cy float64
-	px0, py0, px1, py1 := 0, 0, w, h
+	px0, py0, px1, py1 := ox, oy, ox+cw, oy+ch
 	switch p.Fit {
 	case FitStretch:
 	case FitLetterbox:
-		s := min(float64(w)/float64(roi.Dx()), float64(h)/float64(roi.Dy()))
-		iw := max(1, min(w, int(math.Round(float64(roi.Dx())*s))))
-		ih := max(1, min(h, int(math.Round(float64(roi.Dy())*s))))
+		s := min(float64(cw)/float64(roi.Dx()), float64(ch)/float64(roi.Dy()))
+		iw := max(1, min(cw, int(math.Round(float64(roi.Dx())*s))))
+		ih := max(1, min(ch, int(math.Round(float64(roi.Dy())*s))))
 		rw, rh = float64(iw), float64(ih)
-		px0, py0 = (w-iw)/2, (h-ih)/2
+		px0, py0 = ox+(cw-iw)/2, oy+(ch-ih)/2
 		px1, py1 = px0+iw, py0+ih
 	default: // crop
-		s := max(float64(w)/float64(roi.Dx()), float64(h)/float64(roi.Dy()))
-		iw := max(w, int(math.Round(float64(roi.Dx())*s)))
-		ih := max(h, int(math.Round(float64(roi.Dy())*s)))
+		s := max(float64(cw)/float64(roi.Dx()), float64(ch)/float64(roi.Dy()))
+		iw := max(cw, int(math.Round(float64(roi.Dx())*s)))
+		ih := max(ch, int(math.Round(float64(roi.Dy())*s)))
 		rw, rh = float64(iw), float64(ih)
-		cx, cy = float64((iw-w)/2), float64((ih-h)/2)
+		cx, cy = float64((iw-cw)/2), float64((ih-ch)/2)
 	}
 	sx := float64(roi.Dx()) / rw
 	sy := float64(roi.Dy()) / rh

@@ -42,7 +42,7 @@ func (a *Agent) Reload() error {
 	a.setModel(c)
 	a.met.reloads.WithLabelValues("ok").Inc()
 	now := a.modelRef(c.Info())
-	a.log.Info("model reloaded", "path", path, "name", now.Name, "sha256", now.SHA256)
+	a.log.Info("model reloaded", append([]any{"path", path, "name", now.Name, "sha256", now.SHA256}, inputAttrs(c.Info())...)...)
 	a.event(Event{Kind: EventModelReloaded, Message: "model reloaded", Path: path, Model: &now})
 	if a.pub != nil && a.cfg.MQTT.Discovery.Enabled {
 		for _, m := range a.discoveryMessages() { // the device's model name changed

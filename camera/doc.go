@@ -13,8 +13,10 @@
 // A Preprocessor converts a frame (BGR) into an RGB or grey tensor of the
 // model's size: optional region of interest, then resize-and-centre-crop,
 // letterbox or stretch, then uint8, normalised float32 or quantized int8,
-// into a buffer the caller owns. It reuses its Mats, so steady-state frames
-// allocate nothing.
+// into a buffer the caller owns. For a model trained on smaller images
+// padded to its input (PreprocessConfig.Content), the frame goes into that
+// centred area only and the border is black, as the padding was. It reuses
+// its Mats, so steady-state frames allocate nothing.
 //
 //	cam, err := camera.Open(ctx, camera.Config{Source: "/dev/video0", FPS: 5})
 //	if err != nil { ... }

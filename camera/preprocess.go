@@ -68,6 +68,16 @@ type PreprocessConfig struct {
 	// q = clamp(round(value/Scale) + ZeroPoint, -128, 127).
 	Scale     float32
 	ZeroPoint int
+	// Content, when not zero, is the size (X wide, Y high) of the picture
+	// area inside the Width x Height input, for models trained on smaller
+	// images padded to their input (resnet.Metadata.ImageSize; training's
+	// pad_to). The frame is fitted (Fit, ROI) into a Content-sized
+	// rectangle centred in the input, its top-left corner at
+	// ((Width-X)/2, (Height-Y)/2), and everything outside it is black,
+	// pixel value 0, as the padding was in training: 0 in Uint8 output,
+	// (0 - Mean)/Std in Float32 output and that value quantized in Int8
+	// output. Zero uses the whole input. Each side is 1..Width or 1..Height.
+	Content image.Point
 }
 
 // Geometry is where a frame's pixels go in the model input.
@@ -77,8 +87,12 @@ type Geometry struct {
 	Resized image.Point     // size the ROI is scaled to
 	// Crop is the part of the scaled image kept (FitCrop), in its coordinates.
 	Crop image.Rectangle
-	// Place is where the scaled image lands in the input (FitLetterbox).
+	// Place is where the kept part of the scaled image lands in the input:
+	// Content, or for FitLetterbox the part of it the picture covers.
 	Place image.Rectangle
+	// Content is the picture area of the input (PreprocessConfig.Content
+	// centred, or the whole input); outside it the input is black.
+	Content image.Rectangle
 }
 
 // Preprocessor turns frames into model input tensors (HWC, row-major) in
@@ -89,8 +103,8 @@ type Preprocessor struct {
 	channels int
 	interp   gocv.InterpolationFlags
 
-	resized, conv, out gocv.Mat
-	roiView, cropView  view
+	resized, conv, mid, out gocv.Mat
+	roiView, cropView       view
 
 	geomFor image.Rectangle // src bounds and ROI the cached geometry is for
 	geom    Geometry
@@ -123,6 +137,10 @@ func NewPreprocessor(cfg PreprocessConfig) (*Preprocessor, error) {
 	if cfg.ZeroPoint < -128 || cfg.ZeroPoint > 127 {
 		errs = append(errs, fmt.Errorf("int8 zero point %d: want -128 to 127", cfg.ZeroPoint))
 	}
+	if c := cfg.Content; c != (image.Point{}) && (c.X < 1 || c.Y < 1 || c.X > cfg.Width || c.Y > cfg.Height) {
+		errs = append(errs, fmt.Errorf("content size %dx%d: want 1 to %d wide and 1 to %d high (inside the %dx%d input), or zero for the whole input",
+			c.X, c.Y, cfg.Width, cfg.Height, cfg.Width, cfg.Height))
+	}
 	if err := errors.Join(errs...); err != nil {
 		return nil, fmt.Errorf("preprocess config: %w", err)
 	}
@@ -147,7 +165,7 @@ func NewPreprocessor(cfg PreprocessConfig) (*Preprocessor, error) {
 			}
 		}
 	}
-	p.resized, p.conv, p.out = gocv.NewMat(), gocv.NewMat(), gocv.NewMat()
+	p.resized, p.conv, p.mid, p.out = gocv.NewMat(), gocv.NewMat(), gocv.NewMat(), gocv.NewMat()
 	return p, nil
 }
 
@@ -163,14 +181,28 @@ func (p *Preprocessor) Close() error {
 	p.cropView.close()
 	p.resized.Close()
 	p.conv.Close()
+	p.mid.Close()
 	p.out.Close()
 	return nil
 }
 
+// content is the picture area of the input: Content centred, or the whole
+// input.
+func (p *Preprocessor) content() image.Rectangle {
+	W, H := p.cfg.Width, p.cfg.Height
+	c := p.cfg.Content
+	if c == (image.Point{}) {
+		return image.Rect(0, 0, W, H)
+	}
+	x0, y0 := (W-c.X)/2, (H-c.Y)/2
+	return image.Rect(x0, y0, x0+c.X, y0+c.Y)
+}
+
 // Geometry computes where a frame of the given size goes.
 func (p *Preprocessor) Geometry(srcW, srcH int) (Geometry, error) {
-	W, H := p.cfg.Width, p.cfg.Height
-	g := Geometry{Src: image.Pt(srcW, srcH)}
+	content := p.content()
+	W, H := content.Dx(), content.Dy() // the frame is fitted into the content area
+	g := Geometry{Src: image.Pt(srcW, srcH), Content: content}
 	if srcW <= 0 || srcH <= 0 {
 		return g, fmt.Errorf("preprocess: frame size %dx%d is empty", srcW, srcH)
 	}
@@ -204,6 +236,7 @@ func (p *Preprocessor) Geometry(srcW, srcH int) (Geometry, error) {
 		g.Crop = image.Rect(0, 0, W, H)
 		g.Place = g.Crop
 	}
+	g.Place = g.Place.Add(content.Min)
 	return g, nil
 }
 
@@ -290,6 +323,14 @@ func (p *Preprocessor) run(src gocv.Mat, dstLen int) ([]uint8, error) {
 	if g.ROI != bounds {
 		in = p.roiView.of(&src, g.ROI)
 	}
+	// Without a content area the last step writes p.out; with one it
+	// writes p.conv (letterbox: p.mid), which a black border then grows to
+	// the input size.
+	full := g.Content == image.Rect(0, 0, p.cfg.Width, p.cfg.Height)
+	dst := &p.out
+	if !full {
+		dst = &p.conv
+	}
 	switch p.cfg.Fit {
 	case FitCrop:
 		gocv.Resize(in, &p.resized, g.Resized, 0, 0, p.interp)
@@ -297,7 +338,7 @@ func (p *Preprocessor) run(src gocv.Mat, dstLen int) ([]uint8, error) {
 		if g.Crop != image.Rect(0, 0, g.Resized.X, g.Resized.Y) {
 			crop = p.cropView.of(&p.resized, g.Crop)
 		}
-		if err := p.convert(crop, &p.out); err != nil {
+		if err := p.convert(crop, dst); err != nil {
 			return nil, err
 		}
 	case FitLetterbox:
@@ -305,15 +346,22 @@ func (p *Preprocessor) run(src gocv.Mat, dstLen int) ([]uint8, error) {
 		if err := p.convert(p.resized, &p.conv); err != nil {
 			return nil, err
 		}
-		W, H := p.cfg.Width, p.cfg.Height
-		v := p.cfg.Pad
-		gocv.CopyMakeBorder(p.conv, &p.out, g.Place.Min.Y, H-g.Place.Max.Y, g.Place.Min.X, W-g.Place.Max.X,
+		c, v := g.Content, p.cfg.Pad
+		if !full {
+			dst = &p.mid
+		}
+		gocv.CopyMakeBorder(p.conv, dst, g.Place.Min.Y-c.Min.Y, c.Max.Y-g.Place.Max.Y, g.Place.Min.X-c.Min.X, c.Max.X-g.Place.Max.X,
 			gocv.BorderConstant, color.RGBA{v, v, v, v})
 	case FitStretch:
 		gocv.Resize(in, &p.resized, g.Resized, 0, 0, p.interp)
-		if err := p.convert(p.resized, &p.out); err != nil {
+		if err := p.convert(p.resized, dst); err != nil {
 			return nil, err
 		}
+	}
+	if !full {
+		c := g.Content
+		gocv.CopyMakeBorder(*dst, &p.out, c.Min.Y, p.cfg.Height-c.Max.Y, c.Min.X, p.cfg.Width-c.Max.X,
+			gocv.BorderConstant, color.RGBA{})
 	}
 	px := p.out.DataPtrUint8()
 	if len(px) != p.Len() {

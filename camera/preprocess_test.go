@@ -384,10 +384,19 @@ func TestPreprocessRejectsBadInput(t *testing.T) {
 // Under -tags matprofile every Mat gocv creates is also a Go allocation (a
 // profile entry), so this test then proves that no Mat is made per frame.
 func TestSteadyStatePreprocessingAllocatesNothing(t *testing.T) {
-	for _, fit := range []Fit{FitCrop, FitLetterbox, FitStretch} {
-		t.Run(fit.String(), func(t *testing.T) {
+	for _, tc := range []struct {
+		fit     Fit
+		content image.Point
+	}{{FitCrop, image.Point{}}, {FitLetterbox, image.Point{}}, {FitStretch, image.Point{}},
+		{FitCrop, image.Pt(28, 28)}, {FitLetterbox, image.Pt(28, 28)}, {FitStretch, image.Pt(28, 28)}} {
+		fit := tc.fit
+		name := fit.String()
+		if tc.content != (image.Point{}) {
+			name += " in a content area"
+		}
+		t.Run(name, func(t *testing.T) {
 			src, _ := randomFrame(t, 160, 120, 9)
-			p := newPre(t, PreprocessConfig{Width: 32, Height: 32, Fit: fit, ROI: image.Rect(10, 10, 150, 110), Scale: 0.02})
+			p := newPre(t, PreprocessConfig{Width: 32, Height: 32, Fit: fit, ROI: image.Rect(10, 10, 150, 110), Scale: 0.02, Content: tc.content})
 			dst := make([]int8, p.Len())
 			p.Int8(src, dst) // first frame sizes the Mats
 			m0, counting := openMats()
@@ -403,5 +412,132 @@ func TestSteadyStatePreprocessingAllocatesNothing(t *testing.T) {
 				t.Errorf("open Mats went from %d to %d over 20 frames", m0, m)
 			}
 		})
+	}
+}
+
+func TestGeometryPlacesTheFrameInTheContentArea(t *testing.T) {
+	for _, tc := range []struct {
+		name    string
+		cfg     PreprocessConfig
+		resized image.Point
+		crop    image.Rectangle
+		place   image.Rectangle
+		content image.Rectangle
+	}{
+		{"crop into 28x28 of a 32x32 input", PreprocessConfig{Width: 32, Height: 32, Content: image.Pt(28, 28)},
+			image.Pt(37, 28), image.Rect(4, 0, 32, 28), image.Rect(2, 2, 30, 30), image.Rect(2, 2, 30, 30)},
+		{"stretch into an odd margin", PreprocessConfig{Width: 32, Height: 30, Fit: FitStretch, Content: image.Pt(27, 25)},
+			image.Pt(27, 25), image.Rect(0, 0, 27, 25), image.Rect(2, 2, 29, 27), image.Rect(2, 2, 29, 27)},
+		{"letterbox inside the content area", PreprocessConfig{Width: 32, Height: 32, Fit: FitLetterbox, Content: image.Pt(28, 28)},
+			image.Pt(28, 21), image.Rect(0, 0, 28, 21), image.Rect(2, 5, 30, 26), image.Rect(2, 2, 30, 30)},
+		{"content as large as the input is the whole input", PreprocessConfig{Width: 32, Height: 32, Content: image.Pt(32, 32)},
+			image.Pt(43, 32), image.Rect(5, 0, 37, 32), image.Rect(0, 0, 32, 32), image.Rect(0, 0, 32, 32)},
+		{"no content size is the whole input", PreprocessConfig{Width: 32, Height: 32},
+			image.Pt(43, 32), image.Rect(5, 0, 37, 32), image.Rect(0, 0, 32, 32), image.Rect(0, 0, 32, 32)},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			g, err := newPre(t, tc.cfg).Geometry(640, 480)
+			if err != nil {
+				t.Fatal(err)
+			}
+			if g.Resized != tc.resized || g.Crop != tc.crop || g.Place != tc.place || g.Content != tc.content {
+				t.Errorf("got resized %v crop %v place %v content %v\nwant resized %v crop %v place %v content %v",
+					g.Resized, g.Crop, g.Place, g.Content, tc.resized, tc.crop, tc.place, tc.content)
+			}
+		})
+	}
+}
+
+// TestContentBorderIsBlackInEveryOutput fills the content area from a solid
+// frame and checks every pixel of every output kind: the border outside the
+// content area is pixel 0 exactly as training's pad_to made it (0 as bytes,
+// (0-mean)/std as floats, that quantized as int8), the content area holds
+// the frame's colour, and letterbox bars inside the content area the Pad
+// level.
+func TestContentBorderIsBlackInEveryOutput(t *testing.T) {
+	const W, H = 32, 30
+	content := image.Pt(27, 25) // odd margins: 2 left, 3 right, 2 top, 3 bottom
+	inside := image.Rect(2, 2, 29, 27)
+	mean := [3]float32{0.485, 0.456, 0.406}
+	std := [3]float32{0.229, 0.224, 0.225}
+	const scale, zp = 0.0187, -14
+	frame := gocv.NewMatWithSize(48, 64, gocv.MatTypeCV8UC3) // 4:3, so letterbox has bars
+	defer frame.Close()
+	frame.SetTo(gocv.NewScalar(30, 60, 90, 0)) // BGR
+	rgb := []uint8{90, 60, 30}
+	grey := []uint8{uint8(math.Round(0.299*90 + 0.587*60 + 0.114*30))}
+	for _, tc := range []struct {
+		fit  Fit
+		grey bool
+		bars image.Rectangle // letterbox: the picture inside the content area
+	}{
+		{fit: FitCrop}, {fit: FitStretch}, {fit: FitLetterbox, bars: image.Rect(2, 4, 29, 24)}, {fit: FitCrop, grey: true},
+	} {
+		name := tc.fit.String()
+		if tc.grey {
+			name += " grey"
+		}
+		t.Run(name, func(t *testing.T) {
+			p := newPre(t, PreprocessConfig{Width: W, Height: H, Fit: tc.fit, Grey: tc.grey, Content: content, Pad: 7,
+				Mean: mean, Std: std, Scale: scale, ZeroPoint: zp})
+			if g, _ := p.Geometry(64, 48); g.Content != inside || (tc.fit == FitLetterbox && g.Place != tc.bars) {
+				t.Fatalf("geometry content %v place %v, want content %v", g.Content, g.Place, inside)
+			}
+			u8 := make([]uint8, p.Len())
+			f32 := make([]float32, p.Len())
+			i8 := make([]int8, p.Len())
+			for _, err := range []error{p.Uint8(frame, u8), p.Float32(frame, f32), p.Int8(frame, i8)} {
+				if err != nil {
+					t.Fatal(err)
+				}
+			}
+			c := p.Channels()
+			colour := rgb
+			if tc.grey {
+				colour = grey
+			}
+			bad := 0
+			for y := 0; y < H; y++ {
+				for x := 0; x < W; x++ {
+					var want []uint8
+					pt := image.Pt(x, y)
+					switch {
+					case !pt.In(inside):
+						want = make([]uint8, c) // black
+					case tc.fit == FitLetterbox && !pt.In(tc.bars):
+						want = []uint8{7, 7, 7}[:c]
+					default:
+						want = colour
+					}
+					for k := range c {
+						i := (y*W+x)*c + k
+						v := (float32(want[k])/255 - mean[k]) / std[k]
+						q := int8(max(-128, min(127, math.Round(float64(v)/float64(float32(scale)))+zp)))
+						if u8[i] != want[k] || f32[i] != v || i8[i] != q {
+							if bad++; bad < 5 {
+								t.Errorf("pixel (%d,%d) channel %d: uint8 %d float32 %v int8 %d, want %d %v %d",
+									x, y, k, u8[i], f32[i], i8[i], want[k], v, q)
+							}
+						}
+					}
+				}
+			}
+			// The border values spelled out for one corner pixel.
+			if !tc.grey {
+				for k := range 3 {
+					if want := -mean[k] / std[k]; f32[k] != want {
+						t.Errorf("float32 border channel %d = %v, want -mean/std = %v", k, f32[k], want)
+					}
+				}
+			}
+		})
+	}
+}
+
+func TestContentSizeMustFitTheInput(t *testing.T) {
+	for _, c := range []image.Point{{33, 10}, {10, 31}, {0, 5}, {-1, -1}} {
+		if _, err := NewPreprocessor(PreprocessConfig{Width: 32, Height: 30, Content: c}); err == nil || !strings.Contains(err.Error(), "content size") {
+			t.Errorf("content %v in a 32x30 input: error %v, want one about the content size", c, err)
+		}
 	}
 }

@@ -45,6 +45,22 @@ type ExportInput struct {
 	ImageW int       `json:"image_width"`
 }
 
+// ContentSize is the [height, width] of the dataset images inside the
+// input when training padded them (PadTo > 0) to a larger input, for
+// resnet.Metadata.ImageSize: the images lie centred and the border holds
+// pixel value 0, as data.BatchOptions.PadTo does. It is zero (the content
+// fills the input) without padding, when the image size is unknown, or when
+// the images already fill the input.
+func (in ExportInput) ContentSize() [2]int {
+	if in.PadTo <= 0 || in.ImageH <= 0 || in.ImageW <= 0 || len(in.Shape) != 4 {
+		return [2]int{}
+	}
+	if in.ImageH == in.Shape[1] && in.ImageW == in.Shape[2] {
+		return [2]int{}
+	}
+	return [2]int{in.ImageH, in.ImageW}
+}
+
 type exportManifest struct {
 	Format  string                  `json:"format"`
 	Arch    string                  `json:"arch"`
@@ -388,7 +404,7 @@ func (b *exportBuilder) build() (*resnet.Model, error) {
 	b.g.Output(b.vals[embedding])
 	b.g.SetMeta(resnet.Metadata{Name: m.Arch, Labels: append([]string(nil), m.Classes...),
 		Mean: append([]float32(nil), in.Mean...), Std: append([]float32(nil), in.Std...),
-		OutputNames: []string{"scores", "embedding"}})
+		OutputNames: []string{"scores", "embedding"}, ImageSize: in.ContentSize()})
 	model, err := b.g.Finish()
 	if err != nil {
 		return nil, fmt.Errorf("export %s: %w", b.path, err)

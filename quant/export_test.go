@@ -358,3 +358,61 @@ func TestBrokenExportsGiveClearErrors(t *testing.T) {
 		})
 	}
 }
+
+// TestPaddedExportRecordsItsContentSize: an export trained with pad_to
+// (12x12 images padded to the 14x14 input) gives float and int8 models whose
+// metadata says image_size [12, 12], through Marshal and Load; an export
+// without padding, or whose images already fill the input, records none.
+func TestPaddedExportRecordsItsContentSize(t *testing.T) {
+	cases := []struct {
+		name           string
+		imageH, imageW int
+		padTo          int
+		want           [2]int
+	}{
+		{name: "padded 12x12 to 14", imageH: 12, imageW: 12, padTo: 14, want: [2]int{12, 12}},
+		{name: "padded 13x11 to 14", imageH: 13, imageW: 11, padTo: 14, want: [2]int{13, 11}},
+		{name: "no padding", imageH: 14, imageW: 14},
+		{name: "pad_to no larger than the images", imageH: 14, imageW: 14, padTo: 10},
+	}
+	for _, tc := range cases {
+		t.Run(tc.name, func(t *testing.T) {
+			e := tinyResNet(3)
+			e.m.Input.ImageH, e.m.Input.ImageW, e.m.Input.PadTo = tc.imageH, tc.imageW, tc.padTo
+			dir := e.write(t, t.TempDir())
+			ex, err := quant.ReadExport(dir)
+			if err != nil {
+				t.Fatal(err)
+			}
+			if got := ex.Input.ContentSize(); got != tc.want {
+				t.Errorf("ContentSize %v, want %v", got, tc.want)
+			}
+			if got := ex.Model.Meta.ImageSize; got != tc.want {
+				t.Errorf("float model image_size %v, want %v", got, tc.want)
+			}
+			r := rand.New(rand.NewPCG(7, 8))
+			var calib []quant.Sample
+			for range 4 {
+				calib = append(calib, quant.Sample{randomImage(r, 14*14)})
+			}
+			q, err := quant.Model(ex.Model, calib, quant.Options{})
+			if err != nil {
+				t.Fatal(err)
+			}
+			data, err := q.Marshal()
+			if err != nil {
+				t.Fatal(err)
+			}
+			back, err := resnet.Load(data)
+			if err != nil {
+				t.Fatal(err)
+			}
+			if got := back.Meta.ImageSize; got != tc.want {
+				t.Errorf("int8 .tflite image_size %v, want %v", got, tc.want)
+			}
+			if has := strings.Contains(string(data), `"image_size"`); has != (tc.want != [2]int{}) {
+				t.Errorf("the .tflite holds an image_size key: %v, want %v", has, tc.want != [2]int{})
+			}
+		})
+	}
+}

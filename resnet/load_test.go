@@ -3,6 +3,7 @@ package resnet
 import (
 	"encoding/binary"
 	"flag"
+	"fmt"
 	"os"
 	"path/filepath"
 	"reflect"
@@ -300,9 +301,32 @@ var brokenCases = []brokenCase{
 			}
 		})
 	}, `metadata 0 "shortcut.meta": invalid JSON`},
+	{"metadata-image-size-larger-than-input", func(t testing.TB) []byte {
+		return withShortcutMeta(t, `{"image_size": [9, 8]}`)
+	}, `metadata: image_size [9, 8] does not fit the 8x8 input tensor 0 "input"`},
+	{"metadata-image-size-one-value", func(t testing.TB) []byte {
+		return withShortcutMeta(t, `{"image_size": [8]}`)
+	}, `metadata 0 "shortcut.meta": image_size has 1 values, want [height, width]`},
+	{"metadata-image-size-zero", func(t testing.TB) []byte {
+		return withShortcutMeta(t, `{"image_size": [0, 4]}`)
+	}, `metadata 0 "shortcut.meta": image_size [0 4]: want [height, width] of at least 1 each`},
+	{"metadata-image-size-not-integer", func(t testing.TB) []byte {
+		return withShortcutMeta(t, `{"image_size": [2.5, 4]}`)
+	}, `metadata 0 "shortcut.meta": invalid JSON`},
 	{"metadata-buffer-out-of-range", func(t testing.TB) []byte {
 		return repack(t, func(m *tflfb.ModelT) { m.Metadata[0].Buffer = 500 })
 	}, `metadata 0 "shortcut.meta": buffer index 500 is out of range`},
+}
+
+// withShortcutMeta is testModel's file with js as its shortcut.meta.
+func withShortcutMeta(t testing.TB, js string) []byte {
+	return repack(t, func(m *tflfb.ModelT) {
+		for _, e := range m.Metadata {
+			if e.Name == MetaShortcut {
+				m.Buffers[e.Buffer].Data = []byte(js)
+			}
+		}
+	})
 }
 
 func brokenPath(name string) string { return filepath.Join("testdata", "broken", name+".tflite") }
@@ -427,6 +451,56 @@ func TestLoadTreatsEmptyQuantizationOfFloatTensorsAsNone(t *testing.T) {
 	if q := m.Tensors[tmInput].Quant; q != nil {
 		t.Fatalf("float input has Quant %+v, want nil", q)
 	}
+}
+
+// TestImageSizeRoundTrips checks that Metadata.ImageSize is written as
+// "image_size" [height, width] in shortcut.meta and read back, that a
+// content area as large as the input is accepted, and that a model without
+// it writes no such key (old files stay byte-identical).
+func TestImageSizeRoundTrips(t *testing.T) {
+	for _, size := range [][2]int{{6, 7}, {8, 8}, {1, 1}} {
+		m := testModel()
+		m.Meta.ImageSize = size
+		data := mustMarshal(t, m)
+		got, err := Load(data)
+		if err != nil {
+			t.Fatalf("image_size %v: %v", size, err)
+		}
+		if got.Meta.ImageSize != size || !got.Meta.HasImageSize() {
+			t.Errorf("image_size %v read back as %v", size, got.Meta.ImageSize)
+		}
+		js := shortcutMetaJSON(t, data)
+		if want := fmt.Sprintf(`"image_size":[%d,%d]`, size[0], size[1]); !strings.Contains(js, want) {
+			t.Errorf("shortcut.meta %s lacks %s", js, want)
+		}
+	}
+	js := shortcutMetaJSON(t, mustMarshal(t, testModel()))
+	if strings.Contains(js, "image_size") {
+		t.Errorf("a model without ImageSize wrote %s", js)
+	}
+	// ImageSize alone is metadata worth writing.
+	m := testModel()
+	m.Meta = Metadata{ImageSize: [2]int{4, 4}}
+	got, err := Load(mustMarshal(t, m))
+	if err != nil || got.Meta.ImageSize != [2]int{4, 4} {
+		t.Fatalf("ImageSize-only metadata: %+v, %v", got, err)
+	}
+	// An explicit null is the same as absent.
+	got, err = Load(withShortcutMeta(t, `{"name": "x", "image_size": null}`))
+	if err != nil || got.Meta.HasImageSize() {
+		t.Fatalf("image_size null: %+v, %v", got, err)
+	}
+}
+
+func shortcutMetaJSON(t *testing.T, data []byte) string {
+	t.Helper()
+	mt := tflfb.GetRootAsModel(data, 0).UnPack()
+	for _, e := range mt.Metadata {
+		if e.Name == MetaShortcut {
+			return string(mt.Buffers[e.Buffer].Data)
+		}
+	}
+	return ""
 }
 
 func TestLoadIgnoresUnknownMetadata(t *testing.T) {

@@ -33,18 +33,24 @@ type metaJSON struct {
 	Mean        []float32 `json:"mean,omitempty"`
 	Std         []float32 `json:"std,omitempty"`
 	OutputNames []string  `json:"output_names,omitempty"`
+	// ImageSize is Metadata.ImageSize, [height, width]; absent when zero.
+	ImageSize []int `json:"image_size,omitempty"`
 }
 
 func (md *Metadata) isZero() bool {
 	return md.Name == "" && md.Version == "" && len(md.Labels) == 0 && len(md.Mean) == 0 &&
-		len(md.Std) == 0 && len(md.OutputNames) == 0
+		len(md.Std) == 0 && len(md.OutputNames) == 0 && !md.HasImageSize()
 }
 
 func encodeMetadata(md *Metadata) ([]byte, error) {
-	return json.Marshal(metaJSON{
+	j := metaJSON{
 		Name: md.Name, Version: md.Version, Labels: md.Labels,
 		Mean: md.Mean, Std: md.Std, OutputNames: md.OutputNames,
-	})
+	}
+	if md.HasImageSize() {
+		j.ImageSize = md.ImageSize[:]
+	}
+	return json.Marshal(j)
 }
 
 func decodeMetadata(data []byte) (Metadata, error) {
@@ -53,10 +59,22 @@ func decodeMetadata(data []byte) (Metadata, error) {
 	if err := dec.Decode(&j); err != nil {
 		return Metadata{}, fmt.Errorf("invalid JSON: %v", err)
 	}
-	return Metadata{
+	md := Metadata{
 		Name: j.Name, Version: j.Version, Labels: j.Labels,
 		Mean: j.Mean, Std: j.Std, OutputNames: j.OutputNames,
-	}, nil
+	}
+	if j.ImageSize != nil {
+		// The values are checked against the input by Validate; here only
+		// the form, so that [0, 0] is not silently read as "absent".
+		if len(j.ImageSize) != 2 {
+			return Metadata{}, fmt.Errorf("image_size has %d values, want [height, width]", len(j.ImageSize))
+		}
+		if j.ImageSize[0] < 1 || j.ImageSize[1] < 1 {
+			return Metadata{}, fmt.Errorf("image_size %v: want [height, width] of at least 1 each", j.ImageSize)
+		}
+		md.ImageSize = [2]int{j.ImageSize[0], j.ImageSize[1]}
+	}
+	return md, nil
 }
 
 // minRuntimeBuffer is the min_runtime_version buffer contents: the version

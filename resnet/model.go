@@ -226,7 +226,23 @@ type Metadata struct {
 	Std     []float32
 	// OutputNames names the model outputs in order ("scores", "embedding").
 	OutputNames []string
+	// ImageSize, when not zero, is [height, width] of the image content the
+	// model was trained on inside its larger input 0 ([N, H, W, C]): the
+	// content lies centred in the input, its top-left corner at row
+	// (H-height)/2 and column (W-width)/2 (integer division, so an odd
+	// margin puts the extra row or column at the bottom or right), and the
+	// border around it holds black pixels, pixel value 0, that is
+	// (0 - Mean[c]) / Std[c] after normalization. This is what training with
+	// pad_to does (`shortcut-train fit --pad-to 32` on 28x28 images gives
+	// ImageSize [28, 28] in a 32x32 input). Each side is 1..H or 1..W; zero
+	// (the default, and absent in the file) means the content fills the
+	// whole input. Stored as "image_size" in shortcut.meta.
+	ImageSize [2]int
 }
+
+// HasImageSize reports whether md records a content area (ImageSize not
+// zero).
+func (md *Metadata) HasImageSize() bool { return md.ImageSize != [2]int{} }
 
 // Model is a single-subgraph TFLite model held in memory.
 type Model struct {

@@ -58,6 +58,21 @@ func (m *Model) validateMeta() error {
 	if len(md.OutputNames) > 0 && len(md.OutputNames) != len(m.Outputs) {
 		return fmt.Errorf("model: metadata: %d output names for %d graph outputs", len(md.OutputNames), len(m.Outputs))
 	}
+	if md.HasImageSize() {
+		h, w := md.ImageSize[0], md.ImageSize[1]
+		if len(m.Inputs) == 0 {
+			return fmt.Errorf("model: metadata: image_size [%d, %d] but the model has no input", h, w)
+		}
+		in := m.Inputs[0]
+		if in < 0 || in >= len(m.Tensors) || len(m.Tensors[in].Shape) != 4 {
+			return fmt.Errorf("model: metadata: image_size [%d, %d] but input 0 is not an image [N, H, W, C]", h, w)
+		}
+		s := m.Tensors[in].Shape
+		if h < 1 || w < 1 || h > s[1] || w > s[2] {
+			return fmt.Errorf("model: metadata: image_size [%d, %d] does not fit the %dx%d input %s: want 1..%d by 1..%d",
+				h, w, s[1], s[2], m.tensorRef(in), s[1], s[2])
+		}
+	}
 	return nil
 }
 

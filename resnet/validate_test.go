@@ -143,6 +143,16 @@ func TestValidateRejectsBadModels(t *testing.T) {
 		{"NaN mean", func(m *Model) { m.Meta.Mean[0] = nan }, `metadata: mean[0] is NaN`},
 		{"output names do not match outputs", func(m *Model) { m.Meta.OutputNames = []string{"a", "b"} },
 			`metadata: 2 output names for 1 graph outputs`},
+		{"image size taller than the input", func(m *Model) { m.Meta.ImageSize = [2]int{9, 8} },
+			`metadata: image_size [9, 8] does not fit the 8x8 input tensor 0 "input": want 1..8 by 1..8`},
+		{"image size with a zero side", func(m *Model) { m.Meta.ImageSize = [2]int{0, 4} },
+			`metadata: image_size [0, 4] does not fit`},
+		{"negative image size", func(m *Model) { m.Meta.ImageSize = [2]int{4, -1} },
+			`metadata: image_size [4, -1] does not fit`},
+		{"image size on an input that is no image", func(m *Model) {
+			m.Tensors[tmInput].Shape = []int{1, 192}
+			m.Meta.ImageSize = [2]int{4, 4}
+		}, `metadata: image_size [4, 4] but input 0 is not an image [N, H, W, C]`},
 	}
 	for _, tc := range tests {
 		t.Run(tc.name, func(t *testing.T) {

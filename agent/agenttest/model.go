@@ -20,6 +20,10 @@ type ModelConfig struct {
 	Version string
 	// Mean and Std go into the metadata (default 0.5 and 0.25).
 	Mean, Std []float32
+	// ImageSize goes into the metadata: [height, width] of the picture
+	// area centred in the input, as quantize records for models trained
+	// with pad_to (zero: none).
+	ImageSize [2]int
 }
 
 // WriteModel builds a random-weight ResNet with resnet/build, quantizes it
@@ -41,7 +45,7 @@ func WriteModel(t testing.TB, dir string, c ModelConfig) string {
 		c.Version = "1"
 	}
 	m, err := build.ResNet(build.Config{Depth: c.Depth, Input: [3]int{c.Size, c.Size, 3}, Classes: len(c.Labels), Weights: build.RandomWeights(c.Seed),
-		Meta: resnet.Metadata{Name: "tiny", Version: c.Version, Labels: c.Labels, Mean: c.Mean, Std: c.Std}})
+		Meta: resnet.Metadata{Name: "tiny", Version: c.Version, Labels: c.Labels, Mean: c.Mean, Std: c.Std, ImageSize: c.ImageSize}})
 	if err != nil {
 		t.Fatalf("building the test model: %v", err)
 	}
@@ -57,7 +61,11 @@ func WriteModel(t testing.TB, dir string, c ModelConfig) string {
 	if m, err = quant.Model(m, samples, quant.Options{}); err != nil {
 		t.Fatalf("quantizing the test model: %v", err)
 	}
-	path := filepath.Join(dir, fmt.Sprintf("tiny-d%d-s%d-seed%d-v%s.tflite", c.Depth, c.Size, c.Seed, c.Version))
+	name := fmt.Sprintf("tiny-d%d-s%d-seed%d-v%s", c.Depth, c.Size, c.Seed, c.Version)
+	if c.ImageSize != [2]int{} {
+		name += fmt.Sprintf("-img%dx%d", c.ImageSize[0], c.ImageSize[1])
+	}
+	path := filepath.Join(dir, name+".tflite")
 	if err := m.WriteFile(path); err != nil {
 		t.Fatal(err)
 	}

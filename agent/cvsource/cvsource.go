@@ -168,6 +168,10 @@ func (s *Source) preprocessor(info agent.ModelInfo) error {
 	if r := s.pc.ROI; len(r) == 4 {
 		pc.ROI = image.Rect(r[0], r[1], r[2], r[3])
 	}
+	if info.ContentHeight > 0 && info.ContentWidth > 0 {
+		// The model was trained on smaller images padded to its input.
+		pc.Content = image.Pt(info.ContentWidth, info.ContentHeight)
+	}
 	pre, err := camera.NewPreprocessor(pc)
 	if err != nil {
 		return fmt.Errorf("camera %q: %w", s.id, err)
@@ -191,7 +195,8 @@ func sameInput(a, b agent.ModelInfo) bool {
 		}
 		return true
 	}
-	return a.Height == b.Height && a.Width == b.Width && a.Channels == b.Channels && eq(a.Mean, b.Mean) && eq(a.Std, b.Std)
+	return a.Height == b.Height && a.Width == b.Width && a.Channels == b.Channels && eq(a.Mean, b.Mean) && eq(a.Std, b.Std) &&
+		a.ContentHeight == b.ContentHeight && a.ContentWidth == b.ContentWidth
 }
 
 // Snapshot is the camera's newest full frame as JPEG.

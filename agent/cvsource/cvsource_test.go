@@ -412,3 +412,61 @@ func metricValue(text, series string) float64 {
 	v, _ := strconv.ParseFloat(m[1], 64)
 	return v
 }
+
+// TestAModelWithImageSizeGetsFramesInItsContentArea: for a model whose
+// metadata says image_size [12, 12] in its 16x16 input, the OpenCV source
+// fits frames into the centred 12x12 area and leaves black (pixel 0:
+// exactly -mean/std = -2) around it; a model without it gets the whole
+// input again.
+func TestAModelWithImageSizeGetsFramesInItsContentArea(t *testing.T) {
+	dir := t.TempDir()
+	writePNG(t, filepath.Join(dir, "a.png"), color.RGBA{255, 0, 51, 255}, 40, 30)
+	path := agenttest.WriteModel(t, t.TempDir(), agenttest.ModelConfig{Labels: []string{"cat", "dog", "empty"}, Seed: 3, ImageSize: [2]int{12, 12}})
+	c, err := agent.LoadModel(path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	src, err := cvsource.Open(agent.CameraConfig{ID: "x", Source: "images:" + dir + "?loop=1", Preprocess: agent.PreprocessConfig{Fit: agent.FitCrop}},
+		cvsource.Options{Logger: quiet()})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer src.Close()
+	ctx, cancel := context.WithTimeout(context.Background(), agenttest.WaitLimit)
+	defer cancel()
+	colour := []float32{(1 - 0.5) / 0.25, (0 - 0.5) / 0.25, (0.2 - 0.5) / 0.25}
+	for _, tc := range []struct {
+		name    string
+		info    agent.ModelInfo
+		content image.Rectangle
+	}{
+		{"with image_size", c.Info(), image.Rect(2, 2, 14, 14)},
+		{"without", agent.ModelInfo{Name: "plain", Height: 16, Width: 16, Channels: 3, Mean: []float32{0.5}, Std: []float32{0.25}}, image.Rect(0, 0, 16, 16)},
+	} {
+		src.SetModel(tc.info)
+		f, err := src.Next(ctx)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if len(f.Pixels) != 16*16*3 {
+			t.Fatalf("%s: %d values, want 16x16x3", tc.name, len(f.Pixels))
+		}
+		bad := 0
+		for y := range 16 {
+			for x := range 16 {
+				for k := range 3 {
+					v := f.Pixels[(y*16+x)*3+k]
+					ok := v == -2
+					if image.Pt(x, y).In(tc.content) {
+						ok = math.Abs(float64(v-colour[k])) < 0.02
+					}
+					if !ok {
+						if bad++; bad < 5 {
+							t.Errorf("%s: pixel (%d,%d) channel %d = %v (content area %v)", tc.name, x, y, k, v, tc.content)
+						}
+					}
+				}
+			}
+		}
+	}
+}

@@ -152,6 +152,10 @@ func checkModelFile(path string, stdout, stderr io.Writer) int {
 	if d := c.Info().EmbeddingDim; d > 0 {
 		learning = fmt.Sprintf("embedding of %d values: on-device learning available", d)
 	}
+	if in := c.Info(); in.ContentHeight > 0 {
+		learning += fmt.Sprintf(", trained on %dx%d images centred in its %dx%d input (frames are fitted there, black around)",
+			in.ContentHeight, in.ContentWidth, in.Height, in.Width)
+	}
 	fmt.Fprintf(stdout, "model %s: %q, %d operators, %d inputs, %d outputs, %d labels, %s\n",
 		path, m.Description, len(m.Operators), it.NumInputs(), it.NumOutputs(), len(m.Meta.Labels), learning)
 	return 0

@@ -59,7 +59,31 @@ func specFromModel(m *resnet.Model, path string) (inputSpec, error) {
 		return inputSpec{}, fmt.Errorf("model %s has no input normalization for its %d channels in its metadata (mean %v, std %v); pass --float EXPORT_DIR, whose input section says how images are prepared",
 			path, s[3], spec.mean, spec.std)
 	}
+	if m.Meta.HasImageSize() {
+		// The model records its training images' size (quantize writes it
+		// for exports trained with pad_to): no guessing in loadSplit.
+		ih, iw := m.Meta.ImageSize[0], m.Meta.ImageSize[1]
+		padTo, ok := padToFor(ih, iw, spec.h, spec.w)
+		if !ok {
+			return inputSpec{}, fmt.Errorf("model %s: its metadata places %dx%d images in its %dx%d input, which centred padding to one square size (pad_to) cannot give; pass --float EXPORT_DIR",
+				path, ih, iw, spec.h, spec.w)
+		}
+		spec.imageH, spec.imageW, spec.padTo = ih, iw, padTo
+	}
 	return spec, nil
+}
+
+// padToFor is the pad_to that turns ih x iw images into an h x w input as
+// data.BatchOptions.PadTo does (each side becomes max(side, pad_to)): 0
+// when they already fill it; ok is false when no pad_to can.
+func padToFor(ih, iw, h, w int) (padTo int, ok bool) {
+	switch {
+	case ih < h:
+		padTo = h
+	case iw < w:
+		padTo = w
+	}
+	return padTo, max(ih, padTo) == h && max(iw, padTo) == w
 }
 
 // loadSplit reads one split of a data source and checks it against the
@@ -100,8 +124,9 @@ func loadSplit(source, split string, downsample int, spec *inputSpec) (*data.Dat
 	case d.Height == spec.h && d.Width == spec.w:
 		spec.imageH, spec.imageW = d.Height, d.Width
 	case spec.h == spec.w && d.Height <= spec.h && d.Width <= spec.w && d.Height*2 > spec.h:
-		// A bare .tflite does not record pad_to: smaller images are padded,
-		// centred, to a square input as training does.
+		// A .tflite without image_size in its metadata (older files, or not
+		// written by quantize) does not record pad_to: smaller images are
+		// padded, centred, to a square input as training does.
 		spec.imageH, spec.imageW, spec.padTo = d.Height, d.Width, spec.h
 	default:
 		return nil, sizeError(source, d, spec.h, spec.w, downsample)

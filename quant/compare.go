@@ -132,6 +132,19 @@ func (c *Comparison) Run(s Sample) (fOut, qOut []float32, err error) {
 	return Output0(c.fIt), Output0(c.qIt), nil
 }
 
+// Merge adds o's per-layer statistics to c's; o must compare the same two
+// models (one Comparison per goroutine, merged at the end).
+func (c *Comparison) Merge(o *Comparison) {
+	c.samples += o.samples
+	for k := range c.pairs {
+		if k < len(o.pairs) && o.pairs[k].name == c.pairs[k].name {
+			c.pairs[k].signal += o.pairs[k].signal
+			c.pairs[k].noise += o.pairs[k].noise
+			c.pairs[k].elems += o.pairs[k].elems
+		}
+	}
+}
+
 // Output0 returns an interpreter's first output as floats, dequantizing an
 // int8 one.
 func Output0(it *interp.Interpreter) []float32 {

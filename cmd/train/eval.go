@@ -11,8 +11,10 @@ import (
 	"math/rand/v2"
 	"os"
 	"path/filepath"
+	"runtime"
 	"slices"
 	"strings"
+	"sync"
 
 	"github.com/shortcut-edge/shortcut/internal/npy"
 	"github.com/shortcut-edge/shortcut/internal/witness"
@@ -274,6 +276,7 @@ type evalInput struct {
 	engine       witness.Engine
 	tmp          string // scratch directory for witness files
 	arithmetic   string // interp.Options.Arithmetic for the int8 model
+	threads      int    // images scored at once (each worker with its own interpreters)
 }
 
 // evaluate runs the model (and the float reference) on every image of the
@@ -286,68 +289,120 @@ func evaluate(ctx context.Context, in evalInput) (*evalReport, error) {
 	if in.witness {
 		oursScores = make([][]float32, in.test.Len())
 	}
-	var run func(x []float32) ([]float32, error)
-	var cmp *quant.Comparison
-	if in.float != nil {
-		var err error
-		if cmp, err = quant.NewComparison(in.float, in.model, in.arithmetic); err != nil {
-			return nil, err
+	workers := max(1, in.threads)
+	// Each worker has its own interpreters (the float reference too); images
+	// are shared out and the counts and per-layer statistics summed.
+	cmps := make([]*quant.Comparison, workers)
+	its := make([]*interp.Interpreter, workers)
+	defer func() {
+		for w := range workers {
+			if cmps[w] != nil {
+				cmps[w].Close()
+			}
+			if its[w] != nil {
+				its[w].Close()
+			}
 		}
-		defer cmp.Close()
-		rep.FloatScore = newEvalScore(k)
-	} else {
-		it, err := interp.New(in.model, interp.Options{Threads: 1, Arithmetic: in.arithmetic})
-		if err != nil {
+	}()
+	for w := range workers {
+		var err error
+		if in.float != nil {
+			if cmps[w], err = quant.NewComparison(in.float, in.model, in.arithmetic); err != nil {
+				return nil, err
+			}
+		} else if its[w], err = interp.New(in.model, interp.Options{Threads: 1, Arithmetic: in.arithmetic}); err != nil {
 			return nil, fmt.Errorf("model %s: %w", in.name, err)
 		}
-		defer it.Close()
-		run = func(x []float32) ([]float32, error) {
-			if err := setFloatInput(it.Input(0), x); err != nil {
-				return nil, err
-			}
-			if err := it.Invoke(); err != nil {
-				return nil, err
-			}
-			return quant.Output0(it), nil
-		}
 	}
-	agree, n := 0, 0
-	err := forEachImage(ctx, in.test, in.spec, func(i int, x []float32, label int) error {
-		var out []float32
-		if cmp != nil {
-			f, q, err := cmp.Run(quant.Sample{x})
-			if err != nil {
-				return err
+	if in.float != nil {
+		rep.FloatScore = newEvalScore(k)
+	}
+	type job struct {
+		i, label int
+		x        []float32
+	}
+	type result struct {
+		i, label, floatTop1 int
+		out                 []float32 // a copy
+		err                 error
+	}
+	ctx, cancel := context.WithCancel(ctx)
+	defer cancel()
+	jobs := make(chan job, 2*workers)
+	results := make(chan result, 2*workers)
+	var wg sync.WaitGroup
+	for w := range workers {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			for j := range jobs {
+				if ctx.Err() != nil {
+					continue // drain: the producer stops on the cancelled context
+				}
+				r := result{i: j.i, label: j.label, floatTop1: -1}
+				r.out, r.floatTop1, r.err = evalOne(cmps[w], its[w], j.x)
+				if r.err == nil && in.witness && (in.witnessLimit <= 0 || j.i < in.witnessLimit) {
+					r.err = writeModelInput(in.model, filepath.Join(in.tmp, fmt.Sprintf("in%06d.npy", j.i)), j.x)
+				}
+				results <- r
 			}
-			fp := quant.Top1(f)
-			rep.FloatScore.add(label, fp)
-			out = q
-			if quant.Top1(q) == fp {
+		}()
+	}
+	var produceErr error
+	go func() {
+		produceErr = forEachImage(ctx, in.test, in.spec, func(i int, x []float32, label int) error {
+			select {
+			case jobs <- job{i: i, label: label, x: slices.Clone(x)}:
+				return nil
+			case <-ctx.Done():
+				return ctx.Err()
+			}
+		})
+		close(jobs)
+		wg.Wait()
+		close(results)
+	}()
+	agree, n := 0, 0
+	var err error
+	for r := range results {
+		if err == nil && r.err == nil && len(r.out) != k {
+			r.err = fmt.Errorf("model %s gives %d scores, the data has %d classes", in.name, len(r.out), k)
+		}
+		if r.err != nil {
+			if err == nil {
+				err = r.err
+				cancel()
+			}
+			continue
+		}
+		if err != nil {
+			continue
+		}
+		ours[r.i] = quant.Top1(r.out)
+		rep.Score.add(r.label, ours[r.i])
+		if rep.FloatScore != nil {
+			rep.FloatScore.add(r.label, r.floatTop1)
+			if ours[r.i] == r.floatTop1 {
 				agree++
 			}
-		} else {
-			var err error
-			if out, err = run(x); err != nil {
-				return err
-			}
 		}
-		if len(out) != k {
-			return fmt.Errorf("model %s gives %d scores, the data has %d classes", in.name, len(out), k)
-		}
-		ours[i] = quant.Top1(out)
-		rep.Score.add(label, ours[i])
-		if in.witness && (in.witnessLimit <= 0 || n < in.witnessLimit) {
-			oursScores[i] = append([]float32(nil), out...)
-			p := filepath.Join(in.tmp, fmt.Sprintf("in%06d.npy", i))
-			if err := writeModelInput(in.model, p, x); err != nil {
-				return err
-			}
+		if in.witness && (in.witnessLimit <= 0 || r.i < in.witnessLimit) {
+			oursScores[r.i] = r.out
 		}
 		n++
-		return nil
-	})
+	}
+	if err == nil {
+		err = produceErr
+	}
 	if err != nil {
 		return nil, err
+	}
+	var cmp *quant.Comparison
+	if in.float != nil {
+		cmp = cmps[0]
+		for _, c := range cmps[1:] {
+			cmp.Merge(c)
+		}
 	}
 	rep.Images = n
 	rep.Score.finish(n)
@@ -371,6 +426,26 @@ func evaluate(ctx context.Context, in evalInput) (*evalReport, error) {
 		rep.Witness = w
 	}
 	return rep, nil
+}
+
+// evalOne runs one image: through the float/int8 comparison when there is
+// one (returning the float model's top-1 too), else through it alone. The
+// scores returned are a copy.
+func evalOne(cmp *quant.Comparison, it *interp.Interpreter, x []float32) (out []float32, floatTop1 int, err error) {
+	if cmp != nil {
+		f, q, err := cmp.Run(quant.Sample{x})
+		if err != nil {
+			return nil, -1, err
+		}
+		return slices.Clone(q), quant.Top1(f), nil
+	}
+	if err := setFloatInput(it.Input(0), x); err != nil {
+		return nil, -1, err
+	}
+	if err := it.Invoke(); err != nil {
+		return nil, -1, err
+	}
+	return slices.Clone(quant.Output0(it)), -1, nil
 }
 
 // setFloatInput fills a model input from normalized floats, quantizing for
@@ -578,6 +653,7 @@ func runEval(ctx context.Context, args []string, stdout io.Writer) error {
 	layers := fs.Int("layers", -1, "print the per-layer SQNR table: -1 all layers, 0 none, N the N worst")
 	jsonOut := fs.String("json", "", "also write the report as JSON to this file")
 	arithmetic := fs.String("arithmetic", interp.ArithmeticReference, arithmeticHelp)
+	threads := fs.Int("threads", runtime.NumCPU(), "images scored at once, each with its own interpreters (results do not depend on it)")
 	if err := fs.Parse(args); err != nil {
 		return err
 	}
@@ -601,7 +677,10 @@ func runEval(ctx context.Context, args []string, stdout io.Writer) error {
 	if err != nil {
 		return err
 	}
-	in := evalInput{name: *model, kind: kind, model: m, spec: *spec, dataName: *source, arithmetic: *arithmetic}
+	if *threads < 1 {
+		return fmt.Errorf("--threads %d: want at least 1", *threads)
+	}
+	in := evalInput{name: *model, kind: kind, model: m, spec: *spec, dataName: *source, arithmetic: *arithmetic, threads: *threads}
 	if kind == "tflite" {
 		in.modelPath = *model
 	}

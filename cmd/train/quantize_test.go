@@ -9,6 +9,7 @@ import (
 	"math"
 	"os"
 	"path/filepath"
+	"slices"
 	"strings"
 	"sync"
 	"testing"
@@ -281,6 +282,7 @@ func checkCommands(t *testing.T, exp string) {
 	if b, err := os.ReadFile(jsonOut); err != nil || json.Unmarshal(b, &ev) != nil || ev.Images != 200 || ev.Witness == nil || len(ev.LayerJSON) == 0 {
 		t.Errorf("eval JSON %s: %v, %+v", jsonOut, err, ev)
 	}
+	checkThreadsDoNotChangeEval(t, model, exp, ev)
 
 	// The float export alone, through our interpreter.
 	code, out, errOut = cli("eval", "--model", exp, "--data", "fashion-mnist", "--downsample", "2", "--limit", "100")
@@ -367,6 +369,42 @@ func checkBadInput(t *testing.T, exp string) {
 		code, _, errOut := cli(tc.args...)
 		if code != 1 || !strings.Contains(errOut, tc.want) || strings.Count(strings.TrimSpace(errOut), "\n") != 0 {
 			t.Errorf("%s: exit %d, stderr %q; want 1 and one line containing %q", tc.name, code, errOut, tc.want)
+		}
+	}
+}
+
+// checkThreadsDoNotChangeEval scores the same images with one worker and
+// with three: every count is the same, the per-layer SQNR equal up to the
+// order of the sums.
+func checkThreadsDoNotChangeEval(t *testing.T, model, exp string, want evalReport) {
+	t.Helper()
+	dir := t.TempDir()
+	var got [2]evalReport
+	for k, threads := range []string{"1", "3"} {
+		j := filepath.Join(dir, threads+".json")
+		code, _, errOut := cli("eval", "--model", model, "--float", exp, "--data", "fashion-mnist", "--downsample", "2",
+			"--limit", "200", "--layers", "0", "--threads", threads, "--json", j)
+		if code != 0 {
+			t.Fatalf("eval --threads %s failed: %s", threads, errOut)
+		}
+		if b, err := os.ReadFile(j); err != nil || json.Unmarshal(b, &got[k]) != nil {
+			t.Fatalf("eval --threads %s JSON: %v", threads, err)
+		}
+	}
+	for k, r := range got {
+		if r.Images != want.Images || r.Agreement != want.Agreement || r.Score.Correct != want.Score.Correct ||
+			r.FloatScore.Correct != want.FloatScore.Correct || !slices.EqualFunc(r.Score.Confusion, want.Score.Confusion, slices.Equal) ||
+			len(r.LayerJSON) != len(want.LayerJSON) {
+			t.Errorf("eval with %d worker(s) differs: images %d agreement %v correct %d/%d, want %d %v %d/%d",
+				2*k+1, r.Images, r.Agreement, r.Score.Correct, r.FloatScore.Correct, want.Images, want.Agreement,
+				want.Score.Correct, want.FloatScore.Correct)
+			continue
+		}
+		for i, l := range r.LayerJSON {
+			if d := math.Abs(l.SQNRdB - want.LayerJSON[i].SQNRdB); l.Name != want.LayerJSON[i].Name || d > 1e-6 {
+				t.Errorf("eval with %d worker(s): layer %s SQNR %.9f dB, want %s %.9f", 2*k+1, l.Name, l.SQNRdB,
+					want.LayerJSON[i].Name, want.LayerJSON[i].SQNRdB)
+			}
 		}
 	}
 }

@@ -519,19 +519,37 @@ func runWitness(ctx context.Context, in evalInput, ours []int, oursScores [][]fl
 	}
 	// One node process per chunk of jobs: LiteRT.js has been seen to stop
 	// answering after thousands of models in one process, and a process that
-	// fails is tried once more before giving up.
-	const chunk = 1000
-	var res []witness.Result
+	// fails is tried once more before giving up. Up to in.threads processes
+	// run at once, each on its own chunk; results keep the jobs' order.
+	procs := max(1, in.threads)
+	chunk := min(1000, max(1, (len(jobs)+procs-1)/procs))
+	var parts [][]witness.Job
 	for start := 0; start < len(jobs); start += chunk {
-		part := jobs[start:min(start+chunk, len(jobs))]
-		r, err := witness.Run(ctx, part)
-		if err != nil && ctx.Err() == nil {
-			r, err = witness.Run(ctx, part)
+		parts = append(parts, jobs[start:min(start+chunk, len(jobs))])
+	}
+	partRes := make([][]witness.Result, len(parts))
+	partErr := make([]error, len(parts))
+	sem := make(chan struct{}, procs)
+	var wg sync.WaitGroup
+	for k, part := range parts {
+		wg.Add(1)
+		sem <- struct{}{}
+		go func() {
+			defer func() { <-sem; wg.Done() }()
+			r, err := witness.Run(ctx, part)
+			if err != nil && ctx.Err() == nil {
+				r, err = witness.Run(ctx, part)
+			}
+			partRes[k], partErr[k] = r, err
+		}()
+	}
+	wg.Wait()
+	var res []witness.Result
+	for k := range parts {
+		if partErr[k] != nil {
+			return nil, partErr[k]
 		}
-		if err != nil {
-			return nil, err
-		}
-		res = append(res, r...)
+		res = append(res, partRes[k]...)
 	}
 	w := &witnessReport{Engine: string(in.engine), Images: len(jobs)}
 	if w.Engine == "" {

@@ -31,6 +31,7 @@ die() { echo "gpu-quant: $*" >&2; exit 1; }
 if [ "${1:-}" = --witness ]; then
 	# Here, after the run: the witness on the full test set for each int8 model that came back.
 	DIR=${2:?usage: scripts/gpu-quant.sh --witness DIR}
+	mkdir -p out
 	for p in "$DIR"/*.tflite.part-aa; do
 		[ -e "$p" ] || continue
 		cat "${p%.part-aa}".part-* >"out/gpu-quant-$(basename "${p%.part-aa}")"

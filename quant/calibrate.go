@@ -83,8 +83,11 @@ type TensorRange struct {
 	// Clipped is the fraction of calibration values outside Chosen.
 	Clipped float64
 	// MinMaxBecause is set when the tensor kept its min/max range whatever
-	// the method (graph outputs and SOFTMAX inputs), and says why.
+	// the method (graph outputs), and says why.
 	MinMaxBecause string
+	// Logits is set for logits that only a SOFTMAX reads: under every
+	// method their range is the one ChooseLogitsRange picks for the scores.
+	Logits *LogitsChoice `json:",omitempty"`
 	// Unused is set when the int8 tensor does not take its own range but
 	// shares another's quantization (pooling and PAD outputs, lossless
 	// channel selections) or has a fixed one (SOFTMAX), and says why.
@@ -104,9 +107,10 @@ type stats struct {
 // over the samples: the first finds each tensor's extent, the second fills
 // o.Bins bins over it, so memory stays bounded whatever the sample count.
 //
-// Graph outputs and the inputs of SOFTMAX keep their min/max range under
-// every method: clipping the largest logits would turn clear winners into
-// ties, and the embedding output is the agent's input for head training.
+// Graph outputs keep their min/max range under every method: the embedding
+// output is the agent's input for head training. Logits that only a SOFTMAX
+// reads get, under every method, the range that best keeps the calibration
+// samples' top-1 and scores (ChooseLogitsRange).
 func CalibrateWith(f *resnet.Model, samples []Sample, o Options) (Ranges, *Report, error) {
 	o, err := o.withDefaults()
 	if err != nil {
@@ -124,18 +128,24 @@ func CalibrateWith(f *resnet.Model, samples []Sample, o Options) (Ranges, *Repor
 	}
 	defer it.Close()
 	st := map[int]*stats{}
-	if err := pass(f, it, samples, st, false); err != nil {
+	keep := minMaxTensors(f)
+	logits := map[int][][]float64{}
+	for _, op := range f.Operators {
+		if op.Op == resnet.OpSoftmax && len(op.Inputs) > 0 && keep[op.Inputs[0]] == "" {
+			logits[op.Inputs[0]] = nil
+		}
+	}
+	if err := pass(f, it, samples, st, false, logits); err != nil {
 		return nil, nil, err
 	}
 	if o.Method != MinMax {
 		for _, s := range st {
 			s.hist = make([]float64, o.Bins)
 		}
-		if err := pass(f, it, samples, st, true); err != nil {
+		if err := pass(f, it, samples, st, true, nil); err != nil {
 			return nil, nil, err
 		}
 	}
-	keep := minMaxTensors(f)
 	rep := &Report{Method: o.Method, Samples: len(samples)}
 	if o.Method == Percentile {
 		rep.Percentile = o.Percentile
@@ -147,7 +157,15 @@ func CalibrateWith(f *resnet.Model, samples []Sample, o Options) (Ranges, *Repor
 			continue
 		}
 		tr := TensorRange{Tensor: ti, Name: f.Tensors[ti].Name, Observed: Range{s.min, s.max}, Chosen: Range{s.min, s.max}}
+		v, isLogits := logits[ti]
 		switch why := keep[ti]; {
+		case isLogits:
+			lc, err := ChooseLogitsRange(v, v)
+			if err != nil {
+				return nil, nil, fmt.Errorf("quant: tensor %d %q: %w", ti, f.Tensors[ti].Name, err)
+			}
+			tr.Chosen = lc.Range
+			tr.Logits = &lc
 		case o.Method == MinMax:
 		case why != "":
 			tr.MinMaxBecause = why
@@ -157,7 +175,10 @@ func CalibrateWith(f *resnet.Model, samples []Sample, o Options) (Ranges, *Repor
 		case o.Method == MSE:
 			tr.Chosen = s.clip(s.mseThreshold())
 		}
-		if s.hist != nil {
+		switch {
+		case isLogits:
+			tr.Clipped = logitsOutside(v, tr.Chosen)
+		case s.hist != nil:
 			tr.Clipped = s.outside(tr.Chosen) / float64(s.count)
 		}
 		r[ti] = tr.Chosen
@@ -172,12 +193,21 @@ func minMaxTensors(f *resnet.Model) map[int]string {
 	for _, o := range f.Outputs {
 		keep[o] = "graph output"
 	}
-	for _, op := range f.Operators {
-		if op.Op == resnet.OpSoftmax && len(op.Inputs) > 0 {
-			keep[op.Inputs[0]] = "SOFTMAX input (clipping logits makes ties)"
+	return keep
+}
+
+// logitsOutside is the share of logit values outside r.
+func logitsOutside(v [][]float64, r Range) float64 {
+	out, n := 0, 0
+	for _, s := range v {
+		for _, x := range s {
+			if x < float64(r.Min) || x > float64(r.Max) {
+				out++
+			}
+			n++
 		}
 	}
-	return keep
+	return float64(out) / float64(max(n, 1))
 }
 
 // setInputs copies a sample into the interpreter's inputs, quantizing it for
@@ -213,7 +243,10 @@ func setInputs(it *interp.Interpreter, s Sample, si int) error {
 
 // pass runs every sample and updates the stats of every float activation:
 // extent on the first pass, histograms on the second.
-func pass(f *resnet.Model, it *interp.Interpreter, samples []Sample, st map[int]*stats, histogram bool) error {
+//
+// With logits set (the first pass), the tensors it has keys for are also
+// kept whole, one slice per sample, for ChooseLogitsRange.
+func pass(f *resnet.Model, it *interp.Interpreter, samples []Sample, st map[int]*stats, histogram bool, logits map[int][][]float64) error {
 	for si, s := range samples {
 		if err := setInputs(it, s, si); err != nil {
 			return err
@@ -233,6 +266,13 @@ func pass(f *resnet.Model, it *interp.Interpreter, samples []Sample, st map[int]
 			if histogram {
 				st[ti].add(vals)
 				continue
+			}
+			if v, ok := logits[ti]; ok {
+				s := make([]float64, len(vals))
+				for i, x := range vals {
+					s[i] = float64(x)
+				}
+				logits[ti] = append(v, s)
 			}
 			lo, hi := float32(math.Inf(1)), float32(math.Inf(-1))
 			for i, x := range vals {

@@ -49,6 +49,13 @@ type Options struct {
 	// every convolution and fully connected layer from its int32 bias
 	// (empirical bias correction, after Nagel et al. 2019).
 	BiasCorrection bool
+	// RefitHead refits the classifier (the last FULLY_CONNECTED layer) to
+	// the int8 embedding by ridge regression onto the float logits of the
+	// calibration samples (see HeadRefit).
+	RefitHead bool
+	// HeadRidge is the refit's ridge strength relative to the mean squared
+	// embedding value; 0 means DefaultHeadRidge.
+	HeadRidge float64
 	// MinSamples is the least number of calibration samples accepted; 0
 	// means 1.
 	MinSamples int
@@ -77,6 +84,12 @@ func (o Options) withDefaults() (Options, error) {
 		return o, fmt.Errorf("quant: MinSamples %d must not be negative", o.MinSamples)
 	}
 	o.MinSamples = max(o.MinSamples, 1)
+	if o.HeadRidge == 0 {
+		o.HeadRidge = DefaultHeadRidge
+	}
+	if !(o.HeadRidge > 0) || math.IsInf(o.HeadRidge, 0) {
+		return o, fmt.Errorf("quant: head ridge %g must be a positive number, e.g. %g", o.HeadRidge, DefaultHeadRidge)
+	}
 	if o.IO != FloatIO && o.IO != Int8IO {
 		return o, fmt.Errorf("quant: unknown IO %d; use FloatIO or Int8IO", int(o.IO))
 	}
@@ -99,6 +112,8 @@ type Report struct {
 	Exact []string
 	// BiasCorrection has one entry per corrected layer.
 	BiasCorrection []LayerCorrection
+	// HeadRefit says how the classifier was refit (nil: it was not).
+	HeadRefit *HeadRefit `json:",omitempty"`
 }
 
 // Result is a quantized model and how it was made.
@@ -117,7 +132,8 @@ func Model(f *resnet.Model, samples []Sample, o Options) (*resnet.Model, error) 
 }
 
 // Run calibrates the float model on the samples with o.Method, quantizes it,
-// and applies bias correction when o.BiasCorrection is set.
+// applies bias correction when o.BiasCorrection is set, then refits the
+// classifier when o.RefitHead is set.
 func Run(f *resnet.Model, samples []Sample, o Options) (*Result, error) {
 	o, err := o.withDefaults()
 	if err != nil {
@@ -140,6 +156,13 @@ func Run(f *resnet.Model, samples []Sample, o Options) (*Result, error) {
 		if rep.BiasCorrection, err = correctBiases(f, q, samples); err != nil {
 			return nil, err
 		}
+	}
+	if o.RefitHead {
+		nw := len(q.warnings)
+		if rep.HeadRefit, err = refitHead(f, q, samples, o.HeadRidge); err != nil {
+			return nil, err
+		}
+		rep.Warnings = append(rep.Warnings, q.warnings[nw:]...)
 	}
 	return &Result{Model: q.out, Report: rep}, nil
 }
@@ -219,6 +242,9 @@ type layer struct {
 	biasScale  []float64 // real value of one bias unit, per channel
 	relu       bool      // fused ReLU or ReLU6: the output hides the error where it is 0
 	exact      bool      // lossless selection convolution
+	op         resnet.OpCode
+	qIn, qW    int // input activation and int8 weights in the int8 model
+	fW, fBias  int // weights and bias (-1: none) in the float model
 }
 
 func (q *quantizer) warn(format string, args ...any) {
@@ -360,8 +386,10 @@ func (q *quantizer) op(oi int, op resnet.Operator) error {
 		w := q.add(wq)
 		inScale := float64(q.quantOf(x).Scale[0])
 		ins := []int{x, w, -1}
-		l := layer{name: f.Tensors[op.Outputs[0]].Name, fOut: op.Outputs[0], qBias: -1, relu: reluFused(op.Options)}
+		l := layer{name: f.Tensors[op.Outputs[0]].Name, fOut: op.Outputs[0], qBias: -1, relu: reluFused(op.Options),
+			op: op.Op, qIn: x, qW: w, fW: op.Inputs[1], fBias: -1}
 		if len(op.Inputs) > 2 && op.Inputs[2] >= 0 {
+			l.fBias = op.Inputs[2]
 			bt := &f.Tensors[op.Inputs[2]]
 			bq, err := biasInt32(bt, inScale, wScales)
 			if err != nil {

@@ -57,6 +57,8 @@ func runQuantize(ctx context.Context, args []string, stdout io.Writer) error {
 		" (min/max of the calibration values; their --percentile of |x|; the clipping with the least quantization MSE)")
 	percentile := fs.Float64("percentile", quant.DefaultPercentile, "with --method percentile: share of |values| in percent that the range keeps")
 	bias := fs.Bool("bias-correction", false, "subtract each layer's mean int8 output error from its bias (empirical bias correction)")
+	refit := fs.Bool("refit-head", false, "refit the classifier to the int8 embedding: ridge regression onto the float model's logits of the calibration images")
+	ridge := fs.Float64("head-ridge", quant.DefaultHeadRidge, "with --refit-head: how strongly the refit classifier is held to the trained one (relative to the mean squared embedding value)")
 	int8IO := fs.Bool("int8-io", false, "int8 inputs and outputs instead of float ones with QUANTIZE/DEQUANTIZE inside")
 	seed := fs.Uint64("seed", 1, "seed of the calibration draw")
 	out := fs.String("out", "", "the .tflite file to write")
@@ -84,7 +86,7 @@ func runQuantize(ctx context.Context, args []string, stdout io.Writer) error {
 	if err != nil {
 		return err
 	}
-	o := quant.Options{Method: m, Percentile: *percentile, BiasCorrection: *bias}
+	o := quant.Options{Method: m, Percentile: *percentile, BiasCorrection: *bias, RefitHead: *refit, HeadRidge: *ridge}
 	if *int8IO {
 		o.IO = quant.Int8IO
 	}
@@ -115,7 +117,7 @@ func printQuantReport(w io.Writer, r *quant.Report, verbose bool) {
 	fmt.Fprintln(w)
 	clipped := 0
 	for _, tr := range r.Ranges {
-		if tr.Chosen != tr.Observed && tr.MinMaxBecause == "" && tr.Unused == "" {
+		if tr.Chosen != tr.Observed && tr.MinMaxBecause == "" && tr.Unused == "" && tr.Logits == nil {
 			clipped++
 		}
 		if verbose {
@@ -133,6 +135,12 @@ func printQuantReport(w io.Writer, r *quant.Report, verbose bool) {
 	if r.Method != quant.MinMax {
 		fmt.Fprintf(w, "%d activation ranges clipped\n", clipped)
 	}
+	for _, tr := range r.Ranges {
+		if lc := tr.Logits; lc != nil {
+			fmt.Fprintf(w, "logits %s: range [%.3g, %.3g] (min/max [%.3g, %.3g]): simulated top-1 kept on %.2f %% of calibration images (min/max %.2f %%), mean top-1 score error %.4f (min/max %.4f)\n",
+				tr.Name, lc.Range.Min, lc.Range.Max, tr.Observed.Min, tr.Observed.Max, 100*lc.Kept, 100*lc.KeptMinMax, lc.ScoreError, lc.ScoreErrorMinMax)
+		}
+	}
 	if len(r.Exact) > 0 {
 		fmt.Fprintf(w, "lossless channel-selection convolutions (option-A shortcuts): %s\n", strings.Join(r.Exact, ", "))
 	}
@@ -145,6 +153,12 @@ func printQuantReport(w io.Writer, r *quant.Report, verbose bool) {
 			}
 			fmt.Fprintln(w)
 		}
+	}
+	if h := r.HeadRefit; h != nil {
+		fmt.Fprintf(w, "head refit: %s (%d features) on %d calibration images, ridge %g: top-1 agreement with float %.2f %% -> %.2f %%, mean largest score error %.4f -> %.4f; fit RMSE %.4f -> %.4f; logits range [%.3g, %.3g]\n",
+			h.Layer, h.Features, h.Samples, h.Ridge, 100*h.AgreementBefore, 100*h.AgreementAfter, h.ScoreErrorBefore, h.ScoreErrorAfter,
+			h.FitRMSEBefore, h.FitRMSEAfter,
+			h.Logits.Range.Min, h.Logits.Range.Max)
 	}
 	for _, msg := range r.Warnings {
 		fmt.Fprintf(w, "warning: %s\n", msg)

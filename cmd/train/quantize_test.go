@@ -244,19 +244,22 @@ func checkCommands(t *testing.T, exp string) {
 	model := filepath.Join(dir, "m.tflite")
 	report := filepath.Join(dir, "report.json")
 	code, out, errOut := cli("quantize", "--model", exp, "--data", "fashion-mnist", "--downsample", "2", "--calibration", "64",
-		"--method", "percentile", "--bias-correction", "--out", model, "--report", report)
+		"--method", "percentile", "--bias-correction", "--refit-head", "--out", model, "--report", report)
 	if code != 0 {
 		t.Fatalf("quantize failed: %s", errOut)
 	}
 	for _, want := range []string{"calibrated on 64 training images, method percentile (99.99 % of |x|)", "lossless channel-selection",
-		"bias correction", "wrote " + model} {
+		"bias correction", "logits fc: range", "head refit: fc (32 features) on 64 calibration images", "wrote " + model} {
 		if !strings.Contains(out, want) {
 			t.Errorf("quantize output lacks %q:\n%s", want, out)
 		}
 	}
 	var rep quant.Report
-	if b, err := os.ReadFile(report); err != nil || json.Unmarshal(b, &struct{ Samples *int }{&rep.Samples}) != nil || rep.Samples != 64 {
-		t.Errorf("report %s: %v, samples %d", report, err, rep.Samples)
+	if b, err := os.ReadFile(report); err != nil || json.Unmarshal(b, &struct {
+		Samples   *int
+		HeadRefit **quant.HeadRefit
+	}{&rep.Samples, &rep.HeadRefit}) != nil || rep.Samples != 64 || rep.HeadRefit == nil || rep.HeadRefit.Samples != 64 {
+		t.Errorf("report %s: %v, samples %d, head refit %+v", report, err, rep.Samples, rep.HeadRefit)
 	}
 	m, err := resnet.LoadFile(model)
 	if err != nil {

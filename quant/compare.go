@@ -22,6 +22,7 @@ type Comparison struct {
 type pair struct {
 	name          string
 	op            string
+	note          string
 	fIdx, qIdx    int
 	signal, noise float64
 	elems         int64
@@ -36,7 +37,13 @@ type LayerSQNR struct {
 	SQNR   float64
 	Signal float64 // mean f^2
 	Noise  float64 // mean (f - q)^2
+	// Note says when a low SQNR is by design (logits whose int8 range
+	// was chosen for the scores clip their extremes).
+	Note string `json:",omitempty"`
 }
+
+// LogitsNote is the LayerSQNR note of logits that only a SOFTMAX reads.
+const LogitsNote = "logits: int8 range chosen for the scores, so clipped extremes count as noise here"
 
 // NewComparison prepares both models (keeping every intermediate tensor).
 // The models must have the same inputs; at least one activation name must
@@ -72,10 +79,19 @@ func NewComparison(f, q *resnet.Model, arithmetic string) (*Comparison, error) {
 	for _, in := range f.Inputs {
 		add(in, "input")
 	}
+	softmaxIn := map[int]bool{}
+	for _, op := range f.Operators {
+		if op.Op == resnet.OpSoftmax && len(op.Inputs) > 0 {
+			softmaxIn[op.Inputs[0]] = true
+		}
+	}
 	for _, op := range f.Operators {
 		for _, o := range op.Outputs {
 			if f.Tensors[o].Type == resnet.Float32 {
 				add(o, op.Op.String())
+				if n := len(c.pairs); softmaxIn[o] && n > 0 && c.pairs[n-1].fIdx == o {
+					c.pairs[n-1].note = LogitsNote
+				}
 			}
 		}
 	}
@@ -166,7 +182,7 @@ func Output0(it *interp.Interpreter) []float32 {
 func (c *Comparison) Layers() []LayerSQNR {
 	out := make([]LayerSQNR, len(c.pairs))
 	for k, p := range c.pairs {
-		l := LayerSQNR{Name: p.name, Op: p.op, SQNR: SQNR(p.signal, p.noise)}
+		l := LayerSQNR{Name: p.name, Op: p.op, SQNR: SQNR(p.signal, p.noise), Note: p.note}
 		if p.elems > 0 {
 			l.Signal, l.Noise = p.signal/float64(p.elems), p.noise/float64(p.elems)
 		}

@@ -237,6 +237,7 @@ type layerJSON struct {
 	Name   string  `json:"name"`
 	Op     string  `json:"op"`
 	SQNRdB float64 `json:"sqnr_db"` // 999 for exact
+	Note   string  `json:"note,omitempty"`
 }
 
 type witnessReport struct {
@@ -415,7 +416,7 @@ func evaluate(ctx context.Context, in evalInput) (*evalReport, error) {
 			if math.IsInf(db, 1) {
 				db = 999
 			}
-			rep.LayerJSON = append(rep.LayerJSON, layerJSON{Name: l.Name, Op: l.Op, SQNRdB: db})
+			rep.LayerJSON = append(rep.LayerJSON, layerJSON{Name: l.Name, Op: l.Op, SQNRdB: db, Note: l.Note})
 		}
 	}
 	if in.witness {
@@ -825,7 +826,11 @@ func printEval(w io.Writer, r *evalReport, layers int) {
 		}
 		fmt.Fprintln(w, title)
 		for _, l := range ls {
-			fmt.Fprintf(w, "  %-40s %-16s %s\n", l.Name, l.Op, formatDB(l.SQNR))
+			fmt.Fprintf(w, "  %-40s %-16s %s", l.Name, l.Op, formatDB(l.SQNR))
+			if l.Note != "" {
+				fmt.Fprintf(w, "  (%s)", l.Note)
+			}
+			fmt.Fprintln(w)
 		}
 	}
 }

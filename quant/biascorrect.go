@@ -38,10 +38,15 @@ const minActive = 0.05
 // A fused ReLU hides the pre-activation error where the output is 0; with
 // the output active a fraction p of the time, the mean post-ReLU error is
 // about p times the bias shift, so the shift is estimated as error / p.
+//
+// Logits whose range was chosen for the scores are left alone: their
+// error is mostly the clipping of extremes, on purpose, and taking its mean
+// out of the bias would shift every sample's logits to pay for a few.
 func correctBiases(f *resnet.Model, q *quantizer, samples []Sample) ([]LayerCorrection, error) {
 	var targets []layer
+	logits := logitsTensors(f)
 	for _, l := range q.layers {
-		if l.qBias >= 0 && !l.exact {
+		if l.qBias >= 0 && !l.exact && !logits[l.fOut] {
 			targets = append(targets, l)
 		}
 	}

@@ -130,10 +130,8 @@ func CalibrateWith(f *resnet.Model, samples []Sample, o Options) (Ranges, *Repor
 	st := map[int]*stats{}
 	keep := minMaxTensors(f)
 	logits := map[int][][]float64{}
-	for _, op := range f.Operators {
-		if op.Op == resnet.OpSoftmax && len(op.Inputs) > 0 && keep[op.Inputs[0]] == "" {
-			logits[op.Inputs[0]] = nil
-		}
+	for ti := range logitsTensors(f) {
+		logits[ti] = nil
 	}
 	if err := pass(f, it, samples, st, false, logits); err != nil {
 		return nil, nil, err
@@ -194,6 +192,19 @@ func minMaxTensors(f *resnet.Model) map[int]string {
 		keep[o] = "graph output"
 	}
 	return keep
+}
+
+// logitsTensors are the tensors whose range ChooseLogitsRange picks: the
+// inputs of SOFTMAX operators that are not graph outputs.
+func logitsTensors(f *resnet.Model) map[int]bool {
+	keep := minMaxTensors(f)
+	out := map[int]bool{}
+	for _, op := range f.Operators {
+		if op.Op == resnet.OpSoftmax && len(op.Inputs) > 0 && keep[op.Inputs[0]] == "" {
+			out[op.Inputs[0]] = true
+		}
+	}
+	return out
 }
 
 // logitsOutside is the share of logit values outside r.

@@ -201,12 +201,4 @@ func SQNR(signal, noise float64) float64 {
 }
 
 // Top1 is the index of the largest value (the first one on ties).
-func Top1(v []float32) int {
-	best := 0
-	for i, x := range v {
-		if x > v[best] {
-			best = i
-		}
-	}
-	return best
-}
+func Top1(v []float32) int { return argmax(v) }

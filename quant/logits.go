@@ -138,7 +138,8 @@ func softmaxAt(v []float64, k int) float64 {
 	return math.Exp(v[k]-mx) / sum
 }
 
-func argmax(v []float64) int {
+// argmax is the index of the largest value (the first one on ties).
+func argmax[T float32 | float64](v []T) int {
 	best := 0
 	for i, x := range v {
 		if x > v[best] {

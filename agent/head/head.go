@@ -4,6 +4,8 @@ import (
 	"fmt"
 	"math"
 	"slices"
+
+	"github.com/shortcut-edge/shortcut/quant"
 )
 
 // Head is a linear softmax classifier over embeddings: scores =
@@ -159,15 +161,7 @@ func softmax32(s []float32) {
 	}
 }
 
-func argmax32(s []float32) int {
-	best := 0
-	for i, v := range s {
-		if v > s[best] {
-			best = i
-		}
-	}
-	return best
-}
+func argmax32(s []float32) int { return quant.Top1(s) }
 
 // imprintLogit is the logit an imprinted row gives its own mean embedding
 // when there are no other rows to take a scale from.

@@ -669,6 +669,7 @@ func runEval(ctx context.Context, args []string, stdout io.Writer) error {
 	limit := fs.Int("limit", 0, "score only the first N images (0: all)")
 	useWitness := fs.Bool("witness", false, "also run the .tflite in a real TFLite (LiteRT.js, or tfjs-tflite for int8 inputs) and report top-1 agreement with ours")
 	witnessLimit := fs.Int("witness-limit", 0, "with --witness: run only the first N images in TFLite (0: all)")
+	witnessEngine := fs.String("witness-engine", "", "with --witness: litert (LiteRT.js, XNNPACK kernels) or tfjs (tfjs-tflite); default: litert, tfjs for int8 inputs or outputs")
 	layers := fs.Int("layers", -1, "print the per-layer SQNR table: -1 all layers, 0 none, N the N worst")
 	jsonOut := fs.String("json", "", "also write the report as JSON to this file")
 	arithmetic := fs.String("arithmetic", interp.ArithmeticReference, arithmeticHelp)
@@ -724,8 +725,21 @@ func runEval(ctx context.Context, args []string, stdout io.Writer) error {
 		if kind != "tflite" {
 			return errors.New("--witness runs a .tflite in a real TFLite; --model is an export")
 		}
-		if m.Tensors[m.Inputs[0]].Type == resnet.Int8 || m.Tensors[m.Outputs[0]].Type == resnet.Int8 {
-			in.engine = witness.TFJS // LiteRT.js refuses int8 inputs and outputs
+		int8IO := m.Tensors[m.Inputs[0]].Type == resnet.Int8 || m.Tensors[m.Outputs[0]].Type == resnet.Int8
+		switch *witnessEngine {
+		case "":
+			if int8IO {
+				in.engine = witness.TFJS // LiteRT.js refuses int8 inputs and outputs
+			}
+		case string(witness.TFJS):
+			in.engine = witness.TFJS
+		case string(witness.LiteRT):
+			if int8IO {
+				return errors.New("--witness-engine litert: LiteRT.js refuses int8 inputs and outputs; use tfjs or a model quantized without --int8-io")
+			}
+			in.engine = witness.LiteRT
+		default:
+			return fmt.Errorf("--witness-engine %q: want litert or tfjs", *witnessEngine)
 		}
 		tmp, err := os.MkdirTemp("", "shortcut-eval-")
 		if err != nil {

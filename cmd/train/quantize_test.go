@@ -297,6 +297,18 @@ func checkCommands(t *testing.T, exp string) {
 	}
 	checkThreadsDoNotChangeEval(t, model, exp, ev)
 
+	// The other real TFLite on the same float-io model; LiteRT.js refuses
+	// int8 inputs, and the flag says so.
+	code, out, errOut = cli("eval", "--model", model, "--data", "fashion-mnist", "--downsample", "2", "--limit", "50",
+		"--witness", "--witness-engine", "tfjs", "--layers", "0")
+	if code != 0 || !strings.Contains(out, "TFLite (tfjs)") {
+		t.Errorf("eval --witness-engine tfjs: exit %d\n%s%s", code, out, errOut)
+	}
+	code, _, errOut = cli("eval", "--model", model, "--data", "fashion-mnist", "--downsample", "2", "--witness", "--witness-engine", "tflite")
+	if code == 0 || !strings.Contains(errOut, "want litert or tfjs") {
+		t.Errorf("eval --witness-engine tflite: exit %d, %s", code, errOut)
+	}
+
 	// The float export alone, through our interpreter.
 	code, out, errOut = cli("eval", "--model", exp, "--data", "fashion-mnist", "--downsample", "2", "--limit", "100")
 	if code != 0 || !strings.Contains(out, "(export)") || !strings.Contains(out, "accuracy") {
@@ -320,6 +332,9 @@ func checkOtherModels(t *testing.T, exp string) {
 	code, out, errOut = cli("eval", "--model", model, "--float", exp, "--downsample", "2", "--limit", "100", "--witness", "--layers", "0")
 	if code != 0 || !strings.Contains(out, "TFLite (tfjs)") || strings.Contains(out, "per-layer SQNR") {
 		t.Fatalf("eval of the int8-io model: exit %d\n%s%s", code, out, errOut)
+	}
+	if code, _, errOut := cli("eval", "--model", model, "--downsample", "2", "--witness", "--witness-engine", "litert"); code == 0 || !strings.Contains(errOut, "LiteRT.js refuses int8 inputs") {
+		t.Errorf("eval --witness-engine litert of the int8-io model: exit %d, %s", code, errOut)
 	}
 	var acc, float float64
 	if _, err := fmt.Sscanf(out[strings.Index(out, "accuracy  model"):], "accuracy  model %f %% float %f", &acc, &float); err != nil || math.Abs(acc-float) > 3 {

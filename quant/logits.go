@@ -11,9 +11,9 @@ import (
 type LogitsChoice struct {
 	Range Range
 	// Kept is the share of samples whose int8 top-1 score (simulated: the
-	// logits rounded to the range, SOFTMAX, scores rounded to 1/256, first
-	// index on ties) is the reference top-1; KeptMinMax is the same with the
-	// logits' min/max range.
+	// logits rounded to the range, SOFTMAX, scores rounded to 1/256) is the
+	// reference top-1 and not tied with another score; KeptMinMax is the
+	// same with the logits' min/max range.
 	Kept, KeptMinMax float64
 	// ScoreError is the mean absolute error of the reference top-1 class's
 	// score with Range; ScoreErrorMinMax with the min/max range.
@@ -31,7 +31,9 @@ type LogitsChoice struct {
 // from a grid of ranges (upper ends at quantiles of the per-sample top
 // logits, lower ends a few units below the lowest top logit), the one with
 // the least loss over the samples: 1 for a top-1 that differs from the
-// reference, plus the error of the reference top-1 class's score.
+// reference or ties with another class (ties are settled by class order,
+// luck that a range should not count on), plus the error of the reference
+// top-1 class's score.
 //
 // logits are the values the int8 model's logits approximate, one slice per
 // sample; ref are the float model's logits of the same samples (the
@@ -81,7 +83,7 @@ func ChooseLogitsRange(logits, ref [][]float64) (LogitsChoice, error) {
 			simulateScores(scores, v, float64(s), z)
 			e := math.Abs(scores[refTop[n]] - refScore[n])
 			scoreErr += e
-			if argmax(scores) == refTop[n] {
+			if strictTop(scores) == refTop[n] {
 				kept++
 			} else {
 				loss++
@@ -126,6 +128,19 @@ func simulateScores(dst, v []float64, s float64, z int64) {
 	for i := range dst {
 		dst[i] = math.Min(255, math.Round(dst[i]/sum*256)) / 256
 	}
+}
+
+// strictTop is the index of the largest value, or -1 when two share it: a
+// tie is resolved by class order, which says nothing about the image, so
+// ChooseLogitsRange counts it as a lost top-1.
+func strictTop(v []float64) int {
+	k := argmax(v)
+	for i, x := range v {
+		if i != k && x == v[k] {
+			return -1
+		}
+	}
+	return k
 }
 
 // softmaxAt is softmax(v)[k].

@@ -141,19 +141,28 @@ func resizeClasses(m *resnet.Model, s classifierSite, nc int) error {
 	return nil
 }
 
-// logitsRange is the widened [min, max] of h's logits over embeddings.
+// logitsRange is the int8 range of h's logits: over the calibration
+// embeddings, the range that best keeps their top-1 and scores
+// (quant.ChooseLogitsRange: min/max would spend the 256 levels on a few
+// extreme embeddings), widened by logitsMargin on each side.
 func logitsRange(h *Head, embs [][]float32) (float64, float64, error) {
-	lo, hi := math.Inf(1), math.Inf(-1)
+	logits := make([][]float64, len(embs))
 	z := make([]float32, h.NumClasses())
 	for i, e := range embs {
 		var err error
 		if z, err = h.Logits(z, e); err != nil {
 			return 0, 0, fmt.Errorf("head: export: calibration embedding %d: %w", i, err)
 		}
-		for _, v := range z {
-			lo, hi = math.Min(lo, float64(v)), math.Max(hi, float64(v))
+		logits[i] = make([]float64, len(z))
+		for c, v := range z {
+			logits[i][c] = float64(v)
 		}
 	}
+	lc, err := quant.ChooseLogitsRange(logits, logits)
+	if err != nil {
+		return 0, 0, fmt.Errorf("head: export: %w", err)
+	}
+	lo, hi := float64(lc.Range.Min), float64(lc.Range.Max)
 	w := hi - lo
 	return lo - logitsMargin*w, hi + logitsMargin*w, nil
 }

@@ -60,7 +60,7 @@ func ChooseLogitsRange(logits, ref [][]float64) (LogitsChoice, error) {
 			lo, hi, tops[n] = math.Min(lo, x), math.Max(hi, x), math.Max(tops[n], x)
 		}
 		refTop[n] = argmax(ref[n])
-		refScore[n] = softmaxAt(ref[n], refTop[n])
+		refScore[n] = softmax(ref[n])[refTop[n]]
 	}
 	slices.Sort(tops)
 	his := []float64{hi}
@@ -143,14 +143,19 @@ func strictTop(v []float64) int {
 	return k
 }
 
-// softmaxAt is softmax(v)[k].
-func softmaxAt(v []float64, k int) float64 {
+// softmax is exp(v) normalized, computed from the largest value down.
+func softmax(v []float64) []float64 {
 	mx := v[argmax(v)]
+	out := make([]float64, len(v))
 	sum := 0.0
-	for _, x := range v {
-		sum += math.Exp(x - mx)
+	for i, x := range v {
+		out[i] = math.Exp(x - mx)
+		sum += out[i]
 	}
-	return math.Exp(v[k]-mx) / sum
+	for i := range out {
+		out[i] /= sum
+	}
+	return out
 }
 
 // argmax is the index of the largest value (the first one on ties).

@@ -6,6 +6,7 @@ import (
 	"math"
 
 	"github.com/shortcut-edge/shortcut/resnet"
+	"github.com/shortcut-edge/shortcut/resnet/build"
 	"github.com/shortcut-edge/shortcut/resnet/interp"
 )
 
@@ -277,9 +278,9 @@ func headScore(m *resnet.Model, l layer, sm int, samples []Sample, z [][]float64
 		if argmax(scores) == argmax(z[si]) {
 			hits++
 		}
-		worst := 0.0
+		worst, ref := 0.0, softmax(z[si])
 		for c, p := range scores {
-			worst = math.Max(worst, math.Abs(p-softmaxAt(z[si], c)))
+			worst = math.Max(worst, math.Abs(p-ref[c]))
 		}
 		errSum += worst
 		if each != nil {
@@ -318,11 +319,7 @@ func dequantized(t *interp.Tensor, dst []float64) []float64 {
 }
 
 func floatTensor(name string, shape []int, v []float32) resnet.Tensor {
-	data := make([]byte, 4*len(v))
-	for i, x := range v {
-		binary.LittleEndian.PutUint32(data[4*i:], math.Float32bits(x))
-	}
-	return resnet.Tensor{Name: name, Type: resnet.Float32, Shape: append([]int(nil), shape...), Data: data}
+	return resnet.Tensor{Name: name, Type: resnet.Float32, Shape: append([]int(nil), shape...), Data: build.Float32Bytes(v)}
 }
 
 // normalEquations accumulates X'X (lower triangle) and X'Y for a linear

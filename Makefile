@@ -6,12 +6,17 @@ export CGO_ENABLED := 1
 # explicitly so CI time stays predictable.
 FUZZTIME ?= 20s
 
-.PHONY: all setup build test vet fuzz run bench demo-model bench-kernels armcount cross-arm64 test-arm64 package gpu-prep gpu-check gpu-check-dry gpu-quant gpu-quant-dry clean
+.PHONY: all setup setup-run fresh-check build test vet fuzz run bench demo-model bench-kernels armcount cross-arm64 test-arm64 package gpu-prep gpu-check gpu-check-dry gpu-quant gpu-quant-dry clean
 
 all: build
 
+# Two parts of one script: `setup-run` is what `make run` needs (OpenCV, GStreamer,
+# Fashion-MNIST); `setup` adds what the tests and board builds need.
 setup:
-	@scripts/setup.sh
+	@scripts/setup.sh test
+
+setup-run:
+	@scripts/setup.sh run
 
 build:
 	@mkdir -p bin
@@ -37,8 +42,13 @@ test: setup vet build
 fuzz:
 	$(GO) test ./resnet -run '^$$' -fuzz '^FuzzLoad$$' -fuzztime $(FUZZTIME) -fuzzminimizetime 2s
 
-run: setup build
+run: setup-run build
 	@scripts/run.sh
+
+# The README's two commands in a fresh minimal Debian 12 root (debootstrap):
+# proves that setup installs everything. Not part of `make test` (about 30 min).
+fresh-check:
+	scripts/fresh-check.sh $(FRESH_ARGS)
 
 bench: setup build
 	@scripts/bench.sh

@@ -155,7 +155,7 @@ func find() (install, error) {
 	if node == "" {
 		node, err = exec.LookPath("node")
 		if err != nil {
-			return install{}, fmt.Errorf("witness: node (Node.js 20 or newer) is not on PATH: install it, or set %s to its path", NodeEnv)
+			return install{}, fmt.Errorf("witness: node (Node.js 20 or newer) is not on PATH: %s (it installs Node.js 20 beside the runner), or set %s to a node's path", setupHint, NodeEnv)
 		}
 	}
 	out, err := exec.Command(node, "--version").Output()
@@ -165,7 +165,7 @@ func find() (install, error) {
 	version := strings.TrimSpace(string(out))
 	major, err := strconv.Atoi(strings.SplitN(strings.TrimPrefix(version, "v"), ".", 2)[0])
 	if err != nil || major < 20 {
-		return install{}, fmt.Errorf("witness: node %s at %s is too old or unreadable; Node.js 20 or newer is needed", version, node)
+		return install{}, fmt.Errorf("witness: node %s at %s is too old or unreadable; Node.js 20 or newer is needed: %s (it installs Node.js 20 beside the runner when the system's is older), or set %s to a newer node", version, node, setupHint, NodeEnv)
 	}
 	for _, pkg := range []string{"@litertjs/core", "@tensorflow/tfjs-tflite", "@tensorflow/tfjs-core"} {
 		if _, err := os.Stat(filepath.Join(dir, "node_modules", pkg, "package.json")); err != nil {

@@ -371,3 +371,25 @@ func TestAvailableSaysWhereTheRootIsWanted(t *testing.T) {
 		t.Errorf("Available() = %v, want an error naming %s", err, RootEnv)
 	}
 }
+
+// Debian 12's own node is 18: a fresh machine has it on PATH before setup has
+// installed Node.js 20 beside the runner. The error must say how to get 20.
+func TestAvailableSaysToRunSetupWhenNodeIsTooOld(t *testing.T) {
+	root := t.TempDir()
+	for _, d := range []string{"tools/tflite-node", "bin"} {
+		if err := os.MkdirAll(filepath.Join(root, d), 0o755); err != nil {
+			t.Fatal(err)
+		}
+	}
+	writeFile(t, filepath.Join(root, "tools", "tflite-node", "run.mjs"), nil)
+	old := writeFile(t, filepath.Join(root, "bin", "node"), []byte("#!/bin/sh\necho v18.20.4\n"))
+	if err := os.Chmod(old, 0o755); err != nil {
+		t.Fatal(err)
+	}
+	t.Setenv(RootEnv, root)
+	t.Setenv(NodeEnv, old)
+	err := Available()
+	if err == nil || !strings.Contains(err.Error(), "v18.20.4") || !strings.Contains(err.Error(), "setup.sh") {
+		t.Errorf("Available() = %v, want an error that names v18.20.4 and says to run setup.sh", err)
+	}
+}

@@ -10,7 +10,8 @@
 #
 #   scripts/fresh-check.sh [--keep] [--only run|test] [DIR]
 #
-# DIR (default out/fresh) holds the root and the logs (DIR/run.log,
+# DIR (default /var/tmp/shortcut-fresh; outside the checkout, or `go ./...`
+# would walk into the root's Go tree) holds the root and the logs (DIR/run.log,
 # DIR/test.log). --keep leaves the root for a look afterwards (chroot DIR/root);
 # by default it is removed after the check. Needs root and about 8 GB of disk.
 #
@@ -42,7 +43,10 @@ while (($#)); do
 	shift
 done
 case $only in "" | run | test) ;; *) echo "fresh-check: --only run or --only test" >&2; exit 2 ;; esac
-dir=${dir:-out/fresh}
+dir=${dir:-/var/tmp/shortcut-fresh}
+case $(realpath -m "$dir")/ in
+"$repo"/*) echo "fresh-check: DIR must be outside the checkout ($repo): go ./... would walk into the root" >&2; exit 2 ;;
+esac
 mkdir -p "$dir"
 dir=$(cd "$dir" && pwd)
 root=$dir/root
@@ -103,7 +107,7 @@ cleanup() {
 	exit "$rc"
 }
 trap cleanup EXIT
-trap 'say "interrupted"; exit 130' INT TERM
+trap 'say "interrupted" >&2; exit 130' INT TERM
 
 # ---- the root --------------------------------------------------------------
 
@@ -164,7 +168,10 @@ run_cmd() { # run_cmd NAME
 	local name=$1 start secs rc=0
 	say "make $name (log: $dir/$name.log)"
 	start=$(date +%s)
-	in_root "cd /root/shortcut && make $name" >"$dir/$name.log" 2>&1 || rc=$?
+	# In the background and waited for, so that Ctrl-C or a kill of this script
+	# runs the cleanup at once (it ends what runs in the root).
+	in_root "cd /root/shortcut && make $name" >"$dir/$name.log" 2>&1 &
+	wait $! || rc=$?
 	secs=$(($(date +%s) - start))
 	if [ "$rc" = 0 ]; then
 		results+=("make $name: ok in ${secs} s")

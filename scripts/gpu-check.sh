@@ -113,17 +113,29 @@ done
 # 3. PyTorch's step of the same networks.
 say ""
 say "== PyTorch step ($TORCH_MODES) =="
+if [ "$DRY" = 1 ] && ! "$PYTHON" -c 'import torch' 2>/dev/null; then
+	# The CPU machines here have no PyTorch (no PyPI). The dry run checks all
+	# it can and says so; the real run fails if PyTorch fails there.
+	"$PYTHON" -m py_compile scripts/gpu/torch_step.py || die "scripts/gpu/torch_step.py does not compile"
+	say "PyTorch is not installed here ($PYTHON): torch_step.py compiles, but the PyTorch comparison needs the GPU machine's PyTorch; skipped in this dry run"
+	say ""
+	say "summary in $RES/summary.txt"
+	exit 0
+fi
 set +e
 PYTHONUNBUFFERED=1 "$PYTHON" scripts/gpu/torch_step.py --archs "$BENCH_ARCHS" --modes "$TORCH_MODES" \
 	"${TORCH_EXTRA[@]}" >"$WORK/torch.out" 2>"$WORK/torch.log"
 trc=$?
 set -e
 tee -a "$SUMMARY" <"$WORK/torch.out"
-[ $trc = 0 ] || echo "gpu-check: torch_step.py exit $trc (a mode failed; see $RES/torch.log)" | tee -a "$SUMMARY" >&2
+if [ $trc != 0 ]; then
+	echo "gpu-check: torch_step.py exit $trc (a mode failed; see $RES/torch.log)" | tee -a "$SUMMARY" >&2
+	tail -5 "$WORK/torch.log" >&2 || true
+fi
 for a in ${BENCH_ARCHS//,/ }; do
 	line=$(grep "^torch_best arch=$a " "$WORK/torch.out" || true)
-	TORCH[$a]=$(echo "$line" | grep -o 'img_per_s=[^ ]*' | sed 's/.*=//')
-	TORCHMODE[$a]=$(echo "$line" | grep -o 'mode=[^ ]*' | sed 's/.*=//')
+	TORCH[$a]=$(echo "$line" | grep -o 'img_per_s=[^ ]*' | sed 's/.*=//' || true)
+	TORCHMODE[$a]=$(echo "$line" | grep -o 'mode=[^ ]*' | sed 's/.*=//' || true)
 done
 
 # 4. Ratios.
@@ -144,3 +156,4 @@ for a in ${BENCH_ARCHS//,/ }; do
 done
 say ""
 say "summary in $RES/summary.txt"
+[ $trc = 0 ] || die "the PyTorch step failed (exit $trc): the comparison is incomplete"

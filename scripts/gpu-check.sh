@@ -116,7 +116,7 @@ say "== PyTorch step ($TORCH_MODES) =="
 if [ "$DRY" = 1 ] && ! "$PYTHON" -c 'import torch' 2>/dev/null; then
 	# The CPU machines here have no PyTorch (no PyPI). The dry run checks all
 	# it can and says so; the real run fails if PyTorch fails there.
-	"$PYTHON" -m py_compile scripts/gpu/torch_step.py || die "scripts/gpu/torch_step.py does not compile"
+	"$PYTHON" -c 'import sys; compile(open(sys.argv[1]).read(), sys.argv[1], "exec")' scripts/gpu/torch_step.py || die "scripts/gpu/torch_step.py does not compile"
 	say "PyTorch is not installed here ($PYTHON): torch_step.py compiles, but the PyTorch comparison needs the GPU machine's PyTorch; skipped in this dry run"
 	say ""
 	say "summary in $RES/summary.txt"

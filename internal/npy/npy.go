@@ -3,6 +3,16 @@
 // float32, int32, int8 and uint8 arrays in C order, with their shape.
 //
 // It reads format versions 1.0, 2.0 and 3.0 and writes 1.0.
+//
+// Why our own and not github.com/sbinet/npyio (v0.6.0, the version the proxy
+// serves; it stays in go.mod as an independent reader in the tests): these files
+// come from users (`shortcut-train infer --input`), and measured on npyio's
+// Reader, a header without its closing newline panics (slice bounds out of
+// range), a version-2 header length is allocated before a byte of it is read
+// (a 12-byte file asks for up to 4 GiB), and version 3.0 files are refused. Its
+// Writer takes an N-dimensional shape only from nested slices, while every
+// caller here holds a flat tensor and a shape. TestMalformedHeadersThatCrashNpyio
+// keeps the first two cases; FuzzDecode the rest.
 package npy
 
 import (
@@ -158,6 +168,11 @@ func Decode(b []byte) (shape []int, data any, err error) {
 			return nil, nil, fmt.Errorf("bad shape (%s)", s[1])
 		}
 		shape = append(shape, v)
+		// No tensor can hold more elements than the file has bytes: stop
+		// before the product overflows into a small number that would match.
+		if v != 0 && count > len(b)/v {
+			return nil, nil, fmt.Errorf("shape (%s) needs more elements than the %d-byte file holds", s[1], len(b))
+		}
 		count *= v
 	}
 	body := b[off+hlen:]

@@ -147,3 +147,49 @@ func TestReadNamesTheFileThatFailed(t *testing.T) {
 		t.Errorf("err = %v, want one naming weird.npy", err)
 	}
 }
+
+// The inputs that made npyio panic or allocate gigabytes (see the package
+// comment) get errors here, and so does a shape whose element count overflows.
+func TestMalformedHeadersThatCrashNpyio(t *testing.T) {
+	cases := map[string][]byte{
+		"header without its newline": append([]byte("\x93NUMPY\x01\x00\x10\x00"), "{'descr': '<f4'}"...),
+		"4 GiB version-2 header":     []byte("\x93NUMPY\x02\x00\xff\xff\xff\xff"),
+		"shape that overflows": append([]byte("\x93NUMPY\x01\x00\x74\x00"),
+			"{'descr': '<f4', 'fortran_order': False, 'shape': (4294967296, 4294967296, 4294967296, 4294967296), }              \n"...),
+	}
+	for name, b := range cases {
+		t.Run(name, func(t *testing.T) {
+			if _, _, err := Decode(b); err == nil {
+				t.Errorf("Decode accepted %q", b)
+			}
+		})
+	}
+}
+
+func FuzzDecode(f *testing.F) {
+	var buf bytes.Buffer
+	if err := Encode(&buf, []int{2, 3}, []float32{1, 2, 3, 4, 5, 6}); err != nil {
+		f.Fatal(err)
+	}
+	f.Add(buf.Bytes())
+	buf.Reset()
+	if err := Encode(&buf, []int{4}, []int8{1, -2, 3, -4}); err != nil {
+		f.Fatal(err)
+	}
+	f.Add(buf.Bytes())
+	f.Fuzz(func(t *testing.T, b []byte) {
+		shape, data, err := Decode(b)
+		if err != nil {
+			return
+		}
+		// What decodes must encode back to a file that decodes the same.
+		var out bytes.Buffer
+		if err := Encode(&out, shape, data); err != nil {
+			t.Fatalf("Decode gave shape %v and %T that Encode refuses: %v", shape, data, err)
+		}
+		shape2, _, err := Decode(out.Bytes())
+		if err != nil || len(shape2) != len(shape) {
+			t.Fatalf("round trip: shape %v -> %v, %v", shape, shape2, err)
+		}
+	})
+}

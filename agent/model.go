@@ -20,7 +20,7 @@ type ModelInfo struct {
 	Version string
 	SHA256  string
 	Path    string
-	Labels  []string // one per class, never empty strings
+	Labels  []string // one per class (head.ClassLabels): never empty, never repeated
 	// Input size the model wants.
 	Height, Width, Channels int
 	// Mean and Std normalize 0..1 pixels per channel: (p - Mean) / Std.
@@ -132,14 +132,9 @@ func LoadModel(path string) (Classifier, error) {
 			return nil, fmt.Errorf("model %q: metadata std holds %v; every std must be non-zero", path, s)
 		}
 	}
-	c.info.Labels = make([]string, n)
-	for i := range c.info.Labels {
-		if i < len(m.Meta.Labels) && m.Meta.Labels[i] != "" {
-			c.info.Labels[i] = m.Meta.Labels[i]
-		} else {
-			c.info.Labels[i] = fmt.Sprintf("class_%d", i)
-		}
-	}
+	// The same names the head gets from head.FromModel, so that a class
+	// is called alike before and after on-device training.
+	c.info.Labels = head.ClassLabels(m.Meta.Labels, n)
 	// The trial run: a grey picture must give finite scores.
 	s := c.NewSession()
 	scores, err := s.Run()

@@ -33,7 +33,7 @@ func NewHead(labels []string, dim int, weights, bias []float32, background strin
 	}
 	seen := make(map[string]bool, len(labels))
 	for _, l := range labels {
-		if err := ValidateLabel(l); err != nil {
+		if err := CheckLabel(l); err != nil {
 			return nil, fmt.Errorf("head: %w", err)
 		}
 		if seen[l] {
@@ -225,7 +225,7 @@ func (h *Head) meanBias() float32 {
 // row is replaced, a new label is appended; the bias comes from
 // imprintBias. h may be nil for a first label.
 func (h *Head) Imprint(label string, embeddings [][]float32) (*Head, error) {
-	if err := ValidateLabel(label); err != nil {
+	if err := CheckLabel(label); err != nil {
 		return nil, fmt.Errorf("head: imprinting: %w", err)
 	}
 	if len(embeddings) == 0 {

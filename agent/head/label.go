@@ -6,16 +6,34 @@ import (
 	"unicode/utf8"
 )
 
-// MaxLabelBytes bounds a label's length in UTF-8 bytes. Labels travel in
-// MQTT payloads and .tflite metadata; 64 bytes hold any sensible class
+// Labels come from two places, with two rules:
+//
+//   - A name a person types (learn over MQTT, gpio.button.label) must pass
+//     ValidateLabel: short, printable, no '/' or quotes, so that a typo or
+//     a hostile client cannot put odd bytes into replies, metrics and logs.
+//   - A model's own labels are data: whatever its metadata carries
+//     ("T-shirt/top", "crane, Grus americana"). They are never file names
+//     or topic levels, so CheckLabel asks only that a label be a non-empty
+//     UTF-8 string of sane length. Heads, stores and state files hold both
+//     kinds and check with CheckLabel; the agent decides which rule a
+//     command's label needs (a label the model or the store already knows
+//     is accepted as it is).
+
+// MaxLabelBytes bounds a typed label's length in UTF-8 bytes. Labels travel
+// in MQTT payloads and .tflite metadata; 64 bytes hold any sensible class
 // name in any script.
 const MaxLabelBytes = 64
 
-// ValidateLabel checks a class name: 1 to MaxLabelBytes bytes of valid
-// UTF-8 made of letters (any script, with their combining marks), digits,
-// space, '-', '_' and '.', not starting or ending with a space, and not "."
-// or "..". Everything else (control characters, '/', quotes, emoji) is
-// refused so that labels are safe in topics, file names and logs.
+// MaxLabelDataBytes bounds any label a head or store keeps, a model's own
+// included: generous for real label files (ImageNet's longest is about 120
+// bytes), it keeps a damaged state file from making huge strings.
+const MaxLabelDataBytes = 4096
+
+// ValidateLabel checks a class name a person gives: 1 to MaxLabelBytes
+// bytes of valid UTF-8 made of letters (any script, with their combining
+// marks), digits, space, '-', '_' and '.', not starting or ending with a
+// space, and not "." or "..". Everything else (control characters, '/',
+// quotes, emoji) is refused.
 func ValidateLabel(label string) error {
 	if label == "" {
 		return fmt.Errorf("label is empty; give the class a name such as \"cat\"")
@@ -42,4 +60,45 @@ func ValidateLabel(label string) error {
 		}
 	}
 	return nil
+}
+
+// CheckLabel checks a label that heads, stores and state files may hold:
+// 1 to MaxLabelDataBytes bytes of valid UTF-8. A model's labels pass as
+// they are; typed labels must also pass ValidateLabel, which the caller
+// checks where they come in.
+func CheckLabel(label string) error {
+	switch {
+	case label == "":
+		return fmt.Errorf("label is empty; every class needs a name")
+	case len(label) > MaxLabelDataBytes:
+		return fmt.Errorf("label %.20q... is %d bytes long; the limit is %d bytes", label, len(label), MaxLabelDataBytes)
+	case !utf8.ValidString(label):
+		return fmt.Errorf("label %q is not valid UTF-8", label)
+	}
+	return nil
+}
+
+// ClassLabels names a model's classes from its metadata labels: label i
+// for class i, "class_<i>" where the metadata has none or an empty one, and
+// a label that repeats an earlier one gets " (2)", " (3)", ... appended
+// (ImageNet's label list has "crane" twice), so that every class has its
+// own name for the agent's predictions, heads and commands alike.
+func ClassLabels(meta []string, classes int) []string {
+	out := make([]string, classes)
+	seen := make(map[string]bool, classes)
+	for i := range out {
+		l := ""
+		if i < len(meta) {
+			l = meta[i]
+		}
+		if l == "" {
+			l = fmt.Sprintf("class_%d", i)
+		}
+		for n, base := 2, l; seen[l]; n++ {
+			l = fmt.Sprintf("%s (%d)", base, n)
+		}
+		seen[l] = true
+		out[i] = l
+	}
+	return out
 }

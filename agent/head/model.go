@@ -75,8 +75,9 @@ func findClassifier(m *resnet.Model) (classifierSite, error) {
 // bias of the FULLY_CONNECTED feeding the SOFTMAX, dequantized when the
 // model is int8 (per-tensor or per-channel weight scales, int32 bias with
 // its own scale or, when the file gives none, input scale x weight scale).
-// Labels come from the model's metadata, or are "class_0", "class_1", ...
-// when it has none.
+// Labels are the model's own, as they are ("T-shirt/top" included), named
+// by ClassLabels: "class_<i>" where the metadata has none, repeated names
+// made unique.
 func FromModel(m *resnet.Model) (*Head, error) {
 	s, err := findClassifier(m)
 	if err != nil {
@@ -90,17 +91,10 @@ func FromModel(m *resnet.Model) (*Head, error) {
 	if err != nil {
 		return nil, err
 	}
-	labels := m.Meta.Labels
-	switch {
-	case len(labels) == 0:
-		labels = make([]string, s.classes)
-		for i := range labels {
-			labels[i] = fmt.Sprintf("class_%d", i)
-		}
-	case len(labels) != s.classes:
-		return nil, fmt.Errorf("head: model %q has %d labels in its metadata but its classifier has %d classes", m.Description, len(labels), s.classes)
+	if n := len(m.Meta.Labels); n != 0 && n != s.classes {
+		return nil, fmt.Errorf("head: model %q has %d labels in its metadata but its classifier has %d classes", m.Description, n, s.classes)
 	}
-	h, err := NewHead(labels, s.dim, w, b, "")
+	h, err := NewHead(ClassLabels(m.Meta.Labels, s.classes), s.dim, w, b, "")
 	if err != nil {
 		return nil, fmt.Errorf("head: model %q classifier: %w", m.Description, err)
 	}

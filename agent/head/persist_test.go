@@ -250,7 +250,8 @@ func TestAManifestPointingOutsideThePayloadIsRejected(t *testing.T) {
 		{`"count":2`, `"count":9`, "bytes, want"},
 		{`"offset":0`, `"offset":99999`, "outside"},
 		{`"dim":3`, `"dim":-3`, "out of range"},
-		{`"labels":["cat","dog"]`, `"labels":["c/t","dog"]`, "not allowed"},
+		{`"labels":["cat","dog"]`, `"labels":["","dog"]`, "empty"},
+		{`"labels":["cat","dog"]`, `"labels":["dog","dog"]`, "twice"},
 	} {
 		// Rewrite the manifest with its length and the checksum refreshed,
 		// so that the manifest checks are what refuses the file.

@@ -145,7 +145,7 @@ var jpegMagic = []byte{0xFF, 0xD8, 0xFF}
 // thumbnail (nil for none). It reports whether the label was full and its
 // oldest example was dropped.
 func (s *Store) Add(label string, embedding []float32, thumbnail []byte) (dropped bool, err error) {
-	if err := ValidateLabel(label); err != nil {
+	if err := CheckLabel(label); err != nil {
 		return false, fmt.Errorf("head: adding an example: %w", err)
 	}
 	if err := checkEmbedding(embedding, s.dim); err != nil {

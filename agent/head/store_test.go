@@ -77,7 +77,8 @@ func TestStoreRejectsBadInput(t *testing.T) {
 		thumb       []byte
 		want        string
 	}{
-		{"bad label", "a/b", []float32{1, 2}, nil, "not allowed"},
+		{"empty label", "", []float32{1, 2}, nil, "empty"},
+		{"label not UTF-8", "a\xffb", []float32{1, 2}, nil, "not valid UTF-8"},
 		{"wrong width", "a", []float32{1}, nil, "has 1 values"},
 		{"NaN", "a", []float32{1, float32(math.NaN())}, nil, "NaN"},
 		{"infinity", "a", []float32{float32(math.Inf(1)), 0}, nil, "Inf"},

@@ -165,7 +165,7 @@ func checkExamples(ex Examples) error {
 	}
 	seen := map[string]bool{}
 	for _, l := range ex.Labels {
-		if err := ValidateLabel(l.Label); err != nil {
+		if err := CheckLabel(l.Label); err != nil {
 			return fmt.Errorf("head: examples: %w", err)
 		}
 		if seen[l.Label] {

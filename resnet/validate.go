@@ -1,6 +1,7 @@
 package resnet
 
 import (
+	"errors"
 	"fmt"
 	"math"
 )
@@ -167,8 +168,16 @@ func validateQuant(t *Tensor) error {
 	if q.Dim < 0 || (q.Dim >= len(t.Shape) && !(q.Dim == 0 && len(t.Shape) == 0)) {
 		return fmt.Errorf("quantized dimension %d is out of range for shape %v", q.Dim, t.Shape)
 	}
-	if len(q.Scale) > 1 && len(q.Scale) != t.Shape[q.Dim] {
-		return fmt.Errorf("%d scales, want 1 or %d (shape %v, dimension %d)", len(q.Scale), t.Shape[q.Dim], t.Shape, q.Dim)
+	if n := len(q.Scale); n > 1 && n != t.Shape[q.Dim] {
+		msg := fmt.Sprintf("%d scales, but quantized dimension %d of shape %v has %s: per-channel quantization takes one scale per entry of that dimension, per-tensor quantization one scale",
+			n, q.Dim, t.Shape, plural(t.Shape[q.Dim], "entry", "entries"))
+		for d, size := range t.Shape {
+			if size == n {
+				msg += fmt.Sprintf(" (dimension %d has %d entries: quantized_dimension %d would fit)", d, n, d)
+				break
+			}
+		}
+		return errors.New(msg)
 	}
 	for c, s := range q.Scale {
 		if !(s > 0) || math.IsInf(float64(s), 0) {
@@ -415,4 +424,12 @@ func (m *Model) validateGraph() error {
 		}
 	}
 	return nil
+}
+
+// plural writes n with the singular or plural noun ("1 entry", "3 entries").
+func plural(n int, one, many string) string {
+	if n == 1 {
+		return "1 " + one
+	}
+	return fmt.Sprintf("%d %s", n, many)
 }

@@ -45,7 +45,13 @@ func TestValidateRejectsBadModels(t *testing.T) {
 		{"scale and zero point counts differ", func(m *Model) { m.Tensors[tmConvW].Quant.ZeroPoint = []int64{0} },
 			`tensor 4 "conv1/weights": quantization: 4 scales but 1 zero points`},
 		{"per-channel count does not match dimension", func(m *Model) { m.Tensors[tmConvW].Quant.Dim = 1 },
-			`tensor 4 "conv1/weights": quantization: 4 scales, want 1 or 3 (shape [4 3 3 3], dimension 1)`},
+			`tensor 4 "conv1/weights": quantization: 4 scales, but quantized dimension 1 of shape [4 3 3 3] has 3 entries: ` +
+				`per-channel quantization takes one scale per entry of that dimension, per-tensor quantization one scale ` +
+				`(dimension 0 has 4 entries: quantized_dimension 0 would fit)`},
+		{"per-channel bias shaped [1 4] along its dimension of 1", func(m *Model) { m.Tensors[tmConvB].Shape = []int{1, 4} },
+			`tensor 5 "conv1/bias": quantization: 4 scales, but quantized dimension 0 of shape [1 4] has 1 entry: ` +
+				`per-channel quantization takes one scale per entry of that dimension, per-tensor quantization one scale ` +
+				`(dimension 1 has 4 entries: quantized_dimension 1 would fit)`},
 		{"quantized dimension out of range", func(m *Model) { m.Tensors[tmConvW].Quant.Dim = 4 },
 			`quantization: quantized dimension 4 is out of range for shape [4 3 3 3]`},
 		{"negative quantized dimension", func(m *Model) { m.Tensors[tmConvW].Quant.Dim = -1 },

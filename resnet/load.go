@@ -30,9 +30,11 @@ func LoadFile(path string) (*Model, error) {
 // Load decodes a .tflite file held in data and checks it completely before
 // returning: first the FlatBuffers structure (every offset, vector length
 // and table size against the size of data, and a bound on how much the file
-// may make us allocate), then the model itself with Validate. Files are
-// untrusted: any malformed input gives an error, never a panic. The model
-// does not keep a reference to data.
+// may make us allocate), then the model itself with Validate, and last its
+// operators against TFLite's own rules and the int8 quantization
+// specification (spec.go), which a file must follow even where our kernels
+// could do without. Files are untrusted: any malformed input gives an
+// error, never a panic. The model does not keep a reference to data.
 func Load(data []byte) (*Model, error) {
 	return load(data, true)
 }
@@ -61,6 +63,9 @@ func load(data []byte, copyData bool) (m *Model, err error) {
 		return nil, err
 	}
 	if err := m.Validate(); err != nil {
+		return nil, err
+	}
+	if err := m.validateSpec(); err != nil {
 		return nil, err
 	}
 	return m, nil
@@ -659,6 +664,9 @@ func (d *decoder) options(fo *tflfb.Operator, op OpCode) (Options, error) {
 	case tflfb.BuiltinOptionsConv2DOptions:
 		var o tflfb.Conv2DOptions
 		o.Init(tab.Bytes, tab.Pos)
+		if err := fileDilation(o.DilationWFactor(), o.DilationHFactor()); err != nil {
+			return nil, err
+		}
 		return &Conv2DOptions{
 			Padding: Padding(o.Padding()), StrideW: int(o.StrideW()), StrideH: int(o.StrideH()),
 			Activation: Activation(o.FusedActivationFunction()),
@@ -667,6 +675,9 @@ func (d *decoder) options(fo *tflfb.Operator, op OpCode) (Options, error) {
 	case tflfb.BuiltinOptionsDepthwiseConv2DOptions:
 		var o tflfb.DepthwiseConv2DOptions
 		o.Init(tab.Bytes, tab.Pos)
+		if err := fileDilation(o.DilationWFactor(), o.DilationHFactor()); err != nil {
+			return nil, err
+		}
 		return &DepthwiseConv2DOptions{
 			Padding: Padding(o.Padding()), StrideW: int(o.StrideW()), StrideH: int(o.StrideH()),
 			DepthMultiplier: int(o.DepthMultiplier()), Activation: Activation(o.FusedActivationFunction()),
@@ -711,6 +722,17 @@ func (d *decoder) options(fo *tflfb.Operator, op OpCode) (Options, error) {
 		return &ReducerOptions{KeepDims: o.KeepDims()}, nil
 	}
 	return nil, nil // PAD, QUANTIZE, DEQUANTIZE: empty tables
+}
+
+// fileDilation checks the dilation factors a file gives a convolution.
+// TFLite's Prepare refuses factors below 1, and so does Load, although a
+// Model in memory may say 0 for 1 (an absent field is 1 in the schema, and
+// Marshal writes 1 for 0).
+func fileDilation(w, h int32) error {
+	if w < 1 || h < 1 {
+		return fmt.Errorf("dilation factors (w, h) [%d %d]: TFLite's convolutions need factors >= 1", w, h)
+	}
+	return nil
 }
 
 // defaultOptions are the options of an operator whose file has none: the

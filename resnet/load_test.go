@@ -291,6 +291,88 @@ var brokenCases = []brokenCase{
 		return repack(t, func(m *tflfb.ModelT) { m.Subgraphs[0].Operators[3].Outputs[0] = tmConvOut })
 	}, `output tensor 6 "conv1" is already written by operator 2 (CONV_2D)`},
 
+	// TFLite's operator rules and the int8 specification (spec.go): files
+	// our kernels could run but a real TFLite refuses or reads otherwise.
+	{"conv-dilation-zero", func(t testing.TB) []byte {
+		return repack(t, func(m *tflfb.ModelT) { convOptions(m, 2).DilationWFactor = 0 })
+	}, "operator 2 (CONV_2D): dilation factors (w, h) [0 1]: TFLite's convolutions need factors >= 1"},
+	{"depthwise-dilation-zero", func(t testing.TB) []byte {
+		return repack(t, func(m *tflfb.ModelT) {
+			m.Subgraphs[0].Operators[3].BuiltinOptions.Value.(*tflfb.DepthwiseConv2DOptionsT).DilationHFactor = 0
+		})
+	}, "operator 3 (DEPTHWISE_CONV_2D): dilation factors (w, h) [2 0]: TFLite's convolutions need factors >= 1"},
+	{"depthwise-stride-above-65535", func(t testing.TB) []byte {
+		return repack(t, func(m *tflfb.ModelT) {
+			m.Subgraphs[0].Operators[3].BuiltinOptions.Value.(*tflfb.DepthwiseConv2DOptionsT).StrideW = 70000
+		})
+	}, "operator 3 (DEPTHWISE_CONV_2D): strides (w, h) [70000 1]: TFLite's DEPTHWISE_CONV_2D accepts strides up to 65535"},
+	{"weights-denormal-scale", func(t testing.TB) []byte {
+		return repack(t, func(m *tflfb.ModelT) { m.Subgraphs[0].Tensors[tmConvW].Quantization.Scale[1] = 1e-40 })
+	}, `operator 2 (CONV_2D): filter tensor 4 "conv1/weights": scale[1] is 1e-40, a denormal float32: ` +
+		`the int8 specification needs normal scales`},
+	{"activation-denormal-scale", func(t testing.TB) []byte {
+		return repack(t, func(m *tflfb.ModelT) { m.Subgraphs[0].Tensors[tmConvOut].Quantization.Scale[0] = 1e-39 })
+	}, `operator 2 (CONV_2D): output tensor 6 "conv1": scale[0] is 1e-39, a denormal float32`},
+	{"activation-per-channel", func(t testing.TB) []byte {
+		return repack(t, func(m *tflfb.ModelT) {
+			m.Subgraphs[0].Tensors[3].Quantization = &tflfb.QuantizationParametersT{
+				Scale: []float32{0.05, 0.05, 0.05}, ZeroPoint: []int64{-3, -3, -3}, QuantizedDimension: 3}
+		})
+	}, `operator 1 (PAD): output tensor 3 "pad": 3 scales along dimension 3: the int8 specification quantizes activations per tensor`},
+	{"conv-weights-zero-point", func(t testing.TB) []byte {
+		return repack(t, func(m *tflfb.ModelT) { m.Subgraphs[0].Tensors[tmConvW].Quantization.ZeroPoint[2] = 1 })
+	}, `operator 2 (CONV_2D): filter tensor 4 "conv1/weights": zero point[2] is 1: ` +
+		`the int8 specification makes weights symmetric (zero point 0)`},
+	{"fc-weights-zero-point", func(t testing.TB) []byte {
+		return repack(t, func(m *tflfb.ModelT) { m.Subgraphs[0].Tensors[19].Quantization.ZeroPoint[0] = 3 })
+	}, `operator 11 (FULLY_CONNECTED): weights tensor 19 "fc/weights": zero point[0] is 3: ` +
+		`the int8 specification makes weights symmetric (zero point 0)`},
+	{"weights-per-channel-along-input-channels", func(t testing.TB) []byte {
+		return repack(t, func(m *tflfb.ModelT) {
+			m.Subgraphs[0].Tensors[11].Quantization = &tflfb.QuantizationParametersT{
+				Scale: []float32{0.02, 0.02, 0.03, 0.03}, ZeroPoint: []int64{0, 0, 0, 0}, QuantizedDimension: 3}
+		})
+	}, `operator 6 (CONV_2D): filter tensor 11 "conv2/weights": per-channel scales along dimension 3: ` +
+		`CONV_2D weights are quantized along dimension 0 (their output channels)`},
+	{"bias-without-quantization", func(t testing.TB) []byte {
+		return repack(t, func(m *tflfb.ModelT) { m.Subgraphs[0].Tensors[tmConvB].Quantization = nil })
+	}, `operator 2 (CONV_2D): bias tensor 5 "conv1/bias": no quantization parameters, ` +
+		`but the int8 specification gives a bias the scale input scale × weight scale and zero point 0`},
+	{"bias-of-type-float32", func(t testing.TB) []byte {
+		return repack(t, func(m *tflfb.ModelT) { m.Subgraphs[0].Tensors[tmConvB].Type = tflfb.TensorTypeFLOAT32 })
+	}, `operator 2 (CONV_2D): bias tensor 5 "conv1/bias": type FLOAT32, but an int8 CONV_2D takes an INT32 bias`},
+	{"bias-zero-point", func(t testing.TB) []byte {
+		return repack(t, func(m *tflfb.ModelT) { m.Subgraphs[0].Tensors[tmConvB].Quantization.ZeroPoint[3] = 7 })
+	}, `operator 2 (CONV_2D): bias tensor 5 "conv1/bias": zero point[3] is 7: the int8 specification gives a bias zero point 0`},
+	{"bias-scale-not-input-times-weight", func(t testing.TB) []byte {
+		return repack(t, func(m *tflfb.ModelT) { m.Subgraphs[0].Tensors[tmConvB].Quantization.Scale[1] = 0.0021 })
+	}, `operator 2 (CONV_2D): bias tensor 5 "conv1/bias": scale[1] is 0.0021, but the int8 specification requires ` +
+		`input scale × filter scale[1] = 0.05 × 0.02 = 0.001 (relative tolerance 0.0001; input tensor 3 "pad", filter tensor 4 "conv1/weights")`},
+	{"fc-bias-scale-not-input-times-weight", func(t testing.TB) []byte {
+		return repack(t, func(m *tflfb.ModelT) { m.Subgraphs[0].Tensors[20].Quantization.Scale[0] = 0.0016 })
+	}, `operator 11 (FULLY_CONNECTED): bias tensor 20 "fc/bias": scale[0] is 0.0016, but the int8 specification requires ` +
+		`input scale × weights scale[0]`},
+	{"bias-one-scale-for-per-channel-weights", func(t testing.TB) []byte {
+		return repack(t, func(m *tflfb.ModelT) {
+			m.Subgraphs[0].Tensors[tmConvB].Quantization = &tflfb.QuantizationParametersT{
+				Scale: []float32{0.0005}, ZeroPoint: []int64{0}}
+		})
+	}, `operator 2 (CONV_2D): bias tensor 5 "conv1/bias": scale[0] is 0.0005, but the int8 specification requires ` +
+		`input scale × filter scale[1]`},
+	{"bias-per-channel-along-dimension-of-1", func(t testing.TB) []byte {
+		return repack(t, func(m *tflfb.ModelT) { m.Subgraphs[0].Tensors[tmConvB].Shape = []int32{1, 4} })
+	}, `tensor 5 "conv1/bias": quantization: 4 scales, but quantized dimension 0 of shape [1 4] has 1 entry: ` +
+		`per-channel quantization takes one scale per entry of that dimension, per-tensor quantization one scale ` +
+		`(dimension 1 has 4 entries: quantized_dimension 1 would fit)`},
+	{"softmax-output-scale", func(t testing.TB) []byte {
+		return repack(t, func(m *tflfb.ModelT) { m.Subgraphs[0].Tensors[23].Quantization.Scale[0] = 0.01 })
+	}, `operator 12 (SOFTMAX): output tensor 23 "probabilities": scale 0.01 and zero point -128: ` +
+		`int8 SOFTMAX outputs have scale 1/256 and zero point -128`},
+	{"maxpool-changes-quantization", func(t testing.TB) []byte {
+		return repack(t, func(m *tflfb.ModelT) { m.Subgraphs[0].Tensors[10].Quantization.Scale[0] = 0.06 })
+	}, `operator 5 (MAX_POOL_2D): output tensor 10 "maxpool": scale 0.06 and zero point -3 differ from input tensor 9 "add" ` +
+		`(scale 0.05, zero point -3): the int8 specification has MAX_POOL_2D keep its input's quantization`},
+
 	// Metadata.
 	{"metadata-bad-json", func(t testing.TB) []byte {
 		return repack(t, func(m *tflfb.ModelT) {
@@ -316,6 +398,11 @@ var brokenCases = []brokenCase{
 	{"metadata-buffer-out-of-range", func(t testing.TB) []byte {
 		return repack(t, func(m *tflfb.ModelT) { m.Metadata[0].Buffer = 500 })
 	}, `metadata 0 "shortcut.meta": buffer index 500 is out of range`},
+}
+
+// convOptions returns the CONV_2D options of operator op.
+func convOptions(m *tflfb.ModelT, op int) *tflfb.Conv2DOptionsT {
+	return m.Subgraphs[0].Operators[op].BuiltinOptions.Value.(*tflfb.Conv2DOptionsT)
 }
 
 // withShortcutMeta is testModel's file with js as its shortcut.meta.

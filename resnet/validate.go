@@ -18,7 +18,10 @@ const MaxTensorElements = math.MaxInt32
 // every input exists before it is read (no cycles, no tensor written twice).
 //
 // Load calls Validate on every file, and Marshal calls it before writing,
-// so models built in Go get the same checks as models read from disk.
+// so models built in Go get the same checks as models read from disk. Both
+// then check what a file must also follow, TFLite's operator rules and its
+// int8 specification (spec.go); Validate leaves those out, so that models
+// built in memory may omit what the kernels do not need (a bias's scale).
 // Errors name the tensor or operator by index and name.
 func (m *Model) Validate() error {
 	if m == nil {

@@ -19,7 +19,9 @@ const fileIdentifier = "TFL3"
 // may use weights in place (TFLite's schema asks for 16).
 const bufferAlign = 16
 
-// Marshal validates m and encodes it as a .tflite file (schema version 3,
+// Marshal validates m (Validate, then the rules of spec.go that Load
+// applies to every file, so that we never write a file we would refuse to
+// read) and encodes it as a .tflite file (schema version 3,
 // identifier TFL3, one subgraph named "main"). Buffer 0 is the empty
 // sentinel, each constant tensor gets its own 16-byte aligned buffer and
 // activations point to buffer 0. Operator codes are shared by operators with
@@ -30,6 +32,9 @@ const bufferAlign = 16
 // appended after the flatbuffer (see tflmetadata.go).
 func (m *Model) Marshal() ([]byte, error) {
 	if err := m.Validate(); err != nil {
+		return nil, err
+	}
+	if err := m.validateSpec(); err != nil {
 		return nil, err
 	}
 	size := 1024

@@ -3,7 +3,6 @@ package resnet
 import (
 	"bytes"
 	"encoding/binary"
-	"math"
 	"path/filepath"
 	"reflect"
 	"strings"
@@ -49,7 +48,10 @@ func perTensor(scale float32, zp int64) *Quant {
 }
 
 // testModel builds a small int8 classifier that uses every operator and
-// every option the runtime supports. It is valid: Validate accepts it.
+// every option the runtime supports. It is valid: Validate accepts it, and
+// it follows TFLite's operator rules and int8 specification (spec.go):
+// bias scales are input × weight scales, PAD, the pools, SQUEEZE and
+// RESHAPE keep their input's quantization, SOFTMAX outputs 1/256 and -128.
 func testModel() *Model {
 	act := func(name string, shape ...int) Tensor {
 		return Tensor{Name: name, Type: Int8, Shape: shape, Quant: perTensor(0.05, -3)}
@@ -57,13 +59,13 @@ func testModel() *Model {
 	tensors := []Tensor{
 		{Name: "input", Type: Float32, Shape: []int{1, 8, 8, 3}},
 		{Name: "input_int8", Type: Int8, Shape: []int{1, 8, 8, 3},
-			Quant: &Quant{Scale: []float32{0.0078125}, ZeroPoint: []int64{-1}, Min: []float32{-1}, Max: []float32{1}}},
+			Quant: &Quant{Scale: []float32{0.05}, ZeroPoint: []int64{-3}, Min: []float32{-6.25}, Max: []float32{6.5}}},
 		{Name: "pad/paddings", Type: Int32, Shape: []int{4, 2}, Data: int32Data(0, 0, 1, 1, 1, 1, 0, 0)},
 		act("pad", 1, 10, 10, 3),
 		{Name: "conv1/weights", Type: Int8, Shape: []int{4, 3, 3, 3}, Data: testData(4 * 27),
 			Quant: &Quant{Scale: []float32{0.01, 0.02, 0.03, 0.04}, ZeroPoint: []int64{0, 0, 0, 0}}},
 		{Name: "conv1/bias", Type: Int32, Shape: []int{4}, Data: int32Data(10, -10, 20, -20),
-			Quant: &Quant{Scale: []float32{7.8e-5, 1.6e-4, 2.3e-4, 3.1e-4}, ZeroPoint: []int64{0, 0, 0, 0}}},
+			Quant: &Quant{Scale: []float32{0.0005, 0.001, 0.0015, 0.002}, ZeroPoint: []int64{0, 0, 0, 0}}},
 		act("conv1", 1, 8, 8, 4),
 		{Name: "dw/weights", Type: Int8, Shape: []int{1, 3, 3, 4}, Data: testData(36),
 			Quant: &Quant{Scale: []float32{0.1, 0.2, 0.3, 0.4}, ZeroPoint: []int64{0, 0, 0, 0}, Dim: 3}},
@@ -349,14 +351,17 @@ func TestMarshalWritesDefaultsForZeroVersionAndDilation(t *testing.T) {
 	}
 }
 
+// TestMarshalKeepsSpecialFloatBitsOfScales writes the smallest scale a file
+// may carry (the smallest normal float32; denormal ones break the int8
+// specification) and reads back the same bits.
 func TestMarshalKeepsSpecialFloatBitsOfScales(t *testing.T) {
 	m := testModel()
-	m.Tensors[tmQuantized].Quant.Scale[0] = math.SmallestNonzeroFloat32
+	m.Tensors[tmConvOut].Quant.Scale[0] = 0x1p-126
 	got, err := Load(mustMarshal(t, m))
 	if err != nil {
 		t.Fatal(err)
 	}
-	if s := got.Tensors[tmQuantized].Quant.Scale[0]; s != math.SmallestNonzeroFloat32 {
+	if s := got.Tensors[tmConvOut].Quant.Scale[0]; s != 0x1p-126 {
 		t.Fatalf("scale read back as %g", s)
 	}
 }

@@ -233,20 +233,8 @@ func setInputs(it *interp.Interpreter, s Sample, si int) error {
 			return fmt.Errorf("quant: sample %d input %d has %d values, the model's input %q takes %d (shape %v)",
 				si, k, len(v), in.Name, in.NumElements(), in.Shape)
 		}
-		switch in.Type {
-		case resnet.Float32:
-			copy(in.Float32(), v)
-		case resnet.Int8:
-			if in.Quant == nil || len(in.Quant.Scale) != 1 {
-				return fmt.Errorf("quant: input %q is INT8 without per-tensor quantization", in.Name)
-			}
-			s, z := float64(in.Quant.Scale[0]), float64(in.Quant.ZeroPoint[0])
-			dst := in.Int8()
-			for i, x := range v {
-				dst[i] = int8(math.Max(-128, math.Min(127, math.Round(float64(x)/s)+z)))
-			}
-		default:
-			return fmt.Errorf("quant: input %q has type %v; want FLOAT32 or INT8", in.Name, in.Type)
+		if err := in.SetFloat32(v); err != nil {
+			return fmt.Errorf("quant: sample %d input %d: %w", si, k, err)
 		}
 	}
 	return nil

@@ -6,6 +6,7 @@ import (
 
 	"github.com/shortcut-edge/shortcut/resnet"
 	"github.com/shortcut-edge/shortcut/resnet/interp"
+	"github.com/shortcut-edge/shortcut/resnet/modelio"
 )
 
 // Comparison runs a float model and its int8 version on the same inputs and
@@ -161,19 +162,13 @@ func (c *Comparison) Merge(o *Comparison) {
 	}
 }
 
-// Output0 returns an interpreter's first output as floats, dequantizing an
-// int8 one.
+// Output0 returns an interpreter's first output as real values in a new
+// slice, dequantizing an int8 one (zeros when it cannot be read as reals).
 func Output0(it *interp.Interpreter) []float32 {
 	o := it.Output(0)
-	if o.Type == resnet.Float32 {
-		return o.Float32()
-	}
-	v := make([]float32, o.NumElements())
-	if o.Type == resnet.Int8 && o.Quant != nil && len(o.Quant.Scale) == 1 {
-		sc, zp := o.Quant.Scale[0], o.Quant.ZeroPoint[0]
-		for i, x := range o.Int8() {
-			v[i] = sc * float32(int64(x)-zp)
-		}
+	v, err := o.Floats()
+	if err != nil {
+		return make([]float32, o.NumElements())
 	}
 	return v
 }
@@ -201,4 +196,4 @@ func SQNR(signal, noise float64) float64 {
 }
 
 // Top1 is the index of the largest value (the first one on ties).
-func Top1(v []float32) int { return argmax(v) }
+func Top1(v []float32) int { return modelio.Argmax(v) }

@@ -21,6 +21,7 @@ import (
 	"github.com/shortcut-edge/shortcut/quant"
 	"github.com/shortcut-edge/shortcut/resnet"
 	"github.com/shortcut-edge/shortcut/resnet/interp"
+	"github.com/shortcut-edge/shortcut/resnet/modelio"
 	"github.com/shortcut-edge/shortcut/train"
 	"github.com/shortcut-edge/shortcut/train/data"
 )
@@ -47,19 +48,18 @@ func specFromExport(e *quant.Export) inputSpec {
 		h: in.Shape[1], w: in.Shape[2], mean: in.Mean, std: in.Std, classes: e.Classes}
 }
 
-// specFromModel reads a .tflite's input shape and normalization metadata.
+// specFromModel reads a .tflite's input shape and normalization metadata
+// (modelio's contract).
 func specFromModel(m *resnet.Model, path string) (inputSpec, error) {
-	if len(m.Inputs) != 1 {
-		return inputSpec{}, fmt.Errorf("model %s has %d inputs; an image classifier has one", path, len(m.Inputs))
+	io, err := modelio.Describe(m)
+	if err != nil {
+		return inputSpec{}, fmt.Errorf("model %s: %w", path, err)
 	}
-	s := m.Tensors[m.Inputs[0]].Shape
-	if len(s) != 4 || s[0] != 1 {
-		return inputSpec{}, fmt.Errorf("model %s: input shape %v, want [1, H, W, C]", path, s)
-	}
-	spec := inputSpec{channels: s[3], h: s[1], w: s[2], mean: m.Meta.Mean, std: m.Meta.Std, classes: m.Meta.Labels}
-	if len(spec.std) != s[3] || len(spec.mean) != s[3] {
+	in := io.Input
+	spec := inputSpec{channels: in.Channels, h: in.Height, w: in.Width, mean: in.Mean, std: in.Std, classes: m.Meta.Labels}
+	if len(spec.std) != in.Channels || len(spec.mean) != in.Channels {
 		return inputSpec{}, fmt.Errorf("model %s has no input normalization for its %d channels in its metadata (mean %v, std %v); pass --float EXPORT_DIR, whose input section says how images are prepared",
-			path, s[3], spec.mean, spec.std)
+			path, in.Channels, spec.mean, spec.std)
 	}
 	if m.Meta.HasImageSize() {
 		// The model records its training images' size (quantize writes it
@@ -379,7 +379,7 @@ func evaluate(ctx context.Context, in evalInput) (*evalReport, error) {
 		if err != nil {
 			continue
 		}
-		ours[r.i] = quant.Top1(r.out)
+		ours[r.i] = modelio.Argmax(r.out)
 		rep.Score.add(r.label, ours[r.i])
 		if rep.FloatScore != nil {
 			rep.FloatScore.add(r.label, r.floatTop1)
@@ -438,48 +438,26 @@ func evalOne(cmp *quant.Comparison, it *interp.Interpreter, x []float32) (out []
 		if err != nil {
 			return nil, -1, err
 		}
-		return slices.Clone(q), quant.Top1(f), nil
+		return slices.Clone(q), modelio.Argmax(f), nil
 	}
-	if err := setFloatInput(it.Input(0), x); err != nil {
+	if err := it.Input(0).SetFloat32(x); err != nil {
 		return nil, -1, err
 	}
 	if err := it.Invoke(); err != nil {
 		return nil, -1, err
 	}
-	return slices.Clone(quant.Output0(it)), -1, nil
-}
-
-// setFloatInput fills a model input from normalized floats, quantizing for
-// an int8 input.
-func setFloatInput(t *interp.Tensor, x []float32) error {
-	if t.NumElements() != len(x) {
-		return fmt.Errorf("input %q takes %d values, the image has %d", t.Name, t.NumElements(), len(x))
-	}
-	switch t.Type {
-	case resnet.Float32:
-		copy(t.Float32(), x)
-	case resnet.Int8:
-		copy(t.Int8(), quantizeInput(t.Quant, x))
-	default:
-		return fmt.Errorf("input %q has type %v; want FLOAT32 or INT8", t.Name, t.Type)
-	}
-	return nil
-}
-
-func quantizeInput(q *resnet.Quant, x []float32) []int8 {
-	s, z := float64(q.Scale[0]), float64(q.ZeroPoint[0])
-	v := make([]int8, len(x))
-	for i, f := range x {
-		v[i] = int8(math.Max(-128, math.Min(127, math.Round(float64(f)/s)+z)))
-	}
-	return v
+	return quant.Output0(it), -1, nil
 }
 
 // writeModelInput writes one image as the .npy the model's input takes.
 func writeModelInput(m *resnet.Model, path string, x []float32) error {
 	t := &m.Tensors[m.Inputs[0]]
 	if t.Type == resnet.Int8 {
-		return npy.Write(path, t.Shape, quantizeInput(t.Quant, x))
+		q := make([]int8, len(x))
+		if !t.Quant.QuantizeInt8(q, x) {
+			return fmt.Errorf("input %q is INT8 without per-tensor quantization", t.Name)
+		}
+		return npy.Write(path, t.Shape, q)
 	}
 	return npy.Write(path, t.Shape, x)
 }
@@ -577,7 +555,7 @@ func runWitness(ctx context.Context, in evalInput, ours []int, oursScores [][]fl
 		for k := range theirs {
 			w.MaxDiffLSB = math.Max(w.MaxDiffLSB, math.Abs(float64(theirs[k]-oursScores[i][k]))/step)
 		}
-		top, o := quant.Top1(theirs), oursScores[i]
+		top, o := modelio.Argmax(theirs), oursScores[i]
 		switch {
 		case top == ours[i]:
 			agree++
@@ -605,10 +583,9 @@ func dequantizedOutput(m *resnet.Model, v any) ([]float32, error) {
 	case []float32:
 		return x, nil
 	case []int8:
-		q := m.Tensors[m.Outputs[0]].Quant
 		out := make([]float32, len(x))
-		for i, b := range x {
-			out[i] = q.Scale[0] * float32(int64(b)-q.ZeroPoint[0])
+		if !m.Tensors[m.Outputs[0]].Quant.DequantizeInt8(out, x) {
+			return nil, fmt.Errorf("output 0 is INT8 without per-tensor quantization")
 		}
 		return out, nil
 	}

@@ -1,0 +1,203 @@
+// Package modelio is the one description of an image classifier's inputs and
+// outputs: what the agent, camera preprocessing, quant, eval and the
+// accelerator backends agree on about a loaded .tflite.
+//
+// The contract (train/EXPORT.md writes it; the agent reads it):
+//   - input 0 is one NHWC image [1, H, W, C], FLOAT32 or INT8 (per-tensor
+//     quantization), holding (pixel/255 - Mean) / Std per channel;
+//   - when the metadata's image_size is set, the training images filled only
+//     a centred ContentHeight x ContentWidth area and the border is black;
+//   - output 0 is the class scores (FLOAT32 or INT8), one per label;
+//   - output 1, when present with at least 2 values, is the embedding: the
+//     pooled features the classifier reads.
+//
+// Conversions between real values and a tensor's storage are
+// resnet.Quant.QuantizeInt8/DequantizeInt8 and interp.Tensor.SetFloat32 and
+// ReadFloat32; ranking scores is Argmax and TopK here.
+package modelio
+
+import (
+	"fmt"
+	"math"
+
+	"github.com/shortcut-edge/shortcut/resnet"
+)
+
+// Input describes input 0.
+type Input struct {
+	Tensor                  int // index in the model's tensors
+	Name                    string
+	Type                    resnet.DType // FLOAT32 or INT8
+	Height, Width, Channels int
+	Quant                   *resnet.Quant // per-tensor; nil for FLOAT32
+	// Mean and Std normalize 0..1 pixels: (p - Mean[c]) / Std[c]. Each has
+	// 0 (no normalization recorded), 1 (all channels) or Channels values.
+	Mean, Std []float32
+	// ContentHeight and ContentWidth are the metadata's image_size (training's
+	// pad_to): the area, centred in the input, that images fill; 0 means the
+	// whole input.
+	ContentHeight, ContentWidth int
+}
+
+// Elements is Height*Width*Channels.
+func (in Input) Elements() int { return in.Height * in.Width * in.Channels }
+
+// Normalized reports whether Mean and Std hold one value per channel (or one
+// for all), so that images can be prepared from the model alone.
+func (in Input) Normalized() bool {
+	ok := func(v []float32) bool { return len(v) == 1 || len(v) == in.Channels }
+	return ok(in.Mean) && ok(in.Std)
+}
+
+// Output describes one model output.
+type Output struct {
+	Index  int // position among the model's outputs
+	Tensor int
+	Name   string
+	Type   resnet.DType // FLOAT32 or INT8
+	Len    int          // number of values
+	Quant  *resnet.Quant
+}
+
+// IO is a classifier's whole contract.
+type IO struct {
+	Input     Input
+	Scores    Output
+	Embedding *Output // nil when the model has none
+	// Labels has one name per score: the metadata's, with class_<i> for any
+	// missing or empty one.
+	Labels []string
+}
+
+// Describe checks m against the contract and describes it. Errors say which
+// part of the contract the model breaks.
+func Describe(m *resnet.Model) (IO, error) {
+	var io IO
+	if len(m.Inputs) != 1 {
+		return io, fmt.Errorf("the model has %d inputs; an image classifier has one [1,H,W,C] input", len(m.Inputs))
+	}
+	if len(m.Outputs) < 1 {
+		return io, fmt.Errorf("the model has no outputs; output 0 must be the class scores")
+	}
+	ti := m.Inputs[0]
+	t := &m.Tensors[ti]
+	s := t.Shape
+	if len(s) != 4 || s[0] != 1 || s[1] < 1 || s[2] < 1 || s[3] < 1 {
+		return io, fmt.Errorf("input 0 %q has shape %v; an image classifier takes one image [1,H,W,C]", t.Name, s)
+	}
+	in := Input{Tensor: ti, Name: t.Name, Type: t.Type, Height: s[1], Width: s[2], Channels: s[3],
+		Mean: m.Meta.Mean, Std: m.Meta.Std}
+	switch t.Type {
+	case resnet.Float32:
+	case resnet.Int8:
+		if _, _, ok := t.Quant.PerTensor(); !ok {
+			return io, fmt.Errorf("input 0 %q is INT8 without per-tensor quantization", t.Name)
+		}
+		in.Quant = t.Quant
+	default:
+		return io, fmt.Errorf("input 0 %q is %v; images go into FLOAT32 or INT8 inputs", t.Name, t.Type)
+	}
+	for _, v := range [][]float32{in.Mean, in.Std} {
+		if len(v) != 0 && len(v) != 1 && len(v) != in.Channels {
+			return io, fmt.Errorf("metadata mean/std have %d values for %d channels", len(v), in.Channels)
+		}
+	}
+	for _, sd := range in.Std {
+		if sd == 0 || math.IsNaN(float64(sd)) || math.IsInf(float64(sd), 0) {
+			return io, fmt.Errorf("metadata std holds %v; every std must be finite and non-zero", sd)
+		}
+	}
+	if m.Meta.HasImageSize() { // resnet.Load checked it against the input
+		in.ContentHeight, in.ContentWidth = m.Meta.ImageSize[0], m.Meta.ImageSize[1]
+	}
+	io.Input = in
+
+	out, err := output(m, 0)
+	if err != nil {
+		return io, fmt.Errorf("output 0 must be the class scores: %w", err)
+	}
+	io.Scores = out
+	if len(m.Outputs) > 1 {
+		if e, err := output(m, 1); err == nil && e.Len >= 2 {
+			io.Embedding = &e
+		}
+	}
+	io.Labels = make([]string, out.Len)
+	for i := range io.Labels {
+		if i < len(m.Meta.Labels) && m.Meta.Labels[i] != "" {
+			io.Labels[i] = m.Meta.Labels[i]
+		} else {
+			io.Labels[i] = fmt.Sprintf("class_%d", i)
+		}
+	}
+	return io, nil
+}
+
+func output(m *resnet.Model, k int) (Output, error) {
+	ti := m.Outputs[k]
+	t := &m.Tensors[ti]
+	n := 1
+	for _, d := range t.Shape {
+		n *= d
+	}
+	o := Output{Index: k, Tensor: ti, Name: t.Name, Type: t.Type, Len: n}
+	if n < 1 {
+		return o, fmt.Errorf("%q has shape %v (no values)", t.Name, t.Shape)
+	}
+	switch t.Type {
+	case resnet.Float32:
+	case resnet.Int8:
+		if _, _, ok := t.Quant.PerTensor(); !ok {
+			return o, fmt.Errorf("%q is INT8 without per-tensor quantization", t.Name)
+		}
+		o.Quant = t.Quant
+	default:
+		return o, fmt.Errorf("%q is %v, not FLOAT32 or INT8", t.Name, t.Type)
+	}
+	return o, nil
+}
+
+// Argmax is the index of the largest value, the first one on ties (as
+// TFLite's ARG_MAX and numpy.argmax); -1 for an empty slice. A NaN never
+// beats a number.
+func Argmax(v []float32) int {
+	best := -1
+	for i, x := range v {
+		if best < 0 || greater(x, v[best]) {
+			best = i
+		}
+	}
+	return best
+}
+
+// TopK writes the indices of the k largest values of v into dst, best first,
+// ties to the lower index, and returns dst[:min(k, len(v))]. It allocates
+// nothing when dst has room for k.
+func TopK(dst []int, v []float32, k int) []int {
+	k = min(k, len(v))
+	dst = dst[:0]
+	for i, x := range v {
+		// Insertion into the sorted first k: k is small (top-5).
+		pos := len(dst)
+		for pos > 0 && greater(x, v[dst[pos-1]]) {
+			pos--
+		}
+		if pos >= k {
+			continue
+		}
+		if len(dst) < k {
+			dst = append(dst, 0)
+		}
+		copy(dst[pos+1:], dst[pos:len(dst)-1])
+		dst[pos] = i
+	}
+	return dst
+}
+
+// greater orders NaN below every number.
+func greater(a, b float32) bool {
+	if a != a {
+		return false
+	}
+	return b != b || a > b
+}

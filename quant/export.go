@@ -11,13 +11,12 @@ import (
 
 	"github.com/shortcut-edge/shortcut/resnet"
 	"github.com/shortcut-edge/shortcut/resnet/build"
+	"github.com/shortcut-edge/shortcut/train/manifest"
 )
 
 // ExportFormat is the float export layout that FromExport reads (written by
-// train.Export, described in train/EXPORT.md). The string is repeated here
-// rather than imported so that quant, which the agent links, does not pull in
-// the training framework.
-const ExportFormat = "shortcut-float-v1"
+// train.Export, described in train/EXPORT.md; schema in train/manifest).
+const ExportFormat = manifest.Format
 
 // Export is a validated float export: its preprocessing and the float model
 // built from it.
@@ -31,65 +30,8 @@ type Export struct {
 	Model *resnet.Model
 }
 
-// ExportInput is the input section of model.json: the network takes
-// Shape = [1, H, W, C] floats x = (pixel/255 - Mean[c]) / Std[c], computed
-// after images of ImageH x ImageW were zero-padded (centred) to PadTo x PadTo
-// when PadTo > 0.
-type ExportInput struct {
-	Name   string    `json:"name"`
-	Shape  []int     `json:"shape"`
-	Mean   []float32 `json:"mean"`
-	Std    []float32 `json:"std"`
-	PadTo  int       `json:"pad_to,omitempty"`
-	ImageH int       `json:"image_height"`
-	ImageW int       `json:"image_width"`
-}
-
-// ContentSize is the [height, width] of the dataset images inside the
-// input when training padded them (PadTo > 0) to a larger input, for
-// resnet.Metadata.ImageSize: the images lie centred and the border holds
-// pixel value 0, as data.BatchOptions.PadTo does. It is zero (the content
-// fills the input) without padding, when the image size is unknown, or when
-// the images already fill the input.
-func (in ExportInput) ContentSize() [2]int {
-	if in.PadTo <= 0 || in.ImageH <= 0 || in.ImageW <= 0 || len(in.Shape) != 4 {
-		return [2]int{}
-	}
-	if in.ImageH == in.Shape[1] && in.ImageW == in.Shape[2] {
-		return [2]int{}
-	}
-	return [2]int{in.ImageH, in.ImageW}
-}
-
-type exportManifest struct {
-	Format  string                  `json:"format"`
-	Arch    string                  `json:"arch"`
-	Input   ExportInput             `json:"input"`
-	Classes []string                `json:"classes"`
-	Output  string                  `json:"output"`
-	Weights string                  `json:"weights"`
-	Tensors map[string]exportTensor `json:"tensors"`
-	Ops     []exportOp              `json:"ops"`
-}
-
-type exportTensor struct {
-	Shape  []int `json:"shape"`
-	Offset int64 `json:"offset"`
-}
-
-type exportOp struct {
-	Op          string   `json:"op"`
-	Name        string   `json:"name"`
-	Inputs      []string `json:"inputs"`
-	Output      string   `json:"output"`
-	Weights     string   `json:"weights"`
-	Bias        string   `json:"bias"`
-	Kernel      []int    `json:"kernel"`
-	Stride      []int    `json:"stride"`
-	Padding     []int    `json:"padding"`
-	Activation  string   `json:"activation"`
-	Synthesized bool     `json:"synthesized"`
-}
+// ExportInput is the input section of model.json (manifest.Input).
+type ExportInput = manifest.Input
 
 // Limits on what an export may ask for, so that a damaged model.json cannot
 // make us allocate without bound.
@@ -125,7 +67,7 @@ func ReadExport(dir string) (*Export, error) {
 	if err != nil {
 		return nil, fmt.Errorf("export %s: %w (give the directory that `shortcut-train export` wrote)", dir, err)
 	}
-	var m exportManifest
+	var m manifest.Manifest
 	if err := json.Unmarshal(js, &m); err != nil {
 		return nil, fmt.Errorf("export %s: %v", path, err)
 	}
@@ -158,7 +100,7 @@ func ReadExport(dir string) (*Export, error) {
 }
 
 type exportBuilder struct {
-	m           *exportManifest
+	m           *manifest.Manifest
 	dir, path   string
 	wpath       string
 	blob        []byte
@@ -260,12 +202,12 @@ func (b *exportBuilder) checkInput() error {
 	return nil
 }
 
-func (b *exportBuilder) opErr(i int, op *exportOp, format string, args ...any) error {
+func (b *exportBuilder) opErr(i int, op *manifest.Op, format string, args ...any) error {
 	return fmt.Errorf("export %s: op %d %q (%s): %s", b.path, i, op.Name, op.Op, fmt.Sprintf(format, args...))
 }
 
 // weights returns a tensor's values and checks its shape.
-func (b *exportBuilder) weights(i int, op *exportOp, role, name string, want []int) ([]float32, error) {
+func (b *exportBuilder) weights(i int, op *manifest.Op, role, name string, want []int) ([]float32, error) {
 	if name == "" {
 		return nil, b.opErr(i, op, "no %s tensor named", role)
 	}
@@ -284,7 +226,7 @@ func (b *exportBuilder) weights(i int, op *exportOp, role, name string, want []i
 	return b.cache[name], nil
 }
 
-func (b *exportBuilder) activation(i int, op *exportOp, allowRelu bool) (resnet.Activation, error) {
+func (b *exportBuilder) activation(i int, op *manifest.Op, allowRelu bool) (resnet.Activation, error) {
 	switch op.Activation {
 	case "", "none":
 		return resnet.ActNone, nil
@@ -298,7 +240,7 @@ func (b *exportBuilder) activation(i int, op *exportOp, allowRelu bool) (resnet.
 }
 
 // window reads stride and padding: two strides >= 1, four paddings >= 0.
-func (b *exportBuilder) window(i int, op *exportOp) (sh, sw int, pad [4]int, err error) {
+func (b *exportBuilder) window(i int, op *manifest.Op) (sh, sw int, pad [4]int, err error) {
 	if len(op.Stride) != 2 || op.Stride[0] < 1 || op.Stride[1] < 1 || op.Stride[0] > maxExportDim || op.Stride[1] > maxExportDim {
 		return 0, 0, pad, b.opErr(i, op, "stride %v, want [SH, SW] with each at least 1", op.Stride)
 	}
@@ -347,7 +289,7 @@ func spatialPadding(h, w, kh, kw, sh, sw int, pad [4]int) (p resnet.Padding, exp
 	return resnet.PaddingValid, [][2]int{{0, 0}, {pad[0], pad[1]}, {pad[2], pad[3]}, {0, 0}}, oh, ow
 }
 
-func (b *exportBuilder) input(i int, op *exportOp, k int) (int, []int, error) {
+func (b *exportBuilder) input(i int, op *manifest.Op, k int) (int, []int, error) {
 	if k >= len(op.Inputs) {
 		return -1, nil, b.opErr(i, op, "has %d inputs, needs %d", len(op.Inputs), k+1)
 	}
@@ -415,7 +357,7 @@ func (b *exportBuilder) build() (*resnet.Model, error) {
 	return model, nil
 }
 
-func (b *exportBuilder) op(i int, op *exportOp) (int, error) {
+func (b *exportBuilder) op(i int, op *manifest.Op) (int, error) {
 	g := b.g
 	nIn := map[string]int{"conv2d": 1, "add": 2, "max_pool": 1, "mean": 1, "fully_connected": 1}
 	want, known := nIn[op.Op]

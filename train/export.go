@@ -11,59 +11,20 @@ import (
 	"github.com/gomlx/gomlx/pkg/core/tensors"
 	gctx "github.com/gomlx/gomlx/pkg/ml/context"
 
+	"github.com/shortcut-edge/shortcut/train/manifest"
 	"github.com/shortcut-edge/shortcut/train/models"
 )
 
-// ExportFormat names the layout written by Export (see EXPORT.md).
-const ExportFormat = "shortcut-float-v1"
+// The model.json schema lives in train/manifest, shared with quant's reader;
+// these names are the ones train's callers have always used.
+const ExportFormat = manifest.Format
 
-// Manifest is model.json of an exported model (see EXPORT.md).
-type Manifest struct {
-	Format  string            `json:"format"`
-	Arch    string            `json:"arch"`
-	Input   ExportInput       `json:"input"`
-	Classes []string          `json:"classes"`
-	Output  string            `json:"output"`
-	Weights string            `json:"weights"`
-	Tensors map[string]Tensor `json:"tensors"`
-	Ops     []ExportOp        `json:"ops"`
-	// BNEpsilon is the batch-norm epsilon folded into the weights (for the record).
-	BNEpsilon float64 `json:"bn_epsilon"`
-}
-
-// ExportInput describes the expected input and its preprocessing.
-type ExportInput struct {
-	Name   string    `json:"name"`
-	Shape  []int     `json:"shape"` // [1, H, W, C], NHWC
-	Mean   []float32 `json:"mean"`  // per channel: x = (pixel/255 - mean) / std
-	Std    []float32 `json:"std"`
-	PadTo  int       `json:"pad_to,omitempty"` // images of ImageHeight x ImageWidth are zero-padded (centered) to this
-	ImageH int       `json:"image_height"`
-	ImageW int       `json:"image_width"`
-}
-
-// Tensor locates a little-endian float32 array in the weights file.
-type Tensor struct {
-	Shape  []int `json:"shape"`
-	Offset int64 `json:"offset"` // bytes from the start of the weights file
-}
-
-// ExportOp is one operation of the folded graph, in execution order.
-type ExportOp struct {
-	Op         string   `json:"op"` // conv2d, add, max_pool, mean, fully_connected
-	Name       string   `json:"name"`
-	Inputs     []string `json:"inputs"`
-	Output     string   `json:"output"`
-	Weights    string   `json:"weights,omitempty"` // conv2d: [O, KH, KW, I] (OHWI); fully_connected: [O, I]
-	Bias       string   `json:"bias,omitempty"`    // [O]
-	Kernel     []int    `json:"kernel,omitempty"`  // max_pool: [KH, KW]
-	Stride     []int    `json:"stride,omitempty"`  // [SH, SW]
-	Padding    []int    `json:"padding,omitempty"` // explicit [top, bottom, left, right]
-	Activation string   `json:"activation"`        // "none" or "relu"
-	// Synthesized marks ops that the trained graph expresses otherwise (option-A shortcuts,
-	// written as 1x1 convolutions with 0/1 weights).
-	Synthesized bool `json:"synthesized,omitempty"`
-}
+type (
+	Manifest    = manifest.Manifest
+	ExportInput = manifest.Input
+	Tensor      = manifest.Tensor
+	ExportOp    = manifest.Op
+)
 
 // ExportOptions select the checkpoint and the output directory.
 type ExportOptions struct {

@@ -156,7 +156,7 @@ in_root 'apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y
 	>"$dir/prereq.log" 2>&1 || { tail -n 20 "$dir/prereq.log" >&2; die "installing the prerequisites failed"; }
 in_root 'go version' | sed 's/^/fresh-check: /'
 
-say "git clone $repo ($(git rev-parse --short HEAD)) into the root"
+say "git clone $repo (${head:0:7}) into the root"
 git clone -q --no-hardlinks "$repo" "$root/root/shortcut"
 git -C "$root/root/shortcut" checkout -q "$head"
 

@@ -99,8 +99,8 @@ func New(cfg Config, opt Options) (*Agent, error) {
 		topics: Topics{Prefix: cfg.MQTT.TopicPrefix, Device: cfg.Device.ID, DiscoveryPrefix: cfg.MQTT.Discovery.Prefix}}
 	a.met.reg.MustRegister(newSourceCollector(a), newThermalCollector(thermalRoot))
 	c, err := a.loadModel(cfg.Model.Path)
-	if err != nil {
-		return nil, err
+	if err := cfg.ModelError(c, err); err != nil {
+		return nil, err // names model.path and its line
 	}
 	for _, comp := range []string{"source", "preprocess", "inference", "mqtt", "model", "learning", "gpio"} {
 		a.met.errors.WithLabelValues(comp) // present at 0 from the start

@@ -4,14 +4,15 @@ import (
 	"bytes"
 	"errors"
 	"fmt"
-	"github.com/shortcut-edge/shortcut/resnet/armnn"
 	"io"
+	"io/fs"
 	"math"
 	"net"
 	"net/url"
 	"os"
 	"path/filepath"
 	"reflect"
+	"slices"
 	"strconv"
 	"strings"
 	"time"
@@ -19,6 +20,7 @@ import (
 	"gopkg.in/yaml.v3"
 
 	"github.com/shortcut-edge/shortcut/agent/head"
+	"github.com/shortcut-edge/shortcut/resnet/armnn"
 )
 
 // Config is the agent's whole configuration: one YAML file, documented key
@@ -35,6 +37,46 @@ type Config struct {
 	Learning       LearningConfig `yaml:"learning"`
 	GPIO           GPIOConfig     `yaml:"gpio"`
 	Log            LogConfig      `yaml:"log"`
+
+	// src says where the values came from (ParseConfig): errors found
+	// later, such as a model.path that does not load, name the file and
+	// the key's line. nil for a Config made in Go.
+	src *configSource
+}
+
+// configSource is where a Config was read from.
+type configSource struct {
+	file  string
+	lines map[string]int    // key path ("cameras[1].fps") -> line of the key
+	flags map[string]string // key path -> the command-line flag that replaced it
+}
+
+// at is the prefix of a message about key: "line 7: ", "(from --model) ",
+// or "" when the key's place is unknown (a default, a Config made in Go).
+func (s *configSource) at(key string) string {
+	switch {
+	case s == nil:
+		return ""
+	case s.flags[key] != "":
+		return "(from " + s.flags[key] + ") "
+	case s.lines[key] > 0:
+		return fmt.Sprintf("line %d: ", s.lines[key])
+	}
+	return ""
+}
+
+// OverrideModelPath sets model.path from a command-line flag (cmd/agent's
+// --model); errors about the model then name the flag, not a line of the
+// file.
+func (c *Config) OverrideModelPath(path, flag string) {
+	c.Model.Path = path
+	if c.src == nil {
+		c.src = &configSource{}
+	}
+	if c.src.flags == nil {
+		c.src.flags = map[string]string{}
+	}
+	c.src.flags["model.path"] = flag
 }
 
 // DeviceConfig names this board in topics and in Home Assistant.
@@ -327,8 +369,9 @@ func ParseConfigWith(name string, data []byte, getenv func(string) string, check
 	if err := dec.Decode(&doc); err != nil && !errors.Is(err, io.EOF) {
 		return Config{}, &ConfigError{File: name, Errors: []FieldError{{Path: "(file)", Msg: "not valid YAML: " + err.Error()}}}
 	}
+	src := &configSource{file: name, lines: map[string]int{}}
 	if len(doc.Content) > 0 {
-		decodeNode("", doc.Content[0], reflect.ValueOf(&cfg).Elem(), &errs)
+		decodeNode("", doc.Content[0], reflect.ValueOf(&cfg).Elem(), &errs, src.lines)
 	}
 	if v := getenv(EnvMQTTPassword); v != "" {
 		cfg.MQTT.Password = v
@@ -341,7 +384,13 @@ func ParseConfigWith(name string, data []byte, getenv func(string) string, check
 			cfg.Device.ID = topicSafe(h)
 		}
 	}
-	errs = append(errs, cfg.ValidateWith(check)...)
+	for _, fe := range cfg.ValidateWith(check) {
+		if !strings.HasPrefix(fe.Msg, "line ") {
+			fe.Msg = src.at(fe.Path) + fe.Msg
+		}
+		errs = append(errs, fe)
+	}
+	cfg.src = src
 	if len(errs) > 0 {
 		return cfg, &ConfigError{File: name, Errors: errs}
 	}
@@ -352,8 +401,11 @@ type defaulter interface{ setDefaults() }
 
 // decodeNode overlays the YAML node n onto v (which already holds
 // defaults), walking structs by their yaml tags so that every error carries
-// its key path, and unknown keys are reported rather than ignored.
-func decodeNode(path string, n *yaml.Node, v reflect.Value, errs *[]FieldError) {
+// its key path, and unknown and repeated keys are reported rather than
+// ignored (yaml.v3 lets the last of two equal keys win silently when it
+// decodes into a struct, and does not look at all when it builds a Node
+// tree, as here). lines gets the line of every key path it meets.
+func decodeNode(path string, n *yaml.Node, v reflect.Value, errs *[]FieldError, lines map[string]int) {
 	if n.Kind == yaml.AliasNode {
 		n = n.Alias
 	}
@@ -376,18 +428,24 @@ func decodeNode(path string, n *yaml.Node, v reflect.Value, errs *[]FieldError) 
 		t := v.Type()
 		for i := 0; i+1 < len(n.Content); i += 2 {
 			key, val := n.Content[i].Value, n.Content[i+1]
+			line := n.Content[i].Line
+			sub := joinPath(path, key)
+			if first, dup := lines[sub]; dup {
+				*errs = append(*errs, FieldError{Path: sub, Msg: fmt.Sprintf("duplicate key (lines %d and %d); a key may appear once: remove one", first, line)})
+				continue
+			}
+			lines[sub] = line
 			f := -1
 			for j := 0; j < t.NumField(); j++ {
-				if strings.Split(t.Field(j).Tag.Get("yaml"), ",")[0] == key {
+				if name := strings.Split(t.Field(j).Tag.Get("yaml"), ",")[0]; name == key && name != "" && name != "-" {
 					f = j
 				}
 			}
-			sub := joinPath(path, key)
 			if f < 0 {
-				*errs = append(*errs, FieldError{Path: sub, Msg: fmt.Sprintf("line %d: unknown key (see configs/agent.yaml for the keys)", n.Content[i].Line)})
+				*errs = append(*errs, FieldError{Path: sub, Msg: fmt.Sprintf("line %d: unknown key (see configs/agent.yaml for the keys)", line)})
 				continue
 			}
-			decodeNode(sub, val, v.Field(f), errs)
+			decodeNode(sub, val, v.Field(f), errs, lines)
 		}
 	case reflect.Slice:
 		if n.Tag == "!!null" {
@@ -403,7 +461,9 @@ func decodeNode(path string, n *yaml.Node, v reflect.Value, errs *[]FieldError) 
 			if d, ok := s.Index(i).Addr().Interface().(defaulter); ok {
 				d.setDefaults()
 			}
-			decodeNode(fmt.Sprintf("%s[%d]", path, i), item, s.Index(i), errs)
+			p := fmt.Sprintf("%s[%d]", path, i)
+			lines[p] = item.Line
+			decodeNode(p, item, s.Index(i), errs, lines)
 		}
 		v.Set(s)
 	default:
@@ -709,7 +769,7 @@ func (g GPIOConfig) validate(cams []CameraConfig) []FieldError {
 	b := g.Button
 	usePin("gpio.button.pin", b.Pin)
 	if b.Pin != "" {
-		if err := head.ValidateLabel(b.Label); err != nil {
+		if err := configLabel(b.Label); err != nil {
 			bad("gpio.button.label", "%v (a short press teaches this label)", err)
 		}
 		if b.Camera != "" && !hasCamera(b.Camera) {
@@ -736,7 +796,7 @@ func (g GPIOConfig) validate(cams []CameraConfig) []FieldError {
 			bad(p+".pin", "is empty; name the output pin (e.g. GPIO27)")
 		}
 		usePin(p+".pin", o.Pin)
-		if err := head.ValidateLabel(o.Label); err != nil {
+		if err := configLabel(o.Label); err != nil {
 			bad(p+".label", "%v", err)
 		}
 		if o.MinScore <= 0 || o.MinScore > 1 || math.IsNaN(o.MinScore) {
@@ -750,4 +810,131 @@ func (g GPIOConfig) validate(cams []CameraConfig) []FieldError {
 		}
 	}
 	return errs
+}
+
+// configLabel checks a label the configuration names without the model at
+// hand: a label that fails head.ValidateLabel may still be one of the
+// model's own ("T-shirt/top"), which checkAgainstModel decides once the
+// model is loaded. Only what no label can be (empty, not UTF-8) fails here.
+func configLabel(label string) error {
+	err := head.ValidateLabel(label)
+	if err != nil && head.CheckLabel(label) == nil {
+		return nil
+	}
+	return err
+}
+
+// gpioLabels lists the labels the configuration names, by key path.
+func (c *Config) gpioLabels() (paths, labels []string) {
+	if c.GPIO.Button.Pin != "" {
+		paths, labels = append(paths, "gpio.button.label"), append(labels, c.GPIO.Button.Label)
+	}
+	for i, o := range c.GPIO.Outputs {
+		paths, labels = append(paths, fmt.Sprintf("gpio.outputs[%d].label", i)), append(labels, o.Label)
+	}
+	return paths, labels
+}
+
+// checkAgainstModel checks the configuration against the loaded model, or
+// explains why model.path did not load (loadErr): the problems name their
+// key and, for a file read by ParseConfig, its line.
+func (c *Config) checkAgainstModel(m Classifier, loadErr error) []FieldError {
+	if loadErr != nil {
+		at := c.src.at("model.path")
+		if at == "" && c.src != nil && c.src.file != "" {
+			at = "(not in the file: the default) "
+		}
+		return []FieldError{{Path: "model.path", Msg: at + modelLoadProblem(c.Model.Path, loadErr)}}
+	}
+	var errs []FieldError
+	info := m.Info()
+	paths, labels := c.gpioLabels()
+	for i, l := range labels {
+		err := head.ValidateLabel(l)
+		if err == nil || head.CheckLabel(l) != nil || slices.Contains(info.Labels, l) {
+			continue // good, or already reported by Validate
+		}
+		errs = append(errs, FieldError{Path: paths[i], Msg: fmt.Sprintf("%s%v; or name one of the model's labels exactly (%s)",
+			c.src.at(paths[i]), err, quotedList(info.Labels, 12))})
+	}
+	return errs
+}
+
+// modelLoadProblem says why path did not load and what to do.
+func modelLoadProblem(path string, err error) string {
+	st, serr := os.Stat(path)
+	switch {
+	case errors.Is(serr, fs.ErrNotExist):
+		return fmt.Sprintf("%q does not exist; set model.path to the .tflite model to run", path)
+	case serr == nil && st.IsDir():
+		return fmt.Sprintf("%q is a directory; set model.path to the .tflite file in it", path)
+	case errors.Is(err, fs.ErrPermission):
+		return fmt.Sprintf("%q cannot be read (permission denied); make it readable by the user the agent runs as", path)
+	}
+	msg := err.Error()
+	for _, prefix := range []string{fmt.Sprintf("model %q: ", path), "model: "} { // the loaders' own, said here already
+		msg = strings.TrimPrefix(msg, prefix)
+	}
+	return fmt.Sprintf("%q does not load as a model: %s", path, msg)
+}
+
+func quotedList(s []string, n int) string {
+	q := make([]string, 0, min(len(s), n))
+	for _, x := range s[:min(len(s), n)] {
+		q = append(q, strconv.Quote(x))
+	}
+	if len(s) > n {
+		q = append(q, fmt.Sprintf("and %d more", len(s)-n))
+	}
+	return strings.Join(q, ", ")
+}
+
+// ModelError is what New returns when the configured model does not load,
+// or the configuration does not fit it: a *ConfigError naming model.path
+// (or the gpio labels) with the key's line. nil when there is no problem.
+func (c *Config) ModelError(m Classifier, loadErr error) error {
+	errs := c.checkAgainstModel(m, loadErr)
+	if len(errs) == 0 {
+		return nil
+	}
+	file := "(config)"
+	if c.src != nil && c.src.file != "" {
+		file = c.src.file
+	}
+	return &ConfigError{File: file, Errors: errs}
+}
+
+// CheckWithModel is --check-config's second half. parseErr is what
+// LoadConfigWith returned with c: when the file could be read as YAML,
+// model.path is loaded with load (nil: LoadModel, the loader the agent
+// starts with, trial run included) and the configuration is checked against
+// the model, and every problem, the file's and the model's, comes back in
+// one *ConfigError. It returns the loaded model's description.
+func (c Config) CheckWithModel(parseErr error, load ModelLoader) (ModelInfo, error) {
+	var ce *ConfigError
+	if parseErr != nil && (!errors.As(parseErr, &ce) || c.src == nil) {
+		return ModelInfo{}, parseErr // unreadable, or not YAML: nothing to check a model against
+	}
+	if ce == nil {
+		file := "(config)"
+		if c.src != nil {
+			file = c.src.file
+		}
+		ce = &ConfigError{File: file}
+	}
+	var info ModelInfo
+	if c.Model.Path != "" {
+		if load == nil {
+			load = LoadModel
+		}
+		m, err := load(c.Model.Path)
+		if err == nil {
+			info = m.Info()
+		}
+		ce.Errors = append(ce.Errors, c.checkAgainstModel(m, err)...)
+	}
+	if len(ce.Errors) > 0 {
+		return info, ce
+	}
+	return info, nil
 }

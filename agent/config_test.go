@@ -2,7 +2,9 @@ package agent_test
 
 import (
 	"errors"
+	"fmt"
 	"os"
+	"path/filepath"
 	"reflect"
 	"strings"
 	"testing"
@@ -28,7 +30,7 @@ func TestConfigFileInConfigsDocumentsEveryKeyWithItsDefault(t *testing.T) {
 	want.Device.ID = got.Device.ID // the host name
 	want.Cameras = []agent.CameraConfig{{ID: "cam0", Source: "synthetic", FPS: 5, Queue: 2,
 		Preprocess: agent.PreprocessConfig{Fit: agent.FitCrop, ROI: []int{}, Mean: []float64{}, Std: []float64{}}}}
-	if !reflect.DeepEqual(got, want) {
+	if got := agent.WithoutSource(got); !reflect.DeepEqual(got, want) {
 		t.Errorf("configs/agent.yaml differs from agent.Defaults():\n got %+v\nwant %+v", got, want)
 	}
 	// Every key of the Config struct is written out in the file.
@@ -67,6 +69,9 @@ func TestConfigFileInConfigsDocumentsEveryKeyWithItsDefault(t *testing.T) {
 	var fields func(prefix string, t reflect.Type)
 	fields = func(prefix string, t reflect.Type) {
 		for i := 0; i < t.NumField(); i++ {
+			if !t.Field(i).IsExported() {
+				continue
+			}
 			k := prefix + t.Field(i).Tag.Get("yaml")
 			inExample := strings.Contains(k, "[].") && !strings.HasPrefix(k, "cameras[]") &&
 				strings.Contains(comments.String(), " "+t.Field(i).Tag.Get("yaml")+":")
@@ -215,7 +220,7 @@ learning: {state_dir: relative/dir, max_count: 500, examples_per_label: 100, max
 		{"gpio values are checked", `
 cameras: [{id: a, source: synthetic}]
 gpio:
-  button: {pin: GPIO17, label: "a/b", camera: b, long_press: 0s, pull: sideways}
+  button: {pin: GPIO17, label: "", camera: b, long_press: 0s, pull: sideways}
   leds: {ready: GPIO17, detecting: "GPIO 6"}
   outputs: [{pin: "", label: "", min_score: 1.5, hold: -1s, camera: c}]
 `, []string{"gpio.button.label", "gpio.button.camera", "gpio.button.long_press", "gpio.button.debounce", "gpio.button.pull",
@@ -240,6 +245,97 @@ gpio: {button: {pin: GPIO17, label: cat}}
 			}
 			if strings.Join(got, " ") != strings.Join(tc.paths, " ") {
 				t.Errorf("errors at %v, want at %v:\n%v", got, tc.paths, err)
+			}
+		})
+	}
+}
+
+func TestConfigRefusesRepeatedKeysNamingBothLines(t *testing.T) {
+	yaml := `device:
+  id: kitchen
+  name: Kitchen
+  id: garage
+cameras:
+  - id: a
+    source: synthetic
+    fps: 5
+    fps: 10
+mqtt: {qos: 1}
+mqtt: {qos: 2}
+log: {level: loud}
+`
+	_, err := agent.ParseConfig("dup.yaml", []byte(yaml), noEnv)
+	var ce *agent.ConfigError
+	if !errors.As(err, &ce) {
+		t.Fatalf("a file with repeated keys: %v; want a *ConfigError", err)
+	}
+	want := map[string]string{
+		"device.id":      "duplicate key (lines 2 and 4)",
+		"cameras[0].fps": "duplicate key (lines 8 and 9)",
+		"mqtt":           "duplicate key (lines 10 and 11)",
+		"log.level":      `line 12: "loud"`, // the other errors are listed too
+	}
+	for _, fe := range ce.Errors {
+		if w, ok := want[fe.Path]; !ok || !strings.Contains(fe.Msg, w) {
+			t.Errorf("error %v; want only %v", fe, want)
+		}
+		delete(want, fe.Path)
+	}
+	if len(want) > 0 {
+		t.Errorf("not reported: %v\n%v", want, err)
+	}
+}
+
+func TestConfigErrorsGiveTheLineOfTheirKey(t *testing.T) {
+	yaml := "device: {id: d}\ncameras:\n  - id: a\n    source: synthetic\n    fps: -1\nmqtt:\n  qos: 9\n"
+	_, err := agent.ParseConfig("t.yaml", []byte(yaml), noEnv)
+	for _, want := range []string{"cameras[0].fps: line 5: is -1", "mqtt.qos: line 7: is 9"} {
+		if err == nil || !strings.Contains(err.Error(), want) {
+			t.Errorf("error %v; want it to say %q", err, want)
+		}
+	}
+}
+
+// TestCheckWithModelLoadsTheModelAndNamesModelPath is --check-config's
+// model half: model.path must load with the agent's own loader, and a file
+// that does not is reported at model.path with its line, beside every other
+// problem of the file.
+func TestCheckWithModelLoadsTheModelAndNamesModelPath(t *testing.T) {
+	dir := t.TempDir()
+	demo, _ := filepath.Abs("../configs/demo/fashion-resnet8-int8.tflite")
+	garbage := filepath.Join(dir, "garbage.tflite")
+	os.WriteFile(garbage, []byte("this is not a model"), 0o644)
+	for _, tc := range []struct {
+		name, model, extra string
+		want               []string // substrings of the error, "" for none
+	}{
+		{"a model that loads", demo, "", nil},
+		{"a missing file", filepath.Join(dir, "nope.tflite"), "", []string{`model.path: line 2: "` + dir + `/nope.tflite" does not exist; set model.path`}},
+		{"a directory", dir, "", []string{`model.path: line 2: "` + dir + `" is a directory`}},
+		{"a file that is no model", garbage, "", []string{`model.path: line 2: "` + garbage + `" does not load as a model: `}},
+		{"with other errors, all at once", filepath.Join(dir, "nope.tflite"), "mqtt: {qos: 9}\n", []string{"model.path: line 2:", "mqtt.qos: line 5:"}},
+		{"gpio labels may be the model's own", demo, "gpio: {outputs: [{pin: GPIO27, label: T-shirt/top}]}\n", nil},
+		{"a gpio label neither typed-safe nor the model's", demo, "gpio: {outputs: [{pin: GPIO27, label: T-shirt/bottom}]}\n",
+			[]string{`gpio.outputs[0].label: line 5: label "T-shirt/bottom": character '/'`, `"T-shirt/top", "Trouser"`}},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			yaml := fmt.Sprintf("device: {id: d}\nmodel: {path: %q}\ncameras: [{id: a, source: synthetic}]\nlearning: {state_dir: /tmp/x}\n%s", tc.model, tc.extra)
+			cfg, err := agent.ParseConfig("t.yaml", []byte(yaml), noEnv)
+			info, err := cfg.CheckWithModel(err, nil)
+			if tc.want == nil {
+				if err != nil || len(info.Labels) != 10 {
+					t.Errorf("CheckWithModel: %v, %d labels; want no error and the demo model's 10 labels", err, len(info.Labels))
+				}
+				return
+			}
+			var ce *agent.ConfigError
+			if !errors.As(err, &ce) {
+				t.Fatalf("CheckWithModel: %v; want a *ConfigError", err)
+			}
+			for _, w := range tc.want {
+				if !strings.Contains(err.Error(), w) {
+					t.Errorf("error:\n%v\nwant it to say %q", err, w)
+				}
 			}
 		})
 	}

@@ -34,7 +34,7 @@ func run(args []string, stdout, stderr io.Writer) int {
 	fs := flag.NewFlagSet("shortcut-agent", flag.ContinueOnError)
 	fs.SetOutput(stderr)
 	configPath := fs.String("config", defaultConfig, "the YAML configuration (keys and defaults: configs/agent.yaml)")
-	checkConfig := fs.Bool("check-config", false, "validate the configuration, list every problem, and exit")
+	checkConfig := fs.Bool("check-config", false, "validate the configuration and load its model as the agent would, list every problem, and exit")
 	model := fs.String("model", "", "the .tflite model (overrides model.path)")
 	checkModel := fs.Bool("check-model", false, "load and prepare the model, print a summary and exit")
 	exitWhenDone := fs.Bool("exit-when-done", false, "stop cleanly once every camera source has ended (video files, image folders that do not loop)")
@@ -58,19 +58,36 @@ func run(args []string, stdout, stderr io.Writer) int {
 		return checkModelFile(path, stdout, stderr)
 	}
 	cfg, err := agent.LoadConfigWith(*configPath, sourceChecker())
-	if *model != "" && err == nil {
-		cfg.Model.Path = *model
+	if *model != "" {
+		cfg.OverrideModelPath(*model, "--model")
+	}
+	if *checkConfig {
+		info, err := cfg.CheckWithModel(err, nil)
+		if err != nil {
+			fmt.Fprintln(stderr, "shortcut-agent:", err)
+			return 2
+		}
+		learning := "no on-device learning (no embedding output)"
+		if info.EmbeddingDim > 0 {
+			learning = fmt.Sprintf("on-device learning available (embedding of %d values)", info.EmbeddingDim)
+		}
+		fmt.Fprintf(stdout, "config %s: ok (device %q, %d camera(s); model %s loads: %q, %d labels, %s; %s sources)\n",
+			*configPath, cfg.Device.ID, len(cfg.Cameras), cfg.Model.Path, info.Name, len(info.Labels), learning, sourcesBuild)
+		return 0
 	}
 	if err != nil {
 		fmt.Fprintln(stderr, "shortcut-agent:", err)
 		return 2
 	}
-	if *checkConfig {
-		fmt.Fprintf(stdout, "config %s: ok (device %q, %d camera(s), model %s; %s sources)\n", *configPath, cfg.Device.ID, len(cfg.Cameras), cfg.Model.Path, sourcesBuild)
-		return 0
-	}
 	log := newLogger(cfg.Log, stderr)
 	a, err := agent.New(cfg, agent.Options{Logger: log, OpenSource: sourceOpener(log), CheckSource: sourceChecker()})
+	var ce *agent.ConfigError
+	if errors.As(err, &ce) {
+		// The model (model.path) does not load or does not fit the
+		// configuration: the same answer --check-config gives.
+		fmt.Fprintln(stderr, "shortcut-agent:", err)
+		return 2
+	}
 	if err != nil {
 		log.Error("cannot start", "err", err)
 		return 1

@@ -11,6 +11,7 @@ import (
 	"math/rand/v2"
 	"os"
 	"path/filepath"
+	"slices"
 	"strings"
 	"time"
 	"unicode"
@@ -47,6 +48,7 @@ const (
 	codeBusy           = "busy"            // conflicts with something running; try later
 	codeUnavailable    = "unavailable"     // learning cannot run (model, state directory)
 	codeFailed         = "failed"          // it was tried and failed
+	codeDuplicate      = "duplicate"       // this command's id was received before; nothing done
 )
 
 type cmdError struct {
@@ -55,9 +57,11 @@ type cmdError struct {
 }
 
 // notSaved is the answer when a change is in use but its save failed: the
-// command did what it was asked, with a warning.
+// command did what it was asked, with a warning. what is the subject with
+// its verb ("the examples are", "the head is").
 func notSaved(what string, err error) *cmdError {
-	return &cmdError{"", what + " is in use but was not saved: " + err.Error()}
+	return &cmdError{"", what + " in use but not saved: " + err.Error() +
+		"; a restart would lose it unless a later change saves (free space in the state directory, or fix its permissions)"}
 }
 
 // command is one request, from MQTT or the GPIO button.
@@ -177,12 +181,17 @@ func (l *learner) handle(ctx context.Context, c command) {
 		}
 		return true
 	}
-	label := func(l string) bool {
-		if err := head.ValidateLabel(l); err != nil {
+	label := func(lb string) bool {
+		if err := l.checkLabel(lb); err != nil {
 			cerr = invalid("%v", err)
 			return false
 		}
 		return true
+	}
+	// once lets a command that discards state run at most once per id.
+	once := func(id string) bool {
+		cerr = l.once(c.name, id)
+		return cerr == nil
 	}
 	switch c.name {
 	case CmdLearn:
@@ -206,7 +215,7 @@ func (l *learner) handle(ctx context.Context, c command) {
 		}
 	case CmdForget:
 		var req labelRequest
-		if parse(&req, &req.ID) && label(req.Label) {
+		if parse(&req, &req.ID) && label(req.Label) && once(req.ID) {
 			result, cerr = l.forget(req.Label)
 		}
 	case CmdLabels:
@@ -216,7 +225,7 @@ func (l *learner) handle(ctx context.Context, c command) {
 		}
 	case CmdReset:
 		var req plainRequest
-		if parse(&req, &req.ID) {
+		if parse(&req, &req.ID) && once(req.ID) {
 			result, cerr = l.reset()
 		}
 	case CmdExport:
@@ -226,7 +235,7 @@ func (l *learner) handle(ctx context.Context, c command) {
 		}
 	case CmdImport:
 		var req importRequest
-		if parse(&req, &req.ID) {
+		if parse(&req, &req.ID) && once(req.ID) {
 			result, cerr = l.importHead(req.Path)
 		}
 	default:
@@ -240,6 +249,56 @@ func (l *learner) handle(ctx context.Context, c command) {
 		result = nil // a refused command has no result
 	}
 	l.a.replyWarn(c, result, cerr, warn)
+}
+
+// checkLabel takes a label from a command: a new name must pass
+// head.ValidateLabel; a label the agent already knows (one of the model's,
+// the head's or the stored examples') is taken as it is, so that the
+// model's own classes ("T-shirt/top") can be taught and forgotten.
+func (l *learner) checkLabel(label string) error {
+	err := head.ValidateLabel(label)
+	if err == nil || head.CheckLabel(label) != nil {
+		return err
+	}
+	if slices.Contains(l.a.Model().Labels, label) {
+		return nil
+	}
+	if ah := l.a.head.Load(); ah != nil && slices.Contains(ah.labels, label) {
+		return nil
+	}
+	l.mu.Lock()
+	store := l.store
+	l.mu.Unlock()
+	if store != nil && slices.ContainsFunc(store.Counts(), func(lc head.LabelCount) bool { return lc.Label == label }) {
+		return nil
+	}
+	return err
+}
+
+// once admits a command that discards state (forget, reset, import) the
+// first time its id comes, and refuses it afterwards. MQTT may deliver a
+// message more than once: a broker replays a retained command at every
+// (re)subscription, a bridge between brokers forwards such replays as
+// live messages (without the retain flag the agent could ignore), and
+// QoS 1 is at-least-once. So these commands need an id, and the ids seen
+// are kept in the state directory (commandIDs) across restarts.
+func (l *learner) once(name, id string) *cmdError {
+	if id == "" {
+		return invalid("%s needs an \"id\", new for every request (a timestamp, a counter or a UUID): "+
+			"the agent runs each %s id once, so that a message delivered again (a retained message, a broker bridge) cannot %s twice",
+			name, name, name)
+	}
+	first, err := l.ids.admit(name, id, time.Now())
+	switch {
+	case err != nil:
+		return &cmdError{codeFailed, fmt.Sprintf("%v; nothing was done (free space in the state directory, or fix its permissions, and send the command again)", err)}
+	case !first.IsZero():
+		l.log.Warn("a command id came again; not run twice", "command", name, "id", id, "first", first)
+		return &cmdError{codeDuplicate, fmt.Sprintf("%s id %q was received before; a command that discards state runs once per id, "+
+			"because MQTT may deliver a message again (a retained message, a broker bridge). Nothing was done; send a new id to %s again",
+			name, id, name)}
+	}
+	return nil
 }
 
 // checkLearn fills learn's defaults and checks its ranges.
@@ -288,8 +347,8 @@ func (l *learner) export() (ExportResult, *cmdError) {
 		return ExportResult{}, &cmdError{codeFailed, err.Error()}
 	}
 	path := filepath.Join(l.dir.Path(), "export-"+ah.version+".tflite")
-	if err := writeFileAtomic(path, data); err != nil {
-		return ExportResult{}, &cmdError{codeFailed, err.Error()}
+	if err := writeAtomic(path, ".export-*.tmp", data, 0o644); err != nil {
+		return ExportResult{}, &cmdError{codeFailed, "export: " + err.Error()}
 	}
 	sha, n, err := fileSHA256(path)
 	if err != nil {
@@ -299,10 +358,14 @@ func (l *learner) export() (ExportResult, *cmdError) {
 	return ExportResult{Path: path, SHA256: sha, Bytes: n, HeadVersion: ah.version, Labels: ah.labels}, nil
 }
 
-func writeFileAtomic(path string, data []byte) error {
-	f, err := os.CreateTemp(filepath.Dir(path), ".export-*.tmp")
+// writeAtomic replaces path with data through a temporary file (named by
+// pattern, in the same directory): write, fsync, rename, fsync the
+// directory. Readers see the old file or the new one, never a part.
+func writeAtomic(path, pattern string, data []byte, perm os.FileMode) error {
+	dir := filepath.Dir(path)
+	f, err := os.CreateTemp(dir, pattern)
 	if err != nil {
-		return fmt.Errorf("export: %w", err)
+		return fmt.Errorf("writing %q: %w", path, err)
 	}
 	tmp := f.Name()
 	_, err = f.Write(data)
@@ -313,14 +376,18 @@ func writeFileAtomic(path string, data []byte) error {
 		err = cerr
 	}
 	if err == nil {
-		err = os.Chmod(tmp, 0o644)
+		err = os.Chmod(tmp, perm)
 	}
 	if err == nil {
 		err = os.Rename(tmp, path)
 	}
 	if err != nil {
 		os.Remove(tmp)
-		return fmt.Errorf("export: writing %q: %w", path, err)
+		return fmt.Errorf("writing %q: %w", path, err)
+	}
+	if d, err := os.Open(dir); err == nil {
+		d.Sync()
+		d.Close()
 	}
 	return nil
 }
@@ -374,7 +441,7 @@ func (l *learner) importHead(p string) (ImportResult, *cmdError) {
 	l.a.event(Event{Kind: EventHeadImported, Message: "head " + ah.version + " imported from " + path, Path: path, Head: headInfo(ah)})
 	res := ImportResult{Path: path, Head: headInfo(ah)}
 	if err := l.save(); err != nil {
-		return res, notSaved("the imported head", err)
+		return res, notSaved("the imported head is", err)
 	}
 	return res, nil
 }
@@ -486,4 +553,94 @@ func contains(list []string, s string) bool {
 // topicLevelOK says whether s can be one level of a topic we publish.
 func topicLevelOK(s string) bool {
 	return s != "" && len(s) <= 64 && utf8.ValidString(s) && !strings.ContainsAny(s, "/#+\x00")
+}
+
+// commandIDs remembers, in <state_dir>/commands.json, the (command, id)
+// pairs of the commands that discard state, for commandIDWindow (at most
+// maxCommandIDs of them, the oldest forgotten first), so that a repeated
+// delivery is refused even after a restart. An id is taken when the command
+// is admitted, before it runs: a command refused afterwards (busy, a bad
+// label) has used its id too, and a crash cannot let a repeat through.
+// Only the learner's goroutine uses it.
+type commandIDs struct {
+	path  string
+	limit int           // maxCommandIDs
+	seen  []seenCommand // oldest first
+}
+
+type seenCommand struct {
+	Command string    `json:"command"`
+	ID      string    `json:"id"`
+	Time    time.Time `json:"time"`
+}
+
+type commandIDsFile struct {
+	Version  int           `json:"version"`
+	Commands []seenCommand `json:"commands"`
+}
+
+const (
+	commandIDsName   = "commands.json"
+	commandIDWindow  = 30 * 24 * time.Hour
+	maxCommandIDs    = 1000
+	maxCommandIDFile = 1 << 20
+)
+
+// loadCommandIDs reads dir's commands.json. A missing file is an empty
+// list; a damaged one is an error (the caller logs it and starts empty:
+// the file is rewritten by the next command that discards state).
+func loadCommandIDs(dir string) (*commandIDs, error) {
+	c := &commandIDs{path: filepath.Join(dir, commandIDsName), limit: maxCommandIDs}
+	if tmps, err := filepath.Glob(filepath.Join(dir, ".commands-*.tmp")); err == nil {
+		for _, t := range tmps { // left by a crash mid-write
+			os.Remove(t)
+		}
+	}
+	f, err := os.Open(c.path)
+	if errors.Is(err, os.ErrNotExist) {
+		return c, nil
+	}
+	if err != nil {
+		return c, fmt.Errorf("command ids %s: %w", c.path, err)
+	}
+	defer f.Close()
+	var file commandIDsFile
+	dec := json.NewDecoder(io.LimitReader(f, maxCommandIDFile))
+	dec.DisallowUnknownFields()
+	if err := dec.Decode(&file); err != nil {
+		return c, fmt.Errorf("command ids %s: %v", c.path, err)
+	}
+	if file.Version != 1 {
+		return c, fmt.Errorf("command ids %s: version %d; this build reads version 1", c.path, file.Version)
+	}
+	c.seen = file.Commands
+	slices.SortStableFunc(c.seen, func(a, b seenCommand) int { return a.Time.Compare(b.Time) })
+	return c, nil
+}
+
+// admit records (command, id) at now and saves the list. It returns the
+// time the pair was first received when it was seen before (nothing is
+// recorded then), else the zero time. When saving fails, nothing is
+// recorded and the command must not run.
+func (c *commandIDs) admit(command, id string, now time.Time) (first time.Time, err error) {
+	cut := 0
+	for cut < len(c.seen) && (now.Sub(c.seen[cut].Time) > commandIDWindow || len(c.seen)-cut >= c.limit) {
+		cut++
+	}
+	kept := c.seen[cut:]
+	for _, s := range kept {
+		if s.Command == command && s.ID == id {
+			return s.Time, nil
+		}
+	}
+	next := append(slices.Clone(kept), seenCommand{Command: command, ID: id, Time: now.UTC()})
+	data, err := json.MarshalIndent(commandIDsFile{Version: 1, Commands: next}, "", " ")
+	if err == nil {
+		err = writeAtomic(c.path, ".commands-*.tmp", data, 0o600)
+	}
+	if err != nil {
+		return time.Time{}, fmt.Errorf("recording %s id %q: %w", command, id, err)
+	}
+	c.seen = next
+	return time.Time{}, nil
 }

@@ -206,6 +206,8 @@ func TestCommandRepliesFreezeTheirPayloads(t *testing.T) {
 		{agent.CmdLearn, map[string]any{"label": "bird/cat"}},
 		{"dance", map[string]any{}},
 		{agent.CmdLearn, `{"label": `},
+		{agent.CmdReset, `{"id": "reset-8"}`}, // a repeated delivery
+		{agent.CmdReset, `{}`},
 	} {
 		r := cmd.send(c.name, c.payload)
 		replies = append(replies, normalise(t, msg{Topic: "reply/" + c.name, Payload: string(mustMarshal(t, r))}))

@@ -116,6 +116,7 @@ type learner struct {
 	dir *head.Dir
 
 	cmds chan command
+	ids  *commandIDs // ids of the commands that discard state, seen lately
 	wg   sync.WaitGroup
 
 	saveMu sync.Mutex // one save at a time, each of the latest state
@@ -153,6 +154,9 @@ func newLearner(a *Agent) (*learner, error) {
 	}
 	l := &learner{a: a, log: a.log.With("component", "learning"), cfg: a.cfg.Learning, dir: dir,
 		cmds: make(chan command, 16), capturing: map[string]string{}}
+	if l.ids, err = loadCommandIDs(path); err != nil {
+		l.log.Error("the ids of recent forget, reset and import commands cannot be read; starting with none (a repeat of one of them would run again)", "err", err)
+	}
 	st, info, err := dir.Load()
 	for _, skipped := range info.Skipped {
 		l.log.Warn("damaged learning state skipped; using an older one", "err", skipped)
@@ -338,7 +342,7 @@ func (l *learner) startLearn(ctx context.Context, c command, req learnRequest) *
 		var warn string
 		if res.Added > 0 {
 			if serr := l.save(); serr != nil {
-				warn = notSaved("the examples", serr).msg
+				warn = notSaved("the examples are", serr).msg
 			}
 		}
 		l.a.replyWarn(c, res, err, warn)
@@ -462,7 +466,7 @@ func (l *learner) startTrain(ctx context.Context, c command) *cmdError {
 			"milliseconds", info.Milliseconds)
 		var warn string
 		if err := l.save(); err != nil {
-			warn = notSaved("the head", err).msg
+			warn = notSaved("the head is", err).msg
 		}
 		l.a.event(Event{Kind: EventHeadTrained, Message: fmt.Sprintf("head %s trained: validation accuracy %.3f on %d examples",
 			ah.version, info.ValidationAccuracy, info.ValidationExamples), Head: info})
@@ -521,7 +525,7 @@ func (l *learner) forget(label string) (ForgetResult, *cmdError) {
 	}
 	res.HeadVersion = l.a.headVersion()
 	if err := l.save(); err != nil {
-		return res, notSaved("the change", err)
+		return res, notSaved("the change is", err)
 	}
 	return res, nil
 }
@@ -583,7 +587,7 @@ func (l *learner) reset() (ResetResult, *cmdError) {
 	l.log.Info("head reset; the model's own classifier is in use", "was", old.version)
 	l.a.event(Event{Kind: EventHeadReset, Message: "head " + old.version + " removed; predictions come from the model's own classifier"})
 	if err := l.save(); err != nil {
-		return res, notSaved("the model's own classifier", err)
+		return res, notSaved("the model's own classifier is", err)
 	}
 	return res, nil
 }

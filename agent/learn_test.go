@@ -511,7 +511,7 @@ func TestBadCommandsGetErrorRepliesAndChangeNothing(t *testing.T) {
 		cmd.sub.Publish("shortcut/testdev/cmd/train", []byte(`{"id":"first"}`))
 		<-started
 		for _, c := range []struct{ name, payload string }{
-			{agent.CmdTrain, `{"id":"second"}`}, {agent.CmdForget, `{"label":"cat"}`}, {agent.CmdReset, `{}`}, {agent.CmdImport, `{"path":"x.tflite"}`},
+			{agent.CmdTrain, `{"id":"second"}`}, {agent.CmdForget, `{"id":"f","label":"cat"}`}, {agent.CmdReset, `{"id":"r"}`}, {agent.CmdImport, `{"id":"i","path":"x.tflite"}`},
 		} {
 			r := cmd.send(c.name, c.payload)
 			if r.OK || r.Code != "busy" || !strings.Contains(r.Error, "training") {

@@ -108,6 +108,13 @@ learning: {state_dir: %s}
 		})
 	}
 
+	t.Run("--check-model on the configuration's model names model.path", func(t *testing.T) {
+		out, code := runBinary(t, bin, "--check-model", "-config", write("m.yaml", conf("/nonexistent/m.tflite", "")))
+		if code != 1 || !strings.Contains(out, `model.path: line 4: "/nonexistent/m.tflite" does not exist`) {
+			t.Errorf("--check-model: status %d; want 1 and model.path with its line:\n%s", code, out)
+		}
+	})
+
 	t.Run("a model given with --model is named as the flag", func(t *testing.T) {
 		out, code := runBinary(t, bin, "--check-config", "-config", write("good.yaml", conf(demo, "")), "--model", "/nonexistent/m.tflite")
 		if code != 2 || !strings.Contains(out, `model.path: (from --model) "/nonexistent/m.tflite" does not exist`) {

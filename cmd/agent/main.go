@@ -53,6 +53,10 @@ func run(args []string, stdout, stderr io.Writer) int {
 				fmt.Fprintln(stderr, "shortcut-agent: --check-model needs --model M.tflite or a valid -config:", err)
 				return 2
 			}
+			if _, err := cfg.CheckWithModel(nil, nil); err != nil {
+				fmt.Fprintln(stderr, "shortcut-agent:", err) // names model.path and its line
+				return 1
+			}
 			path = cfg.Model.Path
 		}
 		return checkModelFile(path, stdout, stderr)

@@ -10,6 +10,7 @@ import (
 	"github.com/shortcut-edge/shortcut/resnet"
 	"github.com/shortcut-edge/shortcut/resnet/build"
 	"github.com/shortcut-edge/shortcut/train/data"
+	"github.com/shortcut-edge/shortcut/train/evaluate"
 )
 
 // imageSizeModel writes a float ResNet-20 .tflite on 8x8x1 inputs with
@@ -55,21 +56,21 @@ func mnistDir(t *testing.T, h, w, n int) string {
 // pad as well, are refused.
 func TestEvalUsesTheImageSizeOfATFLite(t *testing.T) {
 	path := imageSizeModel(t, [2]int{6, 6})
-	_, spec, err := loadEvalModel(path, "tflite")
+	_, spec, err := evaluate.LoadModel(path, "tflite")
 	if err != nil {
 		t.Fatal(err)
 	}
-	if spec.imageH != 6 || spec.imageW != 6 || spec.padTo != 8 {
-		t.Fatalf("spec from a .tflite with image_size [6, 6]: images %dx%d pad_to %d, want 6x6 and 8", spec.imageH, spec.imageW, spec.padTo)
+	if spec.ImageH != 6 || spec.ImageW != 6 || spec.PadTo != 8 {
+		t.Fatalf("spec from a .tflite with image_size [6, 6]: images %dx%d pad_to %d, want 6x6 and 8", spec.ImageH, spec.ImageW, spec.PadTo)
 	}
 	six := mnistDir(t, 6, 6, 3)
 	s := *spec
-	d, err := loadSplit("mnist:"+six, "test", 1, &s)
+	d, err := evaluate.LoadSplit("mnist:"+six, "test", 1, &s)
 	if err != nil {
 		t.Fatal(err)
 	}
 	border, inside := (0-float32(0.25))/0.5, (float32(100)/255-0.25)/0.5
-	err = forEachImage(context.Background(), d.Head(1), s, func(_ int, x []float32, _ int) error {
+	err = evaluate.ForEachImage(context.Background(), d.Head(1), s, func(_ int, x []float32, _ int) error {
 		if len(x) != 64 {
 			t.Fatalf("input of %d values, want 8x8", len(x))
 		}
@@ -92,7 +93,7 @@ func TestEvalUsesTheImageSizeOfATFLite(t *testing.T) {
 
 	seven := mnistDir(t, 7, 7, 3)
 	s = *spec
-	if _, err := loadSplit("mnist:"+seven, "test", 1, &s); err == nil || !strings.Contains(err.Error(), "are 7x7, the model takes 6x6 images") {
+	if _, err := evaluate.LoadSplit("mnist:"+seven, "test", 1, &s); err == nil || !strings.Contains(err.Error(), "are 7x7, the model takes 6x6 images") {
 		t.Errorf("7x7 images for a model trained on 6x6: %v, want a size error", err)
 	}
 	if code, out, errOut := cli("eval", "--model", path, "--data", "mnist:"+six, "--layers", "0"); code != 0 {
@@ -102,15 +103,15 @@ func TestEvalUsesTheImageSizeOfATFLite(t *testing.T) {
 	// A .tflite without image_size keeps the guess: smaller images are
 	// padded, centred, to its square input.
 	bare := imageSizeModel(t, [2]int{})
-	_, spec, err = loadEvalModel(bare, "tflite")
+	_, spec, err = evaluate.LoadModel(bare, "tflite")
 	if err != nil {
 		t.Fatal(err)
 	}
-	if spec.imageH != 0 || spec.padTo != 0 {
-		t.Fatalf("spec from a .tflite without image_size: images %dx%d pad_to %d, want none yet", spec.imageH, spec.imageW, spec.padTo)
+	if spec.ImageH != 0 || spec.PadTo != 0 {
+		t.Fatalf("spec from a .tflite without image_size: images %dx%d pad_to %d, want none yet", spec.ImageH, spec.ImageW, spec.PadTo)
 	}
-	if _, err := loadSplit("mnist:"+seven, "test", 1, spec); err != nil || spec.imageH != 7 || spec.padTo != 8 {
-		t.Errorf("guess for 7x7 images in a bare 8x8 model: %v, images %dx%d pad_to %d", err, spec.imageH, spec.imageW, spec.padTo)
+	if _, err := evaluate.LoadSplit("mnist:"+seven, "test", 1, spec); err != nil || spec.ImageH != 7 || spec.PadTo != 8 {
+		t.Errorf("guess for 7x7 images in a bare 8x8 model: %v, images %dx%d pad_to %d", err, spec.ImageH, spec.ImageW, spec.PadTo)
 	}
 }
 
@@ -128,7 +129,7 @@ func TestPadToForMatchesHowTrainingPads(t *testing.T) {
 		{30, 28, 32, 32, 32, true},
 	}
 	for _, tc := range cases {
-		padTo, ok := padToFor(tc.ih, tc.iw, tc.h, tc.w)
+		padTo, ok := evaluate.PadToFor(tc.ih, tc.iw, tc.h, tc.w)
 		if ok != tc.ok || (ok && padTo != tc.padTo) {
 			t.Errorf("%dx%d in %dx%d: pad_to %d ok %v, want %d %v", tc.ih, tc.iw, tc.h, tc.w, padTo, ok, tc.padTo, tc.ok)
 		}

@@ -21,6 +21,7 @@ import (
 	"github.com/shortcut-edge/shortcut/resnet/interp"
 	"github.com/shortcut-edge/shortcut/train"
 	"github.com/shortcut-edge/shortcut/train/data"
+	"github.com/shortcut-edge/shortcut/train/evaluate"
 )
 
 // quantFashion loads real Fashion-MNIST (Debian package dataset-fashion-mnist)
@@ -98,7 +99,7 @@ func checkFloatMatchesReference(t *testing.T, exp string, e *quant.Export, d *da
 	if err != nil {
 		t.Fatal(err)
 	}
-	err = forEachImage(context.Background(), d, specFromExport(e), func(i int, x []float32, _ int) error {
+	err = evaluate.ForEachImage(context.Background(), d, evaluate.SpecFromExport(e), func(i int, x []float32, _ int) error {
 		want, err := ref.Run(x)
 		if err != nil {
 			return err
@@ -170,9 +171,9 @@ func checkEndToEnd(t *testing.T, exp string, trainSet, testSet *data.Dataset) {
 		if err != nil {
 			t.Fatalf("%s: our own file does not load: %v", tc.name, err)
 		}
-		rep, err := evaluate(context.Background(), evalInput{name: path, kind: "tflite", model: q, modelPath: path, float: e.Model,
-			floatName: exp, spec: specFromExport(e), test: test, dataName: "fashion-mnist/2x", witness: true,
-			witnessLimit: witnessed, tmp: t.TempDir()})
+		rep, err := evaluate.Evaluate(context.Background(), evaluate.Input{Name: path, Kind: "tflite", Model: q, ModelPath: path, Float: e.Model,
+			FloatName: exp, Spec: evaluate.SpecFromExport(e), Test: test, DataName: "fashion-mnist/2x", Witness: true,
+			WitnessLimit: witnessed, Tmp: t.TempDir()})
 		if err != nil {
 			t.Fatalf("%s: %v", tc.name, err)
 		}
@@ -222,9 +223,9 @@ func checkEndToEnd(t *testing.T, exp string, trainSet, testSet *data.Dataset) {
 		if len(rows) == 1 {
 			// In XNNPACK arithmetic our runtime computes what the real
 			// TFLite computes, byte for byte: every top-1 agrees, strictly.
-			x, err := evaluate(context.Background(), evalInput{name: path, kind: "tflite", model: q, modelPath: path,
-				spec: specFromExport(e), test: test, dataName: "fashion-mnist/2x", witness: true,
-				witnessLimit: witnessed, tmp: t.TempDir(), arithmetic: interp.ArithmeticXNNPACK})
+			x, err := evaluate.Evaluate(context.Background(), evaluate.Input{Name: path, Kind: "tflite", Model: q, ModelPath: path,
+				Spec: evaluate.SpecFromExport(e), Test: test, DataName: "fashion-mnist/2x", Witness: true,
+				WitnessLimit: witnessed, Tmp: t.TempDir(), Arithmetic: interp.ArithmeticXNNPACK})
 			if err != nil {
 				t.Fatalf("%s (xnnpack arithmetic): %v", tc.name, err)
 			}
@@ -291,7 +292,7 @@ func checkCommands(t *testing.T, exp string) {
 			t.Errorf("eval output lacks %q:\n%s", want, out)
 		}
 	}
-	var ev evalReport
+	var ev evaluate.Report
 	if b, err := os.ReadFile(jsonOut); err != nil || json.Unmarshal(b, &ev) != nil || ev.Images != 200 || ev.Witness == nil || len(ev.LayerJSON) == 0 {
 		t.Errorf("eval JSON %s: %v, %+v", jsonOut, err, ev)
 	}
@@ -404,10 +405,10 @@ func checkBadInput(t *testing.T, exp string) {
 // checkThreadsDoNotChangeEval scores the same images with one worker and
 // with three: every count is the same, the per-layer SQNR equal up to the
 // order of the sums.
-func checkThreadsDoNotChangeEval(t *testing.T, model, exp string, want evalReport) {
+func checkThreadsDoNotChangeEval(t *testing.T, model, exp string, want evaluate.Report) {
 	t.Helper()
 	dir := t.TempDir()
-	var got [2]evalReport
+	var got [2]evaluate.Report
 	for k, threads := range []string{"1", "3"} {
 		j := filepath.Join(dir, threads+".json")
 		code, _, errOut := cli("eval", "--model", model, "--float", exp, "--data", "fashion-mnist", "--downsample", "2",

@@ -41,6 +41,7 @@ test: setup vet build
 # Each fuzz target runs for a bounded time; crashers land in testdata/fuzz.
 fuzz:
 	$(GO) test ./resnet -run '^$$' -fuzz '^FuzzLoad$$' -fuzztime $(FUZZTIME) -fuzzminimizetime 2s
+	$(GO) test ./resnet -run '^$$' -fuzz '^FuzzLoadMutated$$' -fuzztime $(FUZZTIME) -fuzzminimizetime 2s
 	$(GO) test ./internal/npy -run '^$$' -fuzz '^FuzzDecode$$' -fuzztime 10s -fuzzminimizetime 2s
 
 run: setup-run build

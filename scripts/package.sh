@@ -150,8 +150,9 @@ dpkg -i /pkg/upper.deb >/tmp/dpkg.log 2>&1 || { cat /tmp/dpkg.log; fail "dpkg -i
 getent passwd shortcut >/dev/null || fail "no user shortcut after install"
 id -nG shortcut | grep -qw video || fail "shortcut is not in group video"
 [ "$(stat -c %U:%a /var/lib/shortcut)" = shortcut:750 ] || fail "/var/lib/shortcut is $(stat -c %U:%a /var/lib/shortcut)"
-runuser -u shortcut -- /usr/bin/shortcut-agent --check-config -config /etc/shortcut/agent.yaml || fail "--check-config as shortcut"
+# --check-config loads model.path as the agent does: the model goes in first.
 install -o shortcut -g shortcut -m 0640 /pkg/model.tflite /var/lib/shortcut/model.tflite
+runuser -u shortcut -- /usr/bin/shortcut-agent --check-config -config /etc/shortcut/agent.yaml || fail "--check-config as shortcut"
 runuser -u shortcut -- /usr/bin/shortcut-agent --check-model || fail "--check-model as shortcut"
 echo "# local edit" >>/etc/shortcut/agent.yaml
 echo "  installed: user, groups, state folder, config and model check as user shortcut: ok"

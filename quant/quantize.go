@@ -17,6 +17,7 @@ import (
 	"fmt"
 	"log/slog"
 	"math"
+	"strings"
 
 	"github.com/shortcut-edge/shortcut/resnet"
 )
@@ -167,15 +168,6 @@ func Run(f *resnet.Model, samples []Sample, o Options) (*Result, error) {
 	return &Result{Model: q.out, Report: rep}, nil
 }
 
-// opVersion is the operator version converters write for int8 kernels; a
-// real TFLite checks it against the versions its kernels register.
-var opVersion = map[resnet.OpCode]int{
-	resnet.OpConv2D: 3, resnet.OpDepthwiseConv2D: 3, resnet.OpFullyConnected: 4,
-	resnet.OpAdd: 2, resnet.OpAveragePool2D: 2, resnet.OpMaxPool2D: 2, resnet.OpMean: 2,
-	resnet.OpPad: 2, resnet.OpReshape: 1, resnet.OpSqueeze: 1, resnet.OpSoftmax: 2,
-	resnet.OpQuantize: 2, resnet.OpDequantize: 2,
-}
-
 // ActParams computes asymmetric int8 parameters for a real range, widened to
 // hold zero exactly as TFLite requires.
 func ActParams(lo, hi float64) (scale float32, zp int64, err error) {
@@ -261,7 +253,7 @@ func (q *quantizer) add(t resnet.Tensor) int {
 }
 
 func (q *quantizer) emit(code resnet.OpCode, opts resnet.Options, ins, outs []int) {
-	q.out.Operators = append(q.out.Operators, resnet.Operator{Op: code, Version: opVersion[code], Inputs: ins, Outputs: outs, Options: opts})
+	q.out.Operators = append(q.out.Operators, resnet.Operator{Op: code, Version: int8Version(code), Inputs: ins, Outputs: outs, Options: opts})
 }
 
 // activation returns (creating on first use) the int8 tensor standing for
@@ -361,8 +353,13 @@ func (q *quantizer) op(oi int, op resnet.Operator) error {
 		}
 		return q.qIdx[i], nil
 	}
-	switch op.Op {
-	case resnet.OpConv2D, resnet.OpDepthwiseConv2D, resnet.OpFullyConnected:
+	info, ok := resnet.Op(op.Op)
+	rule := resnet.QuantBoundary
+	if ok {
+		rule = info.Quant
+	}
+	switch rule {
+	case resnet.QuantWeighted:
 		x, err := in(0)
 		if err != nil {
 			return err
@@ -371,14 +368,9 @@ func (q *quantizer) op(oi int, op resnet.Operator) error {
 		if wt.Data == nil || wt.Type != resnet.Float32 {
 			return fmt.Errorf("quant: operator %d (%v): weights tensor %q must be a FLOAT32 constant", oi, op.Op, wt.Name)
 		}
-		dim := 0
-		perChannel := true
-		switch op.Op {
-		case resnet.OpDepthwiseConv2D:
-			dim = 3
-		case resnet.OpFullyConnected:
-			perChannel = false // per-tensor, as the spec and older runtimes expect
-		}
+		dim := info.WeightChannelDim
+		// FULLY_CONNECTED per tensor, as the spec and older runtimes expect.
+		perChannel := op.Op != resnet.OpFullyConnected
 		wq, wScales, err := symmetricInt8(wt, dim, perChannel)
 		if err != nil {
 			return fmt.Errorf("quant: operator %d (%v): %w", oi, op.Op, err)
@@ -418,7 +410,7 @@ func (q *quantizer) op(oi int, op resnet.Operator) error {
 		l.qOut = y
 		q.layers = append(q.layers, l)
 		q.emit(op.Op, op.Options, ins, []int{y})
-	case resnet.OpAdd, resnet.OpMean:
+	case resnet.QuantOwnRange:
 		ins := make([]int, len(op.Inputs))
 		for k, i := range op.Inputs {
 			if f.Tensors[i].Data != nil { // MEAN's axes
@@ -436,7 +428,7 @@ func (q *quantizer) op(oi int, op resnet.Operator) error {
 			return err
 		}
 		q.emit(op.Op, op.Options, ins, []int{y})
-	case resnet.OpMaxPool2D, resnet.OpAveragePool2D, resnet.OpPad, resnet.OpReshape, resnet.OpSqueeze:
+	case resnet.QuantKeepInput:
 		// These keep the input's scale and zero point: TFLite requires it
 		// for pooling and PAD, and it makes RESHAPE a copy.
 		x, err := in(0)
@@ -452,7 +444,7 @@ func (q *quantizer) op(oi int, op resnet.Operator) error {
 			return err
 		}
 		q.emit(op.Op, op.Options, ins, []int{y})
-	case resnet.OpSoftmax:
+	case resnet.QuantSoftmax:
 		x, err := in(0)
 		if err != nil {
 			return err
@@ -463,7 +455,7 @@ func (q *quantizer) op(oi int, op resnet.Operator) error {
 		}
 		q.emit(op.Op, op.Options, []int{x}, []int{y})
 	default:
-		return fmt.Errorf("quant: operator %d: %v cannot be quantized (supported: CONV_2D, DEPTHWISE_CONV_2D, FULLY_CONNECTED, ADD, MEAN, MAX_POOL_2D, AVERAGE_POOL_2D, PAD, RESHAPE, SQUEEZE, SOFTMAX)", oi, op.Op)
+		return fmt.Errorf("quant: operator %d: %v cannot be quantized (supported: %s)", oi, op.Op, strings.Join(quantizable(), ", "))
 	}
 	return nil
 }
@@ -602,4 +594,25 @@ func isSelection(f *resnet.Model, op resnet.Operator) bool {
 		}
 	}
 	return true
+}
+
+// int8Version is the operator version converters write for the int8 kernel
+// (the registry's Int8Version); a runtime refuses versions it does not know.
+func int8Version(code resnet.OpCode) int {
+	if info, ok := resnet.Op(code); ok {
+		return info.Int8Version
+	}
+	return 1
+}
+
+// quantizable names the operators a float model may hold for Quantize: every
+// registered one but the float<->int8 boundaries, which Quantize inserts.
+func quantizable() []string {
+	var names []string
+	for _, code := range resnet.Ops() {
+		if info, _ := resnet.Op(code); info.Quant != resnet.QuantBoundary {
+			names = append(names, info.Name)
+		}
+	}
+	return names
 }

@@ -577,23 +577,6 @@ var tfliteOpNames = [...]string{
 	"MATRIX_SET_DIAG", "ROUND", "HARD_SWISH", "IF", "WHILE",
 }
 
-// opOptions is the builtin options union member each operator carries.
-var opOptions = map[OpCode]tflfb.BuiltinOptions{
-	OpConv2D:          tflfb.BuiltinOptionsConv2DOptions,
-	OpDepthwiseConv2D: tflfb.BuiltinOptionsDepthwiseConv2DOptions,
-	OpAveragePool2D:   tflfb.BuiltinOptionsPool2DOptions,
-	OpMaxPool2D:       tflfb.BuiltinOptionsPool2DOptions,
-	OpFullyConnected:  tflfb.BuiltinOptionsFullyConnectedOptions,
-	OpSoftmax:         tflfb.BuiltinOptionsSoftmaxOptions,
-	OpAdd:             tflfb.BuiltinOptionsAddOptions,
-	OpReshape:         tflfb.BuiltinOptionsReshapeOptions,
-	OpPad:             tflfb.BuiltinOptionsPadOptions,
-	OpMean:            tflfb.BuiltinOptionsReducerOptions,
-	OpSqueeze:         tflfb.BuiltinOptionsSqueezeOptions,
-	OpDequantize:      tflfb.BuiltinOptionsDequantizeOptions,
-	OpQuantize:        tflfb.BuiltinOptionsQuantizeOptions,
-}
-
 type opCode struct {
 	op      OpCode
 	version int
@@ -650,7 +633,8 @@ func (d *decoder) operators(sg *tflfb.SubGraph) ([]Operator, error) {
 // options decodes the builtin options of an operator with code op. Absent
 // options give the schema defaults.
 func (d *decoder) options(fo *tflfb.Operator, op OpCode) (Options, error) {
-	want := opOptions[op]
+	info, _ := Op(op) // the caller checked op is supported
+	want := info.FileOptions
 	typ := fo.BuiltinOptionsType()
 	var tab flatbuffers.Table
 	present := typ != tflfb.BuiltinOptionsNONE && fo.BuiltinOptions(&tab)
@@ -658,7 +642,12 @@ func (d *decoder) options(fo *tflfb.Operator, op OpCode) (Options, error) {
 		return nil, fmt.Errorf("builtin options are %v, want %v", typ, want)
 	}
 	if !present {
-		return defaultOptions(op), nil
+		// The schema's defaults: strides and filter sizes are 0, so
+		// Validate rejects convolutions and pools without options.
+		if info.NewOptions == nil {
+			return nil, nil
+		}
+		return info.NewOptions(), nil
 	}
 	switch want {
 	case tflfb.BuiltinOptionsConv2DOptions:
@@ -731,33 +720,6 @@ func (d *decoder) options(fo *tflfb.Operator, op OpCode) (Options, error) {
 func fileDilation(w, h int32) error {
 	if w < 1 || h < 1 {
 		return fmt.Errorf("dilation factors (w, h) [%d %d]: TFLite's convolutions need factors >= 1", w, h)
-	}
-	return nil
-}
-
-// defaultOptions are the options of an operator whose file has none: the
-// schema's field defaults (so strides and filter sizes are 0 and Validate
-// rejects convolutions and pools without options).
-func defaultOptions(op OpCode) Options {
-	switch op {
-	case OpConv2D:
-		return &Conv2DOptions{DilationW: 1, DilationH: 1}
-	case OpDepthwiseConv2D:
-		return &DepthwiseConv2DOptions{DilationW: 1, DilationH: 1}
-	case OpAveragePool2D, OpMaxPool2D:
-		return &Pool2DOptions{}
-	case OpFullyConnected:
-		return &FullyConnectedOptions{}
-	case OpSoftmax:
-		return &SoftmaxOptions{}
-	case OpAdd:
-		return &AddOptions{}
-	case OpReshape:
-		return &ReshapeOptions{}
-	case OpSqueeze:
-		return &SqueezeOptions{}
-	case OpMean:
-		return &ReducerOptions{}
 	}
 	return nil
 }

@@ -85,23 +85,16 @@ const (
 	OpQuantize        OpCode = 114
 )
 
-var opNames = map[OpCode]string{
-	OpAdd: "ADD", OpAveragePool2D: "AVERAGE_POOL_2D", OpConv2D: "CONV_2D",
-	OpDepthwiseConv2D: "DEPTHWISE_CONV_2D", OpDequantize: "DEQUANTIZE",
-	OpFullyConnected: "FULLY_CONNECTED", OpMaxPool2D: "MAX_POOL_2D",
-	OpReshape: "RESHAPE", OpSoftmax: "SOFTMAX", OpPad: "PAD", OpMean: "MEAN",
-	OpSqueeze: "SQUEEZE", OpQuantize: "QUANTIZE",
-}
-
 func (o OpCode) String() string {
-	if n, ok := opNames[o]; ok {
-		return n
+	if info, ok := Op(o); ok {
+		return info.Name
 	}
 	return fmt.Sprintf("BuiltinOperator(%d)", int32(o))
 }
 
-// Supported reports whether this runtime implements the operator.
-func (o OpCode) Supported() bool { _, ok := opNames[o]; return ok }
+// Supported reports whether this runtime implements the operator (it has an
+// entry in the operator registry, ops.go).
+func (o OpCode) Supported() bool { _, ok := Op(o); return ok }
 
 // Padding is TFLite's Padding enum.
 type Padding int8

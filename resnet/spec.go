@@ -90,20 +90,18 @@ func (c *specCheck) check() error {
 	if err := c.options(); err != nil {
 		return err
 	}
-	switch op.Op {
-	case OpConv2D, OpDepthwiseConv2D, OpFullyConnected:
-		role, dim := "filter", 0
-		switch op.Op {
-		case OpDepthwiseConv2D:
-			dim = 3
-		case OpFullyConnected:
+	info, _ := Op(op.Op) // Validate checked op is supported
+	switch info.Quant {
+	case QuantWeighted:
+		role := "filter"
+		if op.Op == OpFullyConnected {
 			role = "weights"
 		}
 		if err := c.activation("input", in); err != nil {
 			return err
 		}
 		w := c.input(1)
-		if err := c.weights(role, w, dim); err != nil {
+		if err := c.weights(role, w, info.WeightChannelDim); err != nil {
 			return err
 		}
 		if b := c.input(2); b >= 0 && c.tensor(in).Type == Int8 {
@@ -112,15 +110,25 @@ func (c *specCheck) check() error {
 			}
 		}
 		return c.activation("output", out)
-	case OpAdd:
-		if err := c.activation("input 1", in); err != nil {
-			return err
+	case QuantOwnRange:
+		// Every input that is not a constant (MEAN's axes) is an activation.
+		var acts []int
+		for k := range op.Inputs {
+			if t := c.input(k); t >= 0 && len(c.tensor(t).Data) == 0 {
+				acts = append(acts, t)
+			}
 		}
-		if err := c.activation("input 2", c.input(1)); err != nil {
-			return err
+		for k, t := range acts {
+			role := "input"
+			if len(acts) > 1 {
+				role = fmt.Sprintf("input %d", k+1)
+			}
+			if err := c.activation(role, t); err != nil {
+				return err
+			}
 		}
 		return c.activation("output", out)
-	case OpAveragePool2D, OpMaxPool2D, OpPad, OpReshape, OpSqueeze:
+	case QuantKeepInput:
 		if err := c.activation("input", in); err != nil {
 			return err
 		}
@@ -128,7 +136,7 @@ func (c *specCheck) check() error {
 			return err
 		}
 		return c.sameQuant(in, out)
-	case OpSoftmax:
+	case QuantSoftmax:
 		if err := c.activation("input", in); err != nil {
 			return err
 		}
@@ -136,16 +144,12 @@ func (c *specCheck) check() error {
 			return err
 		}
 		return c.softmaxOutput(in, out)
-	case OpDequantize:
-		// A constant input may be per-channel (weights kept in int8 for
-		// a float model); what it may be is this runtime's business.
-		if len(c.tensor(in).Data) == 0 {
-			if err := c.activation("input", in); err != nil {
-				return err
-			}
+	case QuantBoundary:
+		// A constant DEQUANTIZE input may be per-channel (weights kept in
+		// int8 for a float model); what it may be is this runtime's business.
+		if op.Op == OpDequantize && len(c.tensor(in).Data) != 0 {
+			return nil
 		}
-		return nil
-	case OpMean, OpQuantize:
 		if err := c.activation("input", in); err != nil {
 			return err
 		}

@@ -204,56 +204,29 @@ func validateQuant(t *Tensor) error {
 	return nil
 }
 
-// opSignature is what Validate knows about each supported operator: how many
-// inputs it takes (inputs from minIn on are optional and may be -1) and
-// which options it carries.
-type opSignature struct {
-	minIn, maxIn int
-	options      func(Options) bool // nil: the operator has no options
-	optionsName  string
-}
-
-var opSignatures = map[OpCode]opSignature{
-	OpConv2D: {2, 3, func(o Options) bool { _, ok := o.(*Conv2DOptions); return ok }, "*Conv2DOptions"},
-	OpDepthwiseConv2D: {2, 3, func(o Options) bool { _, ok := o.(*DepthwiseConv2DOptions); return ok },
-		"*DepthwiseConv2DOptions"},
-	OpFullyConnected: {2, 3, func(o Options) bool { _, ok := o.(*FullyConnectedOptions); return ok },
-		"*FullyConnectedOptions"},
-	OpAveragePool2D: {1, 1, func(o Options) bool { _, ok := o.(*Pool2DOptions); return ok }, "*Pool2DOptions"},
-	OpMaxPool2D:     {1, 1, func(o Options) bool { _, ok := o.(*Pool2DOptions); return ok }, "*Pool2DOptions"},
-	OpAdd:           {2, 2, func(o Options) bool { _, ok := o.(*AddOptions); return ok }, "*AddOptions"},
-	OpSoftmax:       {1, 1, func(o Options) bool { _, ok := o.(*SoftmaxOptions); return ok }, "*SoftmaxOptions"},
-	OpReshape:       {1, 2, func(o Options) bool { _, ok := o.(*ReshapeOptions); return ok }, "*ReshapeOptions"},
-	OpSqueeze:       {1, 1, func(o Options) bool { _, ok := o.(*SqueezeOptions); return ok }, "*SqueezeOptions"},
-	OpMean:          {2, 2, func(o Options) bool { _, ok := o.(*ReducerOptions); return ok }, "*ReducerOptions"},
-	OpPad:           {2, 2, nil, ""},
-	OpQuantize:      {1, 1, nil, ""},
-	OpDequantize:    {1, 1, nil, ""},
-}
-
 func (m *Model) validateOperator(i int) error {
 	op := &m.Operators[i]
 	fail := func(format string, args ...any) error {
 		return fmt.Errorf("model: %s: %s", m.opRef(i), fmt.Sprintf(format, args...))
 	}
-	sig, ok := opSignatures[op.Op]
-	if !ok || !op.Op.Supported() {
+	sig, ok := Op(op.Op)
+	if !ok {
 		return fail("operator is not supported by this runtime")
 	}
 	if op.Version < 0 || op.Version > math.MaxInt32 {
 		return fail("version %d is out of range", op.Version)
 	}
-	if len(op.Inputs) < sig.minIn || len(op.Inputs) > sig.maxIn {
-		if sig.minIn == sig.maxIn {
-			return fail("has %d inputs, want %d", len(op.Inputs), sig.minIn)
+	if len(op.Inputs) < sig.MinInputs || len(op.Inputs) > sig.MaxInputs {
+		if sig.MinInputs == sig.MaxInputs {
+			return fail("has %d inputs, want %d", len(op.Inputs), sig.MinInputs)
 		}
-		return fail("has %d inputs, want %d to %d", len(op.Inputs), sig.minIn, sig.maxIn)
+		return fail("has %d inputs, want %d to %d", len(op.Inputs), sig.MinInputs, sig.MaxInputs)
 	}
 	if len(op.Outputs) != 1 {
 		return fail("has %d outputs, want 1", len(op.Outputs))
 	}
 	for k, ti := range op.Inputs {
-		if ti == -1 && k >= sig.minIn {
+		if ti == -1 && k >= sig.MinInputs {
 			continue // omitted optional input
 		}
 		if ti < 0 || ti >= len(m.Tensors) {
@@ -265,14 +238,14 @@ func (m *Model) validateOperator(i int) error {
 			return fail("output %d is tensor index %d, out of range [0, %d)", k, ti, len(m.Tensors))
 		}
 	}
-	if sig.options == nil {
+	if sig.NewOptions == nil {
 		if op.Options != nil {
 			return fail("has options %T, but %v takes none", op.Options, op.Op)
 		}
 		return nil
 	}
-	if op.Options == nil || !sig.options(op.Options) {
-		return fail("options are %T, want %s", op.Options, sig.optionsName)
+	if !sig.optionsFit(op.Options) {
+		return fail("options are %T, want %s", op.Options, sig.optionsTypeName())
 	}
 	if err := validateOptions(op.Options); err != nil {
 		return fail("%v", err)

@@ -115,17 +115,15 @@ func New(m *resnet.Model, opts Options) (*Interpreter, error) {
 	if m == nil {
 		return nil, errors.New("interp: nil model")
 	}
-	// The model package's structural checks, where that package has them.
-	// prepare repeats what it relies on, so it stands without them.
-	if v, ok := any(m).(interface{ Validate() error }); ok {
-		if err := v.Validate(); err != nil {
-			return nil, fmt.Errorf("interp: %w", err)
-		}
+	// The graph's structure is checked once, by the model package; prepare
+	// relies on it and checks what each operator needs.
+	if err := m.Validate(); err != nil {
+		return nil, fmt.Errorf("interp: %w", err)
 	}
 	return prepare(m, opts)
 }
 
-// prepare is New without the model package's validation.
+// prepare is New after the model package's validation.
 func prepare(m *resnet.Model, opts Options) (*Interpreter, error) {
 	if m == nil {
 		return nil, errors.New("interp: nil model")

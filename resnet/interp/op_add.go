@@ -1,0 +1,107 @@
+package interp
+
+import (
+	"slices"
+
+	"github.com/shortcut-edge/shortcut/resnet"
+	"github.com/shortcut-edge/shortcut/resnet/internal/fast"
+	"github.com/shortcut-edge/shortcut/resnet/internal/ref"
+)
+
+// ADD: Prepare and Eval.
+
+func init() {
+	register(resnet.OpAdd, func(c *opContext) (kernel, error) { return c.prepareAdd() })
+}
+
+func (c *opContext) prepareAdd() (kernel, error) {
+	var o resnet.AddOptions
+	switch opt := c.op.Options.(type) {
+	case *resnet.AddOptions:
+		o = *opt
+	case nil:
+	default:
+		return nil, c.errorf("options are %T; want *resnet.AddOptions", opt)
+	}
+	in1, out, err := c.unaryIO(2, 2, resnet.Int8, resnet.Float32)
+	if err != nil {
+		return nil, err
+	}
+	in2, err := c.input(1, "input 2", false)
+	if err != nil {
+		return nil, err
+	}
+	typ := c.tensor(in1).Type
+	if err := c.sameType("input 2", in2, typ); err != nil {
+		return nil, err
+	}
+	s1, s2 := c.tensor(in1).Shape, c.tensor(in2).Shape
+	if !slices.Equal(s1, s2) {
+		return nil, c.errorf("inputs %s %v and %s %v differ in shape; broadcasting is not supported", c.b.tensorRef(in1), s1, c.b.tensorRef(in2), s2)
+	}
+	if err := c.checkOutputShape(out, slices.Clone(s1)); err != nil {
+		return nil, err
+	}
+	quantized := typ == resnet.Int8
+	k := &addKernel{in1: in1, in2: in2, out: out, quantized: quantized}
+	lo, hi, flo, fhi, err := c.activation(o.Activation, out, quantized)
+	if err != nil {
+		return nil, err
+	}
+	if !quantized {
+		k.p = ref.Add{FloatMin: flo, FloatMax: fhi}
+		return k, nil
+	}
+	sc1, z1, err := c.activationQuant("input 1", in1)
+	if err != nil {
+		return nil, err
+	}
+	sc2, z2, err := c.activationQuant("input 2", in2)
+	if err != nil {
+		return nil, err
+	}
+	so, zo, err := c.activationQuant("output", out)
+	if err != nil {
+		return nil, err
+	}
+	if k.p, err = ref.NewAddInt8(sc1, z1, sc2, z2, so, zo, lo, hi); err != nil {
+		return nil, c.errorf("scales %g + %g -> %g: %v", sc1, sc2, so, err)
+	}
+	if c.b.xnnpack {
+		// Where XNNPACK refuses the scales, TFLite's own kernel runs it.
+		if x, err := ref.NewAddXNNPACK(sc1, z1, sc2, z2, so, zo, lo, hi); err == nil {
+			k.p = x
+		}
+	}
+	if c.b.useFast {
+		if c.b.addCache == nil {
+			c.b.addCache = make(map[ref.Add]*fast.Add)
+		}
+		return &fastAddKernel{in1: in1, in2: in2, out: out, a: fast.NewAdd(&k.p, c.b.addCache)}, nil
+	}
+	return k, nil
+}
+
+// fastAddKernel is an int8 ADD by table lookup.
+type fastAddKernel struct {
+	in1, in2, out int
+	a             *fast.Add
+}
+
+func (k *fastAddKernel) eval(ts []Tensor, run *fast.Runner) {
+	run.Add(k.a, ts[k.in1].Int8(), ts[k.in2].Int8(), ts[k.out].Int8())
+}
+
+type addKernel struct {
+	in1, in2, out int
+	quantized     bool
+	p             ref.Add
+}
+
+func (k *addKernel) eval(ts []Tensor, _ *fast.Runner) {
+	if k.quantized {
+		ref.AddInt8(&k.p, ts[k.in1].Int8(), ts[k.in2].Int8(), ts[k.out].Int8())
+	} else {
+		ref.AddFloat(&k.p, ts[k.in1].Float32(), ts[k.in2].Float32(), ts[k.out].Float32())
+	}
+}

@@ -1,0 +1,242 @@
+package interp
+
+import (
+	"github.com/shortcut-edge/shortcut/resnet"
+	"github.com/shortcut-edge/shortcut/resnet/internal/fast"
+	"github.com/shortcut-edge/shortcut/resnet/internal/ref"
+)
+
+// CONV_2D and DEPTHWISE_CONV_2D: Prepare (shapes, per-channel multipliers, the fast micro-kernel when the ISA has one) and the kernels' Eval.
+
+func init() {
+	register(resnet.OpConv2D, func(c *opContext) (kernel, error) { return c.prepareConv(false) })
+	register(resnet.OpDepthwiseConv2D, func(c *opContext) (kernel, error) { return c.prepareConv(true) })
+}
+
+func (c *opContext) prepareConv(depthwise bool) (kernel, error) {
+	var (
+		padding              resnet.Padding
+		strideW, strideH     int
+		dilationW, dilationH int
+		act                  resnet.Activation
+		optMultiplier        int
+	)
+	switch o := c.op.Options.(type) {
+	case *resnet.Conv2DOptions:
+		if depthwise {
+			return nil, c.errorf("options are %T; want *resnet.DepthwiseConv2DOptions", o)
+		}
+		padding, strideW, strideH, act = o.Padding, o.StrideW, o.StrideH, o.Activation
+		dilationW, dilationH = dilationOrOne(o.DilationW), dilationOrOne(o.DilationH)
+	case *resnet.DepthwiseConv2DOptions:
+		if !depthwise {
+			return nil, c.errorf("options are %T; want *resnet.Conv2DOptions", o)
+		}
+		padding, strideW, strideH, act = o.Padding, o.StrideW, o.StrideH, o.Activation
+		dilationW, dilationH = dilationOrOne(o.DilationW), dilationOrOne(o.DilationH)
+		optMultiplier = o.DepthMultiplier
+	default:
+		return nil, c.errorf("options are %T; want convolution options", c.op.Options)
+	}
+	if padding != resnet.PaddingSame && padding != resnet.PaddingValid {
+		return nil, c.errorf("padding %d is not SAME or VALID", padding)
+	}
+	if err := c.window("strides (w, h)", strideW, strideH); err != nil {
+		return nil, err
+	}
+	if err := c.window("dilations (w, h)", dilationW, dilationH); err != nil {
+		return nil, err
+	}
+	in, out, err := c.unaryIO(2, 3, resnet.Int8, resnet.Float32)
+	if err != nil {
+		return nil, err
+	}
+	typ := c.tensor(in).Type
+	quantized := typ == resnet.Int8
+	filter, err := c.input(1, "filter", false)
+	if err != nil {
+		return nil, err
+	}
+	bias, err := c.input(2, "bias", true)
+	if err != nil {
+		return nil, err
+	}
+	if err := c.sameType("filter", filter, typ); err != nil {
+		return nil, err
+	}
+	inShape, err := c.rank("input", in, 4)
+	if err != nil {
+		return nil, err
+	}
+	fShape, err := c.rank("filter", filter, 4)
+	if err != nil {
+		return nil, err
+	}
+	p := ref.Conv{
+		Batch: inShape[0], InH: inShape[1], InW: inShape[2], InC: inShape[3],
+		FilterH: fShape[1], FilterW: fShape[2],
+		StrideH: strideH, StrideW: strideW, DilationH: dilationH, DilationW: dilationW,
+	}
+	if depthwise {
+		// Filter [1, H, W, InC*multiplier].
+		p.OutC = fShape[3]
+		if fShape[0] != 1 || p.OutC%p.InC != 0 {
+			return nil, c.errorf("filter %s has shape %v; want [1, H, W, %d*multiplier] for input channels %d", c.b.tensorRef(filter), fShape, p.InC, p.InC)
+		}
+		p.DepthMultiplier = p.OutC / p.InC
+		if optMultiplier != 0 && optMultiplier != p.DepthMultiplier {
+			return nil, c.errorf("depth multiplier option %d disagrees with filter %v and %d input channels (multiplier %d)", optMultiplier, fShape, p.InC, p.DepthMultiplier)
+		}
+	} else {
+		// Filter OHWI [OutC, H, W, InC].
+		p.OutC = fShape[0]
+		if fShape[3] != p.InC {
+			return nil, c.errorf("filter %s has shape %v: %d input channels, but the input has %d (grouped convolution is not supported)", c.b.tensorRef(filter), fShape, fShape[3], p.InC)
+		}
+	}
+	p.OutH = ref.OutSize(padding, p.InH, p.FilterH, strideH, dilationH)
+	p.OutW = ref.OutSize(padding, p.InW, p.FilterW, strideW, dilationW)
+	if p.OutH < 1 || p.OutW < 1 {
+		return nil, c.errorf("filter %dx%d (dilation %dx%d) does not fit input %dx%d with VALID padding", p.FilterH, p.FilterW, dilationH, dilationW, p.InH, p.InW)
+	}
+	p.PadH, _ = ref.PaddingBefore(strideH, dilationH, p.InH, p.FilterH, p.OutH)
+	p.PadW, _ = ref.PaddingBefore(strideW, dilationW, p.InW, p.FilterW, p.OutW)
+	if err := c.checkOutputShape(out, []int{p.Batch, p.OutH, p.OutW, p.OutC}); err != nil {
+		return nil, err
+	}
+	k := &convKernel{in: in, out: out, depthwise: depthwise, quantized: quantized}
+	filterData, err := c.constant("filter", filter)
+	if err != nil {
+		return nil, err
+	}
+	var biasData []byte
+	if bias >= 0 {
+		if biasData, err = c.constant("bias", bias); err != nil {
+			return nil, err
+		}
+		if n := c.tensor(bias).NumElements(); n != p.OutC {
+			return nil, c.errorf("bias %s has %d elements; want %d (one per output channel)", c.b.tensorRef(bias), n, p.OutC)
+		}
+	}
+	if p.ActMin, p.ActMax, p.FloatMin, p.FloatMax, err = c.activation(act, out, quantized); err != nil {
+		return nil, err
+	}
+	if !quantized {
+		if bias >= 0 {
+			if err := c.sameType("bias", bias, resnet.Float32); err != nil {
+				return nil, err
+			}
+			k.biasF32 = float32View(biasData)
+		}
+		k.filterF32 = float32View(filterData)
+		k.p = p
+		return k, nil
+	}
+	if bias >= 0 {
+		if err := c.checkType("bias", bias, resnet.Int32); err != nil {
+			return nil, err
+		}
+		k.biasI32 = int32View(biasData)
+	}
+	k.filterI8 = int8View(filterData)
+	inScale, inZP, err := c.activationQuant("input", in)
+	if err != nil {
+		return nil, err
+	}
+	outScale, outZP, err := c.activationQuant("output", out)
+	if err != nil {
+		return nil, err
+	}
+	dim := 0
+	if depthwise {
+		dim = 3
+	}
+	wScales, _, err := c.weightScales("filter", filter, dim, p.OutC, false)
+	if err != nil {
+		return nil, err
+	}
+	p.InputOffset, p.OutputOffset = -inZP, outZP
+	p.Multiplier, p.Shift = ref.PerChannelMultipliers(inScale, wScales, outScale, p.OutC)
+	if err := c.multipliers(p.Multiplier, p.Shift); err != nil {
+		return nil, err
+	}
+	if c.b.xnnpack {
+		p.Scale = ref.XNNPACKScales(inScale, wScales, outScale, p.OutC)
+	}
+	k.p = p
+	if c.b.useFast {
+		if depthwise {
+			d, err := fast.NewDepthwise(&p, k.filterI8, k.biasI32)
+			if err != nil {
+				return nil, c.errorf("%v", err)
+			}
+			c.packedInputs(filter, bias)
+			return &fastDepthwiseKernel{in: in, out: out, d: d}, nil
+		}
+		c.packedInputs(filter, bias)
+		return c.fastConv(in, out, &p, k.filterI8, k.biasI32)
+	}
+	return k, nil
+}
+
+// fastConv packs an int8 convolution for the fast micro-kernels.
+func (c *opContext) fastConv(in, out int, p *ref.Conv, filter []int8, bias []int32) (kernel, error) {
+	fc, err := fast.NewConv(p, filter, bias, c.b.isa)
+	if err != nil {
+		return nil, c.errorf("%v", err)
+	}
+	c.b.scratch = max(c.b.scratch, fc.ScratchBytes())
+	return &fastConvKernel{in: in, out: out, c: fc}, nil
+}
+
+func dilationOrOne(d int) int {
+	if d == 0 {
+		return 1
+	}
+	return d
+}
+
+// fastConvKernel is an int8 CONV_2D, or an int8 FULLY_CONNECTED with
+// symmetric weights seen as a 1x1 convolution, on the fast micro-kernels.
+type fastConvKernel struct {
+	in, out int
+	c       *fast.Conv
+}
+
+func (k *fastConvKernel) eval(ts []Tensor, run *fast.Runner) {
+	run.Conv(k.c, ts[k.in].Int8(), ts[k.out].Int8())
+}
+
+// fastDepthwiseKernel is an int8 DEPTHWISE_CONV_2D split by output rows.
+type fastDepthwiseKernel struct {
+	in, out int
+	d       *fast.Depthwise
+}
+
+func (k *fastDepthwiseKernel) eval(ts []Tensor, run *fast.Runner) {
+	run.Depthwise(k.d, ts[k.in].Int8(), ts[k.out].Int8())
+}
+
+type convKernel struct {
+	in, out   int
+	depthwise bool
+	quantized bool
+	p         ref.Conv
+	filterI8  []int8
+	biasI32   []int32
+	filterF32 []float32
+	biasF32   []float32
+}
+
+func (k *convKernel) eval(ts []Tensor, _ *fast.Runner) {
+	switch {
+	case k.quantized && k.depthwise:
+		ref.DepthwiseConvInt8(&k.p, ts[k.in].Int8(), k.filterI8, k.biasI32, ts[k.out].Int8())
+	case k.quantized:
+		ref.ConvInt8(&k.p, ts[k.in].Int8(), k.filterI8, k.biasI32, ts[k.out].Int8())
+	case k.depthwise:
+		ref.DepthwiseConvFloat(&k.p, ts[k.in].Float32(), k.filterF32, k.biasF32, ts[k.out].Float32())
+	default:
+		ref.ConvFloat(&k.p, ts[k.in].Float32(), k.filterF32, k.biasF32, ts[k.out].Float32())
+	}
+}

@@ -26,6 +26,12 @@ type HealthMQTT struct {
 	// Commands is true once the command subscription (learning) is
 	// acknowledged by the broker.
 	Commands bool `json:"commands"`
+	// Attempts counts the connection attempts that failed since the
+	// connection was last up (or since start): 0 while connected.
+	Attempts uint64 `json:"attempts"`
+	// LastConnect is when the connection was last established; absent
+	// before the first connect.
+	LastConnect string `json:"last_connect,omitempty"`
 }
 
 type HealthCamera struct {
@@ -55,11 +61,21 @@ func (a *Agent) Health() Health {
 		MQTT: HealthMQTT{Broker: a.brokerURL, Embedded: a.broker != nil}}
 	if a.pub == nil {
 		h.Reasons = append(h.Reasons, "not started")
-	} else if ok, why := a.pub.status(); ok {
-		h.MQTT.Connected = true
-		h.MQTT.Commands = a.pub.commandsReady.Load()
 	} else {
-		h.Reasons = append(h.Reasons, fmt.Sprintf("mqtt: not connected to %s (%s)", a.brokerURL, why))
+		ok, why, attempts := a.pub.status()
+		if t := a.pub.lastConnect.Load(); t != 0 {
+			h.MQTT.LastConnect = stamp(time.Unix(0, t))
+		}
+		switch {
+		case ok:
+			h.MQTT.Connected = true
+			h.MQTT.Commands = a.pub.commandsReady.Load()
+		case attempts > 0:
+			h.MQTT.Attempts = attempts
+			h.Reasons = append(h.Reasons, fmt.Sprintf("mqtt: not connected to %s after %d failed attempt(s) (%s)", a.brokerURL, attempts, why))
+		default:
+			h.Reasons = append(h.Reasons, fmt.Sprintf("mqtt: not connected to %s (%s)", a.brokerURL, why))
+		}
 	}
 	now := time.Now()
 	for _, c := range a.cams {

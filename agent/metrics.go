@@ -13,6 +13,8 @@ type metrics struct {
 	dropped     *prometheus.CounterVec
 	stage       *prometheus.HistogramVec
 	connected   prometheus.Gauge
+	reconnects  prometheus.Counter
+	lastConnect prometheus.Gauge
 	publishes   *prometheus.CounterVec
 	errors      *prometheus.CounterVec
 	modelInfo   *prometheus.GaugeVec
@@ -37,6 +39,10 @@ func newMetrics() *metrics {
 			Buckets: []float64{.001, .0025, .005, .01, .025, .05, .1, .25, .5, 1, 2.5, 5}}, []string{"camera", "stage"}),
 		connected: prometheus.NewGauge(prometheus.GaugeOpts{
 			Name: "shortcut_mqtt_connected", Help: "1 while the MQTT connection is up."}),
+		reconnects: prometheus.NewCounter(prometheus.CounterOpts{
+			Name: "shortcut_mqtt_reconnects_total", Help: "Times the MQTT connection came back after it was lost (the first connect does not count)."}),
+		lastConnect: prometheus.NewGauge(prometheus.GaugeOpts{
+			Name: "shortcut_mqtt_last_connect_timestamp_seconds", Help: "When the MQTT connection was last established (Unix time; 0: never)."}),
 		publishes: prometheus.NewCounterVec(prometheus.CounterOpts{
 			Name: "shortcut_mqtt_publishes_total", Help: "MQTT publishes by message kind and result (ok, error, dropped)."},
 			[]string{"kind", "result"}),
@@ -57,7 +63,7 @@ func newMetrics() *metrics {
 		Name: "shortcut_commands_total", Help: "MQTT and button commands by command and result (ok or the error code)."}, []string{"command", "result"})
 	m.gpioEvents = prometheus.NewCounterVec(prometheus.CounterOpts{
 		Name: "shortcut_gpio_events_total", Help: "GPIO events: button presses (short, long) and output switches (on, off)."}, []string{"pin", "event"})
-	m.reg.MustRegister(m.frames, m.dropped, m.stage, m.connected, m.publishes, m.errors, m.modelInfo, m.reloads, m.predictions,
+	m.reg.MustRegister(m.frames, m.dropped, m.stage, m.connected, m.reconnects, m.lastConnect, m.publishes, m.errors, m.modelInfo, m.reloads, m.predictions,
 		m.examples, m.trainings, m.commands, m.gpioEvents,
 		collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))
 	return m

@@ -109,6 +109,14 @@ type publisher struct {
 	connected     atomic.Bool
 	commandsReady atomic.Bool  // the command subscription is acknowledged
 	lastErr       atomic.Value // string
+	// attempts counts the failed connection attempts of the current
+	// outage (since the connection was last up, or since start): what
+	// /healthz reports. connectedOnce tells a reconnect from the first
+	// connect, for shortcut_mqtt_reconnects_total; lastConnect is the
+	// last connect's time (Unix nanoseconds, 0: never).
+	attempts      atomic.Uint64
+	connectedOnce atomic.Bool
+	lastConnect   atomic.Int64
 }
 
 const publishQueue = 64
@@ -200,6 +208,7 @@ func tlsConfig(c TLSConfig) (*tls.Config, error) {
 // /healthz's reason and is logged, as a warning when it changes and at
 // debug level while it repeats.
 func (p *publisher) connectFailed(broker string, err error) {
+	p.attempts.Add(1)
 	why := "connect failed: " + err.Error()
 	if prev, _ := p.lastErr.Swap(why).(string); prev != why {
 		p.log.Warn("mqtt connect failed; retrying", "broker", broker, "err", err)
@@ -213,10 +222,17 @@ func (p *publisher) connectFailed(broker string, err error) {
 // discovery and the retained states again, because a restarted broker
 // without persistence has forgotten them.
 func (p *publisher) onConnect(c paho.Client) {
+	now := time.Now()
+	p.lastConnect.Store(now.UnixNano())
+	p.met.lastConnect.Set(float64(now.UnixNano()) / 1e9)
+	failed := p.attempts.Swap(0)
+	if p.connectedOnce.Swap(true) {
+		p.met.reconnects.Inc()
+	}
 	p.connected.Store(true)
 	p.met.connected.Set(1)
 	p.lastErr.Store("")
-	p.log.Info("mqtt connected")
+	p.log.Info("mqtt connected", "failed_attempts", failed)
 	if p.onCommand != nil {
 		prefix := p.topics.Command("")
 		tok := c.Subscribe(p.topics.CommandFilter(), byte(p.cfg.QoS), func(_ paho.Client, m paho.Message) {
@@ -422,12 +438,14 @@ func (p *publisher) send(m message) {
 	p.met.publishes.WithLabelValues(m.kind, "ok").Inc()
 }
 
-func (p *publisher) status() (bool, string) {
+// status reports whether the connection is up and, when it is not, why
+// and how many connection attempts have failed in this outage.
+func (p *publisher) status() (ok bool, why string, attempts uint64) {
 	if p.connected.Load() && p.client.IsConnectionOpen() {
-		return true, ""
+		return true, "", 0
 	}
 	s, _ := p.lastErr.Load().(string)
-	return false, s
+	return false, s, p.attempts.Load()
 }
 
 // copyStore is paho's in-flight message store, keeping each packet as

@@ -1,7 +1,8 @@
 package agent
 
 import (
-	"sort"
+	"github.com/shortcut-edge/shortcut/resnet/modelio"
+
 	"time"
 )
 
@@ -35,7 +36,7 @@ func (d *Debouncer) Update(scores []float32) (state int, changed bool) {
 	if !d.started {
 		d.started, d.state, d.candidate = true, -1, -1
 	}
-	top := argmax(scores)
+	top := modelio.Argmax(scores)
 	if top >= 0 && scores[top] >= d.Threshold {
 		if top == d.candidate {
 			d.count++
@@ -58,27 +59,6 @@ func (d *Debouncer) Update(scores []float32) (state int, changed bool) {
 		}
 	}
 	return d.state, false
-}
-
-func argmax(v []float32) int {
-	best := -1
-	for i, x := range v {
-		if best < 0 || x > v[best] {
-			best = i
-		}
-	}
-	return best
-}
-
-// topK returns the indices of the k highest scores, highest first (ties by
-// index).
-func topK(scores []float32, k int) []int {
-	idx := make([]int, len(scores))
-	for i := range idx {
-		idx[i] = i
-	}
-	sort.SliceStable(idx, func(a, b int) bool { return scores[idx[a]] > scores[idx[b]] })
-	return idx[:min(k, len(idx))]
 }
 
 // rateLimiter lets one event through per interval; interval 0 lets all.

@@ -1,6 +1,8 @@
 package agent
 
 import (
+	"github.com/shortcut-edge/shortcut/resnet/modelio"
+
 	"bytes"
 	"context"
 	"errors"
@@ -46,11 +48,11 @@ func TestDebouncerChangesStateOnlyWhenALabelIsStable(t *testing.T) {
 }
 
 func TestTopKOrdersByScoreThenIndex(t *testing.T) {
-	got := topK([]float32{.1, .4, .4, .05, .05}, 3)
+	got := modelio.TopK(nil, []float32{.1, .4, .4, .05, .05}, 3)
 	if len(got) != 3 || got[0] != 1 || got[1] != 2 || got[2] != 0 {
 		t.Errorf("topK = %v, want [1 2 0]", got)
 	}
-	if got := topK([]float32{.3}, 5); len(got) != 1 {
+	if got := modelio.TopK(nil, []float32{.3}, 5); len(got) != 1 {
 		t.Errorf("topK of one class with k 5 = %v, want one entry", got)
 	}
 }

@@ -11,6 +11,7 @@ import (
 	"github.com/shortcut-edge/shortcut/agent/head"
 	"github.com/shortcut-edge/shortcut/resnet"
 	"github.com/shortcut-edge/shortcut/resnet/interp"
+	"github.com/shortcut-edge/shortcut/resnet/modelio"
 )
 
 // ModelInfo describes a loaded classifier: what payloads report and what
@@ -103,38 +104,20 @@ func LoadModel(path string) (Classifier, error) {
 	if c.info.Name == "" {
 		c.info.Name = m.Description
 	}
-	in := it.Input(0)
-	if in == nil || len(in.Shape) != 4 || in.Shape[0] != 1 || in.Shape[1] < 1 || in.Shape[2] < 1 || in.Shape[3] < 1 {
-		return nil, fmt.Errorf("model %q: input 0 has shape %v; the agent needs one image input [1,H,W,C]", path, shapeOf(in))
+	// The agent's contract with a model (resnet/modelio): one image input,
+	// scores at output 0, the embedding at output 1 when there is one.
+	io, err := modelio.Describe(m)
+	if err != nil {
+		return nil, fmt.Errorf("model %q: %w", path, err)
 	}
-	if in.Type != resnet.Float32 && in.Type != resnet.Int8 {
-		return nil, fmt.Errorf("model %q: input 0 is %v; the agent feeds FLOAT32 or INT8 inputs", path, in.Type)
-	}
-	c.info.Height, c.info.Width, c.info.Channels = in.Shape[1], in.Shape[2], in.Shape[3]
-	if m.Meta.HasImageSize() { // Load checked it against input 0
-		c.info.ContentHeight, c.info.ContentWidth = m.Meta.ImageSize[0], m.Meta.ImageSize[1]
-	}
-	out := it.Output(0)
-	if out == nil || out.NumElements() < 1 || (out.Type != resnet.Float32 && out.Type != resnet.Int8) {
-		return nil, fmt.Errorf("model %q: output 0 (%v) is not a FLOAT32 or INT8 score vector", path, shapeOf(out))
-	}
-	n := out.NumElements()
-	if e := it.Output(1); e != nil && e.NumElements() >= 2 && (e.Type == resnet.Float32 || e.Type == resnet.Int8) {
-		c.info.EmbeddingDim = e.NumElements()
-	}
-	for _, v := range [][]float32{m.Meta.Mean, m.Meta.Std} {
-		if len(v) != 0 && len(v) != 1 && len(v) != c.info.Channels {
-			return nil, fmt.Errorf("model %q: metadata mean/std have %d values for %d channels", path, len(v), c.info.Channels)
-		}
-	}
-	for _, s := range m.Meta.Std {
-		if s == 0 || math.IsNaN(float64(s)) {
-			return nil, fmt.Errorf("model %q: metadata std holds %v; every std must be non-zero", path, s)
-		}
+	c.info.Height, c.info.Width, c.info.Channels = io.Input.Height, io.Input.Width, io.Input.Channels
+	c.info.ContentHeight, c.info.ContentWidth = io.Input.ContentHeight, io.Input.ContentWidth
+	if io.Embedding != nil {
+		c.info.EmbeddingDim = io.Embedding.Len
 	}
 	// The same names the head gets from head.FromModel, so that a class
 	// is called alike before and after on-device training.
-	c.info.Labels = head.ClassLabels(m.Meta.Labels, n)
+	c.info.Labels = io.Labels
 	// The trial run: a grey picture must give finite scores.
 	s := c.NewSession()
 	scores, err := s.Run()
@@ -216,13 +199,6 @@ func classifierModel(m *resnet.Model) *resnet.Model {
 		return nil
 	}
 	return h
-}
-
-func shapeOf(t *interp.Tensor) any {
-	if t == nil {
-		return "missing"
-	}
-	return t.Shape
 }
 
 type tfliteClassifier struct {
@@ -310,47 +286,25 @@ func (s *tfliteSession) Embedding() []float32 {
 	if s.embOut == nil {
 		return nil
 	}
-	if f := s.embOut.Float32(); f != nil {
-		copy(s.emb, f)
-	} else {
-		scale, zp := quantParams(s.embOut.Quant)
-		for i, v := range s.embOut.Int8() {
-			s.emb[i] = float32((float64(v) - zp) * scale)
-		}
-	}
+	// Describe checked the output is FLOAT32 or per-tensor INT8 and emb
+	// holds it: ReadFloat32 cannot fail here.
+	s.embOut.ReadFloat32(s.emb)
 	return s.emb
 }
 
 func (s *tfliteSession) Input() []float32 { return s.input }
 
 func (s *tfliteSession) Run() ([]float32, error) {
-	if q := s.in.Int8(); q != nil {
-		scale, zp := quantParams(s.in.Quant)
-		for i, v := range s.input {
-			q[i] = int8(max(-128, min(127, math.Round(float64(v)/scale)+zp)))
+	if s.in.Type == resnet.Int8 { // a float input is s.input itself
+		if err := s.in.SetFloat32(s.input); err != nil {
+			return nil, err
 		}
 	}
 	if err := s.it.Invoke(); err != nil {
 		return nil, err
 	}
-	if f := s.out.Float32(); f != nil {
-		copy(s.scores, f)
-	} else {
-		scale, zp := quantParams(s.out.Quant)
-		for i, v := range s.out.Int8() {
-			s.scores[i] = float32((float64(v) - zp) * scale)
-		}
+	if _, err := s.out.ReadFloat32(s.scores); err != nil {
+		return nil, err
 	}
 	return s.scores, nil
-}
-
-func quantParams(q *resnet.Quant) (scale, zp float64) {
-	if q == nil || len(q.Scale) == 0 {
-		return 1, 0
-	}
-	scale = float64(q.Scale[0])
-	if len(q.ZeroPoint) > 0 {
-		zp = float64(q.ZeroPoint[0])
-	}
-	return scale, zp
 }

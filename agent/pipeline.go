@@ -1,6 +1,8 @@
 package agent
 
 import (
+	"github.com/shortcut-edge/shortcut/resnet/modelio"
+
 	"context"
 	"errors"
 	"fmt"
@@ -234,7 +236,7 @@ func (a *Agent) decide(c *camera, in <-chan classified) {
 		a.met.stage.WithLabelValues(id, "inference").Observe(r.inference.Seconds())
 		a.met.stage.WithLabelValues(id, "total").Observe(max(now.Sub(r.f.Time), 0).Seconds())
 		a.met.frames.WithLabelValues(id).Inc()
-		top := topK(r.scores, a.cfg.Model.TopK)
+		top := modelio.TopK(nil, r.scores, a.cfg.Model.TopK)
 		tk := make([]Scored, len(top))
 		for i, k := range top {
 			tk[i] = Scored{Label: r.labels[k], Score: round(float64(r.scores[k]), 6)}

@@ -6,7 +6,6 @@ import (
 
 	"github.com/shortcut-edge/shortcut/resnet"
 	"github.com/shortcut-edge/shortcut/resnet/interp"
-	"github.com/shortcut-edge/shortcut/resnet/modelio"
 )
 
 // Comparison runs a float model and its int8 version on the same inputs and
@@ -194,6 +193,3 @@ func SQNR(signal, noise float64) float64 {
 	}
 	return 10 * math.Log10(signal/noise)
 }
-
-// Top1 is the index of the largest value (the first one on ties).
-func Top1(v []float32) int { return modelio.Argmax(v) }

@@ -5,7 +5,7 @@ import (
 	"math"
 	"slices"
 
-	"github.com/shortcut-edge/shortcut/quant"
+	"github.com/shortcut-edge/shortcut/resnet/modelio"
 )
 
 // Head is a linear softmax classifier over embeddings: scores =
@@ -161,7 +161,7 @@ func softmax32(s []float32) {
 	}
 }
 
-func argmax32(s []float32) int { return quant.Top1(s) }
+func argmax32(s []float32) int { return modelio.Argmax(s) }
 
 // imprintLogit is the logit an imprinted row gives its own mean embedding
 // when there are no other rows to take a scale from.

@@ -4,6 +4,8 @@ import (
 	"fmt"
 	"unicode"
 	"unicode/utf8"
+
+	"github.com/shortcut-edge/shortcut/resnet/modelio"
 )
 
 // Labels come from two places, with two rules:
@@ -78,27 +80,6 @@ func CheckLabel(label string) error {
 	return nil
 }
 
-// ClassLabels names a model's classes from its metadata labels: label i
-// for class i, "class_<i>" where the metadata has none or an empty one, and
-// a label that repeats an earlier one gets " (2)", " (3)", ... appended
-// (ImageNet's label list has "crane" twice), so that every class has its
-// own name for the agent's predictions, heads and commands alike.
-func ClassLabels(meta []string, classes int) []string {
-	out := make([]string, classes)
-	seen := make(map[string]bool, classes)
-	for i := range out {
-		l := ""
-		if i < len(meta) {
-			l = meta[i]
-		}
-		if l == "" {
-			l = fmt.Sprintf("class_%d", i)
-		}
-		for n, base := 2, l; seen[l]; n++ {
-			l = fmt.Sprintf("%s (%d)", base, n)
-		}
-		seen[l] = true
-		out[i] = l
-	}
-	return out
-}
+// ClassLabels names a model's classes (modelio.ClassLabels: the one naming
+// the loader, the head and the agent's payloads share).
+func ClassLabels(meta []string, classes int) []string { return modelio.ClassLabels(meta, classes) }

@@ -64,8 +64,7 @@ type IO struct {
 	Input     Input
 	Scores    Output
 	Embedding *Output // nil when the model has none
-	// Labels has one name per score: the metadata's, with class_<i> for any
-	// missing or empty one.
+	// Labels has one name per score (ClassLabels).
 	Labels []string
 }
 
@@ -122,15 +121,33 @@ func Describe(m *resnet.Model) (IO, error) {
 			io.Embedding = &e
 		}
 	}
-	io.Labels = make([]string, out.Len)
-	for i := range io.Labels {
-		if i < len(m.Meta.Labels) && m.Meta.Labels[i] != "" {
-			io.Labels[i] = m.Meta.Labels[i]
-		} else {
-			io.Labels[i] = fmt.Sprintf("class_%d", i)
-		}
-	}
+	io.Labels = ClassLabels(m.Meta.Labels, out.Len)
 	return io, nil
+}
+
+// ClassLabels names a model's classes from its metadata labels: label i for
+// class i, "class_<i>" where the metadata has none or an empty one, and a
+// label that repeats an earlier one gets " (2)", " (3)", ... appended
+// (ImageNet's label list has "crane" twice), so that every class has its own
+// name in predictions, heads and commands alike.
+func ClassLabels(meta []string, classes int) []string {
+	out := make([]string, classes)
+	seen := make(map[string]bool, classes)
+	for i := range out {
+		l := ""
+		if i < len(meta) {
+			l = meta[i]
+		}
+		if l == "" {
+			l = fmt.Sprintf("class_%d", i)
+		}
+		for n, base := 2, l; seen[l]; n++ {
+			l = fmt.Sprintf("%s (%d)", base, n)
+		}
+		seen[l] = true
+		out[i] = l
+	}
+	return out
 }
 
 func output(m *resnet.Model, k int) (Output, error) {

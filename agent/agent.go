@@ -278,9 +278,10 @@ func (a *Agent) Run(ctx context.Context) error {
 
 	var srv *http.Server
 	if a.httpLn != nil {
-		srv = &http.Server{Handler: a.Handler(), ReadHeaderTimeout: 5 * time.Second}
+		var ln net.Listener
+		srv, ln = a.newHTTPServer(ctx, a.httpLn)
 		wg.Go(func() {
-			if err := srv.Serve(a.httpLn); err != nil && !errors.Is(err, http.ErrServerClosed) {
+			if err := srv.Serve(ln); err != nil && !errors.Is(err, http.ErrServerClosed) {
 				a.log.Error("http server stopped", "err", err)
 			}
 		})

@@ -280,6 +280,15 @@ type HTTPConfig struct {
 	// Address to listen on; empty disables the server.
 	Address         string `yaml:"address"`
 	SnapshotQuality int    `yaml:"snapshot_quality"`
+	// ReadTimeout bounds reading one request, headers and body.
+	ReadTimeout time.Duration `yaml:"read_timeout"`
+	// IdleTimeout closes a keep-alive connection idle this long.
+	IdleTimeout time.Duration `yaml:"idle_timeout"`
+	// WriteTimeout bounds writing one response; a stream bounds each of
+	// its frames by it instead.
+	WriteTimeout time.Duration `yaml:"write_timeout"`
+	// MaxConnections caps the open connections; streams may hold half.
+	MaxConnections int `yaml:"max_connections"`
 }
 
 // LogConfig selects log output.
@@ -301,7 +310,7 @@ func Defaults() Config {
 			Discovery:   DiscoveryConfig{Enabled: true, Prefix: "homeassistant"},
 		},
 		EmbeddedBroker: BrokerConfig{Address: "127.0.0.1:1883"},
-		HTTP:           HTTPConfig{Address: "127.0.0.1:8080", SnapshotQuality: 80},
+		HTTP:           HTTPConfig{Address: "127.0.0.1:8080", SnapshotQuality: 80, ReadTimeout: 10 * time.Second, IdleTimeout: 30 * time.Second, WriteTimeout: 10 * time.Second, MaxConnections: 64},
 		Learning:       LearningConfig{Enabled: true, MaxCount: 100, ExamplesPerLabel: 100, MaxLabels: 64, ThumbnailSize: 96},
 		GPIO: GPIOConfig{Button: ButtonConfig{LongPress: 2 * time.Second, ActiveLow: true, Pull: "up", Debounce: 30 * time.Millisecond},
 			Outputs: []OutputConfig{}},
@@ -652,6 +661,17 @@ func (c *Config) ValidateWith(check SourceChecker) []FieldError {
 	}
 	if c.HTTP.SnapshotQuality < 1 || c.HTTP.SnapshotQuality > 100 {
 		bad("http.snapshot_quality", "is %d; want 1 to 100", c.HTTP.SnapshotQuality)
+	}
+	for _, d := range []struct {
+		path string
+		v    time.Duration
+	}{{"http.read_timeout", c.HTTP.ReadTimeout}, {"http.idle_timeout", c.HTTP.IdleTimeout}, {"http.write_timeout", c.HTTP.WriteTimeout}} {
+		if d.v <= 0 {
+			bad(d.path, "is %v; want a positive duration such as 10s", d.v)
+		}
+	}
+	if c.HTTP.MaxConnections < 2 {
+		bad("http.max_connections", "is %d; want at least 2 (a stream may hold half of them)", c.HTTP.MaxConnections)
 	}
 	errs = append(errs, c.Learning.validate()...)
 	errs = append(errs, c.GPIO.validate(c.Cameras)...)

@@ -1,12 +1,17 @@
 package agent
 
 import (
+	"bytes"
+	"context"
 	"encoding/json"
 	"fmt"
 	"image/jpeg"
+	"net"
 	"net/http"
+	"sync"
 	"time"
 
+	"github.com/prometheus/client_golang/prometheus"
 	"github.com/prometheus/client_golang/prometheus/promhttp"
 )
 
@@ -118,8 +123,9 @@ func (a *Agent) Health() Health {
 }
 
 // Handler serves /healthz (200 when ready, 503 when degraded, JSON either
-// way), /metrics (Prometheus) and /snapshot.jpg[?camera=id] (the camera's
-// latest frame; the first camera by default).
+// way), /metrics (Prometheus), /snapshot.jpg[?camera=id] (the camera's
+// latest frame; the first camera by default) and /stream.mjpeg[?camera=id]
+// (its frames as they come, for an <img> in a browser).
 func (a *Agent) Handler() http.Handler {
 	mux := http.NewServeMux()
 	mux.HandleFunc("GET /healthz", func(w http.ResponseWriter, r *http.Request) {
@@ -132,43 +138,259 @@ func (a *Agent) Handler() http.Handler {
 	})
 	mux.Handle("GET /metrics", promhttp.HandlerFor(a.met.reg, promhttp.HandlerOpts{}))
 	mux.HandleFunc("GET /snapshot.jpg", func(w http.ResponseWriter, r *http.Request) {
-		var cam *camera
-		id := r.URL.Query().Get("camera")
-		for _, c := range a.cams {
-			if id == "" || c.cfg.ID == id {
-				cam = c
-				break
-			}
-		}
+		cam := a.cameraFor(w, r)
 		if cam == nil {
-			http.Error(w, fmt.Sprintf("no camera %q", id), http.StatusNotFound)
 			return
 		}
-		if sn, ok := cam.src.(Snapshotter); ok {
-			b, err := sn.Snapshot(a.cfg.HTTP.SnapshotQuality)
-			if err != nil {
-				http.Error(w, fmt.Sprintf("camera %q: %v", cam.cfg.ID, err), http.StatusServiceUnavailable)
-				return
-			}
-			w.Header().Set("Content-Type", "image/jpeg")
-			w.Header().Set("Cache-Control", "no-store")
-			w.Write(b)
+		b, err := a.snapshot(cam)
+		if err != nil {
+			http.Error(w, err.Error(), http.StatusServiceUnavailable)
 			return
-		}
-		f := cam.latest.Load()
-		if f == nil {
-			http.Error(w, fmt.Sprintf("camera %q has no frame yet", cam.cfg.ID), http.StatusServiceUnavailable)
-			return
-		}
-		img := f.Image
-		if img == nil {
-			img = pixelsImage(f.Pixels, a.Model(), cam.cfg.Preprocess)
 		}
 		w.Header().Set("Content-Type", "image/jpeg")
 		w.Header().Set("Cache-Control", "no-store")
-		if err := jpeg.Encode(w, img, &jpeg.Options{Quality: a.cfg.HTTP.SnapshotQuality}); err != nil {
-			a.log.Warn("snapshot: JPEG encoding failed", "camera", cam.cfg.ID, "err", err)
+		w.Write(b)
+	})
+	// Streams hold their connection for as long as the viewer stays: at
+	// most half of http.max_connections, so that /healthz and /metrics
+	// always find room.
+	streams := make(chan struct{}, max(1, a.cfg.HTTP.MaxConnections/2))
+	mux.HandleFunc("GET /stream.mjpeg", func(w http.ResponseWriter, r *http.Request) {
+		cam := a.cameraFor(w, r)
+		if cam == nil {
+			return
 		}
+		select {
+		case streams <- struct{}{}:
+			defer func() { <-streams }()
+		default:
+			http.Error(w, fmt.Sprintf("%d streams are open, as many as http.max_connections (%d) allows; close one, or raise http.max_connections",
+				cap(streams), a.cfg.HTTP.MaxConnections), http.StatusServiceUnavailable)
+			return
+		}
+		a.stream(w, r, cam)
 	})
 	return mux
+}
+
+// cameraFor is the camera that r names with ?camera=id, the first one
+// when it names none. It answers 404 itself, and returns nil, for an
+// unknown id.
+func (a *Agent) cameraFor(w http.ResponseWriter, r *http.Request) *camera {
+	id := r.URL.Query().Get("camera")
+	for _, c := range a.cams {
+		if id == "" || c.cfg.ID == id {
+			return c
+		}
+	}
+	http.Error(w, fmt.Sprintf("no camera %q (cameras: %v)", id, a.cameraIDs()), http.StatusNotFound)
+	return nil
+}
+
+// snapshot is cam's latest picture as JPEG: the source's own full picture
+// when it keeps one (OpenCV sources), else the decoded image or the model
+// input.
+func (a *Agent) snapshot(cam *camera) ([]byte, error) {
+	if sn, ok := cam.src.(Snapshotter); ok {
+		b, err := sn.Snapshot(a.cfg.HTTP.SnapshotQuality)
+		if err != nil {
+			return nil, fmt.Errorf("camera %q: %v", cam.cfg.ID, err)
+		}
+		return b, nil
+	}
+	f := cam.latest.Load()
+	if f == nil {
+		return nil, fmt.Errorf("camera %q has no frame yet", cam.cfg.ID)
+	}
+	img := f.Image
+	if img == nil {
+		img = pixelsImage(f.Pixels, a.Model(), cam.cfg.Preprocess)
+	}
+	var b bytes.Buffer
+	if err := jpeg.Encode(&b, img, &jpeg.Options{Quality: a.cfg.HTTP.SnapshotQuality}); err != nil {
+		return nil, fmt.Errorf("camera %q: JPEG encoding failed: %v", cam.cfg.ID, err)
+	}
+	return b.Bytes(), nil
+}
+
+// streamMaxFPS caps /stream.mjpeg's frame rate: each frame is one JPEG
+// encoding per viewer, on the board's CPU.
+const streamMaxFPS = 10
+
+// stream sends cam's latest picture as multipart/x-mixed-replace JPEG
+// parts, at the camera's fps (streamMaxFPS at most), until the viewer
+// leaves or the agent stops (the request's context is Run's).
+//
+// The server's write timeout bounds a whole response, which would cut a
+// stream off; the stream renews the write deadline before each frame
+// instead: a viewer that keeps reading may watch for hours, one that stops
+// reading is dropped after http.write_timeout. (The read timeout does not
+// reach this far: net/http lifts it once a request without a body has
+// been read.)
+func (a *Agent) stream(w http.ResponseWriter, r *http.Request, cam *camera) {
+	const boundary = "shortcut-frame"
+	rc := http.NewResponseController(w)
+	w.Header().Set("Content-Type", "multipart/x-mixed-replace; boundary="+boundary)
+	w.Header().Set("Cache-Control", "no-store")
+	fps := cam.cfg.FPS
+	if fps <= 0 || fps > streamMaxFPS {
+		fps = streamMaxFPS
+	}
+	tick := time.NewTicker(time.Duration(float64(time.Second) / fps))
+	defer tick.Stop()
+	for {
+		if b, err := a.snapshot(cam); err == nil {
+			if rc.SetWriteDeadline(time.Now().Add(a.cfg.HTTP.WriteTimeout)) != nil {
+				return
+			}
+			fmt.Fprintf(w, "--%s\r\nContent-Type: image/jpeg\r\nContent-Length: %d\r\n\r\n", boundary, len(b))
+			w.Write(b)
+			if _, err := w.Write([]byte("\r\n")); err != nil || rc.Flush() != nil {
+				return // the viewer left, or stopped reading
+			}
+		}
+		select {
+		case <-r.Context().Done():
+			return
+		case <-tick.C:
+		}
+	}
+}
+
+// httpReadHeaderTimeout bounds reading a request's headers (within
+// http.read_timeout): a client that connects and dawdles is dropped soon.
+const httpReadHeaderTimeout = 5 * time.Second
+
+// newHTTPServer is the agent's HTTP server on ln, with every limit of the
+// http configuration: read, write and idle timeouts, and at most
+// http.max_connections open connections (connLimiter). Its requests'
+// contexts are ctx's children, so that streams end when the agent stops.
+func (a *Agent) newHTTPServer(ctx context.Context, ln net.Listener) (*http.Server, net.Listener) {
+	lim := newConnLimiter(ln, a.cfg.HTTP.MaxConnections, a.met.httpConns)
+	srv := &http.Server{
+		Handler:           a.Handler(),
+		ReadHeaderTimeout: min(httpReadHeaderTimeout, a.cfg.HTTP.ReadTimeout),
+		ReadTimeout:       a.cfg.HTTP.ReadTimeout,
+		WriteTimeout:      a.cfg.HTTP.WriteTimeout,
+		IdleTimeout:       a.cfg.HTTP.IdleTimeout,
+		ConnState:         lim.connState,
+		BaseContext:       func(net.Listener) context.Context { return ctx },
+	}
+	return srv, lim
+}
+
+// connLimiter is the HTTP server's listener. It keeps at most max
+// connections open: without a cap, every idle keep-alive connection kept
+// a goroutine and a file descriptor until the open-file limit (issue 21).
+// A connection beyond the cap waits in Accept until one closes; while it
+// waits, the connection that has been idle the longest (a keep-alive
+// connection between requests) is closed to make room, so idle clients
+// cannot keep new ones out. A request in progress is never cut: a client
+// that sends one just as its idle connection is closed sees the closed
+// connection that keep-alive always risks, and HTTP clients retry such
+// requests.
+type connLimiter struct {
+	net.Listener
+	open  prometheus.Gauge // shortcut_http_connections
+	slots chan struct{}    // one token per open connection
+	freed chan struct{}    // signalled when a connection closes or turns idle
+	done  chan struct{}    // closed by Close
+	once  sync.Once
+
+	mu   sync.Mutex
+	idle map[*limitedConn]time.Time // connections between requests, and since when
+}
+
+func newConnLimiter(ln net.Listener, max int, open prometheus.Gauge) *connLimiter {
+	return &connLimiter{Listener: ln, open: open, slots: make(chan struct{}, max), freed: make(chan struct{}, 1),
+		done: make(chan struct{}), idle: map[*limitedConn]time.Time{}}
+}
+
+func (l *connLimiter) Accept() (net.Conn, error) {
+	c, err := l.Listener.Accept()
+	if err != nil {
+		return nil, err
+	}
+	for {
+		select {
+		case l.slots <- struct{}{}:
+			l.open.Inc()
+			return &limitedConn{Conn: c, l: l}, nil
+		default:
+		}
+		if l.closeLongestIdle() {
+			continue
+		}
+		select {
+		case <-l.freed:
+		case <-l.done:
+			c.Close()
+			return nil, net.ErrClosed
+		}
+	}
+}
+
+func (l *connLimiter) Close() error {
+	l.once.Do(func() { close(l.done) })
+	return l.Listener.Close()
+}
+
+// connState follows the server's connections (http.Server.ConnState): the
+// idle ones are those closeLongestIdle may close.
+func (l *connLimiter) connState(c net.Conn, s http.ConnState) {
+	lc, ok := c.(*limitedConn)
+	if !ok {
+		return
+	}
+	l.mu.Lock()
+	if s == http.StateIdle {
+		l.idle[lc] = time.Now()
+	} else {
+		delete(l.idle, lc)
+	}
+	l.mu.Unlock()
+	if s == http.StateIdle {
+		signal(l.freed)
+	}
+}
+
+// closeLongestIdle closes the connection idle the longest, freeing its
+// slot; false when no connection is idle.
+func (l *connLimiter) closeLongestIdle() bool {
+	l.mu.Lock()
+	var oldest *limitedConn
+	var since time.Time
+	for c, t := range l.idle {
+		if oldest == nil || t.Before(since) {
+			oldest, since = c, t
+		}
+	}
+	delete(l.idle, oldest)
+	l.mu.Unlock()
+	if oldest == nil {
+		return false
+	}
+	oldest.Close()
+	return true
+}
+
+// limitedConn gives its slot back when it is closed, by the server, by
+// its handler (hijacked) or by closeLongestIdle, whichever comes first.
+type limitedConn struct {
+	net.Conn
+	l    *connLimiter
+	once sync.Once
+}
+
+func (c *limitedConn) Close() error {
+	err := c.Conn.Close()
+	c.once.Do(func() {
+		c.l.mu.Lock()
+		delete(c.l.idle, c)
+		c.l.mu.Unlock()
+		<-c.l.slots
+		c.l.open.Dec()
+		signal(c.l.freed)
+	})
+	return err
 }

@@ -15,6 +15,7 @@ type metrics struct {
 	connected   prometheus.Gauge
 	reconnects  prometheus.Counter
 	lastConnect prometheus.Gauge
+	httpConns   prometheus.Gauge
 	publishes   *prometheus.CounterVec
 	errors      *prometheus.CounterVec
 	modelInfo   *prometheus.GaugeVec
@@ -43,6 +44,8 @@ func newMetrics() *metrics {
 			Name: "shortcut_mqtt_reconnects_total", Help: "Times the MQTT connection came back after it was lost (the first connect does not count)."}),
 		lastConnect: prometheus.NewGauge(prometheus.GaugeOpts{
 			Name: "shortcut_mqtt_last_connect_timestamp_seconds", Help: "When the MQTT connection was last established (Unix time; 0: never)."}),
+		httpConns: prometheus.NewGauge(prometheus.GaugeOpts{
+			Name: "shortcut_http_connections", Help: "Open HTTP connections (at most http.max_connections)."}),
 		publishes: prometheus.NewCounterVec(prometheus.CounterOpts{
 			Name: "shortcut_mqtt_publishes_total", Help: "MQTT publishes by message kind and result (ok, error, dropped)."},
 			[]string{"kind", "result"}),
@@ -63,7 +66,7 @@ func newMetrics() *metrics {
 		Name: "shortcut_commands_total", Help: "MQTT and button commands by command and result (ok or the error code)."}, []string{"command", "result"})
 	m.gpioEvents = prometheus.NewCounterVec(prometheus.CounterOpts{
 		Name: "shortcut_gpio_events_total", Help: "GPIO events: button presses (short, long) and output switches (on, off)."}, []string{"pin", "event"})
-	m.reg.MustRegister(m.frames, m.dropped, m.stage, m.connected, m.reconnects, m.lastConnect, m.publishes, m.errors, m.modelInfo, m.reloads, m.predictions,
+	m.reg.MustRegister(m.frames, m.dropped, m.stage, m.connected, m.reconnects, m.lastConnect, m.httpConns, m.publishes, m.errors, m.modelInfo, m.reloads, m.predictions,
 		m.examples, m.trainings, m.commands, m.gpioEvents,
 		collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))
 	return m

@@ -121,32 +121,19 @@ func (c *opContext) prepareConv(depthwise bool) (kernel, error) {
 	if p.ActMin, p.ActMax, p.FloatMin, p.FloatMax, err = c.activation(act, out, quantized); err != nil {
 		return nil, err
 	}
+	io, err := c.affineIO(in, out, bias, biasData, quantized)
+	if err != nil {
+		return nil, err
+	}
 	if !quantized {
-		if bias >= 0 {
-			if err := c.sameType("bias", bias, resnet.Float32); err != nil {
-				return nil, err
-			}
-			k.biasF32 = float32View(biasData)
-		}
+		k.biasF32 = io.biasF32
 		k.filterF32 = float32View(filterData)
 		k.p = p
 		return k, nil
 	}
-	if bias >= 0 {
-		if err := c.checkType("bias", bias, resnet.Int32); err != nil {
-			return nil, err
-		}
-		k.biasI32 = int32View(biasData)
-	}
+	k.biasI32 = io.biasI32
 	k.filterI8 = int8View(filterData)
-	inScale, inZP, err := c.activationQuant("input", in)
-	if err != nil {
-		return nil, err
-	}
-	outScale, outZP, err := c.activationQuant("output", out)
-	if err != nil {
-		return nil, err
-	}
+	inScale, inZP, outScale, outZP := io.inScale, io.inZP, io.outScale, io.outZP
 	dim := 0
 	if depthwise {
 		dim = 3
@@ -239,4 +226,42 @@ func (k *convKernel) eval(ts []Tensor, _ *fast.Runner) {
 	default:
 		ref.ConvFloat(&k.p, ts[k.in].Float32(), k.filterF32, k.biasF32, ts[k.out].Float32())
 	}
+}
+
+// affineIO is what CONV_2D, DEPTHWISE_CONV_2D and FULLY_CONNECTED share at
+// Prepare: the bias as a view of its type (FLOAT32 for a float operator,
+// INT32 for an int8 one; nil without a bias) and, for int8, the input's and
+// output's quantization.
+type affineIO struct {
+	biasF32           []float32
+	biasI32           []int32
+	inScale, outScale float32
+	inZP, outZP       int32
+}
+
+func (c *opContext) affineIO(in, out, bias int, biasData []byte, quantized bool) (affineIO, error) {
+	var io affineIO
+	if !quantized {
+		if bias >= 0 {
+			if err := c.sameType("bias", bias, resnet.Float32); err != nil {
+				return io, err
+			}
+			io.biasF32 = float32View(biasData)
+		}
+		return io, nil
+	}
+	if bias >= 0 {
+		if err := c.checkType("bias", bias, resnet.Int32); err != nil {
+			return io, err
+		}
+		io.biasI32 = int32View(biasData)
+	}
+	var err error
+	if io.inScale, io.inZP, err = c.activationQuant("input", in); err != nil {
+		return io, err
+	}
+	if io.outScale, io.outZP, err = c.activationQuant("output", out); err != nil {
+		return io, err
+	}
+	return io, nil
 }

@@ -80,32 +80,19 @@ func (c *opContext) prepareFullyConnected() (kernel, error) {
 		return nil, err
 	}
 	k := &fullyConnectedKernel{in: in, out: out, quantized: quantized}
+	io, err := c.affineIO(in, out, bias, biasData, quantized)
+	if err != nil {
+		return nil, err
+	}
 	if !quantized {
-		if bias >= 0 {
-			if err := c.sameType("bias", bias, resnet.Float32); err != nil {
-				return nil, err
-			}
-			k.biasF32 = float32View(biasData)
-		}
+		k.biasF32 = io.biasF32
 		k.weightsF32 = float32View(wData)
 		k.p = p
 		return k, nil
 	}
-	if bias >= 0 {
-		if err := c.checkType("bias", bias, resnet.Int32); err != nil {
-			return nil, err
-		}
-		k.biasI32 = int32View(biasData)
-	}
+	k.biasI32 = io.biasI32
 	k.weightsI8 = int8View(wData)
-	inScale, inZP, err := c.activationQuant("input", in)
-	if err != nil {
-		return nil, err
-	}
-	outScale, outZP, err := c.activationQuant("output", out)
-	if err != nil {
-		return nil, err
-	}
+	inScale, inZP, outScale, outZP := io.inScale, io.inZP, io.outScale, io.outZP
 	wScales, wZP, err := c.weightScales("weights", weights, 0, p.OutDepth, true)
 	if err != nil {
 		return nil, err

@@ -244,9 +244,11 @@ func (a *Agent) Start() error {
 	return nil
 }
 
+// stopBroker stops the embedded broker, if the agent runs one, after its
+// subscribers have had the agent's last messages (embeddedBroker.Close).
 func (a *Agent) stopBroker() {
 	if a.broker != nil {
-		a.broker.Close()
+		a.broker.Close(a.cfg.MQTT.ClientID)
 		a.broker = nil
 	}
 }

@@ -3,6 +3,7 @@ package agent
 import (
 	"fmt"
 	"log/slog"
+	"time"
 
 	mochi "github.com/mochi-mqtt/server/v2"
 	"github.com/mochi-mqtt/server/v2/hooks/auth"
@@ -14,10 +15,18 @@ import (
 // mosquitto_sub can still connect to it).
 type embeddedBroker struct {
 	srv *mochi.Server
+	log *slog.Logger
 }
 
+// brokerDrain bounds how long a stopping embedded broker waits for its
+// subscribers to acknowledge what is still on its way to them (above all
+// the agent's "offline"): a subscriber that stopped reading must not hold
+// up the agent's exit.
+const brokerDrain = 3 * time.Second
+
 func startEmbeddedBroker(addr string, log *slog.Logger) (*embeddedBroker, error) {
-	srv := mochi.New(&mochi.Options{InlineClient: false, Logger: slog.New(quietClosedConns{log.Handler()}).With("component", "embedded-broker")})
+	log = log.With("component", "embedded-broker")
+	srv := mochi.New(&mochi.Options{InlineClient: false, Logger: slog.New(quietClosedConns{log.Handler()})})
 	if err := srv.AddHook(new(auth.AllowHook), nil); err != nil {
 		return nil, fmt.Errorf("embedded broker: %w", err)
 	}
@@ -28,7 +37,49 @@ func startEmbeddedBroker(addr string, log *slog.Logger) (*embeddedBroker, error)
 		srv.Close()
 		return nil, fmt.Errorf("embedded broker: %w", err)
 	}
-	return &embeddedBroker{srv: srv}, nil
+	return &embeddedBroker{srv: srv, log: log}, nil
 }
 
-func (b *embeddedBroker) Close() error { return b.srv.Close() }
+// Close stops the broker once what the agent (client ID publisher) last
+// published has reached its subscribers, waiting at most brokerDrain.
+//
+// mochi acknowledges a publish to its sender before it hands the message
+// to the subscribers, and stopping it drops whatever is still queued for
+// them: closing right after the agent's "offline" was acknowledged lost
+// that message now and then (issue 21, `make run`). So Close first waits
+// until mochi has handled the publisher's disconnect (it reads a client's
+// packets in order, so every publish before it has been passed on), then
+// until no subscriber has a QoS 1 or 2 message unacknowledged. QoS 0
+// subscriptions get what was written to them by then: MQTT promises them
+// nothing more.
+func (b *embeddedBroker) Close(publisher string) error {
+	deadline := time.Now().Add(brokerDrain)
+	tick := time.NewTicker(5 * time.Millisecond)
+	defer tick.Stop()
+	for !b.drained(publisher) {
+		if time.Now().After(deadline) {
+			b.log.Warn("stopping with messages not yet acknowledged by subscribers", "waited", brokerDrain, "pending", b.pending(publisher))
+			break
+		}
+		<-tick.C
+	}
+	return b.srv.Close()
+}
+
+func (b *embeddedBroker) drained(publisher string) bool { return len(b.pending(publisher)) == 0 }
+
+// pending names the clients the broker is still busy with: the publisher
+// while it is connected, and subscribers with messages in flight.
+func (b *embeddedBroker) pending(publisher string) []string {
+	var out []string
+	for id, cl := range b.srv.Clients.GetAll() {
+		switch {
+		case cl.Closed():
+		case id == publisher:
+			out = append(out, id+" (still connected)")
+		case cl.State.Inflight.Len() > 0:
+			out = append(out, fmt.Sprintf("%s (%d in flight)", id, cl.State.Inflight.Len()))
+		}
+	}
+	return out
+}

@@ -363,15 +363,58 @@ func (p *publisher) run(ctx context.Context) {
 				}
 			}
 			p.flushPending()
-			if p.client.IsConnectionOpen() {
-				t := p.client.Publish(p.topics.Availability(), byte(p.cfg.QoS), true, Offline)
-				t.WaitTimeout(2 * time.Second)
-			}
+			p.sayOffline()
 			p.client.Disconnect(250)
 			p.connected.Store(false)
 			p.met.connected.Set(0)
 			return
 		}
+	}
+}
+
+// offlineWait bounds each step of the last word at a clean stop: waiting
+// for a connection still being made, then for the broker to acknowledge
+// "offline".
+const offlineWait = 2 * time.Second
+
+// sayOffline publishes the retained "offline" of a clean stop and waits
+// for the broker to acknowledge it. It goes at QoS 1 at least, whatever
+// mqtt.qos says, so that there is an acknowledgement to wait for: after it
+// the agent disconnects cleanly, and a clean disconnect discards the last
+// will, so this message is the only way subscribers learn that the agent
+// is gone. A first connection attempt still under way gets offlineWait to
+// succeed: an agent stopped just after it started says "offline" too. A
+// broker that already refused this outage's attempts is not waited for.
+func (p *publisher) sayOffline() {
+	if n := p.attempts.Load(); n > 0 && !p.client.IsConnectionOpen() {
+		s, _ := p.lastErr.Load().(string)
+		p.log.Warn("stopping without saying offline: the broker is unreachable", "failed_attempts", n, "reason", s)
+		p.met.publishes.WithLabelValues("availability", "dropped").Inc()
+		return
+	}
+	wait := time.NewTimer(offlineWait)
+	defer wait.Stop()
+	for !p.client.IsConnectionOpen() {
+		select {
+		case <-p.connects:
+		case <-wait.C:
+			s, _ := p.lastErr.Load().(string)
+			p.log.Warn("stopping without saying offline: not connected to the broker", "waited", offlineWait, "reason", s)
+			p.met.publishes.WithLabelValues("availability", "dropped").Inc()
+			return
+		}
+	}
+	qos := byte(max(p.cfg.QoS, 1))
+	t := p.client.Publish(p.topics.Availability(), qos, true, Offline)
+	switch {
+	case !t.WaitTimeout(offlineWait):
+		p.log.Warn("the broker did not acknowledge offline; subscribers may still see the agent online", "waited", offlineWait)
+		p.met.publishes.WithLabelValues("availability", "error").Inc()
+	case t.Error() != nil:
+		p.log.Warn("publishing offline failed; subscribers may still see the agent online", "err", t.Error())
+		p.met.publishes.WithLabelValues("availability", "error").Inc()
+	default:
+		p.met.publishes.WithLabelValues("availability", "ok").Inc()
 	}
 }
 

@@ -194,32 +194,80 @@ func Fit(ctx context.Context, cfg Config) (res *Result, err error) {
 	if err := cfg.Validate(); err != nil {
 		return nil, fmt.Errorf("training configuration:\n%w", err)
 	}
-	logf := func(msg string, args ...any) {
-		if cfg.Log != nil {
-			cfg.Log.Info(msg, args...)
-		}
-	}
 	defer func() { // GoMLX reports graph errors by panicking.
 		if r := recover(); r != nil {
 			err = fmt.Errorf("training %s: %v", cfg.Arch, r)
 		}
 	}()
+	r := &fitRun{cfg: cfg}
+	if err := r.loadData(); err != nil {
+		return nil, err
+	}
+	if err := r.openModel(); err != nil {
+		return nil, err
+	}
+	if err := r.compile(); err != nil {
+		return nil, err
+	}
+	for epoch := r.state.EpochsDone; epoch < cfg.Epochs && r.step < r.total; epoch++ {
+		stats, err := r.trainEpoch(ctx, epoch)
+		if err != nil {
+			return nil, err
+		}
+		if ctx.Err() != nil {
+			_ = r.save()
+			return r.res, ctx.Err()
+		}
+		if err := r.endEpoch(ctx, epoch, stats); err != nil {
+			return nil, err
+		}
+	}
+	return r.finish(ctx)
+}
 
-	// Data.
+// fitRun is one Fit call: what its steps build and share.
+type fitRun struct {
+	cfg                       Config
+	trainSet, valSet, testSet *data.Dataset
+	s                         *session
+	state                     RunState
+	ckpt                      *checkpoints.Handler // nil without cfg.Dir
+
+	stepsPerEpoch, total, step int64
+	sched                      Schedule
+	trainExec, evalExec        *gctx.Exec
+
+	res         *Result
+	bar         *progressbar.ProgressBar
+	lastSave    time.Time
+	trainImages int
+	trainTime   time.Duration // excluding the first step's compilation
+}
+
+func (r *fitRun) logf(msg string, args ...any) {
+	if r.cfg.Log != nil {
+		r.cfg.Log.Info(msg, args...)
+	}
+}
+
+// loadData loads the splits (or takes the ones given), applies the limits and
+// the downsampling, and carves out the validation split.
+func (r *fitRun) loadData() (err error) {
+	cfg := &r.cfg
 	trainSet, testSet := cfg.TrainSet, cfg.TestSet
 	if trainSet == nil {
 		src, err := data.ParseSource(cfg.Data)
 		if err != nil {
-			return nil, err
+			return err
 		}
 		if trainSet, err = data.Load(src, "train"); err != nil {
-			return nil, err
+			return err
 		}
 		if testSet == nil {
 			if t, err := data.Load(src, "test"); err == nil {
 				testSet = t
 			} else {
-				logf("no test split", "data", cfg.Data, "reason", err)
+				r.logf("no test split", "data", cfg.Data, "reason", err)
 			}
 		}
 	}
@@ -229,229 +277,247 @@ func Fit(ctx context.Context, cfg Config) (res *Result, err error) {
 	}
 	if cfg.Downsample > 1 {
 		if trainSet, err = trainSet.Downsample(cfg.Downsample); err != nil {
-			return nil, err
+			return err
 		}
 		if testSet != nil {
 			if testSet, err = testSet.Downsample(cfg.Downsample); err != nil {
-				return nil, err
+				return err
 			}
 		}
 	}
-	var valSet *data.Dataset
 	if cfg.ValFraction > 0 {
-		if trainSet, valSet, err = trainSet.Split(cfg.ValFraction, cfg.Seed); err != nil {
-			return nil, err
+		if trainSet, r.valSet, err = trainSet.Split(cfg.ValFraction, cfg.Seed); err != nil {
+			return err
 		}
 	}
+	r.trainSet, r.testSet = trainSet, testSet
+	return nil
+}
 
+// openModel opens the backend and describes the model: new, or the one of
+// the run being resumed (whose checkpoint it loads).
+func (r *fitRun) openModel() error {
+	cfg := &r.cfg
 	b, ops, err := openBackend(cfg.Backend, cfg.Ops)
 	if err != nil {
-		return nil, err
+		return err
 	}
 	s := &session{backend: b, ops: ops, ctx: gctx.New()}
 	s.ctx.SetParam(gctx.ParamInitialSeed, int64(cfg.Seed))
-
-	// Model description: new, or the one of the run being resumed.
-	h, w := data.OutputSize(trainSet, data.BatchOptions{PadTo: cfg.PadTo})
-	norm := data.Stats(trainSet)
-	s.meta = ModelMeta{Arch: cfg.Arch, BaseWidth: cfg.BaseWidth, Height: h, Width: w, Channels: trainSet.Channels,
-		Classes: trainSet.Classes, Mean: norm.Mean, Std: norm.Std, PadTo: cfg.PadTo, DataHeight: trainSet.Height,
-		DataWidth: trainSet.Width, Dataset: trainSet.Name}
-	state := RunState{Seed: cfg.Seed, Recipe: cfg.Recipe, BestValAcc: -1}
-
-	var ckpt *checkpoints.Handler
+	h, w := data.OutputSize(r.trainSet, data.BatchOptions{PadTo: cfg.PadTo})
+	norm := data.Stats(r.trainSet)
+	s.meta = ModelMeta{Arch: cfg.Arch, BaseWidth: cfg.BaseWidth, Height: h, Width: w, Channels: r.trainSet.Channels,
+		Classes: r.trainSet.Classes, Mean: norm.Mean, Std: norm.Std, PadTo: cfg.PadTo, DataHeight: r.trainSet.Height,
+		DataWidth: r.trainSet.Width, Dataset: r.trainSet.Name}
+	r.state = RunState{Seed: cfg.Seed, Recipe: cfg.Recipe, BestValAcc: -1}
 	if cfg.Dir != "" {
-		if ckpt, err = openRun(s.ctx, cfg, &s.meta, &state); err != nil {
-			return nil, err
+		if r.ckpt, err = openRun(s.ctx, *cfg, &s.meta, &r.state); err != nil {
+			return err
 		}
 	}
 	if s.net, err = s.meta.Net(); err != nil {
-		return nil, err
+		return err
 	}
-	if err := setJSONParam(s.ctx, metaParam, s.meta); err != nil {
-		return nil, err
-	}
+	r.s = s
+	return setJSONParam(s.ctx, metaParam, s.meta)
+}
 
-	// Schedule over the whole run (also when resumed).
-	stepsPerEpoch := int64(data.NumBatches(trainSet.Len(), data.BatchOptions{BatchSize: cfg.BatchSize, DropLast: true}))
-	if stepsPerEpoch == 0 {
-		return nil, fmt.Errorf("training set %s has %d images, fewer than one batch of %d", trainSet.Name,
-			trainSet.Len(), cfg.BatchSize)
+// compile sets the schedule over the whole run (also when resumed), builds
+// the training and evaluation graphs and the progress bar.
+func (r *fitRun) compile() (err error) {
+	cfg := &r.cfg
+	r.stepsPerEpoch = int64(data.NumBatches(r.trainSet.Len(), data.BatchOptions{BatchSize: cfg.BatchSize, DropLast: true}))
+	if r.stepsPerEpoch == 0 {
+		return fmt.Errorf("training set %s has %d images, fewer than one batch of %d", r.trainSet.Name,
+			r.trainSet.Len(), cfg.BatchSize)
 	}
-	total := stepsPerEpoch * int64(cfg.Epochs)
+	r.total = r.stepsPerEpoch * int64(cfg.Epochs)
 	if cfg.MaxSteps > 0 {
-		total = min(total, cfg.MaxSteps)
+		r.total = min(r.total, cfg.MaxSteps)
 	}
-	state.TotalSteps = total
-	sched := Schedule{Kind: cfg.Schedule, Peak: cfg.LR, TotalSteps: total, Milestones: cfg.Milestones,
-		WarmupSteps: int64(cfg.WarmupEpochs * float64(stepsPerEpoch))}
+	r.state.TotalSteps = r.total
+	r.sched = Schedule{Kind: cfg.Schedule, Peak: cfg.LR, TotalSteps: r.total, Milestones: cfg.Milestones,
+		WarmupSteps: int64(cfg.WarmupEpochs * float64(r.stepsPerEpoch))}
 	opt := optimizer{kind: cfg.Optimizer, momentum: cfg.Momentum, weightDecay: cfg.WeightDecay}
-
-	trainExec, err := s.trainExec(opt, cfg.LabelSmoothing)
-	if err != nil {
-		return nil, err
+	if r.trainExec, err = r.s.trainExec(opt, cfg.LabelSmoothing); err != nil {
+		return err
 	}
-	evalExec, err := s.evalExec()
-	if err != nil {
-		return nil, err
+	if r.evalExec, err = r.s.evalExec(); err != nil {
+		return err
 	}
-
-	res = &Result{Meta: s.meta, Backend: backend.Resolve(cfg.Backend), Ops: s.ops.String(), BestEpoch: state.BestEpoch,
-		BestValAcc: state.BestValAcc, TestAcc: math.NaN(), Dir: cfg.Dir}
-	step := optimizers.GetGlobalStep(s.ctx)
-	var bar *progressbar.ProgressBar
+	r.res = &Result{Meta: r.s.meta, Backend: backend.Resolve(cfg.Backend), Ops: r.s.ops.String(), BestEpoch: r.state.BestEpoch,
+		BestValAcc: r.state.BestValAcc, TestAcc: math.NaN(), Dir: cfg.Dir}
+	r.step = optimizers.GetGlobalStep(r.s.ctx)
 	if cfg.Progress != nil {
-		bar = progressbar.NewOptions64(total, progressbar.OptionSetWriter(cfg.Progress),
+		r.bar = progressbar.NewOptions64(r.total, progressbar.OptionSetWriter(cfg.Progress),
 			progressbar.OptionSetDescription(cfg.Arch), progressbar.OptionShowCount(),
 			progressbar.OptionSetPredictTime(true), progressbar.OptionThrottle(250*time.Millisecond),
 			progressbar.OptionSetWidth(24), progressbar.OptionOnCompletion(func() { fmt.Fprintln(cfg.Progress) }))
-		_ = bar.Set64(step)
+		_ = r.bar.Set64(r.step)
 	}
-	save := func() error {
-		if ckpt == nil {
-			return nil
+	r.lastSave = time.Now()
+	r.logf("training", "arch", cfg.Arch, "backend", r.res.Backend, "ops", r.res.Ops, "train", r.trainSet.Len(),
+		"val", lenOf(r.valSet), "steps", r.total, "resume_step", r.step)
+	return nil
+}
+
+// save writes a checkpoint with the run state (nothing without cfg.Dir).
+func (r *fitRun) save() error {
+	if r.ckpt == nil {
+		return nil
+	}
+	if err := setJSONParam(r.s.ctx, stateParam, r.state); err != nil {
+		return err
+	}
+	return r.ckpt.Save()
+}
+
+// epochStats is what trainEpoch measured; exhausted says the data ran out
+// (the epoch is complete) rather than MaxSteps or the context stopping it.
+type epochStats struct {
+	EpochStats
+	seen      int
+	train     time.Duration
+	start     time.Time
+	exhausted bool
+}
+
+// trainEpoch runs the training steps of one epoch, resuming inside it when
+// a checkpoint stopped mid-epoch, checkpointing every cfg.CheckpointEvery.
+func (r *fitRun) trainEpoch(ctx context.Context, epoch int) (*epochStats, error) {
+	cfg := &r.cfg
+	es := &epochStats{start: time.Now()}
+	it, err := data.Iterate(ctx, r.trainSet, data.BatchOptions{BatchSize: cfg.BatchSize, Shuffle: true, Seed: cfg.Seed,
+		Epoch: epoch, DropLast: true, Norm: data.Normalization{Mean: r.s.meta.Mean, Std: r.s.meta.Std},
+		PadTo: cfg.PadTo, Augment: data.Augment{CropPad: cfg.CropPad, Flip: cfg.Flip}, Workers: cfg.Workers})
+	if err != nil {
+		return nil, err
+	}
+	defer it.Close()
+	var lossSum, correct float64
+	skip := r.state.StepInEpoch
+	for r.step < r.total {
+		batch, ok := it.Next()
+		if !ok {
+			es.exhausted = true
+			break
 		}
-		if err := setJSONParam(s.ctx, stateParam, state); err != nil {
+		if skip > 0 { // resumed inside this epoch: these batches were already trained on
+			skip--
+			continue
+		}
+		es.LR = r.sched.At(r.step)
+		t0 := time.Now()
+		xt, yt := xTensor(batch), tensors.FromFlatDataAndDimensions(batch.Y, len(batch.Y))
+		outs, err := r.trainExec.Exec(xt, yt, float32(es.LR))
+		finalize([]*tensors.Tensor{xt, yt})
+		if err != nil {
+			return nil, fmt.Errorf("training step %d: %w", r.step, err)
+		}
+		loss := float64(tensors.ToScalar[float32](outs[0]))
+		c := float64(tensors.ToScalar[float32](outs[1]))
+		finalize(outs)
+		dt := time.Since(t0)
+		if r.step > 0 || epoch > 0 { // the very first step includes compilation
+			es.train += dt
+			r.trainImages += batch.N
+			r.trainTime += dt
+		}
+		if math.IsNaN(loss) || math.IsInf(loss, 0) {
+			return nil, fmt.Errorf("training diverged at step %d (loss %v, lr %g); lower the learning rate", r.step, loss, es.LR)
+		}
+		r.step++
+		r.state.StepInEpoch++
+		lossSum += loss * float64(batch.N)
+		correct += c
+		es.seen += batch.N
+		if r.bar != nil {
+			ips := 0.0
+			if es.train > 0 {
+				ips = float64(es.seen) / es.train.Seconds()
+			}
+			r.bar.Describe(fmt.Sprintf("epoch %d/%d loss %.3f acc %.3f %4.0f img/s", epoch+1, cfg.Epochs,
+				lossSum/float64(es.seen), correct/float64(es.seen), ips))
+			_ = r.bar.Set64(r.step)
+		}
+		if cfg.CheckpointEvery > 0 && time.Since(r.lastSave) >= cfg.CheckpointEvery {
+			if err := r.save(); err != nil {
+				return nil, err
+			}
+			r.lastSave = time.Now()
+		}
+		if ctx.Err() != nil {
+			break
+		}
+	}
+	if es.seen > 0 {
+		es.TrainLoss, es.TrainAcc = lossSum/float64(es.seen), correct/float64(es.seen)
+	}
+	return es, nil
+}
+
+// endEpoch validates, records the epoch in the run state, saves, keeps the
+// best checkpoint and writes metrics.csv and curves.png.
+func (r *fitRun) endEpoch(ctx context.Context, epoch int, es *epochStats) (err error) {
+	cfg := &r.cfg
+	stats := es.EpochStats
+	stats.Epoch, stats.Step, stats.ValLoss, stats.ValAcc = epoch+1, r.step, math.NaN(), math.NaN()
+	if es.train > 0 {
+		stats.ImagesPerSec = float64(es.seen) / es.train.Seconds()
+	}
+	if r.valSet != nil {
+		if stats.ValLoss, stats.ValAcc, _, err = r.s.evalSet(ctx, r.evalExec, r.valSet, cfg.BatchSize, cfg.Workers); err != nil {
 			return err
 		}
-		return ckpt.Save()
 	}
-	lastSave := time.Now()
-	var trainImages int
-	var trainTime time.Duration
-	logf("training", "arch", cfg.Arch, "backend", res.Backend, "ops", res.Ops, "train", trainSet.Len(),
-		"val", lenOf(valSet), "steps", total, "resume_step", step)
+	stats.Seconds = time.Since(es.start).Seconds()
+	if es.exhausted || r.step >= r.stepsPerEpoch*int64(epoch+1) {
+		r.state.EpochsDone, r.state.StepInEpoch = epoch+1, 0
+	} // else stopped by MaxSteps inside the epoch: a longer resumed run finishes it
+	improved := r.valSet != nil && stats.ValAcc > r.state.BestValAcc
+	if improved {
+		r.state.BestValAcc, r.state.BestEpoch = stats.ValAcc, epoch+1
+	}
+	if err := r.save(); err != nil {
+		return err
+	}
+	r.lastSave = time.Now()
+	if cfg.Dir != "" {
+		if improved || r.valSet == nil {
+			if err := copyLatestTo(r.ckpt, filepath.Join(cfg.Dir, BestDir)); err != nil {
+				return err
+			}
+		}
+		if err := appendCSV(filepath.Join(cfg.Dir, "metrics.csv"), stats); err != nil {
+			return err
+		}
+		if err := PlotCurves(filepath.Join(cfg.Dir, "metrics.csv"), filepath.Join(cfg.Dir, "curves.png")); err != nil {
+			r.logf("plot failed", "err", err)
+		}
+	}
+	r.res.Epochs = append(r.res.Epochs, stats)
+	r.logf("epoch", "epoch", stats.Epoch, "train_loss", round(stats.TrainLoss), "train_acc", round(stats.TrainAcc),
+		"val_loss", round(stats.ValLoss), "val_acc", round(stats.ValAcc), "img_per_s", math.Round(stats.ImagesPerSec),
+		"lr", stats.LR)
+	return nil
+}
 
-	for epoch := state.EpochsDone; epoch < cfg.Epochs && step < total; epoch++ {
-		epochStart := time.Now()
-		it, err := data.Iterate(ctx, trainSet, data.BatchOptions{BatchSize: cfg.BatchSize, Shuffle: true, Seed: cfg.Seed,
-			Epoch: epoch, DropLast: true, Norm: data.Normalization{Mean: s.meta.Mean, Std: s.meta.Std},
-			PadTo: cfg.PadTo, Augment: data.Augment{CropPad: cfg.CropPad, Flip: cfg.Flip}, Workers: cfg.Workers})
-		if err != nil {
+// finish scores the final weights on the test set and completes the result.
+func (r *fitRun) finish(ctx context.Context) (*Result, error) {
+	if r.bar != nil {
+		_ = r.bar.Finish()
+	}
+	res := r.res
+	res.Steps, res.BestEpoch, res.BestValAcc = r.step, r.state.BestEpoch, r.state.BestValAcc
+	if r.trainTime > 0 {
+		res.ImagesPerSec = float64(r.trainImages) / r.trainTime.Seconds()
+	}
+	if r.testSet != nil {
+		var err error
+		if _, res.TestAcc, _, err = r.s.evalSet(ctx, r.evalExec, r.testSet, r.cfg.BatchSize, r.cfg.Workers); err != nil {
 			return nil, err
 		}
-		var lossSum, correct float64
-		var seen int
-		var lr float64
-		var epochTrain time.Duration
-		skip := state.StepInEpoch
-		exhausted := false
-		for step < total {
-			batch, ok := it.Next()
-			if !ok {
-				exhausted = true
-				break
-			}
-			if skip > 0 { // resumed inside this epoch: these batches were already trained on
-				skip--
-				continue
-			}
-			lr = sched.At(step)
-			t0 := time.Now()
-			xt, yt := xTensor(batch), tensors.FromFlatDataAndDimensions(batch.Y, len(batch.Y))
-			outs, err := trainExec.Exec(xt, yt, float32(lr))
-			finalize([]*tensors.Tensor{xt, yt})
-			if err != nil {
-				it.Close()
-				return nil, fmt.Errorf("training step %d: %w", step, err)
-			}
-			loss := float64(tensors.ToScalar[float32](outs[0]))
-			c := float64(tensors.ToScalar[float32](outs[1]))
-			finalize(outs)
-			dt := time.Since(t0)
-			if step > 0 || epoch > 0 { // the very first step includes compilation
-				epochTrain += dt
-				trainImages += batch.N
-				trainTime += dt
-			}
-			if math.IsNaN(loss) || math.IsInf(loss, 0) {
-				it.Close()
-				return nil, fmt.Errorf("training diverged at step %d (loss %v, lr %g); lower the learning rate", step, loss, lr)
-			}
-			step++
-			state.StepInEpoch++
-			lossSum += loss * float64(batch.N)
-			correct += c
-			seen += batch.N
-			if bar != nil {
-				ips := 0.0
-				if epochTrain > 0 {
-					ips = float64(seen) / epochTrain.Seconds()
-				}
-				bar.Describe(fmt.Sprintf("epoch %d/%d loss %.3f acc %.3f %4.0f img/s", epoch+1, cfg.Epochs,
-					lossSum/float64(seen), correct/float64(seen), ips))
-				_ = bar.Set64(step)
-			}
-			if cfg.CheckpointEvery > 0 && time.Since(lastSave) >= cfg.CheckpointEvery {
-				if err := save(); err != nil {
-					it.Close()
-					return nil, err
-				}
-				lastSave = time.Now()
-			}
-			if ctx.Err() != nil {
-				break
-			}
-		}
-		it.Close()
-		if ctx.Err() != nil {
-			_ = save()
-			return res, ctx.Err()
-		}
-		stats := EpochStats{Epoch: epoch + 1, Step: step, LR: lr, ValLoss: math.NaN(), ValAcc: math.NaN()}
-		if seen > 0 {
-			stats.TrainLoss, stats.TrainAcc = lossSum/float64(seen), correct/float64(seen)
-		}
-		if epochTrain > 0 {
-			stats.ImagesPerSec = float64(seen) / epochTrain.Seconds()
-		}
-		if valSet != nil {
-			if stats.ValLoss, stats.ValAcc, _, err = s.evalSet(ctx, evalExec, valSet, cfg.BatchSize, cfg.Workers); err != nil {
-				return nil, err
-			}
-		}
-		stats.Seconds = time.Since(epochStart).Seconds()
-		if exhausted || step >= stepsPerEpoch*int64(epoch+1) {
-			state.EpochsDone, state.StepInEpoch = epoch+1, 0
-		} // else stopped by MaxSteps inside the epoch: a longer resumed run finishes it
-		improved := valSet != nil && stats.ValAcc > state.BestValAcc
-		if improved {
-			state.BestValAcc, state.BestEpoch = stats.ValAcc, epoch+1
-		}
-		if err := save(); err != nil {
-			return nil, err
-		}
-		lastSave = time.Now()
-		if cfg.Dir != "" {
-			if improved || valSet == nil {
-				if err := copyLatestTo(ckpt, filepath.Join(cfg.Dir, BestDir)); err != nil {
-					return nil, err
-				}
-			}
-			if err := appendCSV(filepath.Join(cfg.Dir, "metrics.csv"), stats); err != nil {
-				return nil, err
-			}
-			if err := PlotCurves(filepath.Join(cfg.Dir, "metrics.csv"), filepath.Join(cfg.Dir, "curves.png")); err != nil {
-				logf("plot failed", "err", err)
-			}
-		}
-		res.Epochs = append(res.Epochs, stats)
-		logf("epoch", "epoch", stats.Epoch, "train_loss", round(stats.TrainLoss), "train_acc", round(stats.TrainAcc),
-			"val_loss", round(stats.ValLoss), "val_acc", round(stats.ValAcc), "img_per_s", math.Round(stats.ImagesPerSec),
-			"lr", stats.LR)
-	}
-	if bar != nil {
-		_ = bar.Finish()
-	}
-	res.Steps, res.BestEpoch, res.BestValAcc = step, state.BestEpoch, state.BestValAcc
-	if trainTime > 0 {
-		res.ImagesPerSec = float64(trainImages) / trainTime.Seconds()
-	}
-	if testSet != nil {
-		if _, res.TestAcc, _, err = s.evalSet(ctx, evalExec, testSet, cfg.BatchSize, cfg.Workers); err != nil {
-			return nil, err
-		}
-		logf("test", "acc", round(res.TestAcc), "images", testSet.Len())
+		r.logf("test", "acc", round(res.TestAcc), "images", r.testSet.Len())
 	}
 	return res, nil
 }

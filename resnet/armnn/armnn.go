@@ -185,11 +185,14 @@ func Agreement(m *resnet.Model, ours, theirs []float32) (diff, limit float64, un
 	return diff, limit, unit, nil
 }
 
-// quantize maps float x to int8 with scale and zero point, saturating.
-func quantize(x float32, scale float32, zp int32) int8 {
+// quant is t's per-tensor quantization in the runtime's terms, so that
+// sessions convert with resnet.Quant's QuantizeInt8 and DequantizeInt8, the
+// same arithmetic as our interpreter's inputs and outputs. A zero scale (a
+// float tensor) reads as 1.
+func (t TensorInfo) quant() *resnet.Quant {
+	scale := t.Scale
 	if scale == 0 {
 		scale = 1
 	}
-	v := math.Round(float64(x)/float64(scale)) + float64(zp)
-	return int8(max(-128, min(127, v)))
+	return &resnet.Quant{Scale: []float32{scale}, ZeroPoint: []int64{int64(t.ZeroPoint)}}
 }

@@ -25,6 +25,8 @@ import (
 	"syscall"
 	"time"
 	"unsafe"
+
+	"github.com/shortcut-edge/shortcut/resnet"
 )
 
 // probeChildEnv carries the backends to a probe child; its presence makes
@@ -294,6 +296,8 @@ func (n *Net) RunRaw(inputs [][]byte) ([][]byte, error) {
 // Session per goroutine; Sessions of one Net share its weights.
 type Session struct {
 	n         *Net
+	inQ       *resnet.Quant    // input 0's quantization (TensorInfo.quant)
+	outQ      [2]*resnet.Quant // outputs 0 and 1
 	input     []float32
 	scores    []float32
 	embedding []float32 // output 1 (the pooled embedding), when the model has one
@@ -304,14 +308,12 @@ type Session struct {
 func (s *Session) Embedding() []float32 { return s.embedding }
 
 // readOutput converts an output buffer to float32 values.
-func readOutput(t TensorInfo, b []byte, dst []float32) error {
+func readOutput(t TensorInfo, q *resnet.Quant, b []byte, dst []float32) error {
 	switch t.Type {
 	case Float32:
 		copy(dst, unsafe.Slice((*float32)(unsafe.Pointer(&b[0])), len(dst)))
 	case Int8:
-		for i := range dst {
-			dst[i] = t.Scale * float32(int32(int8(b[i]))-t.ZeroPoint)
-		}
+		q.DequantizeInt8(dst, unsafe.Slice((*int8)(unsafe.Pointer(&b[0])), len(dst)))
 	case Uint8:
 		for i := range dst {
 			dst[i] = t.Scale * float32(int32(b[i])-t.ZeroPoint)
@@ -327,12 +329,15 @@ func (n *Net) NewSession() *Session {
 	s := &Session{n: n}
 	if len(n.inputs) > 0 {
 		s.input = make([]float32, n.inputs[0].NumElements())
+		s.inQ = n.inputs[0].quant()
 	}
 	if len(n.outputs) > 0 {
 		s.scores = make([]float32, n.outputs[0].NumElements())
+		s.outQ[0] = n.outputs[0].quant()
 	}
 	if len(n.outputs) > 1 {
 		s.embedding = make([]float32, n.outputs[1].NumElements())
+		s.outQ[1] = n.outputs[1].quant()
 	}
 	return s
 }
@@ -356,9 +361,7 @@ func (s *Session) Run() ([]float32, error) {
 	case Float32:
 		copy(unsafe.Slice((*float32)(unsafe.Pointer(&buf[0])), len(s.input)), s.input)
 	case Int8:
-		for i, v := range s.input {
-			buf[i] = byte(quantize(v, in.Scale, in.ZeroPoint))
-		}
+		s.inQ.QuantizeInt8(unsafe.Slice((*int8)(unsafe.Pointer(&buf[0])), len(s.input)), s.input)
 	case Uint8:
 		for i, v := range s.input {
 			q := math.Round(float64(v)/float64(in.Scale)) + float64(in.ZeroPoint)
@@ -370,11 +373,11 @@ func (s *Session) Run() ([]float32, error) {
 	if err := n.run(); err != nil {
 		return nil, err
 	}
-	if err := readOutput(n.outputs[0], n.outBuf[0], s.scores); err != nil {
+	if err := readOutput(n.outputs[0], s.outQ[0], n.outBuf[0], s.scores); err != nil {
 		return nil, fmt.Errorf("armnn: output 0: %w", err)
 	}
 	if len(n.outputs) > 1 {
-		if err := readOutput(n.outputs[1], n.outBuf[1], s.embedding); err != nil {
+		if err := readOutput(n.outputs[1], s.outQ[1], n.outBuf[1], s.embedding); err != nil {
 			return nil, fmt.Errorf("armnn: output 1: %w", err)
 		}
 	}

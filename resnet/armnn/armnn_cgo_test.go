@@ -100,12 +100,8 @@ func ours(m *resnet.Model, x []float32) ([]float32, error) {
 		return nil, err
 	}
 	in := it.Input(0)
-	if q := in.Int8(); q != nil {
-		for i, v := range x {
-			q[i] = quantize(v, in.Quant.Scale[0], int32(in.Quant.ZeroPoint[0]))
-		}
-	} else {
-		copy(in.Float32(), x)
+	if err := in.SetFloat32(x); err != nil {
+		return nil, err
 	}
 	if err := it.Invoke(); err != nil {
 		return nil, err

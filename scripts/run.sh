@@ -8,11 +8,14 @@
 #      publishes over its embedded MQTT broker; a subscriber prints every
 #      message and scores the predictions against the video's true labels.
 # Stops by itself when the video ends; Ctrl-C stops it cleanly at any time.
+# Environment: OUT (default out/run), DEMO_MODEL, DEMO_IMAGES (default 40),
+# AGENT (default bin/shortcut-agent).
 set -euo pipefail
 cd "$(dirname "$0")/.."
 out=${OUT:-out/run}
 model=${DEMO_MODEL:-configs/demo/fashion-resnet8-int8.tflite}
 images=${DEMO_IMAGES:-40}
+agent=${AGENT:-bin/shortcut-agent}
 mkdir -p "$out"
 out=$(cd "$out" && pwd)
 model=$(cd "$(dirname "$model")" && pwd)/$(basename "$model")
@@ -24,7 +27,7 @@ free_port() {
 }
 
 echo "== 1. the model: $model"
-bin/shortcut-agent --check-model --model "$model"
+"$agent" --check-model --model "$model"
 
 echo "== 2. a video of $images Fashion-MNIST test images -> $out/demo.avi"
 go run ./internal/cmd/demovideo --count "$images" --frames 5 --fps 10 --out "$out/demo.avi"
@@ -62,14 +65,15 @@ log:
   level: warn
 YAML
 echo "== 3. shortcut-agent: camera file:$out/demo.avi, embedded MQTT broker on 127.0.0.1:$mqtt_port, HTTP on 127.0.0.1:$http_port"
-bin/shortcut-agent -config "$out/agent.yaml" -check-config
+"$agent" -config "$out/agent.yaml" -check-config
 go build -o "$out/demowatch" ./internal/cmd/demowatch
-"$out/demowatch" --broker "tcp://127.0.0.1:$mqtt_port" --truth "$out/demo.avi.csv" &
+# demowatch starts the agent and ends when it exits, after taking the
+# messages still on their way; it fails if the agent fails, or falls silent
+# for seconds without exiting.
+"$out/demowatch" --broker "tcp://127.0.0.1:$mqtt_port" --truth "$out/demo.avi.csv" \
+  -- "$agent" -config "$out/agent.yaml" --exit-when-done &
 watch_pid=$!
-bin/shortcut-agent -config "$out/agent.yaml" --exit-when-done &
-agent_pid=$!
-trap 'kill -TERM $agent_pid 2>/dev/null; wait $agent_pid 2>/dev/null; wait $watch_pid 2>/dev/null' INT TERM
+trap 'kill -TERM $watch_pid 2>/dev/null; wait $watch_pid; exit 130' INT TERM
 sleep 1
 curl -fsS "http://127.0.0.1:$http_port/healthz" 2>/dev/null | head -c 300 && echo || true
-wait $agent_pid
 wait $watch_pid

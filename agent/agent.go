@@ -71,7 +71,7 @@ type Agent struct {
 // New checks cfg, loads the model and opens every camera source. Nothing
 // runs until Run.
 func New(cfg Config, opt Options) (*Agent, error) {
-	if errs := cfg.ValidateWith(opt.CheckSource); len(errs) > 0 {
+	if errs := cfg.Validate(opt.CheckSource); len(errs) > 0 {
 		return nil, &ConfigError{File: "(config)", Errors: errs}
 	}
 	if opt.Logger == nil {

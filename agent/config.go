@@ -349,28 +349,33 @@ func (e *ConfigError) Error() string {
 	return b.String()
 }
 
+// ConfigOptions say how a configuration is read. The zero value reads the
+// process environment and checks camera sources with CheckSource.
+type ConfigOptions struct {
+	// Getenv supplies the environment overrides (nil: os.Getenv).
+	Getenv func(string) string
+	// CheckSource accepts or refuses camera source strings (nil:
+	// CheckSource; cmd/agent passes the camera package's parser).
+	CheckSource SourceChecker
+}
+
 // LoadConfig reads path, applies defaults and environment overrides, and
 // validates the result. On failure it returns a *ConfigError listing every
 // problem at once (or a plain error when the file cannot be read).
-func LoadConfig(path string) (Config, error) { return LoadConfigWith(path, nil) }
-
-// LoadConfigWith is LoadConfig with the source strings that check accepts
-// (nil: CheckSource); cmd/agent passes the camera package's parser.
-func LoadConfigWith(path string, check SourceChecker) (Config, error) {
+func LoadConfig(path string, opt ConfigOptions) (Config, error) {
 	data, err := os.ReadFile(path)
 	if err != nil {
 		return Config{}, fmt.Errorf("config: %w", err)
 	}
-	return ParseConfigWith(path, data, os.Getenv, check)
+	return ParseConfig(path, data, opt)
 }
 
-// ParseConfig is LoadConfig on bytes; getenv supplies the environment.
-func ParseConfig(name string, data []byte, getenv func(string) string) (Config, error) {
-	return ParseConfigWith(name, data, getenv, nil)
-}
-
-// ParseConfigWith is ParseConfig with a SourceChecker (nil: CheckSource).
-func ParseConfigWith(name string, data []byte, getenv func(string) string, check SourceChecker) (Config, error) {
+// ParseConfig is LoadConfig on bytes; name is the file name errors give.
+func ParseConfig(name string, data []byte, opt ConfigOptions) (Config, error) {
+	getenv := opt.Getenv
+	if getenv == nil {
+		getenv = os.Getenv
+	}
 	cfg := Defaults()
 	var errs []FieldError
 	var doc yaml.Node
@@ -393,7 +398,7 @@ func ParseConfigWith(name string, data []byte, getenv func(string) string, check
 			cfg.Device.ID = topicSafe(h)
 		}
 	}
-	for _, fe := range cfg.ValidateWith(check) {
+	for _, fe := range cfg.Validate(opt.CheckSource) {
 		if !strings.HasPrefix(fe.Msg, "line ") {
 			fe.Msg = src.at(fe.Path) + fe.Msg
 		}
@@ -521,174 +526,206 @@ func typeName(t reflect.Type) string {
 }
 
 // Validate checks values (not types, which decoding checked) and returns
-// every problem found. Camera sources are checked with CheckSource.
-func (c *Config) Validate() []FieldError { return c.ValidateWith(nil) }
-
-// ValidateWith is Validate with the source strings that check accepts (nil:
-// CheckSource).
-func (c *Config) ValidateWith(check SourceChecker) []FieldError {
+// every problem found, section by section. Camera sources are checked with
+// check (nil: CheckSource; cmd/agent passes the camera package's parser).
+func (c *Config) Validate(check SourceChecker) []FieldError {
 	if check == nil {
 		check = CheckSource
 	}
-	var errs []FieldError
-	bad := func(path, format string, args ...any) {
-		errs = append(errs, FieldError{Path: path, Msg: fmt.Sprintf(format, args...)})
+	var e fieldErrors
+	c.validateDevice(&e)
+	c.validateModel(&e)
+	c.validateCameras(&e, check)
+	c.validateDecision(&e)
+	c.validateMQTT(&e)
+	c.validateHTTP(&e)
+	e.add(c.Learning.validate()...)
+	e.add(c.GPIO.validate(c.Cameras)...)
+	if c.GPIO.Button.Pin != "" && !c.Learning.Enabled {
+		e.bad("gpio.button.pin", "the button teaches and trains: it needs learning.enabled: true")
 	}
+	c.validateLog(&e)
+	return e
+}
+
+// fieldErrors collects a configuration's problems, each with its key path.
+type fieldErrors []FieldError
+
+func (e *fieldErrors) bad(path, format string, args ...any) {
+	*e = append(*e, FieldError{Path: path, Msg: fmt.Sprintf(format, args...)})
+}
+
+func (e *fieldErrors) add(fes ...FieldError) { *e = append(*e, fes...) }
+
+func (c *Config) validateDevice(e *fieldErrors) {
 	if c.Device.ID == "" {
-		bad("device.id", "is empty and the host name is unknown; set an id such as \"kitchen\"")
+		e.bad("device.id", "is empty and the host name is unknown; set an id such as \"kitchen\"")
 	} else if topicSafe(c.Device.ID) != c.Device.ID {
-		bad("device.id", "%q may hold only letters, digits, '-' and '_' (it is part of MQTT topics)", c.Device.ID)
+		e.bad("device.id", "%q may hold only letters, digits, '-' and '_' (it is part of MQTT topics)", c.Device.ID)
 	}
+}
+
+func (c *Config) validateModel(e *fieldErrors) {
 	if c.Model.Path == "" {
-		bad("model.path", "is empty; set the .tflite model to run")
+		e.bad("model.path", "is empty; set the .tflite model to run")
 	}
 	if _, err := armnn.Backends(c.Model.Accelerator); err != nil {
-		bad("model.accelerator", "%v", err)
+		e.bad("model.accelerator", "%v", err)
 	}
 	if c.Model.Watch && c.Model.WatchInterval <= 0 {
-		bad("model.watch_interval", "is %v; want a positive duration such as 5s", c.Model.WatchInterval)
+		e.bad("model.watch_interval", "is %v; want a positive duration such as 5s", c.Model.WatchInterval)
 	}
 	if c.Model.TopK < 1 || c.Model.TopK > 100 {
-		bad("model.top_k", "is %d; want 1 to 100", c.Model.TopK)
+		e.bad("model.top_k", "is %d; want 1 to 100", c.Model.TopK)
 	}
+}
+
+func (c *Config) validateCameras(e *fieldErrors, check SourceChecker) {
 	if len(c.Cameras) == 0 {
-		bad("cameras", "is empty; add at least one camera with an id and a source")
+		e.bad("cameras", "is empty; add at least one camera with an id and a source")
 	}
 	seen := map[string]int{}
 	for i, cam := range c.Cameras {
 		p := fmt.Sprintf("cameras[%d]", i)
 		switch {
 		case cam.ID == "":
-			bad(p+".id", "is empty; give every camera an id such as \"front\"")
+			e.bad(p+".id", "is empty; give every camera an id such as \"front\"")
 		case topicSafe(cam.ID) != cam.ID:
-			bad(p+".id", "%q may hold only letters, digits, '-' and '_' (it is part of MQTT topics)", cam.ID)
+			e.bad(p+".id", "%q may hold only letters, digits, '-' and '_' (it is part of MQTT topics)", cam.ID)
 		default:
 			if j, dup := seen[cam.ID]; dup {
-				bad(p+".id", "%q is also the id of cameras[%d]; ids must be unique", cam.ID, j)
+				e.bad(p+".id", "%q is also the id of cameras[%d]; ids must be unique", cam.ID, j)
 			}
 			seen[cam.ID] = i
 		}
 		if err := check(cam.Source); err != nil {
-			bad(p+".source", "%v", err)
+			e.bad(p+".source", "%v", err)
 		}
-		errs = append(errs, cam.Preprocess.validate(p+".preprocess")...)
+		e.add(cam.Preprocess.validate(p + ".preprocess")...)
 		if cam.FPS < 0 || cam.FPS > 1000 {
-			bad(p+".fps", "is %g; want 0 (no limit) to 1000", cam.FPS)
+			e.bad(p+".fps", "is %g; want 0 (no limit) to 1000", cam.FPS)
 		}
 		if cam.Queue < 1 || cam.Queue > 64 {
-			bad(p+".queue", "is %d; want 1 to 64", cam.Queue)
+			e.bad(p+".queue", "is %d; want 1 to 64", cam.Queue)
 		}
 	}
+}
+
+func (c *Config) validateDecision(e *fieldErrors) {
 	d := c.Decision
 	if d.Threshold <= 0 || d.Threshold > 1 {
-		bad("decision.threshold", "is %g; want a score in (0, 1]", d.Threshold)
+		e.bad("decision.threshold", "is %g; want a score in (0, 1]", d.Threshold)
 	}
 	if d.Release < 0 || d.Release > d.Threshold {
-		bad("decision.release", "is %g; want 0 to decision.threshold (%g)", d.Release, d.Threshold)
+		e.bad("decision.release", "is %g; want 0 to decision.threshold (%g)", d.Release, d.Threshold)
 	}
 	if d.Frames < 1 || d.Frames > 1000 {
-		bad("decision.frames", "is %d; want 1 to 1000", d.Frames)
+		e.bad("decision.frames", "is %d; want 1 to 1000", d.Frames)
 	}
+}
+
+// validateMQTT checks mqtt and, without a broker, embedded_broker.
+func (c *Config) validateMQTT(e *fieldErrors) {
 	m := c.MQTT
 	if m.Broker != "" {
 		u, err := url.Parse(m.Broker)
 		switch {
 		case err != nil:
-			bad("mqtt.broker", "%q is not a URL: %v", m.Broker, err)
+			e.bad("mqtt.broker", "%q is not a URL: %v", m.Broker, err)
 		case !map[string]bool{"tcp": true, "mqtt": true, "ssl": true, "tls": true, "mqtts": true, "ws": true, "wss": true}[u.Scheme]:
-			bad("mqtt.broker", "%q: scheme %q is not one of tcp, mqtt, ssl, tls, mqtts, ws, wss (write e.g. tcp://host:1883)", m.Broker, u.Scheme)
+			e.bad("mqtt.broker", "%q: scheme %q is not one of tcp, mqtt, ssl, tls, mqtts, ws, wss (write e.g. tcp://host:1883)", m.Broker, u.Scheme)
 		case u.Host == "":
-			bad("mqtt.broker", "%q has no host (write e.g. tcp://host:1883)", m.Broker)
+			e.bad("mqtt.broker", "%q has no host (write e.g. tcp://host:1883)", m.Broker)
 		}
 	}
 	if m.QoS < 0 || m.QoS > 2 {
-		bad("mqtt.qos", "is %d; want 0, 1 or 2", m.QoS)
+		e.bad("mqtt.qos", "is %d; want 0, 1 or 2", m.QoS)
 	}
 	if m.TopicPrefix == "" || strings.ContainsAny(m.TopicPrefix, "#+") || strings.HasPrefix(m.TopicPrefix, "/") || strings.HasSuffix(m.TopicPrefix, "/") {
-		bad("mqtt.topic_prefix", "%q: want a non-empty topic without wildcards (#, +) or leading/trailing '/'", m.TopicPrefix)
+		e.bad("mqtt.topic_prefix", "%q: want a non-empty topic without wildcards (#, +) or leading/trailing '/'", m.TopicPrefix)
 	}
 	for _, dd := range []struct {
 		path string
 		v    time.Duration
 	}{{"mqtt.keepalive", m.KeepAlive}, {"mqtt.connect_timeout", m.ConnectTimeout}, {"mqtt.reconnect_min", m.ReconnectMin}, {"mqtt.reconnect_max", m.ReconnectMax}} {
 		if dd.v <= 0 {
-			bad(dd.path, "is %v; want a positive duration such as 10s", dd.v)
+			e.bad(dd.path, "is %v; want a positive duration such as 10s", dd.v)
 		}
 	}
 	if m.ReconnectMax < m.ReconnectMin {
-		bad("mqtt.reconnect_max", "is %v, below mqtt.reconnect_min (%v)", m.ReconnectMax, m.ReconnectMin)
+		e.bad("mqtt.reconnect_max", "is %v, below mqtt.reconnect_min (%v)", m.ReconnectMax, m.ReconnectMin)
 	}
 	if m.TLS.Enabled {
-		n := len(errs)
+		n := len(*e)
 		for _, f := range []struct{ path, file string }{{"mqtt.tls.ca_file", m.TLS.CAFile}, {"mqtt.tls.cert_file", m.TLS.CertFile}, {"mqtt.tls.key_file", m.TLS.KeyFile}} {
 			if f.file == "" {
 				continue
 			}
 			if _, err := os.Stat(f.file); err != nil {
-				bad(f.path, "%v", err)
+				e.bad(f.path, "%v", err)
 			}
 		}
 		if (m.TLS.CertFile == "") != (m.TLS.KeyFile == "") {
-			bad("mqtt.tls", "cert_file and key_file must be set together (client certificate)")
+			e.bad("mqtt.tls", "cert_file and key_file must be set together (client certificate)")
 		}
-		if len(errs) == n {
+		if len(*e) == n {
 			// The files are there; do they hold a CA certificate and a
 			// matching certificate and key? (The agent would find out
 			// only when it starts.)
 			var fe FieldError
 			if _, err := tlsConfig(m.TLS); errors.As(err, &fe) {
-				errs = append(errs, fe)
+				e.add(fe)
 			} else if err != nil {
-				bad("mqtt.tls", "%v", err)
+				e.bad("mqtt.tls", "%v", err)
 			}
 		}
 	}
 	if m.Predictions.MaxRate < 0 {
-		bad("mqtt.predictions.max_rate", "is %g; want 0 (every frame) or a positive rate", m.Predictions.MaxRate)
+		e.bad("mqtt.predictions.max_rate", "is %g; want 0 (every frame) or a positive rate", m.Predictions.MaxRate)
 	}
 	if m.Discovery.Enabled && (m.Discovery.Prefix == "" || strings.ContainsAny(m.Discovery.Prefix, "#+")) {
-		bad("mqtt.discovery.prefix", "%q: want a topic prefix such as homeassistant", m.Discovery.Prefix)
+		e.bad("mqtt.discovery.prefix", "%q: want a topic prefix such as homeassistant", m.Discovery.Prefix)
 	}
 	if m.Broker == "" {
 		if _, _, err := net.SplitHostPort(c.EmbeddedBroker.Address); err != nil {
-			bad("embedded_broker.address", "%q is not host:port: %v", c.EmbeddedBroker.Address, err)
+			e.bad("embedded_broker.address", "%q is not host:port: %v", c.EmbeddedBroker.Address, err)
 		}
 	}
+}
+
+func (c *Config) validateHTTP(e *fieldErrors) {
 	if c.HTTP.Address != "" {
 		if _, _, err := net.SplitHostPort(c.HTTP.Address); err != nil {
-			bad("http.address", "%q is not host:port: %v", c.HTTP.Address, err)
+			e.bad("http.address", "%q is not host:port: %v", c.HTTP.Address, err)
 		}
 	}
 	if c.HTTP.SnapshotQuality < 1 || c.HTTP.SnapshotQuality > 100 {
-		bad("http.snapshot_quality", "is %d; want 1 to 100", c.HTTP.SnapshotQuality)
+		e.bad("http.snapshot_quality", "is %d; want 1 to 100", c.HTTP.SnapshotQuality)
 	}
 	for _, d := range []struct {
 		path string
 		v    time.Duration
 	}{{"http.read_timeout", c.HTTP.ReadTimeout}, {"http.idle_timeout", c.HTTP.IdleTimeout}, {"http.write_timeout", c.HTTP.WriteTimeout}} {
 		if d.v <= 0 {
-			bad(d.path, "is %v; want a positive duration such as 10s", d.v)
+			e.bad(d.path, "is %v; want a positive duration such as 10s", d.v)
 		}
 	}
 	if c.HTTP.MaxConnections < 2 {
-		bad("http.max_connections", "is %d; want at least 2 (a stream may hold half of them)", c.HTTP.MaxConnections)
+		e.bad("http.max_connections", "is %d; want at least 2 (a stream may hold half of them)", c.HTTP.MaxConnections)
 	}
-	errs = append(errs, c.Learning.validate()...)
-	errs = append(errs, c.GPIO.validate(c.Cameras)...)
-	if c.GPIO.Button.Pin != "" && !c.Learning.Enabled {
-		bad("gpio.button.pin", "the button teaches and trains: it needs learning.enabled: true")
-	}
+}
+
+func (c *Config) validateLog(e *fieldErrors) {
 	switch c.Log.Level {
 	case "debug", "info", "warn", "error":
 	default:
-		bad("log.level", "%q: want debug, info, warn or error", c.Log.Level)
+		e.bad("log.level", "%q: want debug, info, warn or error", c.Log.Level)
 	}
 	switch c.Log.Format {
 	case "text", "json":
 	default:
-		bad("log.format", "%q: want text or json", c.Log.Format)
+		e.bad("log.format", "%q: want text or json", c.Log.Format)
 	}
-	return errs
 }
 
 // topicSafe maps s to the characters allowed in ids.

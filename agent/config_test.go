@@ -22,7 +22,7 @@ func TestConfigFileInConfigsDocumentsEveryKeyWithItsDefault(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	got, err := agent.ParseConfig("configs/agent.yaml", data, noEnv)
+	got, err := agent.ParseConfig("configs/agent.yaml", data, agent.ConfigOptions{Getenv: noEnv})
 	if err != nil {
 		t.Fatalf("configs/agent.yaml does not validate: %v", err)
 	}
@@ -120,7 +120,7 @@ http:
 log:
   level: loud
 `
-	_, err := agent.ParseConfig("bad.yaml", []byte(bad), noEnv)
+	_, err := agent.ParseConfig("bad.yaml", []byte(bad), agent.ConfigOptions{Getenv: noEnv})
 	var ce *agent.ConfigError
 	if !errors.As(err, &ce) {
 		t.Fatalf("got %v, want a *agent.ConfigError", err)
@@ -191,7 +191,7 @@ func TestConfigCases(t *testing.T) {
 	}
 	for _, tc := range tests {
 		t.Run(tc.name, func(t *testing.T) {
-			c, err := agent.ParseConfig("t.yaml", []byte(tc.yaml), func(k string) string { return tc.env[k] })
+			c, err := agent.ParseConfig("t.yaml", []byte(tc.yaml), agent.ConfigOptions{Getenv: func(k string) string { return tc.env[k] }})
 			tc.check(t, c, err)
 		})
 	}
@@ -233,7 +233,7 @@ gpio: {button: {pin: GPIO17, label: cat}}
 `, []string{"gpio.button.pin"}},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
-			_, err := agent.ParseConfig("t.yaml", []byte("device: {id: d}\n"+tc.yaml), noEnv)
+			_, err := agent.ParseConfig("t.yaml", []byte("device: {id: d}\n"+tc.yaml), agent.ConfigOptions{Getenv: noEnv})
 			var got []string
 			var ce *agent.ConfigError
 			if errors.As(err, &ce) {
@@ -264,7 +264,7 @@ mqtt: {qos: 1}
 mqtt: {qos: 2}
 log: {level: loud}
 `
-	_, err := agent.ParseConfig("dup.yaml", []byte(yaml), noEnv)
+	_, err := agent.ParseConfig("dup.yaml", []byte(yaml), agent.ConfigOptions{Getenv: noEnv})
 	var ce *agent.ConfigError
 	if !errors.As(err, &ce) {
 		t.Fatalf("a file with repeated keys: %v; want a *ConfigError", err)
@@ -288,7 +288,7 @@ log: {level: loud}
 
 func TestConfigErrorsGiveTheLineOfTheirKey(t *testing.T) {
 	yaml := "device: {id: d}\ncameras:\n  - id: a\n    source: synthetic\n    fps: -1\nmqtt:\n  qos: 9\n"
-	_, err := agent.ParseConfig("t.yaml", []byte(yaml), noEnv)
+	_, err := agent.ParseConfig("t.yaml", []byte(yaml), agent.ConfigOptions{Getenv: noEnv})
 	for _, want := range []string{"cameras[0].fps: line 5: is -1", "mqtt.qos: line 7: is 9"} {
 		if err == nil || !strings.Contains(err.Error(), want) {
 			t.Errorf("error %v; want it to say %q", err, want)
@@ -320,7 +320,7 @@ func TestCheckWithModelLoadsTheModelAndNamesModelPath(t *testing.T) {
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			yaml := fmt.Sprintf("device: {id: d}\nmodel: {path: %q}\ncameras: [{id: a, source: synthetic}]\nlearning: {state_dir: /tmp/x}\n%s", tc.model, tc.extra)
-			cfg, err := agent.ParseConfig("t.yaml", []byte(yaml), noEnv)
+			cfg, err := agent.ParseConfig("t.yaml", []byte(yaml), agent.ConfigOptions{Getenv: noEnv})
 			info, err := cfg.CheckWithModel(err, nil)
 			if tc.want == nil {
 				if err != nil || len(info.Labels) != 10 {

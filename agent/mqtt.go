@@ -107,8 +107,11 @@ type publisher struct {
 	lastState map[string]message
 
 	connected     atomic.Bool
-	commandsReady atomic.Bool  // the command subscription is acknowledged
-	lastErr       atomic.Value // string
+	commandsReady atomic.Bool // the command subscription is acknowledged
+	// commandSub is the command subscription of the latest connect, until
+	// announce (on run's goroutine) has waited for its acknowledgement.
+	commandSub atomic.Pointer[paho.Token]
+	lastErr    atomic.Value // string
 	// attempts counts the failed connection attempts of the current
 	// outage (since the connection was last up, or since start): what
 	// /healthz reports. connectedOnce tells a reconnect from the first
@@ -243,13 +246,9 @@ func (p *publisher) onConnect(c paho.Client) {
 			}
 			p.onCommand(strings.TrimPrefix(m.Topic(), prefix), m.Payload())
 		})
-		go func() {
-			if tok.WaitTimeout(p.cfg.ConnectTimeout) && tok.Error() == nil {
-				p.commandsReady.Store(true)
-			} else {
-				p.log.Warn("mqtt: subscribing to commands failed", "topic", p.topics.CommandFilter(), "err", tok.Error())
-			}
-		}()
+		// run's goroutine waits for the acknowledgement (announce): no
+		// goroutine here outlives this callback without an owner.
+		p.commandSub.Store(&tok)
 	}
 	if p.cfg.Discovery.Enabled {
 		c.Subscribe(p.topics.HAStatus(), byte(p.cfg.QoS), func(_ paho.Client, m paho.Message) {
@@ -276,6 +275,13 @@ func signal(ch chan struct{}) {
 // still in the queue (or pending) are newer and follow it, so a
 // subscriber sees them in order.
 func (p *publisher) announce() {
+	if tok := p.commandSub.Swap(nil); tok != nil {
+		if (*tok).WaitTimeout(p.cfg.ConnectTimeout) && (*tok).Error() == nil {
+			p.commandsReady.Store(true)
+		} else {
+			p.log.Warn("mqtt: subscribing to commands failed", "topic", p.topics.CommandFilter(), "err", (*tok).Error())
+		}
+	}
 	p.publish(message{kind: "availability", topic: p.topics.Availability(), payload: []byte(Online), retained: true})
 	p.publishDiscovery()
 	for _, cam := range p.cameras {

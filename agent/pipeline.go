@@ -214,9 +214,11 @@ func (a *Agent) infer(ctx context.Context, c *camera, in <-chan prepared, out ch
 	}
 }
 
+// decide is the last stage of a camera: for each classified frame it
+// records the latencies, ranks the scores, drives the GPIO outputs, publishes
+// the prediction, debounces the state and says the pipeline is alive.
 func (a *Agent) decide(c *camera, in <-chan classified) {
 	for r := range in {
-		info := r.ref.info
 		now := time.Now()
 		if r.head != c.prevHead {
 			// Another label set: indices in the debouncer mean other
@@ -224,65 +226,98 @@ func (a *Agent) decide(c *camera, in <-chan classified) {
 			// until a new label settles.
 			c.deb, c.prevHead = NewDebouncer(a.cfg.Decision), r.head
 		}
-		lat := Latency{
-			Capture:    ms(max(r.received.Sub(r.f.Time), 0)),
-			Preprocess: ms(r.preprocess),
-			Inference:  ms(r.inference),
-			Total:      ms(max(now.Sub(r.f.Time), 0)),
-		}
-		id := c.cfg.ID
-		a.met.stage.WithLabelValues(id, "capture").Observe(max(r.received.Sub(r.f.Time), 0).Seconds())
-		a.met.stage.WithLabelValues(id, "preprocess").Observe(r.preprocess.Seconds())
-		a.met.stage.WithLabelValues(id, "inference").Observe(r.inference.Seconds())
-		a.met.stage.WithLabelValues(id, "total").Observe(max(now.Sub(r.f.Time), 0).Seconds())
-		a.met.frames.WithLabelValues(id).Inc()
-		top := modelio.TopK(nil, r.scores, a.cfg.Model.TopK)
-		tk := make([]Scored, len(top))
-		for i, k := range top {
-			tk[i] = Scored{Label: r.labels[k], Score: round(float64(r.scores[k]), 6)}
-		}
-		model := a.modelRef(info)
-		model.HeadVersion = a.cfg.Model.HeadVersion
-		if r.head != nil {
-			model.HeadVersion = r.head.version
-		}
-		if a.gpio != nil {
-			a.gpio.observe(id, tk[0].Label, tk[0].Score, now)
-		}
-		a.met.predictions.WithLabelValues(id, tk[0].Label).Inc()
+		lat := a.observeLatency(c.cfg.ID, r, now)
+		tk := rankScores(r, a.cfg.Model.TopK)
+		model := a.modelOf(r)
+		a.observePrediction(c.cfg.ID, tk[0], now)
 		if a.cfg.MQTT.Predictions.Enabled && c.limiter.allow(now) {
-			a.pub.enqueue(message{kind: "prediction", topic: a.topics.Prediction(id), payload: mustJSON(Prediction{
-				Time: stamp(r.f.Time), Device: a.cfg.Device.ID, Camera: id, Seq: r.f.Seq,
+			a.pub.enqueue(message{kind: "prediction", topic: a.topics.Prediction(c.cfg.ID), payload: mustJSON(Prediction{
+				Time: stamp(r.f.Time), Device: a.cfg.Device.ID, Camera: c.cfg.ID, Seq: r.f.Seq,
 				Label: tk[0].Label, Score: tk[0].Score, TopK: tk, Model: model, LatencyMS: lat,
 			})})
 		}
-		st, changed := c.deb.Update(r.scores)
-		if changed && st >= 0 && r.labels[st] == c.prevLabel || changed && st < 0 && c.prevLabel == NoState {
-			changed = false // the debouncer started afresh (new head) and settled where it was
-		}
-		if changed {
-			s := State{Time: stamp(r.f.Time), Device: a.cfg.Device.ID, Camera: id, Seq: r.f.Seq,
-				Label: NoState, Previous: c.prevLabel, TopK: tk, Model: model, LatencyMS: lat}
-			if st >= 0 {
-				s.Label, s.Score = r.labels[st], round(float64(r.scores[st]), 6)
-			}
-			if s.Previous == "" {
-				s.Previous = NoState
-			}
-			c.prevLabel = s.Label
-			c.state.Store(s.Label)
-			a.log.Info("state changed", "camera", id, "label", s.Label, "previous", s.Previous, "seq", r.f.Seq)
-			a.pub.enqueue(message{kind: "state", topic: a.topics.State(id), payload: mustJSON(s), retained: true})
-		}
-		c.frames.Add(1)
-		c.lastFrame.Store(now.UnixNano())
-		a.processed.Add(1)
-		a.readyOnce.Do(func() {
-			if err := a.notify.notify("READY=1\nSTATUS=classifying"); err != nil {
-				a.log.Warn("sd_notify READY failed", "err", err)
-			}
-		})
+		a.updateState(c, r, tk, model, lat)
+		a.markAlive(c, now)
 	}
+}
+
+// observeLatency records the frame's per-stage latencies in the metrics and
+// returns them for the payloads.
+func (a *Agent) observeLatency(id string, r classified, now time.Time) Latency {
+	capture, total := max(r.received.Sub(r.f.Time), 0), max(now.Sub(r.f.Time), 0)
+	a.met.stage.WithLabelValues(id, "capture").Observe(capture.Seconds())
+	a.met.stage.WithLabelValues(id, "preprocess").Observe(r.preprocess.Seconds())
+	a.met.stage.WithLabelValues(id, "inference").Observe(r.inference.Seconds())
+	a.met.stage.WithLabelValues(id, "total").Observe(total.Seconds())
+	a.met.frames.WithLabelValues(id).Inc()
+	return Latency{Capture: ms(capture), Preprocess: ms(r.preprocess), Inference: ms(r.inference), Total: ms(total)}
+}
+
+// rankScores is the frame's k best labels with their scores, best first.
+func rankScores(r classified, k int) []Scored {
+	top := modelio.TopK(nil, r.scores, k)
+	tk := make([]Scored, len(top))
+	for i, c := range top {
+		tk[i] = Scored{Label: r.labels[c], Score: round(float64(r.scores[c]), 6)}
+	}
+	return tk
+}
+
+// modelOf is the payloads' description of the model (and head) that
+// classified r.
+func (a *Agent) modelOf(r classified) ModelRef {
+	model := a.modelRef(r.ref.info)
+	model.HeadVersion = a.cfg.Model.HeadVersion
+	if r.head != nil {
+		model.HeadVersion = r.head.version
+	}
+	return model
+}
+
+// observePrediction drives the GPIO outputs and counts the prediction.
+func (a *Agent) observePrediction(id string, best Scored, now time.Time) {
+	if a.gpio != nil {
+		a.gpio.observe(id, best.Label, best.Score, now)
+	}
+	a.met.predictions.WithLabelValues(id, best.Label).Inc()
+}
+
+// updateState debounces the scores and publishes the camera's state when a
+// new label has settled.
+func (a *Agent) updateState(c *camera, r classified, tk []Scored, model ModelRef, lat Latency) {
+	st, changed := c.deb.Update(r.scores)
+	if changed && st >= 0 && r.labels[st] == c.prevLabel || changed && st < 0 && c.prevLabel == NoState {
+		changed = false // the debouncer started afresh (new head) and settled where it was
+	}
+	if !changed {
+		return
+	}
+	id := c.cfg.ID
+	s := State{Time: stamp(r.f.Time), Device: a.cfg.Device.ID, Camera: id, Seq: r.f.Seq,
+		Label: NoState, Previous: c.prevLabel, TopK: tk, Model: model, LatencyMS: lat}
+	if st >= 0 {
+		s.Label, s.Score = r.labels[st], round(float64(r.scores[st]), 6)
+	}
+	if s.Previous == "" {
+		s.Previous = NoState
+	}
+	c.prevLabel = s.Label
+	c.state.Store(s.Label)
+	a.log.Info("state changed", "camera", id, "label", s.Label, "previous", s.Previous, "seq", r.f.Seq)
+	a.pub.enqueue(message{kind: "state", topic: a.topics.State(id), payload: mustJSON(s), retained: true})
+}
+
+// markAlive records a processed frame for /healthz and the watchdog, and
+// tells systemd the agent is ready after the first.
+func (a *Agent) markAlive(c *camera, now time.Time) {
+	c.frames.Add(1)
+	c.lastFrame.Store(now.UnixNano())
+	a.processed.Add(1)
+	a.readyOnce.Do(func() {
+		if err := a.notify.notify("READY=1\nSTATUS=classifying"); err != nil {
+			a.log.Warn("sd_notify READY failed", "err", err)
+		}
+	})
 }
 
 func sleepCtx(ctx context.Context, d time.Duration) bool {

@@ -302,7 +302,7 @@ func TestTLSConfigFilesAreCheckedWhenTheConfigIs(t *testing.T) {
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			yaml := "device: {id: d}\ncameras: [{id: a, source: synthetic}]\nmqtt: {broker: \"ssl://127.0.0.1:8883\", tls: " + tc.tls + "}\n"
-			_, err := agent.ParseConfig("t.yaml", []byte(yaml), noEnv)
+			_, err := agent.ParseConfig("t.yaml", []byte(yaml), agent.ConfigOptions{Getenv: noEnv})
 			var ce *agent.ConfigError
 			if !errors.As(err, &ce) {
 				t.Fatalf("got %v, want a *agent.ConfigError", err)
@@ -318,7 +318,7 @@ func TestTLSConfigFilesAreCheckedWhenTheConfigIs(t *testing.T) {
 	// Good files validate.
 	yaml := fmt.Sprintf("device: {id: d}\ncameras: [{id: a, source: synthetic}]\nmqtt: {broker: \"ssl://127.0.0.1:8883\", tls: {enabled: true, ca_file: %q, cert_file: %q, key_file: %q}}\n",
 		ca.File, cert, key)
-	if _, err := agent.ParseConfig("t.yaml", []byte(yaml), noEnv); err != nil {
+	if _, err := agent.ParseConfig("t.yaml", []byte(yaml), agent.ConfigOptions{Getenv: noEnv}); err != nil {
 		t.Errorf("a valid TLS configuration is refused: %v", err)
 	}
 }

@@ -253,7 +253,7 @@ func TestCheckAcceptsEveryCameraSourceStringAndRefusesTyposAndMissingFiles(t *te
 	}
 	// The same strings go through the agent's configuration, with key paths.
 	yaml := fmt.Sprintf("device: {id: d}\ncameras:\n  - {id: a, source: %q}\n  - {id: b, source: \"rtsp://cam/x\"}\n  - {id: c, source: \"ftp://x\"}\n", video)
-	_, err := agent.ParseConfigWith("t.yaml", []byte(yaml), func(string) string { return "" }, cvsource.Check)
+	_, err := agent.ParseConfig("t.yaml", []byte(yaml), agent.ConfigOptions{Getenv: func(string) string { return "" }, CheckSource: cvsource.Check})
 	if err == nil || !strings.Contains(err.Error(), "cameras[2].source") || strings.Contains(err.Error(), "cameras[0]") || strings.Contains(err.Error(), "cameras[1]") {
 		t.Errorf("config with a video file, an RTSP URL and an ftp URL: %v; want one error, at cameras[2].source", err)
 	}

@@ -48,7 +48,7 @@ func run(args []string, stdout, stderr io.Writer) int {
 	if *checkModel {
 		path := *model
 		if path == "" {
-			cfg, err := agent.LoadConfigWith(*configPath, sourceChecker())
+			cfg, err := agent.LoadConfig(*configPath, agent.ConfigOptions{CheckSource: sourceChecker()})
 			if err != nil {
 				fmt.Fprintln(stderr, "shortcut-agent: --check-model needs --model M.tflite or a valid -config:", err)
 				return 2
@@ -61,7 +61,7 @@ func run(args []string, stdout, stderr io.Writer) int {
 		}
 		return checkModelFile(path, stdout, stderr)
 	}
-	cfg, err := agent.LoadConfigWith(*configPath, sourceChecker())
+	cfg, err := agent.LoadConfig(*configPath, agent.ConfigOptions{CheckSource: sourceChecker()})
 	if *model != "" {
 		cfg.OverrideModelPath(*model, "--model")
 	}

@@ -135,6 +135,10 @@ for f in /etc/apt/apt.conf.d/*; do
 done
 cp /etc/resolv.conf "$root/etc/resolv.conf"
 
+# The root a mount point of its own, as / is on any machine: unshare -m
+# (the package install test's private mount namespace) changes the
+# propagation of /, which fails where / is a plain directory of a chroot.
+mnt "$root" --bind "$root"
 mnt "$root/proc" -t proc proc
 mnt "$root/sys" --rbind /sys
 mount --make-rslave "$root/sys"

@@ -47,21 +47,8 @@ func (c *opContext) prepareConv(depthwise bool) (kernel, error) {
 	if err := c.window("dilations (w, h)", dilationW, dilationH); err != nil {
 		return nil, err
 	}
-	in, out, err := c.unaryIO(2, 3, resnet.Int8, resnet.Float32)
+	in, out, filter, bias, quantized, err := c.weightedIO("filter")
 	if err != nil {
-		return nil, err
-	}
-	typ := c.tensor(in).Type
-	quantized := typ == resnet.Int8
-	filter, err := c.input(1, "filter", false)
-	if err != nil {
-		return nil, err
-	}
-	bias, err := c.input(2, "bias", true)
-	if err != nil {
-		return nil, err
-	}
-	if err := c.sameType("filter", filter, typ); err != nil {
 		return nil, err
 	}
 	inShape, err := c.rank("input", in, 4)
@@ -264,4 +251,23 @@ func (c *opContext) affineIO(in, out, bias int, biasData []byte, quantized bool)
 		return io, err
 	}
 	return io, nil
+}
+
+// weightedIO is how CONV_2D, DEPTHWISE_CONV_2D and FULLY_CONNECTED start:
+// an INT8 or FLOAT32 input and output, weights (named role in errors) of the
+// input's type, and an optional bias (-1 when omitted).
+func (c *opContext) weightedIO(role string) (in, out, weights, bias int, quantized bool, err error) {
+	if in, out, err = c.unaryIO(2, 3, resnet.Int8, resnet.Float32); err != nil {
+		return
+	}
+	typ := c.tensor(in).Type
+	quantized = typ == resnet.Int8
+	if weights, err = c.input(1, role, false); err != nil {
+		return
+	}
+	if bias, err = c.input(2, "bias", true); err != nil {
+		return
+	}
+	err = c.sameType(role, weights, typ)
+	return
 }

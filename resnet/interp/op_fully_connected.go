@@ -23,21 +23,8 @@ func (c *opContext) prepareFullyConnected() (kernel, error) {
 	default:
 		return nil, c.errorf("options are %T; want *resnet.FullyConnectedOptions", opt)
 	}
-	in, out, err := c.unaryIO(2, 3, resnet.Int8, resnet.Float32)
+	in, out, weights, bias, quantized, err := c.weightedIO("weights")
 	if err != nil {
-		return nil, err
-	}
-	typ := c.tensor(in).Type
-	quantized := typ == resnet.Int8
-	weights, err := c.input(1, "weights", false)
-	if err != nil {
-		return nil, err
-	}
-	bias, err := c.input(2, "bias", true)
-	if err != nil {
-		return nil, err
-	}
-	if err := c.sameType("weights", weights, typ); err != nil {
 		return nil, err
 	}
 	wShape, err := c.rank("weights", weights, 2)

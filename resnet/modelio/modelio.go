@@ -86,16 +86,11 @@ func Describe(m *resnet.Model) (IO, error) {
 	}
 	in := Input{Tensor: ti, Name: t.Name, Type: t.Type, Height: s[1], Width: s[2], Channels: s[3],
 		Mean: m.Meta.Mean, Std: m.Meta.Std}
-	switch t.Type {
-	case resnet.Float32:
-	case resnet.Int8:
-		if _, _, ok := t.Quant.PerTensor(); !ok {
-			return io, fmt.Errorf("input 0 %q is INT8 without per-tensor quantization", t.Name)
-		}
-		in.Quant = t.Quant
-	default:
-		return io, fmt.Errorf("input 0 %q is %v; images go into FLOAT32 or INT8 inputs", t.Name, t.Type)
+	q, err := realValued(t)
+	if err != nil {
+		return io, fmt.Errorf("input 0 %w", err)
 	}
+	in.Quant = q
 	for _, v := range [][]float32{in.Mean, in.Std} {
 		if len(v) != 0 && len(v) != 1 && len(v) != in.Channels {
 			return io, fmt.Errorf("metadata mean/std have %d values for %d channels", len(v), in.Channels)
@@ -161,17 +156,25 @@ func output(m *resnet.Model, k int) (Output, error) {
 	if n < 1 {
 		return o, fmt.Errorf("%q has shape %v (no values)", t.Name, t.Shape)
 	}
+	q, err := realValued(t)
+	o.Quant = q
+	return o, err
+}
+
+// realValued checks that t holds real values the contract can convert: a
+// FLOAT32 tensor (nil quantization) or an INT8 one with per-tensor
+// quantization, which it returns.
+func realValued(t *resnet.Tensor) (*resnet.Quant, error) {
 	switch t.Type {
 	case resnet.Float32:
+		return nil, nil
 	case resnet.Int8:
 		if _, _, ok := t.Quant.PerTensor(); !ok {
-			return o, fmt.Errorf("%q is INT8 without per-tensor quantization", t.Name)
+			return nil, fmt.Errorf("%q is INT8 without per-tensor quantization", t.Name)
 		}
-		o.Quant = t.Quant
-	default:
-		return o, fmt.Errorf("%q is %v, not FLOAT32 or INT8", t.Name, t.Type)
+		return t.Quant, nil
 	}
-	return o, nil
+	return nil, fmt.Errorf("%q is %v; want FLOAT32 or INT8", t.Name, t.Type)
 }
 
 // Argmax is the index of the largest value, the first one on ties (as

@@ -13,6 +13,7 @@ import (
 	"time"
 
 	"github.com/shortcut-edge/shortcut/agent/head"
+	"github.com/shortcut-edge/shortcut/internal/buildinfo"
 )
 
 // Options are the agent's seams for tests and for the camera package.
@@ -357,8 +358,8 @@ func (a *Agent) discoveryMessages() []message {
 			AvailabilityTopic: a.topics.Availability(), PayloadAvailable: Online, PayloadNotAvailable: Offline,
 			Icon: "mdi:cctv", QoS: a.cfg.MQTT.QoS,
 			Device: discoveryDevice{Identifiers: []string{"shortcut_" + a.cfg.Device.ID}, Name: a.cfg.Device.Name,
-				Manufacturer: "Shortcut", Model: info.Name, SWVersion: Version},
-			Origin: discoveryOrigin{Name: "shortcut-agent", SW: Version, URL: "https://github.com/shortcut-edge/shortcut"},
+				Manufacturer: "Shortcut", Model: info.Name, SWVersion: buildinfo.Version},
+			Origin: discoveryOrigin{Name: "shortcut-agent", SW: buildinfo.Version, URL: "https://github.com/shortcut-edge/shortcut"},
 		}
 		out = append(out, message{kind: "discovery", topic: a.topics.Discovery(id), payload: mustJSON(d), retained: true})
 	}

@@ -1,8 +1,11 @@
 package agent
 
 import (
+	"runtime"
+
 	"github.com/prometheus/client_golang/prometheus"
 	"github.com/prometheus/client_golang/prometheus/collectors"
+	"github.com/shortcut-edge/shortcut/internal/buildinfo"
 )
 
 // metrics are the agent's Prometheus series, on a registry of its own so
@@ -25,6 +28,7 @@ type metrics struct {
 	trainings   *prometheus.CounterVec
 	commands    *prometheus.CounterVec
 	gpioEvents  *prometheus.CounterVec
+	buildInfo   *prometheus.GaugeVec
 }
 
 func newMetrics() *metrics {
@@ -66,7 +70,10 @@ func newMetrics() *metrics {
 		Name: "shortcut_commands_total", Help: "MQTT and button commands by command and result (ok or the error code)."}, []string{"command", "result"})
 	m.gpioEvents = prometheus.NewCounterVec(prometheus.CounterOpts{
 		Name: "shortcut_gpio_events_total", Help: "GPIO events: button presses (short, long) and output switches (on, off)."}, []string{"pin", "event"})
-	m.reg.MustRegister(m.frames, m.dropped, m.stage, m.connected, m.reconnects, m.lastConnect, m.httpConns, m.publishes, m.errors, m.modelInfo, m.reloads, m.predictions,
+	m.buildInfo = prometheus.NewGaugeVec(prometheus.GaugeOpts{
+		Name: "shortcut_build_info", Help: "The agent's build (value 1): its version (git describe) and the Go release that built it."}, []string{"version", "goversion"})
+	m.buildInfo.WithLabelValues(buildinfo.Version, runtime.Version()).Set(1)
+	m.reg.MustRegister(m.buildInfo, m.frames, m.dropped, m.stage, m.connected, m.reconnects, m.lastConnect, m.httpConns, m.publishes, m.errors, m.modelInfo, m.reloads, m.predictions,
 		m.examples, m.trainings, m.commands, m.gpioEvents,
 		collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))
 	return m

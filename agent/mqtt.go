@@ -18,10 +18,6 @@ import (
 	"github.com/eclipse/paho.mqtt.golang/packets"
 )
 
-// Version is the agent's version, reported in discovery; set with
-// -ldflags "-X github.com/shortcut-edge/shortcut/agent.Version=1.2.3".
-var Version = "dev"
-
 // Topics are the agent's MQTT topics; they are part of the contract
 // (PAYLOADS.md).
 type Topics struct {

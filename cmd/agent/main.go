@@ -1,7 +1,7 @@
 // Command shortcut-agent is the on-board daemon (package agent): it reads
 // one YAML configuration, classifies camera frames and publishes the
 // results over MQTT. It also checks a configuration (--check-config) or a
-// model (--check-model) and exits.
+// model (--check-model) and exits; --version prints the build's version.
 //
 // Signals: SIGINT and SIGTERM stop it cleanly (publishing "offline");
 // SIGHUP reloads the model file beside the running one.
@@ -20,6 +20,7 @@ import (
 	"time"
 
 	"github.com/shortcut-edge/shortcut/agent"
+	"github.com/shortcut-edge/shortcut/internal/buildinfo"
 	"github.com/shortcut-edge/shortcut/resnet"
 	"github.com/shortcut-edge/shortcut/resnet/interp"
 )
@@ -38,8 +39,13 @@ func run(args []string, stdout, stderr io.Writer) int {
 	model := fs.String("model", "", "the .tflite model (overrides model.path)")
 	checkModel := fs.Bool("check-model", false, "load and prepare the model, print a summary and exit")
 	exitWhenDone := fs.Bool("exit-when-done", false, "stop cleanly once every camera source has ended (video files, image folders that do not loop)")
+	version := fs.Bool("version", false, "print the version, the Go release and the platform of this build, and exit")
 	if err := fs.Parse(args); err != nil {
 		return 2
+	}
+	if *version {
+		fmt.Fprintln(stdout, buildinfo.Line("shortcut-agent"))
+		return 0
 	}
 	if fs.NArg() > 0 {
 		fmt.Fprintf(stderr, "shortcut-agent: unexpected argument %q (flags only; see -h)\n", fs.Arg(0))

@@ -14,6 +14,8 @@ import (
 	"sort"
 	"strings"
 	"syscall"
+
+	"github.com/shortcut-edge/shortcut/internal/buildinfo"
 )
 
 type command struct {
@@ -37,7 +39,7 @@ func usage(w io.Writer) {
 	for _, n := range names {
 		fmt.Fprintf(w, "  %-13s %s\n", n, commands[n].summary)
 	}
-	fmt.Fprintln(w, "\nRun 'shortcut-train <command> -h' for its flags.")
+	fmt.Fprintln(w, "\nRun 'shortcut-train <command> -h' for its flags, 'shortcut-train --version' for the build's version.")
 }
 
 func main() {
@@ -52,6 +54,10 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer) int {
 		if len(args) == 0 {
 			return 2
 		}
+		return 0
+	}
+	if args[0] == "--version" || args[0] == "-version" || args[0] == "version" {
+		fmt.Fprintln(stdout, buildinfo.Line("shortcut-train"))
 		return 0
 	}
 	c, ok := commands[args[0]]

@@ -13,7 +13,6 @@ import (
 	"time"
 
 	"github.com/shortcut-edge/shortcut/agent/head"
-	"github.com/shortcut-edge/shortcut/internal/buildinfo"
 )
 
 // Options are the agent's seams for tests and for the camera package.
@@ -236,6 +235,7 @@ func (a *Agent) Start() error {
 		return err
 	}
 	pub.discoveryFn = a.discoveryMessages
+	pub.cameraAvailability = a.cameraAvailability
 	if a.learn != nil {
 		pub.onCommand = func(name string, payload []byte) {
 			a.learn.submit(command{name: name, payload: payload, from: "mqtt"})
@@ -344,24 +344,4 @@ func (a *Agent) watchdog(ctx context.Context) {
 			}
 		}
 	}
-}
-
-func (a *Agent) discoveryMessages() []message {
-	info := a.Model()
-	var out []message
-	for _, c := range a.cams {
-		id := c.cfg.ID
-		d := discovery{
-			Name: id, UniqueID: "shortcut_" + a.cfg.Device.ID + "_" + id, ObjectID: "shortcut_" + a.cfg.Device.ID + "_" + id,
-			StateTopic: a.topics.State(id), ValueTemplate: "{{ value_json.label }}",
-			JSONAttrTopic: a.topics.State(id), JSONAttrTemplate: "{{ {'score': value_json.score, 'seq': value_json.seq, 'top_k': value_json.top_k, 'model': value_json.model.name} | tojson }}",
-			AvailabilityTopic: a.topics.Availability(), PayloadAvailable: Online, PayloadNotAvailable: Offline,
-			Icon: "mdi:cctv", QoS: a.cfg.MQTT.QoS,
-			Device: discoveryDevice{Identifiers: []string{"shortcut_" + a.cfg.Device.ID}, Name: a.cfg.Device.Name,
-				Manufacturer: "Shortcut", Model: info.Name, SWVersion: buildinfo.Version},
-			Origin: discoveryOrigin{Name: "shortcut-agent", SW: buildinfo.Version, URL: "https://github.com/shortcut-edge/shortcut"},
-		}
-		out = append(out, message{kind: "discovery", topic: a.topics.Discovery(id), payload: mustJSON(d), retained: true})
-	}
-	return out
 }

@@ -268,6 +268,9 @@ type PredictionsConf struct {
 type DiscoveryConfig struct {
 	Enabled bool   `yaml:"enabled"`
 	Prefix  string `yaml:"prefix"`
+	// BinarySensors are labels that get a binary_sensor per camera, on
+	// while the label is the camera's state.
+	BinarySensors []string `yaml:"binary_sensors"`
 }
 
 // BrokerConfig is the embedded broker, used when mqtt.broker is empty.
@@ -307,7 +310,7 @@ func Defaults() Config {
 			QoS: 1, TopicPrefix: "shortcut", KeepAlive: 30 * time.Second, ConnectTimeout: 10 * time.Second,
 			ReconnectMin: time.Second, ReconnectMax: time.Minute,
 			Predictions: PredictionsConf{Enabled: true, MaxRate: 1},
-			Discovery:   DiscoveryConfig{Enabled: true, Prefix: "homeassistant"},
+			Discovery:   DiscoveryConfig{Enabled: true, Prefix: "homeassistant", BinarySensors: []string{}},
 		},
 		EmbeddedBroker: BrokerConfig{Address: "127.0.0.1:1883"},
 		HTTP:           HTTPConfig{Address: "127.0.0.1:8080", SnapshotQuality: 80, ReadTimeout: 10 * time.Second, IdleTimeout: 30 * time.Second, WriteTimeout: 10 * time.Second, MaxConnections: 64},
@@ -685,6 +688,18 @@ func (c *Config) validateMQTT(e *fieldErrors) {
 	}
 	if m.Discovery.Enabled && (m.Discovery.Prefix == "" || strings.ContainsAny(m.Discovery.Prefix, "#+")) {
 		e.bad("mqtt.discovery.prefix", "%q: want a topic prefix such as homeassistant", m.Discovery.Prefix)
+	}
+	slugs := map[string]string{}
+	for i, l := range m.Discovery.BinarySensors {
+		p := fmt.Sprintf("mqtt.discovery.binary_sensors[%d]", i)
+		slug := entitySlug(l)
+		if slug == "" {
+			e.bad(p, "%q: want a label the model or a taught head predicts, with at least one letter or digit", l)
+		} else if other, ok := slugs[slug]; ok {
+			e.bad(p, "%q names the same entity as %q (both become %q); list each label once", l, other, slug)
+		} else {
+			slugs[slug] = l
+		}
 	}
 	if m.Broker == "" {
 		if _, _, err := net.SplitHostPort(c.EmbeddedBroker.Address); err != nil {

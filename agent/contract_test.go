@@ -53,6 +53,8 @@ func TestMQTTContractFreezesTopicsAndPayloads(t *testing.T) {
 	stop := running(t, a)
 	sub.WaitFor("shortcut/testdev/availability", "online", hasPayload(agent.Online))
 	sub.WaitFor("homeassistant/sensor/testdev/front/config", "discovery", atLeast(1))
+	sub.WaitFor("homeassistant/sensor/testdev/front_score/config", "score discovery", atLeast(1))
+	sub.WaitFor("shortcut/testdev/front/availability", "camera online", hasPayload(agent.Online))
 	close(start)
 	sub.WaitFor("shortcut/testdev/front/prediction", "a prediction per frame", atLeast(len(contractFrames)))
 	sub.WaitFor("shortcut/testdev/front/state", "three state changes", atLeast(3))
@@ -64,6 +66,8 @@ func TestMQTTContractFreezesTopicsAndPayloads(t *testing.T) {
 	late.WaitFor("homeassistant/sensor/testdev/front/config", "retained discovery", atLeast(1))
 	late.WaitFor("shortcut/testdev/front/state", "retained state", atLeast(1))
 	late.WaitFor("shortcut/testdev/availability", "retained availability", atLeast(1))
+	late.WaitFor("homeassistant/sensor/testdev/front_score/config", "retained score discovery", atLeast(1))
+	late.WaitFor("shortcut/testdev/front/availability", "retained camera availability", atLeast(1))
 
 	got := map[string]any{"live": group(t, sub.All()), "retained": group(t, late.All())}
 	for _, m := range late.All() {

@@ -66,9 +66,12 @@ func (a *Agent) headVersion() string {
 	return a.cfg.Model.HeadVersion
 }
 
+// setHead swaps the head in use (nil: the model's own classifier) and
+// republishes discovery, whose label options are the head's labels.
 func (a *Agent) setHead(ah *activeHead) {
 	a.head.Store(ah)
 	a.met.setModel(a.Model(), a.headVersion())
+	a.rediscover()
 }
 
 // example is one frame offered to a learn command by a pipeline.

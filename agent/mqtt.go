@@ -32,10 +32,21 @@ func (t Topics) Prediction(camera string) string {
 func (t Topics) State(camera string) string {
 	return t.Prefix + "/" + t.Device + "/" + camera + "/state"
 }
-func (t Topics) Discovery(camera string) string {
-	return t.DiscoveryPrefix + "/sensor/" + t.Device + "/" + camera + "/config"
+
+// CameraAvailability is a camera's own availability (online, offline).
+func (t Topics) CameraAvailability(camera string) string {
+	return t.Prefix + "/" + t.Device + "/" + camera + "/availability"
 }
-func (t Topics) HAStatus() string { return t.DiscoveryPrefix + "/status" }
+
+// Discovery is the config topic of one Home Assistant entity: domain is
+// its platform (sensor, binary_sensor), objectID names it in the device.
+func (t Topics) Discovery(domain, objectID string) string {
+	return t.DiscoveryPrefix + "/" + domain + "/" + t.Device + "/" + objectID + "/config"
+}
+
+// DiscoveryFilter matches every discovery config of this device.
+func (t Topics) DiscoveryFilter() string { return t.DiscoveryPrefix + "/+/" + t.Device + "/+/config" }
+func (t Topics) HAStatus() string        { return t.DiscoveryPrefix + "/status" }
 
 // Command is where command name is sent; CommandFilter subscribes to all.
 func (t Topics) Command(name string) string { return t.Prefix + "/" + t.Device + "/cmd/" + name }
@@ -83,6 +94,15 @@ type publisher struct {
 	rediscover chan struct{}
 	// discoveryFn builds the discovery messages for the current model.
 	discoveryFn func() []message
+	// cameraAvailability says whether a camera is online or offline;
+	// run publishes it at each connect and when it changes (checked every
+	// cameraCheck). Only run touches lastCamera.
+	cameraAvailability func(camera string) string
+	lastCamera         map[string]string
+	// retainedConfigs are the discovery topics the broker replayed as
+	// retained since run last looked (guarded by mu); sweep tells run.
+	retainedConfigs map[string]bool
+	sweep           chan struct{}
 	// publish sends one message; it is send, except in tests.
 	publish func(message)
 	// onCommand, when set, receives <prefix>/<device>/cmd/<name> messages
@@ -131,6 +151,7 @@ var (
 func newPublisher(cfg MQTTConfig, broker string, topics Topics, cameras []string, log *slog.Logger, met *metrics) (*publisher, error) {
 	p := &publisher{cfg: cfg, topics: topics, cameras: cameras, log: log, met: met,
 		queue: make(chan message, publishQueue), connects: make(chan struct{}, 1), rediscover: make(chan struct{}, 1),
+		sweep: make(chan struct{}, 1), retainedConfigs: map[string]bool{}, lastCamera: map[string]string{},
 		pending: map[string]message{}, queued: map[string]int{}, lastState: map[string]message{}}
 	p.publish = p.send
 	p.lastErr.Store("not connected yet")
@@ -253,6 +274,17 @@ func (p *publisher) onConnect(c paho.Client) {
 				signal(p.rediscover)
 			}
 		})
+		// The broker replays the retained configs of this device: what
+		// the agent announced before, maybe under an older configuration.
+		c.Subscribe(p.topics.DiscoveryFilter(), byte(p.cfg.QoS), func(_ paho.Client, m paho.Message) {
+			if !m.Retained() || len(m.Payload()) == 0 {
+				return // our own live publishes, and deletions
+			}
+			p.mu.Lock()
+			p.retainedConfigs[m.Topic()] = true
+			p.mu.Unlock()
+			signal(p.sweep)
+		})
 	}
 	signal(p.connects)
 }
@@ -279,11 +311,57 @@ func (p *publisher) announce() {
 		}
 	}
 	p.publish(message{kind: "availability", topic: p.topics.Availability(), payload: []byte(Online), retained: true})
+	p.publishCameras(true)
 	p.publishDiscovery()
 	for _, cam := range p.cameras {
 		if m, ok := p.lastState[p.topics.State(cam)]; ok {
 			p.publish(m)
 		}
+	}
+}
+
+// publishCameras publishes each camera's availability: all of them
+// (after a connect), or those that changed since they were last published.
+func (p *publisher) publishCameras(all bool) {
+	if p.cameraAvailability == nil {
+		return
+	}
+	for _, cam := range p.cameras {
+		v := p.cameraAvailability(cam)
+		if !all && p.lastCamera[cam] == v {
+			continue
+		}
+		p.lastCamera[cam] = v
+		p.publish(message{kind: "availability", topic: p.topics.CameraAvailability(cam), payload: []byte(v), retained: true})
+	}
+}
+
+// sweepDiscovery deletes, with an empty retained config, every retained
+// discovery config of this device that the agent no longer announces: the
+// entities of a camera or a binary_sensor label taken out of the
+// configuration.
+func (p *publisher) sweepDiscovery() {
+	p.mu.Lock()
+	seen := p.retainedConfigs
+	p.retainedConfigs = map[string]bool{}
+	p.mu.Unlock()
+	if p.discoveryFn == nil || !p.cfg.Discovery.Enabled {
+		return
+	}
+	current := map[string]bool{}
+	for _, m := range p.discoveryFn() {
+		current[m.topic] = true
+	}
+	stale := make([]string, 0, len(seen))
+	for topic := range seen {
+		if !current[topic] {
+			stale = append(stale, topic)
+		}
+	}
+	sort.Strings(stale)
+	for _, topic := range stale {
+		p.log.Info("removing a Home Assistant entity the agent no longer has", "topic", topic)
+		p.publish(message{kind: "discovery", topic: topic, payload: []byte{}, retained: true})
 	}
 }
 
@@ -345,8 +423,14 @@ func (p *publisher) flushPending() {
 // until ctx ends; then it publishes "offline" and disconnects.
 func (p *publisher) run(ctx context.Context) {
 	p.client.Connect() // with ConnectRetry, this keeps trying on its own
+	cameras := time.NewTicker(cameraCheck)
+	defer cameras.Stop()
 	for {
 		select {
+		case <-cameras.C:
+			p.publishCameras(false)
+		case <-p.sweep:
+			p.sweepDiscovery()
 		case m := <-p.queue:
 			p.dequeued(m)
 		case <-p.connects:
@@ -373,6 +457,10 @@ func (p *publisher) run(ctx context.Context) {
 		}
 	}
 }
+
+// cameraCheck is how often run looks for a change of a camera's
+// availability.
+const cameraCheck = time.Second
 
 // offlineWait bounds each step of the last word at a clean stop: waiting
 // for a connection still being made, then for the broker to acknowledge

@@ -195,35 +195,3 @@ func mustJSON(v any) []byte {
 	}
 	return b
 }
-
-// discovery is Home Assistant's MQTT discovery config for one sensor.
-type discovery struct {
-	Name                string          `json:"name"`
-	UniqueID            string          `json:"unique_id"`
-	ObjectID            string          `json:"object_id"`
-	StateTopic          string          `json:"state_topic"`
-	ValueTemplate       string          `json:"value_template"`
-	JSONAttrTopic       string          `json:"json_attributes_topic"`
-	JSONAttrTemplate    string          `json:"json_attributes_template"`
-	AvailabilityTopic   string          `json:"availability_topic"`
-	PayloadAvailable    string          `json:"payload_available"`
-	PayloadNotAvailable string          `json:"payload_not_available"`
-	Icon                string          `json:"icon"`
-	QoS                 int             `json:"qos"`
-	Device              discoveryDevice `json:"device"`
-	Origin              discoveryOrigin `json:"origin"`
-}
-
-type discoveryDevice struct {
-	Identifiers  []string `json:"identifiers"`
-	Name         string   `json:"name"`
-	Manufacturer string   `json:"manufacturer"`
-	Model        string   `json:"model"`
-	SWVersion    string   `json:"sw_version"`
-}
-
-type discoveryOrigin struct {
-	Name string `json:"name"`
-	SW   string `json:"sw_version"`
-	URL  string `json:"support_url"`
-}

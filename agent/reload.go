@@ -44,11 +44,7 @@ func (a *Agent) Reload() error {
 	now := a.modelRef(c.Info())
 	a.log.Info("model reloaded", append([]any{"path", path, "name", now.Name, "sha256", now.SHA256}, inputAttrs(c.Info())...)...)
 	a.event(Event{Kind: EventModelReloaded, Message: "model reloaded", Path: path, Model: &now})
-	if a.pub != nil && a.cfg.MQTT.Discovery.Enabled {
-		for _, m := range a.discoveryMessages() { // the device's model name changed
-			a.pub.enqueue(m)
-		}
-	}
+	a.rediscover() // the device's model name, and maybe its labels, changed
 	return nil
 }
 

@@ -5,6 +5,10 @@ export CGO_ENABLED := 1
 # Packages whose tests need only the CPU and the witness; heavy ones are listed
 # explicitly so CI time stays predictable.
 FUZZTIME ?= 20s
+# The version both binaries report (--version, Home Assistant's sw_version,
+# shortcut_build_info): git describe, or BUILD_VERSION=... make build.
+BUILD_VERSION ?= $(shell git describe --always --dirty 2>/dev/null || echo dev)
+LDFLAGS := -X github.com/shortcut-edge/shortcut/internal/buildinfo.Version=$(BUILD_VERSION)
 
 .PHONY: all setup setup-run fresh-check build test vet fuzz run bench demo-model bench-kernels armcount cross-arm64 test-arm64 package gpu-prep gpu-check gpu-check-dry gpu-quant gpu-quant-dry clean
 
@@ -20,8 +24,8 @@ setup-run:
 
 build:
 	@mkdir -p bin
-	$(GO) build -o bin/shortcut-train ./cmd/train
-	$(GO) build -o bin/shortcut-agent ./cmd/agent
+	$(GO) build -ldflags '$(LDFLAGS)' -o bin/shortcut-train ./cmd/train
+	$(GO) build -ldflags '$(LDFLAGS)' -o bin/shortcut-agent ./cmd/agent
 
 vet:
 	$(GO) vet ./...
@@ -83,7 +87,7 @@ armcount:
 # to the lent GPU machine, run scripts/gpu-check.sh there.
 gpu-prep:
 	@mkdir -p bin out/gpu-data/fashion-mnist
-	$(GO) build -ldflags='-s -w' -o bin/shortcut-train ./cmd/train
+	$(GO) build -ldflags='-s -w $(LDFLAGS)' -o bin/shortcut-train ./cmd/train
 	cp /usr/share/datasets/fashion-mnist/*-ubyte.gz out/gpu-data/fashion-mnist/
 	@du -sh bin/shortcut-train out/gpu-data
 

@@ -169,10 +169,13 @@ make_sysroot
 eval "$(print_env)"
 mkdir -p "$out"
 command -v go >/dev/null || die "go not found: put Go 1.26 on PATH"
-echo "cross-arm64: building $out/shortcut-agent $out/shortcut-train (linux/arm64, cgo)" >&2
-go build -trimpath -o "$out/shortcut-agent" ./cmd/agent
-go build -trimpath -o "$out/shortcut-train" ./cmd/train
+# The version the binaries report (--version, sw_version, shortcut_build_info).
+build_version=${BUILD_VERSION:-$(git describe --always --dirty 2>/dev/null || echo dev)}
+ldflags="-X github.com/shortcut-edge/shortcut/internal/buildinfo.Version=$build_version"
+echo "cross-arm64: building $out/shortcut-agent $out/shortcut-train $build_version (linux/arm64, cgo)" >&2
+go build -trimpath -ldflags "$ldflags" -o "$out/shortcut-agent" ./cmd/agent
+go build -trimpath -ldflags "$ldflags" -o "$out/shortcut-train" ./cmd/train
 if ((armnn)); then
-	go build -trimpath -tags armnn -o "$out/shortcut-agent-armnn" ./cmd/agent
+	go build -trimpath -ldflags "$ldflags" -tags armnn -o "$out/shortcut-agent-armnn" ./cmd/agent
 fi
 file "$out"/shortcut-* 2>/dev/null | sed 's/, BuildID[^,]*//' >&2 || true

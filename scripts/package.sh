@@ -37,6 +37,11 @@ if [ -z "${VERSION:-}" ]; then
 	[[ $VERSION =~ ^[0-9] ]] || VERSION=0.0.0~dev${VERSION:++$VERSION}
 fi
 export VERSION
+# The version the binaries report (--version, sw_version, shortcut_build_info);
+# exported so that the arm64 cross build stamps the same one.
+BUILD_VERSION=${BUILD_VERSION:-$(git describe --always --dirty 2>/dev/null || echo dev)}
+export BUILD_VERSION
+ldflags="-X github.com/shortcut-edge/shortcut/internal/buildinfo.Version=$BUILD_VERSION"
 out=out/packages
 work=$(mktemp -d)
 trap 'rm -rf "$work"' EXIT
@@ -76,7 +81,7 @@ for arch in "${arches[@]}"; do
 	mkdir -p "$bindir"
 	recommends="mosquitto-clients"
 	if [ "$arch" = amd64 ]; then
-		CGO_ENABLED=1 go build -trimpath -o "$bindir/shortcut-agent" ./cmd/agent
+		CGO_ENABLED=1 go build -trimpath -ldflags "$ldflags" -o "$bindir/shortcut-agent" ./cmd/agent
 		deps=$(deps_of readelf "$bindir/shortcut-agent")
 	else
 		flag=()
@@ -125,7 +130,7 @@ command -v systemd-analyze >/dev/null || die "systemd-analyze not found: apt-get
 vunit=$work/verify/shortcut-agent.service
 mkdir -p "$work/verify"
 sed "s|/usr/bin/shortcut-agent|$work/amd64/shortcut-agent|g" "$unit" >"$vunit"
-[ -x "$work/amd64/shortcut-agent" ] || CGO_ENABLED=1 go build -o "$work/amd64/shortcut-agent" ./cmd/agent
+[ -x "$work/amd64/shortcut-agent" ] || CGO_ENABLED=1 go build -ldflags "$ldflags" -o "$work/amd64/shortcut-agent" ./cmd/agent
 systemd-analyze verify "$vunit"
 echo "  ok"
 

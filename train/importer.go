@@ -1,23 +1,29 @@
 package train
 
 import (
+	"encoding/binary"
 	"errors"
 	"fmt"
+	"math"
 	"os"
 	"path/filepath"
 	"sort"
+	"strconv"
 	"strings"
+	"unicode"
 
 	"github.com/gomlx/gomlx/pkg/core/tensors"
 	gctx "github.com/gomlx/gomlx/pkg/ml/context"
 	"github.com/gomlx/gomlx/pkg/ml/context/checkpoints"
 
 	"github.com/shortcut-edge/shortcut/train/models"
+	"github.com/shortcut-edge/shortcut/train/pth"
 )
 
 // ImportOptions configure ImportWeights.
 type ImportOptions struct {
-	// Path of the weights file; Format "safetensors" (the only one so far).
+	// Path of the weights file. Format is FormatAuto ("" too: detected from the file's first
+	// bytes), FormatSafetensors or FormatPTH (torch.save's zip, e.g. torchvision's .pth files).
 	Path, Format string
 	// Arch of models (resnet50, resnet18, resnet34, or a CIFAR resnet<d>/plain<d>). The base
 	// width and the input channels are read from conv1.weight.
@@ -39,6 +45,84 @@ type ImportOptions struct {
 	Seed uint64
 }
 
+// Weight file formats ImportWeights reads.
+const (
+	FormatAuto        = "auto"
+	FormatSafetensors = "safetensors"
+	FormatPTH         = "pth"
+)
+
+// DetectWeightsFormat names the format of a weights file from its first bytes: a zip archive
+// (what torch.save writes since PyTorch 1.6; its older formats too, which the pth reader
+// recognises to say how to convert them) or an 8-byte little-endian header length followed by
+// a JSON object (safetensors).
+func DetectWeightsFormat(head []byte) (string, error) {
+	switch {
+	case pth.Magic(head):
+		return FormatPTH, nil
+	case len(head) >= 9 && head[8] == '{' && binary.LittleEndian.Uint64(head) >= 2:
+		return FormatSafetensors, nil
+	}
+	return "", fmt.Errorf("neither safetensors (an 8-byte header length, then '{') nor a torch.save .pth "+
+		"(a zip archive, PK\\x03\\x04); first bytes % x", head[:min(len(head), 12)])
+}
+
+// weightFile is a weights file read for import: its tensors by name, in their stored dtype.
+type weightFile struct {
+	format  string
+	tensors map[string]SafeTensor
+}
+
+func (w *weightFile) names() []string {
+	out := make([]string, 0, len(w.tensors))
+	for n := range w.tensors {
+		out = append(out, n)
+	}
+	sort.Strings(out)
+	return out
+}
+
+// readWeights reads a safetensors or .pth file; format "" or "auto" detects which.
+func readWeights(path, format string) (*weightFile, error) {
+	switch format {
+	case "", FormatAuto, FormatSafetensors, FormatPTH:
+	default:
+		return nil, fmt.Errorf("import: format %q is not supported; use auto, safetensors or pth", format)
+	}
+	b, err := os.ReadFile(path)
+	if err != nil {
+		return nil, fmt.Errorf("import: %w", err)
+	}
+	detected, detectErr := DetectWeightsFormat(b)
+	switch {
+	case format == "" || format == FormatAuto:
+		if detectErr != nil {
+			return nil, fmt.Errorf("import %s: %w", path, detectErr)
+		}
+		format = detected
+	case detectErr == nil && detected != format:
+		return nil, fmt.Errorf("import %s: --format %s, but the file is %s", path, format, map[string]string{
+			FormatPTH: "a torch.save zip (.pth); use --format pth or auto", FormatSafetensors: "safetensors; use --format safetensors or auto"}[detected])
+	}
+	w := &weightFile{format: format, tensors: map[string]SafeTensor{}}
+	if format == FormatPTH {
+		f, err := pth.Parse(b)
+		if err != nil {
+			return nil, fmt.Errorf("pth %s: %w", path, err)
+		}
+		for name, t := range f.Tensors {
+			w.tensors[name] = SafeTensor{DType: t.DType, Shape: t.Shape, raw: t.Data}
+		}
+		return w, nil
+	}
+	f, err := ParseSafetensors(b)
+	if err != nil {
+		return nil, fmt.Errorf("safetensors %s: %w", path, err)
+	}
+	w.tensors = f.Tensors
+	return w, nil
+}
+
 // ImageNetMean and ImageNetStd are torchvision's normalization of pretrained models.
 var (
 	ImageNetMean = []float32{0.485, 0.456, 0.406}
@@ -57,6 +141,7 @@ type ImportSummary struct {
 	Ignored    []string
 	NewHead    bool
 	Checkpoint string
+	Format     string // the file's: FormatSafetensors or FormatPTH
 }
 
 // ExpectedTensorNames lists the names (and PyTorch shapes, OIHW for convolutions) that
@@ -91,23 +176,20 @@ func ImportWeights(opt ImportOptions) (sum *ImportSummary, err error) {
 			err = fmt.Errorf("import %s: %v", opt.Path, r)
 		}
 	}()
-	if opt.Format != "" && opt.Format != "safetensors" {
-		return nil, fmt.Errorf("import: format %q is not supported; use safetensors", opt.Format)
-	}
 	if opt.Run == "" {
 		return nil, errors.New("import: no run directory")
 	}
 	if existing, _ := filepath.Glob(filepath.Join(opt.Run, "checkpoint-*.json")); len(existing) > 0 {
 		return nil, fmt.Errorf("import: run directory %s already holds checkpoints; choose an empty one", opt.Run)
 	}
-	f, err := ReadSafetensors(opt.Path)
+	f, err := readWeights(opt.Path, opt.Format)
 	if err != nil {
 		return nil, err
 	}
-	conv1, ok := f.Tensors["conv1.weight"]
+	conv1, ok := f.tensors["conv1.weight"]
 	if !ok || len(conv1.Shape) != 4 {
 		return nil, fmt.Errorf("import %s: no 4-d conv1.weight (torchvision layout expected: conv1.weight, bn1.*, "+
-			"layer1.0.conv1.weight, ..., fc.weight); found %s", opt.Path, sample(f.Names(), 6))
+			"layer1.0.conv1.weight, ..., fc.weight); found %s", opt.Path, sample(quoteNames(f.names()), 6))
 	}
 	width, channels := conv1.Shape[0], conv1.Shape[1]
 	h, w := opt.Height, opt.Width
@@ -117,7 +199,7 @@ func ImportWeights(opt ImportOptions) (sum *ImportSummary, err error) {
 	if w == 0 {
 		w = h
 	}
-	fc, hasFC := f.Tensors["fc.weight"]
+	fc, hasFC := f.tensors["fc.weight"]
 	classes := opt.Classes
 	if len(classes) == 0 {
 		if !hasFC || len(fc.Shape) != 2 {
@@ -157,7 +239,7 @@ func ImportWeights(opt ImportOptions) (sum *ImportSummary, err error) {
 	var missing, wrong []string
 	ctx := gctx.New()
 	read := func(name string) []float32 {
-		t, ok := f.Tensors[name]
+		t, ok := f.tensors[name]
 		if !ok {
 			missing = append(missing, name)
 			return nil
@@ -171,6 +253,12 @@ func ImportWeights(opt ImportOptions) (sum *ImportSummary, err error) {
 		if err != nil {
 			wrong = append(wrong, name+": "+err.Error())
 			return nil
+		}
+		for i, x := range v {
+			if math.IsNaN(float64(x)) || math.IsInf(float64(x), 0) {
+				wrong = append(wrong, fmt.Sprintf("%s[%d] is %g (weights must be finite)", name, i, x))
+				return nil
+			}
 		}
 		return v
 	}
@@ -221,7 +309,7 @@ func ImportWeights(opt ImportOptions) (sum *ImportSummary, err error) {
 		case models.OpDense:
 			if opt.NewHead {
 				for _, s := range []string{".weight", ".bias"} {
-					if _, ok := f.Tensors[l.Name+s]; ok {
+					if _, ok := f.tensors[l.Name+s]; ok {
 						used[l.Name+s] = true
 						skipped = append(skipped, l.Name+s)
 					}
@@ -243,7 +331,7 @@ func ImportWeights(opt ImportOptions) (sum *ImportSummary, err error) {
 		}
 	}
 	var extra, ignored []string
-	for _, n := range f.Names() {
+	for _, n := range f.names() {
 		switch {
 		case used[n]:
 		case strings.HasSuffix(n, ".num_batches_tracked"):
@@ -257,10 +345,10 @@ func ImportWeights(opt ImportOptions) (sum *ImportSummary, err error) {
 		errs = append(errs, fmt.Sprintf("%d tensors missing: %s", len(missing), sample(missing, 8)))
 	}
 	if len(wrong) > 0 {
-		errs = append(errs, fmt.Sprintf("%d tensors of the wrong shape or type: %s", len(wrong), sample(wrong, 6)))
+		errs = append(errs, fmt.Sprintf("%d tensors of the wrong shape, type or values: %s", len(wrong), sample(wrong, 6)))
 	}
 	if len(extra) > 0 {
-		errs = append(errs, fmt.Sprintf("%d tensors %s does not have: %s", len(extra), meta.Arch, sample(extra, 8)))
+		errs = append(errs, fmt.Sprintf("%d tensors %s does not have: %s", len(extra), meta.Arch, sample(quoteNames(extra), 8)))
 	}
 	if len(errs) > 0 {
 		return nil, fmt.Errorf("import %s as %s (width %d, %d channels, %d classes): %s", opt.Path, meta.Arch, width,
@@ -288,11 +376,25 @@ func ImportWeights(opt ImportOptions) (sum *ImportSummary, err error) {
 		return nil, fmt.Errorf("import: saving checkpoint in %s: %w", opt.Run, err)
 	}
 	list, _ := h2.ListCheckpoints()
-	sum = &ImportSummary{Meta: meta, Tensors: len(used) - len(skipped), Ignored: ignored, NewHead: opt.NewHead}
+	sum = &ImportSummary{Meta: meta, Tensors: len(used) - len(skipped), Ignored: ignored, NewHead: opt.NewHead,
+		Format: f.format}
 	if len(list) > 0 {
 		sum.Checkpoint = list[len(list)-1]
 	}
 	return sum, nil
+}
+
+// quoteNames quotes the names (from the file) that hold control characters, which would break
+// the one-line error.
+func quoteNames(names []string) []string {
+	out := make([]string, len(names))
+	for i, n := range names {
+		out[i] = n
+		if strings.ContainsFunc(n, unicode.IsControl) {
+			out[i] = strconv.Quote(n)
+		}
+	}
+	return out
 }
 
 func sameInts(a, b []int) bool {
@@ -307,9 +409,9 @@ func sameInts(a, b []int) bool {
 	return true
 }
 
-// sample joins the first n items and says how many more there are.
+// sample joins the first n items and says how many more there are. Missing and mis-shaped
+// tensors keep the architecture's order, so the first named is the first the network needs.
 func sample(items []string, n int) string {
-	sort.Strings(items)
 	if len(items) <= n {
 		return strings.Join(items, ", ")
 	}

@@ -323,7 +323,8 @@ func TestImportNamesWhatIsWrong(t *testing.T) {
 		{"wrong shape", ImportOptions{Path: shape, Arch: "resnet50"}, []string{"layer2.0.conv1.weight is [32 16 1 1], want [16 32 1 1]"}},
 		{"wrong arch", ImportOptions{Path: good, Arch: "resnet18"}, []string{"wrong shape", "does not have", "layer1.0.conv3.weight"}},
 		{"header length", ImportOptions{Path: garbage, Arch: "resnet50"}, []string{"garbage.safetensors", "header length"}},
-		{"header not an object", ImportOptions{Path: notJSON, Arch: "resnet50"}, []string{"JSON object"}},
+		{"neither format", ImportOptions{Path: notJSON, Arch: "resnet50"}, []string{"notjson.safetensors", "neither safetensors", "08 00 00 00"}},
+		{"header not an object", ImportOptions{Path: notJSON, Arch: "resnet50", Format: "safetensors"}, []string{"JSON object"}},
 		{"class count", ImportOptions{Path: good, Arch: "resnet50", Classes: []string{"x", "y"}}, []string{"10 outputs", "--new-head"}},
 		{"grey without normalization", ImportOptions{Path: write("grey", func(m map[string]NamedTensor) {
 			w := m["conv1.weight"]

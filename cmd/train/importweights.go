@@ -13,7 +13,7 @@ import (
 )
 
 func init() {
-	commands["import-weights"] = command{"turn pretrained torchvision-layout safetensors weights into a run (fit --resume, export)", runImportWeights}
+	commands["import-weights"] = command{"turn pretrained torchvision-layout weights (.pth or safetensors) into a run (fit --resume, export)", runImportWeights}
 }
 
 // parseClasses reads --classes: a count ("10"), names ("cat,dog") or @FILE (one name a line).
@@ -90,18 +90,20 @@ func parseHW(s string) (int, int, error) {
 func runImportWeights(ctx context.Context, args []string, stdout io.Writer) error {
 	fs := newFlags("import-weights")
 	fs.Usage = func() {
-		fmt.Fprintf(fs.Output(), "usage: shortcut-train import-weights --in resnet50.safetensors --arch resnet50 --run DIR [flags]\n\n"+
-			"Reads pretrained weights stored with torchvision's state_dict names and shapes and writes\n"+
-			"a run directory that 'fit --resume' fine-tunes and 'export' exports. Expected names\n"+
-			"(print all with --print-names): conv1.weight [O,I,KH,KW]; bn1.weight, bn1.bias,\n"+
-			"bn1.running_mean, bn1.running_var; layerS.B.conv{1,2,3}.weight, layerS.B.bn{1,2,3}.*,\n"+
-			"layerS.B.downsample.0.weight, layerS.B.downsample.1.* (first block of each stage);\n"+
-			"fc.weight [classes,features], fc.bias. *.num_batches_tracked is ignored; any other\n"+
-			"tensor, a missing one or a wrong shape is an error. dtypes F32, F16, BF16, F64. The\n"+
-			"base width and input channels come from conv1.weight.\n\n")
+		fmt.Fprintf(fs.Output(), "usage: shortcut-train import-weights --in resnet50.pth --arch resnet50 --run DIR [flags]\n\n"+
+			"Reads pretrained weights stored with torchvision's state_dict names and shapes, from a\n"+
+			"torch.save .pth (torchvision's own downloads) or a safetensors file, told apart by their\n"+
+			"content, and writes a run directory that 'fit --resume' fine-tunes and 'export' exports.\n"+
+			"Expected names (print all with --print-names): conv1.weight [O,I,KH,KW]; bn1.weight,\n"+
+			"bn1.bias, bn1.running_mean, bn1.running_var; layerS.B.conv{1,2,3}.weight,\n"+
+			"layerS.B.bn{1,2,3}.*, layerS.B.downsample.0.weight, layerS.B.downsample.1.* (first block\n"+
+			"of each stage); fc.weight [classes,features], fc.bias. *.num_batches_tracked is ignored;\n"+
+			"any other tensor, a missing one, a wrong shape or a NaN/Inf value is an error. dtypes F32,\n"+
+			"F16, BF16, F64. The base width and input channels come from conv1.weight. A .pth is read\n"+
+			"without running its pickle: only the globals torch.save writes for a state dict pass.\n\n")
 		fs.PrintDefaults()
 	}
-	format := fs.String("format", "safetensors", "weights file format (safetensors)")
+	format := fs.String("format", train.FormatAuto, "weights file format: auto (from the file's content), pth (torch.save zip) or safetensors")
 	in := fs.String("in", "", "weights file")
 	arch := fs.String("arch", "resnet50", "architecture the weights belong to: resnet50, resnet18, resnet34 (or a CIFAR resnet<d>)")
 	run := fs.String("run", "", "new run directory")
@@ -161,8 +163,8 @@ func runImportWeights(ctx context.Context, args []string, stdout io.Writer) erro
 	if m.BaseWidth > 0 {
 		ws = strconv.Itoa(m.BaseWidth)
 	}
-	fmt.Fprintf(stdout, "imported %d tensors from %s into %s: %s width %s, input %dx%dx%d, %d classes, classifier %s\n",
-		sum.Tensors, *in, *run, m.Arch, ws, m.Height, m.Width, m.Channels, len(m.Classes), head)
+	fmt.Fprintf(stdout, "imported %d tensors from %s (%s) into %s: %s width %s, input %dx%dx%d, %d classes, classifier %s\n",
+		sum.Tensors, *in, sum.Format, *run, m.Arch, ws, m.Height, m.Width, m.Channels, len(m.Classes), head)
 	fmt.Fprintf(stdout, "fine-tune: shortcut-train fit --run %s --resume --arch %s", *run, m.Arch)
 	if m.BaseWidth > 0 {
 		fmt.Fprintf(stdout, " --width %d", m.BaseWidth)

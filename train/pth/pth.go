@@ -109,7 +109,7 @@ func legacyFormat(b []byte) string {
 	case len(b) >= 16 && bytes.Contains(b[:16], legacyMagic):
 		return "the pickle format of PyTorch < 1.6"
 	case len(b) >= 262 && string(b[257:262]) == "ustar":
-		return "the tar format of PyTorch < 0.4"
+		return "torch.save's oldest (tar) format"
 	}
 	return ""
 }

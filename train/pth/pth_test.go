@@ -1,6 +1,7 @@
 package pth
 
 import (
+	"archive/tar"
 	"archive/zip"
 	"bytes"
 	"encoding/binary"
@@ -470,6 +471,14 @@ func TestRefusesWhatIsNotAStateDict(t *testing.T) {
 		{"only a zip header", []byte("PK\x03\x04"), []string{"zip directory"}},
 		{"empty", nil, []string{"does not start with a zip header"}},
 		{"not a zip", []byte("GIF89a........"), []string{"does not start with a zip header", "47 49 46 38"}},
+		{"legacy tar", func() []byte {
+			var buf bytes.Buffer
+			tw := tar.NewWriter(&buf)
+			tw.WriteHeader(&tar.Header{Name: "sys_info", Mode: 0o644, Size: 1})
+			tw.Write([]byte("x"))
+			tw.Close()
+			return buf.Bytes()
+		}(), []string{"oldest (tar) format", "save it again"}},
 		{"legacy torch.save", append([]byte("\x80\x02\x8a\x0a"), append(legacyMagic, ".\x80\x02M\xe9\x03."...)...), []string{"PyTorch < 1.6", "save it again"}},
 		{"no data.pkl", zipOf(t, zip.Store, "archive/version", "3\n"), []string{`no "archive/data.pkl" record`, `(records: "archive/version")`}},
 		{"not in a folder", zipOf(t, zip.Store, "data.pkl", "."), []string{`first record "data.pkl" is not inside a folder`}},

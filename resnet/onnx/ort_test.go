@@ -256,3 +256,44 @@ func contains(s string, subs ...string) bool {
 	}
 	return true
 }
+
+// The reason for the uint8 option: with uint8 activations and int8
+// per-channel weights ONNX Runtime turns every DQ -> Conv -> Q group into
+// its integer QLinearConv and every residual Add into QLinearAdd, so the
+// benchmark times its integer kernels, not a float fallback.
+func TestUInt8ActivationsRunAsIntegerKernelsInONNXRuntime(t *testing.T) {
+	requireORT(t)
+	m := int8ResNet(t, 20, [3]int{32, 32, 3}, 10, false)
+	dir := t.TempDir()
+	for _, acts := range []Activations{UInt8, Int8} {
+		b, err := Export(m, Options{Activations: acts})
+		if err != nil {
+			t.Fatal(err)
+		}
+		path := filepath.Join(dir, string(acts)+".onnx")
+		if err := os.WriteFile(path, b, 0o644); err != nil {
+			t.Fatal(err)
+		}
+		in := filepath.Join(dir, "in.npy")
+		if err := npy.Write(in, []int{1, 32, 32, 3}, make([]float32, 32*32*3)); err != nil {
+			t.Fatal(err)
+		}
+		opt := filepath.Join(dir, string(acts)+"-optimized.onnx")
+		_, errs, err := ort.Run(context.Background(), []ort.Job{{Model: path, Inputs: []string{in}, OptimizedModel: opt}})
+		if err != nil || errs[0] != nil {
+			t.Fatalf("ONNX Runtime: %v %v", err, errs[0])
+		}
+		optimized, err := os.ReadFile(opt)
+		if err != nil {
+			t.Fatal(err)
+		}
+		convs, adds := count(summarize(t, b).ops, "Conv"), count(summarize(t, b).ops, "Add")
+		s := summarize(t, optimized)
+		t.Logf("%s activations: %d Conv -> %d QLinearConv, %d Conv left; %d Add -> %d QLinearAdd", acts, convs,
+			count(s.ops, "QLinearConv"), count(s.ops, "Conv")+count(s.ops, "FusedConv"), adds, count(s.ops, "QLinearAdd"))
+		if acts == UInt8 && (count(s.ops, "QLinearConv") != convs || count(s.ops, "QLinearAdd") != adds) {
+			t.Errorf("uint8 activations: ONNX Runtime fused %d of %d Conv and %d of %d Add into integer kernels; want all: %v",
+				count(s.ops, "QLinearConv"), convs, count(s.ops, "QLinearAdd"), adds, s.ops)
+		}
+	}
+}

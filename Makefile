@@ -47,6 +47,8 @@ fuzz:
 	$(GO) test ./resnet -run '^$$' -fuzz '^FuzzLoad$$' -fuzztime $(FUZZTIME) -fuzzminimizetime 2s
 	$(GO) test ./resnet -run '^$$' -fuzz '^FuzzLoadMutated$$' -fuzztime $(FUZZTIME) -fuzzminimizetime 2s
 	$(GO) test ./internal/npy -run '^$$' -fuzz '^FuzzDecode$$' -fuzztime 10s -fuzzminimizetime 2s
+	$(GO) test ./train/pth -run '^$$' -fuzz '^FuzzReadPTH$$' -fuzztime 10s -fuzzminimizetime 2s
+	$(GO) test ./train/pth -run '^$$' -fuzz '^FuzzReadPTHPickle$$' -fuzztime $(FUZZTIME) -fuzzminimizetime 2s
 
 run: setup-run build
 	@scripts/run.sh

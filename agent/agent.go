@@ -56,6 +56,8 @@ type Agent struct {
 	head   atomic.Pointer[activeHead] // nil: the model's own classifier
 	learn  *learner                   // nil when learning is off
 	gpio   *gpioUnit                  // nil without gpio pins
+	web    *webHub                    // the page's live events (webevents.go)
+	auth   *webAuth                   // http.auth: sessions, tokens (webauth.go)
 
 	processed atomic.Uint64
 	readyOnce sync.Once
@@ -95,9 +97,10 @@ func New(cfg Config, opt Options) (*Agent, error) {
 	if cfg.Device.Name == "" {
 		cfg.Device.Name = "Shortcut " + cfg.Device.ID
 	}
-	a := &Agent{cfg: cfg, opt: opt, log: opt.Logger, met: newMetrics(), notify: notifierFromEnv(opt.Getenv),
+	a := &Agent{cfg: cfg, opt: opt, log: opt.Logger, met: newMetrics(), notify: notifierFromEnv(opt.Getenv), web: newWebHub(),
 		topics: Topics{Prefix: cfg.MQTT.TopicPrefix, Device: cfg.Device.ID, DiscoveryPrefix: cfg.MQTT.Discovery.Prefix}}
 	a.met.reg.MustRegister(newSourceCollector(a), newThermalCollector(thermalRoot))
+	a.auth = newWebAuth(cfg.HTTP, a.log.With("component", "http"))
 	c, err := a.loadModel(cfg.Model.Path)
 	if err := cfg.ModelError(c, err); err != nil {
 		return nil, err // names model.path and its line

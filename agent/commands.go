@@ -64,11 +64,14 @@ func notSaved(what string, err error) *cmdError {
 		"; a restart would lose it unless a later change saves (free space in the state directory, or fix its permissions)"}
 }
 
-// command is one request, from MQTT or the GPIO button.
+// command is one request, from MQTT, HTTP or the GPIO button.
 type command struct {
 	name    string
 	payload []byte
-	from    string // "mqtt" or "button"
+	from    string // "mqtt", "http" or "button"
+	// reply, when not nil, also gets the answer (capacity 1): the HTTP
+	// handler waiting to write it.
+	reply chan<- Reply
 }
 
 // Requests. Optional numbers are pointers so that an omitted field takes
@@ -530,6 +533,13 @@ func (a *Agent) replyWarn(c command, result any, cerr *cmdError, warn string) {
 	if result != nil {
 		r.Result = mustJSON(result)
 	}
+	if c.reply != nil {
+		select {
+		case c.reply <- r:
+		default:
+		}
+	}
+	a.web.publish(webReply, r)
 	name := c.name
 	if !contains(commandNames, name) {
 		name = "unknown" // keep the metric's label set bounded

@@ -292,6 +292,11 @@ type HTTPConfig struct {
 	WriteTimeout time.Duration `yaml:"write_timeout"`
 	// MaxConnections caps the open connections; streams may hold half.
 	MaxConnections int `yaml:"max_connections"`
+	// Auth guards the web page and the API (webauth.go).
+	Auth AuthConfig `yaml:"auth"`
+	// Insecure lets the server listen beyond loopback without any user
+	// or token.
+	Insecure bool `yaml:"insecure"`
 }
 
 // LogConfig selects log output.
@@ -313,7 +318,8 @@ func Defaults() Config {
 			Discovery:   DiscoveryConfig{Enabled: true, Prefix: "homeassistant", BinarySensors: []string{}},
 		},
 		EmbeddedBroker: BrokerConfig{Address: "127.0.0.1:1883"},
-		HTTP:           HTTPConfig{Address: "127.0.0.1:8080", SnapshotQuality: 80, ReadTimeout: 10 * time.Second, IdleTimeout: 30 * time.Second, WriteTimeout: 10 * time.Second, MaxConnections: 64},
+		HTTP:           HTTPConfig{Address: "127.0.0.1:8080", SnapshotQuality: 80, ReadTimeout: 10 * time.Second, IdleTimeout: 30 * time.Second, WriteTimeout: 10 * time.Second, MaxConnections: 64,
+			Auth: AuthConfig{Users: []UserConfig{}, Tokens: []TokenConfig{}, SessionTTL: 12 * time.Hour}},
 		Learning:       LearningConfig{Enabled: true, MaxCount: 100, ExamplesPerLabel: 100, MaxLabels: 64, ThumbnailSize: 96},
 		GPIO: GPIOConfig{Button: ButtonConfig{LongPress: 2 * time.Second, ActiveLow: true, Pull: "up", Debounce: 30 * time.Millisecond},
 			Outputs: []OutputConfig{}},
@@ -728,6 +734,7 @@ func (c *Config) validateHTTP(e *fieldErrors) {
 	if c.HTTP.MaxConnections < 2 {
 		e.bad("http.max_connections", "is %d; want at least 2 (a stream may hold half of them)", c.HTTP.MaxConnections)
 	}
+	c.validateAuth(e)
 }
 
 func (c *Config) validateLog(e *fieldErrors) {

@@ -175,10 +175,18 @@ func diffLines(want, got string) string {
 
 // TestCommandRepliesFreezeTheirPayloads sends one of each command (and a
 // few refused ones) to an agent on a fake model and compares the replies,
-// volatile fields normalised, with testdata/commands.golden.json. A change
-// here changes what scripts and dashboards parse: update PAYLOADS.md with
-// it.
+// volatile fields normalised, with testdata/commands.golden.json: once over
+// MQTT (cmd/<name>, reply/<name>) and once over HTTP (POST
+// /api/v1/commands/<name>), which must answer with the very same replies.
+// A change here changes what scripts and dashboards parse: update
+// PAYLOADS.md with it.
 func TestCommandRepliesFreezeTheirPayloads(t *testing.T) {
+	for _, transport := range []string{"mqtt", "http"} {
+		t.Run(transport, func(t *testing.T) { commandRepliesGolden(t, transport) })
+	}
+}
+
+func commandRepliesGolden(t *testing.T, transport string) {
 	broker := startMosquitto(t, 0)
 	cfg := testConfig(broker.URL())
 	cfg.Learning.Enabled = true
@@ -189,10 +197,16 @@ func TestCommandRepliesFreezeTheirPayloads(t *testing.T) {
 	model := fakeModel(contractTable)
 	model.Model.EmbeddingDim = 4
 	model.Embed = func(in []float32) []float32 { return []float32{in[0], 1, 0.5, 0.25} }
-	runAgent(t, cfg, agent.Options{
+	a, _ := runAgent(t, cfg, agent.Options{
 		OpenSource: func(agent.CameraConfig) (agent.FrameSource, error) { return src, nil },
 		LoadModel:  func(string) (agent.Classifier, error) { return model, nil }})
 	cmd := newCommander(t, broker.URL(), "testdev")
+	send := cmd.send
+	if transport == "http" {
+		send = func(name string, payload any) agent.Reply {
+			return postCommand(t, "http://"+a.HTTPAddr(), name, payload, cmd.n.Add(1), nil)
+		}
+	}
 	var replies []any
 	for _, c := range []struct {
 		name    string
@@ -213,7 +227,7 @@ func TestCommandRepliesFreezeTheirPayloads(t *testing.T) {
 		{agent.CmdReset, `{"id": "reset-8"}`}, // a repeated delivery
 		{agent.CmdReset, `{}`},
 	} {
-		r := cmd.send(c.name, c.payload)
+		r := send(c.name, c.payload)
 		replies = append(replies, normalise(t, msg{Topic: "reply/" + c.name, Payload: string(mustMarshal(t, r))}))
 	}
 	var heads []string

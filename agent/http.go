@@ -124,24 +124,23 @@ func (a *Agent) Health() Health {
 
 // Handler serves /healthz (200 when ready, 503 when degraded, JSON either
 // way), /metrics (Prometheus), /snapshot.jpg[?camera=id] (the camera's
-// latest frame; the first camera by default) and /stream.mjpeg[?camera=id]
-// (its frames as they come, for an <img> in a browser).
+// latest frame; the first camera by default), /stream.mjpeg[?camera=id]
+// (its frames as they come, for an <img> in a browser; also
+// /cameras/<id>/snapshot.jpg and /cameras/<id>/stream.mjpg), and the web
+// page with its API (web.go, webapi.go), each behind http.auth (webauth.go).
 func (a *Agent) Handler() http.Handler {
 	mux := http.NewServeMux()
-	mux.HandleFunc("GET /healthz", func(w http.ResponseWriter, r *http.Request) {
+	mux.Handle("GET /healthz", a.guard(guardOpen, func(w http.ResponseWriter, r *http.Request) {
 		h := a.Health()
 		w.Header().Set("Content-Type", "application/json")
 		if h.Status != "ready" {
 			w.WriteHeader(http.StatusServiceUnavailable)
 		}
 		json.NewEncoder(w).Encode(h)
-	})
-	mux.Handle("GET /metrics", promhttp.HandlerFor(a.met.reg, promhttp.HandlerOpts{}))
-	mux.HandleFunc("GET /snapshot.jpg", func(w http.ResponseWriter, r *http.Request) {
-		cam := a.cameraFor(w, r)
-		if cam == nil {
-			return
-		}
+	}))
+	metrics := promhttp.HandlerFor(a.met.reg, promhttp.HandlerOpts{})
+	mux.Handle("GET /metrics", a.guard(guardMetrics, metrics.ServeHTTP))
+	snapshot := func(w http.ResponseWriter, cam *camera) {
 		b, err := a.snapshot(cam)
 		if err != nil {
 			http.Error(w, err.Error(), http.StatusServiceUnavailable)
@@ -150,27 +149,50 @@ func (a *Agent) Handler() http.Handler {
 		w.Header().Set("Content-Type", "image/jpeg")
 		w.Header().Set("Cache-Control", "no-store")
 		w.Write(b)
-	})
+	}
 	// Streams hold their connection for as long as the viewer stays: at
 	// most half of http.max_connections, so that /healthz and /metrics
 	// always find room.
 	streams := make(chan struct{}, max(1, a.cfg.HTTP.MaxConnections/2))
-	mux.HandleFunc("GET /stream.mjpeg", func(w http.ResponseWriter, r *http.Request) {
-		cam := a.cameraFor(w, r)
-		if cam == nil {
+	stream := func(w http.ResponseWriter, r *http.Request, cam *camera) {
+		if !takeStream(w, streams, a.cfg.HTTP.MaxConnections) {
 			return
 		}
-		select {
-		case streams <- struct{}{}:
-			defer func() { <-streams }()
-		default:
-			http.Error(w, fmt.Sprintf("%d streams are open, as many as http.max_connections (%d) allows; close one, or raise http.max_connections",
-				cap(streams), a.cfg.HTTP.MaxConnections), http.StatusServiceUnavailable)
-			return
-		}
+		defer func() { <-streams }()
 		a.stream(w, r, cam)
-	})
+	}
+	mux.Handle("GET /snapshot.jpg", a.guard(guardAPI, func(w http.ResponseWriter, r *http.Request) {
+		if cam := a.cameraFor(w, r); cam != nil {
+			snapshot(w, cam)
+		}
+	}))
+	mux.Handle("GET /stream.mjpeg", a.guard(guardAPI, func(w http.ResponseWriter, r *http.Request) {
+		if cam := a.cameraFor(w, r); cam != nil {
+			stream(w, r, cam)
+		}
+	}))
+	mux.Handle("GET /cameras/{id}/snapshot.jpg", a.guard(guardAPI, func(w http.ResponseWriter, r *http.Request) {
+		if cam := a.cameraAt(w, r); cam != nil {
+			snapshot(w, cam)
+		}
+	}))
+	mux.Handle("GET /cameras/{id}/stream.mjpg", a.guard(guardAPI, func(w http.ResponseWriter, r *http.Request) {
+		if cam := a.cameraAt(w, r); cam != nil {
+			stream(w, r, cam)
+		}
+	}))
+	a.webRoutes(mux, streams)
 	return mux
+}
+
+// cameraAt is the camera the path names (/cameras/<id>/...); it answers
+// 404 itself, and returns nil, for an unknown id.
+func (a *Agent) cameraAt(w http.ResponseWriter, r *http.Request) *camera {
+	if c := a.cameraByID(r.PathValue("id")); c != nil {
+		return c
+	}
+	http.Error(w, fmt.Sprintf("no camera %q (cameras: %v)", r.PathValue("id"), a.cameraIDs()), http.StatusNotFound)
+	return nil
 }
 
 // cameraFor is the camera that r names with ?camera=id, the first one
@@ -266,6 +288,10 @@ const httpReadHeaderTimeout = 5 * time.Second
 // http.max_connections open connections (connLimiter). Its requests'
 // contexts are ctx's children, so that streams end when the agent stops.
 func (a *Agent) newHTTPServer(ctx context.Context, ln net.Listener) (*http.Server, net.Listener) {
+	if host, _, err := net.SplitHostPort(a.cfg.HTTP.Address); err == nil && !a.auth.enabled() && !loopbackHost(host) {
+		a.log.Warn("http.insecure: the page and the API are open to anyone who can reach this address, without login: "+
+			"add a user or token under http.auth (shortcut-agent hash-password), or listen on 127.0.0.1", "address", a.cfg.HTTP.Address)
+	}
 	lim := newConnLimiter(ln, a.cfg.HTTP.MaxConnections, a.met.httpConns)
 	srv := &http.Server{
 		Handler:           a.Handler(),

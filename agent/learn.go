@@ -90,6 +90,7 @@ type captureReq struct {
 	count    int
 	interval time.Duration
 	out      chan example // capacity count
+	id       string       // the learn command's id, for progress events
 
 	sent int
 	next time.Time // frames captured before it are not taken
@@ -333,7 +334,7 @@ func (l *learner) startLearn(ctx context.Context, c command, req learnRequest) *
 	// Only frames captured from now on: the ones still in the pipeline's
 	// queues may show the scene before the user set it up.
 	r := &captureReq{label: req.Label, count: *req.Count, interval: time.Duration(*req.IntervalMS) * time.Millisecond,
-		out: make(chan example, *req.Count), next: time.Now()}
+		out: make(chan example, *req.Count), next: time.Now(), id: req.ID}
 	cam.capture.Store(r)
 	l.log.Info("learning", "label", req.Label, "camera", cam.cfg.ID, "count", r.count, "interval", r.interval)
 	l.wg.Go(func() {
@@ -384,6 +385,8 @@ func (l *learner) collect(ctx context.Context, store *head.Store, cam *camera, r
 				return res, &cmdError{codeFailed, err.Error()}
 			}
 			res.Added++
+			l.a.web.publish(webProgress, LearnProgress{Time: stamp(time.Now()), Command: CmdLearn, ID: r.id, Label: r.label,
+				Camera: cam.cfg.ID, Added: res.Added, Requested: r.count})
 			if dropped {
 				res.Dropped++
 			}

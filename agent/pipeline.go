@@ -230,12 +230,12 @@ func (a *Agent) decide(c *camera, in <-chan classified) {
 		tk := rankScores(r, a.cfg.Model.TopK)
 		model := a.modelOf(r)
 		a.observePrediction(c.cfg.ID, tk[0], now)
+		p := Prediction{Time: stamp(r.f.Time), Device: a.cfg.Device.ID, Camera: c.cfg.ID, Seq: r.f.Seq,
+			Label: tk[0].Label, Score: tk[0].Score, TopK: tk, Model: model, LatencyMS: lat}
 		if a.cfg.MQTT.Predictions.Enabled && c.limiter.allow(now) {
-			a.pub.enqueue(message{kind: "prediction", topic: a.topics.Prediction(c.cfg.ID), payload: mustJSON(Prediction{
-				Time: stamp(r.f.Time), Device: a.cfg.Device.ID, Camera: c.cfg.ID, Seq: r.f.Seq,
-				Label: tk[0].Label, Score: tk[0].Score, TopK: tk, Model: model, LatencyMS: lat,
-			})})
+			a.pub.enqueue(message{kind: "prediction", topic: a.topics.Prediction(c.cfg.ID), payload: mustJSON(p)})
 		}
+		a.web.prediction(p, now)
 		a.updateState(c, r, tk, model, lat)
 		a.markAlive(c, now)
 	}
@@ -305,6 +305,7 @@ func (a *Agent) updateState(c *camera, r classified, tk []Scored, model ModelRef
 	c.state.Store(s.Label)
 	a.log.Info("state changed", "camera", id, "label", s.Label, "previous", s.Previous, "seq", r.f.Seq)
 	a.pub.enqueue(message{kind: "state", topic: a.topics.State(id), payload: mustJSON(s), retained: true})
+	a.web.publish(webState, s)
 }
 
 // markAlive records a processed frame for /healthz and the watchdog, and

@@ -53,6 +53,7 @@ func (a *Agent) event(e Event) {
 		return
 	}
 	e.Time, e.Device = stamp(time.Now()), a.cfg.Device.ID
+	a.web.publish(webEvent, e)
 	a.pub.enqueue(message{kind: "event", topic: a.topics.Event(), payload: mustJSON(e)})
 }
 

@@ -1,0 +1,218 @@
+package agent
+
+import (
+	"errors"
+	"fmt"
+	"io"
+	"mime"
+	"net/http"
+	"regexp"
+	"time"
+
+	"github.com/shortcut-edge/shortcut/internal/buildinfo"
+)
+
+// The HTTP API (/api/v1/...) of the page and of scripts. Commands are the
+// MQTT commands: POST /api/v1/commands/<name> takes the same JSON body,
+// goes through the same learner (its queue, busy rules and checks) and
+// answers with the same Reply, which is also published on MQTT's
+// reply/<name> and as a "reply" event, whichever transport sent it.
+
+// apiError is the body of an API refusal that is not a command's reply.
+type apiError struct {
+	Error string `json:"error"`
+}
+
+func writeJSON(w http.ResponseWriter, status int, v any) {
+	w.Header().Set("Content-Type", "application/json")
+	w.Header().Set("Cache-Control", "no-store")
+	w.WriteHeader(status)
+	w.Write(append(mustJSON(v), '\n'))
+}
+
+// replyStatus is the HTTP status of a command's reply.
+func replyStatus(r Reply) int {
+	switch r.Code {
+	case "":
+		return http.StatusOK
+	case codeInvalid:
+		return http.StatusBadRequest
+	case codeUnknownCommand:
+		return http.StatusNotFound
+	case codeBusy, codeDuplicate:
+		return http.StatusConflict
+	case codeUnavailable:
+		return http.StatusServiceUnavailable
+	}
+	return http.StatusInternalServerError
+}
+
+// serveCommand runs one command for an HTTP client and answers with its
+// reply. learn and train answer when they are done, so the write deadline
+// is lifted while the handler waits (the client may hang up: the request's
+// context ends, and the command goes on as an MQTT one would).
+func (a *Agent) serveCommand(w http.ResponseWriter, r *http.Request) {
+	name := r.PathValue("name")
+	now := stamp(time.Now())
+	refused := func(status int, code, msg string) {
+		writeJSON(w, status, Reply{Time: now, Device: a.cfg.Device.ID, Command: name, OK: false, Code: code, Error: msg})
+	}
+	if a.learn == nil {
+		refused(http.StatusServiceUnavailable, codeUnavailable, "on-device learning is off (learning.enabled: false in the configuration); no command can run")
+		return
+	}
+	if ct := r.Header.Get("Content-Type"); ct != "" {
+		if mt, _, err := mime.ParseMediaType(ct); err != nil || mt != "application/json" {
+			refused(http.StatusUnsupportedMediaType, codeInvalid, fmt.Sprintf("Content-Type %q: send the command as application/json", ct))
+			return
+		}
+	}
+	body, err := io.ReadAll(http.MaxBytesReader(w, r.Body, MaxCommandBytes))
+	if err != nil {
+		var mbe *http.MaxBytesError
+		if errors.As(err, &mbe) {
+			refused(http.StatusRequestEntityTooLarge, codeInvalid, fmt.Sprintf("the body is more than %d bytes, the limit of a command; nothing was done", MaxCommandBytes))
+			return
+		}
+		refused(http.StatusBadRequest, codeInvalid, "reading the body: "+err.Error())
+		return
+	}
+	ch := make(chan Reply, 1)
+	a.learn.submit(command{name: name, payload: body, from: "http", reply: ch})
+	rc := http.NewResponseController(w)
+	rc.SetWriteDeadline(time.Time{})
+	select {
+	case rep := <-ch:
+		rc.SetWriteDeadline(time.Now().Add(a.cfg.HTTP.WriteTimeout))
+		writeJSON(w, replyStatus(rep), rep)
+	case <-r.Context().Done():
+	}
+}
+
+// WebStatus is GET /api/v1/status: health, cameras, and the latest events.
+type WebStatus struct {
+	Device   string      `json:"device"`
+	Name     string      `json:"name"`
+	Version  string      `json:"version"`
+	User     string      `json:"user,omitempty"`
+	Health   Health      `json:"health"`
+	Cameras  []WebCamera `json:"cameras"`
+	Learning bool        `json:"learning"`
+	TopK     int         `json:"top_k"`
+	Events   []WebEvent  `json:"events"` // oldest first; predictions excepted
+}
+
+// WebCamera is a camera in WebStatus.
+type WebCamera struct {
+	ID       string `json:"id"`
+	State    string `json:"state"` // the debounced label, "none" before one settles
+	Stream   string `json:"stream"`
+	Snapshot string `json:"snapshot"`
+}
+
+func (a *Agent) serveStatus(w http.ResponseWriter, r *http.Request) {
+	s := WebStatus{Device: a.cfg.Device.ID, Name: a.cfg.Device.Name, Version: buildinfo.Version, Health: a.Health(),
+		Learning: a.learn != nil, TopK: a.cfg.Model.TopK, Events: a.web.recentEvents(), Cameras: []WebCamera{}}
+	if id, err := a.auth.identify(r); err == nil {
+		s.User = id.name
+	}
+	for _, c := range a.cams {
+		st, _ := c.state.Load().(string)
+		if st == "" {
+			st = NoState
+		}
+		s.Cameras = append(s.Cameras, WebCamera{ID: c.cfg.ID, State: st,
+			Stream: "/cameras/" + c.cfg.ID + "/stream.mjpg", Snapshot: "/cameras/" + c.cfg.ID + "/snapshot.jpg"})
+	}
+	writeJSON(w, http.StatusOK, s)
+}
+
+// WebSession is GET /api/v1/session: who is logged in, and the CSRF
+// token the page sends with each state-changing request.
+type WebSession struct {
+	Auth bool   `json:"auth"` // whether users or tokens are configured
+	User string `json:"user,omitempty"`
+	CSRF string `json:"csrf,omitempty"`
+}
+
+func (a *Agent) serveSession(w http.ResponseWriter, r *http.Request) {
+	s := WebSession{Auth: a.auth.enabled()}
+	if id, err := a.auth.identify(r); err == nil {
+		s.User = id.name
+		if id.session != nil {
+			s.CSRF = id.session.csrf
+		}
+	}
+	writeJSON(w, http.StatusOK, s)
+}
+
+// WebLabels is GET /api/v1/labels: the labels command's result, with
+// each label's examples.
+type WebLabels struct {
+	LabelsResult
+	Examples []WebLabelExamples `json:"examples"`
+}
+
+// WebLabelExamples are one label's stored examples, oldest first.
+type WebLabelExamples struct {
+	Label    string       `json:"label"`
+	Examples []WebExample `json:"examples"`
+}
+
+// WebExample is one stored example; JPG is its thumbnail's URL, empty
+// when it has none.
+type WebExample struct {
+	ID  string `json:"id"`
+	JPG string `json:"jpg,omitempty"`
+}
+
+func (a *Agent) serveLabels(w http.ResponseWriter, r *http.Request) {
+	if a.learn == nil {
+		writeJSON(w, http.StatusServiceUnavailable, apiError{"on-device learning is off (learning.enabled: false in the configuration)"})
+		return
+	}
+	res, _ := a.learn.labels()
+	out := WebLabels{LabelsResult: res, Examples: []WebLabelExamples{}}
+	if store, cerr := a.learn.ready(); cerr == nil {
+		for _, le := range store.ExampleIDs() {
+			we := WebLabelExamples{Label: le.Label, Examples: make([]WebExample, len(le.IDs))}
+			for i, id := range le.IDs {
+				we.Examples[i].ID = id
+				if le.Thumbnail[i] {
+					we.Examples[i].JPG = "/api/v1/examples/" + id + ".jpg"
+				}
+			}
+			out.Examples = append(out.Examples, we)
+		}
+	}
+	writeJSON(w, http.StatusOK, out)
+}
+
+// exampleFile is the only form GET /api/v1/examples/ accepts: an id
+// (agent/head/ids.go) and ".jpg".
+var exampleFile = regexp.MustCompile(`^([0-9a-f]{16}(?:-[0-9]{1,4})?)\.jpg$`)
+
+func (a *Agent) serveExample(w http.ResponseWriter, r *http.Request) {
+	m := exampleFile.FindStringSubmatch(r.PathValue("file"))
+	if m == nil {
+		writeJSON(w, http.StatusNotFound, apiError{fmt.Sprintf("%q is not an example's file name: want <id>.jpg with an id from /api/v1/labels", r.PathValue("file"))})
+		return
+	}
+	if a.learn == nil {
+		writeJSON(w, http.StatusNotFound, apiError{"on-device learning is off; there are no examples"})
+		return
+	}
+	store, cerr := a.learn.ready()
+	if cerr != nil {
+		writeJSON(w, http.StatusNotFound, apiError{cerr.msg})
+		return
+	}
+	b, _, ok := store.Thumbnail(m[1])
+	if !ok {
+		writeJSON(w, http.StatusNotFound, apiError{fmt.Sprintf("no stored example %s has a thumbnail (forgotten, replaced by a newer one, or learning.thumbnail_size is 0)", m[1])})
+		return
+	}
+	w.Header().Set("Content-Type", "image/jpeg")
+	w.Header().Set("Cache-Control", "private, max-age=300")
+	w.Write(b)
+}

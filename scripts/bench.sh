@@ -5,6 +5,8 @@ set -euo pipefail
 cd "$(dirname "$0")/.."
 echo "== runtime: int8 ResNet-50 224x224 (ours vs a real TFLite, same run)"
 go run ./internal/cmd/benchtable -train bin/shortcut-train -iters "${BENCH_ITERS:-5}"
+echo "== runtime: ours vs ONNX Runtime (native CPU), int8 and float ResNet-50/18 224 and ResNet-20 32, 1 and 2 threads, interleaved"
+go run ./internal/cmd/benchtable -train bin/shortcut-train -peer ort -rounds "${BENCH_ROUNDS:-5}" -iters "${BENCH_ORT_ITERS:-2}"
 echo "== runtime: ResNet-50 224 per kernel path and thread count"
 go test -run '^$' -bench ResNet50 -benchtime "${BENCH_ITERS:-5}x" ./resnet/interp/
 echo "== camera: capture + preprocessing per frame (640x480 and 1920x1080 to 224x224)"

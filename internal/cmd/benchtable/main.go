@@ -1,6 +1,12 @@
-// Command benchtable prints `make bench`'s runtime table: int8 ResNet-50 at
-// 224x224, batch 1, in our runtime and in a real TFLite (LiteRT.js, XNNPACK
-// over WASM SIMD) measured in the same run, with the ratios.
+// Command benchtable prints `make bench`'s runtime tables, each measured in
+// one run beside its peer:
+//
+//   - -peer litert (the default): int8 ResNet-50 at 224x224, batch 1, in our
+//     runtime and in a real TFLite (LiteRT.js, XNNPACK over WASM SIMD);
+//   - -peer ort: int8 and float ResNet-50 224, ResNet-18 224 and CIFAR
+//     ResNet-20 32x32 in our runtime and in ONNX Runtime (native, on the
+//     model exported by resnet/onnx), 1 and 2 threads, interleaved round by
+//     round, with min, median and the ratio ours/ORT (ort.go).
 package main
 
 import (
@@ -24,9 +30,21 @@ func main() {
 	bin := flag.String("train", "bin/shortcut-train", "the shortcut-train binary")
 	depth := flag.Int("depth", 50, "ResNet depth")
 	size := flag.Int("size", 224, "input height and width")
-	iters := flag.Int("iters", 5, "timed inferences per engine")
+	iters := flag.Int("iters", 5, "timed inferences per engine (-peer ort: per engine and round)")
+	peer := flag.String("peer", "litert", "litert (int8 ResNet-50 vs LiteRT.js) or ort (ResNets vs ONNX Runtime)")
+	rounds := flag.Int("rounds", 5, "-peer ort: interleaved rounds per model and thread count")
+	models := flag.String("models", "resnet50,resnet18,resnet20", "-peer ort: models to time (resnet50, resnet18: 224x224; resnet20: 32x32)")
 	flag.Parse()
-	if err := run(*bin, *depth, *size, *iters); err != nil {
+	var err error
+	switch *peer {
+	case "litert":
+		err = run(*bin, *depth, *size, *iters)
+	case "ort":
+		err = runORT(*bin, *models, *rounds, *iters)
+	default:
+		err = fmt.Errorf("-peer %q: want litert or ort", *peer)
+	}
+	if err != nil {
 		fmt.Fprintln(os.Stderr, "benchtable:", err)
 		os.Exit(1)
 	}

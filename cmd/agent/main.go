@@ -1,7 +1,8 @@
 // Command shortcut-agent is the on-board daemon (package agent): it reads
 // one YAML configuration, classifies camera frames and publishes the
 // results over MQTT. It also checks a configuration (--check-config) or a
-// model (--check-model) and exits; --version prints the build's version.
+// model (--check-model) and exits; --version prints the build's version;
+// `shortcut-agent hash-password` prints a bcrypt hash for http.auth.users.
 //
 // Signals: SIGINT and SIGTERM stop it cleanly (publishing "offline");
 // SIGHUP reloads the model file beside the running one.
@@ -32,6 +33,9 @@ func main() {
 }
 
 func run(args []string, stdout, stderr io.Writer) int {
+	if len(args) > 0 && args[0] == "hash-password" {
+		return hashPassword(args[1:], os.Stdin, stdout, stderr)
+	}
 	fs := flag.NewFlagSet("shortcut-agent", flag.ContinueOnError)
 	fs.SetOutput(stderr)
 	configPath := fs.String("config", defaultConfig, "the YAML configuration (keys and defaults: configs/agent.yaml)")

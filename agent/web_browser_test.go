@@ -97,6 +97,13 @@ func TestThePageTeachesALabelInABrowser(t *testing.T) {
 		chromedp.WaitVisible(chromedp.CSS("#cam-front img")))
 	first := poll("a live label", `document.querySelector("#cam-front .label").dataset.label || ""`)
 	poll("the live picture", `(() => { const i = document.querySelector("#cam-front img"); return i.complete && i.naturalWidth > 0 ? "yes" : "" })()`)
+	// The top-k bars are as long as their scores (an inline style attribute
+	// would be blocked by the page's CSP and leave every bar full).
+	bars := poll("top-k bars of different lengths", `(() => {
+		const f = [...document.querySelectorAll("#cam-front .fill")].map((e) => e.getBoundingClientRect().width);
+		return f.length > 1 && f[0] > f[f.length - 1] ? f.map((w) => w.toFixed(0)).join(" ") : "";
+	})()`)
+	t.Logf("top-k bar widths: %s px", bars)
 	shot("web-live-desktop.png", 1280, 900)
 	shot("web-live-390.png", 390, 844)
 

@@ -8,7 +8,11 @@ const $ = (sel) => document.querySelector(sel);
 const el = (tag, attrs = {}, ...kids) => {
   const e = document.createElement(tag);
   for (const [k, v] of Object.entries(attrs)) {
-    if (k === "text") e.textContent = v; else e.setAttribute(k, v);
+    // A style attribute is blocked by the page's CSP (style-src 'self');
+    // CSSOM properties are not.
+    if (k === "text") e.textContent = v;
+    else if (k === "width") e.style.width = v;
+    else e.setAttribute(k, v);
   }
   e.append(...kids);
   return e;
@@ -112,7 +116,7 @@ function renderPrediction(p) {
   c.label.dataset.label = p.label;
   c.bars.replaceChildren(...p.top_k.map((t) => el("div", { class: "bar" },
     el("span", { text: t.label, title: t.label }),
-    el("div", { class: "track" }, el("div", { class: "fill", style: `width:${(t.score * 100).toFixed(1)}%` })),
+    el("div", { class: "track" }, el("div", { class: "fill", width: `${(t.score * 100).toFixed(1)}%` })),
     el("span", { text: (t.score * 100).toFixed(1) + "%" }))));
 }
 

@@ -79,6 +79,7 @@ TEST_PACKAGES=(
 	"libarmnn-dev|Arm NN, a second witness and an accelerator backend"
 	"libarmnntfliteparser-dev|Arm NN's .tflite parser"
 	"libarmnn-cpuref-backend22|Arm NN's reference backend"
+	"chromium|the agent's web page tested in a real browser (headless)"
 )
 
 wanted=("${RUN_PACKAGES[@]}")

@@ -60,7 +60,7 @@ goroot=$(go env GOROOT)
 [ -x "$goroot/bin/go" ] || die "no go binary under GOROOT $goroot"
 head=$(git rev-parse HEAD) || die "not a git checkout"
 if [ -n "$(git status --porcelain --untracked-files=no)" ]; then
-	say "note: uncommitted changes are not checked; the root gets HEAD ($(git rev-parse --short HEAD))"
+	say "note: uncommitted changes are not checked; the root gets HEAD (${head:0:7})"
 fi
 
 # The mirror this machine's apt uses for bookworm main.
@@ -195,7 +195,7 @@ run_cmd() { # run_cmd NAME
 [ "$only" = test ] || run_cmd run
 [ "$only" = run ] || run_cmd test
 
-say "summary (Debian 12 minbase, $(nproc) cores, $(git rev-parse --short HEAD)):"
+say "summary (Debian 12 minbase, $(nproc) cores, ${head:0:7}):"
 printf '  %s\n' "${results[@]}"
 say "total $(($(date +%s) - t0)) s"
 [ "$failed" = 0 ] || exit 1

@@ -6,8 +6,9 @@
 #   scripts/setup.sh run    what `make run` needs: cgo, OpenCV with its
 #                           GStreamer plugins, Fashion-MNIST (the demo video)
 #   scripts/setup.sh test   all of `run`, plus what `make test` and the board
-#                           builds need: mosquitto, the real TFLite under Node,
-#                           Arm NN, qemu and the arm64 cross toolchain and sysroot
+#                           builds need: mosquitto, the real TFLite and ONNX
+#                           Runtime under Node, Arm NN, chromium, qemu and the
+#                           arm64 cross toolchain and sysroot
 #   scripts/setup.sh        the same as `test`
 #
 # Output: one line per thing installed and why, then `setup: ok`. apt's and
@@ -124,6 +125,16 @@ if [ "$part" = test ]; then
 		cat "$log.node" >>"$log"
 		rm -f "$log.node"
 		[ "$ok" = 1 ] || fail "tools/tflite-node/setup.sh failed"
+	fi
+	# ONNX Runtime, the native peer (onnxruntime-node 1.30.0, lock file
+	# committed, npm ci --ignore-scripts).
+	if [ -x tools/ort-node/setup.sh ]; then
+		ok=1
+		tools/ort-node/setup.sh >"$log.ort" 2>&1 || ok=0
+		grep -E '^ort-node setup:' "$log.ort" | sed 's/^ort-node setup: /setup: onnx runtime: /' || true
+		cat "$log.ort" >>"$log"
+		rm -f "$log.ort"
+		[ "$ok" = 1 ] || fail "tools/ort-node/setup.sh failed"
 	fi
 	# The arm64 sysroot (Debian's arm64 OpenCV and Arm NN unpacked; made once).
 	ok=1

@@ -17,9 +17,9 @@ func Built() bool { return false }
 func Load(*resnet.Model, Options) (*Net, error) { return nil, ErrNotBuilt }
 
 func (*Net) NewSession() (*Session, error) { return nil, ErrNotBuilt }
-func (*Net) Close()                       {}
-func (*Net) Provider() Provider           { return "" }
-func (*Session) Input() []float32         { return nil }
-func (*Session) Run() ([]float32, error)  { return nil, ErrNotBuilt }
-func (*Session) Embedding() []float32     { return nil }
-func (*Session) Close()                   {}
+func (*Net) Close()                        {}
+func (*Net) Provider() Provider            { return "" }
+func (*Session) Input() []float32          { return nil }
+func (*Session) Run() ([]float32, error)   { return nil, ErrNotBuilt }
+func (*Session) Embedding() []float32      { return nil }
+func (*Session) Close()                    {}

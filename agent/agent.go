@@ -64,6 +64,7 @@ type Agent struct {
 
 	reloadMu  sync.Mutex
 	modelStat fileStamp
+	modelPath string // the file in use: model.path, or one a model command installed
 
 	brokerURL string
 	httpLn    net.Listener
@@ -101,16 +102,31 @@ func New(cfg Config, opt Options) (*Agent, error) {
 		topics: Topics{Prefix: cfg.MQTT.TopicPrefix, Device: cfg.Device.ID, DiscoveryPrefix: cfg.MQTT.Discovery.Prefix}}
 	a.met.reg.MustRegister(newSourceCollector(a), newThermalCollector(thermalRoot))
 	a.auth = newWebAuth(cfg.HTTP, a.log.With("component", "http"))
-	c, err := a.loadModel(cfg.Model.Path)
-	if err := cfg.ModelError(c, err); err != nil {
-		return nil, err // names model.path and its line
+	a.modelPath = cfg.Model.Path
+	var c Classifier
+	var err error
+	if p, err := startModelPath(cfg, opt.Getenv); err != nil {
+		a.log.Error("the record of the model installed by a model command cannot be read; running model.path", "err", err, "path", cfg.Model.Path)
+	} else if p != cfg.Model.Path {
+		if c, err = a.loadModel(p); err != nil {
+			a.log.Error("the model a model command installed does not load; running model.path (send a model command again)", "installed", p, "err", err, "path", cfg.Model.Path)
+		} else {
+			a.modelPath = p
+			a.log.Info("running the model a model command installed instead of model.path (rollback goes back)", "path", p)
+		}
+	}
+	if c == nil {
+		c, err = a.loadModel(cfg.Model.Path)
+		if err := cfg.ModelError(c, err); err != nil {
+			return nil, err // names model.path and its line
+		}
 	}
 	for _, comp := range []string{"source", "preprocess", "inference", "mqtt", "model", "learning", "gpio"} {
 		a.met.errors.WithLabelValues(comp) // present at 0 from the start
 	}
 	a.model.Store(&modelRef{c: c, info: c.Info()})
 	a.met.setModel(c.Info(), a.headVersion())
-	a.modelStat, _ = statFile(cfg.Model.Path)
+	a.modelStat, _ = statFile(a.modelPath)
 	if cfg.Learning.Enabled {
 		if a.learn, err = newLearner(a); err != nil {
 			return nil, err
@@ -240,8 +256,9 @@ func (a *Agent) Start() error {
 	pub.discoveryFn = a.discoveryMessages
 	pub.cameraAvailability = a.cameraAvailability
 	if a.learn != nil {
-		pub.onCommand = func(name string, payload []byte) {
-			a.learn.submit(command{name: name, payload: payload, from: "mqtt"})
+		pub.groups = a.cfg.Device.Groups
+		pub.onCommand = func(name string, payload []byte, group string) {
+			a.learn.submit(command{name: name, payload: payload, from: "mqtt", group: group})
 		}
 	}
 	a.pub = pub

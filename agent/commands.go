@@ -39,7 +39,7 @@ const (
 	CmdImport = "import"
 )
 
-var commandNames = []string{CmdLearn, CmdForget, CmdLabels, CmdTrain, CmdReset, CmdExport, CmdImport}
+var commandNames = []string{CmdLearn, CmdForget, CmdLabels, CmdTrain, CmdReset, CmdExport, CmdImport, CmdModel, CmdRollback}
 
 // Reply error codes.
 const (
@@ -69,6 +69,9 @@ type command struct {
 	name    string
 	payload []byte
 	from    string // "mqtt", "http" or "button"
+	// group is the fleet group whose topic carried the command ("" when
+	// it was sent to this device alone).
+	group string
 	// reply, when not nil, also gets the answer (capacity 1): the HTTP
 	// handler waiting to write it.
 	reply chan<- Reply
@@ -196,7 +199,28 @@ func (l *learner) handle(ctx context.Context, c command) {
 		cerr = l.once(c.name, id)
 		return cerr == nil
 	}
+	if c.group != "" && !slices.Contains(groupCommands, c.name) {
+		l.a.reply(c, nil, invalid("%s cannot be sent to a group (group %q); the group commands are %s: send %s to the device's own topic",
+			c.name, c.group, strings.Join(groupCommands, ", "), c.name))
+		return
+	}
 	switch c.name {
+	case CmdModel:
+		var req modelRequest
+		if !parse(&req, &req.ID) {
+			break
+		}
+		if cerr = l.checkModelRequest(&req); cerr != nil || !once(req.ID) {
+			break
+		}
+		if cerr = l.startUpdate(ctx, c, req); cerr == nil {
+			return // replies when done
+		}
+	case CmdRollback:
+		var req plainRequest
+		if parse(&req, &req.ID) && once(req.ID) {
+			result, cerr = l.rollback()
+		}
 	case CmdLearn:
 		var req learnRequest
 		if !parse(&req, &req.ID) || !label(req.Label) {

@@ -84,6 +84,9 @@ type DeviceConfig struct {
 	// ID appears in every topic; empty means the host name.
 	ID   string `yaml:"id"`
 	Name string `yaml:"name"`
+	// Groups are fleet groups: the agent also takes the model and rollback
+	// commands sent to <prefix>/group/<group>/cmd/<name> for each of them.
+	Groups []string `yaml:"groups"`
 }
 
 // ModelConfig selects the classifier.
@@ -99,6 +102,23 @@ type ModelConfig struct {
 	// Accelerator: "cpu" (our kernels), "armnn-cpu" or "armnn-gpu" (Arm NN,
 	// in binaries built with -tags armnn); falls back to "cpu" with a warning.
 	Accelerator string `yaml:"accelerator"`
+	// Updates bounds the model command (update.go): downloads of a new
+	// model over HTTP(S) into the state directory.
+	Updates UpdatesConfig `yaml:"updates"`
+}
+
+// UpdatesConfig bounds model downloads.
+type UpdatesConfig struct {
+	// MaxBytes is the largest model a model command may announce.
+	MaxBytes int64 `yaml:"max_bytes"`
+	// StallTimeout ends a download attempt that received nothing this long;
+	// the next attempt resumes where it stopped.
+	StallTimeout time.Duration `yaml:"stall_timeout"`
+	// Timeout bounds a whole download, every attempt included.
+	Timeout time.Duration `yaml:"timeout"`
+	// Attempts is how many times a download is tried (each later one
+	// resumes with an HTTP Range request).
+	Attempts int `yaml:"attempts"`
 }
 
 // CameraConfig is one pipeline.
@@ -309,7 +329,9 @@ type LogConfig struct {
 // writes the same values out.
 func Defaults() Config {
 	return Config{
-		Model:    ModelConfig{Path: "/var/lib/shortcut/model.tflite", Watch: true, WatchInterval: 5 * time.Second, TopK: 3, Accelerator: "cpu"},
+		Device: DeviceConfig{Groups: []string{}},
+		Model: ModelConfig{Path: "/var/lib/shortcut/model.tflite", Watch: true, WatchInterval: 5 * time.Second, TopK: 3, Accelerator: "cpu",
+			Updates: UpdatesConfig{MaxBytes: 256 << 20, StallTimeout: 30 * time.Second, Timeout: 30 * time.Minute, Attempts: 3}},
 		Decision: DecisionConfig{Threshold: 0.6, Frames: 3, Release: 0.4},
 		MQTT: MQTTConfig{
 			QoS: 1, TopicPrefix: "shortcut", KeepAlive: 30 * time.Second, ConnectTimeout: 10 * time.Second,
@@ -572,6 +594,16 @@ func (c *Config) validateDevice(e *fieldErrors) {
 	} else if topicSafe(c.Device.ID) != c.Device.ID {
 		e.bad("device.id", "%q may hold only letters, digits, '-' and '_' (it is part of MQTT topics)", c.Device.ID)
 	}
+	seen := map[string]bool{}
+	for i, g := range c.Device.Groups {
+		switch {
+		case g == "" || topicSafe(g) != g || len(g) > 64:
+			e.bad(fmt.Sprintf("device.groups[%d]", i), "%q: want 1 to 64 letters, digits, '-' and '_' (it is part of MQTT topics)", g)
+		case seen[g]:
+			e.bad(fmt.Sprintf("device.groups[%d]", i), "%q is listed twice", g)
+		}
+		seen[g] = true
+	}
 }
 
 func (c *Config) validateModel(e *fieldErrors) {
@@ -586,6 +618,19 @@ func (c *Config) validateModel(e *fieldErrors) {
 	}
 	if c.Model.TopK < 1 || c.Model.TopK > 100 {
 		e.bad("model.top_k", "is %d; want 1 to 100", c.Model.TopK)
+	}
+	u := c.Model.Updates
+	if u.MaxBytes < 1 {
+		e.bad("model.updates.max_bytes", "is %d; want the largest model size to accept, such as 268435456 (256 MiB)", u.MaxBytes)
+	}
+	if u.StallTimeout <= 0 {
+		e.bad("model.updates.stall_timeout", "is %v; want a positive duration such as 30s", u.StallTimeout)
+	}
+	if u.Timeout <= 0 {
+		e.bad("model.updates.timeout", "is %v; want a positive duration such as 30m", u.Timeout)
+	}
+	if u.Attempts < 1 || u.Attempts > 100 {
+		e.bad("model.updates.attempts", "is %d; want 1 to 100", u.Attempts)
 	}
 }
 

@@ -131,6 +131,10 @@ type learner struct {
 	broken    string            // why the state directory cannot be used ("" when fine)
 	training  time.Time         // zero when no training runs
 	capturing map[string]string // camera id -> label being learned there
+	updating  string            // the id of the model command running ("" when none)
+	// parked is a trained head the model in use cannot take (another
+	// embedding width): it stays on disk and comes back with a model it fits.
+	parked *activeHead
 }
 
 // StateDir is where learning keeps its state: learning.state_dir, else
@@ -188,8 +192,9 @@ func (l *learner) attach(info ModelInfo) {
 	dim := info.EmbeddingDim
 	if l.broken != "" || dim == 0 {
 		if ah := l.a.head.Load(); ah != nil && dim != ah.h.Dim() {
-			l.log.Warn("the trained head does not fit the new model; predictions come from the model's own classifier",
+			l.log.Warn("the trained head does not fit the new model; it is set aside (kept on disk) and predictions come from the model's own classifier",
 				"head", ah.version, "head_width", ah.h.Dim(), "embedding_width", dim)
+			l.parked = ah
 			l.a.setHead(nil)
 		}
 		return
@@ -228,8 +233,14 @@ func (l *learner) attach(info ModelInfo) {
 			"examples_width", l.store.Dim(), "embedding_width", dim)
 	}
 	if ah := l.a.head.Load(); ah != nil && ah.h.Dim() != dim {
-		l.log.Warn("the trained head does not fit the new model; predictions come from the model's own classifier", "head", ah.version)
+		l.log.Warn("the trained head does not fit the new model; it is set aside (kept on disk, used again when a model of its width is loaded) and predictions come from the model's own classifier",
+			"head", ah.version, "head_width", ah.h.Dim(), "embedding_width", dim)
+		l.parked = ah
 		l.a.setHead(nil)
+	} else if p := l.parked; ah == nil && p != nil && p.h.Dim() == dim {
+		l.log.Info("the model fits the trained head set aside before; it is in use again", "head", p.version)
+		l.parked = nil
+		l.a.setHead(p)
 	} else if ah != nil {
 		l.log.Warn("model replaced; the trained head stays in use but was trained on the previous model's embeddings: train again, or reset", "head", ah.version)
 	}
@@ -486,6 +497,9 @@ func (l *learner) busyLocked(name string) *cmdError {
 	if !l.training.IsZero() {
 		return &cmdError{codeBusy, fmt.Sprintf("busy: a training started %s ago is running; %s after its reply (on reply/train)",
 			time.Since(l.training).Round(time.Millisecond), name)}
+	}
+	if l.updating != "" {
+		return &cmdError{codeBusy, fmt.Sprintf("busy: model command %q is downloading or installing a model; %s after its reply (on reply/model)", l.updating, name)}
 	}
 	return nil
 }

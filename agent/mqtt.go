@@ -52,6 +52,13 @@ func (t Topics) HAStatus() string        { return t.DiscoveryPrefix + "/status" 
 func (t Topics) Command(name string) string { return t.Prefix + "/" + t.Device + "/cmd/" + name }
 func (t Topics) CommandFilter() string      { return t.Prefix + "/" + t.Device + "/cmd/+" }
 
+// GroupCommand is where command name is sent to every agent of a fleet
+// group (device.groups); GroupCommandFilter subscribes to all of them.
+func (t Topics) GroupCommand(group, name string) string {
+	return t.Prefix + "/group/" + group + "/cmd/" + name
+}
+func (t Topics) GroupCommandFilter(group string) string { return t.GroupCommand(group, "+") }
+
 // Reply is where the answers to command name go.
 func (t Topics) Reply(name string) string { return t.Prefix + "/" + t.Device + "/reply/" + name }
 
@@ -105,9 +112,11 @@ type publisher struct {
 	sweep           chan struct{}
 	// publish sends one message; it is send, except in tests.
 	publish func(message)
-	// onCommand, when set, receives <prefix>/<device>/cmd/<name> messages
-	// (on paho's goroutines; it must not block).
-	onCommand func(name string, payload []byte)
+	// onCommand, when set, receives <prefix>/<device>/cmd/<name> messages,
+	// and with group set those of <prefix>/group/<group>/cmd/<name> for
+	// each of groups (on paho's goroutines; it must not block).
+	onCommand func(name string, payload []byte, group string)
+	groups    []string
 
 	// mu guards pending and queued, and makes enqueue's "queue it or
 	// keep it pending" one step as seen by run.
@@ -254,14 +263,26 @@ func (p *publisher) onConnect(c paho.Client) {
 	p.lastErr.Store("")
 	p.log.Info("mqtt connected", "failed_attempts", failed)
 	if p.onCommand != nil {
-		prefix := p.topics.Command("")
-		tok := c.Subscribe(p.topics.CommandFilter(), byte(p.cfg.QoS), func(_ paho.Client, m paho.Message) {
+		filters := map[string]byte{p.topics.CommandFilter(): byte(p.cfg.QoS)}
+		for _, g := range p.groups {
+			filters[p.topics.GroupCommandFilter(g)] = byte(p.cfg.QoS)
+		}
+		tok := c.SubscribeMultiple(filters, func(_ paho.Client, m paho.Message) {
 			if m.Retained() {
 				// A retained command would run again on every reconnect.
 				p.log.Warn("ignoring a retained command; publish commands without the retain flag", "topic", m.Topic())
 				return
 			}
-			p.onCommand(strings.TrimPrefix(m.Topic(), prefix), m.Payload())
+			if name, ok := strings.CutPrefix(m.Topic(), p.topics.Command("")); ok {
+				p.onCommand(name, m.Payload(), "")
+				return
+			}
+			for _, g := range p.groups {
+				if name, ok := strings.CutPrefix(m.Topic(), p.topics.GroupCommand(g, "")); ok {
+					p.onCommand(name, m.Payload(), g)
+					return
+				}
+			}
 		})
 		// run's goroutine waits for the acknowledgement (announce): no
 		// goroutine here outlives this callback without an owner.

@@ -70,6 +70,18 @@ type Event struct {
 	Path    string    `json:"path,omitempty"`
 	Model   *ModelRef `json:"model,omitempty"` // the model running after the event
 	Head    *HeadInfo `json:"head,omitempty"`  // the head trained or imported
+	// Update is the model command an update event is about.
+	Update *UpdateInfo `json:"update,omitempty"`
+}
+
+// UpdateInfo describes a model command in the events it causes.
+type UpdateInfo struct {
+	ID     string `json:"id"`
+	URL    string `json:"url"`
+	SHA256 string `json:"sha256"`
+	Size   int64  `json:"size"`
+	Bytes  int64  `json:"bytes"`           // downloaded so far
+	Group  string `json:"group,omitempty"` // the fleet group it was sent to
 }
 
 // Event kinds.
@@ -167,6 +179,19 @@ type ExportResult struct {
 	Bytes       int64    `json:"bytes"`
 	HeadVersion string   `json:"head_version"`
 	Labels      []string `json:"labels"`
+}
+
+// ModelResult is the result of model and rollback.
+type ModelResult struct {
+	Model    ModelRef `json:"model"`              // the model now running
+	Path     string   `json:"path"`               // its file
+	Previous string   `json:"previous,omitempty"` // the file a rollback goes back to
+	// Head is what became of the head trained on the device: none, kept,
+	// restored or incompatible (set aside, kept on disk; used again when a
+	// model of its embedding width is back).
+	Head       string `json:"head"`
+	Unchanged  bool   `json:"unchanged,omitempty"`   // the model was already running; nothing fetched
+	RolledBack bool   `json:"rolled_back,omitempty"` // rollback's result
 }
 
 // ImportResult is import's result.

@@ -182,6 +182,53 @@ func ImportWeights(opt ImportOptions) (sum *ImportSummary, err error) {
 	if existing, _ := filepath.Glob(filepath.Join(opt.Run, "checkpoint-*.json")); len(existing) > 0 {
 		return nil, fmt.Errorf("import: run directory %s already holds checkpoints; choose an empty one", opt.Run)
 	}
+	im, err := importTensors(opt)
+	if err != nil {
+		return nil, err
+	}
+	ctx, meta := im.ctx, im.meta
+	seed := opt.Seed
+	if seed == 0 {
+		seed = 1
+	}
+	if err := setJSONParam(ctx, metaParam, meta); err != nil {
+		return nil, err
+	}
+	if err := setJSONParam(ctx, stateParam, RunState{Seed: seed, Recipe: "imported", BestValAcc: -1}); err != nil {
+		return nil, err
+	}
+	if err := os.MkdirAll(opt.Run, 0o755); err != nil {
+		return nil, fmt.Errorf("import: %w", err)
+	}
+	h2, err := checkpoints.Build(ctx).Dir(opt.Run).Keep(3).Immediate().Done()
+	if err != nil {
+		return nil, fmt.Errorf("import: checkpoint in %s: %w", opt.Run, err)
+	}
+	if err := h2.Save(); err != nil {
+		return nil, fmt.Errorf("import: saving checkpoint in %s: %w", opt.Run, err)
+	}
+	list, _ := h2.ListCheckpoints()
+	sum = &ImportSummary{Meta: meta, Tensors: im.tensors, Ignored: im.ignored, NewHead: opt.NewHead, Format: im.format}
+	if len(list) > 0 {
+		sum.Checkpoint = list[len(list)-1]
+	}
+	return sum, nil
+}
+
+// imported is a weights file mapped onto a network: a GoMLX context holding every variable the
+// network reads (batch norm unfolded), before anything is written.
+type imported struct {
+	ctx     *gctx.Context
+	net     *models.Net
+	meta    ModelMeta
+	tensors int      // tensors mapped
+	ignored []string // num_batches_tracked counters
+	format  string
+}
+
+// importTensors reads opt.Path and maps it onto opt.Arch, checking every name, shape and value;
+// the error lists what is missing, mis-shaped or extra (see ImportWeights).
+func importTensors(opt ImportOptions) (*imported, error) {
 	f, err := readWeights(opt.Path, opt.Format)
 	if err != nil {
 		return nil, err
@@ -355,33 +402,7 @@ func ImportWeights(opt ImportOptions) (sum *ImportSummary, err error) {
 			channels, len(classes), strings.Join(errs, "; "))
 	}
 
-	seed := opt.Seed
-	if seed == 0 {
-		seed = 1
-	}
-	if err := setJSONParam(ctx, metaParam, meta); err != nil {
-		return nil, err
-	}
-	if err := setJSONParam(ctx, stateParam, RunState{Seed: seed, Recipe: "imported", BestValAcc: -1}); err != nil {
-		return nil, err
-	}
-	if err := os.MkdirAll(opt.Run, 0o755); err != nil {
-		return nil, fmt.Errorf("import: %w", err)
-	}
-	h2, err := checkpoints.Build(ctx).Dir(opt.Run).Keep(3).Immediate().Done()
-	if err != nil {
-		return nil, fmt.Errorf("import: checkpoint in %s: %w", opt.Run, err)
-	}
-	if err := h2.Save(); err != nil {
-		return nil, fmt.Errorf("import: saving checkpoint in %s: %w", opt.Run, err)
-	}
-	list, _ := h2.ListCheckpoints()
-	sum = &ImportSummary{Meta: meta, Tensors: len(used) - len(skipped), Ignored: ignored, NewHead: opt.NewHead,
-		Format: f.format}
-	if len(list) > 0 {
-		sum.Checkpoint = list[len(list)-1]
-	}
-	return sum, nil
+	return &imported{ctx: ctx, net: net, meta: meta, tensors: len(used) - len(skipped), ignored: ignored, format: f.format}, nil
 }
 
 // quoteNames quotes the names (from the file) that hold control characters, which would break

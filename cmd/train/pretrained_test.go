@@ -486,3 +486,48 @@ func TestPretrainedRefusesBadInputAndLeavesNothing(t *testing.T) {
 		})
 	}
 }
+
+func TestPretrainedBuildsEveryTorchvisionDepth(t *testing.T) {
+	for _, tc := range []struct {
+		arch      string
+		embedding int // 8 * base width 8 (basic blocks) or 32 * 8 (bottlenecks)
+	}{{"resnet34", 64}, {"resnet50", 256}, {"resnet101", 256}, {"resnet152", 256}} {
+		t.Run(tc.arch, func(t *testing.T) {
+			net, err := models.New(models.Config{Arch: tc.arch, BaseWidth: 8, Height: 32, Width: 32, Channels: 3, NumClasses: 3})
+			if err != nil {
+				t.Fatal(err)
+			}
+			names, shapes := train.ExpectedTensorNames(net)
+			rng := rand.New(rand.NewPCG(1, 2))
+			var ts []train.NamedTensor
+			for _, n := range names {
+				size := 1
+				for _, d := range shapes[n] {
+					size *= d
+				}
+				v := make([]float32, size)
+				for i := range v {
+					v[i] = float32(0.1 * rng.NormFloat64())
+					if strings.HasSuffix(n, "running_var") {
+						v[i] = 1
+					}
+				}
+				ts = append(ts, train.NamedTensor{Name: n, Shape: shapes[n], Data: v})
+			}
+			dir := t.TempDir()
+			writePretrainedSafetensors(t, filepath.Join(dir, "w.safetensors"), ts)
+			out := filepath.Join(dir, "out")
+			if code, _, e := cli("pretrained", "--arch", tc.arch, "--weights", filepath.Join(dir, "w.safetensors"), "--input", "32", "--out", out); code != 0 {
+				t.Fatalf("pretrained: %s", e)
+			}
+			m, err := resnet.LoadFile(filepath.Join(out, "model-float.tflite"))
+			if err != nil {
+				t.Fatal(err)
+			}
+			scores, emb := runModel(t, m, make([]float32, 32*32*3))
+			if len(scores) != 3 || len(emb) != tc.embedding {
+				t.Errorf("%d scores and a %d-value embedding, want 3 and %d", len(scores), len(emb), tc.embedding)
+			}
+		})
+	}
+}

@@ -16,6 +16,7 @@ import (
 	"time"
 
 	"github.com/shortcut-edge/shortcut/agent"
+	"github.com/shortcut-edge/shortcut/agent/agenttest"
 )
 
 // modelServer serves model files the way real servers fail: whole, cut
@@ -221,4 +222,142 @@ func countKind(t *testing.T, ms []msg, kind string) int {
 		}
 	}
 	return n
+}
+
+func TestOneGroupMessageUpdatesThreeAgentsAndABadFileFailsOnlyItsOwn(t *testing.T) {
+	models := realModels(t)
+	good, err := os.ReadFile(models[1])
+	if err != nil {
+		t.Fatal(err)
+	}
+	srv := newModelServer(t, good)
+	broker := startMosquitto(t, 0)
+	devs := []string{"fleet-a", "fleet-b", "fleet-c"} // the server corrupts fleet-c's copy
+	agents := map[string]*agent.Agent{}
+	for _, d := range devs {
+		agents[d], _, _ = updatingAgent(t, broker.URL(), d, models[0], "g1", "other")
+	}
+	outsider, _, _ := updatingAgent(t, broker.URL(), "outsider", models[0], "g2")
+	first := outsider.Model().SHA256
+	sub := subscribe(t, broker.URL(), "shortcut/+/reply/#")
+
+	// groupSend publishes one message to the group and returns each
+	// member's reply to it.
+	groupSend := func(name, payload string) map[string]agent.Reply {
+		t.Helper()
+		var id struct{ ID string }
+		json.Unmarshal([]byte(payload), &id)
+		sub.Publish("shortcut/group/g1/cmd/"+name, []byte(payload))
+		got := map[string]agent.Reply{}
+		for _, d := range devs {
+			sub.WaitFor("shortcut/"+d+"/reply/"+name, d+"'s reply to "+id.ID, func(ms []msg) bool {
+				for _, m := range ms {
+					var r agent.Reply
+					if json.Unmarshal([]byte(m.Payload), &r) == nil && r.ID == id.ID {
+						got[d] = r
+						return true
+					}
+				}
+				return false
+			})
+		}
+		return got
+	}
+
+	goodSHA := sha256Hex(good)
+	replies := groupSend("model", fmt.Sprintf(`{"id": "fleet-1", "url": %q, "sha256": %q, "size": %d}`, srv.URL+"/fleet.tflite", goodSHA, len(good)))
+	for _, d := range devs[:2] {
+		if r := replies[d]; !r.OK || agents[d].Model().SHA256 != goodSHA {
+			t.Errorf("%s: reply %+v, running %s; want ok and %s", d, r, agents[d].Model().SHA256, goodSHA)
+		}
+	}
+	if r := replies["fleet-c"]; r.OK || r.Code != "failed" || !strings.Contains(r.Error, "sha256") || agents["fleet-c"].Model().SHA256 != first {
+		t.Errorf("fleet-c, served a bad copy: reply %+v, running %s; want failed naming the sha256, and %s kept", r, agents["fleet-c"].Model().SHA256, first)
+	}
+	if outsider.Model().SHA256 != first {
+		t.Errorf("an agent of another group took the update")
+	}
+
+	// Unknown fields and commands that are not for groups are refused by each member.
+	for _, r := range groupSend("model", fmt.Sprintf(`{"id": "fleet-2", "url": %q, "sha256": %q, "size": %d, "reboot": true}`, srv.URL+"/good.tflite", goodSHA, len(good))) {
+		if r.OK || r.Code != "invalid" || !strings.Contains(r.Error, "reboot") {
+			t.Errorf("a group message with an unknown field: %+v; want invalid naming it", r)
+		}
+	}
+	for _, r := range groupSend("reset", `{"id": "fleet-3"}`) {
+		if r.OK || r.Code != "invalid" || !strings.Contains(r.Error, "group") {
+			t.Errorf("reset sent to a group: %+v; want invalid (only model and rollback go to groups)", r)
+		}
+	}
+
+	replies = groupSend("rollback", `{"id": "fleet-4"}`)
+	for _, d := range devs[:2] {
+		if r := replies[d]; !r.OK || agents[d].Model().SHA256 != first {
+			t.Errorf("%s after a group rollback: %+v, running %s; want ok and %s", d, r, agents[d].Model().SHA256, first)
+		}
+	}
+	if r := replies["fleet-c"]; r.OK || r.Code != "invalid" || !strings.Contains(r.Error, "no previous model") {
+		t.Errorf("fleet-c, never updated, rollback: %+v; want invalid: no previous model", r)
+	}
+}
+
+func TestAHeadTrainedOnTheDeviceSurvivesAModelOfItsWidthAndIsSetAsideOtherwise(t *testing.T) {
+	broker := startMosquitto(t, 0)
+	cfg := testConfig(broker.URL())
+	cfg.Learning.Enabled = true
+	cfg.Learning.StateDir = t.TempDir()
+	cfg.Cameras[0].FPS = 100
+	src := agenttest.Tensors(framesFor(0, 1)...)
+	src.Loop = true
+	// The served files stand for models by their contents: "wide" has an
+	// 8-wide embedding, anything else (and model.path) a 4-wide one.
+	load := func(path string) (agent.Classifier, error) {
+		data, _ := os.ReadFile(path)
+		m := fakeModel(contractTable)
+		m.Model.SHA256, m.Model.Path = sha256Hex(append(data, path...)), path
+		m.Model.EmbeddingDim = 4
+		m.Embed = func(in []float32) []float32 { return []float32{in[0], 1 - in[0], 0.5, 0.25} }
+		if string(data) == "wide" {
+			m.Model.EmbeddingDim = 8
+			m.Embed = func(in []float32) []float32 { return []float32{in[0], 1 - in[0], 0.5, 0.25, 0, 0, 0, 0} }
+		}
+		return m, nil
+	}
+	a, _ := runAgent(t, cfg, agent.Options{LoadModel: load,
+		OpenSource: func(agent.CameraConfig) (agent.FrameSource, error) { return src, nil }})
+	cmd := newCommander(t, broker.URL(), "testdev")
+	cmd.ok(agent.CmdLearn, map[string]any{"label": "cat", "count": 2, "interval_ms": 0}, nil)
+	cmd.ok(agent.CmdLearn, map[string]any{"label": "bird", "count": 2, "interval_ms": 0}, nil)
+	var trained agent.HeadInfo
+	cmd.ok(agent.CmdTrain, map[string]any{}, &trained)
+
+	files := map[string][]byte{"/same.tflite": []byte("same width"), "/wide.tflite": []byte("wide")}
+	srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		w.Write(files[r.URL.Path])
+	}))
+	t.Cleanup(srv.Close)
+	update := func(name string) agent.ModelResult {
+		var res agent.ModelResult
+		cmd.ok(agent.CmdModel, map[string]any{"url": srv.URL + name, "sha256": sha256Hex(files[name]), "size": len(files[name])}, &res)
+		return res
+	}
+	h := trained.Version
+	if !strings.HasPrefix(h, "h-") {
+		t.Fatalf("after train the head version is %q; want a trained head", h)
+	}
+	if res := update("/same.tflite"); res.Head != "kept" || res.Model.HeadVersion != h {
+		t.Errorf("a model of the same width: %+v; want head kept (%s)", res, h)
+	}
+	res := update("/wide.tflite")
+	if res.Head != "incompatible" || res.Model.HeadVersion == h || a.Model().EmbeddingDim != 8 {
+		t.Errorf("a wider model: %+v; want head incompatible and set aside", res)
+	}
+	if len(stateFiles(t, cfg.Learning.StateDir)) == 0 {
+		t.Errorf("the learning state is gone from %s; an incompatible head must stay on disk", cfg.Learning.StateDir)
+	}
+	var back agent.ModelResult
+	cmd.ok(agent.CmdRollback, map[string]any{}, &back)
+	if back.Head != "restored" || back.Model.HeadVersion != h {
+		t.Errorf("rollback to a model of the head's width: %+v; want the head restored (%s)", back, h)
+	}
 }

@@ -531,3 +531,32 @@ func TestPretrainedBuildsEveryTorchvisionDepth(t *testing.T) {
 		})
 	}
 }
+
+func TestPretrainedCalibratesOnALabelledDatasetToo(t *testing.T) {
+	dir := t.TempDir()
+	weights := filepath.Join(dir, "r18.safetensors")
+	writePretrainedSafetensors(t, weights, pretrainedWeights(t, 10, 8))
+	ds := filepath.Join(dir, "ds")
+	writePNGs(t, filepath.Join(ds, "a"), 20, 32, 1)
+	writePNGs(t, filepath.Join(ds, "b"), 20, 32, 2)
+	out := filepath.Join(dir, "out")
+	code, _, stderr := cli("pretrained", "--arch", "resnet18", "--weights", weights, "--input", "32",
+		"--calibration", "folder:"+ds, "--calibration-count", "32", "--out", out)
+	if code != 0 {
+		t.Fatalf("pretrained: exit %d: %s", code, stderr)
+	}
+	var rep struct {
+		Calibration calibrationRecord `json:"calibration"`
+	}
+	if b, err := os.ReadFile(filepath.Join(out, "model-int8.report.json")); err != nil {
+		t.Fatal(err)
+	} else if err := json.Unmarshal(b, &rep); err != nil {
+		t.Fatal(err)
+	}
+	if c := rep.Calibration; c.Count != 32 || c.DefaultCount || len(c.Indices) != 32 || c.Available != 40 {
+		t.Errorf("report calibration %+v: want 32 of the 40 training images, their indices listed", c)
+	}
+	if _, err := resnet.LoadFile(filepath.Join(out, "model-int8.tflite")); err != nil {
+		t.Error(err)
+	}
+}

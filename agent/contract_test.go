@@ -5,6 +5,8 @@ import (
 	"encoding/json"
 	"flag"
 	"fmt"
+	"net/http"
+	"net/http/httptest"
 	"os"
 	"path/filepath"
 	"slices"
@@ -201,6 +203,18 @@ func commandRepliesGolden(t *testing.T, transport string) {
 		OpenSource: func(agent.CameraConfig) (agent.FrameSource, error) { return src, nil },
 		LoadModel:  func(string) (agent.Classifier, error) { return model, nil }})
 	cmd := newCommander(t, broker.URL(), "testdev")
+	modelFile := []byte("a new model (the fake loader takes any file)")
+	srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		if r.URL.Path != "/m.tflite" {
+			http.NotFound(w, r)
+			return
+		}
+		w.Write(modelFile)
+	}))
+	defer srv.Close()
+	modelReq := func(path string) map[string]any {
+		return map[string]any{"url": srv.URL + path, "sha256": sha256Hex(modelFile), "size": len(modelFile)}
+	}
 	send := cmd.send
 	if transport == "http" {
 		send = func(name string, payload any) agent.Reply {
@@ -226,14 +240,21 @@ func commandRepliesGolden(t *testing.T, transport string) {
 		{agent.CmdLearn, `{"label": `},
 		{agent.CmdReset, `{"id": "reset-8"}`}, // a repeated delivery
 		{agent.CmdReset, `{}`},
+		{agent.CmdModel, modelReq("/m.tflite")},
+		{agent.CmdRollback, map[string]any{}},
+		{agent.CmdModel, modelReq("/missing.tflite")},
+		{agent.CmdModel, map[string]any{"url": "file:///etc/passwd", "sha256": sha256Hex(modelFile), "size": 10}},
+		{agent.CmdRollback, `{}`},
 	} {
 		r := send(c.name, c.payload)
 		replies = append(replies, normalise(t, msg{Topic: "reply/" + c.name, Payload: string(mustMarshal(t, r))}))
 	}
 	var heads []string
 	var walk func(v any) any
-	walk = func(v any) any { // head versions and timings change from run to run
+	walk = func(v any) any { // head versions, timings, the server's port and the state directory change from run to run
 		switch x := v.(type) {
+		case string:
+			return strings.NewReplacer(srv.URL, "<server>", cfg.Learning.StateDir, "<state>").Replace(x)
 		case map[string]any:
 			for k, e := range x {
 				switch s, _ := e.(string); {

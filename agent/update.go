@@ -465,7 +465,7 @@ func (d downloader) once(ctx context.Context, url string, size, have int64, f *o
 	case resp.StatusCode >= 500:
 		return have, fmt.Errorf("HTTP %s", resp.Status)
 	default:
-		return have, errPermanent{fmt.Errorf("HTTP %s from %s; check the URL, and that the server serves the file", resp.Status, url)}
+		return have, errPermanent{fmt.Errorf("HTTP %s; check the URL, and that the server serves the file", resp.Status)}
 	}
 	if err := f.Truncate(have); err != nil {
 		return have, errPermanent{err}

@@ -79,7 +79,10 @@ deps_of() {
 for arch in "${arches[@]}"; do
 	bindir=$work/$arch
 	mkdir -p "$bindir"
-	recommends="mosquitto-clients"
+	# GStreamer's plugins: OpenCV's GStreamer backend brings the libraries
+	# but no elements (videoconvert, appsink: base; v4l2src, jpegdec,
+	# rtspsrc: good).
+	recommends="gstreamer1.0-plugins-base, gstreamer1.0-plugins-good, mosquitto-clients"
 	if [ "$arch" = amd64 ]; then
 		CGO_ENABLED=1 go build -trimpath -ldflags "$ldflags" -o "$bindir/shortcut-agent" ./cmd/agent
 		deps=$(deps_of readelf "$bindir/shortcut-agent")
@@ -89,7 +92,7 @@ for arch in "${arches[@]}"; do
 		scripts/cross-arm64.sh "${flag[@]}" "$bindir" >/dev/null
 		if ((armnn)); then
 			mv "$bindir/shortcut-agent-armnn" "$bindir/shortcut-agent"
-			recommends="libarmnn-cpuacc-backend22, libarmnn-cpuref-backend22, mosquitto-clients"
+			recommends="libarmnn-cpuacc-backend22, libarmnn-cpuref-backend22, $recommends"
 		fi
 		deps=$(deps_of aarch64-linux-gnu-readelf "$bindir/shortcut-agent")
 	fi
@@ -109,8 +112,18 @@ for arch in "${arches[@]}"; do
 	deb=$out/shortcut-agent_${VERSION}_$arch.deb
 	listing=$(dpkg-deb -c "$deb")
 	for f in ./usr/bin/shortcut-agent ./lib/systemd/system/shortcut-agent.service ./etc/shortcut/agent.yaml \
-		./usr/lib/sysusers.d/shortcut-agent.conf ./usr/share/doc/shortcut-agent/copyright; do
+		./usr/lib/sysusers.d/shortcut-agent.conf ./usr/share/doc/shortcut-agent/copyright \
+		./usr/share/doc/shortcut-agent/LEARNING.md ./usr/share/doc/shortcut-agent/PAYLOADS.md \
+		./usr/share/doc/shortcut-agent/cameras.md ./usr/share/doc/shortcut-agent/README.md; do
 		grep -q " $f\$" <<<"$listing" || die "$deb lacks $f"
+	done
+	for p in gstreamer1.0-plugins-base gstreamer1.0-plugins-good; do
+		dpkg-deb -f "$deb" Recommends | grep -qw "$p" || die "$deb does not recommend $p (cameras through GStreamer need it)"
+	done
+	# The installed configuration names the documents where the package puts them.
+	dpkg-deb --fsys-tarfile "$deb" | tar -xO ./etc/shortcut/agent.yaml >"$work/agent.yaml"
+	for d in LEARNING.md PAYLOADS.md cameras.md; do
+		grep -q "/usr/share/doc/shortcut-agent/$d" "$work/agent.yaml" || die "$deb: /etc/shortcut/agent.yaml does not point to /usr/share/doc/shortcut-agent/$d"
 	done
 	grep -q ' ./var/lib/shortcut' <<<"$listing" && die "$deb ships /var/lib/shortcut: it must come from postinst so that remove keeps it"
 	dpkg-deb -I "$deb" conffiles | grep -qx /etc/shortcut/agent.yaml || die "$deb: /etc/shortcut/agent.yaml is not a conffile"

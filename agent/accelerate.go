@@ -1,28 +1,27 @@
 package agent
 
 import (
-	"bytes"
-	"crypto/sha256"
-	"encoding/hex"
 	"fmt"
 	"log/slog"
 	"math"
-	"os"
 	"runtime/debug"
 
 	"github.com/shortcut-edge/shortcut/resnet"
 	"github.com/shortcut-edge/shortcut/resnet/armnn"
+	"github.com/shortcut-edge/shortcut/resnet/onnxrt"
 )
 
 // loadModel loads the configured model and, when model.accelerator asks for
-// Arm NN, moves inference there if Arm NN accepts the model and agrees with
-// our kernels; otherwise our own kernels run it.
+// Arm NN or ONNX Runtime, moves inference there if that engine accepts the
+// model and agrees with our kernels; otherwise our own kernels run it.
 func (a *Agent) loadModel(path string) (Classifier, error) {
 	c, err := a.opt.LoadModel(path)
 	if err != nil {
 		return nil, err
 	}
-	c = Accelerate(c, a.cfg.Model.Accelerator, a.log)
+	var st AcceleratorStatus
+	c, st = Accelerate(c, a.cfg.Model, a.cfg.Learning.StateDir, a.log)
+	a.accel.Store(&st)
 	// Loading read the whole file and prepared copies of its weights; the
 	// file buffer is garbage now. Hand it back to the OS at once instead of
 	// keeping it resident until the scavenger gets to it.
@@ -30,28 +29,68 @@ func (a *Agent) loadModel(path string) (Classifier, error) {
 	return c, nil
 }
 
-// Accelerate returns c running on the accelerator named by the
-// configuration ("cpu", "armnn-cpu", "armnn-gpu"). Arm NN is used only when
-// the binary was built with it (-tags armnn), it loads the model, and its
-// scores on a test input agree with ours within the tolerance NOTES gives;
-// anything else logs why and keeps c.
-func Accelerate(c Classifier, accelerator string, log *slog.Logger) Classifier {
+// AcceleratorStatus says what runs the model, for /healthz: Requested is
+// model.accelerator, InUse the engine running it ("cpu" for our kernels),
+// Reason why it is not the one requested.
+type AcceleratorStatus struct {
+	Requested string `json:"requested"`
+	InUse     string `json:"in_use"`
+	Reason    string `json:"reason,omitempty"`
+}
+
+// Accelerate returns c running on the accelerator model.accelerator names:
+// "cpu" (our kernels), "armnn-cpu" or "armnn-gpu" (Arm NN, in binaries
+// built with -tags armnn), "onnxruntime-cpu", "onnxruntime-cuda" or
+// "onnxruntime-tensorrt" (ONNX Runtime from model.onnxruntime_library, in
+// binaries built with -tags onnxruntime). An engine is used only when it
+// loads the model and its scores on a test input agree with ours within the
+// tolerance NOTES gives; anything else logs why and keeps c.
+func Accelerate(c Classifier, cfg ModelConfig, stateDir string, log *slog.Logger) (Classifier, AcceleratorStatus) {
+	st := AcceleratorStatus{Requested: cfg.Accelerator, InUse: "cpu"}
+	if st.Requested == "" {
+		st.Requested = "cpu"
+	}
+	if p, ok, err := onnxrt.ParseAccelerator(cfg.Accelerator); err != nil || ok {
+		if err != nil {
+			st.Reason = err.Error()
+			return c, st
+		}
+		out, err := accelerateORT(c, p, cfg, stateDir, log)
+		if err != nil {
+			st.Reason = err.Error()
+			log.Warn("ONNX Runtime not used, running our own kernels", "accelerator", cfg.Accelerator, "err", err)
+			return c, st
+		}
+		st.InUse = cfg.Accelerator
+		return out, st
+	}
+	out, err := accelerateArmNN(c, cfg.Accelerator, log)
+	if err != nil {
+		st.Reason = err.Error()
+	} else if out != c {
+		st.InUse = cfg.Accelerator
+	}
+	return out, st
+}
+
+// accelerateArmNN moves c to Arm NN; it returns c itself for "cpu", and an
+// error (after logging it) when Arm NN cannot take the model.
+func accelerateArmNN(c Classifier, accelerator string, log *slog.Logger) (Classifier, error) {
 	backends, err := armnn.Backends(accelerator)
 	tc, ok := c.(*tfliteClassifier)
-	if err != nil || backends == nil || !ok {
-		return c
+	if err != nil {
+		return c, err
 	}
-	fallback := func(why error) Classifier {
+	if backends == nil || !ok {
+		return c, nil
+	}
+	fallback := func(why error) (Classifier, error) {
 		log.Warn("Arm NN not used, running our own kernels", "accelerator", accelerator, "model", tc.info.Path, "err", why)
-		return c
+		return c, why
 	}
-	data, err := os.ReadFile(tc.info.Path)
+	data, err := tc.verifiedFile()
 	if err != nil {
 		return fallback(err)
-	}
-	want, _ := hex.DecodeString(tc.info.SHA256)
-	if sum := sha256.Sum256(data); !bytes.Equal(sum[:], want) {
-		return fallback(fmt.Errorf("%s changed since it was loaded", tc.info.Path))
 	}
 	net, err := armnn.Load(data, armnn.Options{Backends: backends})
 	if err != nil {
@@ -92,7 +131,7 @@ func Accelerate(c Classifier, accelerator string, log *slog.Logger) Classifier {
 	}
 	log.Info("model runs on Arm NN", "backends", net.Backends(), "arm_nn", armnn.Version(),
 		"agreement", fmt.Sprintf("%.3g %s (limit %.3g)", d, unit, limit))
-	return &armnnClassifier{tfliteClassifier: tc, net: net}
+	return &armnnClassifier{tfliteClassifier: tc, net: net}, nil
 }
 
 // armnnClassifier runs sessions on Arm NN; reading and exporting the head
@@ -103,3 +142,78 @@ type armnnClassifier struct {
 }
 
 func (c *armnnClassifier) NewSession() Session { return c.net.NewSession() }
+
+// accelerateORT moves c to ONNX Runtime: the model converted by our
+// exporter, run by model.onnxruntime_library with provider p, used when its
+// scores on a test input agree with ours (Arm NN's tolerance) and its
+// embedding has our width, so that on-device learning keeps working.
+func accelerateORT(c Classifier, p onnxrt.Provider, cfg ModelConfig, stateDir string, log *slog.Logger) (Classifier, error) {
+	tc, ok := c.(*tfliteClassifier)
+	if !ok {
+		return c, fmt.Errorf("ONNX Runtime runs models loaded from a .tflite file")
+	}
+	data, err := tc.verifiedFile()
+	if err != nil {
+		return c, err
+	}
+	m, err := resnet.LoadShared(data)
+	if err != nil {
+		return c, err
+	}
+	net, err := onnxrt.Load(m, onnxrt.Options{Library: cfg.OnnxRuntimeLibrary, Provider: p, CacheDir: stateDir, SHA256: tc.info.SHA256})
+	if err != nil {
+		return c, err
+	}
+	theirs, err := net.NewSession()
+	if err != nil {
+		return c, err
+	}
+	defer theirs.Close()
+	ours := tc.NewSession()
+	if len(ours.Input()) != len(theirs.Input()) {
+		return c, fmt.Errorf("ONNX Runtime sees %d input values, our runtime %d", len(theirs.Input()), len(ours.Input()))
+	}
+	for i := range ours.Input() {
+		v := float32(math.Sin(float64(i) * 0.37))
+		ours.Input()[i], theirs.Input()[i] = v, v
+	}
+	want, err := ours.Run()
+	if err != nil {
+		return c, err
+	}
+	want = append([]float32(nil), want...)
+	got, err := theirs.Run()
+	if err != nil {
+		return c, err
+	}
+	d, limit, unit, err := armnn.Agreement(m, want, got)
+	if err == nil && d > limit {
+		err = fmt.Errorf("ONNX Runtime's scores are %.3g %s from ours (limit %.3g)", d, unit, limit)
+	}
+	if err != nil {
+		return c, err
+	}
+	if len(theirs.Embedding()) != tc.info.EmbeddingDim {
+		return c, fmt.Errorf("ONNX Runtime's embedding has %d values, ours %d", len(theirs.Embedding()), tc.info.EmbeddingDim)
+	}
+	log.Info("model runs on ONNX Runtime", "provider", p, "library", cfg.OnnxRuntimeLibrary,
+		"agreement", fmt.Sprintf("%.3g %s (limit %.3g)", d, unit, limit))
+	return &ortClassifier{tfliteClassifier: tc, net: net}, nil
+}
+
+// ortClassifier runs sessions on ONNX Runtime; reading and exporting the
+// head still use the model held by our runtime.
+type ortClassifier struct {
+	*tfliteClassifier
+	net *onnxrt.Net
+}
+
+func (c *ortClassifier) NewSession() Session {
+	s, err := c.net.NewSession()
+	if err != nil {
+		// Load opened one already; a later failure (memory) must not stop
+		// the camera: our kernels take over for this session.
+		return c.tfliteClassifier.NewSession()
+	}
+	return s
+}

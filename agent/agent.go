@@ -50,6 +50,7 @@ type Agent struct {
 	met    *metrics
 	topics Topics
 	model  atomic.Pointer[modelRef]
+	accel  atomic.Pointer[AcceleratorStatus] // what runs the model (accelerate.go)
 	cams   []*camera
 	pub    *publisher
 	notify *notifier

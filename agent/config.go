@@ -21,6 +21,7 @@ import (
 
 	"github.com/shortcut-edge/shortcut/agent/head"
 	"github.com/shortcut-edge/shortcut/resnet/armnn"
+	"github.com/shortcut-edge/shortcut/resnet/onnxrt"
 )
 
 // Config is the agent's whole configuration: one YAML file, documented key
@@ -100,8 +101,13 @@ type ModelConfig struct {
 	HeadVersion string `yaml:"head_version"`
 	TopK        int    `yaml:"top_k"`
 	// Accelerator: "cpu" (our kernels), "armnn-cpu" or "armnn-gpu" (Arm NN,
-	// in binaries built with -tags armnn); falls back to "cpu" with a warning.
+	// in binaries built with -tags armnn), "onnxruntime-cpu",
+	// "onnxruntime-cuda" or "onnxruntime-tensorrt" (ONNX Runtime, in binaries
+	// built with -tags onnxruntime); falls back to "cpu" with a warning.
 	Accelerator string `yaml:"accelerator"`
+	// OnnxRuntimeLibrary is the libonnxruntime.so the onnxruntime-*
+	// accelerators load (JetPack's on a Jetson).
+	OnnxRuntimeLibrary string `yaml:"onnxruntime_library"`
 	// Updates bounds the model command (update.go): downloads of a new
 	// model over HTTP(S) into the state directory.
 	Updates UpdatesConfig `yaml:"updates"`
@@ -610,8 +616,14 @@ func (c *Config) validateModel(e *fieldErrors) {
 	if c.Model.Path == "" {
 		e.bad("model.path", "is empty; set the .tflite model to run")
 	}
-	if _, err := armnn.Backends(c.Model.Accelerator); err != nil {
+	if _, ok, err := onnxrt.ParseAccelerator(c.Model.Accelerator); err != nil {
 		e.bad("model.accelerator", "%v", err)
+	} else if ok {
+		if c.Model.OnnxRuntimeLibrary == "" {
+			e.bad("model.onnxruntime_library", "is empty; %s needs the path of libonnxruntime.so (JetPack's on a Jetson)", c.Model.Accelerator)
+		}
+	} else if _, err := armnn.Backends(c.Model.Accelerator); err != nil {
+		e.bad("model.accelerator", "%v; or onnxruntime-cpu, onnxruntime-cuda, onnxruntime-tensorrt", err)
 	}
 	if c.Model.Watch && c.Model.WatchInterval <= 0 {
 		e.bad("model.watch_interval", "is %v; want a positive duration such as 5s", c.Model.WatchInterval)

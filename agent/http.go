@@ -17,11 +17,14 @@ import (
 
 // Health is the /healthz body.
 type Health struct {
-	Status  string         `json:"status"` // "ready" or "degraded"
-	Reasons []string       `json:"reasons"`
-	Model   ModelRef       `json:"model"`
-	MQTT    HealthMQTT     `json:"mqtt"`
-	Cameras []HealthCamera `json:"cameras"`
+	Status  string   `json:"status"` // "ready" or "degraded"
+	Reasons []string `json:"reasons"`
+	Model   ModelRef `json:"model"`
+	// Accelerator says what runs the model and, when it is not the one
+	// model.accelerator asks for, why.
+	Accelerator *AcceleratorStatus `json:"accelerator,omitempty"`
+	MQTT        HealthMQTT         `json:"mqtt"`
+	Cameras     []HealthCamera     `json:"cameras"`
 }
 
 type HealthMQTT struct {
@@ -62,7 +65,7 @@ type HealthSource struct {
 // Health reports whether the agent is ready: the model is loaded, MQTT is
 // connected and every camera has classified a frame recently.
 func (a *Agent) Health() Health {
-	h := Health{Status: "ready", Reasons: []string{}, Model: a.modelRef(a.Model()),
+	h := Health{Status: "ready", Reasons: []string{}, Model: a.modelRef(a.Model()), Accelerator: a.accel.Load(),
 		MQTT: HealthMQTT{Broker: a.brokerURL, Embedded: a.broker != nil}}
 	if a.pub == nil {
 		h.Reasons = append(h.Reasons, "not started")

@@ -210,6 +210,20 @@ type tfliteClassifier struct {
 // fullModel reads the model file again, for what needs every weight
 // (exporting). The file must still be the one that was loaded.
 func (c *tfliteClassifier) fullModel() (*resnet.Model, error) {
+	data, err := c.verifiedFile()
+	if err != nil {
+		return nil, err
+	}
+	m, err := resnet.LoadShared(data)
+	if err != nil {
+		return nil, fmt.Errorf("model %q: %w", c.info.Path, err)
+	}
+	return m, nil
+}
+
+// verifiedFile reads the model file again, refusing it when it is no longer
+// the file that was loaded (the agent keeps no copy of its bytes).
+func (c *tfliteClassifier) verifiedFile() ([]byte, error) {
 	data, err := os.ReadFile(c.info.Path)
 	if err != nil {
 		return nil, fmt.Errorf("model: %w", err)
@@ -217,11 +231,7 @@ func (c *tfliteClassifier) fullModel() (*resnet.Model, error) {
 	if sum := sha256.Sum256(data); hex.EncodeToString(sum[:]) != c.info.SHA256 {
 		return nil, fmt.Errorf("model %q changed on disk since it was loaded (sha256 %x, loaded %s); reload the model first", c.info.Path, sum, c.info.SHA256)
 	}
-	m, err := resnet.LoadShared(data)
-	if err != nil {
-		return nil, fmt.Errorf("model %q: %w", c.info.Path, err)
-	}
-	return m, nil
+	return data, nil
 }
 
 func (c *tfliteClassifier) Info() ModelInfo { return c.info }

@@ -116,6 +116,10 @@ func (c *opContext) prepareConv(depthwise bool) (kernel, error) {
 		k.biasF32 = io.biasF32
 		k.filterF32 = float32View(filterData)
 		k.p = p
+		if c.b.useFast && !depthwise {
+			c.packedInputs(filter, bias)
+			return c.fastFConv(in, out, &p, k.filterF32, k.biasF32)
+		}
 		return k, nil
 	}
 	k.biasI32 = io.biasI32
@@ -161,6 +165,28 @@ func (c *opContext) fastConv(in, out int, p *ref.Conv, filter []int8, bias []int
 	}
 	c.b.scratch = max(c.b.scratch, fc.ScratchBytes())
 	return &fastConvKernel{in: in, out: out, c: fc}, nil
+}
+
+// fastFConv packs a float32 convolution for the float micro-kernels that
+// go with the interpreter's int8 family.
+func (c *opContext) fastFConv(in, out int, p *ref.Conv, filter, bias []float32) (kernel, error) {
+	fc, err := fast.NewFConv(p, filter, bias, c.b.isa.Float())
+	if err != nil {
+		return nil, c.errorf("%v", err)
+	}
+	c.b.scratch = max(c.b.scratch, fc.ScratchBytes())
+	return &fastFConvKernel{in: in, out: out, c: fc}, nil
+}
+
+// fastFConvKernel is a float32 CONV_2D, or a float32 FULLY_CONNECTED seen as
+// a 1x1 convolution, on the float micro-kernels.
+type fastFConvKernel struct {
+	in, out int
+	c       *fast.FConv
+}
+
+func (k *fastFConvKernel) eval(ts []Tensor, run *fast.Runner) {
+	run.FConv(k.c, ts[k.in].Float32(), ts[k.out].Float32())
 }
 
 func dilationOrOne(d int) int {

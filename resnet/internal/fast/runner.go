@@ -24,9 +24,11 @@ type Runner struct {
 
 // worker is one thread's private state, reused by every call.
 type worker struct {
-	args  tileArgs
-	spill [mr * nr]byte // output of tiles that overhang the tensor
-	_     [64]byte      // keep workers on separate cache lines
+	args   tileArgs
+	spill  [mr * nr]byte // output of tiles that overhang the tensor
+	fargs  ftileArgs
+	fspill [fmr * 32]float32 // the same for float tiles (nr up to 32)
+	_      [64]byte          // keep workers on separate cache lines
 }
 
 // job is the operator being run; helpers read it after their wake-up.
@@ -36,8 +38,11 @@ type job struct {
 	add     *Add
 	pool    *MaxPool
 	dw      *Depthwise
+	fconv   *FConv
 	in, in2 []int8
 	out     []int8
+	fin     []float32
+	fout    []float32
 	units   int
 }
 
@@ -47,6 +52,8 @@ const (
 	jobAdd
 	jobMaxPool
 	jobDepthwise
+	jobFPad
+	jobFTiles
 )
 
 // NewRunner makes a runner with the given thread count (at least 1) and
@@ -148,6 +155,15 @@ func (r *Runner) do(id, lo, hi int) {
 		j.pool.run(j.in, j.out, lo, hi)
 	case jobDepthwise:
 		j.dw.run(j.in, j.out, lo, hi)
+	case jobFPad:
+		j.fconv.pad(j.fin, float32s(r.scratch), lo, hi)
+	case jobFTiles:
+		w := &r.workers[id]
+		src := j.fin
+		if !j.fconv.direct {
+			src = float32s(r.scratch)
+		}
+		j.fconv.tiles(src, j.fout, lo, hi, &w.fargs, w.fspill[:])
 	}
 }
 
@@ -157,6 +173,19 @@ func (r *Runner) Conv(c *Conv, input, output []int8) {
 	r.job = job{kind: jobPad, conv: c, in: input, units: c.padRows()}
 	r.run()
 	r.job = job{kind: jobTiles, conv: c, out: output, units: c.blocks * c.mtiles}
+	r.run()
+	r.job = job{}
+}
+
+// FConv runs c: output = ref.ConvFloat(c's parameters, input), within
+// float rounding (see NewFConv). The runner's scratch must be at least
+// c.ScratchBytes().
+func (r *Runner) FConv(c *FConv, input, output []float32) {
+	if !c.direct {
+		r.job = job{kind: jobFPad, fconv: c, fin: input, units: c.padRows()}
+		r.run()
+	}
+	r.job = job{kind: jobFTiles, fconv: c, fin: input, fout: output, units: c.blocks * c.mtiles}
 	r.run()
 	r.job = job{}
 }

@@ -1,0 +1,330 @@
+package fast
+
+import (
+	"fmt"
+	"unsafe"
+
+	"github.com/shortcut-edge/shortcut/resnet/internal/ref"
+)
+
+// Float32 convolutions: the same implicit GEMM as the int8 path (a padded
+// scratch image, a table of tap offsets, a micro-kernel over fmr output
+// pixels x nr output channels), with FMA accumulators. The result differs
+// from ref.ConvFloat only by rounding: the sums run over the same terms in
+// the same order (taps, then input channels; padding taps add an exact
+// zero), but each step is one fused multiply-add (one rounding) where the
+// reference rounds the product and the sum separately. Per output the
+// difference is bounded by n*2^-23*sum|w*x| (n = taps*InC + 1), the usual
+// bound for a recursive sum of n terms; the tests check that bound.
+
+// fmr is the number of output pixels of every float micro-kernel.
+const fmr = 6
+
+// FloatKernel names a float32 micro-kernel family.
+type FloatKernel int
+
+const (
+	// FloatGo is the portable micro-kernel (fmr x 16).
+	FloatGo FloatKernel = iota
+	// FloatAVX2 is the amd64 AVX2+FMA micro-kernel (6 pixels x 16 channels,
+	// two YMM vectors).
+	FloatAVX2
+	// FloatAVX512 is the amd64 AVX-512F micro-kernel (6 pixels x 32
+	// channels, two ZMM vectors).
+	FloatAVX512
+)
+
+func (k FloatKernel) String() string {
+	switch k {
+	case FloatGo:
+		return "go"
+	case FloatAVX2:
+		return "avx2fma"
+	case FloatAVX512:
+		return "avx512f"
+	}
+	return fmt.Sprintf("FloatKernel(%d)", int(k))
+}
+
+// Supported reports whether this CPU runs float micro-kernel k.
+func (k FloatKernel) Supported() bool {
+	switch k {
+	case FloatGo:
+		return true
+	case FloatAVX2:
+		return hasFMA
+	case FloatAVX512:
+		return hasAVX512F
+	}
+	return false
+}
+
+// nr is the micro-kernel's output-channel width.
+func (k FloatKernel) nr() int {
+	if k == FloatAVX512 {
+		return 32
+	}
+	return 16
+}
+
+// FloatKernels lists the float families this CPU runs, slower first.
+func FloatKernels() []FloatKernel {
+	var out []FloatKernel
+	for _, k := range []FloatKernel{FloatGo, FloatAVX2, FloatAVX512} {
+		if k.Supported() {
+			out = append(out, k)
+		}
+	}
+	return out
+}
+
+// Float is the float micro-kernel that goes with int8 family i: the widest
+// vectors family i implies, the portable kernel where no float assembly
+// exists (arm64 today).
+func (i ISA) Float() FloatKernel {
+	switch {
+	case i == AVX512VNNI && FloatAVX512.Supported():
+		return FloatAVX512
+	case (i == AVX512VNNI || i == AVX2 || i == AVXVNNI) && FloatAVX2.Supported():
+		return FloatAVX2
+	}
+	return FloatGo
+}
+
+// FConv is a prepared float32 CONV_2D (or FULLY_CONNECTED seen as a 1x1
+// convolution): ref.ConvFloat with the same parameters, within the rounding
+// bound above. Read-only after NewFConv; any number of Runners may share it.
+type FConv struct {
+	p      ref.Conv
+	kernel FloatKernel
+	nr     int
+
+	direct bool    // the input needs no padding: the kernel reads it in place
+	ph, pw int     // scratch (or input) image height and row pitch in pixels
+	plane  int     // floats per batch image in what the kernel reads
+	taps   []int32 // byte offset of every filter tap from tap (0, 0)
+
+	blocks int // output-channel blocks of nr
+	m      int // output pixels (batch * OutH * OutW)
+	mtiles int // pixel tiles of fmr
+	w      []float32
+	bias   []float32 // [block][nr], zero past OutC
+}
+
+// NewFConv packs a float CONV_2D's weights (OHWI) for kernel k; bias may be
+// nil. p must be a valid reference description.
+func NewFConv(p *ref.Conv, filter, bias []float32, k FloatKernel) (*FConv, error) {
+	if !k.Supported() {
+		return nil, fmt.Errorf("fast: float kernel %v does not run on this CPU", k)
+	}
+	if p.DepthMultiplier != 0 && p.DepthMultiplier != 1 {
+		return nil, fmt.Errorf("fast: depth multiplier %d: NewFConv is for CONV_2D", p.DepthMultiplier)
+	}
+	taps := p.FilterH * p.FilterW
+	if len(filter) != p.OutC*taps*p.InC || (bias != nil && len(bias) != p.OutC) {
+		return nil, fmt.Errorf("fast: float conv %dx%dx%d -> %d channels: filter has %d values, bias %d; sizes disagree",
+			p.FilterH, p.FilterW, p.InC, p.OutC, len(filter), len(bias))
+	}
+	c := &FConv{p: *p, kernel: k, nr: k.nr()}
+	c.ph = (p.OutH-1)*p.StrideH + (p.FilterH-1)*p.DilationH + 1
+	c.pw = (p.OutW-1)*p.StrideW + (p.FilterW-1)*p.DilationW + 1
+	if p.PadH == 0 && p.PadW == 0 && c.ph <= p.InH && c.pw <= p.InW {
+		// Every tap of every output pixel lies inside the image (1x1
+		// convolutions, VALID ones): read the input with its own pitch.
+		c.direct = true
+		c.ph, c.pw = p.InH, p.InW
+	}
+	if int64(p.Batch)*int64(c.ph)*int64(c.pw)*int64(p.InC) > 1<<38 {
+		return nil, fmt.Errorf("fast: float conv input %dx%dx%d is too large", c.ph, c.pw, p.InC)
+	}
+	c.plane = c.ph * c.pw * p.InC
+	c.taps = make([]int32, 0, taps)
+	for ky := range p.FilterH {
+		for kx := range p.FilterW {
+			c.taps = append(c.taps, int32((ky*p.DilationH*c.pw+kx*p.DilationW)*p.InC*4))
+		}
+	}
+	nr := c.nr
+	c.blocks = (p.OutC + nr - 1) / nr
+	c.m = p.Batch * p.OutH * p.OutW
+	c.mtiles = (c.m + fmr - 1) / fmr
+	c.w = alignedFloat32s(c.blocks * taps * p.InC * nr)
+	c.bias = alignedFloat32s(c.blocks * nr)
+	for oc := range p.OutC {
+		blk, lane := oc/nr, oc%nr
+		for t := range taps {
+			src := filter[(oc*taps+t)*p.InC:][:p.InC]
+			for ic, v := range src {
+				c.w[((blk*taps+t)*p.InC+ic)*nr+lane] = v
+			}
+		}
+		if bias != nil {
+			c.bias[oc] = bias[oc]
+		}
+	}
+	return c, nil
+}
+
+// ScratchBytes is the padded-input scratch a Runner needs for c (0 when the
+// kernel reads the input in place).
+func (c *FConv) ScratchBytes() int {
+	if c.direct {
+		return 0
+	}
+	return 4 * c.p.Batch * c.plane
+}
+
+// Kernel is the micro-kernel family c was packed for.
+func (c *FConv) Kernel() FloatKernel { return c.kernel }
+
+// MACs is the number of multiply-accumulates one run performs.
+func (c *FConv) MACs() int64 {
+	return int64(c.m) * int64(c.p.OutC) * int64(c.p.FilterH*c.p.FilterW*c.p.InC)
+}
+
+func (c *FConv) padRows() int {
+	if c.direct {
+		return 0
+	}
+	return c.p.Batch * c.ph
+}
+
+// pad writes scratch rows [lo, hi) (batch-major): the input inside the
+// image, zeros around it.
+func (c *FConv) pad(input, scratch []float32, lo, hi int) {
+	p := &c.p
+	row := c.pw * p.InC
+	for r := lo; r < hi; r++ {
+		b, py := r/c.ph, r%c.ph
+		dst := scratch[r*row:][:row]
+		iy := py - p.PadH
+		if iy < 0 || iy >= p.InH {
+			clear(dst)
+			continue
+		}
+		x0 := min(p.PadW, c.pw)
+		clear(dst[:x0*p.InC])
+		n := min(p.InW, c.pw-x0)
+		if n > 0 {
+			copy(dst[x0*p.InC:][:n*p.InC], input[(b*p.InH+iy)*p.InW*p.InC:][:n*p.InC])
+		}
+		if x1 := x0 + max(n, 0); x1 < c.pw {
+			clear(dst[x1*p.InC:])
+		}
+	}
+}
+
+// ftileArgs is what a float micro-kernel reads; the assembly (gen_ftile.go)
+// depends on its layout.
+type ftileArgs struct {
+	in       [fmr]unsafe.Pointer // each pixel's input at filter tap (0, 0)
+	out      [fmr]unsafe.Pointer // each pixel's nr outputs
+	w        unsafe.Pointer      // this block's packed weights
+	bias     unsafe.Pointer      // this block's nr biases
+	taps     unsafe.Pointer      // []int32 tap byte offsets
+	ntaps    int
+	k        int // input channels per tap
+	min, max float32
+}
+
+// tiles runs pixel-tile x channel-block units [lo, hi), block-major.
+func (c *FConv) tiles(src, output []float32, lo, hi int, a *ftileArgs, spill []float32) {
+	p := &c.p
+	nr := c.nr
+	hw := p.OutH * p.OutW
+	wBlock := len(c.taps) * p.InC * nr
+	a.taps = unsafe.Pointer(unsafe.SliceData(c.taps))
+	a.ntaps = len(c.taps)
+	a.k = p.InC
+	a.min, a.max = p.FloatMin, p.FloatMax
+	sbase := unsafe.Pointer(unsafe.SliceData(src))
+	obase := unsafe.Pointer(unsafe.SliceData(output))
+	for u := lo; u < hi; u++ {
+		blk, mt := u/c.mtiles, u%c.mtiles
+		oc0 := blk * nr
+		full := oc0+nr <= p.OutC
+		a.w = unsafe.Pointer(&c.w[blk*wBlock])
+		a.bias = unsafe.Pointer(&c.bias[blk*nr])
+		valid := min(fmr, c.m-mt*fmr)
+		px0 := mt * fmr
+		b, r := px0/hw, px0%hw
+		oy, ox := r/p.OutW, r%p.OutW
+		for j := range fmr {
+			if j < valid {
+				a.in[j] = unsafe.Add(sbase, 4*(b*c.plane+(oy*p.StrideH*c.pw+ox*p.StrideW)*p.InC))
+				if full {
+					a.out[j] = unsafe.Add(obase, 4*((px0+j)*p.OutC+oc0))
+				} else {
+					a.out[j] = unsafe.Pointer(&spill[j*nr])
+				}
+				if ox++; ox == p.OutW {
+					ox = 0
+					if oy++; oy == p.OutH {
+						oy, b = 0, b+1
+					}
+				}
+			} else {
+				// Past the last pixel: recompute the previous one into the spill.
+				a.in[j] = a.in[j-1]
+				a.out[j] = unsafe.Pointer(&spill[j*nr])
+			}
+		}
+		c.runTile(a)
+		if !full {
+			n := p.OutC - oc0
+			for j := range valid {
+				copy(output[(px0+j)*p.OutC+oc0:][:n], spill[j*nr:][:n])
+			}
+		}
+	}
+}
+
+func (c *FConv) runTile(a *ftileArgs) {
+	switch c.kernel {
+	case FloatAVX512:
+		ftileAVX512(a)
+	case FloatAVX2:
+		ftileAVX2(a)
+	default:
+		ftileGo(a)
+	}
+}
+
+// ftileGo is the portable float micro-kernel (nr = 16): the assembly's
+// contract in Go.
+func ftileGo(a *ftileArgs) {
+	const nr = 16
+	var acc [fmr][nr]float32
+	taps := unsafe.Slice((*int32)(a.taps), a.ntaps)
+	w := unsafe.Slice((*float32)(a.w), a.ntaps*a.k*nr)
+	for t, off := range taps {
+		wt := w[t*a.k*nr:][:a.k*nr]
+		for j := range fmr {
+			in := unsafe.Slice((*float32)(unsafe.Add(a.in[j], off)), a.k)
+			acc := &acc[j]
+			for i, x := range in {
+				wk := wt[i*nr:][:nr]
+				for l := range nr {
+					acc[l] += float32(x * wk[l])
+				}
+			}
+		}
+	}
+	bias := unsafe.Slice((*float32)(a.bias), nr)
+	for j := range fmr {
+		out := unsafe.Slice((*float32)(a.out[j]), nr)
+		for l := range nr {
+			out[l] = min(max(acc[j][l]+bias[l], a.min), a.max)
+		}
+	}
+}
+
+func alignedFloat32s(n int) []float32 {
+	b := alignedBytes(4 * n)
+	return unsafe.Slice((*float32)(unsafe.Pointer(unsafe.SliceData(b))), n)
+}
+
+// float32s views a runner's byte scratch as floats (it is 64-byte aligned).
+func float32s(b []byte) []float32 {
+	return unsafe.Slice((*float32)(unsafe.Pointer(unsafe.SliceData(b))), len(b)/4)
+}

@@ -1,0 +1,16 @@
+package fast
+
+import "golang.org/x/sys/cpu"
+
+var (
+	hasFMA     = cpu.X86.HasAVX2 && cpu.X86.HasFMA
+	hasAVX512F = cpu.X86.HasAVX512F
+)
+
+// The float micro-kernels (ftile_amd64.s, written by gen_ftile.go).
+
+//go:noescape
+func ftileAVX2(a *ftileArgs)
+
+//go:noescape
+func ftileAVX512(a *ftileArgs)

@@ -19,6 +19,9 @@ func (a *Agent) loadModel(path string) (Classifier, error) {
 	if err != nil {
 		return nil, err
 	}
+	if how := c.Info().Embedding; how != "output 1" {
+		a.log.Info("model embedding for on-device learning", "model", path, "embedding", how)
+	}
 	var st AcceleratorStatus
 	c, st = Accelerate(c, a.cfg.Model, a.cfg.Learning.StateDir, a.log)
 	a.accel.Store(&st)

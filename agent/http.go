@@ -23,8 +23,12 @@ type Health struct {
 	// Accelerator says what runs the model and, when it is not the one
 	// model.accelerator asks for, why.
 	Accelerator *AcceleratorStatus `json:"accelerator,omitempty"`
-	MQTT        HealthMQTT         `json:"mqtt"`
-	Cameras     []HealthCamera     `json:"cameras"`
+	// Embedding says where on-device learning's embedding comes from
+	// (ModelInfo.Embedding): output 1, a classifier's last
+	// FULLY_CONNECTED input, or none and why.
+	Embedding string         `json:"embedding,omitempty"`
+	MQTT      HealthMQTT     `json:"mqtt"`
+	Cameras   []HealthCamera `json:"cameras"`
 }
 
 type HealthMQTT struct {
@@ -65,7 +69,7 @@ type HealthSource struct {
 // Health reports whether the agent is ready: the model is loaded, MQTT is
 // connected and every camera has classified a frame recently.
 func (a *Agent) Health() Health {
-	h := Health{Status: "ready", Reasons: []string{}, Model: a.modelRef(a.Model()), Accelerator: a.accel.Load(),
+	h := Health{Status: "ready", Reasons: []string{}, Model: a.modelRef(a.Model()), Accelerator: a.accel.Load(), Embedding: a.Model().Embedding,
 		MQTT: HealthMQTT{Broker: a.brokerURL, Embedded: a.broker != nil}}
 	if a.pub == nil {
 		h.Reasons = append(h.Reasons, "not started")

@@ -255,7 +255,7 @@ func (l *learner) ready() (*head.Store, *cmdError) {
 	case l.broken != "":
 		return nil, &cmdError{codeUnavailable, "learning is off: " + l.broken}
 	case info.EmbeddingDim == 0:
-		return nil, &cmdError{codeUnavailable, fmt.Sprintf("model %q has no embedding output (output 1, the classifier's input); on-device learning needs one", info.Name)}
+		return nil, &cmdError{codeUnavailable, fmt.Sprintf("model %q has no embedding for on-device learning (%s)", info.Name, info.Embedding)}
 	case l.store == nil || l.store.Dim() != info.EmbeddingDim:
 		return nil, &cmdError{codeUnavailable, fmt.Sprintf("the stored examples (%s) were made with another model's embedding; move them aside to start afresh", l.dir.Path())}
 	}

@@ -7,6 +7,7 @@ import (
 	"math"
 	"os"
 	"slices"
+	"strings"
 
 	"github.com/shortcut-edge/shortcut/agent/head"
 	"github.com/shortcut-edge/shortcut/resnet"
@@ -36,6 +37,10 @@ type ModelInfo struct {
 	// the classifier's input), or 0 when it has none. On-device learning
 	// needs it.
 	EmbeddingDim int
+	// Embedding says where the embedding comes from: "output 1", or for a
+	// classifier without one the input of its last FULLY_CONNECTED
+	// (modelio.ExposeEmbedding); when there is none, why.
+	Embedding string
 }
 
 // Classifier is a loaded, checked model. Several cameras share one: each
@@ -92,6 +97,16 @@ func LoadModel(path string) (Classifier, error) {
 	if err != nil {
 		return nil, fmt.Errorf("model %q: %w", path, err)
 	}
+	// A classifier from elsewhere has no embedding output: the features its
+	// last FULLY_CONNECTED reads serve, so that on-device learning works.
+	embedding := "output 1"
+	if len(m.Outputs) == 1 {
+		if how, err := modelio.ExposeEmbedding(m); err == nil {
+			embedding = how
+		} else {
+			embedding = "none: " + err.Error()
+		}
+	}
 	it, err := interp.New(m, interp.Options{})
 	if err != nil {
 		return nil, fmt.Errorf("model %q: %w", path, err)
@@ -112,8 +127,11 @@ func LoadModel(path string) (Classifier, error) {
 	}
 	c.info.Height, c.info.Width, c.info.Channels = io.Input.Height, io.Input.Width, io.Input.Channels
 	c.info.ContentHeight, c.info.ContentWidth = io.Input.ContentHeight, io.Input.ContentWidth
+	c.info.Embedding = embedding
 	if io.Embedding != nil {
 		c.info.EmbeddingDim = io.Embedding.Len
+	} else if !strings.HasPrefix(embedding, "none") {
+		c.info.Embedding = "none: output 1 is not an embedding (FLOAT32 or INT8, 2 values or more)"
 	}
 	// The same names the head gets from head.FromModel, so that a class
 	// is called alike before and after on-device training.

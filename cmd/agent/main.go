@@ -81,9 +81,9 @@ func run(args []string, stdout, stderr io.Writer) int {
 			fmt.Fprintln(stderr, "shortcut-agent:", err)
 			return 2
 		}
-		learning := "no on-device learning (no embedding output)"
+		learning := fmt.Sprintf("no on-device learning (embedding %s)", info.Embedding)
 		if info.EmbeddingDim > 0 {
-			learning = fmt.Sprintf("on-device learning available (embedding of %d values)", info.EmbeddingDim)
+			learning = fmt.Sprintf("on-device learning available (embedding of %d values%s)", info.EmbeddingDim, embeddingSource(info.Embedding))
 		}
 		fmt.Fprintf(stdout, "config %s: ok (device %q, %d camera(s); model %s loads: %q, %d labels, %s; %s sources)\n",
 			*configPath, cfg.Device.ID, len(cfg.Cameras), cfg.Model.Path, info.Name, len(info.Labels), learning, sourcesBuild)
@@ -179,9 +179,9 @@ func checkModelFile(path string, stdout, stderr io.Writer) int {
 		fmt.Fprintln(stderr, "shortcut-agent:", err)
 		return 1
 	}
-	learning := "no embedding output: on-device learning unavailable"
+	learning := fmt.Sprintf("embedding %s: on-device learning unavailable", c.Info().Embedding)
 	if d := c.Info().EmbeddingDim; d > 0 {
-		learning = fmt.Sprintf("embedding of %d values: on-device learning available", d)
+		learning = fmt.Sprintf("embedding of %d values%s: on-device learning available", d, embeddingSource(c.Info().Embedding))
 	}
 	if in := c.Info(); in.ContentHeight > 0 {
 		learning += fmt.Sprintf(", trained on %dx%d images centred in its %dx%d input (frames are fitted there, black around)",
@@ -190,4 +190,13 @@ func checkModelFile(path string, stdout, stderr io.Writer) int {
 	fmt.Fprintf(stdout, "model %s: %q, %d operators, %d inputs, %d outputs, %d labels, %s\n",
 		path, m.Description, len(m.Operators), it.NumInputs(), it.NumOutputs(), len(m.Meta.Labels), learning)
 	return 0
+}
+
+// embeddingSource names where the embedding comes from when it is not the
+// model's own output 1.
+func embeddingSource(how string) string {
+	if how == "output 1" || how == "" {
+		return ""
+	}
+	return ", from " + how
 }

@@ -221,3 +221,42 @@ func greater(a, b float32) bool {
 	}
 	return b != b || a > b
 }
+
+// ExposeEmbedding gives a classifier without an embedding output one: the
+// tensor the last FULLY_CONNECTED reads (the pooled features a classifier's
+// head takes) becomes output 1 of m, so that an interpreter keeps it and
+// Describe reports it. It changes m only in that way, and only when m has a
+// single output. It returns where the embedding comes from, for logs and
+// /healthz, or an error saying why there is none.
+func ExposeEmbedding(m *resnet.Model) (string, error) {
+	if len(m.Outputs) != 1 {
+		return "", fmt.Errorf("the model has %d outputs; only a single-output classifier gets its embedding exposed", len(m.Outputs))
+	}
+	for i := len(m.Operators) - 1; i >= 0; i-- {
+		op := &m.Operators[i]
+		if op.Op != resnet.OpFullyConnected || len(op.Inputs) == 0 || op.Inputs[0] < 0 {
+			continue
+		}
+		t := op.Inputs[0]
+		tt := &m.Tensors[t]
+		if len(tt.Data) != 0 {
+			return "", fmt.Errorf("FULLY_CONNECTED operator %d reads a constant, not features", i)
+		}
+		n := 1
+		for _, d := range tt.Shape {
+			n *= d
+		}
+		if n < 2 {
+			return "", fmt.Errorf("the input of FULLY_CONNECTED operator %d (tensor %d %q) has %d values; an embedding needs at least 2", i, t, tt.Name, n)
+		}
+		if _, err := realValued(tt); err != nil {
+			return "", fmt.Errorf("the input of FULLY_CONNECTED operator %d: %w", i, err)
+		}
+		m.Outputs = append(m.Outputs, t)
+		if len(m.Meta.OutputNames) == 1 {
+			m.Meta.OutputNames = append(m.Meta.OutputNames[:1:1], "embedding")
+		}
+		return fmt.Sprintf("the input of FULLY_CONNECTED operator %d (tensor %d %q, %d values)", i, t, tt.Name, n), nil
+	}
+	return "", fmt.Errorf("the model has neither an embedding output (output 1) nor a FULLY_CONNECTED whose input could serve as one")
+}

@@ -177,3 +177,36 @@ func closeAll(a, b []float32) bool {
 	}
 	return len(a) == len(b)
 }
+
+// A classifier from elsewhere has only its scores as output: the tensor its
+// last FULLY_CONNECTED reads becomes the embedding, and an interpreter gives
+// the same values there as the model's own output 1 would.
+func TestExposeEmbeddingUsesTheLastFullyConnectedsInput(t *testing.T) {
+	m := tinyModel(t, resnet.Metadata{})
+	if len(m.Outputs) < 2 {
+		t.Fatalf("the builder's model has %d outputs; want scores and embedding", len(m.Outputs))
+	}
+	want := m.Outputs[1]
+	one := *m
+	one.Outputs = m.Outputs[:1:1]
+	how, err := modelio.ExposeEmbedding(&one)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(one.Outputs) != 2 || one.Outputs[1] != want || !strings.Contains(how, "FULLY_CONNECTED") {
+		t.Fatalf("exposed %v (%s), want output 1 = tensor %d", one.Outputs, how, want)
+	}
+	io, err := modelio.Describe(&one)
+	if err != nil || io.Embedding == nil {
+		t.Fatalf("Describe after exposing: %+v, %v", io.Embedding, err)
+	}
+	if _, err := modelio.ExposeEmbedding(&one); err == nil {
+		t.Error("exposing twice was accepted")
+	}
+	noFC := *m
+	noFC.Outputs = m.Outputs[:1:1]
+	noFC.Operators = nil
+	if _, err := modelio.ExposeEmbedding(&noFC); err == nil || !strings.Contains(err.Error(), "neither") {
+		t.Errorf("a model without FULLY_CONNECTED: %v", err)
+	}
+}

@@ -101,6 +101,11 @@ type Report struct {
 	ValidationExamples int             `json:"validation_examples"`
 	ValidationAccuracy float64         `json:"validation_accuracy"` // 0 when ValidationExamples is 0
 	PerLabel           []LabelAccuracy `json:"per_label,omitempty"`
+	// Confusion[i][j] counts the validation examples of label i (the head's
+	// label order) that the head predicts as label j; nil without a
+	// validation split. Not stored with the head (it grows with the square
+	// of the labels); shortcut-train head prints it.
+	Confusion [][]int `json:"-"`
 	Trained            []string        `json:"trained,omitempty"`   // labels whose rows were optimised
 	Imprinted          []string        `json:"imprinted,omitempty"` // new labels with too few examples
 	Iterations         int             `json:"iterations"`
@@ -307,10 +312,18 @@ func (t *Trainer) Train(ctx context.Context) (*Head, error) {
 		if len(r.val) == 0 {
 			continue
 		}
+		if rep.Confusion == nil {
+			rep.Confusion = make([][]int, len(labels))
+			for i := range rep.Confusion {
+				rep.Confusion[i] = make([]int, len(labels))
+			}
+		}
 		la := LabelAccuracy{Label: r.label, Total: len(r.val)}
 		for _, e := range r.val {
 			logits, _ = h.Logits(logits, e)
-			if argmax32(logits) == c {
+			p := argmax32(logits)
+			rep.Confusion[c][p]++
+			if p == c {
 				la.Correct++
 			}
 		}

@@ -105,12 +105,12 @@ type Report struct {
 	// label order) that the head predicts as label j; nil without a
 	// validation split. Not stored with the head (it grows with the square
 	// of the labels); shortcut-train head prints it.
-	Confusion [][]int `json:"-"`
-	Trained            []string        `json:"trained,omitempty"`   // labels whose rows were optimised
-	Imprinted          []string        `json:"imprinted,omitempty"` // new labels with too few examples
-	Iterations         int             `json:"iterations"`
-	Loss               float64         `json:"loss"`
-	Milliseconds       float64         `json:"milliseconds"`
+	Confusion    [][]int  `json:"-"`
+	Trained      []string `json:"trained,omitempty"`   // labels whose rows were optimised
+	Imprinted    []string `json:"imprinted,omitempty"` // new labels with too few examples
+	Iterations   int      `json:"iterations"`
+	Loss         float64  `json:"loss"`
+	Milliseconds float64  `json:"milliseconds"`
 }
 
 // LabelAccuracy is one label's validation result.

@@ -15,3 +15,5 @@ echo "== agent: per-frame overhead (instant classifier), publish rate to mosquit
 go test -run '^$' -bench . -benchtime 1x ./agent/
 echo "== on-device learning: head training time"
 go test -run '^$' -bench Train -benchtime 5x ./agent/head/
+echo "== shortcut-train head: embeddings of 1,000 224x224 JPEGs with int8 ResNet-50 (one interpreter per core), and the whole command on 10 classes x 100 Fashion-MNIST PNGs"
+go test -run '^$' -bench Head -benchtime 1x ./cmd/train/

@@ -30,7 +30,7 @@ const demoModel = "../../configs/demo/fashion-resnet8-int8.tflite"
 const fashionIDX = "/usr/share/datasets/fashion-mnist"
 
 // fashionImages reads the first n images and labels of a Fashion-MNIST split.
-func fashionImages(t *testing.T, split string, n int) (pixels []uint8, labels []int32) {
+func fashionImages(t testing.TB, split string, n int) (pixels []uint8, labels []int32) {
 	t.Helper()
 	count, rows, cols, px, err := data.ReadIDXImages(fmt.Sprintf("%s/%s-images-idx3-ubyte.gz", fashionIDX, split))
 	if err != nil {
@@ -49,7 +49,7 @@ func fashionImages(t *testing.T, split string, n int) (pixels []uint8, labels []
 
 // writeFashionFolder writes perClass PNGs of each Fashion-MNIST class in
 // classes (folder name -> class index) under dir/<name>/ and returns dir.
-func writeFashionFolder(t *testing.T, dir, split string, perClass int, classes map[string]int32) string {
+func writeFashionFolder(t testing.TB, dir, split string, perClass int, classes map[string]int32) string {
 	t.Helper()
 	px, labs := fashionImages(t, split, 20000)
 	for name, class := range classes {

@@ -224,6 +224,7 @@ func (c *Conv) tiles(scratch []byte, output []int8, lo, hi int, a *tileArgs, spi
 	}
 	sbase := unsafe.Pointer(unsafe.SliceData(scratch))
 	obase := unsafe.Pointer(unsafe.SliceData(output))
+	sp := unsafe.Slice((*int8)(unsafe.Pointer(&spill[0])), len(spill))
 	for u := lo; u < hi; u++ {
 		blk, mt := u/c.mtiles, u%c.mtiles
 		oc0 := blk * nr
@@ -231,25 +232,36 @@ func (c *Conv) tiles(scratch []byte, output []int8, lo, hi int, a *tileArgs, spi
 		a.w = unsafe.Pointer(&c.w[blk*wBlock])
 		a.params = unsafe.Pointer(&c.params[blk*numPar*nr])
 		valid := min(mr, c.m-mt*mr)
+		// One division per tile, then walk the pixels: on small layers
+		// per-pixel divisions cost as much as the tile's arithmetic.
+		px0 := mt * mr
+		b, r := px0/hw, px0%hw
+		oy, ox := r/p.OutW, r%p.OutW
 		for j := range mr {
-			px := mt*mr + min(j, valid-1)
-			b, r := px/hw, px%hw
-			oy, ox := r/p.OutW, r%p.OutW
+			if j >= valid {
+				// Past the last pixel: recompute the previous one into the spill.
+				a.in[j] = a.in[j-1]
+				a.out[j] = unsafe.Pointer(&spill[j*nr])
+				continue
+			}
 			a.in[j] = unsafe.Add(sbase, b*plane+(oy*p.StrideH*c.pw+ox*p.StrideW)*c.c4)
-			if full && j < valid {
-				a.out[j] = unsafe.Add(obase, px*p.OutC+oc0)
+			if full {
+				a.out[j] = unsafe.Add(obase, (px0+j)*p.OutC+oc0)
 			} else {
 				a.out[j] = unsafe.Pointer(&spill[j*nr])
+			}
+			if ox++; ox == p.OutW {
+				ox = 0
+				if oy++; oy == p.OutH {
+					oy, b = 0, b+1
+				}
 			}
 		}
 		c.runTile(a)
 		if !full {
 			n := p.OutC - oc0
 			for j := range valid {
-				px := mt*mr + j
-				for k := range n {
-					output[px*p.OutC+oc0+k] = int8(spill[j*nr+k])
-				}
+				copy(output[(px0+j)*p.OutC+oc0:][:n], sp[j*nr:][:n])
 			}
 		}
 	}

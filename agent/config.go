@@ -271,6 +271,8 @@ type MQTTConfig struct {
 	TLS            TLSConfig       `yaml:"tls"`
 	Predictions    PredictionsConf `yaml:"predictions"`
 	Discovery      DiscoveryConfig `yaml:"discovery"`
+	Events         EventsConfig    `yaml:"events"`
+	Snapshots      SnapshotsConfig `yaml:"snapshots"`
 }
 
 // TLSConfig secures the broker connection.
@@ -297,6 +299,26 @@ type DiscoveryConfig struct {
 	// BinarySensors are labels that get a binary_sensor per camera, on
 	// while the label is the camera's state.
 	BinarySensors []string `yaml:"binary_sensors"`
+}
+
+// EventsConfig controls the per-camera events (<prefix>/<device>/<camera>/events):
+// one event per stretch of time a label is a camera's debounced state.
+type EventsConfig struct {
+	Enabled bool `yaml:"enabled"`
+	// UpdateInterval is the least time between two messages of one event
+	// (new, then each update): an update says the label's top score rose.
+	UpdateInterval time.Duration `yaml:"update_interval"`
+}
+
+// SnapshotsConfig controls the JPEG pictures of events, retained on
+// <prefix>/<device>/<camera>/snapshot (Home Assistant's image entity).
+type SnapshotsConfig struct {
+	Enabled bool `yaml:"enabled"`
+	// MaxBytes caps a snapshot: a bigger picture is sent at a lower JPEG
+	// quality, then at half its size, until it fits.
+	MaxBytes int `yaml:"max_bytes"`
+	// MinInterval is the least time between two snapshots of a camera.
+	MinInterval time.Duration `yaml:"min_interval"`
 }
 
 // BrokerConfig is the embedded broker, used when mqtt.broker is empty.
@@ -344,6 +366,8 @@ func Defaults() Config {
 			ReconnectMin: time.Second, ReconnectMax: time.Minute,
 			Predictions: PredictionsConf{Enabled: true, MaxRate: 1},
 			Discovery:   DiscoveryConfig{Enabled: true, Prefix: "homeassistant", BinarySensors: []string{}},
+			Events:      EventsConfig{Enabled: true, UpdateInterval: 2 * time.Second},
+			Snapshots:   SnapshotsConfig{Enabled: true, MaxBytes: 256 << 10, MinInterval: 2 * time.Second},
 		},
 		EmbeddedBroker: BrokerConfig{Address: "127.0.0.1:1883"},
 		HTTP: HTTPConfig{Address: "127.0.0.1:8080", SnapshotQuality: 80, ReadTimeout: 10 * time.Second, IdleTimeout: 30 * time.Second, WriteTimeout: 10 * time.Second, MaxConnections: 64,
@@ -748,6 +772,15 @@ func (c *Config) validateMQTT(e *fieldErrors) {
 	}
 	if m.Predictions.MaxRate < 0 {
 		e.bad("mqtt.predictions.max_rate", "is %g; want 0 (every frame) or a positive rate", m.Predictions.MaxRate)
+	}
+	if m.Events.UpdateInterval < 0 {
+		e.bad("mqtt.events.update_interval", "is %v; want 0 (every rise of the top score) or more", m.Events.UpdateInterval)
+	}
+	if m.Snapshots.Enabled && m.Snapshots.MaxBytes < minSnapshotBytes {
+		e.bad("mqtt.snapshots.max_bytes", "is %d; want at least %d (a small JPEG still needs its headers)", m.Snapshots.MaxBytes, minSnapshotBytes)
+	}
+	if m.Snapshots.MinInterval < 0 {
+		e.bad("mqtt.snapshots.min_interval", "is %v; want 0 (no limit) or more", m.Snapshots.MinInterval)
 	}
 	if m.Discovery.Enabled && (m.Discovery.Prefix == "" || strings.ContainsAny(m.Discovery.Prefix, "#+")) {
 		e.bad("mqtt.discovery.prefix", "%q: want a topic prefix such as homeassistant", m.Discovery.Prefix)

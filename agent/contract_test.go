@@ -12,6 +12,7 @@ import (
 	"slices"
 	"strings"
 	"testing"
+	"time"
 
 	"github.com/shortcut-edge/shortcut/agent"
 	"github.com/shortcut-edge/shortcut/agent/agenttest"
@@ -46,6 +47,9 @@ func TestMQTTContractFreezesTopicsAndPayloads(t *testing.T) {
 	src.Start = start
 	cfg := testConfig(broker.URL())
 	cfg.Model.HeadVersion = "head-3"
+	// One snapshot (the first event's): the second event's picture is held
+	// back by min_interval, and that event ends before it may go.
+	cfg.MQTT.Snapshots.MinInterval = time.Hour
 	a, err := agent.New(cfg, agent.Options{Logger: quietLog(),
 		OpenSource: func(agent.CameraConfig) (agent.FrameSource, error) { return src, nil },
 		LoadModel:  func(string) (agent.Classifier, error) { return fakeModel(contractTable), nil }})
@@ -60,6 +64,7 @@ func TestMQTTContractFreezesTopicsAndPayloads(t *testing.T) {
 	close(start)
 	sub.WaitFor("shortcut/testdev/front/prediction", "a prediction per frame", atLeast(len(contractFrames)))
 	sub.WaitFor("shortcut/testdev/front/state", "three state changes", atLeast(3))
+	sub.WaitFor("shortcut/testdev/front/events", "two events, started and ended", atLeast(4))
 	stop()
 	sub.WaitFor("shortcut/testdev/availability", "offline after a clean stop", hasPayload(agent.Offline))
 
@@ -70,6 +75,8 @@ func TestMQTTContractFreezesTopicsAndPayloads(t *testing.T) {
 	late.WaitFor("shortcut/testdev/availability", "retained availability", atLeast(1))
 	late.WaitFor("homeassistant/sensor/testdev/front_score/config", "retained score discovery", atLeast(1))
 	late.WaitFor("shortcut/testdev/front/availability", "retained camera availability", atLeast(1))
+	late.WaitFor("shortcut/testdev/front/snapshot", "retained snapshot", atLeast(1))
+	late.WaitFor("homeassistant/image/testdev/front_snapshot/config", "retained image discovery", atLeast(1))
 
 	got := map[string]any{"live": group(t, sub.All()), "retained": group(t, late.All())}
 	for _, m := range late.All() {
@@ -92,6 +99,9 @@ func group(t *testing.T, ms []msg) map[string][]any {
 // normalise replaces what changes from run to run (times, latencies) by
 // placeholders, after checking that it has the documented type.
 func normalise(t *testing.T, m msg) any {
+	if strings.HasSuffix(m.Topic, "/snapshot") {
+		return normaliseSnapshot(t, m)
+	}
 	var v any
 	if err := json.Unmarshal([]byte(m.Payload), &v); err != nil {
 		return m.Payload // availability: plain text
@@ -118,11 +128,21 @@ func normalise(t *testing.T, m msg) any {
 			}
 			return x
 		case string:
-			if key == "time" {
-				if x == "" {
-					t.Errorf("%s: empty time", m.Topic)
+			if key == "time" || strings.HasSuffix(key, "_time") && strings.HasSuffix(m.Topic, "/events") {
+				if _, err := time.Parse(time.RFC3339Nano, x); err != nil {
+					t.Errorf("%s: %s %q is not an RFC 3339 time: %v", m.Topic, key, x, err)
 				}
 				return "<time>"
+			}
+			if key == "id" && strings.HasSuffix(m.Topic, "/events") {
+				return normaliseEventID(t, m.Topic, x)
+			}
+		case float64:
+			if key == "duration_s" {
+				if x < 0 {
+					t.Errorf("%s: duration_s %v < 0", m.Topic, x)
+				}
+				return "<seconds>"
 			}
 		}
 		return v

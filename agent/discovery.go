@@ -17,7 +17,10 @@ import (
 //     <ha>/sensor/<device>/<camera>_score/config;
 //   - a binary_sensor per label that mqtt.discovery.binary_sensors names,
 //     "on" while that label is the camera's debounced state, on
-//     <ha>/binary_sensor/<device>/<camera>_<label slug>/config.
+//     <ha>/binary_sensor/<device>/<camera>_<label slug>/config;
+//   - with mqtt.snapshots on, an image showing the picture of the latest
+//     event (the retained snapshot topic), on
+//     <ha>/image/<device>/<camera>_snapshot/config.
 //
 // Each entity is available while both the device's availability topic
 // and the camera's say "online" (availability_mode all).
@@ -58,6 +61,21 @@ type discovery struct {
 	AvailabilityMode string                  `json:"availability_mode"`
 	Icon             string                  `json:"icon,omitempty"`
 	QoS              int                     `json:"qos"`
+	Device           discoveryDevice         `json:"device"`
+	Origin           discoveryOrigin         `json:"origin"`
+}
+
+// imageDiscovery is the discovery config of an MQTT image entity: it has
+// no state topic, value template or qos (image.mqtt documents none).
+type imageDiscovery struct {
+	Name             string                  `json:"name"`
+	UniqueID         string                  `json:"unique_id"`
+	DefaultEntityID  string                  `json:"default_entity_id"`
+	ImageTopic       string                  `json:"image_topic"`
+	ContentType      string                  `json:"content_type"`
+	Availability     []discoveryAvailability `json:"availability"`
+	AvailabilityMode string                  `json:"availability_mode"`
+	Icon             string                  `json:"icon,omitempty"`
 	Device           discoveryDevice         `json:"device"`
 	Origin           discoveryOrigin         `json:"origin"`
 }
@@ -157,6 +175,13 @@ func (a *Agent) discoveryMessages() []message {
 			b.ValueTemplate = "{{ 'ON' if value_json.label == " + string(q) + " else 'OFF' }}"
 			b.PayloadOn, b.PayloadOff = "ON", "OFF"
 			out = append(out, a.discoveryMessage("binary_sensor", cam+"_"+slug, b))
+		}
+		if a.cfg.MQTT.Snapshots.Enabled {
+			id := "shortcut_" + dev + "_" + cam + "_snapshot"
+			img := imageDiscovery{Name: cam + " snapshot", UniqueID: id, DefaultEntityID: "image." + entitySlug(id),
+				ImageTopic: a.topics.Snapshot(cam), ContentType: "image/jpeg", Availability: avail, AvailabilityMode: "all",
+				Icon: "mdi:image", Device: device, Origin: origin}
+			out = append(out, message{kind: "discovery", topic: a.topics.Discovery("image", cam+"_snapshot"), payload: mustJSON(img), retained: true})
 		}
 	}
 	return out

@@ -16,8 +16,8 @@ import (
 )
 
 // documentedKeys are the configuration keys Home Assistant documents for
-// each MQTT platform (home-assistant.io/integrations/sensor.mqtt and
-// binary_sensor.mqtt, and the shared device, origin and availability
+// each MQTT platform (home-assistant.io/integrations/sensor.mqtt,
+// binary_sensor.mqtt and image.mqtt, and the shared device, origin and availability
 // maps), minus object_id, which 2025.10 deprecated and 2026.4 drops. Our
 // own list, kept by hand: a key the agent sends must be in it.
 var documentedKeys = map[string][]string{
@@ -31,6 +31,10 @@ var documentedKeys = map[string][]string{
 		"force_update", "icon", "json_attributes_template", "json_attributes_topic", "name", "off_delay", "origin",
 		"payload_available", "payload_not_available", "payload_off", "payload_on", "platform", "qos", "state_topic",
 		"unique_id", "value_template"},
+	"image": {"availability", "availability_mode", "availability_template", "availability_topic", "content_type",
+		"default_entity_id", "device", "enabled_by_default", "encoding", "entity_category", "entity_picture", "icon",
+		"image_encoding", "image_topic", "json_attributes_template", "json_attributes_topic", "name", "origin", "platform",
+		"unique_id", "url_template", "url_topic"}, // no qos: image.mqtt documents none
 	"device": {"configuration_url", "connections", "hw_version", "identifiers", "manufacturer", "model", "model_id", "name",
 		"serial_number", "suggested_area", "sw_version", "via_device"},
 	"origin":       {"name", "sw_version", "support_url"},
@@ -125,6 +129,7 @@ func TestDiscoveryAnnouncesDocumentedEntitiesAndRemovesStaleOnes(t *testing.T) {
 	late := subscribe(t, broker.URL(), "homeassistant/#")
 	late.WaitFor(other, "the other device's config kept", atLeast(1))
 	late.WaitFor("homeassistant/binary_sensor/testdev/front_red_mug/config", "retained discovery", atLeast(1))
+	late.WaitFor("homeassistant/image/testdev/front_snapshot/config", "retained image discovery", atLeast(1))
 	time.Sleep(200 * time.Millisecond) // the rest of the retained burst
 	configs := discoveryConfigs(t, late.All())
 	delete(configs, other)
@@ -134,7 +139,8 @@ func TestDiscoveryAnnouncesDocumentedEntitiesAndRemovesStaleOnes(t *testing.T) {
 	}
 	sort.Strings(topics)
 	want := []string{"homeassistant/binary_sensor/testdev/front_cat/config", "homeassistant/binary_sensor/testdev/front_red_mug/config",
-		"homeassistant/sensor/testdev/front/config", "homeassistant/sensor/testdev/front_score/config"}
+		"homeassistant/image/testdev/front_snapshot/config", "homeassistant/sensor/testdev/front/config",
+		"homeassistant/sensor/testdev/front_score/config"}
 	if !slices.Equal(topics, want) {
 		t.Fatalf("retained discovery configs of testdev = %q, want %q", topics, want)
 	}
@@ -172,6 +178,10 @@ func TestDiscoveryAnnouncesDocumentedEntitiesAndRemovesStaleOnes(t *testing.T) {
 	score := configs["homeassistant/sensor/testdev/front_score/config"]
 	if score["unit_of_measurement"] != "%" || score["state_class"] != "measurement" {
 		t.Errorf("score sensor: unit %v, state_class %v; want %% and measurement", score["unit_of_measurement"], score["state_class"])
+	}
+	img := configs["homeassistant/image/testdev/front_snapshot/config"]
+	if img["image_topic"] != "shortcut/testdev/front/snapshot" || img["content_type"] != "image/jpeg" {
+		t.Errorf("snapshot image: image_topic %v, content_type %v; want the camera's snapshot topic and image/jpeg", img["image_topic"], img["content_type"])
 	}
 	mug := configs["homeassistant/binary_sensor/testdev/front_red_mug/config"]
 	if vt := mug["value_template"]; vt != `{{ 'ON' if value_json.label == "Red mug" else 'OFF' }}` {

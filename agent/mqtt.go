@@ -33,6 +33,16 @@ func (t Topics) State(camera string) string {
 	return t.Prefix + "/" + t.Device + "/" + camera + "/state"
 }
 
+// CameraEvents carries a camera's events (new, update, end).
+func (t Topics) CameraEvents(camera string) string {
+	return t.Prefix + "/" + t.Device + "/" + camera + "/events"
+}
+
+// Snapshot is the retained JPEG picture of a camera's latest event.
+func (t Topics) Snapshot(camera string) string {
+	return t.Prefix + "/" + t.Device + "/" + camera + "/snapshot"
+}
+
 // CameraAvailability is a camera's own availability (online, offline).
 func (t Topics) CameraAvailability(camera string) string {
 	return t.Prefix + "/" + t.Device + "/" + camera + "/availability"
@@ -130,6 +140,12 @@ type publisher struct {
 	// dropped for want of a connection): what the broker should retain.
 	// Only run touches it.
 	lastState map[string]message
+	// lastSnapshot is, per snapshot topic, the last snapshot run handled:
+	// republished at each connect, as the states are. Only run touches it.
+	lastSnapshot map[string]message
+	// events are the cameras' event trackers (events.go), made here, each
+	// used only by its camera's decide goroutine.
+	events map[string]*eventTracker
 
 	connected     atomic.Bool
 	commandsReady atomic.Bool // the command subscription is acknowledged
@@ -153,7 +169,7 @@ const publishQueue = 64
 // with publishResults, every series exists (at 0) from the start, so that
 // a scrape before the first publish already shows them.
 var (
-	messageKinds   = []string{"availability", "discovery", "state", "prediction", "event", "reply"}
+	messageKinds   = []string{"availability", "discovery", "state", "prediction", "event", "camera_event", "snapshot", "reply"}
 	publishResults = []string{"ok", "error", "dropped"}
 )
 
@@ -161,7 +177,11 @@ func newPublisher(cfg MQTTConfig, broker string, topics Topics, cameras []string
 	p := &publisher{cfg: cfg, topics: topics, cameras: cameras, log: log, met: met,
 		queue: make(chan message, publishQueue), connects: make(chan struct{}, 1), rediscover: make(chan struct{}, 1),
 		sweep: make(chan struct{}, 1), retainedConfigs: map[string]bool{}, lastCamera: map[string]string{},
-		pending: map[string]message{}, queued: map[string]int{}, lastState: map[string]message{}}
+		pending: map[string]message{}, queued: map[string]int{}, lastState: map[string]message{},
+		lastSnapshot: map[string]message{}, events: map[string]*eventTracker{}}
+	for _, cam := range cameras {
+		p.events[cam] = &eventTracker{camera: cam}
+	}
 	p.publish = p.send
 	p.lastErr.Store("not connected yet")
 	for _, k := range messageKinds {
@@ -338,6 +358,9 @@ func (p *publisher) announce() {
 		if m, ok := p.lastState[p.topics.State(cam)]; ok {
 			p.publish(m)
 		}
+		if m, ok := p.lastSnapshot[p.topics.Snapshot(cam)]; ok {
+			p.publish(m)
+		}
 	}
 }
 
@@ -398,8 +421,11 @@ func (p *publisher) publishDiscovery() {
 // handle publishes m from the queue or the pending states, remembering
 // the state it carries for the next reconnect.
 func (p *publisher) handle(m message) {
-	if m.kind == "state" {
+	switch m.kind {
+	case "state":
 		p.lastState[m.topic] = m
+	case "snapshot":
+		p.lastSnapshot[m.topic] = m
 	}
 	p.publish(m)
 }

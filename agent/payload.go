@@ -61,6 +61,41 @@ type State struct {
 	LatencyMS Latency  `json:"latency_ms"`
 }
 
+// CameraEvent is the payload of <prefix>/<device>/<camera>/events (not
+// retained): one event is the stretch of time one label is a camera's
+// debounced state, told as one "new", any number of "update" and one
+// "end" message, all with the same id.
+type CameraEvent struct {
+	Type   string `json:"type"` // new, update or end
+	ID     string `json:"id"`   // <camera>-<start, Unix ms>-<n>
+	Time   string `json:"time"` // the frame of this message
+	Device string `json:"device"`
+	Camera string `json:"camera"`
+	Seq    uint64 `json:"seq"` // the frame of this message
+	Label  string `json:"label"`
+	// Score is the label's score in this message's frame; TopScore the
+	// best it had since the event started, in the frame of TopScoreTime.
+	Score        float64 `json:"score"`
+	TopScore     float64 `json:"top_score"`
+	TopScoreTime string  `json:"top_score_time"`
+	StartTime    string  `json:"start_time"`
+	EndTime      string  `json:"end_time,omitempty"` // end only
+	// Duration is the seconds from StartTime to this message's frame.
+	Duration float64 `json:"duration_s"`
+	// HasSnapshot: this message's frame was published on SnapshotTopic
+	// just before it. SnapshotTopic is "" when snapshots are off.
+	HasSnapshot   bool     `json:"has_snapshot"`
+	SnapshotTopic string   `json:"snapshot_topic,omitempty"`
+	Model         ModelRef `json:"model"`
+}
+
+// CameraEvent types.
+const (
+	EventNew    = "new"
+	EventUpdate = "update"
+	EventEnd    = "end"
+)
+
 // Event is the payload of <prefix>/<device>/event (not retained).
 type Event struct {
 	Time    string    `json:"time"`

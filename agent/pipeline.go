@@ -283,9 +283,11 @@ func (a *Agent) observePrediction(id string, best Scored, now time.Time) {
 }
 
 // updateState debounces the scores and publishes the camera's state when a
-// new label has settled.
+// new label has settled, then the camera's events.
 func (a *Agent) updateState(c *camera, r classified, tk []Scored, model ModelRef, lat Latency) {
 	st, changed := c.deb.Update(r.scores)
+	// Events follow the state, and their messages the state's (events.go).
+	defer a.trackEvent(c, r, st, model)
 	if changed && st >= 0 && r.labels[st] == c.prevLabel || changed && st < 0 && c.prevLabel == NoState {
 		changed = false // the debouncer started afresh (new head) and settled where it was
 	}

@@ -19,7 +19,6 @@ import (
 	"github.com/shortcut-edge/shortcut/internal/ort"
 	"github.com/shortcut-edge/shortcut/resnet"
 	"github.com/shortcut-edge/shortcut/train"
-	"github.com/shortcut-edge/shortcut/train/models"
 )
 
 // This file is issue 16 §5's witness for `pretrained`: ONNX Runtime runs a twin of the network
@@ -40,13 +39,8 @@ import (
 // (ResNet-50: 2^16), the scores would be one-hot and the comparison would test little (tried:
 // without the division ResNet-50's top score is 1 on every image and its scores differ between
 // images by 4e-13).
-func torchvisionWeights(t *testing.T, arch string, k int, seed uint64) []train.NamedTensor {
-	t.Helper()
-	net, err := models.New(models.Config{Arch: arch, BaseWidth: 64, Height: 64, Width: 64, Channels: 3, NumClasses: k})
-	if err != nil {
-		t.Fatal(err)
-	}
-	names, shapes := train.ExpectedTensorNames(net)
+func torchvisionWeights(arch string, k int, seed uint64) []train.NamedTensor {
+	names, shapes := torchvisionStateDict(arch, k)
 	blocks := 0
 	for _, n := range names {
 		if strings.HasSuffix(n, ".conv1.weight") && strings.HasPrefix(n, "layer") {
@@ -88,6 +82,58 @@ func torchvisionWeights(t *testing.T, arch string, k int, seed uint64) []train.N
 		out = append(out, train.NamedTensor{Name: n, Shape: s, Data: v})
 	}
 	return out
+}
+
+// torchvisionStateDict lists the tensors of torchvision's resnet18 or resnet50 (base width 64,
+// k classes) with their shapes, written here from torchvision's definition (BasicBlock
+// [2 2 2 2], Bottleneck [3 4 6 3] with expansion 4) rather than taken from our importer's list,
+// so that a mistake there cannot be repeated on both sides. num_batches_tracked is left out:
+// the importer ignores it and the twin has no use for it.
+func torchvisionStateDict(arch string, k int) (names []string, shapes map[string][]int) {
+	shapes = map[string][]int{}
+	add := func(n string, s ...int) {
+		names = append(names, n)
+		shapes[n] = s
+	}
+	bn := func(p string, c int) {
+		for _, s := range []string{"weight", "bias", "running_mean", "running_var"} {
+			add(p+"."+s, c)
+		}
+	}
+	depths, expansion := []int{2, 2, 2, 2}, 1
+	if arch == "resnet50" {
+		depths, expansion = []int{3, 4, 6, 3}, 4
+	}
+	add("conv1.weight", 64, 3, 7, 7)
+	bn("bn1", 64)
+	in := 64
+	for l, d := range depths {
+		planes := 64 << l
+		for b := range d {
+			p := fmt.Sprintf("layer%d.%d", l+1, b)
+			if expansion == 1 {
+				add(p+".conv1.weight", planes, in, 3, 3)
+				bn(p+".bn1", planes)
+				add(p+".conv2.weight", planes, planes, 3, 3)
+				bn(p+".bn2", planes)
+			} else {
+				add(p+".conv1.weight", planes, in, 1, 1)
+				bn(p+".bn1", planes)
+				add(p+".conv2.weight", planes, planes, 3, 3)
+				bn(p+".bn2", planes)
+				add(p+".conv3.weight", planes*expansion, planes, 1, 1)
+				bn(p+".bn3", planes*expansion)
+			}
+			if b == 0 && (l > 0 || in != planes*expansion) {
+				add(p+".downsample.0.weight", planes*expansion, in, 1, 1)
+				bn(p+".downsample.1", planes*expansion)
+			}
+			in = planes * expansion
+		}
+	}
+	add("fc.weight", k, in)
+	add("fc.bias", k)
+	return names, shapes
 }
 
 // onnxTwin writes the ONNX graph of a torchvision ResNet from its state dict: input "image"
@@ -314,7 +360,7 @@ func TestPretrainedAgreesWithAnONNXTwinOfTheTorchvisionNetwork(t *testing.T) {
 	}{{"resnet18", 64, 512}, {"resnet50", 224, 2048}} {
 		t.Run(tc.arch, func(t *testing.T) {
 			dir := t.TempDir()
-			ts := torchvisionWeights(t, tc.arch, classes, 5)
+			ts := torchvisionWeights(tc.arch, classes, 5)
 			weights := filepath.Join(dir, tc.arch+".safetensors")
 			writePretrainedSafetensors(t, weights, ts)
 			twin, err := onnxTwin(ts, tc.input, tc.input)

@@ -261,6 +261,16 @@ func trainHead(ctx context.Context, o headOptions, stdout io.Writer) error {
 	if err != nil {
 		return fmt.Errorf("--model: %w", err)
 	}
+	if len(m.Outputs) == 1 {
+		// A classifier from elsewhere: the features its last
+		// FULLY_CONNECTED reads serve as the embedding (the agent does the
+		// same), and the written model keeps them as output 1.
+		how, err := modelio.ExposeEmbedding(m)
+		if err != nil {
+			return fmt.Errorf("--model %s has no embedding output (output 1), which the head is trained on: %v", o.model, err)
+		}
+		fmt.Fprintf(stdout, "embedding: %s\n", how)
+	}
 	mio, err := modelio.Describe(m)
 	if err != nil {
 		return fmt.Errorf("--model %s: %w", o.model, err)

@@ -18,6 +18,7 @@ import (
 	"github.com/shortcut-edge/shortcut/internal/npy"
 	"github.com/shortcut-edge/shortcut/internal/witness"
 	"github.com/shortcut-edge/shortcut/resnet"
+	"github.com/shortcut-edge/shortcut/resnet/build"
 	"github.com/shortcut-edge/shortcut/resnet/interp"
 	"github.com/shortcut-edge/shortcut/resnet/modelio"
 	"github.com/shortcut-edge/shortcut/train/data"
@@ -305,12 +306,21 @@ func TestHeadRefusesBadInputWithOneLineAndWritesNothing(t *testing.T) {
 	if err := os.WriteFile(filepath.Join(broken, "boot", "zz.png"), []byte("not a png"), 0o644); err != nil {
 		t.Fatal(err)
 	}
-	noEmb, err := resnet.LoadFile(demoModel)
+	// A classifier without any FULLY_CONNECTED (a convolution, a mean and
+	// a softmax) has nothing to serve as an embedding.
+	g := build.New("no fully connected")
+	x := g.Input("input", 1, 28, 28, 1)
+	w := make([]float32, 10*3*3)
+	for i := range w {
+		w[i] = float32(i%7-3) / 10
+	}
+	c := g.Conv2D("conv", x, build.ConvSpec{Out: 10, KH: 3, KW: 3, Padding: resnet.PaddingSame, Weights: w, Bias: make([]float32, 10)})
+	g.Output(g.Softmax("scores", g.SpatialMean("mean", c, false), 1))
+	g.SetMeta(resnet.Metadata{Mean: []float32{0.5}, Std: []float32{0.25}})
+	noEmb, err := g.Finish()
 	if err != nil {
 		t.Fatal(err)
 	}
-	noEmb.Outputs = noEmb.Outputs[:1]
-	noEmb.Meta.OutputNames = noEmb.Meta.OutputNames[:min(1, len(noEmb.Meta.OutputNames))]
 	b, err := noEmb.Marshal()
 	if err != nil {
 		t.Fatal(err)
@@ -325,7 +335,7 @@ func TestHeadRefusesBadInputWithOneLineAndWritesNothing(t *testing.T) {
 	}{
 		{"an empty class folder", demoModel, empty, "mine.tflite", `class "boot"`},
 		{"an undecodable image", demoModel, broken, "mine.tflite", "zz.png"},
-		{"a model without embedding", noEmbPath, good, "mine.tflite", "has no embedding output"},
+		{"a model without embedding", noEmbPath, good, "mine.tflite", "nor a FULLY_CONNECTED"},
 		{"--out in a missing directory", demoModel, good, "missing/mine.tflite", "does not exist"},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
@@ -346,5 +356,41 @@ func TestHeadRefusesBadInputWithOneLineAndWritesNothing(t *testing.T) {
 				t.Errorf("files left in the output directory: %v", left)
 			}
 		})
+	}
+}
+
+// A classifier whose only output is its scores is taught too: the input of
+// its last FULLY_CONNECTED serves as the embedding, and the written model
+// carries it as output 1 so that the agent can teach it further.
+func TestHeadTeachesAClassifierWithoutAnEmbeddingOutput(t *testing.T) {
+	m, err := resnet.LoadFile(demoModel)
+	if err != nil {
+		t.Fatal(err)
+	}
+	m.Outputs = m.Outputs[:1]
+	m.Meta.OutputNames = m.Meta.OutputNames[:min(1, len(m.Meta.OutputNames))]
+	b, err := m.Marshal()
+	if err != nil {
+		t.Fatal(err)
+	}
+	scoresOnly := filepath.Join(t.TempDir(), "scores-only.tflite")
+	if err := os.WriteFile(scoresOnly, b, 0o644); err != nil {
+		t.Fatal(err)
+	}
+	data := writeFashionFolder(t, t.TempDir(), "train", 12, map[string]int32{"bag": 8, "boot": 9})
+	out := filepath.Join(t.TempDir(), "mine.tflite")
+	code, stdout, stderr := runHeadCommand(t, "--model", scoresOnly, "--data", "folder:"+data, "--out", out)
+	if code != 0 {
+		t.Fatalf("head exit %d: %s", code, stderr)
+	}
+	if !strings.Contains(stdout, "embedding: the input of FULLY_CONNECTED") {
+		t.Errorf("stdout does not say where the embedding comes from:\n%s", stdout)
+	}
+	got, err := resnet.LoadFile(out)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(got.Outputs) != 2 {
+		t.Errorf("the written model has %d outputs; want scores and the embedding", len(got.Outputs))
 	}
 }

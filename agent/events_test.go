@@ -275,3 +275,26 @@ func checkEventSequence(t *testing.T, events []agent.CameraEvent, camera string)
 }
 
 func round3(v float64) float64 { return math.Round(v*1000) / 1000 }
+
+// TestConfigChecksTheEventAndSnapshotKeys: each bad value is reported with
+// its key path, all at once.
+func TestConfigChecksTheEventAndSnapshotKeys(t *testing.T) {
+	yaml := `device: {id: d}
+mqtt:
+  events: {update_interval: -1s}
+  snapshots: {max_bytes: 100, min_interval: -2s}
+`
+	_, err := agent.ParseConfig("t.yaml", []byte(yaml), agent.ConfigOptions{Getenv: func(string) string { return "" }})
+	if err == nil {
+		t.Fatal("a snapshot cap of 100 bytes and negative intervals were accepted")
+	}
+	for _, p := range []string{"mqtt.events.update_interval", "mqtt.snapshots.max_bytes", "mqtt.snapshots.min_interval"} {
+		if !strings.Contains(err.Error(), p) {
+			t.Errorf("the error does not name %s:\n%v", p, err)
+		}
+	}
+	if _, err := agent.ParseConfig("t.yaml", []byte("device: {id: d}\ncameras: [{id: a, source: synthetic}]\nmqtt: {snapshots: {enabled: false, max_bytes: 0}}\n"),
+		agent.ConfigOptions{Getenv: func(string) string { return "" }}); err != nil {
+		t.Errorf("max_bytes is checked although snapshots are off: %v", err)
+	}
+}

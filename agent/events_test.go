@@ -19,6 +19,7 @@ import (
 	"time"
 
 	"github.com/shortcut-edge/shortcut/agent"
+	"github.com/shortcut-edge/shortcut/agent/agenttest"
 	"github.com/shortcut-edge/shortcut/train/data"
 )
 
@@ -297,4 +298,38 @@ mqtt:
 		agent.ConfigOptions{Getenv: func(string) string { return "" }}); err != nil {
 		t.Errorf("max_bytes is checked although snapshots are off: %v", err)
 	}
+}
+
+// TestTheSnapshotIsRetainedAgainAfterABrokerRestart: a broker restarted
+// without persistence has forgotten the retained snapshot; the agent
+// publishes it again at the reconnect, as it does the state, so Home
+// Assistant's image entity is not left empty.
+func TestTheSnapshotIsRetainedAgainAfterABrokerRestart(t *testing.T) {
+	broker := startMosquitto(t, 0)
+	sub := subscribe(t, broker.URL(), "shortcut/#")
+	src := agenttest.Tensors(framesFor(contractFrames...)...)
+	start := make(chan struct{})
+	src.Start = start // once connected: nothing is queued while the broker is away
+	a, err := agent.New(testConfig(broker.URL()), agent.Options{Logger: quietLog(),
+		OpenSource: func(agent.CameraConfig) (agent.FrameSource, error) { return src, nil },
+		LoadModel:  func(string) (agent.Classifier, error) { return fakeModel(contractTable), nil }})
+	if err != nil {
+		t.Fatal(err)
+	}
+	running(t, a)
+	sub.WaitFor("shortcut/testdev/front/availability", "camera online", hasPayload(agent.Online))
+	close(start)
+	const topic = "shortcut/testdev/front/snapshot"
+	first := sub.WaitFor(topic, "the first event's snapshot", atLeast(1))[0]
+	sub.WaitFor("shortcut/testdev/front/events", "both events ended", atLeast(4))
+
+	broker.Stop()
+	broker = startMosquitto(t, broker.Port)
+	subscribe(t, broker.URL(), topic).WaitFor(topic, "the snapshot published again", atLeast(1))
+	late := subscribe(t, broker.URL(), topic) // after the republish: what the broker retains
+	got := late.WaitFor(topic, "the snapshot retained by the restarted broker", atLeast(1))[0]
+	if !got.Retained || got.Payload != first.Payload {
+		t.Errorf("after the restart: retained %v, %d bytes; want the %d bytes of the snapshot published before", got.Retained, len(got.Payload), len(first.Payload))
+	}
+	normaliseSnapshot(t, got)
 }

@@ -333,3 +333,62 @@ func TestTheSnapshotIsRetainedAgainAfterABrokerRestart(t *testing.T) {
 	}
 	normaliseSnapshot(t, got)
 }
+
+// TestEventUpdatesFollowRisesOfTheTopScore feeds a cat whose score rises
+// 0.7, 0.8, 0.82, 0.9 and then fades: with no update_interval each rise of
+// 0.05 or more is an update (0.82 is not), and with an hour only new and
+// end go out, the end still carrying the best score.
+func TestEventUpdatesFollowRisesOfTheTopScore(t *testing.T) {
+	table := [][]float32{{0.7, 0.2, 0.1}, {0.8, 0.1, 0.1}, {0.82, 0.1, 0.08}, {0.9, 0.05, 0.05}, {0.35, 0.35, 0.3}}
+	for _, tc := range []struct {
+		interval time.Duration
+		want     []string // type:score:top_score
+	}{
+		{0, []string{"new:0.7:0.7", "update:0.8:0.8", "update:0.9:0.9", "end:0.35:0.9"}},
+		{time.Hour, []string{"new:0.7:0.7", "end:0.35:0.9"}},
+	} {
+		t.Run(fmt.Sprint("update_interval ", tc.interval), func(t *testing.T) {
+			broker := startMosquitto(t, 0)
+			sub := subscribe(t, broker.URL(), "shortcut/#")
+			cfg := testConfig(broker.URL())
+			cfg.MQTT.Events.UpdateInterval = tc.interval
+			cfg.MQTT.Snapshots.Enabled = false
+			src := agenttest.Tensors(framesFor(0, 0, 1, 2, 3, 4, 4)...)
+			start := make(chan struct{})
+			src.Start = start
+			a, err := agent.New(cfg, agent.Options{Logger: quietLog(),
+				OpenSource: func(agent.CameraConfig) (agent.FrameSource, error) { return src, nil },
+				LoadModel:  func(string) (agent.Classifier, error) { return fakeModel(table), nil }})
+			if err != nil {
+				t.Fatal(err)
+			}
+			running(t, a)
+			sub.WaitFor("shortcut/testdev/front/availability", "camera online", hasPayload(agent.Online))
+			close(start)
+			const topic = "shortcut/testdev/front/events"
+			ms := sub.WaitFor(topic, "the event's end", func(ms []msg) bool {
+				return len(ms) > 0 && strings.Contains(ms[len(ms)-1].Payload, `"type":"end"`)
+			})
+			var events []agent.CameraEvent
+			var got []string
+			for _, m := range ms {
+				var e agent.CameraEvent
+				if err := json.Unmarshal([]byte(m.Payload), &e); err != nil {
+					t.Fatal(err)
+				}
+				events = append(events, e)
+				got = append(got, fmt.Sprintf("%s:%v:%v", e.Type, e.Score, e.TopScore))
+				if e.SnapshotTopic != "" || e.HasSnapshot {
+					t.Errorf("%s: snapshot_topic %q, has_snapshot %v with snapshots off", e.Type, e.SnapshotTopic, e.HasSnapshot)
+				}
+			}
+			if !slices.Equal(got, tc.want) {
+				t.Errorf("events %q, want %q", got, tc.want)
+			}
+			checkEventSequence(t, events, "front")
+			if n := len(sub.On("shortcut/testdev/front/snapshot")); n != 0 {
+				t.Errorf("%d snapshots with snapshots off", n)
+			}
+		})
+	}
+}

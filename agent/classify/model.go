@@ -1,4 +1,4 @@
-package agent
+package classify
 
 import (
 	"crypto/sha256"

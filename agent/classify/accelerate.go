@@ -1,35 +1,22 @@
-package agent
+package classify
 
 import (
 	"fmt"
 	"log/slog"
 	"math"
-	"runtime/debug"
 
 	"github.com/shortcut-edge/shortcut/resnet"
 	"github.com/shortcut-edge/shortcut/resnet/armnn"
 	"github.com/shortcut-edge/shortcut/resnet/onnxrt"
 )
 
-// loadModel loads the configured model and, when model.accelerator asks for
-// Arm NN or ONNX Runtime, moves inference there if that engine accepts the
-// model and agrees with our kernels; otherwise our own kernels run it.
-func (a *Agent) loadModel(path string) (Classifier, error) {
-	c, err := a.opt.LoadModel(path)
-	if err != nil {
-		return nil, err
-	}
-	if how := c.Info().Embedding; how != "output 1" {
-		a.log.Info("model embedding for on-device learning", "model", path, "embedding", how)
-	}
-	var st AcceleratorStatus
-	c, st = Accelerate(c, a.cfg.Model, a.cfg.Learning.StateDir, a.log)
-	a.accel.Store(&st)
-	// Loading read the whole file and prepared copies of its weights; the
-	// file buffer is garbage now. Hand it back to the OS at once instead of
-	// keeping it resident until the scavenger gets to it.
-	debug.FreeOSMemory()
-	return c, nil
+// AccelOptions are the configuration's model.accelerator and
+// model.onnxruntime_library, and the state directory (TensorRT's engine
+// cache).
+type AccelOptions struct {
+	Accelerator        string
+	OnnxRuntimeLibrary string
+	StateDir           string
 }
 
 // AcceleratorStatus says what runs the model, for /healthz: Requested is
@@ -48,7 +35,7 @@ type AcceleratorStatus struct {
 // binaries built with -tags onnxruntime). An engine is used only when it
 // loads the model and its scores on a test input agree with ours within the
 // tolerance NOTES gives; anything else logs why and keeps c.
-func Accelerate(c Classifier, cfg ModelConfig, stateDir string, log *slog.Logger) (Classifier, AcceleratorStatus) {
+func Accelerate(c Classifier, cfg AccelOptions, log *slog.Logger) (Classifier, AcceleratorStatus) {
 	st := AcceleratorStatus{Requested: cfg.Accelerator, InUse: "cpu"}
 	if st.Requested == "" {
 		st.Requested = "cpu"
@@ -58,7 +45,7 @@ func Accelerate(c Classifier, cfg ModelConfig, stateDir string, log *slog.Logger
 			st.Reason = err.Error()
 			return c, st
 		}
-		out, err := accelerateORT(c, p, cfg, stateDir, log)
+		out, err := accelerateORT(c, p, cfg, log)
 		if err != nil {
 			st.Reason = err.Error()
 			log.Warn("ONNX Runtime not used, running our own kernels", "accelerator", cfg.Accelerator, "err", err)
@@ -150,7 +137,7 @@ func (c *armnnClassifier) NewSession() Session { return c.net.NewSession() }
 // exporter, run by model.onnxruntime_library with provider p, used when its
 // scores on a test input agree with ours (Arm NN's tolerance) and its
 // embedding has our width, so that on-device learning keeps working.
-func accelerateORT(c Classifier, p onnxrt.Provider, cfg ModelConfig, stateDir string, log *slog.Logger) (Classifier, error) {
+func accelerateORT(c Classifier, p onnxrt.Provider, cfg AccelOptions, log *slog.Logger) (Classifier, error) {
 	tc, ok := c.(*tfliteClassifier)
 	if !ok {
 		return c, fmt.Errorf("ONNX Runtime runs models loaded from a .tflite file")
@@ -163,7 +150,7 @@ func accelerateORT(c Classifier, p onnxrt.Provider, cfg ModelConfig, stateDir st
 	if err != nil {
 		return c, err
 	}
-	net, err := onnxrt.Load(m, onnxrt.Options{Library: cfg.OnnxRuntimeLibrary, Provider: p, CacheDir: stateDir, SHA256: tc.info.SHA256})
+	net, err := onnxrt.Load(m, onnxrt.Options{Library: cfg.OnnxRuntimeLibrary, Provider: p, CacheDir: cfg.StateDir, SHA256: tc.info.SHA256})
 	if err != nil {
 		return c, err
 	}

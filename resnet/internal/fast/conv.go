@@ -9,13 +9,30 @@ import (
 )
 
 // Tile sizes of the micro-kernels: mr output pixels by nr output channels.
-// Every family shares them today, so one packing serves all.
+// nr is the widest tile; the AVX-512 VNNI and Go kernels also come 16 and
+// 32 channels wide (see tileWidth), so the packing is per Conv.
 const (
 	mr = 4
 	nr = 64
 )
 
-// Per-block requantization parameters, each nr int32s, in this order.
+// tileWidth is the output-channel width of the tile NewConv uses for a
+// layer of outC channels on family isa: the narrowest that covers outC, so
+// that 16- and 32-channel layers do not compute 48 or 32 channels only to
+// throw them away. The YMM and arm64 kernels are 64 wide only.
+func tileWidth(isa ISA, outC int) int {
+	if isa == AVX512VNNI || isa == Go {
+		switch {
+		case outC <= 16:
+			return 16
+		case outC <= 32:
+			return 32
+		}
+	}
+	return nr
+}
+
+// Per-block requantization parameters, each c.nr int32s, in this order.
 const (
 	parBias  = iota // bias - (input zero point + 128) * sum(weights)
 	parMult         // Q0.31 multiplier
@@ -43,6 +60,7 @@ type Conv struct {
 	taps   []int32 // byte offset of every filter tap from tap (0, 0)
 	kbytes int     // bytes per tap per pixel (c4)
 
+	nr     int    // output channels per tile: 16, 32 or 64 (tileWidth)
 	blocks int    // output-channel blocks of nr
 	m      int    // output pixels (batch * OutH * OutW)
 	mtiles int    // pixel tiles of mr
@@ -93,6 +111,8 @@ func NewConv(p *ref.Conv, filter []int8, bias []int32, isa ISA) (*Conv, error) {
 			c.taps = append(c.taps, int32((ky*p.DilationH*c.pw+kx*p.DilationW)*c.c4))
 		}
 	}
+	nr := tileWidth(c.isa, p.OutC)
+	c.nr = nr
 	c.blocks = (p.OutC + nr - 1) / nr
 	c.m = p.Batch * p.OutH * p.OutW
 	c.mtiles = (c.m + mr - 1) / mr
@@ -194,7 +214,7 @@ func (c *Conv) pad(input []int8, scratch []byte, lo, hi int) {
 // tileArgs is what a micro-kernel reads; assembly depends on its layout.
 type tileArgs struct {
 	in     [mr]unsafe.Pointer // each pixel's input at filter tap (0, 0)
-	out    [mr]unsafe.Pointer // each pixel's nr output bytes
+	out    [mr]unsafe.Pointer // each pixel's nr output bytes (nr of the Conv)
 	w      unsafe.Pointer     // this block's packed weights
 	params unsafe.Pointer     // this block's requantization parameters
 	taps   unsafe.Pointer     // []int32 tap offsets
@@ -204,6 +224,7 @@ type tileArgs struct {
 	actMin int32
 	actMax int32
 	fp32   int32 // 1: "xnnpack" requantization (parScale), Go kernel only
+	nr     int32 // tile width, read by the Go kernel (the assembly has it built in)
 }
 
 // tiles runs pixel-tile x channel-block units [lo, hi) (block-major, so a
@@ -213,12 +234,14 @@ func (c *Conv) tiles(scratch []byte, output []int8, lo, hi int, a *tileArgs, spi
 	plane := c.ph * c.pw * c.c4
 	hw := p.OutH * p.OutW
 	taps := len(c.taps)
+	nr := c.nr
 	wBlock := taps * c.kbytes * nr
 	a.taps = unsafe.Pointer(unsafe.SliceData(c.taps))
 	a.ntaps = taps
 	a.kbytes = c.kbytes
 	a.outZP, a.actMin, a.actMax = p.OutputOffset, p.ActMin, p.ActMax
 	a.fp32 = 0
+	a.nr = int32(nr)
 	if p.Scale != nil {
 		a.fp32 = 1
 	}
@@ -270,7 +293,14 @@ func (c *Conv) tiles(scratch []byte, output []int8, lo, hi int, a *tileArgs, spi
 func (c *Conv) runTile(a *tileArgs) {
 	switch c.isa {
 	case AVX512VNNI:
-		tileAVX512VNNI(a)
+		switch c.nr {
+		case 16:
+			tileAVX512VNNI16(a)
+		case 32:
+			tileAVX512VNNI32(a)
+		default:
+			tileAVX512VNNI(a)
+		}
 	case AVXVNNI:
 		tileAVXVNNI(a)
 	case AVX2:
@@ -287,6 +317,7 @@ func (c *Conv) runTile(a *tileArgs) {
 // tileGo is the portable micro-kernel: the assembly's contract in Go.
 func tileGo(a *tileArgs) {
 	var acc [mr][nr]int32
+	nr := int(a.nr)
 	taps := unsafe.Slice((*int32)(a.taps), a.ntaps)
 	groups := a.kbytes / 4
 	w := unsafe.Slice((*int8)(a.w), a.ntaps*groups*nr*4)

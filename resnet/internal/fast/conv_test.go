@@ -112,6 +112,31 @@ var convCases = []convCase{
 	{3, 5, 3, 9, 33, 3, 3, 1, 1, 1, 1, resnet.PaddingSame, resnet.ActRelu},
 	{2, 7, 7, 64, 64, 1, 1, 1, 1, 1, 1, resnet.PaddingSame, resnet.ActNone},
 	{5, 1, 1, 16, 10, 1, 1, 1, 1, 1, 1, resnet.PaddingValid, resnet.ActNone},
+	// CIFAR ResNet stages: exactly 16 and 32 channels (the narrow tiles) and
+	// one past them.
+	{1, 10, 10, 16, 16, 3, 3, 1, 1, 1, 1, resnet.PaddingSame, resnet.ActRelu},
+	{1, 10, 10, 16, 32, 3, 3, 2, 2, 1, 1, resnet.PaddingSame, resnet.ActNone},
+	{1, 5, 5, 32, 32, 3, 3, 1, 1, 1, 1, resnet.PaddingSame, resnet.ActRelu},
+	{1, 5, 5, 32, 17, 1, 1, 1, 1, 1, 1, resnet.PaddingSame, resnet.ActNone},
+}
+
+func TestNarrowLayersGetNarrowTilesOnAVX512VNNIAndGo(t *testing.T) {
+	for _, isa := range Available() {
+		for _, tc := range []struct{ outC, want int }{{1, 16}, {16, 16}, {17, 32}, {32, 32}, {33, 64}, {64, 64}, {100, 64}} {
+			if isa != AVX512VNNI && isa != Go && tc.want != nr {
+				tc.want = nr // the YMM and arm64 kernels are 64 wide only
+			}
+			r := rand.New(rand.NewPCG(uint64(tc.outC), 3))
+			p, filter, bias := randomConv(r, convCase{1, 4, 4, 8, tc.outC, 3, 3, 1, 1, 1, 1, resnet.PaddingSame, resnet.ActNone})
+			c, err := NewConv(&p, filter, bias, isa)
+			if err != nil {
+				t.Fatal(err)
+			}
+			if c.nr != tc.want || c.blocks != (tc.outC+tc.want-1)/tc.want {
+				t.Errorf("%v, %d output channels: tile width %d, %d blocks; want width %d", isa, tc.outC, c.nr, c.blocks, tc.want)
+			}
+		}
+	}
 }
 
 func TestConvMatchesReferenceBitForBit(t *testing.T) {

@@ -14,10 +14,16 @@ const (
 )
 
 // The amd64 micro-kernels (tile_amd64.s, written by gen_tile.go): tileGo's
-// contract, 4 pixels x 64 channels per call.
+// contract, 4 pixels x 64 channels per call (AVX-512 VNNI also 32 and 16).
 
 //go:noescape
 func tileAVX512VNNI(a *tileArgs)
+
+//go:noescape
+func tileAVX512VNNI32(a *tileArgs)
+
+//go:noescape
+func tileAVX512VNNI16(a *tileArgs)
 
 //go:noescape
 func tileAVXVNNI(a *tileArgs)

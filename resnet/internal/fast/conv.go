@@ -9,8 +9,8 @@ import (
 )
 
 // Tile sizes of the micro-kernels: mr output pixels by nr output channels.
-// nr is the widest tile; the AVX-512 VNNI and Go kernels also come 16 and
-// 32 channels wide (see tileWidth), so the packing is per Conv.
+// nr is the widest tile; the AVX-512 VNNI, AVX2 and Go kernels also come 16
+// and 32 channels wide (see tileWidth), so the packing is per Conv.
 const (
 	mr = 4
 	nr = 64
@@ -19,9 +19,9 @@ const (
 // tileWidth is the output-channel width of the tile NewConv uses for a
 // layer of outC channels on family isa: the narrowest that covers outC, so
 // that 16- and 32-channel layers do not compute 48 or 32 channels only to
-// throw them away. The YMM and arm64 kernels are 64 wide only.
+// throw them away. The AVX-VNNI and arm64 kernels are 64 wide only.
 func tileWidth(isa ISA, outC int) int {
-	if isa == AVX512VNNI || isa == Go {
+	if isa == AVX512VNNI || isa == AVX2 || isa == Go {
 		switch {
 		case outC <= 16:
 			return 16
@@ -295,16 +295,23 @@ func (c *Conv) runTile(a *tileArgs) {
 	case AVX512VNNI:
 		switch c.nr {
 		case 16:
-			tileAVX512VNNI16(a)
+			tileAVX512VNNIx16(a)
 		case 32:
-			tileAVX512VNNI32(a)
+			tileAVX512VNNIx32(a)
 		default:
 			tileAVX512VNNI(a)
 		}
 	case AVXVNNI:
 		tileAVXVNNI(a)
 	case AVX2:
-		tileAVX2(a)
+		switch c.nr {
+		case 16:
+			tileAVX2x16(a)
+		case 32:
+			tileAVX2x32(a)
+		default:
+			tileAVX2(a)
+		}
 	case NEONDot:
 		tileNEONDot(a)
 	case NEON:

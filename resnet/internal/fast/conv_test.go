@@ -120,11 +120,11 @@ var convCases = []convCase{
 	{1, 5, 5, 32, 17, 1, 1, 1, 1, 1, 1, resnet.PaddingSame, resnet.ActNone},
 }
 
-func TestNarrowLayersGetNarrowTilesOnAVX512VNNIAndGo(t *testing.T) {
+func TestNarrowLayersGetNarrowTiles(t *testing.T) {
 	for _, isa := range Available() {
 		for _, tc := range []struct{ outC, want int }{{1, 16}, {16, 16}, {17, 32}, {32, 32}, {33, 64}, {64, 64}, {100, 64}} {
-			if isa != AVX512VNNI && isa != Go && tc.want != nr {
-				tc.want = nr // the YMM and arm64 kernels are 64 wide only
+			if (isa == AVXVNNI || isa == NEON || isa == NEONDot) && tc.want != nr {
+				tc.want = nr // these kernels are 64 wide only
 			}
 			r := rand.New(rand.NewPCG(uint64(tc.outC), 3))
 			p, filter, bias := randomConv(r, convCase{1, 4, 4, 8, tc.outC, 3, 3, 1, 1, 1, 1, resnet.PaddingSame, resnet.ActNone})

@@ -14,22 +14,28 @@ const (
 )
 
 // The amd64 micro-kernels (tile_amd64.s, written by gen_tile.go): tileGo's
-// contract, 4 pixels x 64 channels per call (AVX-512 VNNI also 32 and 16).
+// contract, 4 pixels x 64 channels per call (AVX-512 VNNI and AVX2 also 32 and 16).
 
 //go:noescape
 func tileAVX512VNNI(a *tileArgs)
 
 //go:noescape
-func tileAVX512VNNI32(a *tileArgs)
+func tileAVX512VNNIx32(a *tileArgs)
 
 //go:noescape
-func tileAVX512VNNI16(a *tileArgs)
+func tileAVX512VNNIx16(a *tileArgs)
 
 //go:noescape
 func tileAVXVNNI(a *tileArgs)
 
 //go:noescape
 func tileAVX2(a *tileArgs)
+
+//go:noescape
+func tileAVX2x32(a *tileArgs)
+
+//go:noescape
+func tileAVX2x16(a *tileArgs)
 
 func tileNEON(a *tileArgs)    { panic("fast: NEON kernel called on amd64") }
 func tileNEONDot(a *tileArgs) { panic("fast: NEON SDOT kernel called on amd64") }

@@ -21,8 +21,10 @@ func tileNEON(a *tileArgs)
 //go:noescape
 func tileNEONDot(a *tileArgs)
 
-func tileAVX512VNNI(a *tileArgs)   { panic("fast: AVX-512 VNNI kernel called on arm64") }
-func tileAVX512VNNI32(a *tileArgs) { panic("fast: AVX-512 VNNI kernel called on arm64") }
-func tileAVX512VNNI16(a *tileArgs) { panic("fast: AVX-512 VNNI kernel called on arm64") }
-func tileAVXVNNI(a *tileArgs)      { panic("fast: AVX-VNNI kernel called on arm64") }
-func tileAVX2(a *tileArgs)         { panic("fast: AVX2 kernel called on arm64") }
+func tileAVX512VNNI(a *tileArgs)    { panic("fast: AVX-512 VNNI kernel called on arm64") }
+func tileAVX512VNNIx32(a *tileArgs) { panic("fast: AVX-512 VNNI kernel called on arm64") }
+func tileAVX512VNNIx16(a *tileArgs) { panic("fast: AVX-512 VNNI kernel called on arm64") }
+func tileAVXVNNI(a *tileArgs)       { panic("fast: AVX-VNNI kernel called on arm64") }
+func tileAVX2(a *tileArgs)          { panic("fast: AVX2 kernel called on arm64") }
+func tileAVX2x32(a *tileArgs)       { panic("fast: AVX2 kernel called on arm64") }
+func tileAVX2x16(a *tileArgs)       { panic("fast: AVX2 kernel called on arm64") }

@@ -10,10 +10,12 @@ const (
 	hasNEONDot    = false
 )
 
-func tileAVX512VNNI(a *tileArgs)   { panic("fast: AVX-512 VNNI kernel called on a CPU without it") }
-func tileAVX512VNNI32(a *tileArgs) { panic("fast: AVX-512 VNNI kernel called on a CPU without it") }
-func tileAVX512VNNI16(a *tileArgs) { panic("fast: AVX-512 VNNI kernel called on a CPU without it") }
-func tileAVXVNNI(a *tileArgs)      { panic("fast: AVX-VNNI kernel called on a CPU without it") }
-func tileAVX2(a *tileArgs)         { panic("fast: AVX2 kernel called on a CPU without it") }
-func tileNEON(a *tileArgs)         { panic("fast: NEON kernel called on a CPU without it") }
-func tileNEONDot(a *tileArgs)      { panic("fast: NEON SDOT kernel called on a CPU without it") }
+func tileAVX512VNNI(a *tileArgs)    { panic("fast: AVX-512 VNNI kernel called on a CPU without it") }
+func tileAVX512VNNIx32(a *tileArgs) { panic("fast: AVX-512 VNNI kernel called on a CPU without it") }
+func tileAVX512VNNIx16(a *tileArgs) { panic("fast: AVX-512 VNNI kernel called on a CPU without it") }
+func tileAVXVNNI(a *tileArgs)       { panic("fast: AVX-VNNI kernel called on a CPU without it") }
+func tileAVX2(a *tileArgs)          { panic("fast: AVX2 kernel called on a CPU without it") }
+func tileAVX2x32(a *tileArgs)       { panic("fast: AVX2 kernel called on a CPU without it") }
+func tileAVX2x16(a *tileArgs)       { panic("fast: AVX2 kernel called on a CPU without it") }
+func tileNEON(a *tileArgs)          { panic("fast: NEON kernel called on a CPU without it") }
+func tileNEONDot(a *tileArgs)       { panic("fast: NEON SDOT kernel called on a CPU without it") }

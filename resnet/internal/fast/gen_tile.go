@@ -59,10 +59,14 @@ func main() {
 	// narrow layers (the 16- and 32-channel stages of CIFAR ResNets) do not
 	// compute channels that are thrown away; NewConv picks one per layer.
 	genAVX512("tileAVX512VNNI", 4)
-	genAVX512("tileAVX512VNNI32", 2)
-	genAVX512("tileAVX512VNNI16", 1)
-	genAVX2(false)
-	genAVX2(true)
+	genAVX512("tileAVX512VNNIx32", 2)
+	genAVX512("tileAVX512VNNIx16", 1)
+	// AVX2 likewise (its passes of 8 channels simply stop earlier); AVX-VNNI
+	// stays 64 wide: no CPU here runs it to check narrower variants.
+	genAVX2(false, "tileAVX2", nr)
+	genAVX2(false, "tileAVX2x32", 32)
+	genAVX2(false, "tileAVX2x16", 16)
+	genAVX2(true, "tileAVXVNNI", nr)
 	write("tile_amd64.s", b.String())
 	b.Reset()
 	genARM64(check)
@@ -231,10 +235,13 @@ const (
 //	C4 [~R ~X ~B 00010] [W=0 ~vvvv L=1 pp=01] 50 [11 reg rm]
 //
 // reg = accumulator, vvvv = unsigned bytes (input), rm = signed (weights).
-func genAVX2(vnni bool) {
-	name, lanes := "tileAVX2", 8
+//
+// nr is the tile's width (64, or 32 or 16 for AVX2): the number of
+// channels swept and the stride of the weight groups and parameter rows.
+func genAVX2(vnni bool, name string, nr int) {
+	lanes := 8
 	if vnni {
-		name, lanes = "tileAVXVNNI", 16
+		lanes = 16
 	}
 	pix := []string{"R8", "R9", "R10", "R11"}
 	fmt.Fprintf(&b, "\n// func %s(a *tileArgs)\nTEXT ·%s(SB), NOSPLIT, $0-8\n", name, name)

@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"github.com/shortcut-edge/shortcut/agent/decide"
 	"log/slog"
 	"net"
 	"net/http"
@@ -147,7 +148,7 @@ func New(cfg Config, opt Options) (*Agent, error) {
 		if ma, ok := src.(ModelAware); ok {
 			ma.SetModel(c.Info())
 		}
-		cam := &camera{cfg: cc, src: src, deb: NewDebouncer(cfg.Decision), limiter: newRateLimiter(cfg.MQTT.Predictions.MaxRate)}
+		cam := &camera{cfg: cc, src: src, deb: decide.NewDebouncer(cfg.Decision), limiter: decide.NewRateLimiter(cfg.MQTT.Predictions.MaxRate)}
 		cam.lastErr.Store("")
 		for _, stage := range []string{"preprocess", "reload"} {
 			a.met.dropped.WithLabelValues(cc.ID, stage)

@@ -19,6 +19,7 @@ import (
 
 	"gopkg.in/yaml.v3"
 
+	"github.com/shortcut-edge/shortcut/agent/decide"
 	"github.com/shortcut-edge/shortcut/agent/head"
 	"github.com/shortcut-edge/shortcut/resnet/armnn"
 	"github.com/shortcut-edge/shortcut/resnet/onnxrt"
@@ -242,16 +243,9 @@ type OutputConfig struct {
 
 func (o *OutputConfig) setDefaults() { *o = OutputConfig{MinScore: 0.8, Hold: 5 * time.Second} }
 
-// DecisionConfig turns per-frame scores into a stable state.
-type DecisionConfig struct {
-	// A label becomes the state after Frames consecutive frames where it is
-	// the top class with score >= Threshold.
-	Threshold float64 `yaml:"threshold"`
-	Frames    int     `yaml:"frames"`
-	// Release is the hysteresis: the current state does not count as lost
-	// while its score stays >= Release.
-	Release float64 `yaml:"release"`
-}
+// DecisionConfig turns per-frame scores into a stable state (package
+// agent/decide, the decision stage).
+type DecisionConfig = decide.Config
 
 // MQTTConfig is the connection to the broker.
 type MQTTConfig struct {

@@ -18,35 +18,6 @@ import (
 	"testing"
 )
 
-func TestDebouncerChangesStateOnlyWhenALabelIsStable(t *testing.T) {
-	cat, dog, weakCat, nothing := []float32{.9, .1}, []float32{.2, .8}, []float32{.5, .5}, []float32{.3, .3}
-	tests := []struct {
-		name   string
-		frames [][]float32
-		want   []int // state after each frame; changes are where it differs from the previous
-	}{
-		{"N frames above threshold make a state", [][]float32{cat, cat, cat}, []int{-1, -1, 0}},
-		{"an interruption restarts the count", [][]float32{cat, cat, dog, cat, cat, cat}, []int{-1, -1, -1, -1, -1, 0}},
-		{"a weak score above release keeps the state", [][]float32{cat, cat, cat, weakCat, weakCat, weakCat, weakCat}, []int{-1, -1, 0, 0, 0, 0, 0}},
-		{"N frames below release lose the state", [][]float32{cat, cat, cat, nothing, nothing, nothing}, []int{-1, -1, 0, 0, 0, -1}},
-		{"another stable label takes over", [][]float32{cat, cat, cat, dog, dog, dog}, []int{-1, -1, 0, 0, 0, 1}},
-		{"scores below threshold never make a state", [][]float32{weakCat, weakCat, weakCat, weakCat}, []int{-1, -1, -1, -1}},
-	}
-	for _, tc := range tests {
-		t.Run(tc.name, func(t *testing.T) {
-			d := NewDebouncer(DecisionConfig{Threshold: .6, Release: .4, Frames: 3})
-			prev := -1
-			for i, f := range tc.frames {
-				st, changed := d.Update(f)
-				if st != tc.want[i] || changed != (st != prev) {
-					t.Fatalf("frame %d: state %d changed %v, want state %d changed %v", i+1, st, changed, tc.want[i], tc.want[i] != prev)
-				}
-				prev = st
-			}
-		})
-	}
-}
-
 func TestTopKOrdersByScoreThenIndex(t *testing.T) {
 	got := modelio.TopK(nil, []float32{.1, .4, .4, .05, .05}, 3)
 	if len(got) != 3 || got[0] != 1 || got[1] != 2 || got[2] != 0 {

@@ -1,6 +1,7 @@
 package agent
 
 import (
+	"github.com/shortcut-edge/shortcut/agent/decide"
 	"github.com/shortcut-edge/shortcut/resnet/modelio"
 
 	"context"
@@ -18,8 +19,8 @@ import (
 type camera struct {
 	cfg     CameraConfig
 	src     FrameSource
-	deb     *Debouncer
-	limiter *rateLimiter
+	deb     *decide.Debouncer
+	limiter *decide.RateLimiter
 
 	latest    atomic.Pointer[Frame] // for /snapshot.jpg
 	frames    atomic.Uint64
@@ -224,7 +225,7 @@ func (a *Agent) decide(c *camera, in <-chan classified) {
 			// Another label set: indices in the debouncer mean other
 			// classes now. Start it afresh; the published state stays
 			// until a new label settles.
-			c.deb, c.prevHead = NewDebouncer(a.cfg.Decision), r.head
+			c.deb, c.prevHead = decide.NewDebouncer(a.cfg.Decision), r.head
 		}
 		lat := a.observeLatency(c.cfg.ID, r, now)
 		tk := rankScores(r, a.cfg.Model.TopK)
@@ -232,7 +233,7 @@ func (a *Agent) decide(c *camera, in <-chan classified) {
 		a.observePrediction(c.cfg.ID, tk[0], now)
 		p := Prediction{Time: stamp(r.f.Time), Device: a.cfg.Device.ID, Camera: c.cfg.ID, Seq: r.f.Seq,
 			Label: tk[0].Label, Score: tk[0].Score, TopK: tk, Model: model, LatencyMS: lat}
-		if a.cfg.MQTT.Predictions.Enabled && c.limiter.allow(now) {
+		if a.cfg.MQTT.Predictions.Enabled && c.limiter.Allow(now) {
 			a.pub.enqueue(message{kind: "prediction", topic: a.topics.Prediction(c.cfg.ID), payload: mustJSON(p)})
 		}
 		a.web.prediction(p, now)

@@ -1,10 +1,26 @@
-package agent
+// Package decide is the agent's decision stage: it turns noisy per-frame
+// scores into a stable state per camera (Debouncer, with hysteresis) and
+// paces what is published (RateLimiter). It knows scores and times only:
+// labels, payloads and MQTT are the publish stage's.
+package decide
 
 import (
-	"github.com/shortcut-edge/shortcut/resnet/modelio"
-
 	"time"
+
+	"github.com/shortcut-edge/shortcut/resnet/modelio"
 )
+
+// Config turns per-frame scores into a stable state (the configuration's
+// decision section).
+type Config struct {
+	// A label becomes the state after Frames consecutive frames where it is
+	// the top class with score >= Threshold.
+	Threshold float64 `yaml:"threshold"`
+	Frames    int     `yaml:"frames"`
+	// Release is the hysteresis: the current state does not count as lost
+	// while its score stays >= Release.
+	Release float64 `yaml:"release"`
+}
 
 // Debouncer turns noisy per-frame scores into a stable state. A label
 // becomes the state after Frames consecutive frames in which it is the top
@@ -23,7 +39,7 @@ type Debouncer struct {
 }
 
 // NewDebouncer starts with no state.
-func NewDebouncer(d DecisionConfig) *Debouncer {
+func NewDebouncer(d Config) *Debouncer {
 	return &Debouncer{Threshold: float32(d.Threshold), Release: float32(d.Release), Frames: max(d.Frames, 1), state: -1, candidate: -1}
 }
 
@@ -61,20 +77,22 @@ func (d *Debouncer) Update(scores []float32) (state int, changed bool) {
 	return d.state, false
 }
 
-// rateLimiter lets one event through per interval; interval 0 lets all.
-type rateLimiter struct {
+// RateLimiter lets one event through per interval; interval 0 lets all.
+type RateLimiter struct {
 	interval time.Duration
 	last     time.Time
 }
 
-func newRateLimiter(perSecond float64) *rateLimiter {
+// NewRateLimiter lets perSecond events a second through (0 or less: all).
+func NewRateLimiter(perSecond float64) *RateLimiter {
 	if perSecond <= 0 {
-		return &rateLimiter{}
+		return &RateLimiter{}
 	}
-	return &rateLimiter{interval: time.Duration(float64(time.Second) / perSecond)}
+	return &RateLimiter{interval: time.Duration(float64(time.Second) / perSecond)}
 }
 
-func (r *rateLimiter) allow(now time.Time) bool {
+// Allow reports whether an event at now may pass, and counts it when it does.
+func (r *RateLimiter) Allow(now time.Time) bool {
 	if r.interval == 0 || r.last.IsZero() || now.Sub(r.last) >= r.interval {
 		r.last = now
 		return true

@@ -15,7 +15,9 @@ import (
 
 // onnxRuntimeLibrary is the CPU libonnxruntime.so that npm onnxruntime-node
 // ships (tools/ort-node, installed by make setup).
-func onnxRuntimeLibrary(t *testing.T) string {
+func onnxRuntimeLibrary(t *testing.T) string { return onnxRuntimeLibraryPath(t) }
+
+func onnxRuntimeLibraryPath(t testing.TB) string {
 	t.Helper()
 	arch := map[string]string{"amd64": "x64", "arm64": "arm64"}[runtime.GOARCH]
 	rel := "tools/ort-node/node_modules/onnxruntime-node/bin/napi-v6/linux/" + arch + "/libonnxruntime.so.1"

@@ -17,3 +17,5 @@ echo "== on-device learning: head training time"
 go test -run '^$' -bench Train -benchtime 5x ./agent/head/
 echo "== shortcut-train head: embeddings of 1,000 224x224 JPEGs with int8 ResNet-50 (one interpreter per core), and the whole command on 10 classes x 100 Fashion-MNIST PNGs"
 go test -run '^$' -bench Head -benchtime 1x ./cmd/train/
+echo "== agent: inference stage on int8 ResNet-50 224, our kernels vs the onnxruntime-cpu accelerator (binary built with -tags onnxruntime)"
+go test -tags onnxruntime -run '^$' -bench InferenceEngines -benchtime "${BENCH_ITERS:-5}x" ./agent/

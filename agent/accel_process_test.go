@@ -8,6 +8,7 @@ import (
 	"path/filepath"
 	"runtime"
 	"strings"
+	"syscall"
 	"testing"
 
 	"github.com/shortcut-edge/shortcut/internal/repo"
@@ -93,5 +94,60 @@ embedded_broker: {address: "127.0.0.1:%d"}
 				t.Errorf("learn on %s answered HTTP %d", a.InUse, resp.StatusCode)
 			}
 		})
+	}
+}
+
+// A reload (SIGHUP after the model file changed) goes through the same
+// accelerator choice: the new model runs in ONNX Runtime too.
+func TestAReloadedModelRunsInONNXRuntimeToo(t *testing.T) {
+	dir := t.TempDir()
+	tagged := filepath.Join(dir, "shortcut-agent-onnxruntime")
+	if out, err := exec.Command("go", "build", "-tags", "onnxruntime", "-o", tagged, "github.com/shortcut-edge/shortcut/cmd/agent").CombinedOutput(); err != nil {
+		t.Fatalf("go build -tags onnxruntime: %v\n%s", err, out)
+	}
+	imgs := filepath.Join(dir, "imgs")
+	if err := os.MkdirAll(imgs, 0o755); err != nil {
+		t.Fatal(err)
+	}
+	writePNGs(t, imgs, 3)
+	model := filepath.Join(dir, "model.tflite")
+	demo, err := os.ReadFile(demoModelPath(t))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := os.WriteFile(model, demo, 0o644); err != nil {
+		t.Fatal(err)
+	}
+	port := freePort(t)
+	addr := fmt.Sprintf("127.0.0.1:%d", port)
+	p := startAgentProc(t, tagged, dir, addr, fmt.Sprintf(`device: {id: reload}
+model: {path: %q, watch: false, accelerator: onnxruntime-cpu, onnxruntime_library: %q}
+cameras:
+  - {id: door, source: "images:%s/*.png?loop=1", fps: 20}
+http: {address: %q}
+embedded_broker: {address: "127.0.0.1:%d"}
+`, model, onnxRuntimeLibrary(t), imgs, addr, freePort(t)))
+	waitUntil(t, "the model on ONNX Runtime", func() bool {
+		a := p.health(t).Accelerator
+		return a != nil && a.InUse == "onnxruntime-cpu"
+	})
+	first := p.health(t).Model.SHA256
+	// Another model (a float ResNet-8): the camera adapts to its input size.
+	other, err := os.ReadFile(realModels(t)[0])
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := os.WriteFile(model+".new", other, 0o644); err != nil {
+		t.Fatal(err)
+	}
+	if err := os.Rename(model+".new", model); err != nil {
+		t.Fatal(err)
+	}
+	if err := p.cmd.Process.Signal(syscall.SIGHUP); err != nil {
+		t.Fatal(err)
+	}
+	waitUntil(t, "the reloaded model", func() bool { return p.health(t).Model.SHA256 != first })
+	if a := p.health(t).Accelerator; a == nil || a.InUse != "onnxruntime-cpu" {
+		t.Fatalf("after the reload /healthz accelerator = %+v, want onnxruntime-cpu in use", a)
 	}
 }

@@ -1,7 +1,8 @@
 // Command shortcut-agent is the on-board daemon (package agent): it reads
 // one YAML configuration, classifies camera frames and publishes the
 // results over MQTT. It also checks a configuration (--check-config) or a
-// model (--check-model) and exits; --version prints the build's version;
+// model (--check-model) and exits; --capture DIR saves frames as the model
+// sees them (for calibration and teaching photos) and exits; --version prints the build's version;
 // `shortcut-agent hash-password` prints a bcrypt hash for http.auth.users.
 //
 // Signals: SIGINT and SIGTERM stop it cleanly (publishing "offline");
@@ -43,6 +44,12 @@ func run(args []string, stdout, stderr io.Writer) int {
 	model := fs.String("model", "", "the .tflite model (overrides model.path)")
 	checkModel := fs.Bool("check-model", false, "load and prepare the model, print a summary and exit")
 	exitWhenDone := fs.Bool("exit-when-done", false, "stop cleanly once every camera source has ended (video files, image folders that do not loop)")
+	var capture captureFlags
+	fs.StringVar(&capture.dir, "capture", "", "save frames of the configured cameras as the model sees them (roi, fit, input size) as DIR/<camera>-<seq>.png, and exit; see --frames")
+	fs.IntVar(&capture.frames, "frames", 0, "with --capture: frames to save per camera")
+	fs.DurationVar(&capture.interval, "interval", 0, "with --capture: pause between two frames of a camera (e.g. 2s); 0: every frame the source gives at its fps")
+	fs.StringVar(&capture.camera, "camera", "", "with --capture: only this camera id (default: every camera)")
+	fs.BoolVar(&capture.append, "append", false, "with --capture: add to a folder that holds files already (numbering goes on)")
 	version := fs.Bool("version", false, "print the version, the Go release and the platform of this build, and exit")
 	if err := fs.Parse(args); err != nil {
 		return 2
@@ -53,6 +60,13 @@ func run(args []string, stdout, stderr io.Writer) int {
 	}
 	if fs.NArg() > 0 {
 		fmt.Fprintf(stderr, "shortcut-agent: unexpected argument %q (flags only; see -h)\n", fs.Arg(0))
+		return 2
+	}
+	if capture.dir != "" {
+		return runCapture(*configPath, *model, capture, stdout, stderr)
+	}
+	if capture.frames != 0 || capture.interval != 0 || capture.camera != "" || capture.append {
+		fmt.Fprintln(stderr, "shortcut-agent: --frames, --interval, --camera and --append go with --capture DIR")
 		return 2
 	}
 	if *checkModel {

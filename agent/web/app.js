@@ -76,7 +76,9 @@ function renderStatus(s) {
   $("#reasons").textContent = h.reasons.join("; ");
   $("#mqtt").textContent = (h.mqtt.connected ? "connected to " : "not connected to ") + h.mqtt.broker +
     (h.mqtt.embedded ? " (embedded)" : "") + (h.mqtt.commands ? ", commands subscribed" : "");
-  $("#model").textContent = h.model.name + " " + h.model.version + (h.model.head_version ? ", head " + h.model.head_version : "");
+  $("#model").textContent = [h.model.name, h.model.version].filter(Boolean).join(" ") +
+    (h.model.head_version ? ", head " + h.model.head_version : "") +
+    (h.accelerator && h.accelerator.in_use !== "cpu" ? ", on " + h.accelerator.in_use : "");
   if (cams.size === 0) {
     const box = $("#cameras");
     const sel = $("#teach-camera");

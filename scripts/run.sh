@@ -32,8 +32,10 @@ echo "== 1. the model: $model"
 echo "== 2. a video of $images Fashion-MNIST test images -> $out/demo.avi"
 go run ./internal/cmd/demovideo --count "$images" --frames 5 --fps 10 --out "$out/demo.avi"
 
-mqtt_port=$(free_port 18830)
-http_port=$(free_port 18080)
+# A random start, so that two demos started at once (two test runs, a user's
+# and CI's) do not both find the same port free before either binds it.
+mqtt_port=$(free_port $((20000 + RANDOM % 5000)))
+http_port=$(free_port $((25000 + RANDOM % 5000)))
 cat >"$out/agent.yaml" <<YAML
 # Written by scripts/run.sh; every key is documented in configs/agent.yaml.
 device:

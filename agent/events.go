@@ -112,6 +112,28 @@ func (a *Agent) trackEvent(c *camera, r classified, st int, model ModelRef) {
 	}
 }
 
+// endOpenEvent closes the camera's open event when its pipeline stops (the
+// source ended, or the agent is stopping: the publisher sends what the
+// pipelines handed over before it says offline), so that every "new" has an
+// "end". last is the camera's last classified frame.
+func (a *Agent) endOpenEvent(c *camera, last classified, model ModelRef) {
+	if a.pub == nil || last.f.Time.IsZero() {
+		return
+	}
+	tr := a.pub.events[c.cfg.ID]
+	if tr == nil || tr.cur == nil {
+		return
+	}
+	e := *tr.cur
+	e.Type, e.EndTime, e.Model = EventEnd, stamp(last.f.Time), model
+	score := 0.0
+	if i := labelIndex(last.labels, e.Label, -1); i >= 0 {
+		score = round(float64(last.scores[i]), 6)
+	}
+	a.publishEvent(c, &e, last, score, false)
+	tr.cur, tr.wantSnap = nil, false
+}
+
 // labelIndex is label's index among labels; st, the debouncer's state, is
 // tried first (it is the index unless a new head changed the labels).
 func labelIndex(labels []string, label string, st int) int {

@@ -160,6 +160,10 @@ learning: {enabled: false}
 		events = append(events, e)
 	}
 	checkEventSequence(t, events, "door")
+	// A clean stop closes the open event before offline: every new has its end.
+	if len(events) == 0 || events[len(events)-1].Type != agent.EventEnd {
+		t.Errorf("the last event message before offline is %+v; want the open event's end", events[len(events)-1:])
+	}
 	labels := map[string]bool{}
 	var snapTimes []time.Time
 	for _, e := range events {

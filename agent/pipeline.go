@@ -219,6 +219,9 @@ func (a *Agent) infer(ctx context.Context, c *camera, in <-chan prepared, out ch
 // records the latencies, ranks the scores, drives the GPIO outputs, publishes
 // the prediction, debounces the state and says the pipeline is alive.
 func (a *Agent) decide(c *camera, in <-chan classified) {
+	var last classified
+	var lastModel ModelRef
+	defer func() { a.endOpenEvent(c, last, lastModel) }()
 	for r := range in {
 		now := time.Now()
 		if r.head != c.prevHead {
@@ -230,6 +233,7 @@ func (a *Agent) decide(c *camera, in <-chan classified) {
 		lat := a.observeLatency(c.cfg.ID, r, now)
 		tk := rankScores(r, a.cfg.Model.TopK)
 		model := a.modelOf(r)
+		last, lastModel = r, model
 		a.observePrediction(c.cfg.ID, tk[0], now)
 		p := Prediction{Time: stamp(r.f.Time), Device: a.cfg.Device.ID, Camera: c.cfg.ID, Seq: r.f.Seq,
 			Label: tk[0].Label, Score: tk[0].Score, TopK: tk, Model: model, LatencyMS: lat}

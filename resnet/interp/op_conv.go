@@ -92,18 +92,9 @@ func (c *opContext) prepareConv(depthwise bool) (kernel, error) {
 		return nil, err
 	}
 	k := &convKernel{in: in, out: out, depthwise: depthwise, quantized: quantized}
-	filterData, err := c.constant("filter", filter)
+	filterData, biasData, err := c.weightedConstants("filter", filter, bias, p.OutC)
 	if err != nil {
 		return nil, err
-	}
-	var biasData []byte
-	if bias >= 0 {
-		if biasData, err = c.constant("bias", bias); err != nil {
-			return nil, err
-		}
-		if n := c.tensor(bias).NumElements(); n != p.OutC {
-			return nil, c.errorf("bias %s has %d elements; want %d (one per output channel)", c.b.tensorRef(bias), n, p.OutC)
-		}
 	}
 	if p.ActMin, p.ActMax, p.FloatMin, p.FloatMax, err = c.activation(act, out, quantized); err != nil {
 		return nil, err
@@ -296,4 +287,23 @@ func (c *opContext) weightedIO(role string) (in, out, weights, bias int, quantiz
 	}
 	err = c.sameType(role, weights, typ)
 	return
+}
+
+// weightedConstants reads the weights (named role in errors) and the
+// optional bias (-1: none) of a weighted operator, whose bias must hold one
+// value per output channel.
+func (c *opContext) weightedConstants(role string, weights, bias, outC int) (w, b []byte, err error) {
+	if w, err = c.constant(role, weights); err != nil {
+		return nil, nil, err
+	}
+	if bias < 0 {
+		return w, nil, nil
+	}
+	if b, err = c.constant("bias", bias); err != nil {
+		return nil, nil, err
+	}
+	if n := c.tensor(bias).NumElements(); n != outC {
+		return nil, nil, c.errorf("bias %s has %d elements; want %d (one per output channel)", c.b.tensorRef(bias), n, outC)
+	}
+	return w, b, nil
 }

@@ -50,18 +50,9 @@ func (c *opContext) prepareFullyConnected() (kernel, error) {
 	if err := c.checkOutputShape(out, want); err != nil {
 		return nil, err
 	}
-	wData, err := c.constant("weights", weights)
+	wData, biasData, err := c.weightedConstants("weights", weights, bias, p.OutDepth)
 	if err != nil {
 		return nil, err
-	}
-	var biasData []byte
-	if bias >= 0 {
-		if biasData, err = c.constant("bias", bias); err != nil {
-			return nil, err
-		}
-		if bn := c.tensor(bias).NumElements(); bn != p.OutDepth {
-			return nil, c.errorf("bias %s has %d elements; want %d", c.b.tensorRef(bias), bn, p.OutDepth)
-		}
 	}
 	if p.ActMin, p.ActMax, p.FloatMin, p.FloatMax, err = c.activation(o.Activation, out, quantized); err != nil {
 		return nil, err

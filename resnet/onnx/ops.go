@@ -217,17 +217,9 @@ func (e *exporter) conv(op *resnet.Operator) error {
 		return e.errf("options %T are not convolution options", op.Options)
 	}
 	dilH, dilW = max(dilH, 1), max(dilW, 1)
-	w, wq, err := e.weights(op.Inputs[1], perm, dims, "weights")
+	in, err := e.weightedInputs(op, x, perm, dims)
 	if err != nil {
 		return err
-	}
-	in := []string{e.float(x), w}
-	if len(op.Inputs) > 2 && op.Inputs[2] >= 0 {
-		b, err := e.bias(op.Inputs[2], x, wq)
-		if err != nil {
-			return err
-		}
-		in = append(in, b)
 	}
 	attrs := []attribute{
 		ints("kernel_shape", kh, kw), ints("strides", strideH, strideW), ints("dilations", dilH, dilW),
@@ -268,17 +260,9 @@ func (e *exporter) fullyConnected(op *resnet.Operator) error {
 		flat := e.add("Reshape", []string{x.name, e.int64s("shape", n/depth, depth)}, x.name+"/flat")
 		x = &value{name: flat, typ: x.typ, shape: []int{n / depth, depth}, q: x.q}
 	}
-	w, wq, err := e.weights(op.Inputs[1], []int{0, 1}, []int{units, depth}, "weights")
+	in, err := e.weightedInputs(op, x, []int{0, 1}, []int{units, depth})
 	if err != nil {
 		return err
-	}
-	in := []string{e.float(x), w}
-	if len(op.Inputs) > 2 && op.Inputs[2] >= 0 {
-		b, err := e.bias(op.Inputs[2], x, wq)
-		if err != nil {
-			return err
-		}
-		in = append(in, b)
 	}
 	y := e.add("Gemm", in, e.outName(op)+"/gemm", intAttr("transB", 1))
 	if y, err = e.activation(y, o.Activation); err != nil {
@@ -581,4 +565,23 @@ func (e *exporter) dequantize(op *resnet.Operator) error {
 		return e.errf("input %q is not int8", e.m.Tensors[op.Inputs[0]].Name)
 	}
 	return e.output(op.Outputs[0], e.float(x), x.nchw)
+}
+
+// weightedInputs are a Conv's or Gemm's inputs: the activation as float,
+// the weights (input 1, permuted to perm and shaped dims) and, when the
+// operator has one, the bias (input 2).
+func (e *exporter) weightedInputs(op *resnet.Operator, x *value, perm, dims []int) ([]string, error) {
+	w, wq, err := e.weights(op.Inputs[1], perm, dims, "weights")
+	if err != nil {
+		return nil, err
+	}
+	in := []string{e.float(x), w}
+	if len(op.Inputs) > 2 && op.Inputs[2] >= 0 {
+		b, err := e.bias(op.Inputs[2], x, wq)
+		if err != nil {
+			return nil, err
+		}
+		in = append(in, b)
+	}
+	return in, nil
 }

@@ -7,18 +7,16 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
-	"io"
 	"math"
-	"net/http"
 	"net/url"
 	"os"
 	"path/filepath"
 	"slices"
-	"strconv"
 	"strings"
 	"time"
 
 	"github.com/shortcut-edge/shortcut/internal/buildinfo"
+	"github.com/shortcut-edge/shortcut/internal/download"
 )
 
 // Model updates (the model and rollback commands, for one board or a fleet
@@ -194,7 +192,7 @@ func (l *learner) update(ctx context.Context, req modelRequest, group string) (M
 	defer os.Remove(tmp) // a no-op once renamed
 	info := UpdateInfo{ID: req.ID, URL: req.URL, SHA256: req.SHA256, Size: req.Size, Group: group}
 	nextReport := time.Time{}
-	progress := func(n int64) {
+	progress := func(n, _ int64) {
 		if now := time.Now(); now.After(nextReport) || n == req.Size {
 			nextReport = now.Add(time.Second)
 			p := info
@@ -203,20 +201,15 @@ func (l *learner) update(ctx context.Context, req modelRequest, group string) (M
 		}
 	}
 	l.log.Info("downloading a model", "url", req.URL, "size", req.Size, "sha256", req.SHA256, "group", group)
-	d := downloader{client: &http.Client{}, stall: cfg.StallTimeout, attempts: cfg.Attempts,
-		agent: "shortcut-agent/" + buildinfo.Version + " (" + l.a.cfg.Device.ID + ")"}
-	err = d.fetch(ctx, req.URL, req.Size, f, progress)
-	if err == nil {
-		err = checkSHA256(f, req.SHA256)
-	}
-	if err == nil {
-		err = f.Sync()
-	}
+	// Fetch checks the size and sha256 and syncs the file before it returns.
+	_, err = download.Fetch(ctx, download.Options{URL: req.URL, Size: req.Size, SHA256: req.SHA256,
+		Stall: cfg.StallTimeout, Attempts: cfg.Attempts, Progress: progress,
+		UserAgent: "shortcut-agent/" + buildinfo.Version + " (" + l.a.cfg.Device.ID + ")"}, f)
 	if cerr := f.Close(); err == nil {
 		err = cerr
 	}
 	if err != nil {
-		return ModelResult{}, &cmdError{codeFailed, fmt.Sprintf("model from %s: %v; the running model was kept and nothing was replaced", req.URL, err)}
+		return ModelResult{}, &cmdError{codeFailed, fmt.Sprintf("model from %s: %v%s; the running model was kept and nothing was replaced", req.URL, err, updateSettings(err))}
 	}
 	path := filepath.Join(dir, req.SHA256[:16]+".tflite")
 	if err := os.Chmod(tmp, 0o644); err == nil {
@@ -336,21 +329,6 @@ func (l *learner) rollback() (ModelResult, *cmdError) {
 	return res, nil
 }
 
-func checkSHA256(f *os.File, want string) error {
-	if _, err := f.Seek(0, io.SeekStart); err != nil {
-		return err
-	}
-	h := sha256.New()
-	n, err := io.Copy(h, f)
-	if err != nil {
-		return err
-	}
-	if got := hex.EncodeToString(h.Sum(nil)); got != want {
-		return fmt.Errorf("the %d bytes downloaded have sha256 %s, the command says %s (check the sha256, or the file the URL serves)", n, got, want)
-	}
-	return nil
-}
-
 func syncDir(dir string) {
 	if d, err := os.Open(dir); err == nil {
 		d.Sync()
@@ -382,115 +360,20 @@ func trialRun(c Classifier) error {
 	return nil
 }
 
-// downloader fetches one file over HTTP(S) into a file, resuming with
-// Range requests after a cut or a stall.
-type downloader struct {
-	client   *http.Client
-	stall    time.Duration
-	attempts int
-	agent    string // User-Agent
-}
-
-// errPermanent marks a download failure that another attempt cannot fix.
-type errPermanent struct{ error }
-
-var errStalled = errors.New("stalled")
-
-// fetch writes exactly size bytes from url into f, or fails.
-func (d downloader) fetch(ctx context.Context, url string, size int64, f *os.File, progress func(int64)) error {
-	var have int64
-	var last error
-	for attempt := 1; attempt <= d.attempts; attempt++ {
-		if attempt > 1 {
-			select {
-			case <-ctx.Done():
-			case <-time.After(time.Duration(attempt-1) * 200 * time.Millisecond):
-			}
-		}
-		if ctx.Err() != nil {
-			break
-		}
-		var err error
-		have, err = d.once(ctx, url, size, have, f, progress)
-		if err == nil {
-			return nil
-		}
-		var perm errPermanent
-		if errors.As(err, &perm) {
-			return perm.error
-		}
-		last = err
+// updateSettings names the model.updates settings behind a failed download, for the reply.
+func updateSettings(err error) string {
+	var names []string
+	if errors.Is(err, context.DeadlineExceeded) {
+		names = append(names, "model.updates.timeout")
 	}
-	if ctx.Err() != nil {
-		return fmt.Errorf("the download ran out of time (model.updates.timeout) at %d of %d bytes; last error: %v", have, size, last)
+	if errors.Is(err, download.ErrGaveUp) {
+		names = append(names, "model.updates.attempts")
 	}
-	return fmt.Errorf("gave up after %d attempts (model.updates.attempts) at %d of %d bytes; last error: %v", d.attempts, have, size, last)
-}
-
-// once is one attempt from byte have on; it returns how many bytes f holds.
-func (d downloader) once(ctx context.Context, url string, size, have int64, f *os.File, progress func(int64)) (int64, error) {
-	actx, cancel := context.WithCancelCause(ctx)
-	defer cancel(nil)
-	stall := time.AfterFunc(d.stall, func() { cancel(errStalled) })
-	defer stall.Stop()
-	why := func(err error) error {
-		if errors.Is(context.Cause(actx), errStalled) {
-			return fmt.Errorf("nothing received for %v (model.updates.stall_timeout) at %d of %d bytes", d.stall, have, size)
-		}
-		return err
+	if errors.Is(err, download.ErrStalled) {
+		names = append(names, "model.updates.stall_timeout")
 	}
-	req, err := http.NewRequestWithContext(actx, http.MethodGet, url, nil)
-	if err != nil {
-		return have, errPermanent{err}
+	if len(names) == 0 {
+		return ""
 	}
-	req.Header.Set("User-Agent", d.agent)
-	if have > 0 {
-		req.Header.Set("Range", "bytes="+strconv.FormatInt(have, 10)+"-")
-	}
-	resp, err := d.client.Do(req)
-	if err != nil {
-		return have, why(err)
-	}
-	defer resp.Body.Close()
-	switch {
-	case resp.StatusCode == http.StatusPartialContent && have > 0:
-		if !strings.HasPrefix(resp.Header.Get("Content-Range"), "bytes "+strconv.FormatInt(have, 10)+"-") {
-			return 0, fmt.Errorf("asked for bytes from %d, the server sent Content-Range %q; starting again", have, resp.Header.Get("Content-Range"))
-		}
-	case resp.StatusCode == http.StatusOK:
-		have = 0 // no resume: the whole file again
-		if resp.ContentLength > size {
-			return 0, errPermanent{fmt.Errorf("the server announces %d bytes, more than the size %d the command gives; check size, or the URL", resp.ContentLength, size)}
-		}
-	case resp.StatusCode >= 500:
-		return have, fmt.Errorf("HTTP %s", resp.Status)
-	default:
-		return have, errPermanent{fmt.Errorf("HTTP %s; check the URL, and that the server serves the file", resp.Status)}
-	}
-	if err := f.Truncate(have); err != nil {
-		return have, errPermanent{err}
-	}
-	buf := make([]byte, 64<<10)
-	for {
-		n, rerr := resp.Body.Read(buf)
-		if n > 0 {
-			stall.Reset(d.stall)
-			if have+int64(n) > size {
-				return have, errPermanent{fmt.Errorf("the server sent more than the %d bytes the command announces; check size, or the URL", size)}
-			}
-			if _, err := f.WriteAt(buf[:n], have); err != nil {
-				return have, errPermanent{fmt.Errorf("%v (free space in the state directory)", err)}
-			}
-			have += int64(n)
-			progress(have)
-		}
-		switch {
-		case rerr == io.EOF && have == size:
-			return have, nil
-		case rerr == io.EOF:
-			return have, fmt.Errorf("the connection ended at %d of %d bytes", have, size)
-		case rerr != nil:
-			return have, why(rerr)
-		}
-	}
+	return " (settings: " + strings.Join(names, ", ") + ")"
 }

@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"github.com/shortcut-edge/shortcut/agent/capture"
 	"image"
 	"image/png"
 	"io"
@@ -114,7 +115,7 @@ func Capture(ctx context.Context, cfg Config, info ModelInfo, open SourceOpener,
 				if f.Image == nil {
 					return files, fmt.Errorf("camera %q frame %d: the source gave neither an image nor pixels", c.cfg.ID, f.Seq)
 				}
-				if err := c.cfg.Preprocess.Apply(buf, f.Image, info); err != nil {
+				if err := capture.Apply(c.cfg.Preprocess, buf, f.Image, info); err != nil {
 					return files, fmt.Errorf("camera %q frame %d: %w", c.cfg.ID, f.Seq, err)
 				}
 				px = buf

@@ -2,8 +2,8 @@ package agent
 
 import (
 	"encoding/json"
+	"github.com/shortcut-edge/shortcut/agent/config"
 	"slices"
-	"strings"
 	"time"
 
 	"github.com/shortcut-edge/shortcut/internal/buildinfo"
@@ -100,25 +100,6 @@ type discoveryOrigin struct {
 	URL  string `json:"support_url"`
 }
 
-// entitySlug makes s a Home Assistant object id: lower case, every run of
-// other characters than a-z and 0-9 one "_", none at either end.
-func entitySlug(s string) string {
-	var b strings.Builder
-	under := false
-	for _, r := range strings.ToLower(s) {
-		if r >= 'a' && r <= 'z' || r >= '0' && r <= '9' {
-			if under && b.Len() > 0 {
-				b.WriteByte('_')
-			}
-			under = false
-			b.WriteRune(r)
-			continue
-		}
-		under = true
-	}
-	return b.String()
-}
-
 // predictedLabels are the label sensor's options: the labels of the head
 // in use (else the model's) and "none", the state when no label is stable.
 func (a *Agent) predictedLabels() []string {
@@ -153,7 +134,7 @@ func (a *Agent) discoveryMessages() []message {
 		}
 		entity := func(domain, suffix, name string) discovery {
 			id := "shortcut_" + dev + "_" + cam + suffix
-			return discovery{Name: name, UniqueID: id, DefaultEntityID: domain + "." + entitySlug(id),
+			return discovery{Name: name, UniqueID: id, DefaultEntityID: domain + "." + config.EntitySlug(id),
 				StateTopic: state, Availability: avail, AvailabilityMode: "all", QoS: a.cfg.MQTT.QoS, Device: device, Origin: origin}
 		}
 		label := entity("sensor", "", cam)
@@ -169,7 +150,7 @@ func (a *Agent) discoveryMessages() []message {
 		out = append(out, a.discoveryMessage("sensor", cam+"_score", score))
 
 		for _, l := range a.cfg.MQTT.Discovery.BinarySensors {
-			slug := entitySlug(l)
+			slug := config.EntitySlug(l)
 			b := entity("binary_sensor", "_"+slug, cam+" "+l)
 			q, _ := json.Marshal(l) // a Jinja string literal, whatever the label holds
 			b.ValueTemplate = "{{ 'ON' if value_json.label == " + string(q) + " else 'OFF' }}"
@@ -178,7 +159,7 @@ func (a *Agent) discoveryMessages() []message {
 		}
 		if a.cfg.MQTT.Snapshots.Enabled {
 			id := "shortcut_" + dev + "_" + cam + "_snapshot"
-			img := imageDiscovery{Name: cam + " snapshot", UniqueID: id, DefaultEntityID: "image." + entitySlug(id),
+			img := imageDiscovery{Name: cam + " snapshot", UniqueID: id, DefaultEntityID: "image." + config.EntitySlug(id),
 				ImageTopic: a.topics.Snapshot(cam), ContentType: "image/jpeg", Availability: avail, AvailabilityMode: "all",
 				Icon: "mdi:image", Device: device, Origin: origin}
 			out = append(out, message{kind: "discovery", topic: a.topics.Discovery("image", cam+"_snapshot"), payload: mustJSON(img), retained: true})

@@ -25,10 +25,6 @@ import (
 // rise in the third decimal is noise, not a better picture.
 const eventScoreStep = 0.05
 
-// minSnapshotBytes is the smallest mqtt.snapshots.max_bytes: a JPEG's
-// headers and tables alone take about 600 bytes.
-const minSnapshotBytes = 1024
-
 // eventTracker follows one camera's state from frame to frame. Only the
 // camera's decide goroutine uses it.
 type eventTracker struct {

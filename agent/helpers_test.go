@@ -30,6 +30,9 @@ type msg = agenttest.Msg
 
 func freePort(t *testing.T) int { return agenttest.FreePort(t) }
 
+// noEnv is a Getenv that finds no variable.
+func noEnv(string) string { return "" }
+
 func startMosquitto(t *testing.T, port int) *agenttest.Broker {
 	return agenttest.StartMosquitto(t, port)
 }

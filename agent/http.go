@@ -5,6 +5,7 @@ import (
 	"context"
 	"encoding/json"
 	"fmt"
+	"github.com/shortcut-edge/shortcut/agent/config"
 	"image/jpeg"
 	"net"
 	"net/http"
@@ -295,7 +296,7 @@ const httpReadHeaderTimeout = 5 * time.Second
 // http.max_connections open connections (connLimiter). Its requests'
 // contexts are ctx's children, so that streams end when the agent stops.
 func (a *Agent) newHTTPServer(ctx context.Context, ln net.Listener) (*http.Server, net.Listener) {
-	if host, _, err := net.SplitHostPort(a.cfg.HTTP.Address); err == nil && !a.auth.enabled() && !loopbackHost(host) {
+	if host, _, err := net.SplitHostPort(a.cfg.HTTP.Address); err == nil && !a.auth.enabled() && !config.LoopbackHost(host) {
 		a.log.Warn("http.insecure: the page and the API are open to anyone who can reach this address, without login: "+
 			"add a user or token under http.auth (shortcut-agent hash-password), or listen on 127.0.0.1", "address", a.cfg.HTTP.Address)
 	}

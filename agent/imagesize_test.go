@@ -1,6 +1,7 @@
 package agent_test
 
 import (
+	"github.com/shortcut-edge/shortcut/agent/capture"
 	"image"
 	"image/color"
 	"log/slog"
@@ -129,7 +130,7 @@ func TestApplyFitsTheFrameIntoTheContentArea(t *testing.T) {
 	img := solid(40, 30, color.RGBA{0, 255, 102, 255})
 	for _, fit := range []string{agent.FitCrop, agent.FitStretch} {
 		dst := make([]float32, 16*16*3)
-		if err := (agent.PreprocessConfig{Fit: fit}).Apply(dst, img, info); err != nil {
+		if err := capture.Apply(agent.PreprocessConfig{Fit: fit}, dst, img, info); err != nil {
 			t.Fatal(err)
 		}
 		checkContentInput(t, dst, [3]float32{0, 1, 0.4})
@@ -137,7 +138,7 @@ func TestApplyFitsTheFrameIntoTheContentArea(t *testing.T) {
 	// Letterbox: 40x30 in 12x12 is 12x9 at (2, 3.5 -> 3) inside the area;
 	// its bars are black too.
 	dst := make([]float32, 16*16*3)
-	if err := (agent.PreprocessConfig{Fit: agent.FitLetterbox}).Apply(dst, img, info); err != nil {
+	if err := capture.Apply(agent.PreprocessConfig{Fit: agent.FitLetterbox}, dst, img, info); err != nil {
 		t.Fatal(err)
 	}
 	for y := range 16 {

@@ -3,11 +3,8 @@ package agent
 import (
 	"bytes"
 	"context"
-	"crypto/tls"
-	"crypto/x509"
-	"fmt"
+	"github.com/shortcut-edge/shortcut/agent/config"
 	"log/slog"
-	"os"
 	"sort"
 	"strings"
 	"sync"
@@ -214,7 +211,7 @@ func newPublisher(cfg MQTTConfig, broker string, topics Topics, cameras []string
 			}
 		})
 	if cfg.TLS.Enabled {
-		tc, err := tlsConfig(cfg.TLS)
+		tc, err := config.LoadTLS(cfg.TLS)
 		if err != nil {
 			return nil, err
 		}
@@ -222,32 +219,6 @@ func newPublisher(cfg MQTTConfig, broker string, topics Topics, cameras []string
 	}
 	p.client = paho.NewClient(o)
 	return p, nil
-}
-
-// tlsConfig builds the broker connection's TLS configuration from the
-// files c names. Its errors are FieldErrors: Validate reports them with
-// the configuration's other problems.
-func tlsConfig(c TLSConfig) (*tls.Config, error) {
-	tc := &tls.Config{ServerName: c.ServerName, InsecureSkipVerify: c.InsecureSkipVerify, MinVersion: tls.VersionTLS12}
-	if c.CAFile != "" {
-		pem, err := os.ReadFile(c.CAFile)
-		if err != nil {
-			return nil, FieldError{Path: "mqtt.tls.ca_file", Msg: err.Error()}
-		}
-		pool := x509.NewCertPool()
-		if !pool.AppendCertsFromPEM(pem) {
-			return nil, FieldError{Path: "mqtt.tls.ca_file", Msg: fmt.Sprintf("%q holds no PEM certificate", c.CAFile)}
-		}
-		tc.RootCAs = pool
-	}
-	if c.CertFile != "" {
-		cert, err := tls.LoadX509KeyPair(c.CertFile, c.KeyFile)
-		if err != nil {
-			return nil, FieldError{Path: "mqtt.tls.cert_file", Msg: fmt.Sprintf("%q with key_file %q: %v", c.CertFile, c.KeyFile, err)}
-		}
-		tc.Certificates = []tls.Certificate{cert}
-	}
-	return tc, nil
 }
 
 // connectFailed runs (from paho) after every failed connection attempt,

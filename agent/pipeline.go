@@ -1,6 +1,7 @@
 package agent
 
 import (
+	"github.com/shortcut-edge/shortcut/agent/capture"
 	"github.com/shortcut-edge/shortcut/agent/decide"
 	"github.com/shortcut-edge/shortcut/resnet/modelio"
 
@@ -145,7 +146,7 @@ func (a *Agent) preprocess(ctx context.Context, c *camera, in <-chan captured, o
 		case cf.f.Pixels != nil:
 			copy(buf, cf.f.Pixels)
 		case cf.f.Image != nil:
-			err = c.cfg.Preprocess.Apply(buf, cf.f.Image, ref.info)
+			err = capture.Apply(c.cfg.Preprocess, buf, cf.f.Image, ref.info)
 		default:
 			err = fmt.Errorf("frame %d has neither an image nor pixels", cf.f.Seq)
 		}

@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"github.com/shortcut-edge/shortcut/agent/config"
 	"image"
 	"image/color"
 	_ "image/jpeg" // images: sources may hold JPEG files
@@ -42,10 +43,6 @@ var ErrSourceDone = errors.New("source: no more frames")
 // agent/cvsource opens every camera source (V4L2, files, RTSP, MJPEG,
 // GStreamer) and falls back to OpenSource for the rest.
 type SourceOpener func(cam CameraConfig) (FrameSource, error)
-
-// SourceChecker validates a source string without opening it, for the
-// configuration check; CheckSource goes with OpenSource.
-type SourceChecker func(source string) error
 
 // A FrameSource may also implement the interfaces below; the agent uses
 // what it finds.
@@ -86,44 +83,6 @@ type ModelAware interface {
 	SetModel(ModelInfo)
 }
 
-// CheckSource is the SourceChecker for OpenSource: "synthetic",
-// "images:<folder or glob>", optionally followed by "?loop=1" to start over
-// after the last image.
-func CheckSource(s string) error {
-	switch {
-	case s == "":
-		return errors.New(`is empty; want "synthetic" or "images:/dir/*.png"`)
-	case s == "synthetic":
-		return nil
-	case strings.HasPrefix(s, "images:"):
-		_, _, err := parseImages(s)
-		return err
-	}
-	return fmt.Errorf(`%q: unknown source kind; want "synthetic" or "images:<folder or glob>[?loop=1]" (camera sources need a build with the camera package, as cmd/agent is)`, s)
-}
-
-// parseImages splits "images:<path>[?loop=1]".
-func parseImages(s string) (path string, loop bool, err error) {
-	path = strings.TrimPrefix(s, "images:")
-	if i := strings.LastIndex(path, "?loop="); i >= 0 {
-		switch path[i+len("?loop="):] {
-		case "1", "true", "yes", "on":
-			loop = true
-		case "0", "false", "no", "off":
-		default:
-			return "", false, fmt.Errorf("%q: option loop=%q: want 1 or 0", s, path[i+len("?loop="):])
-		}
-		path = path[:i]
-	}
-	if path == "" {
-		return "", false, fmt.Errorf("%q: no folder or glob after images:", s)
-	}
-	if _, err := filepath.Match(path, ""); err != nil {
-		return "", false, fmt.Errorf("%q: bad pattern: %v", s, err)
-	}
-	return path, loop, nil
-}
-
 // OpenSource is the default SourceOpener: "synthetic" and "images:"
 // (PNG and JPEG files of a folder or glob, in name order, decoded in Go).
 func OpenSource(cam CameraConfig) (FrameSource, error) {
@@ -133,7 +92,7 @@ func OpenSource(cam CameraConfig) (FrameSource, error) {
 	if cam.Source == "synthetic" {
 		return &SyntheticSource{W: 64, H: 64}, nil
 	}
-	path, loop, _ := parseImages(cam.Source)
+	path, loop, _ := config.ParseImages(cam.Source)
 	var files []string
 	if st, err := os.Stat(path); err == nil && st.IsDir() {
 		entries, err := os.ReadDir(path)

@@ -99,7 +99,7 @@ func newWebAuth(cfg HTTPConfig, log *slog.Logger) *webAuth {
 	return wa
 }
 
-func (wa *webAuth) enabled() bool { return wa.cfg.enabled() }
+func (wa *webAuth) enabled() bool { return wa.cfg.Enabled() }
 
 // randomToken is 32 random bytes, base64url.
 func randomToken() string {

@@ -22,6 +22,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"github.com/shortcut-edge/shortcut/agent/capture"
 	"image"
 	"io"
 	"log/slog"
@@ -155,7 +156,7 @@ func (s *Source) preprocessor(info agent.ModelInfo) error {
 	if info.Channels != 1 && info.Channels != 3 {
 		return fmt.Errorf("camera %q: model %q wants %d channels; cameras give 1 (grey) or 3 (RGB)", s.id, info.Name, info.Channels)
 	}
-	mean, std := s.pc.Norm(info)
+	mean, std := capture.Norm(s.pc, info)
 	pc := camera.PreprocessConfig{Width: info.Width, Height: info.Height, Grey: info.Channels == 1, Mean: mean, Std: std}
 	switch s.pc.Fit {
 	case agent.FitLetterbox:

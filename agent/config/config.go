@@ -1,4 +1,4 @@
-package agent
+package config
 
 import (
 	"bytes"
@@ -19,6 +19,7 @@ import (
 
 	"gopkg.in/yaml.v3"
 
+	"github.com/shortcut-edge/shortcut/agent/classify"
 	"github.com/shortcut-edge/shortcut/agent/decide"
 	"github.com/shortcut-edge/shortcut/agent/head"
 	"github.com/shortcut-edge/shortcut/resnet/armnn"
@@ -40,7 +41,7 @@ type Config struct {
 	GPIO           GPIOConfig     `yaml:"gpio"`
 	Log            LogConfig      `yaml:"log"`
 
-	// src says where the values came from (ParseConfig): errors found
+	// src says where the values came from (Parse): errors found
 	// later, such as a model.path that does not load, name the file and
 	// the key's line. nil for a Config made in Go.
 	src *configSource
@@ -389,13 +390,13 @@ type FieldError struct {
 
 func (e FieldError) Error() string { return e.Path + ": " + e.Msg }
 
-// ConfigError lists every problem found in a configuration.
-type ConfigError struct {
+// Error lists every problem found in a configuration.
+type Error struct {
 	File   string
 	Errors []FieldError
 }
 
-func (e *ConfigError) Error() string {
+func (e *Error) Error() string {
 	var b strings.Builder
 	fmt.Fprintf(&b, "config %q: %d error(s):", e.File, len(e.Errors))
 	for _, fe := range e.Errors {
@@ -404,9 +405,9 @@ func (e *ConfigError) Error() string {
 	return b.String()
 }
 
-// ConfigOptions say how a configuration is read. The zero value reads the
+// Options say how a configuration is read. The zero value reads the
 // process environment and checks camera sources with CheckSource.
-type ConfigOptions struct {
+type Options struct {
 	// Getenv supplies the environment overrides (nil: os.Getenv).
 	Getenv func(string) string
 	// CheckSource accepts or refuses camera source strings (nil:
@@ -414,19 +415,19 @@ type ConfigOptions struct {
 	CheckSource SourceChecker
 }
 
-// LoadConfig reads path, applies defaults and environment overrides, and
-// validates the result. On failure it returns a *ConfigError listing every
+// Load reads path, applies defaults and environment overrides, and
+// validates the result. On failure it returns a *Error listing every
 // problem at once (or a plain error when the file cannot be read).
-func LoadConfig(path string, opt ConfigOptions) (Config, error) {
+func Load(path string, opt Options) (Config, error) {
 	data, err := os.ReadFile(path)
 	if err != nil {
 		return Config{}, fmt.Errorf("config: %w", err)
 	}
-	return ParseConfig(path, data, opt)
+	return Parse(path, data, opt)
 }
 
-// ParseConfig is LoadConfig on bytes; name is the file name errors give.
-func ParseConfig(name string, data []byte, opt ConfigOptions) (Config, error) {
+// Parse is Load on bytes; name is the file name errors give.
+func Parse(name string, data []byte, opt Options) (Config, error) {
 	getenv := opt.Getenv
 	if getenv == nil {
 		getenv = os.Getenv
@@ -436,7 +437,7 @@ func ParseConfig(name string, data []byte, opt ConfigOptions) (Config, error) {
 	var doc yaml.Node
 	dec := yaml.NewDecoder(bytes.NewReader(data))
 	if err := dec.Decode(&doc); err != nil && !errors.Is(err, io.EOF) {
-		return Config{}, &ConfigError{File: name, Errors: []FieldError{{Path: "(file)", Msg: "not valid YAML: " + err.Error()}}}
+		return Config{}, &Error{File: name, Errors: []FieldError{{Path: "(file)", Msg: "not valid YAML: " + err.Error()}}}
 	}
 	src := &configSource{file: name, lines: map[string]int{}}
 	if len(doc.Content) > 0 {
@@ -461,7 +462,7 @@ func ParseConfig(name string, data []byte, opt ConfigOptions) (Config, error) {
 	}
 	cfg.src = src
 	if len(errs) > 0 {
-		return cfg, &ConfigError{File: name, Errors: errs}
+		return cfg, &Error{File: name, Errors: errs}
 	}
 	return cfg, nil
 }
@@ -757,7 +758,7 @@ func (c *Config) validateMQTT(e *fieldErrors) {
 			// matching certificate and key? (The agent would find out
 			// only when it starts.)
 			var fe FieldError
-			if _, err := tlsConfig(m.TLS); errors.As(err, &fe) {
+			if _, err := LoadTLS(m.TLS); errors.As(err, &fe) {
 				e.add(fe)
 			} else if err != nil {
 				e.bad("mqtt.tls", "%v", err)
@@ -770,8 +771,8 @@ func (c *Config) validateMQTT(e *fieldErrors) {
 	if m.Events.UpdateInterval < 0 {
 		e.bad("mqtt.events.update_interval", "is %v; want 0 (every rise of the top score) or more", m.Events.UpdateInterval)
 	}
-	if m.Snapshots.Enabled && m.Snapshots.MaxBytes < minSnapshotBytes {
-		e.bad("mqtt.snapshots.max_bytes", "is %d; want at least %d (a small JPEG still needs its headers)", m.Snapshots.MaxBytes, minSnapshotBytes)
+	if m.Snapshots.Enabled && m.Snapshots.MaxBytes < MinSnapshotBytes {
+		e.bad("mqtt.snapshots.max_bytes", "is %d; want at least %d (a small JPEG still needs its headers)", m.Snapshots.MaxBytes, MinSnapshotBytes)
 	}
 	if m.Snapshots.MinInterval < 0 {
 		e.bad("mqtt.snapshots.min_interval", "is %v; want 0 (no limit) or more", m.Snapshots.MinInterval)
@@ -782,7 +783,7 @@ func (c *Config) validateMQTT(e *fieldErrors) {
 	slugs := map[string]string{}
 	for i, l := range m.Discovery.BinarySensors {
 		p := fmt.Sprintf("mqtt.discovery.binary_sensors[%d]", i)
-		slug := entitySlug(l)
+		slug := EntitySlug(l)
 		if slug == "" {
 			e.bad(p, "%q: want a label the model or a taught head predicts, with at least one letter or digit", l)
 		} else if other, ok := slugs[slug]; ok {
@@ -1000,8 +1001,8 @@ func (c *Config) gpioLabels() (paths, labels []string) {
 
 // checkAgainstModel checks the configuration against the loaded model, or
 // explains why model.path did not load (loadErr): the problems name their
-// key and, for a file read by ParseConfig, its line.
-func (c *Config) checkAgainstModel(m Classifier, loadErr error) []FieldError {
+// key and, for a file read by Parse, its line.
+func (c *Config) checkAgainstModel(m classify.Classifier, loadErr error) []FieldError {
 	if loadErr != nil {
 		at := c.src.at("model.path")
 		if at == "" && c.src != nil && c.src.file != "" {
@@ -1053,9 +1054,9 @@ func quotedList(s []string, n int) string {
 }
 
 // ModelError is what New returns when the configured model does not load,
-// or the configuration does not fit it: a *ConfigError naming model.path
+// or the configuration does not fit it: a *Error naming model.path
 // (or the gpio labels) with the key's line. nil when there is no problem.
-func (c *Config) ModelError(m Classifier, loadErr error) error {
+func (c *Config) ModelError(m classify.Classifier, loadErr error) error {
 	errs := c.checkAgainstModel(m, loadErr)
 	if len(errs) == 0 {
 		return nil
@@ -1064,7 +1065,7 @@ func (c *Config) ModelError(m Classifier, loadErr error) error {
 	if c.src != nil && c.src.file != "" {
 		file = c.src.file
 	}
-	return &ConfigError{File: file, Errors: errs}
+	return &Error{File: file, Errors: errs}
 }
 
 // CheckWithModel is --check-config's second half. parseErr is what
@@ -1072,23 +1073,23 @@ func (c *Config) ModelError(m Classifier, loadErr error) error {
 // model.path is loaded with load (nil: LoadModel, the loader the agent
 // starts with, trial run included) and the configuration is checked against
 // the model, and every problem, the file's and the model's, comes back in
-// one *ConfigError. It returns the loaded model's description.
-func (c Config) CheckWithModel(parseErr error, load ModelLoader) (ModelInfo, error) {
-	var ce *ConfigError
+// one *Error. It returns the loaded model's description.
+func (c Config) CheckWithModel(parseErr error, load classify.ModelLoader) (classify.ModelInfo, error) {
+	var ce *Error
 	if parseErr != nil && (!errors.As(parseErr, &ce) || c.src == nil) {
-		return ModelInfo{}, parseErr // unreadable, or not YAML: nothing to check a model against
+		return classify.ModelInfo{}, parseErr // unreadable, or not YAML: nothing to check a model against
 	}
 	if ce == nil {
 		file := "(config)"
 		if c.src != nil {
 			file = c.src.file
 		}
-		ce = &ConfigError{File: file}
+		ce = &Error{File: file}
 	}
-	var info ModelInfo
+	var info classify.ModelInfo
 	if c.Model.Path != "" {
 		if load == nil {
-			load = LoadModel
+			load = classify.LoadModel
 		}
 		m, err := load(c.Model.Path)
 		if err == nil {
@@ -1100,4 +1101,11 @@ func (c Config) CheckWithModel(parseErr error, load ModelLoader) (ModelInfo, err
 		return info, ce
 	}
 	return info, nil
+}
+
+// WithoutSource returns c without the record of the file it was read from
+// (key lines, flags), as a Config made in Go has none: for comparing them.
+func (c Config) WithoutSource() Config {
+	c.src = nil
+	return c
 }

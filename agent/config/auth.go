@@ -1,4 +1,4 @@
-package agent
+package config
 
 import (
 	"encoding/hex"
@@ -37,8 +37,8 @@ type TokenConfig struct {
 	SHA256 string `yaml:"sha256"`
 }
 
-// enabled says whether anyone must authenticate.
-func (c AuthConfig) enabled() bool { return len(c.Users) > 0 || len(c.Tokens) > 0 }
+// Enabled says whether anyone must authenticate.
+func (c AuthConfig) Enabled() bool { return len(c.Users) > 0 || len(c.Tokens) > 0 }
 
 // maxAuthNameBytes bounds user and token names (they appear in logs).
 const maxAuthNameBytes = 64
@@ -74,8 +74,8 @@ func (c *Config) validateAuth(e *fieldErrors) {
 	if a.SessionTTL < time.Minute || a.SessionTTL > 30*24*time.Hour {
 		e.bad("http.auth.session_ttl", "is %v; want 1m to 720h", a.SessionTTL)
 	}
-	if c.HTTP.Address != "" && !a.enabled() && !c.HTTP.Insecure {
-		if host, _, err := net.SplitHostPort(c.HTTP.Address); err == nil && !loopbackHost(host) {
+	if c.HTTP.Address != "" && !a.Enabled() && !c.HTTP.Insecure {
+		if host, _, err := net.SplitHostPort(c.HTTP.Address); err == nil && !LoopbackHost(host) {
 			e.bad("http.address", "%q listens beyond this machine but http.auth has no user and no token: anyone on the network could "+
 				"watch the cameras and teach the board. Add a user (shortcut-agent hash-password) or a token under http.auth, "+
 				"or listen on 127.0.0.1, or set http.insecure: true on a trusted network", c.HTTP.Address)
@@ -83,10 +83,10 @@ func (c *Config) validateAuth(e *fieldErrors) {
 	}
 }
 
-// loopbackHost says whether host (from host:port) can only be reached
+// LoopbackHost says whether host (from host:port) can only be reached
 // from this machine: "localhost" or a loopback IP. An empty host is every
 // interface.
-func loopbackHost(host string) bool {
+func LoopbackHost(host string) bool {
 	if strings.EqualFold(host, "localhost") {
 		return true
 	}

@@ -1,4 +1,4 @@
-package agent_test
+package config_test
 
 import (
 	"errors"
@@ -12,26 +12,26 @@ import (
 
 	"gopkg.in/yaml.v3"
 
-	"github.com/shortcut-edge/shortcut/agent"
+	"github.com/shortcut-edge/shortcut/agent/config"
 )
 
 func noEnv(string) string { return "" }
 
 func TestConfigFileInConfigsDocumentsEveryKeyWithItsDefault(t *testing.T) {
-	data, err := os.ReadFile("../configs/agent.yaml")
+	data, err := os.ReadFile("../../configs/agent.yaml")
 	if err != nil {
 		t.Fatal(err)
 	}
-	got, err := agent.ParseConfig("configs/agent.yaml", data, agent.ConfigOptions{Getenv: noEnv})
+	got, err := config.Parse("configs/agent.yaml", data, config.Options{Getenv: noEnv})
 	if err != nil {
 		t.Fatalf("configs/agent.yaml does not validate: %v", err)
 	}
-	want := agent.Defaults()
+	want := config.Defaults()
 	want.Device.ID = got.Device.ID // the host name
-	want.Cameras = []agent.CameraConfig{{ID: "cam0", Source: "synthetic", FPS: 5, Queue: 2,
-		Preprocess: agent.PreprocessConfig{Fit: agent.FitCrop, ROI: []int{}, Mean: []float64{}, Std: []float64{}}}}
-	if got := agent.WithoutSource(got); !reflect.DeepEqual(got, want) {
-		t.Errorf("configs/agent.yaml differs from agent.Defaults():\n got %+v\nwant %+v", got, want)
+	want.Cameras = []config.CameraConfig{{ID: "cam0", Source: "synthetic", FPS: 5, Queue: 2,
+		Preprocess: config.PreprocessConfig{Fit: config.FitCrop, ROI: []int{}, Mean: []float64{}, Std: []float64{}}}}
+	if got := got.WithoutSource(); !reflect.DeepEqual(got, want) {
+		t.Errorf("configs/agent.yaml differs from config.Defaults():\n got %+v\nwant %+v", got, want)
 	}
 	// Every key of the Config struct is written out in the file.
 	var doc yaml.Node
@@ -87,7 +87,7 @@ func TestConfigFileInConfigsDocumentsEveryKeyWithItsDefault(t *testing.T) {
 			}
 		}
 	}
-	fields("", reflect.TypeOf(agent.Config{}))
+	fields("", reflect.TypeOf(config.Config{}))
 	if len(missing) > 0 {
 		t.Errorf("configs/agent.yaml does not document these keys: %v", missing)
 	}
@@ -120,10 +120,10 @@ http:
 log:
   level: loud
 `
-	_, err := agent.ParseConfig("bad.yaml", []byte(bad), agent.ConfigOptions{Getenv: noEnv})
-	var ce *agent.ConfigError
+	_, err := config.Parse("bad.yaml", []byte(bad), config.Options{Getenv: noEnv})
+	var ce *config.Error
 	if !errors.As(err, &ce) {
-		t.Fatalf("got %v, want a *agent.ConfigError", err)
+		t.Fatalf("got %v, want a *config.Error", err)
 	}
 	wantPaths := []string{"device.id", "model.path", "model.top_k", "model.colour", "cameras[0].source", "cameras[0].fps",
 		"cameras[1].id", "cameras[1].queue", "decision.threshold", "decision.frames", "mqtt.broker", "mqtt.qos", "mqtt.keepalive",
@@ -150,40 +150,40 @@ func TestConfigCases(t *testing.T) {
 		name  string
 		yaml  string
 		env   map[string]string
-		check func(t *testing.T, c agent.Config, err error)
+		check func(t *testing.T, c config.Config, err error)
 	}{
-		{"an empty camera list is refused", "model: {path: m.tflite}\n", nil, func(t *testing.T, c agent.Config, err error) {
+		{"an empty camera list is refused", "model: {path: m.tflite}\n", nil, func(t *testing.T, c config.Config, err error) {
 			if err == nil || !strings.Contains(err.Error(), "cameras: is empty") {
 				t.Errorf("got %v, want a cameras error", err)
 			}
 		}},
 		{"the environment overrides the MQTT secrets", "cameras: [{id: a, source: synthetic}]\nmqtt: {username: u, password: file}\n",
-			map[string]string{agent.EnvMQTTPassword: "s3cret", agent.EnvMQTTUsername: "envuser"}, func(t *testing.T, c agent.Config, err error) {
+			map[string]string{config.EnvMQTTPassword: "s3cret", config.EnvMQTTUsername: "envuser"}, func(t *testing.T, c config.Config, err error) {
 				if err != nil || c.MQTT.Password != "s3cret" || c.MQTT.Username != "envuser" {
 					t.Errorf("got user %q password %q err %v, want envuser/s3cret", c.MQTT.Username, c.MQTT.Password, err)
 				}
 			}},
-		{"a camera takes per-camera defaults", "device: {id: d}\ncameras: [{id: a, source: synthetic}]\n", nil, func(t *testing.T, c agent.Config, err error) {
+		{"a camera takes per-camera defaults", "device: {id: d}\ncameras: [{id: a, source: synthetic}]\n", nil, func(t *testing.T, c config.Config, err error) {
 			if err != nil || c.Cameras[0].FPS != 5 || c.Cameras[0].Queue != 2 {
 				t.Errorf("got %+v, %v; want fps 5, queue 2", c.Cameras, err)
 			}
 		}},
-		{"durations parse", "cameras: [{id: a, source: synthetic}]\nmqtt: {keepalive: 45s, reconnect_max: 2m}\n", nil, func(t *testing.T, c agent.Config, err error) {
+		{"durations parse", "cameras: [{id: a, source: synthetic}]\nmqtt: {keepalive: 45s, reconnect_max: 2m}\n", nil, func(t *testing.T, c config.Config, err error) {
 			if err != nil || c.MQTT.KeepAlive != 45*time.Second || c.MQTT.ReconnectMax != 2*time.Minute {
 				t.Errorf("got %v/%v, %v", c.MQTT.KeepAlive, c.MQTT.ReconnectMax, err)
 			}
 		}},
-		{"a release above the threshold is refused", "cameras: [{id: a, source: synthetic}]\ndecision: {threshold: 0.5, release: 0.7}\n", nil, func(t *testing.T, c agent.Config, err error) {
+		{"a release above the threshold is refused", "cameras: [{id: a, source: synthetic}]\ndecision: {threshold: 0.5, release: 0.7}\n", nil, func(t *testing.T, c config.Config, err error) {
 			if err == nil || !strings.Contains(err.Error(), "decision.release") {
 				t.Errorf("got %v, want a decision.release error", err)
 			}
 		}},
-		{"broken YAML says so", "cameras: [\n", nil, func(t *testing.T, c agent.Config, err error) {
+		{"broken YAML says so", "cameras: [\n", nil, func(t *testing.T, c config.Config, err error) {
 			if err == nil || !strings.Contains(err.Error(), "not valid YAML") {
 				t.Errorf("got %v, want a YAML syntax error", err)
 			}
 		}},
-		{"a list where a mapping belongs is refused", "mqtt: [a, b]\ncameras: [{id: a, source: synthetic}]\n", nil, func(t *testing.T, c agent.Config, err error) {
+		{"a list where a mapping belongs is refused", "mqtt: [a, b]\ncameras: [{id: a, source: synthetic}]\n", nil, func(t *testing.T, c config.Config, err error) {
 			if err == nil || !strings.Contains(err.Error(), "mqtt: line 1: want a mapping") {
 				t.Errorf("got %v", err)
 			}
@@ -191,7 +191,7 @@ func TestConfigCases(t *testing.T) {
 	}
 	for _, tc := range tests {
 		t.Run(tc.name, func(t *testing.T) {
-			c, err := agent.ParseConfig("t.yaml", []byte(tc.yaml), agent.ConfigOptions{Getenv: func(k string) string { return tc.env[k] }})
+			c, err := config.Parse("t.yaml", []byte(tc.yaml), config.Options{Getenv: func(k string) string { return tc.env[k] }})
 			tc.check(t, c, err)
 		})
 	}
@@ -233,9 +233,9 @@ gpio: {button: {pin: GPIO17, label: cat}}
 `, []string{"gpio.button.pin"}},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
-			_, err := agent.ParseConfig("t.yaml", []byte("device: {id: d}\n"+tc.yaml), agent.ConfigOptions{Getenv: noEnv})
+			_, err := config.Parse("t.yaml", []byte("device: {id: d}\n"+tc.yaml), config.Options{Getenv: noEnv})
 			var got []string
-			var ce *agent.ConfigError
+			var ce *config.Error
 			if errors.As(err, &ce) {
 				for _, fe := range ce.Errors {
 					got = append(got, fe.Path)
@@ -264,8 +264,8 @@ mqtt: {qos: 1}
 mqtt: {qos: 2}
 log: {level: loud}
 `
-	_, err := agent.ParseConfig("dup.yaml", []byte(yaml), agent.ConfigOptions{Getenv: noEnv})
-	var ce *agent.ConfigError
+	_, err := config.Parse("dup.yaml", []byte(yaml), config.Options{Getenv: noEnv})
+	var ce *config.Error
 	if !errors.As(err, &ce) {
 		t.Fatalf("a file with repeated keys: %v; want a *ConfigError", err)
 	}
@@ -288,7 +288,7 @@ log: {level: loud}
 
 func TestConfigErrorsGiveTheLineOfTheirKey(t *testing.T) {
 	yaml := "device: {id: d}\ncameras:\n  - id: a\n    source: synthetic\n    fps: -1\nmqtt:\n  qos: 9\n"
-	_, err := agent.ParseConfig("t.yaml", []byte(yaml), agent.ConfigOptions{Getenv: noEnv})
+	_, err := config.Parse("t.yaml", []byte(yaml), config.Options{Getenv: noEnv})
 	for _, want := range []string{"cameras[0].fps: line 5: is -1", "mqtt.qos: line 7: is 9"} {
 		if err == nil || !strings.Contains(err.Error(), want) {
 			t.Errorf("error %v; want it to say %q", err, want)
@@ -302,7 +302,7 @@ func TestConfigErrorsGiveTheLineOfTheirKey(t *testing.T) {
 // problem of the file.
 func TestCheckWithModelLoadsTheModelAndNamesModelPath(t *testing.T) {
 	dir := t.TempDir()
-	demo, _ := filepath.Abs("../configs/demo/fashion-resnet8-int8.tflite")
+	demo, _ := filepath.Abs("../../configs/demo/fashion-resnet8-int8.tflite")
 	garbage := filepath.Join(dir, "garbage.tflite")
 	os.WriteFile(garbage, []byte("this is not a model"), 0o644)
 	for _, tc := range []struct {
@@ -320,7 +320,7 @@ func TestCheckWithModelLoadsTheModelAndNamesModelPath(t *testing.T) {
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			yaml := fmt.Sprintf("device: {id: d}\nmodel: {path: %q}\ncameras: [{id: a, source: synthetic}]\nlearning: {state_dir: /tmp/x}\n%s", tc.model, tc.extra)
-			cfg, err := agent.ParseConfig("t.yaml", []byte(yaml), agent.ConfigOptions{Getenv: noEnv})
+			cfg, err := config.Parse("t.yaml", []byte(yaml), config.Options{Getenv: noEnv})
 			info, err := cfg.CheckWithModel(err, nil)
 			if tc.want == nil {
 				if err != nil || len(info.Labels) != 10 {
@@ -328,7 +328,7 @@ func TestCheckWithModelLoadsTheModelAndNamesModelPath(t *testing.T) {
 				}
 				return
 			}
-			var ce *agent.ConfigError
+			var ce *config.Error
 			if !errors.As(err, &ce) {
 				t.Fatalf("CheckWithModel: %v; want a *ConfigError", err)
 			}

@@ -42,6 +42,7 @@ type pretrainedOptions struct {
 	calibrationCount           int // 0: the default
 	seed                       uint64
 	out                        string
+	stderr                     io.Writer // download progress and warnings (--weights URL); nil: os.Stderr
 }
 
 // calibrationRecord is what the int8 model's report says about its calibration images.
@@ -57,6 +58,7 @@ type calibrationRecord struct {
 
 type pretrainedReport struct {
 	Weights     string            `json:"weights"`
+	URL         string            `json:"url,omitempty"` // --weights URL: Weights is its file in the cache
 	SHA256      string            `json:"sha256"`
 	Arch        string            `json:"arch"`
 	Calibration calibrationRecord `json:"calibration"`
@@ -66,10 +68,13 @@ type pretrainedReport struct {
 func runPretrained(ctx context.Context, args []string, stdout io.Writer) error {
 	fs := newFlags("pretrained")
 	fs.Usage = func() {
-		fmt.Fprintf(fs.Output(), "usage: shortcut-train pretrained --arch resnet50 --weights FILE --out DIR [--classes imagenet|@labels.txt|N]\n"+
+		fmt.Fprintf(fs.Output(), "usage: shortcut-train pretrained --arch resnet50 --weights FILE|URL --out DIR [--classes imagenet|@labels.txt|N]\n"+
 			"    [--input 224] [--sha256 HEX] [--format auto|safetensors|pth] [--calibration SOURCE [--calibration-count N]]\n\n"+
-			"Reads torchvision ResNet weights (state_dict names and shapes; .pth or safetensors, see train/IMPORT.md)\n"+
-			"and writes DIR/model-float.tflite, DIR/labels.txt and, with --calibration, DIR/model-int8.tflite and\n"+
+			"Reads torchvision ResNet weights (state_dict names and shapes; .pth or safetensors, see train/IMPORT.md).\n"+
+			"An http(s) URL is downloaded (resumed after a cut) into $XDG_CACHE_HOME/shortcut/weights (default\n"+
+			"~/.cache/shortcut/weights) and checked against --sha256 before use; a second run with the same\n"+
+			"--sha256 reads the cached file without a request. Without --sha256 the file's SHA-256 is printed.\n"+
+			"It writes DIR/model-float.tflite, DIR/labels.txt and, with --calibration, DIR/model-int8.tflite and\n"+
 			"DIR/model-int8.report.json. Both models take the normalised NHWC float image (mean/std and image_size\n"+
 			"in their metadata) and have two outputs: class scores after SOFTMAX, and the embedding (the pooled\n"+
 			"features the classifier reads). DIR must be new or empty; on any error nothing is left in it.\n"+
@@ -79,8 +84,8 @@ func runPretrained(ctx context.Context, args []string, stdout io.Writer) error {
 	}
 	var o pretrainedOptions
 	fs.StringVar(&o.arch, "arch", "", "architecture: "+strings.Join(pretrainedArchs, ", ")+" (torchvision's)")
-	fs.StringVar(&o.weights, "weights", "", "weights file (.pth or safetensors with torchvision's names)")
-	fs.StringVar(&o.sha, "sha256", "", "expected SHA-256 of the weights file (hex); a mismatch is an error")
+	fs.StringVar(&o.weights, "weights", "", "weights file (.pth or safetensors with torchvision's names), or its http(s) URL (downloaded into the cache)")
+	fs.StringVar(&o.sha, "sha256", "", "expected SHA-256 of the weights file (hex); a mismatch is an error. Strongly recommended with a URL")
 	fs.StringVar(&o.format, "format", train.FormatAuto, "weights format: auto (from the content), safetensors, pth (keras-h5: not yet supported)")
 	fs.StringVar(&o.classes, "classes", "", "class names: imagenet (the 1,000 ImageNet names), @FILE (one a line), N (named 0..N-1) or a,b,c; default imagenet when the classifier has 1000 outputs, else 0..N-1")
 	input := fs.String("input", "224", "network input size H or H,W")
@@ -122,9 +127,7 @@ func checkPretrainedOptions(o pretrainedOptions) error {
 	case !slices.Contains(pretrainedArchs, strings.ToLower(o.arch)):
 		return fmt.Errorf("--arch %q: want one of %s", o.arch, strings.Join(pretrainedArchs, ", "))
 	case o.weights == "":
-		return errors.New("--weights FILE is required")
-	case strings.HasPrefix(o.weights, "http://") || strings.HasPrefix(o.weights, "https://"):
-		return fmt.Errorf("--weights %s: downloading is not yet supported; fetch the file yourself and pass its path (and --sha256)", o.weights)
+		return errors.New("--weights FILE|URL is required")
 	case o.format == "keras-h5":
 		return errors.New("--format keras-h5 is not yet supported; use torchvision's .pth or a safetensors file with torchvision's names")
 	case o.format != train.FormatAuto && o.format != "" && o.format != train.FormatPTH && o.format != train.FormatSafetensors:
@@ -169,7 +172,19 @@ func pretrained(ctx context.Context, o pretrainedOptions) (string, error) {
 		return "", err
 	}
 	arch := strings.ToLower(o.arch)
-	digest, err := fileSHA256(o.weights)
+	weights, url := o.weights, ""
+	var digest string
+	var err error
+	if isURL(o.weights) {
+		stderr := o.stderr
+		if stderr == nil {
+			stderr = os.Stderr
+		}
+		url = o.weights
+		weights, digest, err = fetchWeights(ctx, o, stderr)
+	} else {
+		digest, err = fileSHA256(o.weights)
+	}
 	if err != nil {
 		return "", err
 	}
@@ -192,7 +207,7 @@ func pretrained(ctx context.Context, o pretrainedOptions) (string, error) {
 	}
 	defer os.RemoveAll(tmp) // gone already after the rename; cleans up after an error
 	exportDir := filepath.Join(tmp, "export")
-	sum, _, err := train.ExportWeights(train.ImportOptions{Path: o.weights, Format: o.format, Arch: arch, Height: o.h, Width: o.w,
+	sum, _, err := train.ExportWeights(train.ImportOptions{Path: weights, Format: o.format, Arch: arch, Height: o.h, Width: o.w,
 		Classes: classes, Mean: o.mean, Std: o.std}, exportDir)
 	if err != nil {
 		return "", err
@@ -228,7 +243,7 @@ func pretrained(ctx context.Context, o pretrainedOptions) (string, error) {
 		if err := res.Model.WriteFile(filepath.Join(tmp, "model-int8.tflite")); err != nil {
 			return "", err
 		}
-		rep := pretrainedReport{Weights: o.weights, SHA256: digest, Arch: arch, Calibration: rec, Quant: res.Report}
+		rep := pretrainedReport{Weights: weights, URL: url, SHA256: digest, Arch: arch, Calibration: rec, Quant: res.Report}
 		if err := writeEvalJSON(filepath.Join(tmp, "model-int8.report.json"), rep); err != nil {
 			return "", err
 		}

@@ -90,6 +90,10 @@ func newServer(t *testing.T, file []byte) *server {
 		w.WriteHeader(http.StatusPartialContent)
 		w.Write(s.file[len(s.file)/2:])
 	})
+	mux.HandleFunc("/redirect/", func(w http.ResponseWriter, r *http.Request) {
+		// As Hugging Face's resolve/ URLs do: the file is elsewhere (here, the cutting server).
+		http.Redirect(w, r, "/cut/"+strings.TrimPrefix(r.URL.Path, "/redirect/"), http.StatusFound)
+	})
 	mux.HandleFunc("/500once/", func(w http.ResponseWriter, r *http.Request) {
 		if s.hit("/500once") == 1 {
 			http.Error(w, "busy", http.StatusServiceUnavailable)
@@ -153,7 +157,7 @@ func fetchInto(t *testing.T, o Options) ([]byte, Result, error) {
 
 func quick(o Options) Options {
 	if o.Stall == 0 {
-		o.Stall = 300 * time.Millisecond
+		o.Stall = 5 * time.Second // only the stall tests wait for it; a loaded machine must not
 	}
 	if o.Attempts == 0 {
 		o.Attempts = 2
@@ -184,6 +188,19 @@ func TestFetchResumesWithARangeRequestAfterTheConnectionDrops(t *testing.T) {
 	}
 }
 
+func TestFetchFollowsARedirectAndResumesThroughIt(t *testing.T) {
+	file := testFile(200_000)
+	s := newServer(t, file)
+	got, _, err := fetchInto(t, quick(Options{URL: s.URL + "/redirect/w", SHA256: hexSHA(file)}))
+	if err != nil || !bytes.Equal(got, file) {
+		t.Fatalf("got %d bytes, err %v; want the file", len(got), err)
+	}
+	r := fmt.Sprintf("bytes=%d-", len(file)/2)
+	if want := []string{"/redirect/w ", "/cut/w ", "/redirect/w " + r, "/cut/w " + r}; !slices.Equal(s.requests(), want) {
+		t.Errorf("requests %q; want %q (the Range kept through the redirect)", s.requests(), want)
+	}
+}
+
 func TestFetchStartsAgainWhenTheServerIgnoresRange(t *testing.T) {
 	file := testFile(100_000)
 	s := newServer(t, file)
@@ -211,11 +228,11 @@ func TestFetchRetriesAServerErrorButNotAMissingFile(t *testing.T) {
 func TestFetchGivesUpOnAStallingServer(t *testing.T) {
 	file := testFile(100_000)
 	s := newServer(t, file)
-	_, _, err := fetchInto(t, quick(Options{URL: s.URL + "/stall/w", Attempts: 2, Stall: 200 * time.Millisecond}))
+	_, _, err := fetchInto(t, quick(Options{URL: s.URL + "/stall/w", Attempts: 2, Stall: 500 * time.Millisecond}))
 	if !errors.Is(err, ErrStalled) || !errors.Is(err, ErrGaveUp) {
 		t.Fatalf("err %v; want a stall and the attempts used up", err)
 	}
-	for _, want := range []string{"gave up after 2 attempts", "nothing received for 200ms", fmt.Sprintf("at %d of %d bytes", len(file)/2, len(file))} {
+	for _, want := range []string{"gave up after 2 attempts", "nothing received for 500ms", fmt.Sprintf("at %d of %d bytes", len(file)/2, len(file))} {
 		if !strings.Contains(err.Error(), want) {
 			t.Errorf("err %q does not say %q", err, want)
 		}
@@ -348,7 +365,7 @@ func TestCachedKeepsAnInterruptedPartAndTheNextRunResumesIt(t *testing.T) {
 	s := newServer(t, file)
 	dir := t.TempDir()
 	url := s.URL + "/stall/w"
-	_, err := Cached(context.Background(), dir, quick(Options{URL: url, SHA256: hexSHA(file), Attempts: 1}))
+	_, err := Cached(context.Background(), dir, quick(Options{URL: url, SHA256: hexSHA(file), Attempts: 1, Stall: 500 * time.Millisecond}))
 	name := CacheName(url)
 	if !errors.Is(err, ErrStalled) || !strings.Contains(err.Error(), "the next run resumes them") {
 		t.Fatalf("err %v; want a stall that keeps the bytes", err)

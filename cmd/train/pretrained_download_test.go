@@ -205,7 +205,7 @@ func TestPretrainedWithoutSHA256PrintsItAndChecksATorchvisionName(t *testing.T) 
 		t.Errorf("stderr %q: want a warning that gives the sha256 to pass", s)
 	}
 	// A torchvision-style name carries the start of the digest: it is checked.
-	if err := run("resnet18-"+sha[:8]+".pth", "named"); err != nil {
+	if err := run("resnet18-"+sha[:8]+".pth?download=true", "named"); err != nil { // a query is not part of the name
 		t.Fatal(err)
 	}
 	if !strings.Contains(stderr.String(), "8 digits the file name carries") {
@@ -217,6 +217,9 @@ func TestPretrainedWithoutSHA256PrintsItAndChecksATorchvisionName(t *testing.T) 
 	}
 	if _, err := os.Stat(filepath.Join(dir, "misnamed")); !os.IsNotExist(err) {
 		t.Errorf("--out of the refused file: %v; want it never made", err)
+	}
+	if got := listDir(t, weightsCache(t)); len(got) != 2 || slices.Contains(got, download.CacheName(srv.URL+"/models/resnet18-deadbeef.pth")) {
+		t.Errorf("the cache holds %v; want the two good files and not the refused one", got)
 	}
 }
 

@@ -36,7 +36,8 @@ var torchvisionHash = regexp.MustCompile(`-([0-9a-f]{8,64})\.pth$`)
 // the cache (or not the one --sha256 names), and its SHA-256. Progress and warnings go to
 // stderr: a bar on a terminal, else a line every 10 %.
 func fetchWeights(ctx context.Context, o pretrainedOptions, stderr io.Writer) (string, string, error) {
-	if u, err := url.Parse(o.weights); err != nil || u.Host == "" {
+	u, err := url.Parse(o.weights)
+	if err != nil || u.Host == "" {
 		return "", "", fmt.Errorf("--weights %q: not a URL with a host (http://HOST/PATH or https://...)", o.weights)
 	}
 	dir, err := download.CacheDir()
@@ -47,7 +48,7 @@ func fetchWeights(ctx context.Context, o pretrainedOptions, stderr io.Writer) (s
 	dl := weightsDownload
 	dl.URL, dl.SHA256, dl.MaxBytes = o.weights, strings.ToLower(o.sha), weightsMaxBytes
 	dl.UserAgent = "shortcut-train/" + buildinfo.Version
-	name := path.Base(o.weights)
+	name := path.Base(u.Path)
 	var bar *progressbar.ProgressBar
 	defer func() {
 		if bar != nil && !bar.IsFinished() {
@@ -103,8 +104,9 @@ func fetchWeights(ctx context.Context, o pretrainedOptions, stderr io.Writer) (s
 	if o.sha == "" {
 		m := torchvisionHash.FindStringSubmatch(name)
 		if m != nil && !strings.HasPrefix(res.SHA256, m[1]) {
-			return "", "", fmt.Errorf("--weights %s: SHA-256 is %s, the file name says it starts with %s (as torchvision names its files); the download is not the file expected (remove %s and try again)",
-				o.weights, res.SHA256, m[1], res.Path)
+			os.Remove(res.Path) // not the file asked for: the next run fetches it again
+			return "", "", fmt.Errorf("--weights %s: SHA-256 is %s, the file name says it starts with %s (as torchvision names its files); the download is not the file expected and was removed from the cache",
+				o.weights, res.SHA256, m[1])
 		}
 		msg := "warning: --weights %s was not checked against a known SHA-256; it has sha256 %s: check it where the file is published and pass --sha256 %s from now on"
 		if m != nil {

@@ -242,7 +242,7 @@ func (t *transfer) once(ctx context.Context) error {
 		return permanent(ErrHTTP, "HTTP %s; check the URL, and that the server serves the file", resp.Status)
 	}
 	if err := t.dst.Truncate(t.have); err != nil {
-		return permanent(ErrSize, "%v", err)
+		return &failure{kind: err, msg: err.Error(), permanent: true}
 	}
 	if t.Progress != nil {
 		t.Progress(t.have, t.total)
@@ -259,7 +259,7 @@ func (t *transfer) once(ctx context.Context) error {
 				return permanent(ErrSize, "the server sent more than the %d bytes allowed", t.MaxBytes)
 			}
 			if _, err := t.dst.WriteAt(buf[:n], t.have); err != nil {
-				return permanent(ErrSize, "%v (free space on the disk)", err)
+				return &failure{kind: err, msg: err.Error() + " (free space on the disk)", permanent: true}
 			}
 			t.have += int64(n)
 			if t.Progress != nil {

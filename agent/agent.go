@@ -4,7 +4,6 @@ import (
 	"context"
 	"errors"
 	"fmt"
-	"github.com/shortcut-edge/shortcut/agent/decide"
 	"log/slog"
 	"net"
 	"net/http"
@@ -13,7 +12,9 @@ import (
 	"sync/atomic"
 	"time"
 
+	"github.com/shortcut-edge/shortcut/agent/decide"
 	"github.com/shortcut-edge/shortcut/agent/head"
+	"github.com/shortcut-edge/shortcut/agent/publish"
 )
 
 // Options are the agent's seams for tests and for the camera package.
@@ -49,11 +50,11 @@ type Agent struct {
 	opt    Options
 	log    *slog.Logger
 	met    *metrics
-	topics Topics
+	topics publish.Topics
 	model  atomic.Pointer[modelRef]
 	accel  atomic.Pointer[AcceleratorStatus] // what runs the model (accelerate.go)
 	cams   []*camera
-	pub    *publisher
+	pub    *publish.Publisher
 	notify *notifier
 	head   atomic.Pointer[activeHead] // nil: the model's own classifier
 	learn  *learner                   // nil when learning is off
@@ -70,7 +71,7 @@ type Agent struct {
 
 	brokerURL string
 	httpLn    net.Listener
-	broker    *embeddedBroker
+	broker    *publish.Broker
 }
 
 // New checks cfg, loads the model and opens every camera source. Nothing
@@ -101,7 +102,7 @@ func New(cfg Config, opt Options) (*Agent, error) {
 		cfg.Device.Name = "Shortcut " + cfg.Device.ID
 	}
 	a := &Agent{cfg: cfg, opt: opt, log: opt.Logger, met: newMetrics(), notify: notifierFromEnv(opt.Getenv), web: newWebHub(),
-		topics: Topics{Prefix: cfg.MQTT.TopicPrefix, Device: cfg.Device.ID, DiscoveryPrefix: cfg.MQTT.Discovery.Prefix}}
+		topics: publish.Topics{Prefix: cfg.MQTT.TopicPrefix, Device: cfg.Device.ID, DiscoveryPrefix: cfg.MQTT.Discovery.Prefix}}
 	a.met.reg.MustRegister(newSourceCollector(a), newThermalCollector(thermalRoot))
 	a.auth = newWebAuth(cfg.HTTP, a.log.With("component", "http"))
 	a.modelPath = cfg.Model.Path
@@ -148,7 +149,7 @@ func New(cfg Config, opt Options) (*Agent, error) {
 		if ma, ok := src.(ModelAware); ok {
 			ma.SetModel(c.Info())
 		}
-		cam := &camera{cfg: cc, src: src, deb: decide.NewDebouncer(cfg.Decision), limiter: decide.NewRateLimiter(cfg.MQTT.Predictions.MaxRate)}
+		cam := &camera{cfg: cc, src: src, deb: decide.NewDebouncer(cfg.Decision), limiter: decide.NewRateLimiter(cfg.MQTT.Predictions.MaxRate), events: &eventTracker{camera: cc.ID}}
 		cam.lastErr.Store("")
 		for _, stage := range []string{"preprocess", "reload"} {
 			a.met.dropped.WithLabelValues(cc.ID, stage)
@@ -227,7 +228,7 @@ func (a *Agent) Start() error {
 	}
 	a.brokerURL = a.cfg.MQTT.Broker
 	if a.brokerURL == "" {
-		b, err := startEmbeddedBroker(a.cfg.EmbeddedBroker.Address, a.log)
+		b, err := publish.StartBroker(a.cfg.EmbeddedBroker.Address, a.log)
 		if err != nil {
 			return err
 		}
@@ -247,7 +248,14 @@ func (a *Agent) Start() error {
 	for i, c := range a.cams {
 		names[i] = c.cfg.ID
 	}
-	pub, err := newPublisher(a.cfg.MQTT, a.brokerURL, a.topics, names, a.log.With("component", "mqtt"), a.met)
+	opt := publish.Options{Discovery: a.discoveryMessages, CameraAvailability: a.cameraAvailability}
+	if a.learn != nil {
+		opt.Groups = a.cfg.Device.Groups
+		opt.OnCommand = func(name string, payload []byte, group string) {
+			a.learn.submit(command{name: name, payload: payload, from: "mqtt", group: group})
+		}
+	}
+	pub, err := publish.New(a.cfg.MQTT, a.brokerURL, a.topics, names, a.log.With("component", "mqtt"), a.met.publisher(), opt)
 	if err != nil {
 		a.stopBroker()
 		if a.httpLn != nil {
@@ -255,20 +263,12 @@ func (a *Agent) Start() error {
 		}
 		return err
 	}
-	pub.discoveryFn = a.discoveryMessages
-	pub.cameraAvailability = a.cameraAvailability
-	if a.learn != nil {
-		pub.groups = a.cfg.Device.Groups
-		pub.onCommand = func(name string, payload []byte, group string) {
-			a.learn.submit(command{name: name, payload: payload, from: "mqtt", group: group})
-		}
-	}
 	a.pub = pub
 	return nil
 }
 
 // stopBroker stops the embedded broker, if the agent runs one, after its
-// subscribers have had the agent's last messages (embeddedBroker.Close).
+// subscribers have had the agent's last messages (publish.Broker.Close).
 func (a *Agent) stopBroker() {
 	if a.broker != nil {
 		a.broker.Close(a.cfg.MQTT.ClientID)
@@ -299,7 +299,7 @@ func (a *Agent) Run(ctx context.Context) error {
 	var wg sync.WaitGroup
 	pubCtx, pubCancel := context.WithCancel(context.Background())
 	pubDone := make(chan struct{})
-	go func() { pub.run(pubCtx); close(pubDone) }()
+	go func() { pub.Run(pubCtx); close(pubDone) }()
 
 	var srv *http.Server
 	if a.httpLn != nil {

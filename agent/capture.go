@@ -4,7 +4,6 @@ import (
 	"context"
 	"errors"
 	"fmt"
-	"github.com/shortcut-edge/shortcut/agent/capture"
 	"image"
 	"image/png"
 	"io"
@@ -13,6 +12,8 @@ import (
 	"strconv"
 	"strings"
 	"time"
+
+	"github.com/shortcut-edge/shortcut/agent/capture"
 )
 
 // CaptureOptions say which frames Capture keeps and where.

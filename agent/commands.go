@@ -18,6 +18,7 @@ import (
 	"unicode/utf8"
 
 	"github.com/shortcut-edge/shortcut/agent/head"
+	"github.com/shortcut-edge/shortcut/agent/publish"
 )
 
 // Commands arrive on <prefix>/<device>/cmd/<name> and are answered on
@@ -572,7 +573,7 @@ func (a *Agent) replyWarn(c command, result any, cerr *cmdError, warn string) {
 	if a.pub == nil || !topicLevelOK(c.name) {
 		return
 	}
-	a.pub.enqueueWait(message{kind: "reply", topic: a.topics.Reply(c.name), payload: mustJSON(r)}, 2*time.Second)
+	a.pub.EnqueueWait(publish.Message{Kind: "reply", Topic: a.topics.Reply(c.name), Payload: mustJSON(r)}, 2*time.Second)
 }
 
 func contains(list []string, s string) bool {

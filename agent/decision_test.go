@@ -24,8 +24,6 @@ func TestTopKOrdersByScoreThenIndex(t *testing.T) {
 	}
 }
 
-
-
 func TestImagesSourceDecodesFilesInOrderAndLoopsWhenAsked(t *testing.T) {
 	dir := t.TempDir()
 	for i, w := range []int{3, 5} {
@@ -109,4 +107,3 @@ func TestLoadModelRefusesWhatIsNotAModel(t *testing.T) {
 		}
 	}
 }
-

@@ -2,10 +2,11 @@ package agent
 
 import (
 	"encoding/json"
-	"github.com/shortcut-edge/shortcut/agent/config"
 	"slices"
 	"time"
 
+	"github.com/shortcut-edge/shortcut/agent/config"
+	"github.com/shortcut-edge/shortcut/agent/publish"
 	"github.com/shortcut-edge/shortcut/internal/buildinfo"
 )
 
@@ -118,13 +119,13 @@ func (a *Agent) predictedLabels() []string {
 
 // discoveryMessages are the retained discovery configs of every entity of
 // every camera, for the model and head in use.
-func (a *Agent) discoveryMessages() []message {
+func (a *Agent) discoveryMessages() []publish.Message {
 	info := a.Model()
 	dev, options := a.cfg.Device.ID, a.predictedLabels()
 	device := discoveryDevice{Identifiers: []string{"shortcut_" + dev}, Name: a.cfg.Device.Name,
 		Manufacturer: "Shortcut", Model: info.Name, SWVersion: buildinfo.Version}
 	origin := discoveryOrigin{Name: "shortcut-agent", SW: buildinfo.Version, URL: "https://github.com/shortcut-edge/shortcut"}
-	var out []message
+	var out []publish.Message
 	for _, c := range a.cams {
 		cam := c.cfg.ID
 		state := a.topics.State(cam)
@@ -162,14 +163,14 @@ func (a *Agent) discoveryMessages() []message {
 			img := imageDiscovery{Name: cam + " snapshot", UniqueID: id, DefaultEntityID: "image." + config.EntitySlug(id),
 				ImageTopic: a.topics.Snapshot(cam), ContentType: "image/jpeg", Availability: avail, AvailabilityMode: "all",
 				Icon: "mdi:image", Device: device, Origin: origin}
-			out = append(out, message{kind: "discovery", topic: a.topics.Discovery("image", cam+"_snapshot"), payload: mustJSON(img), retained: true})
+			out = append(out, publish.Message{Kind: "discovery", Topic: a.topics.Discovery("image", cam+"_snapshot"), Payload: mustJSON(img), Retained: true})
 		}
 	}
 	return out
 }
 
-func (a *Agent) discoveryMessage(domain, objectID string, d discovery) message {
-	return message{kind: "discovery", topic: a.topics.Discovery(domain, objectID), payload: mustJSON(d), retained: true}
+func (a *Agent) discoveryMessage(domain, objectID string, d discovery) publish.Message {
+	return publish.Message{Kind: "discovery", Topic: a.topics.Discovery(domain, objectID), Payload: mustJSON(d), Retained: true}
 }
 
 // rediscover republishes discovery after a change Home Assistant must see:
@@ -179,7 +180,7 @@ func (a *Agent) rediscover() {
 		return
 	}
 	for _, m := range a.discoveryMessages() {
-		a.pub.enqueueWait(m, 2*time.Second)
+		a.pub.EnqueueWait(m, 2*time.Second)
 	}
 }
 

@@ -9,6 +9,8 @@ import (
 	"time"
 
 	"golang.org/x/image/draw"
+
+	"github.com/shortcut-edge/shortcut/agent/publish"
 )
 
 // Camera events and snapshots (PAYLOADS.md, "Camera events"): the
@@ -49,7 +51,7 @@ func (a *Agent) trackEvent(c *camera, r classified, st int, model ModelRef) {
 	if !ev.Enabled && !sn.Enabled {
 		return
 	}
-	tr := a.pub.events[c.cfg.ID]
+	tr := c.events
 	label, t := c.prevLabel, r.f.Time
 	score := 0.0
 	if i := labelIndex(r.labels, label, st); i >= 0 {
@@ -116,7 +118,7 @@ func (a *Agent) endOpenEvent(c *camera, last classified, model ModelRef) {
 	if a.pub == nil || last.f.Time.IsZero() {
 		return
 	}
-	tr := a.pub.events[c.cfg.ID]
+	tr := c.events
 	if tr == nil || tr.cur == nil {
 		return
 	}
@@ -163,7 +165,7 @@ func (a *Agent) takeSnapshot(c *camera, tr *eventTracker, r classified) bool {
 		return false
 	}
 	tr.lastSnap, tr.wantSnap = r.f.Time, false
-	a.pub.enqueue(message{kind: "snapshot", topic: a.topics.Snapshot(c.cfg.ID), payload: b, retained: true})
+	a.pub.Enqueue(publish.Message{Kind: "snapshot", Topic: a.topics.Snapshot(c.cfg.ID), Payload: b, Retained: true})
 	return true
 }
 
@@ -179,7 +181,7 @@ func (a *Agent) publishEvent(c *camera, e *CameraEvent, r classified, score floa
 	m.Time, m.Seq, m.Score, m.HasSnapshot = stamp(r.f.Time), r.f.Seq, score, snap
 	m.Duration = round(max(r.f.Time.Sub(start), 0).Seconds(), 3)
 	a.log.Debug("camera event", "camera", c.cfg.ID, "type", m.Type, "id", m.ID, "label", m.Label, "snapshot", snap)
-	a.pub.enqueueWait(message{kind: "camera_event", topic: a.topics.CameraEvents(c.cfg.ID), payload: mustJSON(m)}, eventWait)
+	a.pub.EnqueueWait(publish.Message{Kind: "camera_event", Topic: a.topics.CameraEvents(c.cfg.ID), Payload: mustJSON(m)}, eventWait)
 }
 
 // eventWait bounds how long a camera waits for room in the publish queue

@@ -5,7 +5,6 @@ import (
 	"context"
 	"encoding/json"
 	"fmt"
-	"github.com/shortcut-edge/shortcut/agent/config"
 	"image/jpeg"
 	"net"
 	"net/http"
@@ -14,6 +13,8 @@ import (
 
 	"github.com/prometheus/client_golang/prometheus"
 	"github.com/prometheus/client_golang/prometheus/promhttp"
+
+	"github.com/shortcut-edge/shortcut/agent/config"
 )
 
 // Health is the /healthz body.
@@ -75,14 +76,14 @@ func (a *Agent) Health() Health {
 	if a.pub == nil {
 		h.Reasons = append(h.Reasons, "not started")
 	} else {
-		ok, why, attempts := a.pub.status()
-		if t := a.pub.lastConnect.Load(); t != 0 {
+		ok, why, attempts := a.pub.Status()
+		if t := a.pub.LastConnect(); t != 0 {
 			h.MQTT.LastConnect = stamp(time.Unix(0, t))
 		}
 		switch {
 		case ok:
 			h.MQTT.Connected = true
-			h.MQTT.Commands = a.pub.commandsReady.Load()
+			h.MQTT.Commands = a.pub.CommandsReady()
 		case attempts > 0:
 			h.MQTT.Attempts = attempts
 			h.Reasons = append(h.Reasons, fmt.Sprintf("mqtt: not connected to %s after %d failed attempt(s) (%s)", a.brokerURL, attempts, why))
@@ -384,7 +385,7 @@ func (l *connLimiter) connState(c net.Conn, s http.ConnState) {
 	}
 	l.mu.Unlock()
 	if s == http.StateIdle {
-		signal(l.freed)
+		wake(l.freed)
 	}
 }
 
@@ -424,7 +425,16 @@ func (c *limitedConn) Close() error {
 		c.l.mu.Unlock()
 		<-c.l.slots
 		c.l.open.Dec()
-		signal(c.l.freed)
+		wake(c.l.freed)
 	})
 	return err
+}
+
+// wake signals a waiting Accept without blocking; a wake-up already
+// pending stands for this one too.
+func wake(ch chan struct{}) {
+	select {
+	case ch <- struct{}{}:
+	default:
+	}
 }

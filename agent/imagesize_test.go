@@ -1,7 +1,6 @@
 package agent_test
 
 import (
-	"github.com/shortcut-edge/shortcut/agent/capture"
 	"image"
 	"image/color"
 	"log/slog"
@@ -12,6 +11,7 @@ import (
 
 	"github.com/shortcut-edge/shortcut/agent"
 	"github.com/shortcut-edge/shortcut/agent/agenttest"
+	"github.com/shortcut-edge/shortcut/agent/capture"
 )
 
 // recordingModel wraps a Classifier and keeps a copy of the last input a

@@ -310,7 +310,7 @@ func TestTeachingALabelOverMQTTSwitchesPredictionsKeepsBaseClassesAndSurvivesARe
 	cmd.ok(agent.CmdLearn, map[string]any{"label": background, "count": 12, "interval_ms": 5}, nil)
 	var labels agent.LabelsResult
 	cmd.ok(agent.CmdLabels, map[string]any{}, &labels)
-	if want := []agent.LabelCount{{"red thing", 12}, {background, 12}}; !slices.Equal(labels.Labels, want) || labels.Head != nil {
+	if want := []agent.LabelCount{{Label: "red thing", Count: 12}, {Label: background, Count: 12}}; !slices.Equal(labels.Labels, want) || labels.Head != nil {
 		t.Errorf("labels %+v, want %v and no head yet", labels, want)
 	}
 
@@ -613,7 +613,7 @@ func TestForgetRemovesATaughtLabelFromExamplesAndHead(t *testing.T) {
 	}
 	var labels agent.LabelsResult
 	cmd.ok(agent.CmdLabels, map[string]any{}, &labels)
-	if !slices.Equal(labels.Labels, []agent.LabelCount{{"cat", 6}}) || labels.Head == nil || !slices.Equal(labels.Head.Labels, []string{"cat"}) {
+	if !slices.Equal(labels.Labels, []agent.LabelCount{{Label: "cat", Count: 6}}) || labels.Head == nil || !slices.Equal(labels.Head.Labels, []string{"cat"}) {
 		t.Errorf("after forgetting bird: %+v", labels)
 	}
 }
@@ -655,7 +655,7 @@ func TestLearningStateFallsBackWhenTheNewestFileIsDamaged(t *testing.T) {
 	cmd := newCommander(t, broker.URL(), "testdev")
 	var labels agent.LabelsResult
 	cmd.ok(agent.CmdLabels, map[string]any{}, &labels)
-	if !slices.Equal(labels.Labels, []agent.LabelCount{{"cat", 3}}) {
+	if !slices.Equal(labels.Labels, []agent.LabelCount{{Label: "cat", Count: 3}}) {
 		t.Errorf("labels %v; want the older generation's (cat: 3)", labels.Labels)
 	}
 	mu.Lock()

@@ -5,6 +5,8 @@ import (
 
 	"github.com/prometheus/client_golang/prometheus"
 	"github.com/prometheus/client_golang/prometheus/collectors"
+
+	"github.com/shortcut-edge/shortcut/agent/publish"
 	"github.com/shortcut-edge/shortcut/internal/buildinfo"
 )
 
@@ -132,4 +134,10 @@ func (s *sourceCollector) Collect(ch chan<- prometheus.Metric) {
 func (m *metrics) setModel(info ModelInfo, head string) {
 	m.modelInfo.Reset()
 	m.modelInfo.WithLabelValues(info.Name, info.Version, info.SHA256, head).Set(1)
+}
+
+// publisher is the part of the series the MQTT publisher keeps.
+func (m *metrics) publisher() publish.Metrics {
+	return publish.Metrics{Connected: m.connected, Reconnects: m.reconnects, LastConnect: m.lastConnect,
+		Publishes: m.publishes, Errors: m.errors.WithLabelValues("mqtt")}
 }

@@ -1,16 +1,17 @@
 package agent
 
 import (
-	"github.com/shortcut-edge/shortcut/agent/capture"
-	"github.com/shortcut-edge/shortcut/agent/decide"
-	"github.com/shortcut-edge/shortcut/resnet/modelio"
-
 	"context"
 	"errors"
 	"fmt"
 	"io"
 	"sync/atomic"
 	"time"
+
+	"github.com/shortcut-edge/shortcut/agent/capture"
+	"github.com/shortcut-edge/shortcut/agent/decide"
+	"github.com/shortcut-edge/shortcut/agent/publish"
+	"github.com/shortcut-edge/shortcut/resnet/modelio"
 )
 
 // camera is one pipeline: source -> preprocess -> model -> decision ->
@@ -22,6 +23,7 @@ type camera struct {
 	src     FrameSource
 	deb     *decide.Debouncer
 	limiter *decide.RateLimiter
+	events  *eventTracker // used only by the camera's decide goroutine
 
 	latest    atomic.Pointer[Frame] // for /snapshot.jpg
 	frames    atomic.Uint64
@@ -239,7 +241,7 @@ func (a *Agent) decide(c *camera, in <-chan classified) {
 		p := Prediction{Time: stamp(r.f.Time), Device: a.cfg.Device.ID, Camera: c.cfg.ID, Seq: r.f.Seq,
 			Label: tk[0].Label, Score: tk[0].Score, TopK: tk, Model: model, LatencyMS: lat}
 		if a.cfg.MQTT.Predictions.Enabled && c.limiter.Allow(now) {
-			a.pub.enqueue(message{kind: "prediction", topic: a.topics.Prediction(c.cfg.ID), payload: mustJSON(p)})
+			a.pub.Enqueue(publish.Message{Kind: "prediction", Topic: a.topics.Prediction(c.cfg.ID), Payload: mustJSON(p)})
 		}
 		a.web.prediction(p, now)
 		a.updateState(c, r, tk, model, lat)
@@ -312,7 +314,7 @@ func (a *Agent) updateState(c *camera, r classified, tk []Scored, model ModelRef
 	c.prevLabel = s.Label
 	c.state.Store(s.Label)
 	a.log.Info("state changed", "camera", id, "label", s.Label, "previous", s.Previous, "seq", r.f.Seq)
-	a.pub.enqueue(message{kind: "state", topic: a.topics.State(id), payload: mustJSON(s), retained: true})
+	a.pub.Enqueue(publish.Message{Kind: "state", Topic: a.topics.State(id), Payload: mustJSON(s), Retained: true})
 	a.web.publish(webState, s)
 }
 

@@ -5,6 +5,8 @@ import (
 	"fmt"
 	"os"
 	"time"
+
+	"github.com/shortcut-edge/shortcut/agent/publish"
 )
 
 // fileStamp is what the watcher compares to notice a replaced model file.
@@ -78,7 +80,7 @@ func (a *Agent) event(e Event) {
 	}
 	e.Time, e.Device = stamp(time.Now()), a.cfg.Device.ID
 	a.web.publish(webEvent, e)
-	a.pub.enqueue(message{kind: "event", topic: a.topics.Event(), payload: mustJSON(e)})
+	a.pub.Enqueue(publish.Message{Kind: "event", Topic: a.topics.Event(), Payload: mustJSON(e)})
 }
 
 // watchModel polls the model file in use and reloads when its size or time changes.

@@ -4,7 +4,6 @@ import (
 	"context"
 	"errors"
 	"fmt"
-	"github.com/shortcut-edge/shortcut/agent/config"
 	"image"
 	"image/color"
 	_ "image/jpeg" // images: sources may hold JPEG files
@@ -14,6 +13,8 @@ import (
 	"sort"
 	"strings"
 	"time"
+
+	"github.com/shortcut-edge/shortcut/agent/config"
 )
 
 // Frame is what a FrameSource yields: one picture from one camera. Either

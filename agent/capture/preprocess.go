@@ -3,12 +3,13 @@ package capture
 import (
 	"bytes"
 	"fmt"
-	"github.com/shortcut-edge/shortcut/agent/classify"
-	"github.com/shortcut-edge/shortcut/agent/config"
 	"image"
 	"image/color"
 	"image/jpeg"
 	"math"
+
+	"github.com/shortcut-edge/shortcut/agent/classify"
+	"github.com/shortcut-edge/shortcut/agent/config"
 )
 
 // Preprocess resizes img to the model's input by stretching it (bilinear,

@@ -22,7 +22,6 @@ import (
 	"context"
 	"errors"
 	"fmt"
-	"github.com/shortcut-edge/shortcut/agent/capture"
 	"image"
 	"io"
 	"log/slog"
@@ -34,6 +33,7 @@ import (
 	"time"
 
 	"github.com/shortcut-edge/shortcut/agent"
+	"github.com/shortcut-edge/shortcut/agent/capture"
 	"github.com/shortcut-edge/shortcut/camera"
 )
 

@@ -1,9 +1,11 @@
-package agent
+// Package publish is the agent's last stage: the MQTT connection (one
+// ordered queue, retained states, availability, Home Assistant discovery,
+// commands in) and the embedded broker used when no broker is configured.
+package publish
 
 import (
 	"bytes"
 	"context"
-	"github.com/shortcut-edge/shortcut/agent/config"
 	"log/slog"
 	"sort"
 	"strings"
@@ -13,6 +15,9 @@ import (
 
 	paho "github.com/eclipse/paho.mqtt.golang"
 	"github.com/eclipse/paho.mqtt.golang/packets"
+	"github.com/prometheus/client_golang/prometheus"
+
+	"github.com/shortcut-edge/shortcut/agent/config"
 )
 
 // Topics are the agent's MQTT topics; they are part of the contract
@@ -75,15 +80,48 @@ const (
 	Offline = "offline"
 )
 
-// message is one publish waiting in the outgoing queue.
-type message struct {
-	kind     string
-	topic    string
-	payload  []byte
-	retained bool
+// Message is one publish waiting in the outgoing queue.
+type Message struct {
+	Kind     string // the kind label of shortcut_mqtt_publishes_total (messageKinds)
+	Topic    string
+	Payload  []byte
+	Retained bool
 }
 
-// publisher owns the MQTT connection. The pipelines hand it messages
+// Metrics are the Prometheus series the publisher keeps; the agent owns
+// the registry they live on.
+type Metrics struct {
+	Connected   prometheus.Gauge       // 1 while the connection is up
+	Reconnects  prometheus.Counter     // connections after the first
+	LastConnect prometheus.Gauge       // Unix seconds of the last connect
+	Publishes   *prometheus.CounterVec // by kind and result (ok, error, dropped)
+	Errors      prometheus.Counter     // failed publishes
+}
+
+// Options are the publisher's ties to the rest of the agent; each may be
+// nil.
+type Options struct {
+	// Discovery builds the Home Assistant discovery messages for the
+	// current model (mqtt.discovery).
+	Discovery func() []Message
+	// CameraAvailability says whether a camera is online or offline.
+	CameraAvailability func(camera string) string
+	// OnCommand receives <prefix>/<device>/cmd/<name> messages, and with
+	// group set those of <prefix>/group/<group>/cmd/<name> for each of
+	// Groups (on paho's goroutines; it must not block).
+	OnCommand func(name string, payload []byte, group string)
+	Groups    []string
+}
+
+// CommandsReady says whether the command subscription of the current
+// connection is acknowledged.
+func (p *Publisher) CommandsReady() bool { return p.commandsReady.Load() }
+
+// LastConnect is when the connection was last established (Unix
+// nanoseconds; 0: never).
+func (p *Publisher) LastConnect() int64 { return p.lastConnect.Load() }
+
+// Publisher owns the MQTT connection. The pipelines hand it messages
 // through a bounded queue; while the broker is away, messages are dropped
 // (and counted) instead of piling up, and the latest retained state of
 // every camera is republished on each (re)connect, together with
@@ -94,20 +132,20 @@ type message struct {
 // topic in the order they were handed over (a subscriber must see state
 // changes in order). Paho's callbacks (connect, Home Assistant's status)
 // only signal run; they never publish themselves.
-type publisher struct {
-	cfg     MQTTConfig
+type Publisher struct {
+	cfg     config.MQTTConfig
 	topics  Topics
 	cameras []string
 	log     *slog.Logger
-	met     *metrics
+	met     Metrics
 	client  paho.Client
-	queue   chan message
+	queue   chan Message
 	// connects and rediscover carry paho's connect and Home Assistant
 	// "online" callbacks to run (capacity 1: a signal, not a count).
 	connects   chan struct{}
 	rediscover chan struct{}
 	// discoveryFn builds the discovery messages for the current model.
-	discoveryFn func() []message
+	discoveryFn func() []Message
 	// cameraAvailability says whether a camera is online or offline;
 	// run publishes it at each connect and when it changes (checked every
 	// cameraCheck). Only run touches lastCamera.
@@ -117,8 +155,8 @@ type publisher struct {
 	// retained since run last looked (guarded by mu); sweep tells run.
 	retainedConfigs map[string]bool
 	sweep           chan struct{}
-	// publish sends one message; it is send, except in tests.
-	publish func(message)
+	// publish sends one Message; it is send, except in tests.
+	publish func(Message)
 	// onCommand, when set, receives <prefix>/<device>/cmd/<name> messages,
 	// and with group set those of <prefix>/group/<group>/cmd/<name> for
 	// each of groups (on paho's goroutines; it must not block).
@@ -131,18 +169,15 @@ type publisher struct {
 	// pending holds, per state topic, a state that did not fit in the
 	// queue. run publishes it once queued[topic] is 0, that is after
 	// every older state of its topic.
-	pending map[string]message
+	pending map[string]Message
 	queued  map[string]int // state topic -> states in the queue
 	// lastState is, per state topic, the last state run handled (sent or
 	// dropped for want of a connection): what the broker should retain.
 	// Only run touches it.
-	lastState map[string]message
+	lastState map[string]Message
 	// lastSnapshot is, per snapshot topic, the last snapshot run handled:
 	// republished at each connect, as the states are. Only run touches it.
-	lastSnapshot map[string]message
-	// events are the cameras' event trackers (events.go), made here, each
-	// used only by its camera's decide goroutine.
-	events map[string]*eventTracker
+	lastSnapshot map[string]Message
 
 	connected     atomic.Bool
 	commandsReady atomic.Bool // the command subscription is acknowledged
@@ -170,20 +205,18 @@ var (
 	publishResults = []string{"ok", "error", "dropped"}
 )
 
-func newPublisher(cfg MQTTConfig, broker string, topics Topics, cameras []string, log *slog.Logger, met *metrics) (*publisher, error) {
-	p := &publisher{cfg: cfg, topics: topics, cameras: cameras, log: log, met: met,
-		queue: make(chan message, publishQueue), connects: make(chan struct{}, 1), rediscover: make(chan struct{}, 1),
+func New(cfg config.MQTTConfig, broker string, topics Topics, cameras []string, log *slog.Logger, met Metrics, opt Options) (*Publisher, error) {
+	p := &Publisher{cfg: cfg, topics: topics, cameras: cameras, log: log, met: met,
+		discoveryFn: opt.Discovery, cameraAvailability: opt.CameraAvailability, onCommand: opt.OnCommand, groups: opt.Groups,
+		queue: make(chan Message, publishQueue), connects: make(chan struct{}, 1), rediscover: make(chan struct{}, 1),
 		sweep: make(chan struct{}, 1), retainedConfigs: map[string]bool{}, lastCamera: map[string]string{},
-		pending: map[string]message{}, queued: map[string]int{}, lastState: map[string]message{},
-		lastSnapshot: map[string]message{}, events: map[string]*eventTracker{}}
-	for _, cam := range cameras {
-		p.events[cam] = &eventTracker{camera: cam}
-	}
+		pending: map[string]Message{}, queued: map[string]int{}, lastState: map[string]Message{},
+		lastSnapshot: map[string]Message{}}
 	p.publish = p.send
 	p.lastErr.Store("not connected yet")
 	for _, k := range messageKinds {
 		for _, r := range publishResults {
-			met.publishes.WithLabelValues(k, r)
+			met.Publishes.WithLabelValues(k, r)
 		}
 	}
 	o := paho.NewClientOptions().AddBroker(broker).
@@ -198,7 +231,7 @@ func newPublisher(cfg MQTTConfig, broker string, topics Topics, cameras []string
 		SetConnectionLostHandler(func(_ paho.Client, err error) {
 			p.connected.Store(false)
 			p.commandsReady.Store(false)
-			p.met.connected.Set(0)
+			p.met.Connected.Set(0)
 			p.lastErr.Store("connection lost: " + err.Error())
 			p.log.Warn("mqtt connection lost; reconnecting", "broker", broker, "err", err)
 		}).
@@ -227,7 +260,7 @@ func newPublisher(cfg MQTTConfig, broker string, topics Topics, cameras []string
 // refused client certificate or password) to itself. It becomes
 // /healthz's reason and is logged, as a warning when it changes and at
 // debug level while it repeats.
-func (p *publisher) connectFailed(broker string, err error) {
+func (p *Publisher) connectFailed(broker string, err error) {
 	p.attempts.Add(1)
 	why := "connect failed: " + err.Error()
 	if prev, _ := p.lastErr.Swap(why).(string); prev != why {
@@ -241,16 +274,16 @@ func (p *publisher) connectFailed(broker string, err error) {
 // reconnect. It subscribes, and asks run to publish availability,
 // discovery and the retained states again, because a restarted broker
 // without persistence has forgotten them.
-func (p *publisher) onConnect(c paho.Client) {
+func (p *Publisher) onConnect(c paho.Client) {
 	now := time.Now()
 	p.lastConnect.Store(now.UnixNano())
-	p.met.lastConnect.Set(float64(now.UnixNano()) / 1e9)
+	p.met.LastConnect.Set(float64(now.UnixNano()) / 1e9)
 	failed := p.attempts.Swap(0)
 	if p.connectedOnce.Swap(true) {
-		p.met.reconnects.Inc()
+		p.met.Reconnects.Inc()
 	}
 	p.connected.Store(true)
-	p.met.connected.Set(1)
+	p.met.Connected.Set(1)
 	p.lastErr.Store("")
 	p.log.Info("mqtt connected", "failed_attempts", failed)
 	if p.onCommand != nil {
@@ -314,7 +347,7 @@ func signal(ch chan struct{}) {
 // discovery, then for every camera the last state run handled. States
 // still in the queue (or pending) are newer and follow it, so a
 // subscriber sees them in order.
-func (p *publisher) announce() {
+func (p *Publisher) announce() {
 	if tok := p.commandSub.Swap(nil); tok != nil {
 		if (*tok).WaitTimeout(p.cfg.ConnectTimeout) && (*tok).Error() == nil {
 			p.commandsReady.Store(true)
@@ -322,7 +355,7 @@ func (p *publisher) announce() {
 			p.log.Warn("mqtt: subscribing to commands failed", "topic", p.topics.CommandFilter(), "err", (*tok).Error())
 		}
 	}
-	p.publish(message{kind: "availability", topic: p.topics.Availability(), payload: []byte(Online), retained: true})
+	p.publish(Message{Kind: "availability", Topic: p.topics.Availability(), Payload: []byte(Online), Retained: true})
 	p.publishCameras(true)
 	p.publishDiscovery()
 	for _, cam := range p.cameras {
@@ -337,7 +370,7 @@ func (p *publisher) announce() {
 
 // publishCameras publishes each camera's availability: all of them
 // (after a connect), or those that changed since they were last published.
-func (p *publisher) publishCameras(all bool) {
+func (p *Publisher) publishCameras(all bool) {
 	if p.cameraAvailability == nil {
 		return
 	}
@@ -347,7 +380,7 @@ func (p *publisher) publishCameras(all bool) {
 			continue
 		}
 		p.lastCamera[cam] = v
-		p.publish(message{kind: "availability", topic: p.topics.CameraAvailability(cam), payload: []byte(v), retained: true})
+		p.publish(Message{Kind: "availability", Topic: p.topics.CameraAvailability(cam), Payload: []byte(v), Retained: true})
 	}
 }
 
@@ -355,7 +388,7 @@ func (p *publisher) publishCameras(all bool) {
 // discovery config of this device that the agent no longer announces: the
 // entities of a camera or a binary_sensor label taken out of the
 // configuration.
-func (p *publisher) sweepDiscovery() {
+func (p *Publisher) sweepDiscovery() {
 	p.mu.Lock()
 	seen := p.retainedConfigs
 	p.retainedConfigs = map[string]bool{}
@@ -365,7 +398,7 @@ func (p *publisher) sweepDiscovery() {
 	}
 	current := map[string]bool{}
 	for _, m := range p.discoveryFn() {
-		current[m.topic] = true
+		current[m.Topic] = true
 	}
 	stale := make([]string, 0, len(seen))
 	for topic := range seen {
@@ -376,11 +409,11 @@ func (p *publisher) sweepDiscovery() {
 	sort.Strings(stale)
 	for _, topic := range stale {
 		p.log.Info("removing a Home Assistant entity the agent no longer has", "topic", topic)
-		p.publish(message{kind: "discovery", topic: topic, payload: []byte{}, retained: true})
+		p.publish(Message{Kind: "discovery", Topic: topic, Payload: []byte{}, Retained: true})
 	}
 }
 
-func (p *publisher) publishDiscovery() {
+func (p *Publisher) publishDiscovery() {
 	if p.discoveryFn == nil || !p.cfg.Discovery.Enabled {
 		return
 	}
@@ -391,22 +424,22 @@ func (p *publisher) publishDiscovery() {
 
 // handle publishes m from the queue or the pending states, remembering
 // the state it carries for the next reconnect.
-func (p *publisher) handle(m message) {
-	switch m.kind {
+func (p *Publisher) handle(m Message) {
+	switch m.Kind {
 	case "state":
-		p.lastState[m.topic] = m
+		p.lastState[m.Topic] = m
 	case "snapshot":
-		p.lastSnapshot[m.topic] = m
+		p.lastSnapshot[m.Topic] = m
 	}
 	p.publish(m)
 }
 
 // dequeued publishes m, just taken from the queue, and then any pending
 // state that m was the last older state of.
-func (p *publisher) dequeued(m message) {
-	if m.kind == "state" {
+func (p *Publisher) dequeued(m Message) {
+	if m.Kind == "state" {
 		p.mu.Lock()
-		p.queued[m.topic]--
+		p.queued[m.Topic]--
 		p.mu.Unlock()
 	}
 	p.handle(m)
@@ -417,13 +450,13 @@ func (p *publisher) dequeued(m message) {
 // have no older state of their topic left in it. enqueue counts queued
 // states and sets pending under p.mu, so the check and the take are one
 // step as producers see them.
-func (p *publisher) flushPending() {
+func (p *Publisher) flushPending() {
 	p.mu.Lock()
 	if len(p.pending) == 0 {
 		p.mu.Unlock()
 		return
 	}
-	var ms []message
+	var ms []Message
 	for _, cam := range p.cameras {
 		topic := p.topics.State(cam)
 		if m, ok := p.pending[topic]; ok && p.queued[topic] == 0 {
@@ -437,9 +470,9 @@ func (p *publisher) flushPending() {
 	}
 }
 
-// run connects in the background (retrying with back-off) and publishes
+// Run connects in the background (retrying with back-off) and publishes
 // until ctx ends; then it publishes "offline" and disconnects.
-func (p *publisher) run(ctx context.Context) {
+func (p *Publisher) Run(ctx context.Context) {
 	p.client.Connect() // with ConnectRetry, this keeps trying on its own
 	cameras := time.NewTicker(cameraCheck)
 	defer cameras.Stop()
@@ -470,7 +503,7 @@ func (p *publisher) run(ctx context.Context) {
 			p.sayOffline()
 			p.client.Disconnect(250)
 			p.connected.Store(false)
-			p.met.connected.Set(0)
+			p.met.Connected.Set(0)
 			return
 		}
 	}
@@ -489,15 +522,15 @@ const offlineWait = 2 * time.Second
 // for the broker to acknowledge it. It goes at QoS 1 at least, whatever
 // mqtt.qos says, so that there is an acknowledgement to wait for: after it
 // the agent disconnects cleanly, and a clean disconnect discards the last
-// will, so this message is the only way subscribers learn that the agent
+// will, so this Message is the only way subscribers learn that the agent
 // is gone. A first connection attempt still under way gets offlineWait to
 // succeed: an agent stopped just after it started says "offline" too. A
 // broker that already refused this outage's attempts is not waited for.
-func (p *publisher) sayOffline() {
+func (p *Publisher) sayOffline() {
 	if n := p.attempts.Load(); n > 0 && !p.client.IsConnectionOpen() {
 		s, _ := p.lastErr.Load().(string)
 		p.log.Warn("stopping without saying offline: the broker is unreachable", "failed_attempts", n, "reason", s)
-		p.met.publishes.WithLabelValues("availability", "dropped").Inc()
+		p.met.Publishes.WithLabelValues("availability", "dropped").Inc()
 		return
 	}
 	wait := time.NewTimer(offlineWait)
@@ -508,7 +541,7 @@ func (p *publisher) sayOffline() {
 		case <-wait.C:
 			s, _ := p.lastErr.Load().(string)
 			p.log.Warn("stopping without saying offline: not connected to the broker", "waited", offlineWait, "reason", s)
-			p.met.publishes.WithLabelValues("availability", "dropped").Inc()
+			p.met.Publishes.WithLabelValues("availability", "dropped").Inc()
 			return
 		}
 	}
@@ -517,81 +550,81 @@ func (p *publisher) sayOffline() {
 	switch {
 	case !t.WaitTimeout(offlineWait):
 		p.log.Warn("the broker did not acknowledge offline; subscribers may still see the agent online", "waited", offlineWait)
-		p.met.publishes.WithLabelValues("availability", "error").Inc()
+		p.met.Publishes.WithLabelValues("availability", "error").Inc()
 	case t.Error() != nil:
 		p.log.Warn("publishing offline failed; subscribers may still see the agent online", "err", t.Error())
-		p.met.publishes.WithLabelValues("availability", "error").Inc()
+		p.met.Publishes.WithLabelValues("availability", "error").Inc()
 	default:
-		p.met.publishes.WithLabelValues("availability", "ok").Inc()
+		p.met.Publishes.WithLabelValues("availability", "ok").Inc()
 	}
 }
 
-// enqueue hands m to the publisher without blocking; a full queue (a
+// Enqueue hands m to the Publisher without blocking; a full queue (a
 // broker slower than the cameras) drops m, except a state: that one waits
 // as pending until the queue has room, and only a newer state of its
 // camera arriving while the queue is still full replaces it.
-func (p *publisher) enqueue(m message) {
-	if m.kind != "state" {
+func (p *Publisher) Enqueue(m Message) {
+	if m.Kind != "state" {
 		select {
 		case p.queue <- m:
 		default:
-			p.met.publishes.WithLabelValues(m.kind, "dropped").Inc()
+			p.met.Publishes.WithLabelValues(m.Kind, "dropped").Inc()
 		}
 		return
 	}
 	p.mu.Lock()
 	defer p.mu.Unlock()
-	if old, ok := p.pending[m.topic]; ok {
+	if old, ok := p.pending[m.Topic]; ok {
 		select {
 		case p.queue <- old: // room again: the older state goes first
-			delete(p.pending, m.topic)
-			p.queued[m.topic]++
+			delete(p.pending, m.Topic)
+			p.queued[m.Topic]++
 		default:
-			p.met.publishes.WithLabelValues(old.kind, "dropped").Inc()
-			p.pending[m.topic] = m
+			p.met.Publishes.WithLabelValues(old.Kind, "dropped").Inc()
+			p.pending[m.Topic] = m
 			return
 		}
 	}
 	select {
 	case p.queue <- m:
-		p.queued[m.topic]++
+		p.queued[m.Topic]++
 	default:
-		p.pending[m.topic] = m
+		p.pending[m.Topic] = m
 	}
 }
 
-// enqueueWait is enqueue for messages that must not be lost to a burst of
+// EnqueueWait is enqueue for messages that must not be lost to a burst of
 // predictions (command replies): it waits up to d for room in the queue.
-func (p *publisher) enqueueWait(m message, d time.Duration) {
+func (p *Publisher) EnqueueWait(m Message, d time.Duration) {
 	t := time.NewTimer(d)
 	defer t.Stop()
 	select {
 	case p.queue <- m:
 	case <-t.C:
-		p.met.publishes.WithLabelValues(m.kind, "dropped").Inc()
+		p.met.Publishes.WithLabelValues(m.Kind, "dropped").Inc()
 	}
 }
 
 // send publishes m and waits for the broker's acknowledgement (QoS > 0),
 // so that the queue, not paho's store, is what bounds memory.
-func (p *publisher) send(m message) {
+func (p *Publisher) send(m Message) {
 	if !p.client.IsConnectionOpen() {
-		p.met.publishes.WithLabelValues(m.kind, "dropped").Inc()
+		p.met.Publishes.WithLabelValues(m.Kind, "dropped").Inc()
 		return
 	}
-	t := p.client.Publish(m.topic, byte(p.cfg.QoS), m.retained, m.payload)
+	t := p.client.Publish(m.Topic, byte(p.cfg.QoS), m.Retained, m.Payload)
 	if !t.WaitTimeout(p.cfg.ConnectTimeout) || t.Error() != nil {
-		p.met.publishes.WithLabelValues(m.kind, "error").Inc()
-		p.met.errors.WithLabelValues("mqtt").Inc()
-		p.log.Warn("mqtt publish failed", "topic", m.topic, "err", t.Error())
+		p.met.Publishes.WithLabelValues(m.Kind, "error").Inc()
+		p.met.Errors.Inc()
+		p.log.Warn("mqtt publish failed", "topic", m.Topic, "err", t.Error())
 		return
 	}
-	p.met.publishes.WithLabelValues(m.kind, "ok").Inc()
+	p.met.Publishes.WithLabelValues(m.Kind, "ok").Inc()
 }
 
-// status reports whether the connection is up and, when it is not, why
+// Status reports whether the connection is up and, when it is not, why
 // and how many connection attempts have failed in this outage.
-func (p *publisher) status() (ok bool, why string, attempts uint64) {
+func (p *Publisher) Status() (ok bool, why string, attempts uint64) {
 	if p.connected.Load() && p.client.IsConnectionOpen() {
 		return true, "", 0
 	}
@@ -599,11 +632,11 @@ func (p *publisher) status() (ok bool, why string, attempts uint64) {
 	return false, s, p.attempts.Load()
 }
 
-// copyStore is paho's in-flight message store, keeping each packet as
+// copyStore is paho's in-flight Message store, keeping each packet as
 // bytes so that Get returns a fresh copy. Paho's MemoryStore hands the
 // same packet back on reconnect, and resume() then sets its DUP flag while
 // the old connection's writer may still be reading it (a data race in
-// paho v1.5.1). Memory stays bounded: the publisher has at most a few
+// paho v1.5.1). Memory stays bounded: the Publisher has at most a few
 // messages in flight.
 type copyStore struct {
 	mu sync.Mutex

@@ -1,4 +1,4 @@
-package agent
+package publish
 
 import (
 	"context"
@@ -8,56 +8,71 @@ import (
 	"sync"
 	"testing"
 	"time"
+
+	"github.com/prometheus/client_golang/prometheus"
+
+	"github.com/shortcut-edge/shortcut/agent/config"
 )
 
-// orderPublisher is a publisher whose broker never answers and whose
+// orderPublisher is a Publisher whose broker never answers and whose
 // publishes are recorded instead of sent, so that a test sees exactly
 // what run hands to the broker, in order.
-func orderPublisher(t *testing.T, cameras ...string) (*publisher, func() []message) {
+func orderPublisher(t *testing.T, cameras ...string) (*Publisher, func() []Message) {
 	t.Helper()
-	cfg := Defaults().MQTT
+	cfg := config.Defaults().MQTT
 	cfg.ClientID = "order-test"
 	cfg.ConnectTimeout, cfg.ReconnectMin, cfg.ReconnectMax = time.Second, time.Minute, time.Minute
-	p, err := newPublisher(cfg, "tcp://127.0.0.1:1", Topics{Prefix: "shortcut", Device: "dev", DiscoveryPrefix: "homeassistant"},
-		cameras, slog.New(slog.DiscardHandler), newMetrics())
+	p, err := New(cfg, "tcp://127.0.0.1:1", Topics{Prefix: "shortcut", Device: "dev", DiscoveryPrefix: "homeassistant"},
+		cameras, slog.New(slog.DiscardHandler), testMetrics(), Options{})
 	if err != nil {
 		t.Fatal(err)
 	}
 	var mu sync.Mutex
-	var sent []message
-	p.publish = func(m message) {
+	var sent []Message
+	p.publish = func(m Message) {
 		mu.Lock()
 		sent = append(sent, m)
 		mu.Unlock()
 	}
-	return p, func() []message {
+	return p, func() []Message {
 		mu.Lock()
 		defer mu.Unlock()
-		return append([]message(nil), sent...)
+		return append([]Message(nil), sent...)
 	}
 }
 
-func stateMsg(p *publisher, camera string, seq int) message {
-	return message{kind: "state", topic: p.topics.State(camera), payload: []byte(strconv.Itoa(seq)), retained: true}
+// testMetrics are series on no registry.
+func testMetrics() Metrics {
+	return Metrics{
+		Connected:   prometheus.NewGauge(prometheus.GaugeOpts{Name: "connected"}),
+		Reconnects:  prometheus.NewCounter(prometheus.CounterOpts{Name: "reconnects"}),
+		LastConnect: prometheus.NewGauge(prometheus.GaugeOpts{Name: "last_connect"}),
+		Publishes:   prometheus.NewCounterVec(prometheus.CounterOpts{Name: "publishes"}, []string{"kind", "result"}),
+		Errors:      prometheus.NewCounter(prometheus.CounterOpts{Name: "errors"}),
+	}
 }
 
-func predictionMsg(p *publisher, camera string) message {
-	return message{kind: "prediction", topic: p.topics.Prediction(camera), payload: []byte("{}")}
+func stateMsg(p *Publisher, camera string, seq int) Message {
+	return Message{Kind: "state", Topic: p.topics.State(camera), Payload: []byte(strconv.Itoa(seq)), Retained: true}
+}
+
+func predictionMsg(p *Publisher, camera string) Message {
+	return Message{Kind: "prediction", Topic: p.topics.Prediction(camera), Payload: []byte("{}")}
 }
 
 // stateSeqs lists the seqs published on each state topic, in order.
-func stateSeqs(t *testing.T, ms []message) map[string][]int {
+func stateSeqs(t *testing.T, ms []Message) map[string][]int {
 	t.Helper()
 	out := map[string][]int{}
 	for _, m := range ms {
-		if m.kind != "state" {
+		if m.Kind != "state" {
 			continue
 		}
-		n, err := strconv.Atoi(string(m.payload))
+		n, err := strconv.Atoi(string(m.Payload))
 		if err != nil {
-			t.Fatalf("state payload %q is not a seq", m.payload)
+			t.Fatalf("state payload %q is not a seq", m.Payload)
 		}
-		out[m.topic] = append(out[m.topic], n)
+		out[m.Topic] = append(out[m.Topic], n)
 	}
 	return out
 }
@@ -65,20 +80,20 @@ func stateSeqs(t *testing.T, ms []message) map[string][]int {
 func TestAStateThatFindsTheQueueFullWaitsAndKeepsItsPlace(t *testing.T) {
 	p, _ := orderPublisher(t, "front")
 	for range publishQueue {
-		p.enqueue(predictionMsg(p, "front"))
+		p.Enqueue(predictionMsg(p, "front"))
 	}
-	p.enqueue(stateMsg(p, "front", 1)) // queue full: pending
-	p.enqueue(stateMsg(p, "front", 2)) // still full: replaces 1
+	p.Enqueue(stateMsg(p, "front", 1)) // queue full: pending
+	p.Enqueue(stateMsg(p, "front", 2)) // still full: replaces 1
 	<-p.queue                          // room for one
-	p.enqueue(stateMsg(p, "front", 3)) // 2 goes first; 3 waits
+	p.Enqueue(stateMsg(p, "front", 3)) // 2 goes first; 3 waits
 	var got []string
 	for len(p.queue) > 0 {
-		if m := <-p.queue; m.kind == "state" {
-			got = append(got, string(m.payload))
+		if m := <-p.queue; m.Kind == "state" {
+			got = append(got, string(m.Payload))
 		}
 	}
 	for _, m := range p.pending {
-		got = append(got, "pending "+string(m.payload))
+		got = append(got, "pending "+string(m.Payload))
 	}
 	if want := []string{"2", "pending 3"}; fmt.Sprint(got) != fmt.Sprint(want) {
 		t.Errorf("states queued then pending = %v, want %v", got, want)
@@ -94,16 +109,16 @@ func TestStatesGoOutInOrderThroughOverflowsAndReconnects(t *testing.T) {
 	p, sent := orderPublisher(t, cameras...)
 	ctx, cancel := context.WithCancel(context.Background())
 	done := make(chan struct{})
-	go func() { p.run(ctx); close(done) }()
+	go func() { p.Run(ctx); close(done) }()
 	const changes = 300
 	var wg sync.WaitGroup
 	for _, cam := range cameras {
 		wg.Go(func() {
 			for seq := 1; seq <= changes; seq++ {
 				for range publishQueue / 4 {
-					p.enqueue(predictionMsg(p, cam))
+					p.Enqueue(predictionMsg(p, cam))
 				}
-				p.enqueue(stateMsg(p, cam, seq))
+				p.Enqueue(stateMsg(p, cam, seq))
 				if seq%50 == 0 {
 					signal(p.connects) // as paho's connect callback does
 				}
@@ -115,7 +130,7 @@ func TestStatesGoOutInOrderThroughOverflowsAndReconnects(t *testing.T) {
 	select {
 	case <-done:
 	case <-time.After(20 * time.Second):
-		t.Fatal("publisher run did not return 20s after cancel")
+		t.Fatal("Publisher run did not return 20s after cancel")
 	}
 	seqs := stateSeqs(t, sent())
 	for _, cam := range cameras {

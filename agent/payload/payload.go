@@ -1,4 +1,7 @@
-package agent
+// Package payload is the agent's wire contract: the JSON of every MQTT
+// message and API reply (agent/PAYLOADS.md documents it, the contract test
+// freezes it).
+package payload
 
 import (
 	"encoding/json"
@@ -238,20 +241,24 @@ type ImportResult struct {
 // NoState is the state label when no label is stable.
 const NoState = "none"
 
-func stamp(t time.Time) string { return t.UTC().Format(time.RFC3339Nano) }
+// Stamp is a payload's time: UTC, RFC 3339 with nanoseconds.
+func Stamp(t time.Time) string { return t.UTC().Format(time.RFC3339Nano) }
 
-func ms(d time.Duration) float64 { return round(float64(d)/1e6, 3) }
+// MS is d in milliseconds, to the microsecond.
+func MS(d time.Duration) float64 { return Round(float64(d)/1e6, 3) }
 
-func round(v float64, digits int) float64 {
+// Round rounds v to digits decimal places.
+func Round(v float64, digits int) float64 {
 	p := math.Pow(10, float64(digits))
 	return math.Round(v*p) / p
 }
 
-func mustJSON(v any) []byte {
+// JSON marshals one of the payloads above, which cannot fail.
+func JSON(v any) []byte {
 	b, err := json.Marshal(v)
 	if err != nil {
 		// Only our own plain structs are marshalled; this cannot fail.
-		panic("agent: marshal payload: " + err.Error())
+		panic("payload: marshal: " + err.Error())
 	}
 	return b
 }

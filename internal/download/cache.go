@@ -74,7 +74,7 @@ func Cached(ctx context.Context, dir string, o Options) (Result, error) {
 	}
 	defer f.Close()
 	if err := lockFile(f); err != nil {
-		return Result{}, fmt.Errorf("%s is being downloaded by another process into %s (%v); wait for it, or remove the file if no process is", o.URL, part, err)
+		return Result{}, fmt.Errorf("%s is being downloaded by another process into %s (%v); wait for it", o.URL, part, err)
 	}
 	// Another process may have finished it while this one waited for nothing but the lock.
 	if r, ok := cachedCopy(final, o); ok {

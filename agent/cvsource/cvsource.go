@@ -1,16 +1,16 @@
 // Package cvsource connects real cameras to the agent: it implements
-// agent.FrameSource on package camera (OpenCV through gocv), so that the
+// capture.FrameSource on package camera (OpenCV through gocv), so that the
 // agent package itself stays free of cgo.
 //
 // Frames come from camera.Open (V4L2 cameras, video files, image folders,
 // RTSP, MJPEG over HTTP, GStreamer pipelines; the camera reopens a failed
 // source with back-off) and go through camera.Preprocessor (region of
 // interest, crop/letterbox/stretch, normalization, in OpenCV) straight into
-// agent.Frame.Pixels, the model's HWC float32 input, sized and normalized
-// for the model the agent says is running (agent.ModelAware). The source
+// capture.Frame.Pixels, the model's HWC float32 input, sized and normalized
+// for the model the agent says is running (capture.ModelAware). The source
 // also serves /snapshot.jpg from the camera's full frame
-// (agent.Snapshotter) and reports the camera's state and counters
-// (agent.StatsSource) for /metrics and /healthz.
+// (capture.Snapshotter) and reports the camera's state and counters
+// (capture.StatsSource) for /metrics and /healthz.
 //
 //	a, err := agent.New(cfg, agent.Options{
 //		OpenSource:  cvsource.Opener(cvsource.Options{}),
@@ -32,8 +32,9 @@ import (
 	"sync/atomic"
 	"time"
 
-	"github.com/shortcut-edge/shortcut/agent"
 	"github.com/shortcut-edge/shortcut/agent/capture"
+	"github.com/shortcut-edge/shortcut/agent/classify"
+	"github.com/shortcut-edge/shortcut/agent/config"
 	"github.com/shortcut-edge/shortcut/camera"
 )
 
@@ -48,7 +49,7 @@ type Options struct {
 	Backoff camera.Backoff
 }
 
-// Check is the agent.SourceChecker that goes with Opener: "synthetic", or
+// Check is the config.SourceChecker that goes with Opener: "synthetic", or
 // a camera source string (camera.ParseSource). Video files and image
 // folders must exist; devices and streams may appear later.
 func Check(s string) error {
@@ -75,29 +76,29 @@ func Check(s string) error {
 	return nil
 }
 
-// Opener returns the agent.SourceOpener for camera sources; "synthetic"
-// goes to agent.OpenSource.
-func Opener(o Options) agent.SourceOpener {
-	return func(cc agent.CameraConfig) (agent.FrameSource, error) {
+// Opener returns the capture.SourceOpener for camera sources; "synthetic"
+// goes to capture.OpenSource.
+func Opener(o Options) capture.SourceOpener {
+	return func(cc config.CameraConfig) (capture.FrameSource, error) {
 		if cc.Source == "synthetic" {
-			return agent.OpenSource(cc)
+			return capture.OpenSource(cc)
 		}
 		return Open(cc, o)
 	}
 }
 
-// Source is one camera as an agent.FrameSource.
+// Source is one camera as an capture.FrameSource.
 type Source struct {
 	id  string
 	cam *camera.Camera
-	pc  agent.PreprocessConfig
+	pc  config.PreprocessConfig
 
-	model atomic.Pointer[agent.ModelInfo] // set by the agent (SetModel)
+	model atomic.Pointer[classify.ModelInfo] // set by the agent (SetModel)
 
 	// Used by Next only (the agent's capture goroutine).
 	frame camera.Frame
 	pre   *camera.Preprocessor
-	preOf agent.ModelInfo // the model pre was made for
+	preOf classify.ModelInfo // the model pre was made for
 
 	closeOnce sync.Once
 }
@@ -106,7 +107,7 @@ type Source struct {
 // strings). A malformed string and a missing file fail here; a camera or
 // stream that cannot be reached yet does not: it is retried in the
 // background, and the agent reports it as reconnecting.
-func Open(cc agent.CameraConfig, o Options) (*Source, error) {
+func Open(cc config.CameraConfig, o Options) (*Source, error) {
 	log := o.Logger
 	if log == nil {
 		log = slog.Default()
@@ -121,35 +122,35 @@ func Open(cc agent.CameraConfig, o Options) (*Source, error) {
 
 // SetModel says which model the pixels are for; Next makes its
 // preprocessor again when the model's input changes.
-func (s *Source) SetModel(info agent.ModelInfo) { s.model.Store(&info) }
+func (s *Source) SetModel(info classify.ModelInfo) { s.model.Store(&info) }
 
 // Next waits for the camera's next frame and returns it as the model's
 // input (Frame.Pixels). io.EOF ends a file or folder without loop.
-func (s *Source) Next(ctx context.Context) (agent.Frame, error) {
+func (s *Source) Next(ctx context.Context) (capture.Frame, error) {
 	info := s.model.Load()
 	if info == nil {
-		return agent.Frame{}, fmt.Errorf("camera %q: no model set (agent.ModelAware.SetModel must come before Next)", s.id)
+		return capture.Frame{}, fmt.Errorf("camera %q: no model set (capture.ModelAware.SetModel must come before Next)", s.id)
 	}
 	if err := s.cam.Next(ctx, &s.frame); err != nil {
 		if errors.Is(err, io.EOF) || errors.Is(err, camera.ErrClosed) {
-			return agent.Frame{}, agent.ErrSourceDone
+			return capture.Frame{}, capture.ErrSourceDone
 		}
-		return agent.Frame{}, err
+		return capture.Frame{}, err
 	}
 	if err := s.preprocessor(*info); err != nil {
-		return agent.Frame{}, err
+		return capture.Frame{}, err
 	}
 	// A new slice per frame: the agent keeps the frame while it passes
 	// through the pipeline's queues.
 	px := make([]float32, s.pre.Len())
 	if err := s.pre.Float32(s.frame.Mat, px); err != nil {
-		return agent.Frame{}, fmt.Errorf("camera %q frame %d: %w", s.id, s.frame.Seq, err)
+		return capture.Frame{}, fmt.Errorf("camera %q frame %d: %w", s.id, s.frame.Seq, err)
 	}
-	return agent.Frame{Seq: s.frame.Seq, Time: s.frame.Time, Pixels: px}, nil
+	return capture.Frame{Seq: s.frame.Seq, Time: s.frame.Time, Pixels: px}, nil
 }
 
 // preprocessor (re)makes the OpenCV preprocessor for the model's input.
-func (s *Source) preprocessor(info agent.ModelInfo) error {
+func (s *Source) preprocessor(info classify.ModelInfo) error {
 	if s.pre != nil && sameInput(s.preOf, info) {
 		return nil
 	}
@@ -159,9 +160,9 @@ func (s *Source) preprocessor(info agent.ModelInfo) error {
 	mean, std := capture.Norm(s.pc, info)
 	pc := camera.PreprocessConfig{Width: info.Width, Height: info.Height, Grey: info.Channels == 1, Mean: mean, Std: std}
 	switch s.pc.Fit {
-	case agent.FitLetterbox:
+	case config.FitLetterbox:
 		pc.Fit = camera.FitLetterbox
-	case agent.FitStretch:
+	case config.FitStretch:
 		pc.Fit = camera.FitStretch
 	default:
 		pc.Fit = camera.FitCrop
@@ -184,7 +185,7 @@ func (s *Source) preprocessor(info agent.ModelInfo) error {
 	return nil
 }
 
-func sameInput(a, b agent.ModelInfo) bool {
+func sameInput(a, b classify.ModelInfo) bool {
 	eq := func(x, y []float32) bool {
 		if len(x) != len(y) {
 			return false
@@ -204,9 +205,9 @@ func sameInput(a, b agent.ModelInfo) bool {
 func (s *Source) Snapshot(quality int) ([]byte, error) { return s.cam.Snapshot(quality) }
 
 // SourceStats is the camera's state and counters.
-func (s *Source) SourceStats() agent.SourceStats {
+func (s *Source) SourceStats() capture.SourceStats {
 	st := s.cam.Stats()
-	return agent.SourceStats{State: st.State.String(), Frames: st.Frames, Dropped: st.Dropped, Reconnects: st.Reconnects,
+	return capture.SourceStats{State: st.State.String(), Frames: st.Frames, Dropped: st.Dropped, Reconnects: st.Reconnects,
 		Errors: st.Errors, LastError: strings.TrimSpace(st.LastError)}
 }
 

@@ -1,9 +1,11 @@
-package agent
+package capture
 
 import (
 	"context"
 	"errors"
 	"fmt"
+	"github.com/shortcut-edge/shortcut/agent/classify"
+	"github.com/shortcut-edge/shortcut/agent/config"
 	"image"
 	"image/png"
 	"io"
@@ -12,8 +14,6 @@ import (
 	"strconv"
 	"strings"
 	"time"
-
-	"github.com/shortcut-edge/shortcut/agent/capture"
 )
 
 // CaptureOptions say which frames Capture keeps and where.
@@ -43,7 +43,7 @@ type CaptureFlags struct{ Dir, Frames, Interval, Camera, Append string }
 // That is what calibration and teaching want: what the model sees, not the
 // camera's full picture. It returns the files written, in order; progress
 // (when not nil) gets one line per file.
-func Capture(ctx context.Context, cfg Config, info ModelInfo, open SourceOpener, o CaptureOptions, progress io.Writer) ([]string, error) {
+func Capture(ctx context.Context, cfg config.Config, info classify.ModelInfo, open SourceOpener, o CaptureOptions, progress io.Writer) ([]string, error) {
 	if o.Frames < 1 {
 		return nil, fmt.Errorf("%s %d: want at least 1 frame per camera", o.Flags.Frames, o.Frames)
 	}
@@ -72,7 +72,7 @@ func Capture(ctx context.Context, cfg Config, info ModelInfo, open SourceOpener,
 		return nil, err
 	}
 	type cam struct {
-		cfg CameraConfig
+		cfg config.CameraConfig
 		src FrameSource
 		seq int
 	}
@@ -116,7 +116,7 @@ func Capture(ctx context.Context, cfg Config, info ModelInfo, open SourceOpener,
 				if f.Image == nil {
 					return files, fmt.Errorf("camera %q frame %d: the source gave neither an image nor pixels", c.cfg.ID, f.Seq)
 				}
-				if err := capture.Apply(c.cfg.Preprocess, buf, f.Image, info); err != nil {
+				if err := Apply(c.cfg.Preprocess, buf, f.Image, info); err != nil {
 					return files, fmt.Errorf("camera %q frame %d: %w", c.cfg.ID, f.Seq, err)
 				}
 				px = buf
@@ -124,7 +124,7 @@ func Capture(ctx context.Context, cfg Config, info ModelInfo, open SourceOpener,
 			if len(px) != len(buf) {
 				return files, fmt.Errorf("camera %q frame %d: %d input values, the model wants %dx%dx%d", c.cfg.ID, f.Seq, len(px), info.Height, info.Width, info.Channels)
 			}
-			var img image.Image = pixelsImage(px, info, c.cfg.Preprocess)
+			var img image.Image = PixelsImage(px, info, c.cfg.Preprocess)
 			if info.Channels == 1 {
 				img = greyOf(img.(*image.RGBA))
 			}
@@ -144,7 +144,7 @@ func Capture(ctx context.Context, cfg Config, info ModelInfo, open SourceOpener,
 
 // prepareCaptureDir makes o.Dir or checks that it may be written, and
 // returns the last sequence number already there per camera (Append).
-func prepareCaptureDir(o CaptureOptions, cams []CameraConfig) (map[string]int, error) {
+func prepareCaptureDir(o CaptureOptions, cams []config.CameraConfig) (map[string]int, error) {
 	if o.Dir == "" {
 		return nil, fmt.Errorf("%s: give the folder the frames go to", o.Flags.Dir)
 	}

@@ -1,4 +1,4 @@
-package agent
+package capture
 
 import (
 	"context"
@@ -14,6 +14,7 @@ import (
 	"strings"
 	"time"
 
+	"github.com/shortcut-edge/shortcut/agent/classify"
 	"github.com/shortcut-edge/shortcut/agent/config"
 )
 
@@ -43,7 +44,7 @@ var ErrSourceDone = errors.New("source: no more frames")
 // default, OpenSource, understands "synthetic" and "images:". Package
 // agent/cvsource opens every camera source (V4L2, files, RTSP, MJPEG,
 // GStreamer) and falls back to OpenSource for the rest.
-type SourceOpener func(cam CameraConfig) (FrameSource, error)
+type SourceOpener func(cam config.CameraConfig) (FrameSource, error)
 
 // A FrameSource may also implement the interfaces below; the agent uses
 // what it finds.
@@ -81,13 +82,13 @@ type StatsSource interface {
 // (Frame.Pixels). The agent calls SetModel before the first Next and again,
 // from another goroutine, whenever the model is replaced.
 type ModelAware interface {
-	SetModel(ModelInfo)
+	SetModel(classify.ModelInfo)
 }
 
 // OpenSource is the default SourceOpener: "synthetic" and "images:"
 // (PNG and JPEG files of a folder or glob, in name order, decoded in Go).
-func OpenSource(cam CameraConfig) (FrameSource, error) {
-	if err := CheckSource(cam.Source); err != nil {
+func OpenSource(cam config.CameraConfig) (FrameSource, error) {
+	if err := config.CheckSource(cam.Source); err != nil {
 		return nil, fmt.Errorf("camera %q: source %w", cam.ID, err)
 	}
 	if cam.Source == "synthetic" {

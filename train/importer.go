@@ -16,6 +16,7 @@ import (
 	gctx "github.com/gomlx/gomlx/pkg/ml/context"
 	"github.com/gomlx/gomlx/pkg/ml/context/checkpoints"
 
+	"github.com/shortcut-edge/shortcut/train/h5"
 	"github.com/shortcut-edge/shortcut/train/models"
 	"github.com/shortcut-edge/shortcut/train/pth"
 )
@@ -55,16 +56,18 @@ const (
 // DetectWeightsFormat names the format of a weights file from its first bytes: a zip archive
 // (what torch.save writes since PyTorch 1.6; its older formats too, which the pth reader
 // recognises to say how to convert them) or an 8-byte little-endian header length followed by
-// a JSON object (safetensors).
+// a JSON object (safetensors), or the HDF5 signature (Keras .h5 weights, --arch keras-resnet50).
 func DetectWeightsFormat(head []byte) (string, error) {
 	switch {
 	case pth.Magic(head):
 		return FormatPTH, nil
 	case len(head) >= 9 && head[8] == '{' && binary.LittleEndian.Uint64(head) >= 2:
 		return FormatSafetensors, nil
+	case h5.IsHDF5(head):
+		return FormatKerasH5, nil
 	}
-	return "", fmt.Errorf("neither safetensors (an 8-byte header length, then '{') nor a torch.save .pth "+
-		"(a zip archive, PK\\x03\\x04); first bytes % x", head[:min(len(head), 12)])
+	return "", fmt.Errorf("neither safetensors (an 8-byte header length, then '{'), a torch.save .pth "+
+		"(a zip archive, PK\\x03\\x04) nor Keras .h5 (HDF5, \\x89HDF); first bytes % x", head[:min(len(head), 12)])
 }
 
 // weightFile is a weights file read for import: its tensors by name, in their stored dtype.
@@ -86,8 +89,10 @@ func (w *weightFile) names() []string {
 func readWeights(path, format string) (*weightFile, error) {
 	switch format {
 	case "", FormatAuto, FormatSafetensors, FormatPTH:
+	case FormatKerasH5:
+		return nil, fmt.Errorf("import %s: Keras .h5 weights are read onto Keras' own ResNet50 only: use --arch %s", path, models.KerasResNet50Arch)
 	default:
-		return nil, fmt.Errorf("import: format %q is not supported; use auto, safetensors or pth", format)
+		return nil, fmt.Errorf("import: format %q is not supported; use auto, safetensors or pth (keras-h5 with --arch %s)", format, models.KerasResNet50Arch)
 	}
 	b, err := os.ReadFile(path)
 	if err != nil {
@@ -100,9 +105,15 @@ func readWeights(path, format string) (*weightFile, error) {
 			return nil, fmt.Errorf("import %s: %w", path, detectErr)
 		}
 		format = detected
+	case detectErr == nil && detected == FormatKerasH5:
+		format = detected
 	case detectErr == nil && detected != format:
 		return nil, fmt.Errorf("import %s: --format %s, but the file is %s", path, format, map[string]string{
 			FormatPTH: "a torch.save zip (.pth); use --format pth or auto", FormatSafetensors: "safetensors; use --format safetensors or auto"}[detected])
+	}
+	if format == FormatKerasH5 {
+		// Keras' layout has its own network: ExportWeights with --arch keras-resnet50.
+		return nil, fmt.Errorf("import %s: the file is Keras .h5 (HDF5) weights, which torchvision's architectures do not read; use --arch %s", path, models.KerasResNet50Arch)
 	}
 	w := &weightFile{format: format, tensors: map[string]SafeTensor{}}
 	if format == FormatPTH {
@@ -141,7 +152,10 @@ type ImportSummary struct {
 	Ignored    []string
 	NewHead    bool
 	Checkpoint string
-	Format     string // the file's: FormatSafetensors or FormatPTH
+	Format     string // the file's: FormatSafetensors, FormatPTH or FormatKerasH5
+	// Notes are what the user must know about the model written (a Keras notop file's
+	// placeholder classifier); pretrained prints them.
+	Notes []string
 }
 
 // ExpectedTensorNames lists the names (and PyTorch shapes, OIHW for convolutions) that

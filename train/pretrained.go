@@ -7,6 +7,8 @@ import (
 	"os"
 	"path/filepath"
 	"strings"
+
+	"github.com/shortcut-edge/shortcut/train/models"
 )
 
 //go:embed imagenet_classes.txt
@@ -29,7 +31,8 @@ func ImageNetClasses() []string {
 // (same checks, same errors), and writes it straight to a float export in out (model.json and
 // weights.bin, train/EXPORT.md) with batch norm folded, without a run directory or a GoMLX
 // backend: the path from pretrained weights to a .tflite (`shortcut-train pretrained`).
-// opt.Run and opt.Seed are not used.
+// opt.Run and opt.Seed are not used. With opt.Arch keras-resnet50 it reads Keras .h5 weights
+// onto Keras' ResNet50 instead (exportKeras, train/keras.go).
 func ExportWeights(opt ImportOptions, out string) (sum *ImportSummary, m *Manifest, err error) {
 	defer func() {
 		if r := recover(); r != nil {
@@ -38,6 +41,9 @@ func ExportWeights(opt ImportOptions, out string) (sum *ImportSummary, m *Manife
 	}()
 	if opt.NewHead {
 		return nil, nil, fmt.Errorf("export %s: a new (random) classifier cannot be exported untrained; import into a run and fine-tune it", opt.Path)
+	}
+	if strings.EqualFold(opt.Arch, models.KerasResNet50Arch) {
+		return exportKeras(opt, out)
 	}
 	im, err := importTensors(opt)
 	if err != nil {

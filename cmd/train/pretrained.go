@@ -16,14 +16,16 @@ import (
 	"github.com/shortcut-edge/shortcut/train"
 	"github.com/shortcut-edge/shortcut/train/data"
 	"github.com/shortcut-edge/shortcut/train/evaluate"
+	"github.com/shortcut-edge/shortcut/train/models"
 )
 
 func init() {
-	commands["pretrained"] = command{"turn pretrained torchvision ResNet weights into runnable .tflite models (float, and int8 with --calibration)", runPretrained}
+	commands["pretrained"] = command{"turn pretrained torchvision or Keras ResNet weights into runnable .tflite models (float, and int8 with --calibration)", runPretrained}
 }
 
-// pretrainedArchs are the torchvision ResNets (v1.5: the stride of a bottleneck sits on its 3x3).
-var pretrainedArchs = []string{"resnet18", "resnet34", "resnet50", "resnet101", "resnet152"}
+// pretrainedArchs are the torchvision ResNets (v1.5: the stride of a bottleneck sits on its 3x3)
+// and Keras' ResNet50 (v1, from Keras .h5 weights; train/models/keras.go).
+var pretrainedArchs = []string{"resnet18", "resnet34", "resnet50", "resnet101", "resnet152", models.KerasResNet50Arch}
 
 // Calibration defaults: quantize's count for datasets; for an image folder, all of it up to
 // this many.
@@ -69,8 +71,11 @@ func runPretrained(ctx context.Context, args []string, stdout io.Writer) error {
 	fs := newFlags("pretrained")
 	fs.Usage = func() {
 		fmt.Fprintf(fs.Output(), "usage: shortcut-train pretrained --arch resnet50 --weights FILE|URL --out DIR [--classes imagenet|@labels.txt|N]\n"+
-			"    [--input 224] [--sha256 HEX] [--format auto|safetensors|pth] [--calibration SOURCE [--calibration-count N]]\n\n"+
-			"Reads torchvision ResNet weights (state_dict names and shapes; .pth or safetensors, see train/IMPORT.md).\n"+
+			"    [--input 224] [--sha256 HEX] [--format auto|safetensors|pth|keras-h5] [--calibration SOURCE [--calibration-count N]]\n\n"+
+			"Reads torchvision ResNet weights (state_dict names and shapes; .pth or safetensors), or with\n"+
+			"--arch keras-resnet50 the Keras 2 .h5 weights of keras.applications.ResNet50 (with its Dense top, a\n"+
+			"Dense(N) you added, or the notop file with --classes N: then the classifier is a zero placeholder).\n"+
+			"See train/IMPORT.md.\n"+
 			"An http(s) URL is downloaded (resumed after a cut) into $XDG_CACHE_HOME/shortcut/weights (default\n"+
 			"~/.cache/shortcut/weights) and checked against --sha256 before use; a second run with the same\n"+
 			"--sha256 reads the cached file without a request. Without --sha256 the file's SHA-256 is printed.\n"+
@@ -83,14 +88,14 @@ func runPretrained(ctx context.Context, args []string, stdout io.Writer) error {
 		fs.PrintDefaults()
 	}
 	var o pretrainedOptions
-	fs.StringVar(&o.arch, "arch", "", "architecture: "+strings.Join(pretrainedArchs, ", ")+" (torchvision's)")
+	fs.StringVar(&o.arch, "arch", "", "architecture: "+strings.Join(pretrainedArchs, ", ")+" (torchvision's, and Keras' ResNet50)")
 	fs.StringVar(&o.weights, "weights", "", "weights file (.pth or safetensors with torchvision's names), or its http(s) URL (downloaded into the cache)")
 	fs.StringVar(&o.sha, "sha256", "", "expected SHA-256 of the weights file (hex); a mismatch is an error. Strongly recommended with a URL")
-	fs.StringVar(&o.format, "format", train.FormatAuto, "weights format: auto (from the content), safetensors, pth (keras-h5: not yet supported)")
+	fs.StringVar(&o.format, "format", train.FormatAuto, "weights format: auto (from the content), safetensors, pth, keras-h5 (--arch keras-resnet50)")
 	fs.StringVar(&o.classes, "classes", "", "class names: imagenet (the 1,000 ImageNet names), @FILE (one a line), N (named 0..N-1) or a,b,c; default imagenet when the classifier has 1000 outputs, else 0..N-1")
 	input := fs.String("input", "224", "network input size H or H,W")
-	mean := fs.String("mean", "", "input mean per channel on the 0..1 scale (default for 3 channels: ImageNet 0.485,0.456,0.406)")
-	std := fs.String("std", "", "input std per channel (default for 3 channels: ImageNet 0.229,0.224,0.225)")
+	mean := fs.String("mean", "", "input mean per channel on the 0..1 scale (default for 3 channels: ImageNet 0.485,0.456,0.406; keras-resnet50: Keras' caffe mean, 123.68,116.779,103.939 / 255)")
+	std := fs.String("std", "", "input std per channel (default for 3 channels: ImageNet 0.229,0.224,0.225; keras-resnet50: 1/255)")
 	fs.StringVar(&o.calibration, "calibration", "", "calibration images for the int8 model: images:DIR|GLOB, or a dataset FORMAT[:DIR]; none: no int8 model")
 	fs.IntVar(&o.calibrationCount, "calibration-count", 0, fmt.Sprintf("calibration images to use (at least %d); default %d, or all of an images: source up to %d", quant.RecommendedMinSamples, defaultCalibrationCount, defaultCalibrationCount))
 	fs.Uint64Var(&o.seed, "seed", 1, "seed of the calibration draw")
@@ -128,10 +133,12 @@ func checkPretrainedOptions(o pretrainedOptions) error {
 		return fmt.Errorf("--arch %q: want one of %s", o.arch, strings.Join(pretrainedArchs, ", "))
 	case o.weights == "":
 		return errors.New("--weights FILE|URL is required")
-	case o.format == "keras-h5":
-		return errors.New("--format keras-h5 is not yet supported; use torchvision's .pth or a safetensors file with torchvision's names")
-	case o.format != train.FormatAuto && o.format != "" && o.format != train.FormatPTH && o.format != train.FormatSafetensors:
-		return fmt.Errorf("--format %q: want auto, safetensors or pth", o.format)
+	case o.format != train.FormatAuto && o.format != "" && o.format != train.FormatPTH && o.format != train.FormatSafetensors && o.format != train.FormatKerasH5:
+		return fmt.Errorf("--format %q: want auto, safetensors, pth or keras-h5", o.format)
+	case o.format == train.FormatKerasH5 && !strings.EqualFold(o.arch, models.KerasResNet50Arch):
+		return fmt.Errorf("--format keras-h5 goes with --arch %s (Keras' ResNet50), not %s", models.KerasResNet50Arch, o.arch)
+	case strings.EqualFold(o.arch, models.KerasResNet50Arch) && (o.format == train.FormatPTH || o.format == train.FormatSafetensors):
+		return fmt.Errorf("--arch %s reads Keras .h5 weights (--format auto or keras-h5), not %s", models.KerasResNet50Arch, o.format)
 	case o.out == "":
 		return errors.New("--out DIR is required")
 	case o.calibrationCount < 0:
@@ -229,6 +236,9 @@ func pretrained(ctx context.Context, o pretrainedOptions) (string, error) {
 	}
 	fmt.Fprintf(&b, "read %d tensors of %s (%s, sha256 %s) as %s, input %dx%dx%d, %d classes\n", sum.Tensors, o.weights, sum.Format, digest,
 		arch, o.h, o.w, sum.Meta.Channels, len(e.Classes))
+	for _, n := range sum.Notes {
+		fmt.Fprintf(&b, "NOTE: %s\n", n)
+	}
 	files := []string{"model-float.tflite", "labels.txt"}
 	if o.calibration != "" {
 		samples, rec, err := pretrainedCalibration(ctx, e, o)

@@ -467,7 +467,7 @@ func TestPretrainedRefusesBadInputAndLeavesNothing(t *testing.T) {
 		{"an undecodable image", []string{"--weights", good, "--calibration", "images:" + broken}, "zz-bad.jpg"},
 		{"too few images", []string{"--weights", good, "--calibration", "images:" + few}, "at least 32"},
 		{"a wrong checksum", []string{"--weights", good, "--sha256", strings.Repeat("ab", 32)}, "SHA-256"},
-		{"keras-h5", []string{"--weights", good, "--format", "keras-h5"}, "not yet supported"},
+		{"--format keras-h5 with a torchvision arch", []string{"--weights", good, "--format", "keras-h5"}, "goes with --arch keras-resnet50"},
 		{"a URL without a host", []string{"--weights", "http:///resnet18-f37072fd.pth"}, "not a URL with a host"}, // downloads: pretrained_download_test.go
 		{"an unknown architecture", []string{"--arch", "resnet20", "--weights", good}, "want one of resnet18"},
 		{"a class count the classifier does not have", []string{"--weights", good, "--classes", "5"}, "fc.weight has 10 outputs"},

@@ -1,0 +1,263 @@
+package h5
+
+import (
+	"encoding/binary"
+	"encoding/json"
+	"flag"
+	"fmt"
+	"math"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"slices"
+	"strings"
+	"testing"
+)
+
+var update = flag.Bool("update", false, "regenerate testdata/*.h5 with h5wasm (tools/ort-node/keras-h5.mjs; needs node and tools/ort-node's packages)")
+
+// The generated files hold a small Keras-shaped layout: layer_names, a layer without weights,
+// and tensors whose element i of tensor t is want(t, i), exact in float32.
+type genTensor struct {
+	layer, name string
+	shape       []int
+}
+
+var genTensors = []genTensor{
+	{"conv1_conv", "conv1_conv/kernel:0", []int{3, 3, 2, 4}},
+	{"conv1_conv", "conv1_conv/bias:0", []int{4}},
+	{"conv1_bn", "conv1_bn/gamma:0", []int{4}},
+	{"dense", "dense/kernel:0", []int{5, 7}},
+	{"dense", "dense/bias:0", []int{7}},
+}
+
+var genLayers = []string{"input_1", "conv1_pad", "conv1_conv", "conv1_bn", "dense"}
+
+func want(t, i int) float32 { return float32(t+1)*0.5 + float32(i%97)*0.125 - 2 }
+
+// genVariants are the files in testdata: what h5py writes by default (superblock 0,
+// symbol-table groups, fixed-length strings), and what other settings and h5wasm write.
+var genVariants = map[string]map[string]any{
+	"v0-fixed.h5":            {"strings": "fixed", "libver": []string{"earliest", "v108"}},
+	"v0-vlen-deflate.h5":     {"strings": "vlen", "libver": []string{"earliest", "v108"}, "chunks": true, "compression": 6},
+	"v0-float64-split.h5":    {"strings": "fixed", "libver": []string{"earliest", "v108"}, "dtype": "<d", "split_layer_names": 2},
+	"v2-default.h5":          {"strings": "vlen"},
+	"v3-latest-deflate.h5":   {"strings": "fixed", "libver": "latest", "chunks": true, "compression": 4},
+	"v3-latest-chunked.h5":   {"strings": "vlen", "libver": "latest", "chunks": true},
+	"v0-chunked-nofilter.h5": {"strings": "fixed", "libver": []string{"earliest", "v108"}, "chunks": true},
+}
+
+func TestRegenerateTestdata(t *testing.T) {
+	if !*update {
+		t.Skip("-update regenerates testdata")
+	}
+	node, err := exec.LookPath("node")
+	if err != nil {
+		t.Fatal(err)
+	}
+	script, _ := filepath.Abs("../../tools/ort-node/keras-h5.mjs")
+	dir := t.TempDir()
+	var blob []byte
+	type w struct {
+		Name   string `json:"name"`
+		Shape  []int  `json:"shape"`
+		Offset int    `json:"offset"`
+	}
+	layers := []map[string]any{}
+	for _, l := range genLayers {
+		ws := []w{}
+		for ti, gt := range genTensors {
+			if gt.layer != l {
+				continue
+			}
+			n := 1
+			for _, d := range gt.shape {
+				n *= d
+			}
+			ws = append(ws, w{gt.name, gt.shape, len(blob)})
+			for i := range n {
+				blob = binary.LittleEndian.AppendUint32(blob, math.Float32bits(want(ti, i)))
+			}
+		}
+		layers = append(layers, map[string]any{"name": l, "weights": ws})
+	}
+	bp := filepath.Join(dir, "w.bin")
+	if err := os.WriteFile(bp, blob, 0o644); err != nil {
+		t.Fatal(err)
+	}
+	for name, v := range genVariants {
+		spec := map[string]any{"blob": bp, "layers": layers}
+		for k, x := range v {
+			spec[k] = x
+		}
+		js, _ := json.Marshal(spec)
+		sp := filepath.Join(dir, name+".json")
+		os.WriteFile(sp, js, 0o644)
+		out, _ := filepath.Abs(filepath.Join("testdata", name))
+		cmd := exec.Command(node, script, "write", sp, out)
+		cmd.Dir = filepath.Dir(script)
+		if b, err := cmd.CombinedOutput(); err != nil {
+			t.Fatalf("%s: %v: %s", name, err, b)
+		}
+	}
+}
+
+func open(t testing.TB, name string) *File {
+	t.Helper()
+	b, err := os.ReadFile(filepath.Join("testdata", name))
+	if err != nil {
+		t.Fatal(err)
+	}
+	f, err := Open(b)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return f
+}
+
+func strs(t *testing.T, o *Object, name string) []string {
+	t.Helper()
+	a, err := o.Attr(name)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return a.Strings
+}
+
+func TestReadsWhatH5pyAndH5wasmWrite(t *testing.T) {
+	for name := range genVariants {
+		t.Run(name, func(t *testing.T) {
+			f := open(t, name)
+			root, err := f.Root()
+			if err != nil {
+				t.Fatal(err)
+			}
+			var layers []string
+			if strings.Contains(name, "split") {
+				for k := 0; ; k++ {
+					a, err := root.Attr(fmt.Sprintf("layer_names%d", k))
+					if err != nil {
+						break
+					}
+					layers = append(layers, a.Strings...)
+				}
+			} else {
+				layers = strs(t, root, "layer_names")
+			}
+			if !slices.Equal(layers, genLayers) {
+				t.Fatalf("layer_names %q, want %q", layers, genLayers)
+			}
+			if b := strs(t, root, "backend"); !slices.Equal(b, []string{"tensorflow"}) {
+				t.Errorf("backend %q", b)
+			}
+			for ti, gt := range genTensors {
+				g, err := root.Open(gt.layer)
+				if err != nil {
+					t.Fatal(err)
+				}
+				wn := strs(t, g, "weight_names")
+				if !slices.Contains(wn, gt.name) {
+					t.Errorf("%s: weight_names %q lacks %q", gt.layer, wn, gt.name)
+				}
+				o, err := g.Open(gt.name)
+				if err != nil {
+					t.Fatal(err)
+				}
+				d, err := o.Dataset()
+				if err != nil {
+					t.Fatal(err)
+				}
+				if !slices.Equal(d.Shape, gt.shape) {
+					t.Errorf("%s: shape %v, want %v", d.Path, d.Shape, gt.shape)
+				}
+				v, err := d.Float32s()
+				if err != nil {
+					t.Fatal(err)
+				}
+				for i, x := range v {
+					if x != want(ti, i) {
+						t.Fatalf("%s[%d] = %v, want %v", d.Path, i, x, want(ti, i))
+					}
+				}
+			}
+			// A layer without weights: an empty weight_names.
+			g, err := root.Open("conv1_pad")
+			if err != nil {
+				t.Fatal(err)
+			}
+			a, err := g.Attr("weight_names")
+			if err != nil || len(a.Strings)+len(a.Numbers) != 0 {
+				t.Errorf("conv1_pad weight_names = %+v, %v; want empty", a, err)
+			}
+			n := 0
+			if err := f.Walk(func(o *Object) error { n++; return nil }); err != nil {
+				t.Fatal(err)
+			}
+			if n != 1+len(genLayers)+len(genTensors)+3 { // root, layer groups, datasets, the 3 nested groups
+				t.Errorf("walked %d objects", n)
+			}
+		})
+	}
+}
+
+// readAll reads everything a file holds: every object's attributes and every dataset's values.
+func readAll(b []byte) error {
+	f, err := Open(b)
+	if err != nil {
+		return err
+	}
+	return f.Walk(func(o *Object) error {
+		if _, err := o.Attrs(); err != nil {
+			return err
+		}
+		if o.IsGroup() {
+			return nil
+		}
+		d, err := o.Dataset()
+		if err != nil {
+			return err
+		}
+		if _, err := d.Value(); err != nil {
+			return err
+		}
+		return nil
+	})
+}
+
+func TestDamagedFilesGiveErrors(t *testing.T) {
+	b, err := os.ReadFile(filepath.Join("testdata", "v0-vlen-deflate.h5"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := readAll(b); err != nil {
+		t.Fatal(err)
+	}
+	for _, n := range []int{0, 7, 8, 40, 100, 600, 1000, 2000, 4096, len(b) / 2, len(b) - 1} {
+		if err := readAll(b[:n]); err == nil {
+			t.Errorf("truncated to %d bytes: no error", n)
+		}
+	}
+	if _, err := Open([]byte("PK\x03\x04 not hdf5")); err == nil || !strings.Contains(err.Error(), "not an HDF5 file") {
+		t.Errorf("zip: %v", err)
+	}
+	// Every single flipped byte: an error or the same reading, never a panic.
+	for i := range min(len(b), 3000) {
+		c := slices.Clone(b)
+		c[i] ^= 0xff
+		readAll(c)
+	}
+}
+
+func FuzzReadH5(f *testing.F) {
+	files, _ := filepath.Glob(filepath.Join("testdata", "*.h5"))
+	for _, p := range files {
+		b, err := os.ReadFile(p)
+		if err != nil {
+			f.Fatal(err)
+		}
+		f.Add(b)
+	}
+	f.Fuzz(func(t *testing.T, b []byte) {
+		readAll(b)
+	})
+}

@@ -60,7 +60,8 @@ func kerasKey(name string) string {
 	return strings.Join(parts, "/")
 }
 
-// readKerasH5 reads the layout Keras 2 writes: the root attribute layer_names (split into
+// readKerasH5 reads the layout Keras 2 writes (at the root of a weights file, in the group
+// model_weights of a whole saved model): the attribute layer_names (split into
 // layer_names0, layer_names1, ... when it is too large for an object header), a group per
 // layer with the attribute weight_names, and a dataset per weight at <layer>/<weight name>.
 // Values are read later, tensor by tensor.
@@ -74,6 +75,13 @@ func readKerasH5(path string, b []byte) (*kerasFile, error) {
 		return nil, fmt.Errorf("keras-h5 %s: %w", path, err)
 	}
 	kf := &kerasFile{path: path, tensors: map[string]*kerasTensor{}}
+	if _, err := root.Attr("layer_names"); errors.Is(err, h5.ErrNotFound) {
+		// A whole model saved by Keras 2's model.save: the weights file's layout sits in the
+		// group model_weights.
+		if g, err := root.Open("model_weights"); err == nil && g.IsGroup() {
+			root = g
+		}
+	}
 	names, err := root.Attr("layer_names")
 	switch {
 	case err == nil:
@@ -92,9 +100,6 @@ func readKerasH5(path string, b []byte) (*kerasFile, error) {
 			kf.layers = append(kf.layers, a.Strings...)
 		}
 		if len(kf.layers) == 0 {
-			if _, err := root.Attr("model_config"); err == nil {
-				return nil, fmt.Errorf("keras-h5 %s: a whole saved model (model.save), not a weights file: its weights are under model_weights; save them with model.save_weights", path)
-			}
 			return nil, fmt.Errorf("keras-h5 %s: no layer_names attribute: not a Keras 2 weights file (Keras 3's .weights.h5 layout is not supported)", path)
 		}
 	default:

@@ -504,7 +504,12 @@ func testKerasAgreesWithONNXTwin(t *testing.T, kf *kerasTestFiles) {
 	if !strings.Contains(stdout, "keras-h5") || !strings.Contains(stdout, "10 classes") {
 		t.Errorf("pretrained printed %q", stdout)
 	}
-	code, stdout, stderr = cli("pretrained", "--arch", "keras-resnet50", "--weights", kf.notop, "--classes", "5", "--input", fmt.Sprint(size), "--out", outNotop)
+	// The notop file with a placeholder head, calibrated: the int8 model must be written too
+	// (a zero classifier must not break quantization).
+	shots := filepath.Join(dir, "shots")
+	writePNGs(t, shots, 32, size, 11)
+	code, stdout, stderr = cli("pretrained", "--arch", "keras-resnet50", "--weights", kf.notop, "--classes", "5", "--input", fmt.Sprint(size),
+		"--calibration", "images:"+shots, "--out", outNotop)
 	if code != 0 {
 		t.Fatalf("pretrained (notop): exit %d: %s", code, stderr)
 	}
@@ -517,6 +522,9 @@ func testKerasAgreesWithONNXTwin(t *testing.T, kf *kerasTestFiles) {
 	}
 	mNotop, err := resnet.LoadFile(filepath.Join(outNotop, "model-float.tflite"))
 	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := resnet.LoadFile(filepath.Join(outNotop, "model-int8.tflite")); err != nil {
 		t.Fatal(err)
 	}
 	// The metadata says how to get Keras' input from an RGB image: (p/255 - mean)/std = p - m_caffe.

@@ -87,6 +87,10 @@ bench-kernels:
 armcount:
 	$(GO) run ./resnet/internal/fast/cmd/armcount
 
+# Raspberry Pi 5 and 4 latency of int8 ResNet-50 224 by simulation (qemu trace priced by llvm-mca 19).
+arm-estimate:
+	scripts/arm-estimate.sh
+
 # The GPU check (issue 4): build here, carry bin/shortcut-train and out/gpu-data
 # to the lent GPU machine, run scripts/gpu-check.sh there.
 gpu-prep:

@@ -70,14 +70,17 @@ embedded_broker: {address: "127.0.0.1:%d"}
 		{"a binary built without ONNX Runtime", plain, "onnxruntime-cpu", lib, "cpu", "built without ONNX Runtime"},
 		{"a missing library", tagged, "onnxruntime-cpu", "/nonexistent/libonnxruntime.so", "cpu", "/nonexistent/libonnxruntime.so"},
 		{"a provider the library lacks", tagged, "onnxruntime-cuda", lib, "cpu", "cuda"},
+		// TensorRT is prepared in the background (its engine build takes
+		// minutes); npm's CPU library has no TensorRT, so it ends on cpu.
+		{"TensorRT, which the library lacks", tagged, "onnxruntime-tensorrt", lib, "cpu", "tensorrt"},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			port := freePort(t)
 			d, cfg := config(strings.ReplaceAll(tc.name, " ", "-"), tc.accel, tc.library, port)
 			p := startAgentProc(t, tc.bin, d, fmt.Sprintf("127.0.0.1:%d", port), cfg)
-			waitUntil(t, "a classified frame", func() bool {
+			waitUntil(t, "a classified frame and the accelerator prepared", func() bool {
 				h := p.health(t)
-				return len(h.Cameras) == 1 && h.Cameras[0].Frames > 0
+				return len(h.Cameras) == 1 && h.Cameras[0].Frames > 0 && h.Accelerator != nil && !h.Accelerator.Preparing
 			})
 			a := p.health(t).Accelerator
 			if a == nil || a.Requested != tc.accel || a.InUse != tc.inUse || !strings.Contains(a.Reason, tc.reason) {

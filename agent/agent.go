@@ -12,6 +12,7 @@ import (
 	"sync/atomic"
 	"time"
 
+	"github.com/shortcut-edge/shortcut/agent/classify"
 	"github.com/shortcut-edge/shortcut/agent/decide"
 	"github.com/shortcut-edge/shortcut/agent/head"
 	"github.com/shortcut-edge/shortcut/agent/publish"
@@ -36,6 +37,10 @@ type Options struct {
 	// OpenPin finds a GPIO pin by name; nil means the board's pins through
 	// periph.io (host.Init, gpioreg.ByName). Only used when gpio names pins.
 	OpenPin PinOpener
+	// Accelerate moves a loaded model to model.accelerator; nil means
+	// classify.Accelerate. Tests stand in for engines that cannot run here
+	// (TensorRT).
+	Accelerate func(Classifier, classify.AccelOptions, *slog.Logger) (Classifier, AcceleratorStatus)
 }
 
 type modelRef struct {
@@ -52,15 +57,18 @@ type Agent struct {
 	met    *metrics
 	topics publish.Topics
 	model  atomic.Pointer[modelRef]
-	accel  atomic.Pointer[AcceleratorStatus] // what runs the model (accelerate.go)
-	cams   []*camera
-	pub    *publish.Publisher
-	notify *notifier
-	head   atomic.Pointer[activeHead] // nil: the model's own classifier
-	learn  *learner                   // nil when learning is off
-	gpio   *gpioUnit                  // nil without gpio pins
-	web    *webHub                    // the page's live events (webevents.go)
-	auth   *webAuth                   // http.auth: sessions, tokens (webauth.go)
+	accel  atomic.Pointer[AcceleratorStatus] // what runs the model (loadmodel.go)
+	// prepare carries a model whose accelerator is prepared in the
+	// background (loadmodel.go) to Run's goroutine that prepares it.
+	prepare chan *modelRef
+	cams    []*camera
+	pub     *publish.Publisher
+	notify  *notifier
+	head    atomic.Pointer[activeHead] // nil: the model's own classifier
+	learn   *learner                   // nil when learning is off
+	gpio    *gpioUnit                  // nil without gpio pins
+	web     *webHub                    // the page's live events (webevents.go)
+	auth    *webAuth                   // http.auth: sessions, tokens (webauth.go)
 
 	processed atomic.Uint64
 	readyOnce sync.Once
@@ -101,7 +109,7 @@ func New(cfg Config, opt Options) (*Agent, error) {
 	if cfg.Device.Name == "" {
 		cfg.Device.Name = "Shortcut " + cfg.Device.ID
 	}
-	a := &Agent{cfg: cfg, opt: opt, log: opt.Logger, met: newMetrics(), notify: notifierFromEnv(opt.Getenv), web: newWebHub(),
+	a := &Agent{cfg: cfg, opt: opt, log: opt.Logger, met: newMetrics(), notify: notifierFromEnv(opt.Getenv), web: newWebHub(), prepare: make(chan *modelRef, 1),
 		topics: publish.Topics{Prefix: cfg.MQTT.TopicPrefix, Device: cfg.Device.ID, DiscoveryPrefix: cfg.MQTT.Discovery.Prefix}}
 	a.met.reg.MustRegister(newSourceCollector(a), newThermalCollector(thermalRoot))
 	a.auth = newWebAuth(cfg.HTTP, a.log.With("component", "http"))
@@ -323,6 +331,7 @@ func (a *Agent) Run(ctx context.Context) error {
 	if a.cfg.Model.Watch {
 		wg.Go(func() { a.watchModel(ctx) })
 	}
+	wg.Go(func() { a.prepareAccelerators(ctx) })
 	if a.notify.watchdog > 0 {
 		wg.Go(func() { a.watchdog(ctx) })
 	}

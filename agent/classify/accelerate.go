@@ -26,7 +26,16 @@ type AcceleratorStatus struct {
 	Requested string `json:"requested"`
 	InUse     string `json:"in_use"`
 	Reason    string `json:"reason,omitempty"`
+	// Preparing: the requested engine is being prepared in the background
+	// (TensorRT builds its engine, minutes on a first start); our kernels
+	// run the model meanwhile.
+	Preparing bool `json:"preparing,omitempty"`
 }
+
+// SlowToPrepare says whether an accelerator may take minutes to take a
+// model (TensorRT builds an engine for it on first use): the agent then
+// prepares it in the background and runs our kernels meanwhile.
+func SlowToPrepare(accelerator string) bool { return accelerator == "onnxruntime-tensorrt" }
 
 // Accelerate returns c running on the accelerator model.accelerator names:
 // "cpu" (our kernels), "armnn-cpu" or "armnn-gpu" (Arm NN, in binaries

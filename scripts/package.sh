@@ -1,11 +1,12 @@
 #!/usr/bin/env bash
-# Builds the shortcut-agent Debian packages (nfpm as a library, see
-# packaging/tool) and, with --check, installs, upgrades, removes and purges
-# each one in a throw-away overlay of this machine's root.
+# Builds the shortcut-agent and shortcut-train Debian packages (nfpm as a
+# library, see packaging/tool) and, with --check, checks their contents and
+# installs, upgrades, removes and purges them in a throw-away overlay of this
+# machine's root.
 #
 #   scripts/package.sh [--check] [--armnn] [amd64] [arm64]   (default: both)
 #
-# Output: out/packages/shortcut-agent_<version>_<arch>.deb. VERSION overrides
+# Output: out/packages/shortcut-{agent,train}_<version>_<arch>.deb. VERSION overrides
 # the version (default: from `git describe`, else 0.0.0~dev).
 # --armnn builds the arm64 agent with the `armnn` tag (Arm NN backend) and
 # adds libarmnn22/libarmnntfliteparser22 to Depends.
@@ -16,6 +17,9 @@
 # conffile; the state folder /var/lib/shortcut, made by postinst and kept on
 # remove and upgrade (purge deletes it). Depends are the packages that own
 # the agent's shared libraries on this machine (the same names on arm64).
+# shortcut-train's package (packaging/nfpm-train.yaml): /usr/bin/shortcut-train
+# and its documents in /usr/share/doc/shortcut-train (the README, the road
+# from weights to a board, IMPORT.md, EXPORT.md).
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
@@ -33,8 +37,10 @@ done
 die() { echo "package: $*" >&2; exit 1; }
 
 if [ -z "${VERSION:-}" ]; then
-	VERSION=$(git describe --tags --always 2>/dev/null | sed 's/^v//; s/-/+/g' || true)
-	[[ $VERSION =~ ^[0-9] ]] || VERSION=0.0.0~dev${VERSION:++$VERSION}
+	# A tag's describe (v1.2.0-3-gabc -> 1.2.0+3+gabc); with no tag, a bare
+	# commit hash would pass for a version when it starts with a digit.
+	VERSION=$(git describe --tags 2>/dev/null | sed 's/^v//; s/-/+/g' || true)
+	[[ $VERSION =~ ^[0-9] ]] || VERSION=0.0.0~dev+$(git rev-parse --short HEAD 2>/dev/null || echo unknown)
 fi
 export VERSION
 # The version the binaries report (--version, sw_version, shortcut_build_info);
@@ -83,8 +89,11 @@ for arch in "${arches[@]}"; do
 	# but no elements (videoconvert, appsink: base; v4l2src, jpegdec,
 	# rtspsrc: good).
 	recommends="gstreamer1.0-plugins-base, gstreamer1.0-plugins-good, mosquitto-clients"
+	readelf=aarch64-linux-gnu-readelf
 	if [ "$arch" = amd64 ]; then
+		readelf=readelf
 		CGO_ENABLED=1 go build -trimpath -ldflags "$ldflags" -o "$bindir/shortcut-agent" ./cmd/agent
+		CGO_ENABLED=1 go build -trimpath -ldflags "$ldflags" -o "$bindir/shortcut-train" ./cmd/train
 		deps=$(deps_of readelf "$bindir/shortcut-agent")
 	else
 		flag=()
@@ -101,6 +110,13 @@ for arch in "${arches[@]}"; do
 		"$work/pkgtool" -config packaging/nfpm.yaml -target "$target"
 	echo "package: $target"
 	dpkg-deb -I "$target" | sed -n 's/^ \(Package\|Version\|Architecture\|Depends\|Recommends\|Installed-Size\):/  \1:/p'
+	# shortcut-train: the binary the same build made (cross-arm64.sh builds both).
+	[ -x "$bindir/shortcut-train" ] || die "no $bindir/shortcut-train after the $arch build"
+	target=$out/shortcut-train_${VERSION}_$arch.deb
+	ARCH=$arch BINARY=$bindir/shortcut-train DEPENDS=$(deps_of "$readelf" "$bindir/shortcut-train") \
+		"$work/pkgtool" -config packaging/nfpm-train.yaml -target "$target"
+	echo "package: $target"
+	dpkg-deb -I "$target" | sed -n 's/^ \(Package\|Version\|Architecture\|Depends\|Installed-Size\):/  \1:/p'
 done
 
 ((check)) || exit 0
@@ -129,6 +145,22 @@ for arch in "${arches[@]}"; do
 	dpkg-deb -I "$deb" conffiles | grep -qx /etc/shortcut/agent.yaml || die "$deb: /etc/shortcut/agent.yaml is not a conffile"
 	[ "$(dpkg-deb -f "$deb" Architecture)" = "$arch" ] || die "$deb: wrong Architecture"
 	echo "  $deb: ok ($(wc -l <<<"$listing") entries)"
+	deb=$out/shortcut-train_${VERSION}_$arch.deb
+	listing=$(dpkg-deb -c "$deb")
+	for f in ./usr/bin/shortcut-train ./usr/share/doc/shortcut-train/copyright ./usr/share/doc/shortcut-train/README.md \
+		./usr/share/doc/shortcut-train/road.md ./usr/share/doc/shortcut-train/IMPORT.md ./usr/share/doc/shortcut-train/EXPORT.md; do
+		grep -q " $f\$" <<<"$listing" || die "$deb lacks $f"
+	done
+	[ "$(dpkg-deb -f "$deb" Architecture)" = "$arch" ] || die "$deb: wrong Architecture"
+	[ "$(dpkg-deb -f "$deb" Package)" = shortcut-train ] || die "$deb: wrong Package"
+	# The binary inside is the architecture's own (the cross build, not this machine's).
+	dpkg-deb --fsys-tarfile "$deb" | tar -xO ./usr/bin/shortcut-train >"$work/train-$arch"
+	machine=$(readelf -h "$work/train-$arch" | sed -n 's/^ *Machine: *//p')
+	case $arch in
+	amd64) [[ $machine == *X86-64* ]] || die "$deb: /usr/bin/shortcut-train is for $machine" ;;
+	arm64) [[ $machine == *AArch64* ]] || die "$deb: /usr/bin/shortcut-train is for $machine" ;;
+	esac
+	echo "  $deb: ok ($(wc -l <<<"$listing") entries, $machine)"
 done
 if command -v lintian >/dev/null; then
 	for arch in "${arches[@]}"; do
@@ -159,6 +191,7 @@ go run ./cmd/train random-model --depth 20 --input 32,32,3 --classes 10 --int8 -
 ov=$work/ov
 mkdir -p "$ov/upper" "$ov/work" "$ov/root"
 cp "$deb" "$ov/upper.deb"
+cp "$out/shortcut-train_${VERSION}_amd64.deb" "$ov/train.deb"
 cp "$model" "$ov/model.tflite"
 cat >"$ov/inside.sh" <<'EOS'
 set -eu
@@ -187,6 +220,13 @@ dpkg -P shortcut-agent >/tmp/dpkg.log 2>&1 || { cat /tmp/dpkg.log; fail "dpkg -P
 [ ! -e /var/lib/shortcut ] || fail "purge left /var/lib/shortcut"
 [ ! -e /etc/shortcut/agent.yaml ] || fail "purge left the conffile"
 echo "  purge deletes state and configuration: ok"
+dpkg -i /pkg/train.deb >/tmp/dpkg.log 2>&1 || { cat /tmp/dpkg.log; fail "dpkg -i shortcut-train failed"; }
+/usr/bin/shortcut-train --version | grep -q . || fail "shortcut-train --version printed nothing"
+/usr/bin/shortcut-train random-model --depth 8 --input 28,28,1 --classes 10 --int8 --out /tmp/r8.tflite >/dev/null || fail "shortcut-train random-model"
+[ -s /tmp/r8.tflite ] || fail "shortcut-train random-model wrote nothing"
+dpkg -r shortcut-train >/tmp/dpkg.log 2>&1 || { cat /tmp/dpkg.log; fail "dpkg -r shortcut-train failed"; }
+[ ! -e /usr/bin/shortcut-train ] || fail "remove left /usr/bin/shortcut-train"
+echo "  shortcut-train: install, --version, random-model, remove: ok"
 EOS
 # A private mount namespace: the overlay's writes land in $ov/upper and vanish
 # with it; the machine's root is never written.

@@ -261,3 +261,22 @@ func FuzzReadH5(f *testing.F) {
 		readAll(b)
 	})
 }
+
+func TestNumbersOfEitherByteOrder(t *testing.T) {
+	for _, tc := range []struct {
+		t    Datatype
+		b    []byte
+		want float64
+	}{
+		{Datatype{Class: ClassFloat, Size: 4}, []byte{0, 0, 0xc0, 0x3f}, 1.5},
+		{Datatype{Class: ClassFloat, Size: 4, BigEndian: true}, []byte{0x3f, 0xc0, 0, 0}, 1.5},
+		{Datatype{Class: ClassFloat, Size: 8, BigEndian: true}, []byte{0xc0, 0x04, 0, 0, 0, 0, 0, 0}, -2.5},
+		{Datatype{Class: ClassInt, Size: 2, Signed: true}, []byte{0xfe, 0xff}, -2},
+		{Datatype{Class: ClassInt, Size: 2}, []byte{0xfe, 0xff}, 65534},
+		{Datatype{Class: ClassInt, Size: 4, Signed: true, BigEndian: true}, []byte{0xff, 0xff, 0xff, 0xfd}, -3},
+	} {
+		if got := number(tc.t, tc.b); got != tc.want {
+			t.Errorf("%s % x = %v, want %v", tc.t, tc.b, got, tc.want)
+		}
+	}
+}

@@ -90,7 +90,7 @@ func readWeights(path, format string) (*weightFile, error) {
 	switch format {
 	case "", FormatAuto, FormatSafetensors, FormatPTH:
 	case FormatKerasH5:
-		return nil, fmt.Errorf("import %s: Keras .h5 weights are read onto Keras' own ResNet50 only: use --arch %s", path, models.KerasResNet50Arch)
+		return nil, fmt.Errorf("import %s: Keras .h5 weights are read onto Keras' own ResNet50 only: use `shortcut-train pretrained --arch %s`", path, models.KerasResNet50Arch)
 	default:
 		return nil, fmt.Errorf("import: format %q is not supported; use auto, safetensors or pth (keras-h5 with --arch %s)", format, models.KerasResNet50Arch)
 	}
@@ -113,7 +113,7 @@ func readWeights(path, format string) (*weightFile, error) {
 	}
 	if format == FormatKerasH5 {
 		// Keras' layout has its own network: ExportWeights with --arch keras-resnet50.
-		return nil, fmt.Errorf("import %s: the file is Keras .h5 (HDF5) weights, which torchvision's architectures do not read; use --arch %s", path, models.KerasResNet50Arch)
+		return nil, fmt.Errorf("import %s: the file is Keras .h5 (HDF5) weights, which torchvision's architectures do not read; use `shortcut-train pretrained --arch %s`", path, models.KerasResNet50Arch)
 	}
 	w := &weightFile{format: format, tensors: map[string]SafeTensor{}}
 	if format == FormatPTH {
@@ -192,6 +192,10 @@ func ImportWeights(opt ImportOptions) (sum *ImportSummary, err error) {
 	}()
 	if opt.Run == "" {
 		return nil, errors.New("import: no run directory")
+	}
+	if strings.EqualFold(opt.Arch, models.KerasResNet50Arch) {
+		return nil, fmt.Errorf("import %s: %s cannot be imported into a training run (its convolutions have biases, the trainer's ResNets have none); "+
+			"`shortcut-train pretrained --arch %s` makes runnable models from it, and `shortcut-train head` adapts them", opt.Path, models.KerasResNet50Arch, models.KerasResNet50Arch)
 	}
 	if existing, _ := filepath.Glob(filepath.Join(opt.Run, "checkpoint-*.json")); len(existing) > 0 {
 		return nil, fmt.Errorf("import: run directory %s already holds checkpoints; choose an empty one", opt.Run)

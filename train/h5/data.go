@@ -179,6 +179,7 @@ func (f *File) decode(t Datatype, shape []int, raw []byte) (Value, error) {
 	switch t.Class {
 	case ClassString:
 		v.Strings = make([]string, 0, n)
+		total := 0
 		for i := range n {
 			e := raw[i*t.Size : (i+1)*t.Size]
 			if !t.VarLen {
@@ -189,6 +190,10 @@ func (f *File) decode(t Datatype, shape []int, raw []byte) (Value, error) {
 			s, err := f.vlenString(e)
 			if err != nil {
 				return v, err
+			}
+			// Many elements may name one large heap object: bound the copies, not the names.
+			if total += len(s); total > f.limit() {
+				return v, fmt.Errorf("variable-length strings of more than %d bytes in all", f.limit())
 			}
 			v.Strings = append(v.Strings, s)
 		}

@@ -9,6 +9,8 @@ import (
 	"unsafe"
 
 	"gocv.io/x/gocv"
+
+	"github.com/shortcut-edge/shortcut/resnet"
 )
 
 // Fit says how a frame is brought to the model's input size.
@@ -151,18 +153,19 @@ func NewPreprocessor(cfg PreprocessConfig) (*Preprocessor, error) {
 	if cfg.Interpolation == InterpLinear {
 		p.interp = gocv.InterpolationLinear
 	}
+	// The model input's quantization, converted as every model input is
+	// (resnet.Quant.QuantizeInt8, the one float->int8 conversion).
+	inQ := &resnet.Quant{Scale: []float32{cfg.Scale}, ZeroPoint: []int64{int64(cfg.ZeroPoint)}}
 	for c := 0; c < 3; c++ {
 		std := cfg.Std[c]
 		if std == 0 {
 			std = 1
 		}
 		for v := 0; v < 256; v++ {
-			x := (float32(v)/255 - cfg.Mean[c]) / std
-			p.f32[c][v] = x
-			if cfg.Scale > 0 {
-				q := math.Round(float64(x)/float64(cfg.Scale)) + float64(cfg.ZeroPoint)
-				p.i8[c][v] = int8(max(-128, min(127, q)))
-			}
+			p.f32[c][v] = (float32(v)/255 - cfg.Mean[c]) / std
+		}
+		if cfg.Scale > 0 {
+			inQ.QuantizeInt8(p.i8[c][:], p.f32[c][:])
 		}
 	}
 	p.resized, p.conv, p.mid, p.out = gocv.NewMat(), gocv.NewMat(), gocv.NewMat(), gocv.NewMat()

@@ -88,9 +88,12 @@ type learnRequest struct {
 	Camera     string `json:"camera"`
 }
 
-type labelRequest struct {
-	ID    string `json:"id"`
-	Label string `json:"label"`
+// forgetRequest names a label (every example of it) or one example (an id
+// from GET /api/v1/labels or the labels of the page), never both.
+type forgetRequest struct {
+	ID      string `json:"id"`
+	Label   string `json:"label"`
+	Example string `json:"example"`
 }
 
 type plainRequest struct {
@@ -242,8 +245,18 @@ func (l *learner) handle(ctx context.Context, c command) {
 			return
 		}
 	case CmdForget:
-		var req labelRequest
-		if parse(&req, &req.ID) && label(req.Label) && once(req.ID) {
+		var req forgetRequest
+		switch {
+		case !parse(&req, &req.ID):
+		case req.Example != "" && req.Label != "":
+			cerr = invalid("forget: give a label (all its examples) or an example (one), not both")
+		case req.Example != "":
+			if err := checkExampleID(req.Example); err != nil {
+				cerr = invalid("forget: %v", err)
+			} else if once(req.ID) {
+				result, cerr = l.forgetExample(req.Example)
+			}
+		case label(req.Label) && once(req.ID):
 			result, cerr = l.forget(req.Label)
 		}
 	case CmdLabels:

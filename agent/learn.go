@@ -10,6 +10,7 @@ import (
 	"log/slog"
 	"math"
 	"os"
+	"regexp"
 	"slices"
 	"strings"
 	"sync"
@@ -465,6 +466,9 @@ func (l *learner) startTrain(ctx context.Context, c command) *cmdError {
 			l.mu.Unlock()
 		}()
 		h, err := l.a.opt.Train(ctx, tr)
+		if err == nil {
+			h, err = l.clearThreshold(h, ex)
+		}
 		if err == nil && h.Dim() != l.a.Model().EmbeddingDim {
 			err = fmt.Errorf("the model was replaced during training and its embedding no longer fits the head; train again")
 		}
@@ -490,6 +494,27 @@ func (l *learner) startTrain(ctx context.Context, c command) *cmdError {
 		l.a.replyWarn(c, info, nil, warn)
 	})
 	return nil
+}
+
+// clearThreshold raises each imprinted label of h (one taught alone, or
+// with fewer than head.Options.MinExamples examples) until its score on its
+// own median example is halfway between decision.threshold and 1: imprinting
+// alone leaves it tied with the model's best class there (a score near 0.5,
+// head.imprintBias), and the debouncer would never make it the state.
+func (l *learner) clearThreshold(h *head.Head, ex head.Examples) (*head.Head, error) {
+	score := (1 + l.a.cfg.Decision.Threshold) / 2
+	for _, label := range h.Report().Imprinted {
+		for _, le := range ex.Labels {
+			if le.Label != label {
+				continue
+			}
+			var err error
+			if h, err = h.WithImprintScore(label, le.Embeddings, score); err != nil {
+				return nil, err
+			}
+		}
+	}
+	return h, nil
 }
 
 // busyLocked refuses a command that conflicts with a running training.
@@ -628,4 +653,70 @@ func fileSHA256(path string) (string, int64, error) {
 	}
 	s := sha256.Sum256(b)
 	return hex.EncodeToString(s[:]), int64(len(b)), nil
+}
+
+// exampleID is the form of a stored example's id (agent/head/ids.go): 16
+// hex digits, then "-<n>" for the n-th identical example of a label.
+var exampleID = regexp.MustCompile(`^[0-9a-f]{16}(?:-[0-9]{1,4})?$`)
+
+func checkExampleID(id string) error {
+	if !exampleID.MatchString(id) {
+		return fmt.Errorf("example %q is not an example id: want 16 hex digits (and -<n>), as GET /api/v1/labels lists them", truncate(id, 40))
+	}
+	return nil
+}
+
+func truncate(s string, n int) string {
+	if len(s) <= n {
+		return s
+	}
+	return s[:n] + "…"
+}
+
+// ForgetExampleResult is forget's result when it names one example.
+type ForgetExampleResult struct {
+	Example   string `json:"example"`
+	Label     string `json:"label"`
+	Remaining int    `json:"remaining"` // the label's examples left; at 0 the label is gone from the store
+	// HeadVersion is the head in use, which deleting an example does not
+	// change: train again for the head to follow.
+	HeadVersion string `json:"head_version"`
+}
+
+// forgetExample removes one stored example. The head stays as it is
+// (train again to drop what it learnt from the example); a label being
+// captured, a training or a model update make it busy.
+func (l *learner) forgetExample(id string) (ForgetExampleResult, *cmdError) {
+	store, cerr := l.ready()
+	if cerr != nil {
+		return ForgetExampleResult{}, cerr
+	}
+	l.mu.Lock()
+	if cerr := l.busyLocked("forget"); cerr != nil {
+		l.mu.Unlock()
+		return ForgetExampleResult{}, cerr
+	}
+	var label string
+	for _, le := range store.ExampleIDs() {
+		if slices.Contains(le.IDs, id) {
+			label = le.Label
+		}
+	}
+	for camID, lbl := range l.capturing {
+		if lbl == label {
+			l.mu.Unlock()
+			return ForgetExampleResult{}, &cmdError{codeBusy, fmt.Sprintf("busy: %q is being learned on camera %s; forget its examples after that learn reply", label, camID)}
+		}
+	}
+	label, left, ok := store.RemoveExample(id)
+	l.mu.Unlock()
+	if !ok {
+		return ForgetExampleResult{}, invalid("no stored example has id %s (forgotten already, or dropped as its label filled up); see the labels", id)
+	}
+	l.log.Info("example forgotten", "example", id, "label", label, "remaining", left)
+	res := ForgetExampleResult{Example: id, Label: label, Remaining: left, HeadVersion: l.a.headVersion()}
+	if err := l.save(); err != nil {
+		return res, notSaved("the change is", err)
+	}
+	return res, nil
 }

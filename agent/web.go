@@ -52,6 +52,11 @@ func (a *Agent) webRoutes(mux *http.ServeMux, streams chan struct{}) {
 	mux.Handle("GET /api/v1/status", a.guard(guardAPI, a.serveStatus))
 	mux.Handle("GET /api/v1/labels", a.guard(guardAPI, a.serveLabels))
 	mux.Handle("GET /api/v1/examples/{file}", a.guard(guardAPI, a.serveExample))
+	mux.Handle("DELETE /api/v1/examples/{file}", a.guard(guardAPI, a.serveDeleteExample))
+	mux.Handle("POST /api/v1/examples", a.guard(guardAPI, a.serveUploadPhotos))
+	mux.Handle("POST /api/v1/model", a.guard(guardAPI, a.serveModelUpload))
+	mux.Handle("GET /api/v1/exports/{file}", a.guard(guardAPI, a.serveExport))
+	mux.Handle("POST /api/v1/imports", a.guard(guardAPI, a.serveImportUpload))
 	mux.Handle("POST /api/v1/commands/{name}", a.guard(guardAPI, a.serveCommand))
 	mux.Handle("GET /api/v1/events", a.guard(guardAPI, func(w http.ResponseWriter, r *http.Request) {
 		if !takeStream(w, streams, a.cfg.HTTP.MaxConnections) {

@@ -77,6 +77,26 @@ func (a *Agent) serveCommand(w http.ResponseWriter, r *http.Request) {
 		refused(http.StatusBadRequest, codeInvalid, "reading the body: "+err.Error())
 		return
 	}
+	a.runCommand(w, r, name, body)
+}
+
+// runCommand submits one command to the learner and answers with its
+// reply when it comes.
+func (a *Agent) runCommand(w http.ResponseWriter, r *http.Request, name string, body []byte) {
+	if rep, ok := a.awaitCommand(w, r, name, body); ok {
+		writeJSON(w, replyStatus(rep), rep)
+	}
+}
+
+// awaitCommand submits one command to the learner and waits for its
+// reply; ok is false when the client left first (the command goes on, as
+// an MQTT one would). The write deadline is lifted while it waits (learn
+// and train answer when they are done) and set again after.
+func (a *Agent) awaitCommand(w http.ResponseWriter, r *http.Request, name string, body []byte) (Reply, bool) {
+	if a.learn == nil {
+		return Reply{Time: stamp(time.Now()), Device: a.cfg.Device.ID, Command: name, Code: codeUnavailable,
+			Error: "on-device learning is off (learning.enabled: false in the configuration); no command can run"}, true
+	}
 	ch := make(chan Reply, 1)
 	a.learn.submit(command{name: name, payload: body, from: "http", reply: ch})
 	rc := http.NewResponseController(w)
@@ -84,8 +104,9 @@ func (a *Agent) serveCommand(w http.ResponseWriter, r *http.Request) {
 	select {
 	case rep := <-ch:
 		rc.SetWriteDeadline(time.Now().Add(a.cfg.HTTP.WriteTimeout))
-		writeJSON(w, replyStatus(rep), rep)
+		return rep, true
 	case <-r.Context().Done():
+		return Reply{}, false
 	}
 }
 
@@ -100,6 +121,21 @@ type WebStatus struct {
 	Learning bool        `json:"learning"`
 	TopK     int         `json:"top_k"`
 	Events   []WebEvent  `json:"events"` // oldest first; predictions excepted
+	Model    WebModel    `json:"model"`
+}
+
+// WebModel is the running model, for the page's Model tab.
+type WebModel struct {
+	Name         string   `json:"name"`
+	Version      string   `json:"version,omitempty"`
+	SHA256       string   `json:"sha256"`
+	Path         string   `json:"path"`
+	Labels       []string `json:"labels"`
+	Input        [3]int   `json:"input"` // height, width, channels
+	EmbeddingDim int      `json:"embedding_dim"`
+	// Previous is the file the rollback command goes back to ("" when
+	// there is none).
+	Previous string `json:"previous,omitempty"`
 }
 
 // WebCamera is a camera in WebStatus.
@@ -115,6 +151,14 @@ func (a *Agent) serveStatus(w http.ResponseWriter, r *http.Request) {
 		Learning: a.learn != nil, TopK: a.cfg.Model.TopK, Events: a.web.recentEvents(), Cameras: []WebCamera{}}
 	if id, err := a.auth.identify(r); err == nil {
 		s.User = id.name
+	}
+	mi := a.Model()
+	s.Model = WebModel{Name: mi.Name, Version: mi.Version, SHA256: mi.SHA256, Path: mi.Path, Labels: mi.Labels,
+		Input: [3]int{mi.Height, mi.Width, mi.Channels}, EmbeddingDim: mi.EmbeddingDim}
+	if a.learn != nil {
+		if in, err := readInstalled(a.learn.dir.Path()); err == nil {
+			s.Model.Previous = in.Previous
+		}
 	}
 	for _, c := range a.cams {
 		st, _ := c.state.Load().(string)

@@ -1,6 +1,7 @@
 package agent
 
 import (
+	"bytes"
 	"encoding/json"
 	"fmt"
 	"net/http"
@@ -23,7 +24,15 @@ const (
 	webEvent      = "event"      // Event: model and head events
 	webReply      = "reply"      // Reply: every command's answer, from MQTT, HTTP or the button
 	webProgress   = "progress"   // LearnProgress: one example captured
+	webHealth     = "health"     // Health: MQTT, cameras, model, every webHealthEvery while watched
+	// webCameraEvent is a CameraEvent (new, update, end: agent/events.go),
+	// as published on MQTT's camera events topic.
+	webCameraEvent = "camera_event"
 )
+
+// webHealthEvery is how often a viewer gets the health (MQTT connection,
+// camera states): cheap, and only while someone watches.
+const webHealthEvery = 2 * time.Second
 
 // webPredictionRate caps prediction events per camera per second: enough
 // for a live label and bars, cheap on a board's CPU.
@@ -169,6 +178,9 @@ func (a *Agent) serveEvents(w http.ResponseWriter, r *http.Request) {
 	}
 	ping := time.NewTicker(sseKeepAlive)
 	defer ping.Stop()
+	health := time.NewTicker(webHealthEvery)
+	defer health.Stop()
+	var lastHealth []byte
 	for {
 		select {
 		case <-r.Context().Done():
@@ -180,6 +192,15 @@ func (a *Agent) serveEvents(w http.ResponseWriter, r *http.Request) {
 			if !write("event: %s\ndata: %s\n\n", ev.Type, ev.Data) {
 				return
 			}
+		case <-health.C:
+			h := mustJSON(a.Health())
+			if bytes.Equal(h, lastHealth) {
+				continue
+			}
+			lastHealth = h
+			if !write("event: %s\ndata: %s\n\n", webHealth, h) {
+				return
+			}
 		case <-ping.C:
 			if !write(": keep-alive\n\n") {
 				return
@@ -187,3 +208,8 @@ func (a *Agent) serveEvents(w http.ResponseWriter, r *http.Request) {
 		}
 	}
 }
+
+// cameraEvent shows a camera event (new, update, end) to the page's
+// viewers and in /api/v1/status's recent events. agent/events.go calls it
+// beside the MQTT message.
+func (h *webHub) cameraEvent(e CameraEvent) { h.publish(webCameraEvent, e) }

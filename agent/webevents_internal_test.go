@@ -1,0 +1,27 @@
+package agent
+
+import (
+	"encoding/json"
+	"testing"
+)
+
+// TestCameraEventsReachTheViewersAndTheRecentList checks the page's side
+// of the camera events (new, update, end): each goes to every viewer as a
+// "camera_event" and stays among the recent events /api/v1/status lists.
+func TestCameraEventsReachTheViewersAndTheRecentList(t *testing.T) {
+	h := newWebHub()
+	sub := h.subscribe()
+	defer h.unsubscribe(sub)
+	h.cameraEvent(CameraEvent{Type: EventNew, ID: "front-1-1", Camera: "front", Label: "mug", Score: 0.9})
+	h.cameraEvent(CameraEvent{Type: EventEnd, ID: "front-1-1", Camera: "front", Label: "mug", Duration: 2.5})
+	for _, want := range []string{EventNew, EventEnd} {
+		ev := <-sub.ch
+		var e CameraEvent
+		if err := json.Unmarshal(ev.Data, &e); err != nil || ev.Type != webCameraEvent || e.Type != want || e.Label != "mug" {
+			t.Errorf("viewer got %s %s (%v), want a camera_event %s of mug", ev.Type, ev.Data, err, want)
+		}
+	}
+	if r := h.recentEvents(); len(r) != 2 || r[0].Type != webCameraEvent {
+		t.Errorf("recent events %v, want the two camera events", r)
+	}
+}

@@ -1,0 +1,321 @@
+package agent
+
+import (
+	"bytes"
+	"errors"
+	"fmt"
+	"image"
+	_ "image/jpeg" // uploaded photos: JPEG
+	_ "image/png"  // and PNG
+	"io"
+	"math"
+	"mime"
+	"net/http"
+	"strings"
+	"time"
+
+	"golang.org/x/image/draw"
+
+	"github.com/shortcut-edge/shortcut/agent/capture"
+)
+
+// Examples from the page: one stored example is deleted by its id (the
+// forget command with "example", so MQTT and HTTP share it), and photos
+// uploaded from a phone or a computer become examples of a label. An
+// upload is read whole, every photo decoded, checked and turned into an
+// embedding before the first is stored: a bad photo refuses the whole
+// request and nothing changes.
+
+// Upload limits. A phone's photo is 2 to 8 MB; 48 MP is the largest
+// sensor a phone ships, and decoding is refused above it before any pixel
+// memory is taken (a small PNG can claim a huge size).
+const (
+	maxPhotoBytes      = 16 << 20
+	maxPhotoUpload     = 64 << 20 // a whole request
+	maxPhotoPixels     = 50_000_000
+	maxUploadFieldSize = 4 << 10
+	// uploadReadTime replaces http.read_timeout for an upload's body: a
+	// phone on a weak link sends tens of megabytes slowly.
+	uploadReadTime = 5 * time.Minute
+)
+
+// UploadResult is the result of POST /api/v1/examples.
+type UploadResult struct {
+	Label   string   `json:"label"`
+	Camera  string   `json:"camera"` // whose preprocessing (fit) the photos went through
+	Added   int      `json:"added"`
+	Dropped int      `json:"dropped"` // older examples dropped as the label filled up
+	Total   int      `json:"total"`
+	Files   []string `json:"files"`
+}
+
+// CmdUpload names the reply of a photo upload (HTTP only: there is no
+// MQTT command that carries pictures).
+const CmdUpload = "upload"
+
+// serveDeleteExample is DELETE /api/v1/examples/<id>: the forget command
+// with {"example": id}, through the learner like any command.
+func (a *Agent) serveDeleteExample(w http.ResponseWriter, r *http.Request) {
+	id := strings.TrimSuffix(r.PathValue("file"), ".jpg")
+	body := mustJSON(map[string]string{"id": "http-" + randomToken()[:16], "example": id})
+	a.runCommand(w, r, CmdForget, body)
+}
+
+// serveUploadPhotos is POST /api/v1/examples (multipart/form-data): the
+// fields "label" and, optionally, "camera", and one or more "photo" files.
+func (a *Agent) serveUploadPhotos(w http.ResponseWriter, r *http.Request) {
+	now := stamp(time.Now())
+	answer := func(status int, res any, code, msg string) {
+		rep := Reply{Time: now, Device: a.cfg.Device.ID, Command: CmdUpload, OK: code == "", Code: code, Error: msg}
+		if res != nil {
+			rep.Result = mustJSON(res)
+		}
+		if code != "" {
+			a.log.Warn("photo upload refused", "code", code, "err", msg)
+		}
+		a.web.publish(webReply, rep)
+		writeJSON(w, status, rep)
+	}
+	if a.learn == nil {
+		answer(http.StatusServiceUnavailable, nil, codeUnavailable, "on-device learning is off (learning.enabled: false in the configuration)")
+		return
+	}
+	form, cerr := readPhotoForm(w, r, a.cfg.Learning.MaxCount)
+	if cerr != nil {
+		answer(cerr.status, nil, cerr.code, cerr.msg)
+		return
+	}
+	res, err := a.learn.addPhotos(form)
+	if err != nil && err.code != "" {
+		answer(replyStatus(Reply{Code: err.code}), nil, err.code, err.msg)
+		return
+	}
+	answer(http.StatusOK, res, "", "")
+}
+
+// httpError is a refusal with its HTTP status.
+type httpError struct {
+	status int
+	code   string
+	msg    string
+}
+
+// photoForm is an upload, read and checked for size.
+type photoForm struct {
+	label, camera string
+	names         []string
+	photos        [][]byte
+}
+
+// readPhotoForm reads the multipart body part by part, within the limits,
+// before anything is decoded.
+func readPhotoForm(w http.ResponseWriter, r *http.Request, maxCount int) (photoForm, *httpError) {
+	var f photoForm
+	bad := func(format string, args ...any) (photoForm, *httpError) {
+		return photoForm{}, &httpError{http.StatusBadRequest, codeInvalid, fmt.Sprintf(format, args...) + "; nothing was stored"}
+	}
+	if mt, _, err := mime.ParseMediaType(r.Header.Get("Content-Type")); err != nil || mt != "multipart/form-data" {
+		return photoForm{}, &httpError{http.StatusUnsupportedMediaType, codeInvalid,
+			"send the photos as multipart/form-data: a \"label\" field and one or more \"photo\" files; nothing was stored"}
+	}
+	http.NewResponseController(w).SetReadDeadline(time.Now().Add(uploadReadTime))
+	r.Body = http.MaxBytesReader(w, r.Body, maxPhotoUpload)
+	mr, err := r.MultipartReader()
+	if err != nil {
+		return bad("reading the form: %v", err)
+	}
+	for {
+		p, err := mr.NextPart()
+		if err == io.EOF {
+			break
+		}
+		if err != nil {
+			var mbe *http.MaxBytesError
+			if errors.As(err, &mbe) {
+				return photoForm{}, &httpError{http.StatusRequestEntityTooLarge, codeInvalid,
+					fmt.Sprintf("the upload is more than %d bytes, the limit of one request; send fewer or smaller photos; nothing was stored", maxPhotoUpload)}
+			}
+			return bad("reading the form: %v", err)
+		}
+		name := p.FormName()
+		limit := int64(maxUploadFieldSize)
+		if name == "photo" {
+			limit = maxPhotoBytes
+		}
+		b, err := io.ReadAll(io.LimitReader(p, limit+1))
+		if err != nil {
+			var mbe *http.MaxBytesError
+			if errors.As(err, &mbe) {
+				return photoForm{}, &httpError{http.StatusRequestEntityTooLarge, codeInvalid,
+					fmt.Sprintf("the upload is more than %d bytes, the limit of one request; send fewer or smaller photos; nothing was stored", maxPhotoUpload)}
+			}
+			return bad("reading %q: %v", name, err)
+		}
+		if int64(len(b)) > limit {
+			if name == "photo" {
+				return photoForm{}, &httpError{http.StatusRequestEntityTooLarge, codeInvalid,
+					fmt.Sprintf("photo %q is more than %d bytes, the limit of one photo; nothing was stored", truncate(p.FileName(), 80), maxPhotoBytes)}
+			}
+			return bad("field %q is more than %d bytes", truncate(name, 40), maxUploadFieldSize)
+		}
+		switch name {
+		case "label":
+			f.label = string(b)
+		case "camera":
+			f.camera = string(b)
+		case "photo":
+			if len(f.photos) == maxCount {
+				return bad("more than %d photos; the limit of one upload is learning.max_count", maxCount)
+			}
+			f.names = append(f.names, truncate(p.FileName(), 80))
+			f.photos = append(f.photos, b)
+		default:
+			return bad("unknown field %q: send \"label\", \"camera\" and \"photo\" files", truncate(name, 40))
+		}
+	}
+	if len(f.photos) == 0 {
+		return bad("no \"photo\" file in the form")
+	}
+	return f, nil
+}
+
+// decodePhoto decodes a JPEG or PNG photo, refusing anything else and
+// anything that claims more than maxPhotoPixels before decoding it.
+func decodePhoto(b []byte) (image.Image, error) {
+	cfg, format, err := image.DecodeConfig(bytes.NewReader(b))
+	if err != nil {
+		return nil, fmt.Errorf("not a JPEG or PNG picture (%v)", err)
+	}
+	if format != "jpeg" && format != "png" {
+		return nil, fmt.Errorf("a %s picture; send JPEG or PNG", format)
+	}
+	if cfg.Width < 1 || cfg.Height < 1 || int64(cfg.Width)*int64(cfg.Height) > maxPhotoPixels {
+		return nil, fmt.Errorf("%dx%d pixels; want at most %d pixels", cfg.Width, cfg.Height, maxPhotoPixels)
+	}
+	img, _, err := image.Decode(bytes.NewReader(b))
+	if err != nil {
+		return nil, fmt.Errorf("the %s picture does not decode: %v", format, err)
+	}
+	return img, nil
+}
+
+// photoInput turns a photo into the model's input as the camera's
+// preprocessing turns a frame: its fit (crop, letterbox, stretch) and the
+// model's normalization, without its region of interest (which is in the
+// camera's pixels, not the photo's). A photo much larger than the input is
+// first scaled down with an averaging filter, as the cameras' OpenCV
+// preprocessing does (INTER_AREA), so that the bilinear step samples no
+// isolated pixels of a 12-megapixel photo.
+func photoInput(dst []float32, img image.Image, pc PreprocessConfig, info ModelInfo) error {
+	pc.ROI = nil
+	cw, ch := info.Width, info.Height
+	if info.ContentHeight > 0 && info.ContentWidth > 0 && info.ContentHeight <= ch && info.ContentWidth <= cw {
+		cw, ch = info.ContentWidth, info.ContentHeight
+	}
+	b := img.Bounds()
+	sx, sy := float64(cw)/float64(b.Dx()), float64(ch)/float64(b.Dy())
+	switch pc.Fit {
+	case FitStretch:
+	case FitLetterbox:
+		sx = min(sx, sy)
+		sy = sx
+	default:
+		sx = max(sx, sy)
+		sy = sx
+	}
+	if sx < 1 || sy < 1 {
+		tw := max(1, int(math.Round(float64(b.Dx())*min(sx, 1))))
+		th := max(1, int(math.Round(float64(b.Dy())*min(sy, 1))))
+		small := image.NewRGBA(image.Rect(0, 0, tw, th))
+		draw.CatmullRom.Scale(small, small.Bounds(), img, b, draw.Src, nil)
+		img = small
+	}
+	return applyPreprocess(pc, dst, img, info)
+}
+
+// addPhotos makes examples of form's photos: every photo is decoded and
+// embedded first; only then are they stored, all at once, and saved.
+func (l *learner) addPhotos(form photoForm) (UploadResult, *cmdError) {
+	if err := l.checkLabel(form.label); err != nil {
+		return UploadResult{}, invalid("%v; nothing was stored", err)
+	}
+	store, cerr := l.ready()
+	if cerr != nil {
+		return UploadResult{}, cerr
+	}
+	camID := form.camera
+	if camID == "" {
+		camID = l.a.cams[0].cfg.ID
+	}
+	cam := l.a.cameraByID(camID)
+	if cam == nil {
+		return UploadResult{}, invalid("camera %q: no such camera (cameras: %s); nothing was stored", truncate(camID, 40), strings.Join(l.a.cameraIDs(), ", "))
+	}
+	ref := l.a.model.Load()
+	info := ref.info
+	sess := ref.c.NewSession()
+	es, ok := sess.(EmbeddingSession)
+	if !ok || info.EmbeddingDim == 0 {
+		return UploadResult{}, &cmdError{codeUnavailable, fmt.Sprintf("model %q has no embedding for on-device learning", info.Name)}
+	}
+	embs := make([][]float32, len(form.photos))
+	thumbs := make([][]byte, len(form.photos))
+	for i, b := range form.photos {
+		img, err := decodePhoto(b)
+		if err == nil {
+			err = photoInput(sess.Input(), img, cam.cfg.Preprocess, info)
+		}
+		if err == nil {
+			_, err = sess.Run()
+		}
+		if err != nil {
+			return UploadResult{}, invalid("photo %d (%q): %v; nothing was stored", i+1, form.names[i], err)
+		}
+		embs[i] = append([]float32(nil), es.Embedding()...)
+		if l.cfg.ThumbnailSize > 0 {
+			if thumbs[i], err = thumbnail(sess.Input(), info, cam.cfg.Preprocess, l.cfg.ThumbnailSize); err != nil {
+				l.log.Warn("no thumbnail for an uploaded photo", "label", form.label, "err", err)
+			}
+		}
+	}
+	l.mu.Lock()
+	if cerr := l.busyLocked("upload photos"); cerr != nil {
+		l.mu.Unlock()
+		return UploadResult{}, cerr
+	}
+	for camID, lbl := range l.capturing {
+		if lbl == form.label {
+			l.mu.Unlock()
+			return UploadResult{}, &cmdError{codeBusy, fmt.Sprintf("busy: %q is being learned on camera %s; upload after that learn reply", lbl, camID)}
+		}
+	}
+	if l.a.model.Load() != ref {
+		l.mu.Unlock()
+		return UploadResult{}, &cmdError{codeBusy, "busy: the model was replaced while the photos were read; upload them again"}
+	}
+	res := UploadResult{Label: form.label, Camera: camID, Files: form.names}
+	for i := range embs {
+		dropped, err := store.Add(form.label, embs[i], thumbs[i])
+		if err != nil { // only the first can fail: a new label over learning.max_labels
+			l.mu.Unlock()
+			return UploadResult{}, invalid("%v; nothing was stored", err)
+		}
+		res.Added++
+		if dropped {
+			res.Dropped++
+		}
+	}
+	l.mu.Unlock()
+	res.Total = l.countOf(store, form.label)
+	l.log.Info("photos uploaded as examples", "label", form.label, "added", res.Added, "total", res.Total)
+	if err := l.save(); err != nil {
+		return res, notSaved("the examples are", err)
+	}
+	return res, nil
+}
+
+// applyPreprocess is the pure-Go preprocessing of an image frame
+// (capture.Apply, as the pipeline runs it).
+func applyPreprocess(pc PreprocessConfig, dst []float32, img image.Image, info ModelInfo) error {
+	return capture.Apply(pc, dst, img, info)
+}

@@ -15,6 +15,7 @@ import (
 	"github.com/shortcut-edge/shortcut/agent/classify"
 	"github.com/shortcut-edge/shortcut/agent/decide"
 	"github.com/shortcut-edge/shortcut/agent/head"
+	"github.com/shortcut-edge/shortcut/agent/pins"
 	"github.com/shortcut-edge/shortcut/agent/publish"
 )
 
@@ -66,7 +67,7 @@ type Agent struct {
 	notify  *notifier
 	head    atomic.Pointer[activeHead] // nil: the model's own classifier
 	learn   *learner                   // nil when learning is off
-	gpio    *gpioUnit                  // nil without gpio pins
+	gpio    *pins.Unit                 // nil without gpio pins
 	web     *webHub                    // the page's live events (webevents.go)
 	auth    *webAuth                   // http.auth: sessions, tokens (webauth.go)
 
@@ -144,14 +145,14 @@ func New(cfg Config, opt Options) (*Agent, error) {
 		}
 		a.learn.attach(c.Info())
 	}
-	if a.gpio, err = newGPIO(a); err != nil {
+	if a.gpio, err = a.newPins(); err != nil {
 		return nil, err
 	}
 	for _, cc := range cfg.Cameras {
 		src, err := opt.OpenSource(cc)
 		if err != nil {
 			a.closeSources()
-			a.gpio.halt()
+			a.gpio.Halt()
 			return nil, err
 		}
 		if ma, ok := src.(ModelAware); ok {
@@ -326,7 +327,7 @@ func (a *Agent) Run(ctx context.Context) error {
 		wg.Go(func() { a.learn.run(ctx) })
 	}
 	if a.gpio != nil {
-		wg.Go(func() { a.gpio.run(ctx) })
+		wg.Go(func() { a.gpio.Run(ctx) })
 	}
 	if a.cfg.Model.Watch {
 		wg.Go(func() { a.watchModel(ctx) })

@@ -285,7 +285,7 @@ func (a *Agent) modelOf(r classified) ModelRef {
 // observePrediction drives the GPIO outputs and counts the prediction.
 func (a *Agent) observePrediction(id string, best Scored, now time.Time) {
 	if a.gpio != nil {
-		a.gpio.observe(id, best.Label, best.Score, now)
+		a.gpio.Observe(id, best.Label, best.Score, now)
 	}
 	a.met.predictions.WithLabelValues(id, best.Label).Inc()
 }

@@ -8,13 +8,12 @@ import (
 	"image/jpeg"
 	"net"
 	"net/http"
-	"sync"
 	"time"
 
-	"github.com/prometheus/client_golang/prometheus"
 	"github.com/prometheus/client_golang/prometheus/promhttp"
 
 	"github.com/shortcut-edge/shortcut/agent/config"
+	"github.com/shortcut-edge/shortcut/agent/connlimit"
 )
 
 // Health is the /healthz body.
@@ -294,147 +293,22 @@ const httpReadHeaderTimeout = 5 * time.Second
 
 // newHTTPServer is the agent's HTTP server on ln, with every limit of the
 // http configuration: read, write and idle timeouts, and at most
-// http.max_connections open connections (connLimiter). Its requests'
+// http.max_connections open connections (connlimit). Its requests'
 // contexts are ctx's children, so that streams end when the agent stops.
 func (a *Agent) newHTTPServer(ctx context.Context, ln net.Listener) (*http.Server, net.Listener) {
 	if host, _, err := net.SplitHostPort(a.cfg.HTTP.Address); err == nil && !a.auth.enabled() && !config.LoopbackHost(host) {
 		a.log.Warn("http.insecure: the page and the API are open to anyone who can reach this address, without login: "+
 			"add a user or token under http.auth (shortcut-agent hash-password), or listen on 127.0.0.1", "address", a.cfg.HTTP.Address)
 	}
-	lim := newConnLimiter(ln, a.cfg.HTTP.MaxConnections, a.met.httpConns)
+	lim := connlimit.New(ln, a.cfg.HTTP.MaxConnections, a.met.httpConns)
 	srv := &http.Server{
 		Handler:           a.Handler(),
 		ReadHeaderTimeout: min(httpReadHeaderTimeout, a.cfg.HTTP.ReadTimeout),
 		ReadTimeout:       a.cfg.HTTP.ReadTimeout,
 		WriteTimeout:      a.cfg.HTTP.WriteTimeout,
 		IdleTimeout:       a.cfg.HTTP.IdleTimeout,
-		ConnState:         lim.connState,
+		ConnState:         lim.ConnState,
 		BaseContext:       func(net.Listener) context.Context { return ctx },
 	}
 	return srv, lim
-}
-
-// connLimiter is the HTTP server's listener. It keeps at most max
-// connections open: without a cap, every idle keep-alive connection kept
-// a goroutine and a file descriptor until the open-file limit (issue 21).
-// A connection beyond the cap waits in Accept until one closes; while it
-// waits, the connection that has been idle the longest (a keep-alive
-// connection between requests) is closed to make room, so idle clients
-// cannot keep new ones out. A request in progress is never cut: a client
-// that sends one just as its idle connection is closed sees the closed
-// connection that keep-alive always risks, and HTTP clients retry such
-// requests.
-type connLimiter struct {
-	net.Listener
-	open  prometheus.Gauge // shortcut_http_connections
-	slots chan struct{}    // one token per open connection
-	freed chan struct{}    // signalled when a connection closes or turns idle
-	done  chan struct{}    // closed by Close
-	once  sync.Once
-
-	mu   sync.Mutex
-	idle map[*limitedConn]time.Time // connections between requests, and since when
-}
-
-func newConnLimiter(ln net.Listener, max int, open prometheus.Gauge) *connLimiter {
-	return &connLimiter{Listener: ln, open: open, slots: make(chan struct{}, max), freed: make(chan struct{}, 1),
-		done: make(chan struct{}), idle: map[*limitedConn]time.Time{}}
-}
-
-func (l *connLimiter) Accept() (net.Conn, error) {
-	c, err := l.Listener.Accept()
-	if err != nil {
-		return nil, err
-	}
-	for {
-		select {
-		case l.slots <- struct{}{}:
-			l.open.Inc()
-			return &limitedConn{Conn: c, l: l}, nil
-		default:
-		}
-		if l.closeLongestIdle() {
-			continue
-		}
-		select {
-		case <-l.freed:
-		case <-l.done:
-			c.Close()
-			return nil, net.ErrClosed
-		}
-	}
-}
-
-func (l *connLimiter) Close() error {
-	l.once.Do(func() { close(l.done) })
-	return l.Listener.Close()
-}
-
-// connState follows the server's connections (http.Server.ConnState): the
-// idle ones are those closeLongestIdle may close.
-func (l *connLimiter) connState(c net.Conn, s http.ConnState) {
-	lc, ok := c.(*limitedConn)
-	if !ok {
-		return
-	}
-	l.mu.Lock()
-	if s == http.StateIdle {
-		l.idle[lc] = time.Now()
-	} else {
-		delete(l.idle, lc)
-	}
-	l.mu.Unlock()
-	if s == http.StateIdle {
-		wake(l.freed)
-	}
-}
-
-// closeLongestIdle closes the connection idle the longest, freeing its
-// slot; false when no connection is idle.
-func (l *connLimiter) closeLongestIdle() bool {
-	l.mu.Lock()
-	var oldest *limitedConn
-	var since time.Time
-	for c, t := range l.idle {
-		if oldest == nil || t.Before(since) {
-			oldest, since = c, t
-		}
-	}
-	delete(l.idle, oldest)
-	l.mu.Unlock()
-	if oldest == nil {
-		return false
-	}
-	oldest.Close()
-	return true
-}
-
-// limitedConn gives its slot back when it is closed, by the server, by
-// its handler (hijacked) or by closeLongestIdle, whichever comes first.
-type limitedConn struct {
-	net.Conn
-	l    *connLimiter
-	once sync.Once
-}
-
-func (c *limitedConn) Close() error {
-	err := c.Conn.Close()
-	c.once.Do(func() {
-		c.l.mu.Lock()
-		delete(c.l.idle, c)
-		c.l.mu.Unlock()
-		<-c.l.slots
-		c.l.open.Dec()
-		wake(c.l.freed)
-	})
-	return err
-}
-
-// wake signals a waiting Accept without blocking; a wake-up already
-// pending stands for this one too.
-func wake(ch chan struct{}) {
-	select {
-	case ch <- struct{}{}:
-	default:
-	}
 }

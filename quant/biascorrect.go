@@ -42,7 +42,7 @@ const minActive = 0.05
 // Logits whose range was chosen for the scores are left alone: their
 // error is mostly the clipping of extremes, on purpose, and taking its mean
 // out of the bias would shift every sample's logits to pay for a few.
-func correctBiases(f *resnet.Model, q *quantizer, samples []Sample) ([]LayerCorrection, error) {
+func correctBiases(f *resnet.Model, q *quantizer, src Samples) ([]LayerCorrection, error) {
 	var targets []layer
 	logits := logitsTensors(f)
 	for _, l := range q.layers {
@@ -65,12 +65,12 @@ func correctBiases(f *resnet.Model, q *quantizer, samples []Sample) ([]LayerCorr
 		fMean[k], fActive[k] = make([]float64, c), make([]float64, c)
 	}
 	perChannel := make([]float64, len(targets)) // values per channel over all samples
-	for si, s := range samples {
+	err = forEach(src, func(si int, s Sample) error {
 		if err := setInputs(fIt, s, si); err != nil {
-			return nil, err
+			return err
 		}
 		if err := fIt.Invoke(); err != nil {
-			return nil, err
+			return err
 		}
 		for k, l := range targets {
 			v := fIt.TensorByIndex(l.fOut).Float32()
@@ -83,6 +83,10 @@ func correctBiases(f *resnet.Model, q *quantizer, samples []Sample) ([]LayerCorr
 			}
 			perChannel[k] += float64(len(v) / c)
 		}
+		return nil
+	})
+	if err != nil {
+		return nil, err
 	}
 	for k := range targets {
 		for c := range fMean[k] {
@@ -101,7 +105,7 @@ func correctBiases(f *resnet.Model, q *quantizer, samples []Sample) ([]LayerCorr
 		if L < len(targets) {
 			measure = append(measure, L)
 		}
-		qMean, err := int8Means(q.out, targets, measure, samples)
+		qMean, err := int8Means(q.out, targets, measure, src)
 		if err != nil {
 			return nil, fmt.Errorf("quant: bias correction: %w", err)
 		}
@@ -157,7 +161,7 @@ func channels(shape []int) int {
 
 // int8Means runs the int8 model on every sample and returns, for the
 // measured targets, the per-channel mean of their dequantized outputs.
-func int8Means(m *resnet.Model, targets []layer, measure []int, samples []Sample) ([][]float64, error) {
+func int8Means(m *resnet.Model, targets []layer, measure []int, src Samples) ([][]float64, error) {
 	it, err := interp.New(m, interp.Options{KeepAll: true, Threads: 1})
 	if err != nil {
 		return nil, err
@@ -168,12 +172,12 @@ func int8Means(m *resnet.Model, targets []layer, measure []int, samples []Sample
 	for _, k := range measure {
 		means[k] = make([]float64, channels(m.Tensors[targets[k].qOut].Shape))
 	}
-	for si, s := range samples {
+	err = forEach(src, func(si int, s Sample) error {
 		if err := setInputs(it, s, si); err != nil {
-			return nil, err
+			return err
 		}
 		if err := it.Invoke(); err != nil {
-			return nil, err
+			return err
 		}
 		for _, k := range measure {
 			t := it.TensorByIndex(targets[k].qOut)
@@ -185,6 +189,10 @@ func int8Means(m *resnet.Model, targets []layer, measure []int, samples []Sample
 			}
 			counts[k] += float64(len(v) / c)
 		}
+		return nil
+	})
+	if err != nil {
+		return nil, err
 	}
 	for _, k := range measure {
 		for c := range means[k] {

@@ -103,24 +103,35 @@ type stats struct {
 }
 
 // CalibrateWith runs the float model on the samples and chooses a range for
-// every activation tensor with o.Method. Histogram methods make a second pass
-// over the samples: the first finds each tensor's extent, the second fills
-// o.Bins bins over it, so memory stays bounded whatever the sample count.
+// every activation tensor with o.Method (CalibrateSamples on samples already
+// in memory).
+func CalibrateWith(f *resnet.Model, samples []Sample, o Options) (Ranges, *Report, error) {
+	return CalibrateSamples(f, SampleSlice(samples), o)
+}
+
+// CalibrateSamples runs the float model on every sample of src, one at a
+// time, and chooses a range for every activation tensor with o.Method. Only
+// statistics are kept, never the samples or the activations: each tensor's
+// min and max, and for the histogram methods a second pass fills o.Bins
+// bins over that extent. Memory stays bounded whatever the sample count:
+// the interpreter's arena, the histograms, and the logits of at most
+// maxLogitsSamples samples for ChooseLogitsRange.
 //
 // Graph outputs keep their min/max range under every method: the embedding
 // output is the agent's input for head training. Logits that only a SOFTMAX
 // reads get, under every method, the range that best keeps the calibration
 // samples' top-1 and scores (ChooseLogitsRange).
-func CalibrateWith(f *resnet.Model, samples []Sample, o Options) (Ranges, *Report, error) {
+func CalibrateSamples(f *resnet.Model, src Samples, o Options) (Ranges, *Report, error) {
 	o, err := o.withDefaults()
 	if err != nil {
 		return nil, nil, err
 	}
-	if len(samples) == 0 {
+	n := src.Len()
+	if n == 0 {
 		return nil, nil, fmt.Errorf("quant: calibration needs at least one sample; pass representative inputs (for example %d or more training images)", max(o.MinSamples, RecommendedMinSamples))
 	}
-	if len(samples) < o.MinSamples {
-		return nil, nil, fmt.Errorf("quant: %d calibration samples, at least %d are required; draw more images from the training data", len(samples), o.MinSamples)
+	if n < o.MinSamples {
+		return nil, nil, fmt.Errorf("quant: %d calibration samples, at least %d are required; draw more images from the training data", n, o.MinSamples)
 	}
 	it, err := interp.New(f, interp.Options{KeepAll: true, Threads: 1})
 	if err != nil {
@@ -133,18 +144,18 @@ func CalibrateWith(f *resnet.Model, samples []Sample, o Options) (Ranges, *Repor
 	for ti := range logitsTensors(f) {
 		logits[ti] = nil
 	}
-	if err := pass(f, it, samples, st, false, logits); err != nil {
+	if err := pass(f, it, src, st, false, logits); err != nil {
 		return nil, nil, err
 	}
 	if o.Method != MinMax {
 		for _, s := range st {
 			s.hist = make([]float64, o.Bins)
 		}
-		if err := pass(f, it, samples, st, true, nil); err != nil {
+		if err := pass(f, it, src, st, true, nil); err != nil {
 			return nil, nil, err
 		}
 	}
-	rep := &Report{Method: o.Method, Samples: len(samples)}
+	rep := &Report{Method: o.Method, Samples: n}
 	if o.Method == Percentile {
 		rep.Percentile = o.Percentile
 	}
@@ -244,14 +255,20 @@ func setInputs(it *interp.Interpreter, s Sample, si int) error {
 // extent on the first pass, histograms on the second.
 //
 // With logits set (the first pass), the tensors it has keys for are also
-// kept whole, one slice per sample, for ChooseLogitsRange.
-func pass(f *resnet.Model, it *interp.Interpreter, samples []Sample, st map[int]*stats, histogram bool, logits map[int][][]float64) error {
-	for si, s := range samples {
+// kept whole, one slice per sample (at most maxLogitsSamples of them, a
+// seeded reservoir past that), for ChooseLogitsRange.
+func pass(f *resnet.Model, it *interp.Interpreter, src Samples, st map[int]*stats, histogram bool, logits map[int][][]float64) error {
+	var res logitsReservoir
+	return forEach(src, func(si int, s Sample) error {
 		if err := setInputs(it, s, si); err != nil {
 			return err
 		}
 		if err := it.Invoke(); err != nil {
 			return fmt.Errorf("quant: running calibration sample %d: %w", si, err)
+		}
+		slot, appending, keep := 0, false, false
+		if len(logits) > 0 {
+			slot, appending, keep = res.slot()
 		}
 		for ti := range f.Tensors {
 			t := &f.Tensors[ti]
@@ -266,12 +283,17 @@ func pass(f *resnet.Model, it *interp.Interpreter, samples []Sample, st map[int]
 				st[ti].add(vals)
 				continue
 			}
-			if v, ok := logits[ti]; ok {
-				s := make([]float64, len(vals))
+			if v, ok := logits[ti]; ok && keep {
+				var s []float64
+				if appending {
+					s = make([]float64, len(vals))
+					logits[ti] = append(v, s)
+				} else {
+					s = v[slot]
+				}
 				for i, x := range vals {
 					s[i] = float64(x)
 				}
-				logits[ti] = append(v, s)
 			}
 			lo, hi := float32(math.Inf(1)), float32(math.Inf(-1))
 			for i, x := range vals {
@@ -287,8 +309,8 @@ func pass(f *resnet.Model, it *interp.Interpreter, samples []Sample, st map[int]
 			}
 			old.min, old.max = min(lo, old.min), max(hi, old.max)
 		}
-	}
-	return nil
+		return nil
+	})
 }
 
 func (s *stats) binWidth() float64 { return (float64(s.max) - float64(s.min)) / float64(len(s.hist)) }

@@ -5,10 +5,11 @@
 // own interpreter.
 //
 // Data flows: train's float export (model.json + weights.bin) -> ReadExport
-// -> float *resnet.Model (or one from resnet/build) + calibration samples ->
-// CalibrateWith (min/max, percentile or MSE ranges per tensor) -> Quantize ->
+// -> float *resnet.Model (or one from resnet/build) + calibration samples
+// (Samples, read one at a time: only range statistics are kept) ->
+// CalibrateSamples (min/max, percentile or MSE ranges per tensor) -> Quantize ->
 // optional bias correction -> int8 *resnet.Model -> Marshal -> .tflite. Run
-// does all of it and returns a Report of what it decided; Comparison runs
+// (RunSamples) does all of it and returns a Report of what it decided; Comparison runs
 // the float and int8 models side by side for per-layer SQNR.
 package quant
 
@@ -134,13 +135,22 @@ func Model(f *resnet.Model, samples []Sample, o Options) (*resnet.Model, error) 
 
 // Run calibrates the float model on the samples with o.Method, quantizes it,
 // applies bias correction when o.BiasCorrection is set, then refits the
-// classifier when o.RefitHead is set.
+// classifier when o.RefitHead is set (RunSamples on samples already in
+// memory).
 func Run(f *resnet.Model, samples []Sample, o Options) (*Result, error) {
+	return RunSamples(f, SampleSlice(samples), o)
+}
+
+// RunSamples is Run on calibration data read one sample at a time
+// (CalibrateSamples): the samples are never all in memory. Bias correction
+// and the head refit read src again; the refit keeps each sample's
+// embedding and float logits (its features, not its image).
+func RunSamples(f *resnet.Model, src Samples, o Options) (*Result, error) {
 	o, err := o.withDefaults()
 	if err != nil {
 		return nil, err
 	}
-	r, rep, err := CalibrateWith(f, samples, o)
+	r, rep, err := CalibrateSamples(f, src, o)
 	if err != nil {
 		return nil, err
 	}
@@ -154,13 +164,13 @@ func Run(f *resnet.Model, samples []Sample, o Options) (*Result, error) {
 		rep.Ranges[k].Unused = q.forced[rep.Ranges[k].Tensor]
 	}
 	if o.BiasCorrection {
-		if rep.BiasCorrection, err = correctBiases(f, q, samples); err != nil {
+		if rep.BiasCorrection, err = correctBiases(f, q, src); err != nil {
 			return nil, err
 		}
 	}
 	if o.RefitHead {
 		nw := len(q.warnings)
-		if rep.HeadRefit, err = refitHead(f, q, samples, o.HeadRidge); err != nil {
+		if rep.HeadRefit, err = refitHead(f, q, src, o.HeadRidge); err != nil {
 			return nil, err
 		}
 		rep.Warnings = append(rep.Warnings, q.warnings[nw:]...)

@@ -64,7 +64,7 @@ type HeadRefit struct {
 // Training Neural Quantization", 2020) for the one layer where it is exact
 // and cheap. The agent's on-device head training fits its own heads on the
 // same int8 embeddings, for the same reason.
-func refitHead(f *resnet.Model, q *quantizer, samples []Sample, ridge float64) (*HeadRefit, error) {
+func refitHead(f *resnet.Model, q *quantizer, src Samples, ridge float64) (*HeadRefit, error) {
 	k, sm := -1, -1
 	for i, l := range q.layers {
 		if l.op != resnet.OpFullyConnected {
@@ -107,22 +107,26 @@ func refitHead(f *resnet.Model, q *quantizer, samples []Sample, ridge float64) (
 		return nil, fmt.Errorf("quant: head refit: preparing the float model: %w", err)
 	}
 	defer fIt.Close()
-	z := make([][]float64, len(samples))
-	for si, s := range samples {
+	z := make([][]float64, src.Len())
+	err = forEach(src, func(si int, s Sample) error {
 		if err := setInputs(fIt, s, si); err != nil {
-			return nil, err
+			return err
 		}
 		if err := fIt.Invoke(); err != nil {
-			return nil, fmt.Errorf("quant: head refit: float model on sample %d: %w", si, err)
+			return fmt.Errorf("quant: head refit: float model on sample %d: %w", si, err)
 		}
 		v := fIt.TensorByIndex(l.fOut).Float32()
 		if len(v) != C {
-			return nil, fmt.Errorf("quant: head refit: %q gives %d values, its weights say %d classes", l.name, len(v), C)
+			return fmt.Errorf("quant: head refit: %q gives %d values, its weights say %d classes", l.name, len(v), C)
 		}
 		z[si] = make([]float64, C)
 		for c, x := range v {
 			z[si][c] = float64(x)
 		}
+		return nil
+	})
+	if err != nil {
+		return nil, err
 	}
 
 	// Student: the int8 embeddings, accumulated into the normal equations.
@@ -131,13 +135,13 @@ func refitHead(f *resnet.Model, q *quantizer, samples []Sample, ridge float64) (
 		n++ // a constant 1 feature carries the bias
 	}
 	ne := newNormalEquations(n, C)
-	rep := &HeadRefit{Layer: l.name, Samples: len(samples), Features: D, Ridge: ridge}
+	rep := &HeadRefit{Layer: l.name, Samples: src.Len(), Features: D, Ridge: ridge}
 	e := make([]float64, n)
 	if hasBias {
 		e[D] = 1
 	}
-	embs := make([][]float32, 0, len(samples))
-	rep.AgreementBefore, rep.ScoreErrorBefore, err = headScore(q.out, l, sm, samples, z, func(emb, logits []float64) error {
+	embs := make([][]float32, 0, src.Len())
+	rep.AgreementBefore, rep.ScoreErrorBefore, err = headScore(q.out, l, sm, src, z, func(emb, logits []float64) error {
 		if len(emb) != D {
 			return fmt.Errorf("quant: head refit: the int8 input of %q has %d values, its weights take %d", l.name, len(emb), D)
 		}
@@ -247,7 +251,7 @@ func refitHead(f *resnet.Model, q *quantizer, samples []Sample, ridge float64) (
 	}
 	q.out.Tensors[l.qOut].Quant = &resnet.Quant{Scale: []float32{ls}, ZeroPoint: []int64{lz}}
 
-	rep.AgreementAfter, rep.ScoreErrorAfter, err = headScore(q.out, l, sm, samples, z, nil)
+	rep.AgreementAfter, rep.ScoreErrorAfter, err = headScore(q.out, l, sm, src, z, nil)
 	if err != nil {
 		return nil, err
 	}
@@ -259,7 +263,7 @@ func refitHead(f *resnet.Model, q *quantizer, samples []Sample, ridge float64) (
 // samples with the same top-1, and the mean largest score difference. With
 // each set, it is also called with every sample's dequantized classifier
 // input and float logits.
-func headScore(m *resnet.Model, l layer, sm int, samples []Sample, z [][]float64, each func(in, logits []float64) error) (agree, scoreErr float64, err error) {
+func headScore(m *resnet.Model, l layer, sm int, src Samples, z [][]float64, each func(in, logits []float64) error) (agree, scoreErr float64, err error) {
 	it, err := interp.New(m, interp.Options{KeepAll: true, Threads: 1})
 	if err != nil {
 		return 0, 0, fmt.Errorf("quant: head refit: preparing the int8 model: %w", err)
@@ -267,12 +271,12 @@ func headScore(m *resnet.Model, l layer, sm int, samples []Sample, z [][]float64
 	defer it.Close()
 	var hits, errSum float64
 	var buf, scores []float64
-	for si, s := range samples {
+	err = forEach(src, func(si int, s Sample) error {
 		if err := setInputs(it, s, si); err != nil {
-			return 0, 0, err
+			return err
 		}
 		if err := it.Invoke(); err != nil {
-			return 0, 0, fmt.Errorf("quant: head refit: int8 model on sample %d: %w", si, err)
+			return fmt.Errorf("quant: head refit: int8 model on sample %d: %w", si, err)
 		}
 		scores = dequantized(it.TensorByIndex(sm), scores[:0])
 		if argmax(scores) == argmax(z[si]) {
@@ -286,11 +290,16 @@ func headScore(m *resnet.Model, l layer, sm int, samples []Sample, z [][]float64
 		if each != nil {
 			buf = dequantized(it.TensorByIndex(l.qIn), buf[:0])
 			if err := each(buf, z[si]); err != nil {
-				return 0, 0, err
+				return err
 			}
 		}
+		return nil
+	})
+	if err != nil {
+		return 0, 0, err
 	}
-	return hits / float64(len(samples)), errSum / float64(len(samples)), nil
+	n := float64(src.Len())
+	return hits / n, errSum / n, nil
 }
 
 // fitRMSE is the root mean squared difference between z and w e + b.

@@ -14,8 +14,6 @@ import (
 
 	"github.com/shortcut-edge/shortcut/quant"
 	"github.com/shortcut-edge/shortcut/train"
-	"github.com/shortcut-edge/shortcut/train/data"
-	"github.com/shortcut-edge/shortcut/train/evaluate"
 	"github.com/shortcut-edge/shortcut/train/models"
 )
 
@@ -245,7 +243,7 @@ func pretrained(ctx context.Context, o pretrainedOptions) (string, error) {
 		if err != nil {
 			return "", err
 		}
-		res, err := quant.Run(e.Model, samples, quant.Options{MinSamples: quant.RecommendedMinSamples})
+		res, err := quant.RunSamples(e.Model, samples, quant.Options{MinSamples: quant.RecommendedMinSamples})
 		if err != nil {
 			return "", fmt.Errorf("quantizing %s: %w", arch, err)
 		}
@@ -277,60 +275,4 @@ func pretrained(ctx context.Context, o pretrainedOptions) (string, error) {
 		fmt.Fprintf(&b, "wrote %s\n", filepath.Join(out, f))
 	}
 	return b.String(), nil
-}
-
-// pretrainedCalibration prepares the calibration inputs: the files of an images: source, read
-// one at a time, or a seeded draw from a dataset's training split.
-func pretrainedCalibration(ctx context.Context, e *quant.Export, o pretrainedOptions) ([]quant.Sample, calibrationRecord, error) {
-	rec := calibrationRecord{Source: o.calibration, Count: o.calibrationCount, DefaultCount: o.calibrationCount == 0, Seed: o.seed}
-	if dir, ok := strings.CutPrefix(o.calibration, imagesPrefix); ok {
-		files, err := data.ImageFiles(dir)
-		if err != nil {
-			return nil, rec, fmt.Errorf("--calibration: %w", err)
-		}
-		rec.Available = len(files)
-		if rec.DefaultCount {
-			rec.Count = min(len(files), defaultCalibrationCount)
-		}
-		if rec.Count > len(files) {
-			return nil, rec, fmt.Errorf("--calibration-count %d: %s holds only %d images", rec.Count, o.calibration, len(files))
-		}
-		if rec.Count < quant.RecommendedMinSamples {
-			return nil, rec, fmt.Errorf("--calibration %s: %d images, at least %d are needed for ranges that do not depend on which images were drawn (a few hundred is typical)",
-				o.calibration, rec.Count, quant.RecommendedMinSamples)
-		}
-		idx := evaluate.DrawCalibration(len(files), rec.Count, o.seed)
-		slices.Sort(idx)
-		in := e.Input
-		norm := data.Normalization{Mean: in.Mean, Std: in.Std}
-		samples := make([]quant.Sample, 0, len(idx))
-		for _, i := range idx {
-			if err := ctx.Err(); err != nil {
-				return nil, rec, err
-			}
-			x, err := data.ReadImageInput(files[i], in.Shape[1], in.Shape[2], norm)
-			if err != nil {
-				return nil, rec, fmt.Errorf("--calibration: %w", err)
-			}
-			samples = append(samples, quant.Sample{x})
-			rec.Images = append(rec.Images, files[i])
-		}
-		return samples, rec, nil
-	}
-	spec := evaluate.SpecFromExport(e)
-	spec.Classes = nil // any labelled dataset calibrates; its classes need not be the model's
-	d, err := evaluate.LoadSplit(o.calibration, "train", 1, &spec)
-	if err != nil {
-		return nil, rec, fmt.Errorf("--calibration: %w", err)
-	}
-	rec.Available = d.Len()
-	if rec.DefaultCount {
-		rec.Count = defaultCalibrationCount
-	}
-	samples, err := calibrationSamples(ctx, d, spec, rec.Count, o.seed)
-	if err != nil {
-		return nil, rec, err
-	}
-	rec.Indices = evaluate.DrawCalibration(d.Len(), rec.Count, o.seed)
-	return samples, rec, nil
 }

@@ -9,43 +9,11 @@ import (
 	"strings"
 
 	"github.com/shortcut-edge/shortcut/quant"
-	"github.com/shortcut-edge/shortcut/train/data"
 	"github.com/shortcut-edge/shortcut/train/evaluate"
 )
 
 func init() {
 	commands["quantize"] = command{"quantize an exported float model to an int8 .tflite, calibrated on training images", runQuantize}
-}
-
-// calibrationSamples draws n images of the training split (a seeded random
-// choice) and prepares them as the export's input section says.
-func calibrationSamples(ctx context.Context, d *data.Dataset, spec evaluate.Spec, n int, seed uint64) ([]quant.Sample, error) {
-	if n < quant.RecommendedMinSamples {
-		return nil, fmt.Errorf("--calibration %d: at least %d images are needed for ranges that do not depend on which images were drawn (a few hundred is typical)",
-			n, quant.RecommendedMinSamples)
-	}
-	if d.Len() < n {
-		return nil, fmt.Errorf("--calibration %d: the training split of %s has only %d images; ask for at most %d (and at least %d)",
-			n, d.Name, d.Len(), d.Len(), quant.RecommendedMinSamples)
-	}
-	sub := d.Subset(d.Name+"/calibration", evaluate.DrawCalibration(d.Len(), n, seed))
-	samples := make([]quant.Sample, sub.Len())
-	err := evaluate.ForEachImage(ctx, sub, spec, func(i int, x []float32, _ int) error {
-		samples[i] = quant.Sample{append([]float32(nil), x...)}
-		return nil
-	})
-	return samples, err
-}
-
-// quantizeExport is the quantize command without flag parsing: calibrate the
-// export's float model on n images of train and quantize it.
-func quantizeExport(ctx context.Context, e *quant.Export, train *data.Dataset, n int, seed uint64, o quant.Options) (*quant.Result, error) {
-	samples, err := calibrationSamples(ctx, train, evaluate.SpecFromExport(e), n, seed)
-	if err != nil {
-		return nil, err
-	}
-	o.MinSamples = quant.RecommendedMinSamples
-	return quant.Run(e.Model, samples, o)
 }
 
 func runQuantize(ctx context.Context, args []string, stdout io.Writer) error {

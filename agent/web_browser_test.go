@@ -180,7 +180,7 @@ func TestThePageTeachesALabelInABrowser(t *testing.T) {
 	step("uploading a photo",
 		chromedp.SetUploadFiles(chromedp.CSS("#upload-photos"), []string{sceneFile["A"]}),
 		chromedp.Click(chromedp.CSS("#upload-send")))
-	poll("the upload", `document.querySelector("#teach-status").textContent.includes("photos of") ? "yes" : ""`)
+	poll("the upload", `document.querySelector("#teach-status").textContent.includes("photo of \"my-pattern\" added") ? "yes" : ""`)
 	poll("5 examples again", fmt.Sprintf(`document.querySelectorAll('%s .example').length === 5 ? "yes" : ""`, group))
 	idsAfter := eval(fmt.Sprintf(`[...document.querySelectorAll('%s .example')].map((e) => e.dataset.id).join(" ")`, group))
 	stem := strings.SplitN(strings.Fields(ids)[0], "-", 2)[0]

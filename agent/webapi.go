@@ -120,7 +120,7 @@ type WebStatus struct {
 	Cameras  []WebCamera `json:"cameras"`
 	Learning bool        `json:"learning"`
 	TopK     int         `json:"top_k"`
-	Events   []WebEvent  `json:"events"` // oldest first; predictions excepted
+	Events   []WebEvent  `json:"events"` // oldest first; predictions and learn progress excepted
 	Model    WebModel    `json:"model"`
 }
 

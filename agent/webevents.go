@@ -41,7 +41,8 @@ const webPredictionRate = 4
 // webEventBuffer is how far a viewer may fall behind before it is dropped.
 const webEventBuffer = 64
 
-// webRecent is how many events (predictions excepted) /api/v1/status lists.
+// webRecent is how many events /api/v1/status lists (predictions and
+// learn progress excepted: they are live only).
 const webRecent = 20
 
 // LearnProgress is a progress event of a learn command: added of requested
@@ -106,7 +107,7 @@ func (h *webHub) publish(typ string, v any) {
 	ev := WebEvent{Type: typ, Data: mustJSON(v)}
 	h.mu.Lock()
 	defer h.mu.Unlock()
-	if typ != webPrediction {
+	if typ != webPrediction && typ != webProgress && typ != webHealth {
 		if len(h.recent) == webRecent {
 			h.recent = append(h.recent[:0], h.recent[1:]...)
 		}

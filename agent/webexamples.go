@@ -65,8 +65,9 @@ func (a *Agent) serveDeleteExample(w http.ResponseWriter, r *http.Request) {
 // fields "label" and, optionally, "camera", and one or more "photo" files.
 func (a *Agent) serveUploadPhotos(w http.ResponseWriter, r *http.Request) {
 	now := stamp(time.Now())
+	id := "http-" + randomToken()[:16]
 	answer := func(status int, res any, code, msg string) {
-		rep := Reply{Time: now, Device: a.cfg.Device.ID, Command: CmdUpload, OK: code == "", Code: code, Error: msg}
+		rep := Reply{Time: now, Device: a.cfg.Device.ID, Command: CmdUpload, ID: id, OK: code == "", Code: code, Error: msg}
 		if res != nil {
 			rep.Result = mustJSON(res)
 		}

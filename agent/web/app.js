@@ -143,6 +143,7 @@ function logEvent(type, d) {
   if (type === "state") text = `${d.camera}: state ${d.previous} → ${d.label}`;
   else if (type === "event") text = `${d.kind}: ${d.message}`;
   else if (type === "reply") text = `${d.command} ${d.id}: ` + (d.ok ? "ok" : `${d.code}: ${d.error}`) + (d.warning ? " (" + d.warning + ")" : "");
+  else if (type === "progress" || type === "health") return; // live only
   const list = $("#events");
   list.prepend(el("li", { text: (d.time || "").replace("T", " ").slice(0, 19) + "  " + text }));
   while (list.children.length > 50) list.lastChild.remove();
@@ -222,7 +223,8 @@ async function uploadPhotos(ev) {
   try {
     const rep = await upload("/api/v1/examples", form);
     if (rep.ok) {
-      $("#teach-status").textContent = `${rep.result.added} photos of "${rep.result.label}" added (${rep.result.total} stored)`;
+      const n = rep.result.added;
+      $("#teach-status").textContent = `${n} ${n === 1 ? "photo" : "photos"} of "${rep.result.label}" added (${rep.result.total} stored)`;
       $("#upload-photos").value = "";
     } else {
       $("#teach-status").textContent = "";

@@ -43,6 +43,12 @@ func (a *Add) run(in1, in2, out []int8, lo, hi int) {
 	x := unsafe.Slice((*uint8)(unsafe.Pointer(unsafe.SliceData(in1))), len(in1))[start:end]
 	y := unsafe.Slice((*uint8)(unsafe.Pointer(unsafe.SliceData(in2))), len(in2))[start:end]
 	o := out[start:end]
+	addTable(t, x, y[:len(x)], o[:len(x)])
+}
+
+// addTableGo is the table lookup in Go: the fallback, and the tail of the
+// arm64 kernel.
+func addTableGo(t *[1 << 16]int8, x, y []uint8, o []int8) {
 	y = y[:len(x)]
 	o = o[:len(x)]
 	for i, v := range x {

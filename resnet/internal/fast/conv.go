@@ -54,11 +54,16 @@ type Conv struct {
 	isa ISA
 
 	c4     int     // input channels rounded up to a multiple of 4
-	ph, pw int     // padded scratch image height and width
+	ph, pw int     // padded scratch image height and width (the input's, when direct)
+	direct bool    // the micro-kernel reads the input in place: no padding, no scratch
 	flip   byte    // 0x80 for families that read x+128 (unsigned), 0 for signed ones
 	fill   byte    // padding value: the input zero point, flipped likewise
 	taps   []int32 // byte offset of every filter tap from tap (0, 0)
 	kbytes int     // bytes per tap per pixel (c4)
+
+	plane   int // bytes per image of the (scratch or input) image the kernel reads
+	stepX   int // bytes from one output pixel's input to the next one's in a row
+	stepRow int // bytes added at the end of an output row, after OutW steps of stepX
 
 	nr     int    // output channels per tile: 16, 32 or 64 (tileWidth)
 	blocks int    // output-channel blocks of nr
@@ -105,6 +110,16 @@ func NewConv(p *ref.Conv, filter []int8, bias []int32, isa ISA) (*Conv, error) {
 		c.flip, zoff = 0x80, 128
 	}
 	c.fill = byte(zp + zoff)
+	// A convolution that needs no padding reads its input in place when
+	// the kernel takes the bytes as they are (signed families) and the
+	// channels need no tail: no copy at all (most 1x1 layers).
+	if c.flip == 0 && p.PadH == 0 && p.PadW == 0 && c.c4 == p.InC && c.ph <= p.InH && c.pw <= p.InW {
+		c.direct = true
+		c.ph, c.pw = p.InH, p.InW
+	}
+	c.plane = c.ph * c.pw * c.c4
+	c.stepX = p.StrideW * c.c4
+	c.stepRow = (p.StrideH*c.pw - p.OutW*p.StrideW) * c.c4
 	c.taps = make([]int32, 0, taps)
 	for ky := range p.FilterH {
 		for kx := range p.FilterW {
@@ -159,8 +174,14 @@ func NewConv(p *ref.Conv, filter []int8, bias []int32, isa ISA) (*Conv, error) {
 	return c, nil
 }
 
-// ScratchBytes is the padded-input scratch a Runner needs for c.
-func (c *Conv) ScratchBytes() int { return c.p.Batch * c.ph * c.pw * c.c4 }
+// ScratchBytes is the padded-input scratch a Runner needs for c (none when
+// the kernel reads the input in place).
+func (c *Conv) ScratchBytes() int {
+	if c.direct {
+		return 0
+	}
+	return c.p.Batch * c.ph * c.pw * c.c4
+}
 
 // ISA is the micro-kernel family c was packed for.
 func (c *Conv) ISA() ISA { return c.isa }
@@ -196,11 +217,11 @@ func (c *Conv) pad(input []int8, scratch []byte, lo, hi int) {
 		n := min(p.InW, c.pw-x0) // image columns that land in the scratch
 		if n > 0 {
 			if c.c4 == p.InC {
-				xorBytes(dst[x0*c.c4:][:n*c.c4], src[:n*p.InC], c.flip)
+				flipCopy(dst[x0*c.c4:][:n*c.c4], src[:n*p.InC], c.flip)
 			} else {
 				for x := range n {
 					d := dst[(x0+x)*c.c4:][:c.c4]
-					xorBytes(d[:p.InC], src[x*p.InC:][:p.InC], c.flip)
+					flipCopy(d[:p.InC], src[x*p.InC:][:p.InC], c.flip)
 					fillBytes(d[p.InC:], c.fill)
 				}
 			}
@@ -228,11 +249,11 @@ type tileArgs struct {
 }
 
 // tiles runs pixel-tile x channel-block units [lo, hi) (block-major, so a
-// worker sweeps pixels under one block of weights).
-func (c *Conv) tiles(scratch []byte, output []int8, lo, hi int, a *tileArgs, spill *[mr * nr]byte) {
+// worker sweeps pixels under one block of weights) over src, the padded
+// scratch image or, when c.direct, the input itself. Divisions happen once
+// per call of tiles; each unit walks on from the previous one.
+func (c *Conv) tiles(src []byte, output []int8, lo, hi int, a *tileArgs, spill *[mr * nr]byte) {
 	p := &c.p
-	plane := c.ph * c.pw * c.c4
-	hw := p.OutH * p.OutW
 	taps := len(c.taps)
 	nr := c.nr
 	wBlock := taps * c.kbytes * nr
@@ -245,21 +266,28 @@ func (c *Conv) tiles(scratch []byte, output []int8, lo, hi int, a *tileArgs, spi
 	if p.Scale != nil {
 		a.fp32 = 1
 	}
-	sbase := unsafe.Pointer(unsafe.SliceData(scratch))
+	sbase := unsafe.Pointer(unsafe.SliceData(src))
 	obase := unsafe.Pointer(unsafe.SliceData(output))
 	sp := unsafe.Slice((*int8)(unsafe.Pointer(&spill[0])), len(spill))
+	// Where unit lo starts: its block, its first pixel (b, oy, ox) and
+	// that pixel's input at filter tap (0, 0).
+	blk, mt := lo/c.mtiles, lo%c.mtiles
+	px0 := mt * mr
+	hw := p.OutH * p.OutW
+	b, r := px0/hw, px0%hw
+	oy, ox := r/p.OutW, r%p.OutW
+	inp := unsafe.Add(sbase, b*c.plane+(oy*p.StrideH*c.pw+ox*p.StrideW)*c.c4)
 	for u := lo; u < hi; u++ {
-		blk, mt := u/c.mtiles, u%c.mtiles
+		if mt == c.mtiles { // the next block of channels starts at pixel 0
+			mt, px0, blk = 0, 0, blk+1
+			b, oy, ox = 0, 0, 0
+			inp = sbase
+		}
 		oc0 := blk * nr
 		full := oc0+nr <= p.OutC
 		a.w = unsafe.Pointer(&c.w[blk*wBlock])
 		a.params = unsafe.Pointer(&c.params[blk*numPar*nr])
-		valid := min(mr, c.m-mt*mr)
-		// One division per tile, then walk the pixels: on small layers
-		// per-pixel divisions cost as much as the tile's arithmetic.
-		px0 := mt * mr
-		b, r := px0/hw, px0%hw
-		oy, ox := r/p.OutW, r%p.OutW
+		valid := min(mr, c.m-px0)
 		for j := range mr {
 			if j >= valid {
 				// Past the last pixel: recompute the previous one into the spill.
@@ -267,16 +295,19 @@ func (c *Conv) tiles(scratch []byte, output []int8, lo, hi int, a *tileArgs, spi
 				a.out[j] = unsafe.Pointer(&spill[j*nr])
 				continue
 			}
-			a.in[j] = unsafe.Add(sbase, b*plane+(oy*p.StrideH*c.pw+ox*p.StrideW)*c.c4)
+			a.in[j] = inp
 			if full {
 				a.out[j] = unsafe.Add(obase, (px0+j)*p.OutC+oc0)
 			} else {
 				a.out[j] = unsafe.Pointer(&spill[j*nr])
 			}
+			inp = unsafe.Add(inp, c.stepX)
 			if ox++; ox == p.OutW {
 				ox = 0
+				inp = unsafe.Add(inp, c.stepRow)
 				if oy++; oy == p.OutH {
 					oy, b = 0, b+1
+					inp = unsafe.Add(sbase, b*c.plane)
 				}
 			}
 		}
@@ -287,6 +318,8 @@ func (c *Conv) tiles(scratch []byte, output []int8, lo, hi int, a *tileArgs, spi
 				copy(output[(px0+j)*p.OutC+oc0:][:n], sp[j*nr:][:n])
 			}
 		}
+		mt++
+		px0 += mr
 	}
 }
 
@@ -363,10 +396,31 @@ func tileGo(a *tileArgs) {
 	}
 }
 
+// fillBytes sets every byte of b to v: sixteen bytes stored, then doubled
+// by memmove.
 func fillBytes(b []byte, v byte) {
-	for i := range b {
-		b[i] = v
+	if len(b) < 16 {
+		for i := range b {
+			b[i] = v
+		}
+		return
 	}
+	v8 := uint64(v) * 0x0101010101010101
+	*(*uint64)(unsafe.Pointer(&b[0])) = v8
+	*(*uint64)(unsafe.Pointer(&b[8])) = v8
+	for n := 16; n < len(b); n *= 2 {
+		copy(b[n:], b[:n])
+	}
+}
+
+// flipCopy writes src^x to dst: a memmove for the families that read the
+// bytes as they are.
+func flipCopy(dst, src []byte, x byte) {
+	if x == 0 {
+		copy(dst, src)
+		return
+	}
+	xorBytes(dst, src, x)
 }
 
 // xorBytes writes src^x to dst, eight bytes at a time; with x = 0x80 that

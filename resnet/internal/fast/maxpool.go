@@ -26,12 +26,23 @@ func (m *MaxPool) run(input, output []int8, lo, hi int) {
 			inX0 := ox*p.StrideW - p.PadW
 			fx0, fx1 := max(0, -inX0), min(p.FilterW, p.InW-inX0)
 			dst := output[((b*p.OutH+oy)*p.OutW+ox)*p.C:][:p.C]
-			for i := range dst {
-				dst[i] = -128
-			}
+			// The first tap is copied, the others maxed into it (an
+			// empty window gives -128, as in ref).
+			first := true
 			for fy := fy0; fy < fy1; fy++ {
 				for fx := fx0; fx < fx1; fx++ {
-					maxInto(dst, input[((b*p.InH+inY0+fy)*p.InW+inX0+fx)*p.C:][:p.C])
+					src := input[((b*p.InH+inY0+fy)*p.InW+inX0+fx)*p.C:][:p.C]
+					if first {
+						copy(dst, src)
+						first = false
+					} else {
+						maxInto(dst, src)
+					}
+				}
+			}
+			if first {
+				for i := range dst {
+					dst[i] = -128
 				}
 			}
 			if clamp {

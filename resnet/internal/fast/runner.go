@@ -3,6 +3,7 @@ package fast
 import (
 	"runtime"
 	"sync/atomic"
+	"unsafe"
 )
 
 // Runner runs prepared kernels for one interpreter: it owns the scratch
@@ -148,7 +149,11 @@ func (r *Runner) do(id, lo, hi int) {
 		j.conv.pad(j.in, r.scratch, lo, hi)
 	case jobTiles:
 		w := &r.workers[id]
-		j.conv.tiles(r.scratch, j.out, lo, hi, &w.args, &w.spill)
+		src := r.scratch
+		if j.conv.direct {
+			src = unsafe.Slice((*byte)(unsafe.Pointer(unsafe.SliceData(j.in))), len(j.in))
+		}
+		j.conv.tiles(src, j.out, lo, hi, &w.args, &w.spill)
 	case jobAdd:
 		j.add.run(j.in, j.in2, j.out, lo, hi)
 	case jobMaxPool:
@@ -170,9 +175,11 @@ func (r *Runner) do(id, lo, hi int) {
 // Conv runs c: output = ref.ConvInt8(c's parameters, input). The runner's
 // scratch must be at least c.ScratchBytes().
 func (r *Runner) Conv(c *Conv, input, output []int8) {
-	r.job = job{kind: jobPad, conv: c, in: input, units: c.padRows()}
-	r.run()
-	r.job = job{kind: jobTiles, conv: c, out: output, units: c.blocks * c.mtiles}
+	if !c.direct {
+		r.job = job{kind: jobPad, conv: c, in: input, units: c.padRows()}
+		r.run()
+	}
+	r.job = job{kind: jobTiles, conv: c, in: input, out: output, units: c.blocks * c.mtiles}
 	r.run()
 	r.job = job{}
 }

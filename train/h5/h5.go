@@ -23,7 +23,9 @@ import (
 	"fmt"
 	"math"
 	"slices"
+	"strconv"
 	"strings"
+	"unicode"
 )
 
 // Limits that bound the work a file can ask for.
@@ -594,7 +596,13 @@ func (o *Object) Open(path string) (*Object, error) {
 var ErrNotFound = errors.New("not found")
 
 func (o *Object) openLink(l Link) (*Object, error) {
-	p := strings.TrimSuffix(o.Path, "/") + "/" + l.Name
+	// Path is for messages: a name with control characters is quoted, so that an error about
+	// a hostile file stays on one line.
+	name := l.Name
+	if strings.ContainsFunc(name, unicode.IsControl) {
+		name = strconv.Quote(name)
+	}
+	p := strings.TrimSuffix(o.Path, "/") + "/" + name
 	if l.kind != "" {
 		return nil, fmt.Errorf("%s is a %s link, which is not followed", p, l.kind)
 	}

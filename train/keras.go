@@ -136,6 +136,29 @@ func readKerasH5(path string, b []byte) (*kerasFile, error) {
 	return kf, nil
 }
 
+// heads lists the layers that may be the classifier: outside ResNet50's convolutions and batch
+// norms, with a 2-d kernel, whatever their name (predictions in Keras' own file with its top).
+func (kf *kerasFile) heads() ([]string, error) {
+	probe, err := models.KerasResNet50(32, 32, 3, 1)
+	if err != nil {
+		return nil, err
+	}
+	backbone := map[string]bool{}
+	for _, l := range probe.Layers {
+		if l.Kind != models.OpDense {
+			backbone[l.Name] = true
+		}
+	}
+	var heads []string
+	for _, k := range kf.order {
+		layer, v, _ := strings.Cut(k, "/")
+		if !backbone[layer] && v == "kernel" && len(kf.tensors[k].d.Shape) == 2 {
+			heads = append(heads, layer)
+		}
+	}
+	return heads, nil
+}
+
 // exportKeras maps a Keras weights file onto Keras' ResNet50 and writes the float export
 // (model.json, weights.bin) in out, batch norms and conv biases folded, the BGR input swapped
 // into conv1 (see KerasCaffeMean). Every tensor is checked: name, shape, type, finite values;
@@ -166,21 +189,9 @@ func exportKeras(opt ImportOptions, out string) (*ImportSummary, *Manifest, erro
 	if w == 0 {
 		w = h
 	}
-	// The classifier: the one layer outside ResNet50 with a 2-d kernel.
-	probe, err := models.KerasResNet50(max(h, 32), max(w, 32), 3, 1)
+	heads, err := kf.heads()
 	if err != nil {
 		return nil, nil, err
-	}
-	resnetLayer := map[string]bool{}
-	for _, l := range probe.Layers {
-		resnetLayer[l.Name] = true
-	}
-	var heads []string
-	for _, k := range kf.order {
-		layer, v, _ := strings.Cut(k, "/")
-		if !resnetLayer[layer] && v == "kernel" && len(kf.tensors[k].d.Shape) == 2 {
-			heads = append(heads, layer)
-		}
 	}
 	if len(heads) > 1 {
 		return nil, nil, fmt.Errorf("import %s: %d Dense layers after ResNet50 (%s); want one classifier", opt.Path, len(heads), strings.Join(quoteNames(heads), ", "))

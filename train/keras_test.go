@@ -6,6 +6,8 @@ import (
 	"slices"
 	"strings"
 	"testing"
+
+	"github.com/shortcut-edge/shortcut/train/h5"
 )
 
 func TestKerasKeyDropsTheVariableSuffixAndANestedModelsName(t *testing.T) {
@@ -50,6 +52,37 @@ func TestReadKerasH5FindsEveryWeightUnderItsKerasName(t *testing.T) {
 		}
 		if _, err := os.Stat(out); err == nil {
 			t.Errorf("%s: %s written after the error", name, out)
+		}
+	}
+}
+
+// The classifier is found by its shape whatever its name: Keras' own ImageNet file calls it
+// predictions, the name train/models gives it too, and a Dense added by the user is dense,
+// dense_1, ...
+func TestTheKerasClassifierIsFoundByItsShape(t *testing.T) {
+	for _, tc := range []struct {
+		keys []string
+		want []string
+	}{
+		{[]string{"conv1_conv/kernel", "conv5_block3_3_bn/gamma", "predictions/kernel", "predictions/bias"}, []string{"predictions"}},
+		{[]string{"conv1_conv/kernel", "dense_1/kernel", "dense_1/bias"}, []string{"dense_1"}},
+		{[]string{"conv1_conv/kernel", "conv1_bn/gamma"}, nil},
+		{[]string{"dense/kernel", "dense_2/kernel"}, []string{"dense", "dense_2"}},
+	} {
+		kf := &kerasFile{tensors: map[string]*kerasTensor{}}
+		for _, k := range tc.keys {
+			shape := []int{7, 7, 3, 64}
+			if strings.HasSuffix(k, "/bias") || strings.HasSuffix(k, "/gamma") {
+				shape = []int{64}
+			} else if !strings.HasPrefix(k, "conv") {
+				shape = []int{2048, 10}
+			}
+			kf.tensors[k] = &kerasTensor{d: &h5.Dataset{Shape: shape}}
+			kf.order = append(kf.order, k)
+		}
+		got, err := kf.heads()
+		if err != nil || !slices.Equal(got, tc.want) {
+			t.Errorf("%v: heads %v, %v; want %v", tc.keys, got, err, tc.want)
 		}
 	}
 }

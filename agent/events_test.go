@@ -147,6 +147,20 @@ learning: {enabled: false}
 		}
 		return ends >= 6
 	})
+	// The page sees the same events: /api/v1/status lists the latest.
+	var st agent.WebStatus
+	if err := json.Unmarshal([]byte(p.get(t, "/api/v1/status")), &st); err != nil {
+		t.Fatal(err)
+	}
+	seen := 0
+	for _, e := range st.Events {
+		if e.Type == "camera_event" {
+			seen++
+		}
+	}
+	if seen == 0 {
+		t.Errorf("/api/v1/status lists no camera_event among %d recent events", len(st.Events))
+	}
 	p.cmd.Process.Signal(syscall.SIGTERM)
 	<-p.exited
 	sub.WaitFor("shortcut/evdev/availability", "offline", hasPayload(agent.Offline))

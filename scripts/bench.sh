@@ -11,7 +11,7 @@ echo "== runtime: ResNet-50 224 per kernel path and thread count"
 go test -run '^$' -bench ResNet50 -benchtime "${BENCH_ITERS:-5}x" ./resnet/interp/
 echo "== camera: capture + preprocessing per frame (640x480 and 1920x1080 to 224x224)"
 go test -run '^$' -bench . ./camera/
-echo "== agent: per-frame overhead (instant classifier), publish rate to mosquitto, RSS with int8 ResNet-50 (target <= 150 MB)"
+echo "== agent: per-frame overhead (instant classifier), publish rate to mosquitto, RSS with int8 ResNet-50 (target <= 150 MB), CPU of one web page viewer"
 go test -run '^$' -bench . -benchtime 1x ./agent/
 echo "== on-device learning: head training time"
 go test -run '^$' -bench Train -benchtime 5x ./agent/head/

@@ -51,6 +51,7 @@ fuzz:
 	$(GO) test ./internal/npy -run '^$$' -fuzz '^FuzzDecode$$' -fuzztime 10s -fuzzminimizetime 2s
 	$(GO) test ./train/pth -run '^$$' -fuzz '^FuzzReadPTH$$' -fuzztime 10s -fuzzminimizetime 2s
 	$(GO) test ./train/pth -run '^$$' -fuzz '^FuzzReadPTHPickle$$' -fuzztime $(FUZZTIME) -fuzzminimizetime 2s
+	$(GO) test ./train/h5 -run '^$$' -fuzz '^FuzzReadH5$$' -fuzztime $(FUZZTIME) -fuzzminimizetime 2s
 
 run: setup-run build
 	@scripts/run.sh

@@ -218,6 +218,20 @@ func (c *Conv) pad(input []int8, scratch []byte, lo, hi int) {
 		if n > 0 {
 			if c.c4 == p.InC {
 				flipCopy(dst[x0*c.c4:][:n*c.c4], src[:n*p.InC], c.flip)
+			} else if p.InC < 16 {
+				// A few channels (an RGB image): byte loops beat two calls
+				// per pixel.
+				flip, fill := c.flip, c.fill
+				for x := range n {
+					d := dst[(x0+x)*c.c4:][:c.c4]
+					s := src[x*p.InC:][:p.InC]
+					for k, v := range s {
+						d[k] = v ^ flip
+					}
+					for k := p.InC; k < len(d); k++ {
+						d[k] = fill
+					}
+				}
 			} else {
 				for x := range n {
 					d := dst[(x0+x)*c.c4:][:c.c4]
@@ -251,8 +265,13 @@ type tileArgs struct {
 // tiles runs pixel-tile x channel-block units [lo, hi) (block-major, so a
 // worker sweeps pixels under one block of weights) over src, the padded
 // scratch image or, when c.direct, the input itself. Divisions happen once
-// per call of tiles; each unit walks on from the previous one.
-func (c *Conv) tiles(src []byte, output []int8, lo, hi int, a *tileArgs, spill *[mr * nr]byte) {
+// per call of tiles; each unit walks on from the previous one. The
+// kernel's arguments live on this goroutine's stack: pointer stores there
+// need no GC write barrier, which on a heap copy cost a check per pointer
+// per call.
+func (c *Conv) tiles(src []byte, output []int8, lo, hi int, spill *[mr * nr]byte) {
+	var args tileArgs
+	a := &args
 	p := &c.p
 	taps := len(c.taps)
 	nr := c.nr

@@ -25,7 +25,6 @@ type Runner struct {
 
 // worker is one thread's private state, reused by every call.
 type worker struct {
-	args   tileArgs
 	spill  [mr * nr]byte // output of tiles that overhang the tensor
 	fargs  ftileArgs
 	fspill [fmr * 32]float32 // the same for float tiles (nr up to 32)
@@ -153,7 +152,7 @@ func (r *Runner) do(id, lo, hi int) {
 		if j.conv.direct {
 			src = unsafe.Slice((*byte)(unsafe.Pointer(unsafe.SliceData(j.in))), len(j.in))
 		}
-		j.conv.tiles(src, j.out, lo, hi, &w.args, &w.spill)
+		j.conv.tiles(src, j.out, lo, hi, &w.spill)
 	case jobAdd:
 		j.add.run(j.in, j.in2, j.out, lo, hi)
 	case jobMaxPool:

@@ -17,6 +17,7 @@ import (
 	"github.com/shortcut-edge/shortcut/agent/head"
 	"github.com/shortcut-edge/shortcut/agent/pins"
 	"github.com/shortcut-edge/shortcut/agent/publish"
+	"github.com/shortcut-edge/shortcut/agent/webauth"
 )
 
 // Options are the agent's seams for tests and for the camera package.
@@ -69,7 +70,7 @@ type Agent struct {
 	learn   *learner                   // nil when learning is off
 	gpio    *pins.Unit                 // nil without gpio pins
 	web     *webHub                    // the page's live events (webevents.go)
-	auth    *webAuth                   // http.auth: sessions, tokens (webauth.go)
+	auth    *webauth.Auth              // http.auth: sessions, tokens, the guard of every route
 
 	processed atomic.Uint64
 	readyOnce sync.Once
@@ -113,7 +114,7 @@ func New(cfg Config, opt Options) (*Agent, error) {
 	a := &Agent{cfg: cfg, opt: opt, log: opt.Logger, met: newMetrics(), notify: notifierFromEnv(opt.Getenv), web: newWebHub(), prepare: make(chan *modelRef, 1),
 		topics: publish.Topics{Prefix: cfg.MQTT.TopicPrefix, Device: cfg.Device.ID, DiscoveryPrefix: cfg.MQTT.Discovery.Prefix}}
 	a.met.reg.MustRegister(newSourceCollector(a), newThermalCollector(thermalRoot))
-	a.auth = newWebAuth(cfg.HTTP, a.log.With("component", "http"))
+	a.auth = webauth.New(cfg.HTTP, a.log.With("component", "http"))
 	a.modelPath = cfg.Model.Path
 	var c Classifier
 	var err error

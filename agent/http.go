@@ -14,6 +14,7 @@ import (
 
 	"github.com/shortcut-edge/shortcut/agent/config"
 	"github.com/shortcut-edge/shortcut/agent/connlimit"
+	"github.com/shortcut-edge/shortcut/agent/webauth"
 )
 
 // Health is the /healthz body.
@@ -138,7 +139,7 @@ func (a *Agent) Health() Health {
 // page with its API (web.go, webapi.go), each behind http.auth (webauth.go).
 func (a *Agent) Handler() http.Handler {
 	mux := http.NewServeMux()
-	mux.Handle("GET /healthz", a.guard(guardOpen, func(w http.ResponseWriter, r *http.Request) {
+	mux.Handle("GET /healthz", a.auth.Guard(webauth.Open, func(w http.ResponseWriter, r *http.Request) {
 		h := a.Health()
 		w.Header().Set("Content-Type", "application/json")
 		if h.Status != "ready" {
@@ -147,7 +148,7 @@ func (a *Agent) Handler() http.Handler {
 		json.NewEncoder(w).Encode(h)
 	}))
 	metrics := promhttp.HandlerFor(a.met.reg, promhttp.HandlerOpts{})
-	mux.Handle("GET /metrics", a.guard(guardMetrics, metrics.ServeHTTP))
+	mux.Handle("GET /metrics", a.auth.Guard(webauth.Metrics, metrics.ServeHTTP))
 	snapshot := func(w http.ResponseWriter, cam *camera) {
 		b, err := a.snapshot(cam)
 		if err != nil {
@@ -169,22 +170,22 @@ func (a *Agent) Handler() http.Handler {
 		defer func() { <-streams }()
 		a.stream(w, r, cam)
 	}
-	mux.Handle("GET /snapshot.jpg", a.guard(guardAPI, func(w http.ResponseWriter, r *http.Request) {
+	mux.Handle("GET /snapshot.jpg", a.auth.Guard(webauth.API, func(w http.ResponseWriter, r *http.Request) {
 		if cam := a.cameraFor(w, r); cam != nil {
 			snapshot(w, cam)
 		}
 	}))
-	mux.Handle("GET /stream.mjpeg", a.guard(guardAPI, func(w http.ResponseWriter, r *http.Request) {
+	mux.Handle("GET /stream.mjpeg", a.auth.Guard(webauth.API, func(w http.ResponseWriter, r *http.Request) {
 		if cam := a.cameraFor(w, r); cam != nil {
 			stream(w, r, cam)
 		}
 	}))
-	mux.Handle("GET /cameras/{id}/snapshot.jpg", a.guard(guardAPI, func(w http.ResponseWriter, r *http.Request) {
+	mux.Handle("GET /cameras/{id}/snapshot.jpg", a.auth.Guard(webauth.API, func(w http.ResponseWriter, r *http.Request) {
 		if cam := a.cameraAt(w, r); cam != nil {
 			snapshot(w, cam)
 		}
 	}))
-	mux.Handle("GET /cameras/{id}/stream.mjpg", a.guard(guardAPI, func(w http.ResponseWriter, r *http.Request) {
+	mux.Handle("GET /cameras/{id}/stream.mjpg", a.auth.Guard(webauth.API, func(w http.ResponseWriter, r *http.Request) {
 		if cam := a.cameraAt(w, r); cam != nil {
 			stream(w, r, cam)
 		}
@@ -296,7 +297,7 @@ const httpReadHeaderTimeout = 5 * time.Second
 // http.max_connections open connections (connlimit). Its requests'
 // contexts are ctx's children, so that streams end when the agent stops.
 func (a *Agent) newHTTPServer(ctx context.Context, ln net.Listener) (*http.Server, net.Listener) {
-	if host, _, err := net.SplitHostPort(a.cfg.HTTP.Address); err == nil && !a.auth.enabled() && !config.LoopbackHost(host) {
+	if host, _, err := net.SplitHostPort(a.cfg.HTTP.Address); err == nil && !a.auth.Enabled() && !config.LoopbackHost(host) {
 		a.log.Warn("http.insecure: the page and the API are open to anyone who can reach this address, without login: "+
 			"add a user or token under http.auth (shortcut-agent hash-password), or listen on 127.0.0.1", "address", a.cfg.HTTP.Address)
 	}

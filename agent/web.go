@@ -10,6 +10,8 @@ import (
 	"net/http"
 	"strconv"
 	"time"
+
+	"github.com/shortcut-edge/shortcut/agent/webauth"
 )
 
 // The agent's web page: plain HTML, CSS and JavaScript embedded in the
@@ -31,41 +33,41 @@ const pageCSP = "default-src 'self'; img-src 'self' data: blob:; style-src 'self
 // webRoutes adds the page, the login and the API to mux.
 func (a *Agent) webRoutes(mux *http.ServeMux, streams chan struct{}) {
 	assets, _ := fs.Sub(webFiles, "web")
-	mux.Handle("GET /assets/", a.guard(guardOpen, func(w http.ResponseWriter, r *http.Request) {
+	mux.Handle("GET /assets/", a.auth.Guard(webauth.Open, func(w http.ResponseWriter, r *http.Request) {
 		w.Header().Set("Cache-Control", "no-cache")
 		http.StripPrefix("/assets/", http.FileServerFS(assets)).ServeHTTP(w, r)
 	}))
-	mux.Handle("GET /{$}", a.guard(guardPage, func(w http.ResponseWriter, r *http.Request) {
+	mux.Handle("GET /{$}", a.auth.Guard(webauth.Page, func(w http.ResponseWriter, r *http.Request) {
 		w.Header().Set("Content-Security-Policy", pageCSP)
 		w.Header().Set("Cache-Control", "no-store")
 		http.ServeFileFS(w, r, webFiles, "web/index.html")
 	}))
-	mux.Handle("GET /login", a.guard(guardOpen, a.serveLoginPage))
-	mux.Handle("POST /login", a.guard(guardOpen, a.serveLogin))
-	mux.Handle("POST /logout", a.guard(guardPage, func(w http.ResponseWriter, r *http.Request) {
-		a.auth.endSession(r)
-		http.SetCookie(w, &http.Cookie{Name: sessionCookie, Value: "", Path: "/", MaxAge: -1, HttpOnly: true, SameSite: http.SameSiteStrictMode, Secure: r.TLS != nil})
+	mux.Handle("GET /login", a.auth.Guard(webauth.Open, a.serveLoginPage))
+	mux.Handle("POST /login", a.auth.Guard(webauth.Open, a.serveLogin))
+	mux.Handle("POST /logout", a.auth.Guard(webauth.Page, func(w http.ResponseWriter, r *http.Request) {
+		a.auth.EndSession(r)
+		http.SetCookie(w, &http.Cookie{Name: webauth.SessionCookie, Value: "", Path: "/", MaxAge: -1, HttpOnly: true, SameSite: http.SameSiteStrictMode, Secure: r.TLS != nil})
 		http.Redirect(w, r, "/login", http.StatusSeeOther)
 	}))
 
-	mux.Handle("GET /api/v1/session", a.guard(guardAPI, a.serveSession))
-	mux.Handle("GET /api/v1/status", a.guard(guardAPI, a.serveStatus))
-	mux.Handle("GET /api/v1/labels", a.guard(guardAPI, a.serveLabels))
-	mux.Handle("GET /api/v1/examples/{file}", a.guard(guardAPI, a.serveExample))
-	mux.Handle("DELETE /api/v1/examples/{file}", a.guard(guardAPI, a.serveDeleteExample))
-	mux.Handle("POST /api/v1/examples", a.guard(guardAPI, a.serveUploadPhotos))
-	mux.Handle("POST /api/v1/model", a.guard(guardAPI, a.serveModelUpload))
-	mux.Handle("GET /api/v1/exports/{file}", a.guard(guardAPI, a.serveExport))
-	mux.Handle("POST /api/v1/imports", a.guard(guardAPI, a.serveImportUpload))
-	mux.Handle("POST /api/v1/commands/{name}", a.guard(guardAPI, a.serveCommand))
-	mux.Handle("GET /api/v1/events", a.guard(guardAPI, func(w http.ResponseWriter, r *http.Request) {
+	mux.Handle("GET /api/v1/session", a.auth.Guard(webauth.API, a.serveSession))
+	mux.Handle("GET /api/v1/status", a.auth.Guard(webauth.API, a.serveStatus))
+	mux.Handle("GET /api/v1/labels", a.auth.Guard(webauth.API, a.serveLabels))
+	mux.Handle("GET /api/v1/examples/{file}", a.auth.Guard(webauth.API, a.serveExample))
+	mux.Handle("DELETE /api/v1/examples/{file}", a.auth.Guard(webauth.API, a.serveDeleteExample))
+	mux.Handle("POST /api/v1/examples", a.auth.Guard(webauth.API, a.serveUploadPhotos))
+	mux.Handle("POST /api/v1/model", a.auth.Guard(webauth.API, a.serveModelUpload))
+	mux.Handle("GET /api/v1/exports/{file}", a.auth.Guard(webauth.API, a.serveExport))
+	mux.Handle("POST /api/v1/imports", a.auth.Guard(webauth.API, a.serveImportUpload))
+	mux.Handle("POST /api/v1/commands/{name}", a.auth.Guard(webauth.API, a.serveCommand))
+	mux.Handle("GET /api/v1/events", a.auth.Guard(webauth.API, func(w http.ResponseWriter, r *http.Request) {
 		if !takeStream(w, streams, a.cfg.HTTP.MaxConnections) {
 			return
 		}
 		defer func() { <-streams }()
 		a.serveEvents(w, r)
 	}))
-	mux.Handle("/api/", a.guard(guardAPI, func(w http.ResponseWriter, r *http.Request) {
+	mux.Handle("/api/", a.auth.Guard(webauth.API, func(w http.ResponseWriter, r *http.Request) {
 		writeJSON(w, http.StatusNotFound, apiError{fmt.Sprintf("no API %s %s; see agent/PAYLOADS.md (HTTP API)", r.Method, r.URL.Path)})
 	}))
 }
@@ -78,8 +80,8 @@ type loginView struct {
 }
 
 func (a *Agent) renderLogin(w http.ResponseWriter, r *http.Request, status int, msg string) {
-	tok := randomToken()
-	http.SetCookie(w, &http.Cookie{Name: loginCookie, Value: tok, Path: "/login", HttpOnly: true, SameSite: http.SameSiteStrictMode,
+	tok := webauth.RandomToken()
+	http.SetCookie(w, &http.Cookie{Name: webauth.LoginCookie, Value: tok, Path: "/login", HttpOnly: true, SameSite: http.SameSiteStrictMode,
 		Secure: r.TLS != nil, MaxAge: 3600})
 	w.Header().Set("Content-Security-Policy", pageCSP)
 	w.Header().Set("Cache-Control", "no-store")
@@ -96,40 +98,40 @@ func (a *Agent) serveLoginPage(w http.ResponseWriter, r *http.Request) {
 // spends CPU), then the form's CSRF token against its cookie, then the
 // password. A success starts a session and goes to the page.
 func (a *Agent) serveLogin(w http.ResponseWriter, r *http.Request) {
-	wa := a.auth
+	wa, log := a.auth, a.log.With("component", "http")
 	if len(a.cfg.HTTP.Auth.Users) == 0 {
 		a.renderLogin(w, r, http.StatusNotFound, "No user is configured (http.auth.users), so there is nothing to log in to.")
 		return
 	}
-	if wait, ok := wa.allowLogin(r, time.Now()); !ok {
+	if wait, ok := wa.AllowLogin(r, time.Now()); !ok {
 		secs := int(wait.Seconds()) + 1
 		w.Header().Set("Retry-After", strconv.Itoa(secs))
-		wa.log.Warn("login attempt refused: too many attempts", "client", r.RemoteAddr)
+		log.Warn("login attempt refused: too many attempts", "client", r.RemoteAddr)
 		a.renderLogin(w, r, http.StatusTooManyRequests, fmt.Sprintf("Too many login attempts; try again in %d s.", secs))
 		return
 	}
-	r.Body = http.MaxBytesReader(w, r.Body, maxLoginFields)
+	r.Body = http.MaxBytesReader(w, r.Body, webauth.MaxLoginFields)
 	if err := r.ParseForm(); err != nil {
 		a.renderLogin(w, r, http.StatusBadRequest, "The login form could not be read; reload the page and try again.")
 		return
 	}
-	c, err := r.Cookie(loginCookie)
+	c, err := r.Cookie(webauth.LoginCookie)
 	if err != nil || subtle.ConstantTimeCompare([]byte(c.Value), []byte(r.PostFormValue("csrf"))) != 1 {
 		a.renderLogin(w, r, http.StatusForbidden, "The login form has expired or did not come from this page; log in again.")
 		return
 	}
 	name := r.PostFormValue("name")
-	if !wa.checkPassword(name, r.PostFormValue("password")) {
+	if !wa.CheckPassword(name, r.PostFormValue("password")) {
 		host, _, _ := net.SplitHostPort(r.RemoteAddr)
-		wa.log.Warn("login failed", "user", name, "client", host)
+		log.Warn("login failed", "user", name, "client", host)
 		a.renderLogin(w, r, http.StatusUnauthorized, "Wrong name or password.")
 		return
 	}
-	id, _ := wa.newSession(name)
-	wa.log.Info("logged in", "user", name, "client", r.RemoteAddr)
-	http.SetCookie(w, &http.Cookie{Name: sessionCookie, Value: id, Path: "/", HttpOnly: true, SameSite: http.SameSiteStrictMode,
+	id, _ := wa.NewSession(name)
+	log.Info("logged in", "user", name, "client", r.RemoteAddr)
+	http.SetCookie(w, &http.Cookie{Name: webauth.SessionCookie, Value: id, Path: "/", HttpOnly: true, SameSite: http.SameSiteStrictMode,
 		Secure: r.TLS != nil, MaxAge: int(a.cfg.HTTP.Auth.SessionTTL.Seconds())})
-	http.SetCookie(w, &http.Cookie{Name: loginCookie, Value: "", Path: "/login", MaxAge: -1})
+	http.SetCookie(w, &http.Cookie{Name: webauth.LoginCookie, Value: "", Path: "/login", MaxAge: -1})
 	http.Redirect(w, r, "/", http.StatusSeeOther)
 }
 

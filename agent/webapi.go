@@ -149,8 +149,8 @@ type WebCamera struct {
 func (a *Agent) serveStatus(w http.ResponseWriter, r *http.Request) {
 	s := WebStatus{Device: a.cfg.Device.ID, Name: a.cfg.Device.Name, Version: buildinfo.Version, Health: a.Health(),
 		Learning: a.learn != nil, TopK: a.cfg.Model.TopK, Events: a.web.recentEvents(), Cameras: []WebCamera{}}
-	if id, err := a.auth.identify(r); err == nil {
-		s.User = id.name
+	if id, err := a.auth.Identify(r); err == nil {
+		s.User = id.Name
 	}
 	mi := a.Model()
 	s.Model = WebModel{Name: mi.Name, Version: mi.Version, SHA256: mi.SHA256, Path: mi.Path, Labels: mi.Labels,
@@ -180,11 +180,11 @@ type WebSession struct {
 }
 
 func (a *Agent) serveSession(w http.ResponseWriter, r *http.Request) {
-	s := WebSession{Auth: a.auth.enabled()}
-	if id, err := a.auth.identify(r); err == nil {
-		s.User = id.name
-		if id.session != nil {
-			s.CSRF = id.session.csrf
+	s := WebSession{Auth: a.auth.Enabled()}
+	if id, err := a.auth.Identify(r); err == nil {
+		s.User = id.Name
+		if id.Session != nil {
+			s.CSRF = id.Session.CSRF
 		}
 	}
 	writeJSON(w, http.StatusOK, s)

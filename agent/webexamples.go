@@ -18,6 +18,7 @@ import (
 	"golang.org/x/image/draw"
 
 	"github.com/shortcut-edge/shortcut/agent/capture"
+	"github.com/shortcut-edge/shortcut/agent/webauth"
 )
 
 // Examples from the page: one stored example is deleted by its id (the
@@ -58,7 +59,7 @@ const CmdUpload = "upload"
 // with {"example": id}, through the learner like any command.
 func (a *Agent) serveDeleteExample(w http.ResponseWriter, r *http.Request) {
 	id := strings.TrimSuffix(r.PathValue("file"), ".jpg")
-	body := mustJSON(map[string]string{"id": "http-" + randomToken()[:16], "example": id})
+	body := mustJSON(map[string]string{"id": "http-" + webauth.RandomToken()[:16], "example": id})
 	a.runCommand(w, r, CmdForget, body)
 }
 
@@ -66,7 +67,7 @@ func (a *Agent) serveDeleteExample(w http.ResponseWriter, r *http.Request) {
 // fields "label" and, optionally, "camera", and one or more "photo" files.
 func (a *Agent) serveUploadPhotos(w http.ResponseWriter, r *http.Request) {
 	now := stamp(time.Now())
-	id := "http-" + randomToken()[:16]
+	id := "http-" + webauth.RandomToken()[:16]
 	answer := func(status int, res any, code, msg string) {
 		rep := Reply{Time: now, Device: a.cfg.Device.ID, Command: CmdUpload, ID: id, OK: code == "", Code: code, Error: msg}
 		if res != nil {

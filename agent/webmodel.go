@@ -14,6 +14,8 @@ import (
 	"path/filepath"
 	"regexp"
 	"time"
+
+	"github.com/shortcut-edge/shortcut/agent/webauth"
 )
 
 // Models from the page. An uploaded .tflite replaces the running model
@@ -107,7 +109,7 @@ func receiveModel(w http.ResponseWriter, r *http.Request, dir, pattern string, l
 // with the model command's reply (also on MQTT's reply/model), and the
 // same events (model_updated, model_update_failed).
 func (a *Agent) serveModelUpload(w http.ResponseWriter, r *http.Request) {
-	id := "http-" + randomToken()[:16]
+	id := "http-" + webauth.RandomToken()[:16]
 	c := command{name: CmdModel, payload: mustJSON(plainRequest{ID: id}), from: "http"}
 	answer := func(res any, cerr *cmdError) {
 		ch := make(chan Reply, 1)
@@ -231,7 +233,7 @@ func (a *Agent) serveImportUpload(w http.ResponseWriter, r *http.Request) {
 		writeJSON(w, http.StatusInternalServerError, Reply{Time: stamp(time.Now()), Device: a.cfg.Device.ID, Command: CmdImport, Code: codeFailed, Error: err.Error()})
 		return
 	}
-	rep, ok := a.awaitCommand(w, r, CmdImport, mustJSON(importRequest{ID: "http-" + randomToken()[:16], Path: filepath.Base(path)}))
+	rep, ok := a.awaitCommand(w, r, CmdImport, mustJSON(importRequest{ID: "http-" + webauth.RandomToken()[:16], Path: filepath.Base(path)}))
 	os.Remove(path) // the head is in the learning state now, or refused
 	if ok {
 		writeJSON(w, replyStatus(rep), rep)

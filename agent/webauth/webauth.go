@@ -1,4 +1,7 @@
-package agent
+// Package webauth guards the agent's page and API: users (bcrypt), bearer
+// tokens, sessions with CSRF tokens, cross-origin refusal, login rate
+// limits, and the loopback-only rule without any user or token.
+package webauth
 
 import (
 	"crypto/rand"
@@ -6,6 +9,7 @@ import (
 	"crypto/subtle"
 	"encoding/base64"
 	"encoding/hex"
+	"encoding/json"
 	"fmt"
 	"log/slog"
 	"net"
@@ -15,6 +19,8 @@ import (
 	"time"
 
 	"golang.org/x/crypto/bcrypt"
+
+	"github.com/shortcut-edge/shortcut/agent/config"
 )
 
 // Who may use the page and the API (http.auth). With users or tokens
@@ -30,11 +36,11 @@ import (
 // page elsewhere cannot reach it by DNS rebinding.
 
 const (
-	sessionCookie  = "shortcut_session"
-	loginCookie    = "shortcut_login" // the login form's CSRF token (double submit)
-	csrfHeader     = "X-CSRF-Token"
-	maxSessions    = 256 // the oldest session goes when a login would exceed it
-	maxLoginFields = 4 << 10
+	SessionCookie  = "shortcut_session"
+	LoginCookie    = "shortcut_login" // the login form's CSRF token (double submit)
+	CSRFHeader     = "X-CSRF-Token"
+	maxSessions    = 256 // the oldest Session goes when a login would exceed it
+	MaxLoginFields = 4 << 10
 )
 
 // Login attempts are rate-limited per client address and overall, before
@@ -48,10 +54,11 @@ const (
 	maxLoginClients     = 1024
 )
 
-type session struct {
-	user    string
-	csrf    string
-	expires time.Time
+// Session is a logged-in user's session.
+type Session struct {
+	User    string
+	CSRF    string // the token every state-changing request must carry
+	Expires time.Time
 }
 
 type bearer struct {
@@ -59,10 +66,10 @@ type bearer struct {
 	sum  []byte // SHA-256 of the token
 }
 
-// webAuth checks credentials and keeps the sessions (in memory: a restart
+// Auth checks credentials and keeps the sessions (in memory: a restart
 // logs everyone out).
-type webAuth struct {
-	cfg      AuthConfig
+type Auth struct {
+	cfg      config.AuthConfig
 	insecure bool
 	log      *slog.Logger
 	users    map[string][]byte // name -> bcrypt hash
@@ -71,14 +78,14 @@ type webAuth struct {
 	dummy    []byte // a bcrypt hash to check unknown names against, so timing does not tell names
 
 	mu       sync.Mutex
-	sessions map[string]*session // by cookie value
+	sessions map[string]*Session // by cookie value
 	clients  map[string]*bucket  // login attempts by client address
 	all      bucket
 }
 
-func newWebAuth(cfg HTTPConfig, log *slog.Logger) *webAuth {
-	wa := &webAuth{cfg: cfg.Auth, insecure: cfg.Insecure, log: log, users: map[string][]byte{}, cop: http.NewCrossOriginProtection(),
-		sessions: map[string]*session{}, clients: map[string]*bucket{}}
+func New(cfg config.HTTPConfig, log *slog.Logger) *Auth {
+	wa := &Auth{cfg: cfg.Auth, insecure: cfg.Insecure, log: log, users: map[string][]byte{}, cop: http.NewCrossOriginProtection(),
+		sessions: map[string]*Session{}, clients: map[string]*bucket{}}
 	for _, u := range cfg.Auth.Users {
 		wa.users[u.Name] = []byte(u.PasswordHash)
 	}
@@ -99,28 +106,28 @@ func newWebAuth(cfg HTTPConfig, log *slog.Logger) *webAuth {
 	return wa
 }
 
-func (wa *webAuth) enabled() bool { return wa.cfg.Enabled() }
+func (wa *Auth) Enabled() bool { return wa.cfg.Enabled() }
 
-// randomToken is 32 random bytes, base64url.
-func randomToken() string {
+// RandomToken is 32 random bytes, base64url.
+func RandomToken() string {
 	b := make([]byte, 32)
 	rand.Read(b) // never fails (crypto/rand)
 	return base64.RawURLEncoding.EncodeToString(b)
 }
 
-// identity is who made a request: a user (by session) or a token.
-type identity struct {
-	name    string
-	session *session // nil for a bearer token
+// Identity is who made a request: a user (by session) or a token.
+type Identity struct {
+	Name    string
+	Session *Session // nil for a bearer token
 }
 
-// identify returns the request's identity, or why it has none. A request
+// Identify returns the request's Identity, or why it has none. A request
 // with an Authorization header is judged by it alone.
-func (wa *webAuth) identify(r *http.Request) (identity, error) {
+func (wa *Auth) Identify(r *http.Request) (Identity, error) {
 	if h := r.Header.Get("Authorization"); h != "" {
 		tok, ok := strings.CutPrefix(h, "Bearer ")
 		if !ok {
-			return identity{}, fmt.Errorf("the Authorization header is not \"Bearer <token>\"")
+			return Identity{}, fmt.Errorf("the Authorization header is not \"Bearer <token>\"")
 		}
 		sum := sha256.Sum256([]byte(strings.TrimSpace(tok)))
 		match := -1
@@ -130,26 +137,26 @@ func (wa *webAuth) identify(r *http.Request) (identity, error) {
 			}
 		}
 		if match < 0 {
-			return identity{}, fmt.Errorf("the bearer token is not one of http.auth.tokens")
+			return Identity{}, fmt.Errorf("the bearer token is not one of http.auth.tokens")
 		}
-		return identity{name: "token:" + wa.tokens[match].name}, nil
+		return Identity{Name: "token:" + wa.tokens[match].name}, nil
 	}
-	c, err := r.Cookie(sessionCookie)
+	c, err := r.Cookie(SessionCookie)
 	if err != nil {
-		return identity{}, fmt.Errorf("not logged in: log in at /login, or send Authorization: Bearer <token>")
+		return Identity{}, fmt.Errorf("not logged in: log in at /login, or send Authorization: Bearer <token>")
 	}
 	wa.mu.Lock()
 	defer wa.mu.Unlock()
 	s := wa.sessions[c.Value]
-	if s == nil || time.Now().After(s.expires) {
+	if s == nil || time.Now().After(s.Expires) {
 		delete(wa.sessions, c.Value)
-		return identity{}, fmt.Errorf("the session has ended (logged out, expired after http.auth.session_ttl, or the agent restarted): log in again")
+		return Identity{}, fmt.Errorf("the session has ended (logged out, expired after http.auth.session_ttl, or the agent restarted): log in again")
 	}
-	return identity{name: s.user, session: s}, nil
+	return Identity{Name: s.User, Session: s}, nil
 }
 
-// checkPassword says whether name and password match a configured user.
-func (wa *webAuth) checkPassword(name, password string) bool {
+// CheckPassword says whether name and password match a configured user.
+func (wa *Auth) CheckPassword(name, password string) bool {
 	h, ok := wa.users[name]
 	if !ok {
 		bcrypt.CompareHashAndPassword(wa.dummy, []byte(password))
@@ -158,22 +165,22 @@ func (wa *webAuth) checkPassword(name, password string) bool {
 	return bcrypt.CompareHashAndPassword(h, []byte(password)) == nil
 }
 
-// newSession starts a session for user and returns its cookie value.
-func (wa *webAuth) newSession(user string) (string, *session) {
-	id := randomToken()
-	s := &session{user: user, csrf: randomToken(), expires: time.Now().Add(wa.cfg.SessionTTL)}
+// NewSession starts a session for user and returns its cookie value.
+func (wa *Auth) NewSession(user string) (string, *Session) {
+	id := RandomToken()
+	s := &Session{User: user, CSRF: RandomToken(), Expires: time.Now().Add(wa.cfg.SessionTTL)}
 	wa.mu.Lock()
 	defer wa.mu.Unlock()
 	now := time.Now()
 	for k, old := range wa.sessions {
-		if now.After(old.expires) {
+		if now.After(old.Expires) {
 			delete(wa.sessions, k)
 		}
 	}
 	for len(wa.sessions) >= maxSessions {
 		var oldest string
 		for k, old := range wa.sessions {
-			if oldest == "" || old.expires.Before(wa.sessions[oldest].expires) {
+			if oldest == "" || old.Expires.Before(wa.sessions[oldest].Expires) {
 				oldest = k
 			}
 		}
@@ -183,17 +190,17 @@ func (wa *webAuth) newSession(user string) (string, *session) {
 	return id, s
 }
 
-func (wa *webAuth) endSession(r *http.Request) {
-	if c, err := r.Cookie(sessionCookie); err == nil {
+func (wa *Auth) EndSession(r *http.Request) {
+	if c, err := r.Cookie(SessionCookie); err == nil {
 		wa.mu.Lock()
 		delete(wa.sessions, c.Value)
 		wa.mu.Unlock()
 	}
 }
 
-// allowLogin takes one login attempt from the client's and the overall
+// AllowLogin takes one login attempt from the client's and the overall
 // budget; when either is spent it returns how long to wait.
-func (wa *webAuth) allowLogin(r *http.Request, now time.Time) (time.Duration, bool) {
+func (wa *Auth) AllowLogin(r *http.Request, now time.Time) (time.Duration, bool) {
 	client, _, err := net.SplitHostPort(r.RemoteAddr)
 	if err != nil {
 		client = r.RemoteAddr
@@ -256,17 +263,17 @@ func (b *bucket) take(now time.Time, every time.Duration) {
 }
 
 // guard kinds: what a route needs.
-type guardKind int
+type Kind int
 
 const (
-	guardOpen    guardKind = iota // anyone (login page, assets, /healthz)
-	guardMetrics                  // open unless http.auth.protect_metrics
-	guardPage                     // a page: refused without login (sent to /login)
-	guardAPI                      // /api/: refused with 401 without login or token
+	Open    Kind = iota // anyone (login page, assets, /healthz)
+	Metrics             // open unless http.auth.protect_metrics
+	Page                // a page: refused without login (sent to /login)
+	API                 // /api/: refused with 401 without login or token
 )
 
-// stateChanging says whether r may change something.
-func stateChanging(r *http.Request) bool {
+// StateChanging says whether r may change something.
+func StateChanging(r *http.Request) bool {
 	switch r.Method {
 	case http.MethodGet, http.MethodHead, http.MethodOptions:
 		return false
@@ -274,29 +281,28 @@ func stateChanging(r *http.Request) bool {
 	return true
 }
 
-// guard wraps h with the checks of its kind; see the comment at the top.
-func (a *Agent) guard(kind guardKind, h http.HandlerFunc) http.Handler {
-	wa := a.auth
+// Guard wraps h with the checks of its kind; see the comment at the top.
+func (wa *Auth) Guard(kind Kind, h http.HandlerFunc) http.Handler {
 	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		w.Header().Set("X-Content-Type-Options", "nosniff")
 		w.Header().Set("Referrer-Policy", "same-origin")
 		w.Header().Set("X-Frame-Options", "DENY")
-		if stateChanging(r) {
+		if StateChanging(r) {
 			if err := wa.cop.Check(r); err != nil {
 				refuse(w, kind, http.StatusForbidden, "cross-origin request refused: a state-changing request must come from this agent's own page ("+err.Error()+")")
 				return
 			}
 		}
-		if kind == guardOpen || kind == guardMetrics && !wa.cfg.ProtectMetrics {
+		if kind == Open || kind == Metrics && !wa.cfg.ProtectMetrics {
 			h(w, r)
 			return
 		}
-		if !wa.enabled() {
+		if !wa.Enabled() {
 			host, _, err := net.SplitHostPort(r.Host)
 			if err != nil {
 				host = r.Host
 			}
-			if !wa.insecure && !loopbackHost(strings.Trim(host, "[]")) {
+			if !wa.insecure && !config.LoopbackHost(strings.Trim(host, "[]")) {
 				refuse(w, kind, http.StatusForbidden, fmt.Sprintf("Host %q is not a loopback name: without http.auth users or tokens this agent answers only "+
 					"requests to 127.0.0.1, [::1] or localhost (a page elsewhere could otherwise reach it by DNS rebinding)", r.Host))
 				return
@@ -304,9 +310,9 @@ func (a *Agent) guard(kind guardKind, h http.HandlerFunc) http.Handler {
 			h(w, r)
 			return
 		}
-		id, err := wa.identify(r)
+		id, err := wa.Identify(r)
 		if err != nil {
-			if kind == guardPage {
+			if kind == Page {
 				http.Redirect(w, r, "/login", http.StatusSeeOther)
 				return
 			}
@@ -314,14 +320,14 @@ func (a *Agent) guard(kind guardKind, h http.HandlerFunc) http.Handler {
 			refuse(w, kind, http.StatusUnauthorized, err.Error())
 			return
 		}
-		if id.session != nil && stateChanging(r) {
-			tok := r.Header.Get(csrfHeader)
+		if id.Session != nil && StateChanging(r) {
+			tok := r.Header.Get(CSRFHeader)
 			if tok == "" && strings.HasPrefix(r.Header.Get("Content-Type"), "application/x-www-form-urlencoded") {
-				r.Body = http.MaxBytesReader(w, r.Body, maxLoginFields)
+				r.Body = http.MaxBytesReader(w, r.Body, MaxLoginFields)
 				tok = r.PostFormValue("csrf")
 			}
-			if subtle.ConstantTimeCompare([]byte(tok), []byte(id.session.csrf)) != 1 {
-				refuse(w, kind, http.StatusForbidden, "missing or wrong CSRF token: send the session's token (GET /api/v1/session) in the "+csrfHeader+" header")
+			if subtle.ConstantTimeCompare([]byte(tok), []byte(id.Session.CSRF)) != 1 {
+				refuse(w, kind, http.StatusForbidden, "missing or wrong CSRF token: send the session's token (GET /api/v1/session) in the "+CSRFHeader+" header")
 				return
 			}
 		}
@@ -330,9 +336,13 @@ func (a *Agent) guard(kind guardKind, h http.HandlerFunc) http.Handler {
 }
 
 // refuse answers a refused request: JSON for the API, text otherwise.
-func refuse(w http.ResponseWriter, kind guardKind, status int, msg string) {
-	if kind == guardAPI {
-		writeJSON(w, status, apiError{Error: msg})
+func refuse(w http.ResponseWriter, kind Kind, status int, msg string) {
+	if kind == API {
+		w.Header().Set("Content-Type", "application/json")
+		w.WriteHeader(status)
+		json.NewEncoder(w).Encode(struct {
+			Error string `json:"error"`
+		}{msg})
 		return
 	}
 	http.Error(w, msg, status)

@@ -1,4 +1,4 @@
-package agent
+package capture
 
 import (
 	"bytes"
@@ -49,9 +49,9 @@ func TestAPhonePhotoIsTurnedAsItsEXIFOrientationSays(t *testing.T) {
 	}
 	for _, order := range []binary.AppendByteOrder{binary.LittleEndian, binary.BigEndian} {
 		b := withOrientation(t, img, 6, order)
-		got, o, err := decodePhoto(b)
+		got, o, err := DecodePhoto(b)
 		if err != nil || o != 6 {
-			t.Fatalf("%v: decodePhoto: orientation %d, %v; want 6", order, o, err)
+			t.Fatalf("%v: DecodePhoto: orientation %d, %v; want 6", order, o, err)
 		}
 		seen := orient(got, o)
 		if sz := seen.Bounds().Size(); sz != (image.Point{32, 64}) {
@@ -63,7 +63,7 @@ func TestAPhonePhotoIsTurnedAsItsEXIFOrientationSays(t *testing.T) {
 			t.Errorf("%v: turned picture: top %#x, bottom %#x; want the top white and the bottom black", order, top, bottom)
 		}
 	}
-	if _, o, _ := decodePhoto(withOrientation(t, img, 9, binary.LittleEndian)); o != 1 {
+	if _, o, _ := DecodePhoto(withOrientation(t, img, 9, binary.LittleEndian)); o != 1 {
 		t.Errorf("orientation 9 (no such value) read as %d, want 1", o)
 	}
 	for name, b := range map[string][]byte{"no EXIF": mustJPEG(t, img), "cut short": withOrientation(t, img, 6, binary.LittleEndian)[:30]} {

@@ -3,7 +3,6 @@ package agent
 import (
 	"errors"
 	"fmt"
-
 	"io"
 	"mime"
 	"net/http"

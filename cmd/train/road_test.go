@@ -11,6 +11,8 @@ import (
 	"regexp"
 	"strings"
 	"testing"
+
+	"github.com/shortcut-edge/shortcut/agent/agenttest"
 )
 
 // roadRewrites are the only changes TestTheRoad makes to docs/road.md's
@@ -28,7 +30,7 @@ var roadRewrites = []struct {
 
 // roadScenes are what the camera sees during each --capture of the road:
 // a Fashion-MNIST class folder per capture folder.
-var roadScenes = map[string]string{"photos/": "shirt", "teach/mug": "bag", "teach/nothing": "sandal"}
+var roadScenes = map[string]string{"photos/": "shirt", "teach/mug": "bag", "teach/nothing": "sandal", "watch": "bag"}
 
 var captureDir = regexp.MustCompile(`--capture (\S+)`)
 
@@ -80,9 +82,14 @@ func TestTheRoad(t *testing.T) {
 	}
 	scenes := writeFashionFolder(t, filepath.Join(dir, "scenes"), "train", 40, map[string]int32{"shirt": 6, "bag": 8, "sandal": 5})
 	scene := filepath.Join(dir, "scene")
-	if err := os.Symlink(filepath.Join(scenes, roadScenes["photos/"]), scene); err != nil {
-		t.Fatal(err)
+	setScene := func(class string) { // what the camera sees: a class folder
+		os.Remove(scene)
+		if err := os.Symlink(filepath.Join(scenes, class), scene); err != nil {
+			t.Fatal(err)
+		}
 	}
+	setScene(roadScenes["photos/"])
+	broker := agenttest.StartMosquitto(t, 0)
 	cfg := filepath.Join(dir, "agent.yaml")
 	os.WriteFile(cfg, fmt.Appendf(nil, `device: {id: kitchen}
 model: {path: %s/model.tflite}
@@ -91,12 +98,12 @@ cameras:
     source: images:%s?loop=1
     fps: 50
     preprocess: {fit: crop, roi: [2, 2, 26, 26]}
-mqtt: {broker: "tcp://127.0.0.1:1"}
+mqtt: {broker: %q}
 http: {address: ""}
 learning: {state_dir: %s}
-`, board, scene, filepath.Join(dir, "state")), 0o644)
+`, board, scene, broker.URL(), filepath.Join(dir, "state")), 0o644)
 
-	var checkModel string
+	var checkModel, watched string
 	for _, line := range roadCommands(t) {
 		cmd := line
 		for _, r := range roadRewrites {
@@ -108,8 +115,14 @@ learning: {state_dir: %s}
 			writePretrainedSafetensors(t, filepath.Join(work, filepath.Base(url)), pretrainedWeights(t, 10, 1))
 			continue
 		}
+		if cmd == "systemctl restart shortcut-agent" {
+			setScene(roadScenes["watch"])
+			startRoadAgent(t, filepath.Join(bin, "shortcut-agent"), cfg)
+			continue
+		}
+		cmd = strings.ReplaceAll(cmd, "-h board.local", fmt.Sprintf("-h 127.0.0.1 -p %d", broker.Port))
 		switch prog, _, _ := strings.Cut(cmd, " "); prog {
-		case "shortcut-train", "shortcut-agent", "cp":
+		case "shortcut-train", "shortcut-agent", "cp", "mosquitto_sub":
 		default:
 			t.Fatalf("docs/road.md: %q: the test does not know how to run %s here; teach it or move the line out of a ```sh block", line, prog)
 		}
@@ -118,10 +131,7 @@ learning: {state_dir: %s}
 			if !ok {
 				t.Fatalf("docs/road.md: %q: the test has no scene for --capture %s (roadScenes)", line, m[1])
 			}
-			os.Remove(scene)
-			if err := os.Symlink(filepath.Join(scenes, class), scene); err != nil {
-				t.Fatal(err)
-			}
+			setScene(class)
 		}
 		c := exec.Command("bash", "-euo", "pipefail", "-c", cmd)
 		c.Dir = work
@@ -133,6 +143,9 @@ learning: {state_dir: %s}
 		t.Logf("$ %s\n%s", cmd, lastLines(string(out), 3))
 		if strings.Contains(cmd, "--check-model") {
 			checkModel = string(out)
+		}
+		if strings.HasPrefix(cmd, "mosquitto_sub") {
+			watched = string(out)
 		}
 	}
 
@@ -159,11 +172,34 @@ learning: {state_dir: %s}
 	if !strings.Contains(checkModel, "2 labels") {
 		t.Errorf("--check-model on mug.tflite should report the 2 labels of teach/ (mug, nothing):\n%s", checkModel)
 	}
+	// Watching: the board's camera shows the mug, and its state says so.
+	if !strings.Contains(watched, "shortcut/kitchen/cam0/state ") || !strings.Contains(watched, `"label":"mug"`) {
+		t.Errorf("watching the state with the mug in view printed %q; want kitchen/cam0's state labelled mug", watched)
+	}
 	want, _ := os.ReadFile(filepath.Join(work, "mug.tflite"))
 	got, _ := os.ReadFile(filepath.Join(board, "model.tflite"))
 	if len(want) == 0 || !bytes.Equal(got, want) {
 		t.Errorf("the board's model.tflite (%d bytes) is not mug.tflite (%d bytes)", len(got), len(want))
 	}
+}
+
+// startRoadAgent runs the built agent on cfg, as systemd would on the
+// board, until the test ends.
+func startRoadAgent(t *testing.T, bin, cfg string) {
+	t.Helper()
+	var logs bytes.Buffer
+	c := exec.Command(bin, "-config", cfg)
+	c.Stdout, c.Stderr = &logs, &logs
+	if err := c.Start(); err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() {
+		c.Process.Signal(os.Interrupt)
+		c.Wait()
+		if t.Failed() {
+			t.Logf("agent log:\n%s", lastLines(logs.String(), 30))
+		}
+	})
 }
 
 func lastLines(s string, n int) string {

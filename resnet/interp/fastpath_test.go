@@ -73,3 +73,26 @@ func TestPadMatchesReferenceOnRandomShapes(t *testing.T) {
 		}
 	}
 }
+
+func TestMeanMatchesReferenceInBothArithmetics(t *testing.T) {
+	r := rand.New(rand.NewPCG(19, 5))
+	for i := range 60 {
+		b, h, w, c := 1+r.IntN(2), 1+r.IntN(9), 1+r.IntN(9), 1+r.IntN(200)
+		inScale, outScale := float32(0.01+r.Float64()), float32(0.01+r.Float64())
+		inZP, outZP := int32(r.IntN(256)-128), int32(r.IntN(256)-128)
+		p := ref.NewMeanInt8(b, h, w, c, inScale, inZP, outScale, outZP)
+		if i%2 == 1 {
+			p = ref.NewMeanXNNPACK(b, h, w, c, inScale, inZP, outScale, outZP)
+		}
+		in := make([]int8, b*h*w*c)
+		for j := range in {
+			in[j] = int8(r.IntN(256) - 128)
+		}
+		want, got := make([]int8, b*c), make([]int8, b*c)
+		ref.MeanInt8(&p, in, want)
+		meanInt8(&p, in, got)
+		if !slices.Equal(got, want) {
+			t.Fatalf("%+v: meanInt8 differs from ref.MeanInt8", p)
+		}
+	}
+}

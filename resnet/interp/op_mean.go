@@ -1,6 +1,8 @@
 package interp
 
 import (
+	"math"
+
 	"github.com/shortcut-edge/shortcut/resnet"
 	"github.com/shortcut-edge/shortcut/resnet/internal/fast"
 	"github.com/shortcut-edge/shortcut/resnet/internal/ref"
@@ -91,8 +93,40 @@ type meanKernel struct {
 
 func (k *meanKernel) eval(ts []Tensor, _ *fast.Runner) {
 	if k.quantized {
-		ref.MeanInt8(&k.p, ts[k.in].Int8(), ts[k.out].Int8())
+		meanInt8(&k.p, ts[k.in].Int8(), ts[k.out].Int8())
 	} else {
 		ref.MeanFloat(&k.p, ts[k.in].Float32(), ts[k.out].Float32())
+	}
+}
+
+// meanInt8 is ref.MeanInt8 summed pixel by pixel over 64 channels at a time
+// (contiguous bytes) instead of channel by channel (a stride of C bytes);
+// int32 sums wrap alike in any order, and the requantization is ref's.
+func meanInt8(p *ref.Mean, input, output []int8) {
+	hw := p.H * p.W
+	n := int64(hw)
+	for b := range p.Batch {
+		for c0 := 0; c0 < p.C; c0 += 64 {
+			var sums [64]int32
+			w := min(64, p.C-c0)
+			acc := sums[:w]
+			for i := range hw {
+				row := input[(b*hw+i)*p.C+c0:][:w]
+				for k, v := range row {
+					acc[k] += int32(v)
+				}
+			}
+			for k, sum := range acc {
+				shifted := int32(int64(sum) - int64(p.InputZeroPoint)*n)
+				var v int8
+				if p.Scale != 0 {
+					v = ref.RequantizeFP32(shifted, p.Scale, p.OutputZeroPoint, math.MinInt8, math.MaxInt8)
+				} else {
+					x := ref.MultiplyByQuantizedMultiplier(shifted, p.Multiplier, p.Shift) + p.OutputZeroPoint
+					v = int8(min(max(x, math.MinInt8), math.MaxInt8))
+				}
+				output[b*p.C+c0+k] = v
+			}
+		}
 	}
 }

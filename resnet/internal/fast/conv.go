@@ -307,6 +307,31 @@ func (c *Conv) tiles(src []byte, output []int8, lo, hi int, spill *[mr * nr]byte
 		a.w = unsafe.Pointer(&c.w[blk*wBlock])
 		a.params = unsafe.Pointer(&c.params[blk*numPar*nr])
 		valid := min(mr, c.m-px0)
+		if valid == mr && ox+mr <= p.OutW && full {
+			// The common tile: four pixels of one output row.
+			a.in[0] = inp
+			a.in[1] = unsafe.Add(inp, c.stepX)
+			a.in[2] = unsafe.Add(inp, 2*c.stepX)
+			a.in[3] = unsafe.Add(inp, 3*c.stepX)
+			o := unsafe.Add(obase, px0*p.OutC+oc0)
+			a.out[0] = o
+			a.out[1] = unsafe.Add(o, p.OutC)
+			a.out[2] = unsafe.Add(o, 2*p.OutC)
+			a.out[3] = unsafe.Add(o, 3*p.OutC)
+			inp = unsafe.Add(inp, mr*c.stepX)
+			if ox += mr; ox == p.OutW {
+				ox = 0
+				inp = unsafe.Add(inp, c.stepRow)
+				if oy++; oy == p.OutH {
+					oy, b = 0, b+1
+					inp = unsafe.Add(sbase, b*c.plane)
+				}
+			}
+			c.runTile(a)
+			mt++
+			px0 += mr
+			continue
+		}
 		for j := range mr {
 			if j >= valid {
 				// Past the last pixel: recompute the previous one into the spill.

@@ -17,6 +17,7 @@ import (
 	"github.com/shortcut-edge/shortcut/agent/head"
 	"github.com/shortcut-edge/shortcut/agent/pins"
 	"github.com/shortcut-edge/shortcut/agent/publish"
+	"github.com/shortcut-edge/shortcut/agent/web"
 	"github.com/shortcut-edge/shortcut/agent/webauth"
 )
 
@@ -69,7 +70,7 @@ type Agent struct {
 	head    atomic.Pointer[activeHead] // nil: the model's own classifier
 	learn   *learner                   // nil when learning is off
 	gpio    *pins.Unit                 // nil without gpio pins
-	web     *webHub                    // the page's live events (webevents.go)
+	hub     *web.Hub                   // the page's live events (package web)
 	auth    *webauth.Auth              // http.auth: sessions, tokens, the guard of every route
 
 	processed atomic.Uint64
@@ -111,7 +112,7 @@ func New(cfg Config, opt Options) (*Agent, error) {
 	if cfg.Device.Name == "" {
 		cfg.Device.Name = "Shortcut " + cfg.Device.ID
 	}
-	a := &Agent{cfg: cfg, opt: opt, log: opt.Logger, met: newMetrics(), notify: notifierFromEnv(opt.Getenv), web: newWebHub(), prepare: make(chan *modelRef, 1),
+	a := &Agent{cfg: cfg, opt: opt, log: opt.Logger, met: newMetrics(), notify: notifierFromEnv(opt.Getenv), hub: web.NewHub(), prepare: make(chan *modelRef, 1),
 		topics: publish.Topics{Prefix: cfg.MQTT.TopicPrefix, Device: cfg.Device.ID, DiscoveryPrefix: cfg.MQTT.Discovery.Prefix}}
 	a.met.reg.MustRegister(newSourceCollector(a), newThermalCollector(thermalRoot))
 	a.auth = webauth.New(cfg.HTTP, a.log.With("component", "http"))

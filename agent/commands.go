@@ -19,6 +19,7 @@ import (
 
 	"github.com/shortcut-edge/shortcut/agent/head"
 	"github.com/shortcut-edge/shortcut/agent/publish"
+	"github.com/shortcut-edge/shortcut/agent/web"
 )
 
 // Commands arrive on <prefix>/<device>/cmd/<name> and are answered on
@@ -577,7 +578,7 @@ func (a *Agent) replyWarn(c command, result any, cerr *cmdError, warn string) {
 		default:
 		}
 	}
-	a.web.publish(webReply, r)
+	a.hub.Publish(web.TypeReply, r)
 	name := c.name
 	if !contains(commandNames, name) {
 		name = "unknown" // keep the metric's label set bounded

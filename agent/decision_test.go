@@ -1,8 +1,6 @@
 package agent
 
 import (
-	"github.com/shortcut-edge/shortcut/resnet/modelio"
-
 	"context"
 	"errors"
 	"fmt"
@@ -12,6 +10,8 @@ import (
 	"path/filepath"
 	"slices"
 	"testing"
+
+	"github.com/shortcut-edge/shortcut/resnet/modelio"
 )
 
 func TestTopKOrdersByScoreThenIndex(t *testing.T) {

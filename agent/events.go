@@ -182,7 +182,7 @@ func (a *Agent) publishEvent(c *camera, e *CameraEvent, r classified, score floa
 	m.Duration = round(max(r.f.Time.Sub(start), 0).Seconds(), 3)
 	a.log.Debug("camera event", "camera", c.cfg.ID, "type", m.Type, "id", m.ID, "label", m.Label, "snapshot", snap)
 	a.pub.EnqueueWait(publish.Message{Kind: "camera_event", Topic: a.topics.CameraEvents(c.cfg.ID), Payload: mustJSON(m)}, eventWait)
-	a.web.cameraEvent(m)
+	a.hub.CameraEvent(m)
 }
 
 // eventWait bounds how long a camera waits for room in the publish queue

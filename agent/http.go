@@ -14,6 +14,7 @@ import (
 
 	"github.com/shortcut-edge/shortcut/agent/config"
 	"github.com/shortcut-edge/shortcut/agent/connlimit"
+	"github.com/shortcut-edge/shortcut/agent/web"
 	"github.com/shortcut-edge/shortcut/agent/webauth"
 )
 
@@ -164,7 +165,7 @@ func (a *Agent) Handler() http.Handler {
 	// always find room.
 	streams := make(chan struct{}, max(1, a.cfg.HTTP.MaxConnections/2))
 	stream := func(w http.ResponseWriter, r *http.Request, cam *camera) {
-		if !takeStream(w, streams, a.cfg.HTTP.MaxConnections) {
+		if !web.TakeStream(w, streams, a.cfg.HTTP.MaxConnections) {
 			return
 		}
 		defer func() { <-streams }()

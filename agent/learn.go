@@ -17,6 +17,7 @@ import (
 	"time"
 
 	"github.com/shortcut-edge/shortcut/agent/head"
+	"github.com/shortcut-edge/shortcut/agent/web"
 )
 
 // On-device learning: examples come from the pipelines (the model's
@@ -397,7 +398,7 @@ func (l *learner) collect(ctx context.Context, store *head.Store, cam *camera, r
 				return res, &cmdError{codeFailed, err.Error()}
 			}
 			res.Added++
-			l.a.web.publish(webProgress, LearnProgress{Time: stamp(time.Now()), Command: CmdLearn, ID: r.id, Label: r.label,
+			l.a.hub.Publish(web.TypeProgress, LearnProgress{Time: stamp(time.Now()), Command: CmdLearn, ID: r.id, Label: r.label,
 				Camera: cam.cfg.ID, Added: res.Added, Requested: r.count})
 			if dropped {
 				res.Dropped++

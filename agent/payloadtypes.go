@@ -9,25 +9,26 @@ import (
 // The wire contract (package agent/payload) under the names the agent and
 // its callers use.
 type (
-	ModelRef     = payload.ModelRef
-	Scored       = payload.Scored
-	Latency      = payload.Latency
-	Prediction   = payload.Prediction
-	State        = payload.State
-	CameraEvent  = payload.CameraEvent
-	Event        = payload.Event
-	UpdateInfo   = payload.UpdateInfo
-	Reply        = payload.Reply
-	HeadInfo     = payload.HeadInfo
-	LearnResult  = payload.LearnResult
-	LabelCount   = payload.LabelCount
-	Capturing    = payload.Capturing
-	LabelsResult = payload.LabelsResult
-	ForgetResult = payload.ForgetResult
-	ResetResult  = payload.ResetResult
-	ExportResult = payload.ExportResult
-	ModelResult  = payload.ModelResult
-	ImportResult = payload.ImportResult
+	ModelRef      = payload.ModelRef
+	Scored        = payload.Scored
+	Latency       = payload.Latency
+	Prediction    = payload.Prediction
+	State         = payload.State
+	CameraEvent   = payload.CameraEvent
+	Event         = payload.Event
+	UpdateInfo    = payload.UpdateInfo
+	Reply         = payload.Reply
+	HeadInfo      = payload.HeadInfo
+	LearnResult   = payload.LearnResult
+	LabelCount    = payload.LabelCount
+	Capturing     = payload.Capturing
+	LabelsResult  = payload.LabelsResult
+	ForgetResult  = payload.ForgetResult
+	ResetResult   = payload.ResetResult
+	ExportResult  = payload.ExportResult
+	ModelResult   = payload.ModelResult
+	ImportResult  = payload.ImportResult
+	LearnProgress = payload.LearnProgress
 )
 
 const (

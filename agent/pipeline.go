@@ -11,6 +11,7 @@ import (
 	"github.com/shortcut-edge/shortcut/agent/capture"
 	"github.com/shortcut-edge/shortcut/agent/decide"
 	"github.com/shortcut-edge/shortcut/agent/publish"
+	"github.com/shortcut-edge/shortcut/agent/web"
 	"github.com/shortcut-edge/shortcut/resnet/modelio"
 )
 
@@ -243,7 +244,7 @@ func (a *Agent) decide(c *camera, in <-chan classified) {
 		if a.cfg.MQTT.Predictions.Enabled && c.limiter.Allow(now) {
 			a.pub.Enqueue(publish.Message{Kind: "prediction", Topic: a.topics.Prediction(c.cfg.ID), Payload: mustJSON(p)})
 		}
-		a.web.prediction(p, now)
+		a.hub.Prediction(p, now)
 		a.updateState(c, r, tk, model, lat)
 		a.markAlive(c, now)
 	}
@@ -315,7 +316,7 @@ func (a *Agent) updateState(c *camera, r classified, tk []Scored, model ModelRef
 	c.state.Store(s.Label)
 	a.log.Info("state changed", "camera", id, "label", s.Label, "previous", s.Previous, "seq", r.f.Seq)
 	a.pub.Enqueue(publish.Message{Kind: "state", Topic: a.topics.State(id), Payload: mustJSON(s), Retained: true})
-	a.web.publish(webState, s)
+	a.hub.Publish(web.TypeState, s)
 }
 
 // markAlive records a processed frame for /healthz and the watchdog, and

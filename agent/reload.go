@@ -7,6 +7,7 @@ import (
 	"time"
 
 	"github.com/shortcut-edge/shortcut/agent/publish"
+	"github.com/shortcut-edge/shortcut/agent/web"
 )
 
 // fileStamp is what the watcher compares to notice a replaced model file.
@@ -79,7 +80,7 @@ func (a *Agent) event(e Event) {
 		return
 	}
 	e.Time, e.Device = stamp(time.Now()), a.cfg.Device.ID
-	a.web.publish(webEvent, e)
+	a.hub.Publish(web.TypeEvent, e)
 	a.pub.Enqueue(publish.Message{Kind: "event", Topic: a.topics.Event(), Payload: mustJSON(e)})
 }
 

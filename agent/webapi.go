@@ -9,6 +9,7 @@ import (
 	"regexp"
 	"time"
 
+	"github.com/shortcut-edge/shortcut/agent/web"
 	"github.com/shortcut-edge/shortcut/internal/buildinfo"
 )
 
@@ -17,18 +18,6 @@ import (
 // goes through the same learner (its queue, busy rules and checks) and
 // answers with the same Reply, which is also published on MQTT's
 // reply/<name> and as a "reply" event, whichever transport sent it.
-
-// apiError is the body of an API refusal that is not a command's reply.
-type apiError struct {
-	Error string `json:"error"`
-}
-
-func writeJSON(w http.ResponseWriter, status int, v any) {
-	w.Header().Set("Content-Type", "application/json")
-	w.Header().Set("Cache-Control", "no-store")
-	w.WriteHeader(status)
-	w.Write(append(mustJSON(v), '\n'))
-}
 
 // replyStatus is the HTTP status of a command's reply.
 func replyStatus(r Reply) int {
@@ -55,7 +44,7 @@ func (a *Agent) serveCommand(w http.ResponseWriter, r *http.Request) {
 	name := r.PathValue("name")
 	now := stamp(time.Now())
 	refused := func(status int, code, msg string) {
-		writeJSON(w, status, Reply{Time: now, Device: a.cfg.Device.ID, Command: name, OK: false, Code: code, Error: msg})
+		web.WriteJSON(w, status, Reply{Time: now, Device: a.cfg.Device.ID, Command: name, OK: false, Code: code, Error: msg})
 	}
 	if a.learn == nil {
 		refused(http.StatusServiceUnavailable, codeUnavailable, "on-device learning is off (learning.enabled: false in the configuration); no command can run")
@@ -84,7 +73,7 @@ func (a *Agent) serveCommand(w http.ResponseWriter, r *http.Request) {
 // reply when it comes.
 func (a *Agent) runCommand(w http.ResponseWriter, r *http.Request, name string, body []byte) {
 	if rep, ok := a.awaitCommand(w, r, name, body); ok {
-		writeJSON(w, replyStatus(rep), rep)
+		web.WriteJSON(w, replyStatus(rep), rep)
 	}
 }
 
@@ -120,7 +109,7 @@ type WebStatus struct {
 	Cameras  []WebCamera `json:"cameras"`
 	Learning bool        `json:"learning"`
 	TopK     int         `json:"top_k"`
-	Events   []WebEvent  `json:"events"` // oldest first; predictions and learn progress excepted
+	Events   []web.Event `json:"events"` // oldest first; predictions and learn progress excepted
 	Model    WebModel    `json:"model"`
 }
 
@@ -148,7 +137,7 @@ type WebCamera struct {
 
 func (a *Agent) serveStatus(w http.ResponseWriter, r *http.Request) {
 	s := WebStatus{Device: a.cfg.Device.ID, Name: a.cfg.Device.Name, Version: buildinfo.Version, Health: a.Health(),
-		Learning: a.learn != nil, TopK: a.cfg.Model.TopK, Events: a.web.recentEvents(), Cameras: []WebCamera{}}
+		Learning: a.learn != nil, TopK: a.cfg.Model.TopK, Events: a.hub.Recent(), Cameras: []WebCamera{}}
 	if id, err := a.auth.Identify(r); err == nil {
 		s.User = id.Name
 	}
@@ -168,7 +157,7 @@ func (a *Agent) serveStatus(w http.ResponseWriter, r *http.Request) {
 		s.Cameras = append(s.Cameras, WebCamera{ID: c.cfg.ID, State: st,
 			Stream: "/cameras/" + c.cfg.ID + "/stream.mjpg", Snapshot: "/cameras/" + c.cfg.ID + "/snapshot.jpg"})
 	}
-	writeJSON(w, http.StatusOK, s)
+	web.WriteJSON(w, http.StatusOK, s)
 }
 
 // WebSession is GET /api/v1/session: who is logged in, and the CSRF
@@ -187,7 +176,7 @@ func (a *Agent) serveSession(w http.ResponseWriter, r *http.Request) {
 			s.CSRF = id.Session.CSRF
 		}
 	}
-	writeJSON(w, http.StatusOK, s)
+	web.WriteJSON(w, http.StatusOK, s)
 }
 
 // WebLabels is GET /api/v1/labels: the labels command's result, with
@@ -212,7 +201,7 @@ type WebExample struct {
 
 func (a *Agent) serveLabels(w http.ResponseWriter, r *http.Request) {
 	if a.learn == nil {
-		writeJSON(w, http.StatusServiceUnavailable, apiError{"on-device learning is off (learning.enabled: false in the configuration)"})
+		web.WriteJSON(w, http.StatusServiceUnavailable, web.APIError{Error: "on-device learning is off (learning.enabled: false in the configuration)"})
 		return
 	}
 	res, _ := a.learn.labels()
@@ -229,7 +218,7 @@ func (a *Agent) serveLabels(w http.ResponseWriter, r *http.Request) {
 			out.Examples = append(out.Examples, we)
 		}
 	}
-	writeJSON(w, http.StatusOK, out)
+	web.WriteJSON(w, http.StatusOK, out)
 }
 
 // exampleFile is the only form GET /api/v1/examples/ accepts: an id
@@ -239,21 +228,21 @@ var exampleFile = regexp.MustCompile(`^([0-9a-f]{16}(?:-[0-9]{1,4})?)\.jpg$`)
 func (a *Agent) serveExample(w http.ResponseWriter, r *http.Request) {
 	m := exampleFile.FindStringSubmatch(r.PathValue("file"))
 	if m == nil {
-		writeJSON(w, http.StatusNotFound, apiError{fmt.Sprintf("%q is not an example's file name: want <id>.jpg with an id from /api/v1/labels", r.PathValue("file"))})
+		web.WriteJSON(w, http.StatusNotFound, web.APIError{Error: fmt.Sprintf("%q is not an example's file name: want <id>.jpg with an id from /api/v1/labels", r.PathValue("file"))})
 		return
 	}
 	if a.learn == nil {
-		writeJSON(w, http.StatusNotFound, apiError{"on-device learning is off; there are no examples"})
+		web.WriteJSON(w, http.StatusNotFound, web.APIError{Error: "on-device learning is off; there are no examples"})
 		return
 	}
 	store, cerr := a.learn.ready()
 	if cerr != nil {
-		writeJSON(w, http.StatusNotFound, apiError{cerr.msg})
+		web.WriteJSON(w, http.StatusNotFound, web.APIError{Error: cerr.msg})
 		return
 	}
 	b, _, ok := store.Thumbnail(m[1])
 	if !ok {
-		writeJSON(w, http.StatusNotFound, apiError{fmt.Sprintf("no stored example %s has a thumbnail (forgotten, replaced by a newer one, or learning.thumbnail_size is 0)", m[1])})
+		web.WriteJSON(w, http.StatusNotFound, web.APIError{Error: fmt.Sprintf("no stored example %s has a thumbnail (forgotten, replaced by a newer one, or learning.thumbnail_size is 0)", m[1])})
 		return
 	}
 	w.Header().Set("Content-Type", "image/jpeg")

@@ -10,6 +10,7 @@ import (
 	"time"
 
 	"github.com/shortcut-edge/shortcut/agent/capture"
+	"github.com/shortcut-edge/shortcut/agent/web"
 	"github.com/shortcut-edge/shortcut/agent/webauth"
 )
 
@@ -67,8 +68,8 @@ func (a *Agent) serveUploadPhotos(w http.ResponseWriter, r *http.Request) {
 		if code != "" {
 			a.log.Warn("photo upload refused", "code", code, "err", msg)
 		}
-		a.web.publish(webReply, rep)
-		writeJSON(w, status, rep)
+		a.hub.Publish(web.TypeReply, rep)
+		web.WriteJSON(w, status, rep)
 	}
 	if a.learn == nil {
 		answer(http.StatusServiceUnavailable, nil, codeUnavailable, "on-device learning is off (learning.enabled: false in the configuration)")

@@ -15,6 +15,7 @@ import (
 	"regexp"
 	"time"
 
+	"github.com/shortcut-edge/shortcut/agent/web"
 	"github.com/shortcut-edge/shortcut/agent/webauth"
 )
 
@@ -120,7 +121,7 @@ func (a *Agent) serveModelUpload(w http.ResponseWriter, r *http.Request) {
 		if rep.Code == codeFailed {
 			status = http.StatusUnprocessableEntity // the file was read; it is the model that failed
 		}
-		writeJSON(w, status, rep)
+		web.WriteJSON(w, status, rep)
 	}
 	l := a.learn
 	if l == nil {
@@ -133,8 +134,8 @@ func (a *Agent) serveModelUpload(w http.ResponseWriter, r *http.Request) {
 		c.reply = nil
 		rep := Reply{Time: stamp(time.Now()), Device: a.cfg.Device.ID, Command: CmdModel, ID: id, Code: herr.code, Error: herr.msg}
 		a.log.Warn("model upload refused", "err", herr.msg)
-		a.web.publish(webReply, rep)
-		writeJSON(w, herr.status, rep)
+		a.hub.Publish(web.TypeReply, rep)
+		web.WriteJSON(w, herr.status, rep)
 		return
 	}
 	defer os.Remove(tmp) // a no-op once renamed
@@ -188,22 +189,22 @@ func (a *Agent) serveModelUpload(w http.ResponseWriter, r *http.Request) {
 func (a *Agent) serveExport(w http.ResponseWriter, r *http.Request) {
 	name := r.PathValue("file")
 	if !exportFile.MatchString(name) {
-		writeJSON(w, http.StatusNotFound, apiError{fmt.Sprintf("%q is not an export's file name: run the export command, then fetch the file its reply names", truncate(name, 80))})
+		web.WriteJSON(w, http.StatusNotFound, web.APIError{Error: fmt.Sprintf("%q is not an export's file name: run the export command, then fetch the file its reply names", truncate(name, 80))})
 		return
 	}
 	if a.learn == nil {
-		writeJSON(w, http.StatusNotFound, apiError{"on-device learning is off; there are no exports"})
+		web.WriteJSON(w, http.StatusNotFound, web.APIError{Error: "on-device learning is off; there are no exports"})
 		return
 	}
 	f, err := os.Open(filepath.Join(a.learn.dir.Path(), name))
 	if err != nil {
-		writeJSON(w, http.StatusNotFound, apiError{fmt.Sprintf("no export %s: run the export command first", name)})
+		web.WriteJSON(w, http.StatusNotFound, web.APIError{Error: fmt.Sprintf("no export %s: run the export command first", name)})
 		return
 	}
 	defer f.Close()
 	st, err := f.Stat()
 	if err != nil || !st.Mode().IsRegular() {
-		writeJSON(w, http.StatusNotFound, apiError{fmt.Sprintf("no export %s", name)})
+		web.WriteJSON(w, http.StatusNotFound, web.APIError{Error: fmt.Sprintf("no export %s", name)})
 		return
 	}
 	w.Header().Set("Content-Type", "application/octet-stream")
@@ -223,19 +224,19 @@ func (a *Agent) serveImportUpload(w http.ResponseWriter, r *http.Request) {
 	dir := a.learn.dir.Path()
 	tmp, sum, _, _, herr := receiveModel(w, r, dir, ".import-*.part", min(a.cfg.Model.Updates.MaxBytes, maxImportBytes))
 	if herr != nil {
-		writeJSON(w, herr.status, Reply{Time: stamp(time.Now()), Device: a.cfg.Device.ID, Command: CmdImport, Code: herr.code,
+		web.WriteJSON(w, herr.status, Reply{Time: stamp(time.Now()), Device: a.cfg.Device.ID, Command: CmdImport, Code: herr.code,
 			Error: herr.msg})
 		return
 	}
 	path := filepath.Join(dir, "import-"+sum[:16]+".tflite")
 	if err := os.Rename(tmp, path); err != nil {
 		os.Remove(tmp)
-		writeJSON(w, http.StatusInternalServerError, Reply{Time: stamp(time.Now()), Device: a.cfg.Device.ID, Command: CmdImport, Code: codeFailed, Error: err.Error()})
+		web.WriteJSON(w, http.StatusInternalServerError, Reply{Time: stamp(time.Now()), Device: a.cfg.Device.ID, Command: CmdImport, Code: codeFailed, Error: err.Error()})
 		return
 	}
 	rep, ok := a.awaitCommand(w, r, CmdImport, mustJSON(importRequest{ID: "http-" + webauth.RandomToken()[:16], Path: filepath.Base(path)}))
 	os.Remove(path) // the head is in the learning state now, or refused
 	if ok {
-		writeJSON(w, replyStatus(rep), rep)
+		web.WriteJSON(w, replyStatus(rep), rep)
 	}
 }

@@ -238,6 +238,18 @@ type ImportResult struct {
 	Head *HeadInfo `json:"head"`
 }
 
+// LearnProgress is a progress event of a learn command: added of requested
+// examples of label are in.
+type LearnProgress struct {
+	Time      string `json:"time"`
+	Command   string `json:"command"`
+	ID        string `json:"id"`
+	Label     string `json:"label"`
+	Camera    string `json:"camera"`
+	Added     int    `json:"added"`
+	Requested int    `json:"requested"`
+}
+
 // NoState is the state label when no label is stable.
 const NoState = "none"
 

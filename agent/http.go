@@ -18,57 +18,6 @@ import (
 	"github.com/shortcut-edge/shortcut/agent/webauth"
 )
 
-// Health is the /healthz body.
-type Health struct {
-	Status  string   `json:"status"` // "ready" or "degraded"
-	Reasons []string `json:"reasons"`
-	Model   ModelRef `json:"model"`
-	// Accelerator says what runs the model and, when it is not the one
-	// model.accelerator asks for, why.
-	Accelerator *AcceleratorStatus `json:"accelerator,omitempty"`
-	// Embedding says where on-device learning's embedding comes from
-	// (ModelInfo.Embedding): output 1, a classifier's last
-	// FULLY_CONNECTED input, or none and why.
-	Embedding string         `json:"embedding,omitempty"`
-	MQTT      HealthMQTT     `json:"mqtt"`
-	Cameras   []HealthCamera `json:"cameras"`
-}
-
-type HealthMQTT struct {
-	Connected bool   `json:"connected"`
-	Broker    string `json:"broker"`
-	Embedded  bool   `json:"embedded"`
-	// Commands is true once the command subscription (learning) is
-	// acknowledged by the broker.
-	Commands bool `json:"commands"`
-	// Attempts counts the connection attempts that failed since the
-	// connection was last up (or since start): 0 while connected.
-	Attempts uint64 `json:"attempts"`
-	// LastConnect is when the connection was last established; absent
-	// before the first connect.
-	LastConnect string `json:"last_connect,omitempty"`
-}
-
-type HealthCamera struct {
-	ID        string `json:"id"`
-	Frames    uint64 `json:"frames"`
-	LastFrame string `json:"last_frame,omitempty"`
-	Error     string `json:"error,omitempty"`
-	// Source is the source's own account (cameras opened through
-	// agent/cvsource), absent for sources that give none.
-	Source *HealthSource `json:"source,omitempty"`
-}
-
-// HealthSource is a camera source's state and counters.
-type HealthSource struct {
-	State      string `json:"state"`
-	Frames     uint64 `json:"frames"`
-	Dropped    uint64 `json:"dropped"`
-	Reconnects uint64 `json:"reconnects"`
-	Errors     uint64 `json:"errors"`
-	LastError  string `json:"last_error,omitempty"`
-}
-
 // Health reports whether the agent is ready: the model is loaded, MQTT is
 // connected and every camera has classified a frame recently.
 func (a *Agent) Health() Health {

@@ -9,26 +9,38 @@ import (
 // The wire contract (package agent/payload) under the names the agent and
 // its callers use.
 type (
-	ModelRef      = payload.ModelRef
-	Scored        = payload.Scored
-	Latency       = payload.Latency
-	Prediction    = payload.Prediction
-	State         = payload.State
-	CameraEvent   = payload.CameraEvent
-	Event         = payload.Event
-	UpdateInfo    = payload.UpdateInfo
-	Reply         = payload.Reply
-	HeadInfo      = payload.HeadInfo
-	LearnResult   = payload.LearnResult
-	LabelCount    = payload.LabelCount
-	Capturing     = payload.Capturing
-	LabelsResult  = payload.LabelsResult
-	ForgetResult  = payload.ForgetResult
-	ResetResult   = payload.ResetResult
-	ExportResult  = payload.ExportResult
-	ModelResult   = payload.ModelResult
-	ImportResult  = payload.ImportResult
-	LearnProgress = payload.LearnProgress
+	ModelRef         = payload.ModelRef
+	Scored           = payload.Scored
+	Latency          = payload.Latency
+	Prediction       = payload.Prediction
+	State            = payload.State
+	CameraEvent      = payload.CameraEvent
+	Event            = payload.Event
+	UpdateInfo       = payload.UpdateInfo
+	Reply            = payload.Reply
+	HeadInfo         = payload.HeadInfo
+	LearnResult      = payload.LearnResult
+	LabelCount       = payload.LabelCount
+	Capturing        = payload.Capturing
+	LabelsResult     = payload.LabelsResult
+	ForgetResult     = payload.ForgetResult
+	ResetResult      = payload.ResetResult
+	ExportResult     = payload.ExportResult
+	ModelResult      = payload.ModelResult
+	ImportResult     = payload.ImportResult
+	LearnProgress    = payload.LearnProgress
+	Health           = payload.Health
+	HealthMQTT       = payload.HealthMQTT
+	HealthCamera     = payload.HealthCamera
+	HealthSource     = payload.HealthSource
+	WebStatus        = payload.WebStatus
+	WebModel         = payload.WebModel
+	WebCamera        = payload.WebCamera
+	WebSession       = payload.WebSession
+	WebLabels        = payload.WebLabels
+	WebLabelExamples = payload.WebLabelExamples
+	WebExample       = payload.WebExample
+	UploadResult     = payload.UploadResult
 )
 
 const (

@@ -99,42 +99,6 @@ func (a *Agent) awaitCommand(w http.ResponseWriter, r *http.Request, name string
 	}
 }
 
-// WebStatus is GET /api/v1/status: health, cameras, and the latest events.
-type WebStatus struct {
-	Device   string      `json:"device"`
-	Name     string      `json:"name"`
-	Version  string      `json:"version"`
-	User     string      `json:"user,omitempty"`
-	Health   Health      `json:"health"`
-	Cameras  []WebCamera `json:"cameras"`
-	Learning bool        `json:"learning"`
-	TopK     int         `json:"top_k"`
-	Events   []web.Event `json:"events"` // oldest first; predictions and learn progress excepted
-	Model    WebModel    `json:"model"`
-}
-
-// WebModel is the running model, for the page's Model tab.
-type WebModel struct {
-	Name         string   `json:"name"`
-	Version      string   `json:"version,omitempty"`
-	SHA256       string   `json:"sha256"`
-	Path         string   `json:"path"`
-	Labels       []string `json:"labels"`
-	Input        [3]int   `json:"input"` // height, width, channels
-	EmbeddingDim int      `json:"embedding_dim"`
-	// Previous is the file the rollback command goes back to ("" when
-	// there is none).
-	Previous string `json:"previous,omitempty"`
-}
-
-// WebCamera is a camera in WebStatus.
-type WebCamera struct {
-	ID       string `json:"id"`
-	State    string `json:"state"` // the debounced label, "none" before one settles
-	Stream   string `json:"stream"`
-	Snapshot string `json:"snapshot"`
-}
-
 func (a *Agent) serveStatus(w http.ResponseWriter, r *http.Request) {
 	s := WebStatus{Device: a.cfg.Device.ID, Name: a.cfg.Device.Name, Version: buildinfo.Version, Health: a.Health(),
 		Learning: a.learn != nil, TopK: a.cfg.Model.TopK, Events: a.hub.Recent(), Cameras: []WebCamera{}}
@@ -160,14 +124,6 @@ func (a *Agent) serveStatus(w http.ResponseWriter, r *http.Request) {
 	web.WriteJSON(w, http.StatusOK, s)
 }
 
-// WebSession is GET /api/v1/session: who is logged in, and the CSRF
-// token the page sends with each state-changing request.
-type WebSession struct {
-	Auth bool   `json:"auth"` // whether users or tokens are configured
-	User string `json:"user,omitempty"`
-	CSRF string `json:"csrf,omitempty"`
-}
-
 func (a *Agent) serveSession(w http.ResponseWriter, r *http.Request) {
 	s := WebSession{Auth: a.auth.Enabled()}
 	if id, err := a.auth.Identify(r); err == nil {
@@ -177,26 +133,6 @@ func (a *Agent) serveSession(w http.ResponseWriter, r *http.Request) {
 		}
 	}
 	web.WriteJSON(w, http.StatusOK, s)
-}
-
-// WebLabels is GET /api/v1/labels: the labels command's result, with
-// each label's examples.
-type WebLabels struct {
-	LabelsResult
-	Examples []WebLabelExamples `json:"examples"`
-}
-
-// WebLabelExamples are one label's stored examples, oldest first.
-type WebLabelExamples struct {
-	Label    string       `json:"label"`
-	Examples []WebExample `json:"examples"`
-}
-
-// WebExample is one stored example; JPG is its thumbnail's URL, empty
-// when it has none.
-type WebExample struct {
-	ID  string `json:"id"`
-	JPG string `json:"jpg,omitempty"`
 }
 
 func (a *Agent) serveLabels(w http.ResponseWriter, r *http.Request) {

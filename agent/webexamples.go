@@ -33,16 +33,6 @@ const (
 	uploadReadTime = 5 * time.Minute
 )
 
-// UploadResult is the result of POST /api/v1/examples.
-type UploadResult struct {
-	Label   string   `json:"label"`
-	Camera  string   `json:"camera"` // whose preprocessing (fit) the photos went through
-	Added   int      `json:"added"`
-	Dropped int      `json:"dropped"` // older examples dropped as the label filled up
-	Total   int      `json:"total"`
-	Files   []string `json:"files"`
-}
-
 // CmdUpload names the reply of a photo upload (HTTP only: there is no
 // MQTT command that carries pictures).
 const CmdUpload = "upload"

@@ -5,6 +5,7 @@ import (
 	"log/slog"
 	"math"
 
+	"github.com/shortcut-edge/shortcut/agent/payload"
 	"github.com/shortcut-edge/shortcut/resnet"
 	"github.com/shortcut-edge/shortcut/resnet/armnn"
 	"github.com/shortcut-edge/shortcut/resnet/onnxrt"
@@ -19,18 +20,8 @@ type AccelOptions struct {
 	StateDir           string
 }
 
-// AcceleratorStatus says what runs the model, for /healthz: Requested is
-// model.accelerator, InUse the engine running it ("cpu" for our kernels),
-// Reason why it is not the one requested.
-type AcceleratorStatus struct {
-	Requested string `json:"requested"`
-	InUse     string `json:"in_use"`
-	Reason    string `json:"reason,omitempty"`
-	// Preparing: the requested engine is being prepared in the background
-	// (TensorRT builds its engine, minutes on a first start); our kernels
-	// run the model meanwhile.
-	Preparing bool `json:"preparing,omitempty"`
-}
+// AcceleratorStatus says what runs the model, for /healthz (payload.AcceleratorStatus).
+type AcceleratorStatus = payload.AcceleratorStatus
 
 // SlowToPrepare says whether an accelerator may take minutes to take a
 // model (TensorRT builds an engine for it on first use): the agent then

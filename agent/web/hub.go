@@ -2,7 +2,6 @@ package web
 
 import (
 	"bytes"
-	"encoding/json"
 	"fmt"
 	"net/http"
 	"sync"
@@ -47,12 +46,8 @@ const eventBuffer = 64
 // learn progress excepted: they are live only).
 const recentEvents = 20
 
-// Event is one server-sent event, as /api/v1/status lists the recent
-// ones.
-type Event struct {
-	Type string          `json:"type"`
-	Data json.RawMessage `json:"data"`
-}
+// Event is one server-sent event (payload.WebEvent).
+type Event = payload.WebEvent
 
 // Hub fans events out to the viewers of /api/v1/events.
 type Hub struct {

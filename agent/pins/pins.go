@@ -279,8 +279,12 @@ func (u *Unit) watchButton(ctx context.Context) {
 			continue
 		}
 		at := time.Now()
-		if b.Debounce > 0 && !sleep(ctx, b.Debounce) {
-			return
+		if b.Debounce > 0 {
+			select { // wait out the bounce, unless the agent stops
+			case <-time.After(b.Debounce):
+			case <-ctx.Done():
+				return
+			}
 		}
 		pressed := (u.button.Read() == gpio.Low) == b.ActiveLow
 		switch {
@@ -300,14 +304,3 @@ func (u *Unit) press(held time.Duration) {
 	u.host.Press(long)
 }
 
-// sleep waits d, or less when ctx ends; it reports whether ctx is still live.
-func sleep(ctx context.Context, d time.Duration) bool {
-	t := time.NewTimer(d)
-	defer t.Stop()
-	select {
-	case <-t.C:
-		return true
-	case <-ctx.Done():
-		return false
-	}
-}

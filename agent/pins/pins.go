@@ -303,4 +303,3 @@ func (u *Unit) press(held time.Duration) {
 	u.log.Info("button pressed", "held", held.Round(time.Millisecond), "long", long)
 	u.host.Press(long)
 }
-

@@ -164,21 +164,7 @@ func (kf *kerasFile) heads() ([]string, error) {
 // into conv1 (see KerasCaffeMean). Every tensor is checked: name, shape, type, finite values;
 // the error names the first that is missing or wrong, in the network's order.
 func exportKeras(opt ImportOptions, out string) (*ImportSummary, *Manifest, error) {
-	if opt.Format != "" && opt.Format != FormatAuto && opt.Format != FormatKerasH5 {
-		return nil, nil, fmt.Errorf("import %s: --arch %s reads Keras .h5 weights (--format auto or keras-h5), not %s", opt.Path, models.KerasResNet50Arch, opt.Format)
-	}
-	b, err := os.ReadFile(opt.Path)
-	if err != nil {
-		return nil, nil, fmt.Errorf("import: %w", err)
-	}
-	if !h5.IsHDF5(b) {
-		det, derr := DetectWeightsFormat(b)
-		if derr == nil {
-			return nil, nil, fmt.Errorf("import %s: the file is %s, but --arch %s reads Keras .h5 (HDF5) weights; use a torchvision --arch for it", opt.Path, det, models.KerasResNet50Arch)
-		}
-		return nil, nil, fmt.Errorf("import %s: not an HDF5 file (Keras .h5 weights start with \\x89HDF\\r\\n\\x1a\\n); first bytes % x", opt.Path, b[:min(len(b), 8)])
-	}
-	kf, err := readKerasH5(opt.Path, b)
+	kf, err := openKeras(opt)
 	if err != nil {
 		return nil, nil, err
 	}
@@ -189,38 +175,9 @@ func exportKeras(opt ImportOptions, out string) (*ImportSummary, *Manifest, erro
 	if w == 0 {
 		w = h
 	}
-	heads, err := kf.heads()
+	head, classes, notes, err := kerasClasses(opt, kf)
 	if err != nil {
 		return nil, nil, err
-	}
-	if len(heads) > 1 {
-		return nil, nil, fmt.Errorf("import %s: %d Dense layers after ResNet50 (%s); want one classifier", opt.Path, len(heads), strings.Join(quoteNames(heads), ", "))
-	}
-	classes := opt.Classes
-	var notes []string
-	head := ""
-	if len(heads) == 1 {
-		head = heads[0]
-		ks := kf.tensors[head+"/kernel"].d.Shape
-		if len(classes) == 0 {
-			for i := range ks[1] {
-				classes = append(classes, fmt.Sprint(i))
-			}
-		} else if ks[1] != len(classes) {
-			return nil, nil, fmt.Errorf("import %s: the classifier %s has %d outputs but %d classes were asked for; give %d classes",
-				opt.Path, head, ks[1], len(classes), ks[1])
-		}
-	} else {
-		if len(classes) == 0 {
-			return nil, nil, fmt.Errorf("import %s: no classifier in the file (a notop file: ResNet50 without its Dense layer); "+
-				"give --classes N (or names): the model then gets a placeholder classifier with zero weights (every score 1/N) "+
-				"and its embedding output is the network's real output, for `shortcut-train head` or on-device learning (train/IMPORT.md)", opt.Path)
-		}
-		notes = append(notes, fmt.Sprintf("%s has no classifier (notop): the %d-class head is a PLACEHOLDER with zero weights, every score is 1/%d; "+
-			"output 1 (the embedding) is meaningful: train a head with `shortcut-train head --mode replace` or on the device", opt.Path, len(classes), len(classes)))
-	}
-	if len(classes) < 2 {
-		return nil, nil, fmt.Errorf("import %s: %d classes; a classifier needs at least 2", opt.Path, len(classes))
 	}
 	mean, std := opt.Mean, opt.Std
 	if len(mean) == 0 && len(std) == 0 {
@@ -233,7 +190,95 @@ func exportKeras(opt ImportOptions, out string) (*ImportSummary, *Manifest, erro
 	if err != nil {
 		return nil, nil, err
 	}
+	kw, err := readKerasWeights(opt, kf, net, head, len(classes))
+	if err != nil {
+		return nil, nil, err
+	}
+	m, blob, err := foldKeras(opt, net, kw, classes, h, w, mean, std)
+	if err != nil {
+		return nil, nil, err
+	}
+	if err := writeExport(out, m, blob); err != nil {
+		return nil, nil, err
+	}
+	meta := ModelMeta{Arch: net.Arch, Height: h, Width: w, Channels: 3, Classes: classes, Mean: mean, Std: std,
+		DataHeight: h, DataWidth: w, Dataset: "imported:" + filepath.Base(opt.Path)}
+	return &ImportSummary{Meta: meta, Tensors: kw.count, Format: FormatKerasH5, Notes: notes}, m, nil
+}
 
+// openKeras reads opt.Path as a Keras .h5 file, refusing another format
+// with what it is.
+func openKeras(opt ImportOptions) (*kerasFile, error) {
+	if opt.Format != "" && opt.Format != FormatAuto && opt.Format != FormatKerasH5 {
+		return nil, fmt.Errorf("import %s: --arch %s reads Keras .h5 weights (--format auto or keras-h5), not %s", opt.Path, models.KerasResNet50Arch, opt.Format)
+	}
+	b, err := os.ReadFile(opt.Path)
+	if err != nil {
+		return nil, fmt.Errorf("import: %w", err)
+	}
+	if !h5.IsHDF5(b) {
+		det, derr := DetectWeightsFormat(b)
+		if derr == nil {
+			return nil, fmt.Errorf("import %s: the file is %s, but --arch %s reads Keras .h5 (HDF5) weights; use a torchvision --arch for it", opt.Path, det, models.KerasResNet50Arch)
+		}
+		return nil, fmt.Errorf("import %s: not an HDF5 file (Keras .h5 weights start with \\x89HDF\\r\\n\\x1a\\n); first bytes % x", opt.Path, b[:min(len(b), 8)])
+	}
+	return readKerasH5(opt.Path, b)
+}
+
+// kerasClasses finds the file's classifier (none in a notop file) and the
+// class names: the Dense layer's width, or --classes (a notop file's
+// placeholder head, with a note saying so).
+func kerasClasses(opt ImportOptions, kf *kerasFile) (head string, classes, notes []string, err error) {
+	heads, err := kf.heads()
+	if err != nil {
+		return "", nil, nil, err
+	}
+	if len(heads) > 1 {
+		return "", nil, nil, fmt.Errorf("import %s: %d Dense layers after ResNet50 (%s); want one classifier", opt.Path, len(heads), strings.Join(quoteNames(heads), ", "))
+	}
+	classes = opt.Classes
+	if len(heads) == 1 {
+		head = heads[0]
+		ks := kf.tensors[head+"/kernel"].d.Shape
+		if len(classes) == 0 {
+			for i := range ks[1] {
+				classes = append(classes, fmt.Sprint(i))
+			}
+		} else if ks[1] != len(classes) {
+			return "", nil, nil, fmt.Errorf("import %s: the classifier %s has %d outputs but %d classes were asked for; give %d classes",
+				opt.Path, head, ks[1], len(classes), ks[1])
+		}
+	} else {
+		if len(classes) == 0 {
+			return "", nil, nil, fmt.Errorf("import %s: no classifier in the file (a notop file: ResNet50 without its Dense layer); "+
+				"give --classes N (or names): the model then gets a placeholder classifier with zero weights (every score 1/N) "+
+				"and its embedding output is the network's real output, for `shortcut-train head` or on-device learning (train/IMPORT.md)", opt.Path)
+		}
+		notes = append(notes, fmt.Sprintf("%s has no classifier (notop): the %d-class head is a PLACEHOLDER with zero weights, every score is 1/%d; "+
+			"output 1 (the embedding) is meaningful: train a head with `shortcut-train head --mode replace` or on the device", opt.Path, len(classes), len(classes)))
+	}
+	if len(classes) < 2 {
+		return "", nil, nil, fmt.Errorf("import %s: %d classes; a classifier needs at least 2", opt.Path, len(classes))
+	}
+	return head, classes, notes, nil
+}
+
+type convW struct{ kernel, bias []float32 }
+type bnW struct{ gamma, beta, mean, variance []float32 }
+
+// kerasWeights are a Keras ResNet50's tensors by layer, read and checked.
+type kerasWeights struct {
+	convs        map[string]convW
+	bns          map[string]bnW
+	headW, headB []float32 // the classifier (zeros for a notop file)
+	count        int       // tensors read from the file
+}
+
+// readKerasWeights reads every tensor net needs from kf, in the network's
+// order, and reports every missing, mis-shaped, non-finite or unused one at
+// once (the first named first).
+func readKerasWeights(opt ImportOptions, kf *kerasFile, net *models.Net, head string, nclasses int) (*kerasWeights, error) {
 	used := map[string]bool{}
 	var missing, wrong []string
 	read := func(key string, shape ...int) []float32 {
@@ -261,10 +306,8 @@ func exportKeras(opt ImportOptions, out string) (*ImportSummary, *Manifest, erro
 		return v
 	}
 	// Read every tensor in the network's order first, so the error names the first problem.
-	type convW struct{ kernel, bias []float32 }
-	type bnW struct{ gamma, beta, mean, variance []float32 }
-	convs, bns := map[string]convW{}, map[string]bnW{}
-	var headW, headB []float32
+	kw := &kerasWeights{convs: map[string]convW{}, bns: map[string]bnW{}}
+	convs, bns := kw.convs, kw.bns
 	for _, l := range net.Layers {
 		switch l.Kind {
 		case models.OpConv:
@@ -280,9 +323,9 @@ func exportKeras(opt ImportOptions, out string) (*ImportSummary, *Manifest, erro
 			bns[l.Name] = bn
 		case models.OpDense:
 			if head != "" {
-				headW, headB = read(head+"/kernel", l.In, l.Out), read(head+"/bias", l.Out)
+				kw.headW, kw.headB = read(head+"/kernel", l.In, l.Out), read(head+"/bias", l.Out)
 			} else {
-				headW, headB = make([]float32, l.In*l.Out), make([]float32, l.Out)
+				kw.headW, kw.headB = make([]float32, l.In*l.Out), make([]float32, l.Out)
 			}
 		}
 	}
@@ -304,13 +347,20 @@ func exportKeras(opt ImportOptions, out string) (*ImportSummary, *Manifest, erro
 		errs = append(errs, fmt.Sprintf("%d tensors %s does not have: %s", len(extra), net.Arch, sample(quoteNames(extra), 8)))
 	}
 	if len(errs) > 0 {
-		return nil, nil, fmt.Errorf("import %s as %s (Keras layer names, %d classes): %s", opt.Path, net.Arch, len(classes), strings.Join(errs, "; "))
+		return nil, fmt.Errorf("import %s as %s (Keras layer names, %d classes): %s", opt.Path, net.Arch, nclasses, strings.Join(errs, "; "))
 	}
 
-	m := &Manifest{Format: ExportFormat, Arch: net.Arch, Classes: classes, Weights: "weights.bin", Output: net.Output(),
+	kw.count = len(used)
+	return kw, nil
+}
+
+// foldKeras writes net as the float export: each batch norm folded into
+// its convolution with the convolution's bias, ReLUs fused, the input's
+// BGR order folded into conv1, the Dense kernel transposed.
+func foldKeras(opt ImportOptions, net *models.Net, kw *kerasWeights, classes []string, h, w int, mean, std []float32) (m *Manifest, blob []byte, err error) {
+	m = &Manifest{Format: ExportFormat, Arch: net.Arch, Classes: classes, Weights: "weights.bin", Output: net.Output(),
 		Tensors: map[string]Tensor{}, BNEpsilon: models.KerasBNEpsilon,
 		Input: ExportInput{Name: models.InputName, Shape: []int{1, h, w, 3}, Mean: mean, Std: std, ImageH: h, ImageW: w}}
-	var blob []byte
 	addTensor := func(name string, shape []int, v []float32) {
 		m.Tensors[name] = Tensor{Shape: shape, Offset: int64(len(blob))}
 		for _, x := range v {
@@ -330,14 +380,14 @@ func exportKeras(opt ImportOptions, out string) (*ImportSummary, *Manifest, erro
 		switch l.Kind {
 		case models.OpConv:
 			// Keras: y = BN(conv(x) + b) = gamma*(conv(x) + b - mean)/sqrt(var + eps) + beta.
-			cw := convs[l.Name]
+			cw := kw.convs[l.Name]
 			k, cin, cout := l.Kernel, l.In, l.Out
 			scale, bias := make([]float32, cout), slices.Clone(cw.bias)
 			for o := range scale {
 				scale[o] = 1
 			}
 			if next(i, models.OpBatchNorm) {
-				bn := bns[layers[i+1].Name]
+				bn := kw.bns[layers[i+1].Name]
 				for o := range cout {
 					s := float64(bn.gamma[o]) / math.Sqrt(float64(bn.variance[o])+models.KerasBNEpsilon)
 					scale[o] = float32(s)
@@ -382,15 +432,15 @@ func exportKeras(opt ImportOptions, out string) (*ImportSummary, *Manifest, erro
 		case models.OpGlobalAvgPool:
 			op.Op = "mean"
 		case models.OpDense:
-			oi := make([]float32, len(headW))
+			oi := make([]float32, len(kw.headW))
 			for a := range l.In {
 				for o := range l.Out {
-					oi[o*l.In+a] = headW[a*l.Out+o]
+					oi[o*l.In+a] = kw.headW[a*l.Out+o]
 				}
 			}
 			op.Op, op.Weights, op.Bias = "fully_connected", l.Name+".weights", l.Name+".bias"
 			addTensor(op.Weights, []int{l.Out, l.In}, oi)
-			addTensor(op.Bias, []int{l.Out}, headB)
+			addTensor(op.Bias, []int{l.Out}, kw.headB)
 		default:
 			return nil, nil, fmt.Errorf("export %s: layer %s (%s) cannot be folded into a preceding op", opt.Path, l.Name, l.Kind)
 		}
@@ -398,20 +448,23 @@ func exportKeras(opt ImportOptions, out string) (*ImportSummary, *Manifest, erro
 		alias[l.Name], alias[last] = last, last
 		m.Ops = append(m.Ops, op)
 	}
+	return m, blob, nil
+}
+
+// writeExport writes the float export's model.json and weights into out.
+func writeExport(out string, m *Manifest, blob []byte) error {
 	js, err := json.MarshalIndent(m, "", "  ")
 	if err != nil {
-		return nil, nil, err
+		return err
 	}
 	if err := os.MkdirAll(out, 0o755); err != nil {
-		return nil, nil, fmt.Errorf("export: %w", err)
+		return fmt.Errorf("export: %w", err)
 	}
 	if err := os.WriteFile(filepath.Join(out, m.Weights), blob, 0o644); err != nil {
-		return nil, nil, fmt.Errorf("export: %w", err)
+		return fmt.Errorf("export: %w", err)
 	}
 	if err := os.WriteFile(filepath.Join(out, "model.json"), js, 0o644); err != nil {
-		return nil, nil, fmt.Errorf("export: %w", err)
+		return fmt.Errorf("export: %w", err)
 	}
-	meta := ModelMeta{Arch: net.Arch, Height: h, Width: w, Channels: 3, Classes: classes, Mean: mean, Std: std,
-		DataHeight: h, DataWidth: w, Dataset: "imported:" + filepath.Base(opt.Path)}
-	return &ImportSummary{Meta: meta, Tensors: len(used), Format: FormatKerasH5, Notes: notes}, m, nil
+	return nil
 }

@@ -81,6 +81,7 @@ TEST_PACKAGES=(
 	"libarmnntfliteparser-dev|Arm NN's .tflite parser"
 	"libarmnn-cpuref-backend22|Arm NN's reference backend"
 	"chromium|the agent's web page tested in a real browser (headless)"
+	"llvm-19|make arm-estimate and its test: llvm-mca prices the Pis' cores"
 )
 
 wanted=("${RUN_PACKAGES[@]}")

@@ -454,12 +454,20 @@ func smull(d, n, m int) {
 func smull2(d, n, m int) {
 	av(0x4E20C000|uint32(m)<<16|rnd(n, d), "smull2 v%d.8h, v%d.16b, v%d.16b", d, n, m)
 }
-func sadalp(d, n int)  { av(0x4E606800|rnd(n, d), "sadalp v%d.4s, v%d.8h", d, n) }
-func sshr31(d, n int)  { av(0x4F000400|(64-31)<<16|rnd(n, d), "sshr v%d.4s, v%d.4s, #31", d, n) }
-func sqxtnH(d, n int)  { av(0x0E614800|rnd(n, d), "sqxtn v%d.4h, v%d.4s", d, n) }
-func sqxtn2H(d, n int) { av(0x4E614800|rnd(n, d), "sqxtn2 v%d.8h, v%d.4s", d, n) }
-func sqxtnB(d, n int)  { av(0x0E214800|rnd(n, d), "sqxtn v%d.8b, v%d.8h", d, n) }
-func sqxtn2B(d, n int) { av(0x4E214800|rnd(n, d), "sqxtn2 v%d.16b, v%d.8h", d, n) }
+func sadalp(d, n int)      { av(0x4E606800|rnd(n, d), "sadalp v%d.4s, v%d.8h", d, n) }
+func sshr31(d, n int)      { av(0x4F000400|(64-31)<<16|rnd(n, d), "sshr v%d.4s, v%d.4s, #31", d, n) }
+func ssra31(d, n int)      { av(0x4F001400|(64-31)<<16|rnd(n, d), "ssra v%d.4s, v%d.4s, #31", d, n) }
+func vsqadd8h(d, n, m int) { same3(0x4E600C00, "sqadd", "8h", d, n, m) }
+func vsmax16b(d, n, m int) { same3(0x4E206400, "smax", "16b", d, n, m) }
+func vsmin16b(d, n, m int) { same3(0x4E206C00, "smin", "16b", d, n, m) }
+func vsmax8b(d, n, m int)  { same3(0x0E206400, "smax", "8b", d, n, m) }
+func vsmin8b(d, n, m int)  { same3(0x0E206C00, "smin", "8b", d, n, m) }
+func dup8h(d, n int)       { av(0x4E020C00|rnd(n, d), "dup v%d.8h, w%d", d, n) }
+func dup16b(d, n int)      { av(0x4E010C00|rnd(n, d), "dup v%d.16b, w%d", d, n) }
+func sqxtnH(d, n int)      { av(0x0E614800|rnd(n, d), "sqxtn v%d.4h, v%d.4s", d, n) }
+func sqxtn2H(d, n int)     { av(0x4E614800|rnd(n, d), "sqxtn2 v%d.8h, v%d.4s", d, n) }
+func sqxtnB(d, n int)      { av(0x0E214800|rnd(n, d), "sqxtn v%d.8b, v%d.8h", d, n) }
+func sqxtn2B(d, n int)     { av(0x4E214800|rnd(n, d), "sqxtn2 v%d.16b, v%d.8h", d, n) }
 func ld1x2(t, n, m int) {
 	av(0x4CC0A000|uint32(m)<<16|rnd(n, t), "ld1 {v%d.16b, v%d.16b}, [x%d], x%d", t, t+1, n, m)
 }
@@ -630,14 +638,19 @@ func genARMKernel(k *armKernel) {
 	}
 	ag("MOVD %d(R0), R11", offParams)
 	ag("ADD R10<<2, R11, R11 // parameters of this pass's channels")
-	for i, off := range []int{offZP, offMin, offMax} {
-		ag("MOVW %d(R0), R12", off)
-		dup4s(28+i, 12)
-	}
+	ag("MOVW %d(R0), R12", offZP)
+	dup8h(28, 12)
+	ag("MOVW %d(R0), R12", offMin)
+	dup16b(29, 12)
+	ag("MOVW %d(R0), R12", offMax)
+	dup16b(30, 12)
 	// Requantization, TFLite's NEON way, exact: SSHL (left shift, wraps),
 	// SQRDMULH (= SaturatingRoundingDoublingHighMul), then
 	// RoundingDivideByPOT as SRSHL by -rsh after subtracting 1 from
-	// negative values (SRSHL rounds ties up; the reference away from zero).
+	// negative values (SRSHL rounds ties up; the reference away from
+	// zero). The 1 comes from SSRA of (x AND -rsh) >> 31: -1 exactly when
+	// x < 0 and rsh > 0; it cannot wrap, as SQRDMULH by a multiplier in
+	// [0, 2^31) never returns -2^31.
 	for q := range vecs {
 		ldrQ(16, 11, rowBias*nr*4+16*q)
 		ldrQ(17, 11, rowLsh*nr*4+16*q)
@@ -648,28 +661,34 @@ func genARMKernel(k *armKernel) {
 			vadd(x, x, 16)
 			vsshl(x, x, 17)
 			vsqrdmulh(x, x, 18)
-			vand(20, x, 19)
-			sshr31(20, 20)
-			vsqadd(x, x, 20)
+			vand(20+j, x, 19)
+			ssra31(x, 20+j)
 			vsrshl(x, x, 19)
-			vadd(x, x, 28)
-			vsmax(x, x, 29)
-			vsmin(x, x, 30)
 		}
 	}
+	// Then the zero point and the clamp, on narrowed lanes: saturating
+	// to int16, adding the zero point saturating, saturating to int8 and
+	// clamping to [actMin, actMax] (inside int8) gives the reference's
+	// clamp(x + zp, actMin, actMax) for every int32 x.
 	for j := range mr {
 		ag("MOVD %d(R0), R%d", offOut+8*j, 19+j)
 		ag("ADD R10, R%d, R%d", 19+j, 19+j)
 		sqxtnH(24, 4*j)
 		sqxtn2H(24, 4*j+1)
+		vsqadd8h(24, 24, 28)
 		if dot {
 			sqxtnH(25, 4*j+2)
 			sqxtn2H(25, 4*j+3)
+			vsqadd8h(25, 25, 28)
 			sqxtnB(24, 24)
 			sqxtn2B(24, 25)
+			vsmax16b(24, 24, 29)
+			vsmin16b(24, 24, 30)
 			strQ(24, 19+j)
 		} else {
 			sqxtnB(24, 24)
+			vsmax8b(24, 24, 29)
+			vsmin8b(24, 24, 30)
 			strD(24, 19+j)
 		}
 	}

@@ -151,11 +151,11 @@ tapdone:
 	MOVD 72(R0), R11
 	ADD R10<<2, R11, R11 // parameters of this pass's channels
 	MOVW 104(R0), R12
-	WORD $0x4E040D9C // dup v28.4s, w12
+	WORD $0x4E020D9C // dup v28.8h, w12
 	MOVW 108(R0), R12
-	WORD $0x4E040D9D // dup v29.4s, w12
+	WORD $0x4E010D9D // dup v29.16b, w12
 	MOVW 112(R0), R12
-	WORD $0x4E040D9E // dup v30.4s, w12
+	WORD $0x4E010D9E // dup v30.16b, w12
 	WORD $0x3DC00170 // ldr q16, [x11, #0]
 	WORD $0x3DC08171 // ldr q17, [x11, #512]
 	WORD $0x3DC04172 // ldr q18, [x11, #256]
@@ -164,42 +164,26 @@ tapdone:
 	WORD $0x4EB14400 // sshl v0.4s, v0.4s, v17.4s
 	WORD $0x6EB2B400 // sqrdmulh v0.4s, v0.4s, v18.4s
 	WORD $0x4E331C14 // and v20.16b, v0.16b, v19.16b
-	WORD $0x4F210694 // sshr v20.4s, v20.4s, #31
-	WORD $0x4EB40C00 // sqadd v0.4s, v0.4s, v20.4s
+	WORD $0x4F211680 // ssra v0.4s, v20.4s, #31
 	WORD $0x4EB35400 // srshl v0.4s, v0.4s, v19.4s
-	WORD $0x4EBC8400 // add v0.4s, v0.4s, v28.4s
-	WORD $0x4EBD6400 // smax v0.4s, v0.4s, v29.4s
-	WORD $0x4EBE6C00 // smin v0.4s, v0.4s, v30.4s
 	WORD $0x4EB08484 // add v4.4s, v4.4s, v16.4s
 	WORD $0x4EB14484 // sshl v4.4s, v4.4s, v17.4s
 	WORD $0x6EB2B484 // sqrdmulh v4.4s, v4.4s, v18.4s
-	WORD $0x4E331C94 // and v20.16b, v4.16b, v19.16b
-	WORD $0x4F210694 // sshr v20.4s, v20.4s, #31
-	WORD $0x4EB40C84 // sqadd v4.4s, v4.4s, v20.4s
+	WORD $0x4E331C95 // and v21.16b, v4.16b, v19.16b
+	WORD $0x4F2116A4 // ssra v4.4s, v21.4s, #31
 	WORD $0x4EB35484 // srshl v4.4s, v4.4s, v19.4s
-	WORD $0x4EBC8484 // add v4.4s, v4.4s, v28.4s
-	WORD $0x4EBD6484 // smax v4.4s, v4.4s, v29.4s
-	WORD $0x4EBE6C84 // smin v4.4s, v4.4s, v30.4s
 	WORD $0x4EB08508 // add v8.4s, v8.4s, v16.4s
 	WORD $0x4EB14508 // sshl v8.4s, v8.4s, v17.4s
 	WORD $0x6EB2B508 // sqrdmulh v8.4s, v8.4s, v18.4s
-	WORD $0x4E331D14 // and v20.16b, v8.16b, v19.16b
-	WORD $0x4F210694 // sshr v20.4s, v20.4s, #31
-	WORD $0x4EB40D08 // sqadd v8.4s, v8.4s, v20.4s
+	WORD $0x4E331D16 // and v22.16b, v8.16b, v19.16b
+	WORD $0x4F2116C8 // ssra v8.4s, v22.4s, #31
 	WORD $0x4EB35508 // srshl v8.4s, v8.4s, v19.4s
-	WORD $0x4EBC8508 // add v8.4s, v8.4s, v28.4s
-	WORD $0x4EBD6508 // smax v8.4s, v8.4s, v29.4s
-	WORD $0x4EBE6D08 // smin v8.4s, v8.4s, v30.4s
 	WORD $0x4EB0858C // add v12.4s, v12.4s, v16.4s
 	WORD $0x4EB1458C // sshl v12.4s, v12.4s, v17.4s
 	WORD $0x6EB2B58C // sqrdmulh v12.4s, v12.4s, v18.4s
-	WORD $0x4E331D94 // and v20.16b, v12.16b, v19.16b
-	WORD $0x4F210694 // sshr v20.4s, v20.4s, #31
-	WORD $0x4EB40D8C // sqadd v12.4s, v12.4s, v20.4s
+	WORD $0x4E331D97 // and v23.16b, v12.16b, v19.16b
+	WORD $0x4F2116EC // ssra v12.4s, v23.4s, #31
 	WORD $0x4EB3558C // srshl v12.4s, v12.4s, v19.4s
-	WORD $0x4EBC858C // add v12.4s, v12.4s, v28.4s
-	WORD $0x4EBD658C // smax v12.4s, v12.4s, v29.4s
-	WORD $0x4EBE6D8C // smin v12.4s, v12.4s, v30.4s
 	WORD $0x3DC00570 // ldr q16, [x11, #16]
 	WORD $0x3DC08571 // ldr q17, [x11, #528]
 	WORD $0x3DC04572 // ldr q18, [x11, #272]
@@ -208,42 +192,26 @@ tapdone:
 	WORD $0x4EB14421 // sshl v1.4s, v1.4s, v17.4s
 	WORD $0x6EB2B421 // sqrdmulh v1.4s, v1.4s, v18.4s
 	WORD $0x4E331C34 // and v20.16b, v1.16b, v19.16b
-	WORD $0x4F210694 // sshr v20.4s, v20.4s, #31
-	WORD $0x4EB40C21 // sqadd v1.4s, v1.4s, v20.4s
+	WORD $0x4F211681 // ssra v1.4s, v20.4s, #31
 	WORD $0x4EB35421 // srshl v1.4s, v1.4s, v19.4s
-	WORD $0x4EBC8421 // add v1.4s, v1.4s, v28.4s
-	WORD $0x4EBD6421 // smax v1.4s, v1.4s, v29.4s
-	WORD $0x4EBE6C21 // smin v1.4s, v1.4s, v30.4s
 	WORD $0x4EB084A5 // add v5.4s, v5.4s, v16.4s
 	WORD $0x4EB144A5 // sshl v5.4s, v5.4s, v17.4s
 	WORD $0x6EB2B4A5 // sqrdmulh v5.4s, v5.4s, v18.4s
-	WORD $0x4E331CB4 // and v20.16b, v5.16b, v19.16b
-	WORD $0x4F210694 // sshr v20.4s, v20.4s, #31
-	WORD $0x4EB40CA5 // sqadd v5.4s, v5.4s, v20.4s
+	WORD $0x4E331CB5 // and v21.16b, v5.16b, v19.16b
+	WORD $0x4F2116A5 // ssra v5.4s, v21.4s, #31
 	WORD $0x4EB354A5 // srshl v5.4s, v5.4s, v19.4s
-	WORD $0x4EBC84A5 // add v5.4s, v5.4s, v28.4s
-	WORD $0x4EBD64A5 // smax v5.4s, v5.4s, v29.4s
-	WORD $0x4EBE6CA5 // smin v5.4s, v5.4s, v30.4s
 	WORD $0x4EB08529 // add v9.4s, v9.4s, v16.4s
 	WORD $0x4EB14529 // sshl v9.4s, v9.4s, v17.4s
 	WORD $0x6EB2B529 // sqrdmulh v9.4s, v9.4s, v18.4s
-	WORD $0x4E331D34 // and v20.16b, v9.16b, v19.16b
-	WORD $0x4F210694 // sshr v20.4s, v20.4s, #31
-	WORD $0x4EB40D29 // sqadd v9.4s, v9.4s, v20.4s
+	WORD $0x4E331D36 // and v22.16b, v9.16b, v19.16b
+	WORD $0x4F2116C9 // ssra v9.4s, v22.4s, #31
 	WORD $0x4EB35529 // srshl v9.4s, v9.4s, v19.4s
-	WORD $0x4EBC8529 // add v9.4s, v9.4s, v28.4s
-	WORD $0x4EBD6529 // smax v9.4s, v9.4s, v29.4s
-	WORD $0x4EBE6D29 // smin v9.4s, v9.4s, v30.4s
 	WORD $0x4EB085AD // add v13.4s, v13.4s, v16.4s
 	WORD $0x4EB145AD // sshl v13.4s, v13.4s, v17.4s
 	WORD $0x6EB2B5AD // sqrdmulh v13.4s, v13.4s, v18.4s
-	WORD $0x4E331DB4 // and v20.16b, v13.16b, v19.16b
-	WORD $0x4F210694 // sshr v20.4s, v20.4s, #31
-	WORD $0x4EB40DAD // sqadd v13.4s, v13.4s, v20.4s
+	WORD $0x4E331DB7 // and v23.16b, v13.16b, v19.16b
+	WORD $0x4F2116ED // ssra v13.4s, v23.4s, #31
 	WORD $0x4EB355AD // srshl v13.4s, v13.4s, v19.4s
-	WORD $0x4EBC85AD // add v13.4s, v13.4s, v28.4s
-	WORD $0x4EBD65AD // smax v13.4s, v13.4s, v29.4s
-	WORD $0x4EBE6DAD // smin v13.4s, v13.4s, v30.4s
 	WORD $0x3DC00970 // ldr q16, [x11, #32]
 	WORD $0x3DC08971 // ldr q17, [x11, #544]
 	WORD $0x3DC04972 // ldr q18, [x11, #288]
@@ -252,42 +220,26 @@ tapdone:
 	WORD $0x4EB14442 // sshl v2.4s, v2.4s, v17.4s
 	WORD $0x6EB2B442 // sqrdmulh v2.4s, v2.4s, v18.4s
 	WORD $0x4E331C54 // and v20.16b, v2.16b, v19.16b
-	WORD $0x4F210694 // sshr v20.4s, v20.4s, #31
-	WORD $0x4EB40C42 // sqadd v2.4s, v2.4s, v20.4s
+	WORD $0x4F211682 // ssra v2.4s, v20.4s, #31
 	WORD $0x4EB35442 // srshl v2.4s, v2.4s, v19.4s
-	WORD $0x4EBC8442 // add v2.4s, v2.4s, v28.4s
-	WORD $0x4EBD6442 // smax v2.4s, v2.4s, v29.4s
-	WORD $0x4EBE6C42 // smin v2.4s, v2.4s, v30.4s
 	WORD $0x4EB084C6 // add v6.4s, v6.4s, v16.4s
 	WORD $0x4EB144C6 // sshl v6.4s, v6.4s, v17.4s
 	WORD $0x6EB2B4C6 // sqrdmulh v6.4s, v6.4s, v18.4s
-	WORD $0x4E331CD4 // and v20.16b, v6.16b, v19.16b
-	WORD $0x4F210694 // sshr v20.4s, v20.4s, #31
-	WORD $0x4EB40CC6 // sqadd v6.4s, v6.4s, v20.4s
+	WORD $0x4E331CD5 // and v21.16b, v6.16b, v19.16b
+	WORD $0x4F2116A6 // ssra v6.4s, v21.4s, #31
 	WORD $0x4EB354C6 // srshl v6.4s, v6.4s, v19.4s
-	WORD $0x4EBC84C6 // add v6.4s, v6.4s, v28.4s
-	WORD $0x4EBD64C6 // smax v6.4s, v6.4s, v29.4s
-	WORD $0x4EBE6CC6 // smin v6.4s, v6.4s, v30.4s
 	WORD $0x4EB0854A // add v10.4s, v10.4s, v16.4s
 	WORD $0x4EB1454A // sshl v10.4s, v10.4s, v17.4s
 	WORD $0x6EB2B54A // sqrdmulh v10.4s, v10.4s, v18.4s
-	WORD $0x4E331D54 // and v20.16b, v10.16b, v19.16b
-	WORD $0x4F210694 // sshr v20.4s, v20.4s, #31
-	WORD $0x4EB40D4A // sqadd v10.4s, v10.4s, v20.4s
+	WORD $0x4E331D56 // and v22.16b, v10.16b, v19.16b
+	WORD $0x4F2116CA // ssra v10.4s, v22.4s, #31
 	WORD $0x4EB3554A // srshl v10.4s, v10.4s, v19.4s
-	WORD $0x4EBC854A // add v10.4s, v10.4s, v28.4s
-	WORD $0x4EBD654A // smax v10.4s, v10.4s, v29.4s
-	WORD $0x4EBE6D4A // smin v10.4s, v10.4s, v30.4s
 	WORD $0x4EB085CE // add v14.4s, v14.4s, v16.4s
 	WORD $0x4EB145CE // sshl v14.4s, v14.4s, v17.4s
 	WORD $0x6EB2B5CE // sqrdmulh v14.4s, v14.4s, v18.4s
-	WORD $0x4E331DD4 // and v20.16b, v14.16b, v19.16b
-	WORD $0x4F210694 // sshr v20.4s, v20.4s, #31
-	WORD $0x4EB40DCE // sqadd v14.4s, v14.4s, v20.4s
+	WORD $0x4E331DD7 // and v23.16b, v14.16b, v19.16b
+	WORD $0x4F2116EE // ssra v14.4s, v23.4s, #31
 	WORD $0x4EB355CE // srshl v14.4s, v14.4s, v19.4s
-	WORD $0x4EBC85CE // add v14.4s, v14.4s, v28.4s
-	WORD $0x4EBD65CE // smax v14.4s, v14.4s, v29.4s
-	WORD $0x4EBE6DCE // smin v14.4s, v14.4s, v30.4s
 	WORD $0x3DC00D70 // ldr q16, [x11, #48]
 	WORD $0x3DC08D71 // ldr q17, [x11, #560]
 	WORD $0x3DC04D72 // ldr q18, [x11, #304]
@@ -296,77 +248,77 @@ tapdone:
 	WORD $0x4EB14463 // sshl v3.4s, v3.4s, v17.4s
 	WORD $0x6EB2B463 // sqrdmulh v3.4s, v3.4s, v18.4s
 	WORD $0x4E331C74 // and v20.16b, v3.16b, v19.16b
-	WORD $0x4F210694 // sshr v20.4s, v20.4s, #31
-	WORD $0x4EB40C63 // sqadd v3.4s, v3.4s, v20.4s
+	WORD $0x4F211683 // ssra v3.4s, v20.4s, #31
 	WORD $0x4EB35463 // srshl v3.4s, v3.4s, v19.4s
-	WORD $0x4EBC8463 // add v3.4s, v3.4s, v28.4s
-	WORD $0x4EBD6463 // smax v3.4s, v3.4s, v29.4s
-	WORD $0x4EBE6C63 // smin v3.4s, v3.4s, v30.4s
 	WORD $0x4EB084E7 // add v7.4s, v7.4s, v16.4s
 	WORD $0x4EB144E7 // sshl v7.4s, v7.4s, v17.4s
 	WORD $0x6EB2B4E7 // sqrdmulh v7.4s, v7.4s, v18.4s
-	WORD $0x4E331CF4 // and v20.16b, v7.16b, v19.16b
-	WORD $0x4F210694 // sshr v20.4s, v20.4s, #31
-	WORD $0x4EB40CE7 // sqadd v7.4s, v7.4s, v20.4s
+	WORD $0x4E331CF5 // and v21.16b, v7.16b, v19.16b
+	WORD $0x4F2116A7 // ssra v7.4s, v21.4s, #31
 	WORD $0x4EB354E7 // srshl v7.4s, v7.4s, v19.4s
-	WORD $0x4EBC84E7 // add v7.4s, v7.4s, v28.4s
-	WORD $0x4EBD64E7 // smax v7.4s, v7.4s, v29.4s
-	WORD $0x4EBE6CE7 // smin v7.4s, v7.4s, v30.4s
 	WORD $0x4EB0856B // add v11.4s, v11.4s, v16.4s
 	WORD $0x4EB1456B // sshl v11.4s, v11.4s, v17.4s
 	WORD $0x6EB2B56B // sqrdmulh v11.4s, v11.4s, v18.4s
-	WORD $0x4E331D74 // and v20.16b, v11.16b, v19.16b
-	WORD $0x4F210694 // sshr v20.4s, v20.4s, #31
-	WORD $0x4EB40D6B // sqadd v11.4s, v11.4s, v20.4s
+	WORD $0x4E331D76 // and v22.16b, v11.16b, v19.16b
+	WORD $0x4F2116CB // ssra v11.4s, v22.4s, #31
 	WORD $0x4EB3556B // srshl v11.4s, v11.4s, v19.4s
-	WORD $0x4EBC856B // add v11.4s, v11.4s, v28.4s
-	WORD $0x4EBD656B // smax v11.4s, v11.4s, v29.4s
-	WORD $0x4EBE6D6B // smin v11.4s, v11.4s, v30.4s
 	WORD $0x4EB085EF // add v15.4s, v15.4s, v16.4s
 	WORD $0x4EB145EF // sshl v15.4s, v15.4s, v17.4s
 	WORD $0x6EB2B5EF // sqrdmulh v15.4s, v15.4s, v18.4s
-	WORD $0x4E331DF4 // and v20.16b, v15.16b, v19.16b
-	WORD $0x4F210694 // sshr v20.4s, v20.4s, #31
-	WORD $0x4EB40DEF // sqadd v15.4s, v15.4s, v20.4s
+	WORD $0x4E331DF7 // and v23.16b, v15.16b, v19.16b
+	WORD $0x4F2116EF // ssra v15.4s, v23.4s, #31
 	WORD $0x4EB355EF // srshl v15.4s, v15.4s, v19.4s
-	WORD $0x4EBC85EF // add v15.4s, v15.4s, v28.4s
-	WORD $0x4EBD65EF // smax v15.4s, v15.4s, v29.4s
-	WORD $0x4EBE6DEF // smin v15.4s, v15.4s, v30.4s
 	MOVD 32(R0), R19
 	ADD R10, R19, R19
 	WORD $0x0E614818 // sqxtn v24.4h, v0.4s
 	WORD $0x4E614838 // sqxtn2 v24.8h, v1.4s
+	WORD $0x4E7C0F18 // sqadd v24.8h, v24.8h, v28.8h
 	WORD $0x0E614859 // sqxtn v25.4h, v2.4s
 	WORD $0x4E614879 // sqxtn2 v25.8h, v3.4s
+	WORD $0x4E7C0F39 // sqadd v25.8h, v25.8h, v28.8h
 	WORD $0x0E214B18 // sqxtn v24.8b, v24.8h
 	WORD $0x4E214B38 // sqxtn2 v24.16b, v25.8h
+	WORD $0x4E3D6718 // smax v24.16b, v24.16b, v29.16b
+	WORD $0x4E3E6F18 // smin v24.16b, v24.16b, v30.16b
 	WORD $0x3D800278 // str q24, [x19]
 	MOVD 40(R0), R20
 	ADD R10, R20, R20
 	WORD $0x0E614898 // sqxtn v24.4h, v4.4s
 	WORD $0x4E6148B8 // sqxtn2 v24.8h, v5.4s
+	WORD $0x4E7C0F18 // sqadd v24.8h, v24.8h, v28.8h
 	WORD $0x0E6148D9 // sqxtn v25.4h, v6.4s
 	WORD $0x4E6148F9 // sqxtn2 v25.8h, v7.4s
+	WORD $0x4E7C0F39 // sqadd v25.8h, v25.8h, v28.8h
 	WORD $0x0E214B18 // sqxtn v24.8b, v24.8h
 	WORD $0x4E214B38 // sqxtn2 v24.16b, v25.8h
+	WORD $0x4E3D6718 // smax v24.16b, v24.16b, v29.16b
+	WORD $0x4E3E6F18 // smin v24.16b, v24.16b, v30.16b
 	WORD $0x3D800298 // str q24, [x20]
 	MOVD 48(R0), R21
 	ADD R10, R21, R21
 	WORD $0x0E614918 // sqxtn v24.4h, v8.4s
 	WORD $0x4E614938 // sqxtn2 v24.8h, v9.4s
+	WORD $0x4E7C0F18 // sqadd v24.8h, v24.8h, v28.8h
 	WORD $0x0E614959 // sqxtn v25.4h, v10.4s
 	WORD $0x4E614979 // sqxtn2 v25.8h, v11.4s
+	WORD $0x4E7C0F39 // sqadd v25.8h, v25.8h, v28.8h
 	WORD $0x0E214B18 // sqxtn v24.8b, v24.8h
 	WORD $0x4E214B38 // sqxtn2 v24.16b, v25.8h
+	WORD $0x4E3D6718 // smax v24.16b, v24.16b, v29.16b
+	WORD $0x4E3E6F18 // smin v24.16b, v24.16b, v30.16b
 	WORD $0x3D8002B8 // str q24, [x21]
 	MOVD 56(R0), R22
 	ADD R10, R22, R22
 	WORD $0x0E614998 // sqxtn v24.4h, v12.4s
 	WORD $0x4E6149B8 // sqxtn2 v24.8h, v13.4s
+	WORD $0x4E7C0F18 // sqadd v24.8h, v24.8h, v28.8h
 	WORD $0x0E6149D9 // sqxtn v25.4h, v14.4s
 	WORD $0x4E6149F9 // sqxtn2 v25.8h, v15.4s
+	WORD $0x4E7C0F39 // sqadd v25.8h, v25.8h, v28.8h
 	WORD $0x0E214B18 // sqxtn v24.8b, v24.8h
 	WORD $0x4E214B38 // sqxtn2 v24.16b, v25.8h
+	WORD $0x4E3D6718 // smax v24.16b, v24.16b, v29.16b
+	WORD $0x4E3E6F18 // smin v24.16b, v24.16b, v30.16b
 	WORD $0x3D8002D8 // str q24, [x22]
 	ADD $16, R10, R10
 	CMP $64, R10
@@ -466,11 +418,11 @@ tapdone:
 	MOVD 72(R0), R11
 	ADD R10<<2, R11, R11 // parameters of this pass's channels
 	MOVW 104(R0), R12
-	WORD $0x4E040D9C // dup v28.4s, w12
+	WORD $0x4E020D9C // dup v28.8h, w12
 	MOVW 108(R0), R12
-	WORD $0x4E040D9D // dup v29.4s, w12
+	WORD $0x4E010D9D // dup v29.16b, w12
 	MOVW 112(R0), R12
-	WORD $0x4E040D9E // dup v30.4s, w12
+	WORD $0x4E010D9E // dup v30.16b, w12
 	WORD $0x3DC00170 // ldr q16, [x11, #0]
 	WORD $0x3DC08171 // ldr q17, [x11, #512]
 	WORD $0x3DC04172 // ldr q18, [x11, #256]
@@ -479,42 +431,26 @@ tapdone:
 	WORD $0x4EB14400 // sshl v0.4s, v0.4s, v17.4s
 	WORD $0x6EB2B400 // sqrdmulh v0.4s, v0.4s, v18.4s
 	WORD $0x4E331C14 // and v20.16b, v0.16b, v19.16b
-	WORD $0x4F210694 // sshr v20.4s, v20.4s, #31
-	WORD $0x4EB40C00 // sqadd v0.4s, v0.4s, v20.4s
+	WORD $0x4F211680 // ssra v0.4s, v20.4s, #31
 	WORD $0x4EB35400 // srshl v0.4s, v0.4s, v19.4s
-	WORD $0x4EBC8400 // add v0.4s, v0.4s, v28.4s
-	WORD $0x4EBD6400 // smax v0.4s, v0.4s, v29.4s
-	WORD $0x4EBE6C00 // smin v0.4s, v0.4s, v30.4s
 	WORD $0x4EB08484 // add v4.4s, v4.4s, v16.4s
 	WORD $0x4EB14484 // sshl v4.4s, v4.4s, v17.4s
 	WORD $0x6EB2B484 // sqrdmulh v4.4s, v4.4s, v18.4s
-	WORD $0x4E331C94 // and v20.16b, v4.16b, v19.16b
-	WORD $0x4F210694 // sshr v20.4s, v20.4s, #31
-	WORD $0x4EB40C84 // sqadd v4.4s, v4.4s, v20.4s
+	WORD $0x4E331C95 // and v21.16b, v4.16b, v19.16b
+	WORD $0x4F2116A4 // ssra v4.4s, v21.4s, #31
 	WORD $0x4EB35484 // srshl v4.4s, v4.4s, v19.4s
-	WORD $0x4EBC8484 // add v4.4s, v4.4s, v28.4s
-	WORD $0x4EBD6484 // smax v4.4s, v4.4s, v29.4s
-	WORD $0x4EBE6C84 // smin v4.4s, v4.4s, v30.4s
 	WORD $0x4EB08508 // add v8.4s, v8.4s, v16.4s
 	WORD $0x4EB14508 // sshl v8.4s, v8.4s, v17.4s
 	WORD $0x6EB2B508 // sqrdmulh v8.4s, v8.4s, v18.4s
-	WORD $0x4E331D14 // and v20.16b, v8.16b, v19.16b
-	WORD $0x4F210694 // sshr v20.4s, v20.4s, #31
-	WORD $0x4EB40D08 // sqadd v8.4s, v8.4s, v20.4s
+	WORD $0x4E331D16 // and v22.16b, v8.16b, v19.16b
+	WORD $0x4F2116C8 // ssra v8.4s, v22.4s, #31
 	WORD $0x4EB35508 // srshl v8.4s, v8.4s, v19.4s
-	WORD $0x4EBC8508 // add v8.4s, v8.4s, v28.4s
-	WORD $0x4EBD6508 // smax v8.4s, v8.4s, v29.4s
-	WORD $0x4EBE6D08 // smin v8.4s, v8.4s, v30.4s
 	WORD $0x4EB0858C // add v12.4s, v12.4s, v16.4s
 	WORD $0x4EB1458C // sshl v12.4s, v12.4s, v17.4s
 	WORD $0x6EB2B58C // sqrdmulh v12.4s, v12.4s, v18.4s
-	WORD $0x4E331D94 // and v20.16b, v12.16b, v19.16b
-	WORD $0x4F210694 // sshr v20.4s, v20.4s, #31
-	WORD $0x4EB40D8C // sqadd v12.4s, v12.4s, v20.4s
+	WORD $0x4E331D97 // and v23.16b, v12.16b, v19.16b
+	WORD $0x4F2116EC // ssra v12.4s, v23.4s, #31
 	WORD $0x4EB3558C // srshl v12.4s, v12.4s, v19.4s
-	WORD $0x4EBC858C // add v12.4s, v12.4s, v28.4s
-	WORD $0x4EBD658C // smax v12.4s, v12.4s, v29.4s
-	WORD $0x4EBE6D8C // smin v12.4s, v12.4s, v30.4s
 	WORD $0x3DC00570 // ldr q16, [x11, #16]
 	WORD $0x3DC08571 // ldr q17, [x11, #528]
 	WORD $0x3DC04572 // ldr q18, [x11, #272]
@@ -523,65 +459,61 @@ tapdone:
 	WORD $0x4EB14421 // sshl v1.4s, v1.4s, v17.4s
 	WORD $0x6EB2B421 // sqrdmulh v1.4s, v1.4s, v18.4s
 	WORD $0x4E331C34 // and v20.16b, v1.16b, v19.16b
-	WORD $0x4F210694 // sshr v20.4s, v20.4s, #31
-	WORD $0x4EB40C21 // sqadd v1.4s, v1.4s, v20.4s
+	WORD $0x4F211681 // ssra v1.4s, v20.4s, #31
 	WORD $0x4EB35421 // srshl v1.4s, v1.4s, v19.4s
-	WORD $0x4EBC8421 // add v1.4s, v1.4s, v28.4s
-	WORD $0x4EBD6421 // smax v1.4s, v1.4s, v29.4s
-	WORD $0x4EBE6C21 // smin v1.4s, v1.4s, v30.4s
 	WORD $0x4EB084A5 // add v5.4s, v5.4s, v16.4s
 	WORD $0x4EB144A5 // sshl v5.4s, v5.4s, v17.4s
 	WORD $0x6EB2B4A5 // sqrdmulh v5.4s, v5.4s, v18.4s
-	WORD $0x4E331CB4 // and v20.16b, v5.16b, v19.16b
-	WORD $0x4F210694 // sshr v20.4s, v20.4s, #31
-	WORD $0x4EB40CA5 // sqadd v5.4s, v5.4s, v20.4s
+	WORD $0x4E331CB5 // and v21.16b, v5.16b, v19.16b
+	WORD $0x4F2116A5 // ssra v5.4s, v21.4s, #31
 	WORD $0x4EB354A5 // srshl v5.4s, v5.4s, v19.4s
-	WORD $0x4EBC84A5 // add v5.4s, v5.4s, v28.4s
-	WORD $0x4EBD64A5 // smax v5.4s, v5.4s, v29.4s
-	WORD $0x4EBE6CA5 // smin v5.4s, v5.4s, v30.4s
 	WORD $0x4EB08529 // add v9.4s, v9.4s, v16.4s
 	WORD $0x4EB14529 // sshl v9.4s, v9.4s, v17.4s
 	WORD $0x6EB2B529 // sqrdmulh v9.4s, v9.4s, v18.4s
-	WORD $0x4E331D34 // and v20.16b, v9.16b, v19.16b
-	WORD $0x4F210694 // sshr v20.4s, v20.4s, #31
-	WORD $0x4EB40D29 // sqadd v9.4s, v9.4s, v20.4s
+	WORD $0x4E331D36 // and v22.16b, v9.16b, v19.16b
+	WORD $0x4F2116C9 // ssra v9.4s, v22.4s, #31
 	WORD $0x4EB35529 // srshl v9.4s, v9.4s, v19.4s
-	WORD $0x4EBC8529 // add v9.4s, v9.4s, v28.4s
-	WORD $0x4EBD6529 // smax v9.4s, v9.4s, v29.4s
-	WORD $0x4EBE6D29 // smin v9.4s, v9.4s, v30.4s
 	WORD $0x4EB085AD // add v13.4s, v13.4s, v16.4s
 	WORD $0x4EB145AD // sshl v13.4s, v13.4s, v17.4s
 	WORD $0x6EB2B5AD // sqrdmulh v13.4s, v13.4s, v18.4s
-	WORD $0x4E331DB4 // and v20.16b, v13.16b, v19.16b
-	WORD $0x4F210694 // sshr v20.4s, v20.4s, #31
-	WORD $0x4EB40DAD // sqadd v13.4s, v13.4s, v20.4s
+	WORD $0x4E331DB7 // and v23.16b, v13.16b, v19.16b
+	WORD $0x4F2116ED // ssra v13.4s, v23.4s, #31
 	WORD $0x4EB355AD // srshl v13.4s, v13.4s, v19.4s
-	WORD $0x4EBC85AD // add v13.4s, v13.4s, v28.4s
-	WORD $0x4EBD65AD // smax v13.4s, v13.4s, v29.4s
-	WORD $0x4EBE6DAD // smin v13.4s, v13.4s, v30.4s
 	MOVD 32(R0), R19
 	ADD R10, R19, R19
 	WORD $0x0E614818 // sqxtn v24.4h, v0.4s
 	WORD $0x4E614838 // sqxtn2 v24.8h, v1.4s
+	WORD $0x4E7C0F18 // sqadd v24.8h, v24.8h, v28.8h
 	WORD $0x0E214B18 // sqxtn v24.8b, v24.8h
+	WORD $0x0E3D6718 // smax v24.8b, v24.8b, v29.8b
+	WORD $0x0E3E6F18 // smin v24.8b, v24.8b, v30.8b
 	WORD $0xFD000278 // str d24, [x19]
 	MOVD 40(R0), R20
 	ADD R10, R20, R20
 	WORD $0x0E614898 // sqxtn v24.4h, v4.4s
 	WORD $0x4E6148B8 // sqxtn2 v24.8h, v5.4s
+	WORD $0x4E7C0F18 // sqadd v24.8h, v24.8h, v28.8h
 	WORD $0x0E214B18 // sqxtn v24.8b, v24.8h
+	WORD $0x0E3D6718 // smax v24.8b, v24.8b, v29.8b
+	WORD $0x0E3E6F18 // smin v24.8b, v24.8b, v30.8b
 	WORD $0xFD000298 // str d24, [x20]
 	MOVD 48(R0), R21
 	ADD R10, R21, R21
 	WORD $0x0E614918 // sqxtn v24.4h, v8.4s
 	WORD $0x4E614938 // sqxtn2 v24.8h, v9.4s
+	WORD $0x4E7C0F18 // sqadd v24.8h, v24.8h, v28.8h
 	WORD $0x0E214B18 // sqxtn v24.8b, v24.8h
+	WORD $0x0E3D6718 // smax v24.8b, v24.8b, v29.8b
+	WORD $0x0E3E6F18 // smin v24.8b, v24.8b, v30.8b
 	WORD $0xFD0002B8 // str d24, [x21]
 	MOVD 56(R0), R22
 	ADD R10, R22, R22
 	WORD $0x0E614998 // sqxtn v24.4h, v12.4s
 	WORD $0x4E6149B8 // sqxtn2 v24.8h, v13.4s
+	WORD $0x4E7C0F18 // sqadd v24.8h, v24.8h, v28.8h
 	WORD $0x0E214B18 // sqxtn v24.8b, v24.8h
+	WORD $0x0E3D6718 // smax v24.8b, v24.8b, v29.8b
+	WORD $0x0E3E6F18 // smin v24.8b, v24.8b, v30.8b
 	WORD $0xFD0002D8 // str d24, [x22]
 	ADD $8, R10, R10
 	CMP $64, R10

@@ -6,13 +6,13 @@ package fast
 // execute, by region of tile_arm64.s (see ArmKernelCost).
 var armKernelCounts = map[ISA]armCount{
 	NEONDot: {lanes: 16,
-		all: armRegions{call: 5, pass: 243, tap: 16, chunk: 75, single: 23},
-		vec: armRegions{call: 0, pass: 203, tap: 0, chunk: 64, single: 16},
+		all: armRegions{call: 5, pass: 195, tap: 16, chunk: 75, single: 23},
+		vec: armRegions{call: 0, pass: 155, tap: 0, chunk: 64, single: 16},
 		mem: armRegions{call: 1, pass: 31, tap: 5, chunk: 8, single: 5},
 	},
 	NEON: {lanes: 8,
-		all: armRegions{call: 5, pass: 151, tap: 13, chunk: 0, single: 39},
-		vec: armRegions{call: 0, pass: 119, tap: 0, chunk: 0, single: 32},
+		all: armRegions{call: 5, pass: 131, tap: 13, chunk: 0, single: 39},
+		vec: armRegions{call: 0, pass: 99, tap: 0, chunk: 0, single: 32},
 		mem: armRegions{call: 1, pass: 23, tap: 5, chunk: 0, single: 5},
 	},
 }

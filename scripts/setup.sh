@@ -127,8 +127,9 @@ if [ "$part" = test ]; then
 		rm -f "$log.node"
 		[ "$ok" = 1 ] || fail "tools/tflite-node/setup.sh failed"
 	fi
-	# ONNX Runtime, the native peer (onnxruntime-node 1.30.0, lock file
-	# committed, npm ci --ignore-scripts).
+	# ONNX Runtime, the native peer (onnxruntime-node 1.30.0), and the HDF5
+	# witnesses of Keras files (h5wasm 0.10.3, jsfive 0.4.2): lock file
+	# committed, npm ci --ignore-scripts.
 	if [ -x tools/ort-node/setup.sh ]; then
 		ok=1
 		tools/ort-node/setup.sh >"$log.ort" 2>&1 || ok=0

@@ -37,7 +37,7 @@ test: setup vet build
 	# The Arm NN backend (cgo, build tag armnn) against our runtime.
 	$(GO) test -count=1 -tags armnn ./resnet/armnn/
 	# ONNX Runtime in-process (cgo, build tag onnxruntime) over the CPU library npm ships.
-	$(GO) test -count=1 -tags onnxruntime ./resnet/onnxrt/
+	$(GO) test -count=1 -tags onnxruntime ./resnet/onnxrt/ ./agent/classify/
 	# arm64: kernels bit-exact with the reference, and an agent smoke test, under qemu-user.
 	scripts/test-arm64.sh
 	# The .deb packages: contents, unit verification, install/upgrade/remove/purge in an overlay.

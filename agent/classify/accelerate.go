@@ -159,9 +159,22 @@ func accelerateORT(c Classifier, p onnxrt.Provider, cfg AccelOptions, log *slog.
 		return c, err
 	}
 	defer theirs.Close()
-	ours := tc.NewSession()
+	agreement, err := agreeORT(tc.NewSession(), theirs, m, tc.info.EmbeddingDim)
+	if err != nil {
+		return c, err
+	}
+	log.Info("model runs on ONNX Runtime", "provider", p, "library", cfg.OnnxRuntimeLibrary,
+		"agreement", agreement)
+	return &ortClassifier{tfliteClassifier: tc, net: net}, nil
+}
+
+// agreeORT runs one test input through our session and ONNX Runtime's and
+// refuses ONNX Runtime when its scores are further from ours than Arm NN's
+// tolerance allows (m gives the scores' quantization), or its embedding
+// has another width than embDim. It returns the agreement, for the log.
+func agreeORT(ours Session, theirs *onnxrt.Session, m *resnet.Model, embDim int) (string, error) {
 	if len(ours.Input()) != len(theirs.Input()) {
-		return c, fmt.Errorf("ONNX Runtime sees %d input values, our runtime %d", len(theirs.Input()), len(ours.Input()))
+		return "", fmt.Errorf("ONNX Runtime sees %d input values, our runtime %d", len(theirs.Input()), len(ours.Input()))
 	}
 	for i := range ours.Input() {
 		v := float32(math.Sin(float64(i) * 0.37))
@@ -169,26 +182,24 @@ func accelerateORT(c Classifier, p onnxrt.Provider, cfg AccelOptions, log *slog.
 	}
 	want, err := ours.Run()
 	if err != nil {
-		return c, err
+		return "", err
 	}
 	want = append([]float32(nil), want...)
 	got, err := theirs.Run()
 	if err != nil {
-		return c, err
+		return "", err
 	}
 	d, limit, unit, err := armnn.Agreement(m, want, got)
 	if err == nil && d > limit {
-		err = fmt.Errorf("ONNX Runtime's scores are %.3g %s from ours (limit %.3g)", d, unit, limit)
+		err = fmt.Errorf("ONNX Runtime's scores are %.3g %s from ours (limit %.3g); the model stays on our kernels", d, unit, limit)
 	}
 	if err != nil {
-		return c, err
+		return "", err
 	}
-	if len(theirs.Embedding()) != tc.info.EmbeddingDim {
-		return c, fmt.Errorf("ONNX Runtime's embedding has %d values, ours %d", len(theirs.Embedding()), tc.info.EmbeddingDim)
+	if len(theirs.Embedding()) != embDim {
+		return "", fmt.Errorf("ONNX Runtime's embedding has %d values, ours %d", len(theirs.Embedding()), embDim)
 	}
-	log.Info("model runs on ONNX Runtime", "provider", p, "library", cfg.OnnxRuntimeLibrary,
-		"agreement", fmt.Sprintf("%.3g %s (limit %.3g)", d, unit, limit))
-	return &ortClassifier{tfliteClassifier: tc, net: net}, nil
+	return fmt.Sprintf("%.3g %s (limit %.3g)", d, unit, limit), nil
 }
 
 // ortClassifier runs sessions on ONNX Runtime; reading and exporting the

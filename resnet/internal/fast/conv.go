@@ -56,6 +56,7 @@ type Conv struct {
 	c4     int     // input channels rounded up to a multiple of 4
 	ph, pw int     // padded scratch image height and width (the input's, when direct)
 	direct bool    // the micro-kernel reads the input in place: no padding, no scratch
+	anyLsh bool    // some output channel's shift is positive (a left shift)
 	flip   byte    // 0x80 for families that read x+128 (unsigned), 0 for signed ones
 	fill   byte    // padding value: the input zero point, flipped likewise
 	taps   []int32 // byte offset of every filter tap from tap (0, 0)
@@ -161,6 +162,7 @@ func NewConv(p *ref.Conv, filter []int8, bias []int32, isa ISA) (*Conv, error) {
 			par[parScale*nr+lane] = int32(math.Float32bits(p.Scale[oc]))
 		}
 		if s := p.Shift[oc]; s > 0 {
+			c.anyLsh = true
 			par[parLsh*nr+lane] = int32(s)
 		} else {
 			r := int32(-s)
@@ -260,6 +262,7 @@ type tileArgs struct {
 	actMax int32
 	fp32   int32 // 1: "xnnpack" requantization (parScale), Go kernel only
 	nr     int32 // tile width, read by the Go kernel (the assembly has it built in)
+	lsh    int32 // 1: some output channel shifts left (the arm64 kernels skip SSHL otherwise)
 }
 
 // tiles runs pixel-tile x channel-block units [lo, hi) (block-major, so a
@@ -284,6 +287,9 @@ func (c *Conv) tiles(src []byte, output []int8, lo, hi int, spill *[mr * nr]byte
 	a.nr = int32(nr)
 	if p.Scale != nil {
 		a.fp32 = 1
+	}
+	if c.anyLsh {
+		a.lsh = 1
 	}
 	sbase := unsafe.Pointer(unsafe.SliceData(src))
 	obase := unsafe.Pointer(unsafe.SliceData(output))

@@ -16,8 +16,8 @@ func TestTileArgsLayoutMatchesTheAssembly(t *testing.T) {
 	// gen_tile.go hard-codes these offsets.
 	got := []uintptr{unsafe.Offsetof(a.in), unsafe.Offsetof(a.out), unsafe.Offsetof(a.w), unsafe.Offsetof(a.params),
 		unsafe.Offsetof(a.taps), unsafe.Offsetof(a.ntaps), unsafe.Offsetof(a.kbytes), unsafe.Offsetof(a.outZP),
-		unsafe.Offsetof(a.actMin), unsafe.Offsetof(a.actMax)}
-	want := []uintptr{0, 32, 64, 72, 80, 88, 96, 104, 108, 112}
+		unsafe.Offsetof(a.actMin), unsafe.Offsetof(a.actMax), unsafe.Offsetof(a.lsh)}
+	want := []uintptr{0, 32, 64, 72, 80, 88, 96, 104, 108, 112, 124}
 	if !slices.Equal(got, want) {
 		t.Fatalf("tileArgs field offsets = %v, want %v (regenerate tile_amd64.s with gen_tile.go)", got, want)
 	}

@@ -45,6 +45,7 @@ const (
 	offMin    = offZP + 4
 	offMax    = offZP + 8
 	offFP32   = offZP + 12
+	offLsh    = offZP + 20 // after nr: 1 when some channel shifts left (arm64 only)
 )
 
 var b strings.Builder
@@ -474,6 +475,9 @@ func ld1x2(t, n, m int) {
 func ld1x4(t, n, m int) {
 	av(0x4CC02000|uint32(m)<<16|rnd(n, t), "ld1 {v%d.16b, v%d.16b, v%d.16b, v%d.16b}, [x%d], x%d", t, t+1, t+2, t+3, n, m)
 }
+func ld1x4s(t, n int) {
+	av(0x4C402800|rnd(n, t), "ld1 {v%d.4s, v%d.4s, v%d.4s, v%d.4s}, [x%d]", t, t+1, t+2, t+3, n)
+}
 func ld1r4(t, n int)    { av(0x4DDFC800|rnd(n, t), "ld1r {v%d.4s}, [x%d], #4", t, n) }
 func ldrQpost(t, n int) { av(0x3CC10400|rnd(n, t), "ldr q%d, [x%d], #16", t, n) }
 func ldrSpost(t, n int) { av(0xBC404400|rnd(n, t), "ldr s%d, [x%d], #4", t, n) }
@@ -550,8 +554,18 @@ func genARMKernel(k *armKernel) {
 	ag("MOVD $0, R10")
 	label("pass")
 	armRegion = "pass"
-	for r := range 16 {
-		veor(r, r, r)
+	ag("MOVD %d(R0), R11", offParams)
+	ag("ADD R10<<2, R11, R11 // parameters of this pass's channels")
+	if dot {
+		// The accumulators start at the bias (int32 sums wrap alike in
+		// any order): four loads instead of sixteen EORs and ADDs.
+		for j := range mr {
+			ld1x4s(4*j, 11)
+		}
+	} else {
+		for r := range 16 {
+			veor(r, r, r)
+		}
 	}
 	ag("MOVD %d(R0), R5", offW)
 	ag("ADD R10<<2, R5, R5 // weights of this pass's channels")
@@ -636,8 +650,6 @@ func genARMKernel(k *armKernel) {
 			vaddp(4*j+1, 4*j+2, 4*j+3)
 		}
 	}
-	ag("MOVD %d(R0), R11", offParams)
-	ag("ADD R10<<2, R11, R11 // parameters of this pass's channels")
 	ag("MOVW %d(R0), R12", offZP)
 	dup8h(28, 12)
 	ag("MOVW %d(R0), R12", offMin)
@@ -651,15 +663,30 @@ func genARMKernel(k *armKernel) {
 	// zero). The 1 comes from SSRA of (x AND -rsh) >> 31: -1 exactly when
 	// x < 0 and rsh > 0; it cannot wrap, as SQRDMULH by a multiplier in
 	// [0, 2^31) never returns -2^31.
+	if !dot {
+		for q := range vecs {
+			ldrQ(16, 11, rowBias*nr*4+16*q)
+			for j := range mr {
+				vadd(4*j+q, 4*j+q, 16)
+			}
+		}
+	}
+	// Left shifts only where a channel of the layer has one (multipliers
+	// above 1 are rare): counted as always run.
+	ag("MOVW %d(R0), R12", offLsh)
+	ag("CBZ R12, nolsh")
 	for q := range vecs {
-		ldrQ(16, 11, rowBias*nr*4+16*q)
 		ldrQ(17, 11, rowLsh*nr*4+16*q)
+		for j := range mr {
+			vsshl(4*j+q, 4*j+q, 17)
+		}
+	}
+	label("nolsh")
+	for q := range vecs {
 		ldrQ(18, 11, rowMult*nr*4+16*q)
 		ldrQ(19, 11, rowNrsh*nr*4+16*q)
 		for j := range mr {
 			x := 4*j + q
-			vadd(x, x, 16)
-			vsshl(x, x, 17)
 			vsqrdmulh(x, x, 18)
 			vand(20+j, x, 19)
 			ssra31(x, 20+j)

@@ -9,22 +9,12 @@ TEXT ·tileNEONDot(SB), NOSPLIT, $0-8
 	MOVD $256, R13 // weights' group stride
 	MOVD $0, R10
 pass:
-	WORD $0x6E201C00 // eor v0.16b, v0.16b, v0.16b
-	WORD $0x6E211C21 // eor v1.16b, v1.16b, v1.16b
-	WORD $0x6E221C42 // eor v2.16b, v2.16b, v2.16b
-	WORD $0x6E231C63 // eor v3.16b, v3.16b, v3.16b
-	WORD $0x6E241C84 // eor v4.16b, v4.16b, v4.16b
-	WORD $0x6E251CA5 // eor v5.16b, v5.16b, v5.16b
-	WORD $0x6E261CC6 // eor v6.16b, v6.16b, v6.16b
-	WORD $0x6E271CE7 // eor v7.16b, v7.16b, v7.16b
-	WORD $0x6E281D08 // eor v8.16b, v8.16b, v8.16b
-	WORD $0x6E291D29 // eor v9.16b, v9.16b, v9.16b
-	WORD $0x6E2A1D4A // eor v10.16b, v10.16b, v10.16b
-	WORD $0x6E2B1D6B // eor v11.16b, v11.16b, v11.16b
-	WORD $0x6E2C1D8C // eor v12.16b, v12.16b, v12.16b
-	WORD $0x6E2D1DAD // eor v13.16b, v13.16b, v13.16b
-	WORD $0x6E2E1DCE // eor v14.16b, v14.16b, v14.16b
-	WORD $0x6E2F1DEF // eor v15.16b, v15.16b, v15.16b
+	MOVD 72(R0), R11
+	ADD R10<<2, R11, R11 // parameters of this pass's channels
+	WORD $0x4C402960 // ld1 {v0.4s, v1.4s, v2.4s, v3.4s}, [x11]
+	WORD $0x4C402964 // ld1 {v4.4s, v5.4s, v6.4s, v7.4s}, [x11]
+	WORD $0x4C402968 // ld1 {v8.4s, v9.4s, v10.4s, v11.4s}, [x11]
+	WORD $0x4C40296C // ld1 {v12.4s, v13.4s, v14.4s, v15.4s}, [x11]
 	MOVD 64(R0), R5
 	ADD R10<<2, R5, R5 // weights of this pass's channels
 	MOVD 80(R0), R6
@@ -148,122 +138,103 @@ tapdone:
 	ADD $4, R6, R6
 	SUBS $1, R7, R7
 	BNE tap
-	MOVD 72(R0), R11
-	ADD R10<<2, R11, R11 // parameters of this pass's channels
 	MOVW 104(R0), R12
 	WORD $0x4E020D9C // dup v28.8h, w12
 	MOVW 108(R0), R12
 	WORD $0x4E010D9D // dup v29.16b, w12
 	MOVW 112(R0), R12
 	WORD $0x4E010D9E // dup v30.16b, w12
-	WORD $0x3DC00170 // ldr q16, [x11, #0]
+	MOVW 124(R0), R12
+	CBZ R12, nolsh
 	WORD $0x3DC08171 // ldr q17, [x11, #512]
+	WORD $0x4EB14400 // sshl v0.4s, v0.4s, v17.4s
+	WORD $0x4EB14484 // sshl v4.4s, v4.4s, v17.4s
+	WORD $0x4EB14508 // sshl v8.4s, v8.4s, v17.4s
+	WORD $0x4EB1458C // sshl v12.4s, v12.4s, v17.4s
+	WORD $0x3DC08571 // ldr q17, [x11, #528]
+	WORD $0x4EB14421 // sshl v1.4s, v1.4s, v17.4s
+	WORD $0x4EB144A5 // sshl v5.4s, v5.4s, v17.4s
+	WORD $0x4EB14529 // sshl v9.4s, v9.4s, v17.4s
+	WORD $0x4EB145AD // sshl v13.4s, v13.4s, v17.4s
+	WORD $0x3DC08971 // ldr q17, [x11, #544]
+	WORD $0x4EB14442 // sshl v2.4s, v2.4s, v17.4s
+	WORD $0x4EB144C6 // sshl v6.4s, v6.4s, v17.4s
+	WORD $0x4EB1454A // sshl v10.4s, v10.4s, v17.4s
+	WORD $0x4EB145CE // sshl v14.4s, v14.4s, v17.4s
+	WORD $0x3DC08D71 // ldr q17, [x11, #560]
+	WORD $0x4EB14463 // sshl v3.4s, v3.4s, v17.4s
+	WORD $0x4EB144E7 // sshl v7.4s, v7.4s, v17.4s
+	WORD $0x4EB1456B // sshl v11.4s, v11.4s, v17.4s
+	WORD $0x4EB145EF // sshl v15.4s, v15.4s, v17.4s
+nolsh:
 	WORD $0x3DC04172 // ldr q18, [x11, #256]
 	WORD $0x3DC18173 // ldr q19, [x11, #1536]
-	WORD $0x4EB08400 // add v0.4s, v0.4s, v16.4s
-	WORD $0x4EB14400 // sshl v0.4s, v0.4s, v17.4s
 	WORD $0x6EB2B400 // sqrdmulh v0.4s, v0.4s, v18.4s
 	WORD $0x4E331C14 // and v20.16b, v0.16b, v19.16b
 	WORD $0x4F211680 // ssra v0.4s, v20.4s, #31
 	WORD $0x4EB35400 // srshl v0.4s, v0.4s, v19.4s
-	WORD $0x4EB08484 // add v4.4s, v4.4s, v16.4s
-	WORD $0x4EB14484 // sshl v4.4s, v4.4s, v17.4s
 	WORD $0x6EB2B484 // sqrdmulh v4.4s, v4.4s, v18.4s
 	WORD $0x4E331C95 // and v21.16b, v4.16b, v19.16b
 	WORD $0x4F2116A4 // ssra v4.4s, v21.4s, #31
 	WORD $0x4EB35484 // srshl v4.4s, v4.4s, v19.4s
-	WORD $0x4EB08508 // add v8.4s, v8.4s, v16.4s
-	WORD $0x4EB14508 // sshl v8.4s, v8.4s, v17.4s
 	WORD $0x6EB2B508 // sqrdmulh v8.4s, v8.4s, v18.4s
 	WORD $0x4E331D16 // and v22.16b, v8.16b, v19.16b
 	WORD $0x4F2116C8 // ssra v8.4s, v22.4s, #31
 	WORD $0x4EB35508 // srshl v8.4s, v8.4s, v19.4s
-	WORD $0x4EB0858C // add v12.4s, v12.4s, v16.4s
-	WORD $0x4EB1458C // sshl v12.4s, v12.4s, v17.4s
 	WORD $0x6EB2B58C // sqrdmulh v12.4s, v12.4s, v18.4s
 	WORD $0x4E331D97 // and v23.16b, v12.16b, v19.16b
 	WORD $0x4F2116EC // ssra v12.4s, v23.4s, #31
 	WORD $0x4EB3558C // srshl v12.4s, v12.4s, v19.4s
-	WORD $0x3DC00570 // ldr q16, [x11, #16]
-	WORD $0x3DC08571 // ldr q17, [x11, #528]
 	WORD $0x3DC04572 // ldr q18, [x11, #272]
 	WORD $0x3DC18573 // ldr q19, [x11, #1552]
-	WORD $0x4EB08421 // add v1.4s, v1.4s, v16.4s
-	WORD $0x4EB14421 // sshl v1.4s, v1.4s, v17.4s
 	WORD $0x6EB2B421 // sqrdmulh v1.4s, v1.4s, v18.4s
 	WORD $0x4E331C34 // and v20.16b, v1.16b, v19.16b
 	WORD $0x4F211681 // ssra v1.4s, v20.4s, #31
 	WORD $0x4EB35421 // srshl v1.4s, v1.4s, v19.4s
-	WORD $0x4EB084A5 // add v5.4s, v5.4s, v16.4s
-	WORD $0x4EB144A5 // sshl v5.4s, v5.4s, v17.4s
 	WORD $0x6EB2B4A5 // sqrdmulh v5.4s, v5.4s, v18.4s
 	WORD $0x4E331CB5 // and v21.16b, v5.16b, v19.16b
 	WORD $0x4F2116A5 // ssra v5.4s, v21.4s, #31
 	WORD $0x4EB354A5 // srshl v5.4s, v5.4s, v19.4s
-	WORD $0x4EB08529 // add v9.4s, v9.4s, v16.4s
-	WORD $0x4EB14529 // sshl v9.4s, v9.4s, v17.4s
 	WORD $0x6EB2B529 // sqrdmulh v9.4s, v9.4s, v18.4s
 	WORD $0x4E331D36 // and v22.16b, v9.16b, v19.16b
 	WORD $0x4F2116C9 // ssra v9.4s, v22.4s, #31
 	WORD $0x4EB35529 // srshl v9.4s, v9.4s, v19.4s
-	WORD $0x4EB085AD // add v13.4s, v13.4s, v16.4s
-	WORD $0x4EB145AD // sshl v13.4s, v13.4s, v17.4s
 	WORD $0x6EB2B5AD // sqrdmulh v13.4s, v13.4s, v18.4s
 	WORD $0x4E331DB7 // and v23.16b, v13.16b, v19.16b
 	WORD $0x4F2116ED // ssra v13.4s, v23.4s, #31
 	WORD $0x4EB355AD // srshl v13.4s, v13.4s, v19.4s
-	WORD $0x3DC00970 // ldr q16, [x11, #32]
-	WORD $0x3DC08971 // ldr q17, [x11, #544]
 	WORD $0x3DC04972 // ldr q18, [x11, #288]
 	WORD $0x3DC18973 // ldr q19, [x11, #1568]
-	WORD $0x4EB08442 // add v2.4s, v2.4s, v16.4s
-	WORD $0x4EB14442 // sshl v2.4s, v2.4s, v17.4s
 	WORD $0x6EB2B442 // sqrdmulh v2.4s, v2.4s, v18.4s
 	WORD $0x4E331C54 // and v20.16b, v2.16b, v19.16b
 	WORD $0x4F211682 // ssra v2.4s, v20.4s, #31
 	WORD $0x4EB35442 // srshl v2.4s, v2.4s, v19.4s
-	WORD $0x4EB084C6 // add v6.4s, v6.4s, v16.4s
-	WORD $0x4EB144C6 // sshl v6.4s, v6.4s, v17.4s
 	WORD $0x6EB2B4C6 // sqrdmulh v6.4s, v6.4s, v18.4s
 	WORD $0x4E331CD5 // and v21.16b, v6.16b, v19.16b
 	WORD $0x4F2116A6 // ssra v6.4s, v21.4s, #31
 	WORD $0x4EB354C6 // srshl v6.4s, v6.4s, v19.4s
-	WORD $0x4EB0854A // add v10.4s, v10.4s, v16.4s
-	WORD $0x4EB1454A // sshl v10.4s, v10.4s, v17.4s
 	WORD $0x6EB2B54A // sqrdmulh v10.4s, v10.4s, v18.4s
 	WORD $0x4E331D56 // and v22.16b, v10.16b, v19.16b
 	WORD $0x4F2116CA // ssra v10.4s, v22.4s, #31
 	WORD $0x4EB3554A // srshl v10.4s, v10.4s, v19.4s
-	WORD $0x4EB085CE // add v14.4s, v14.4s, v16.4s
-	WORD $0x4EB145CE // sshl v14.4s, v14.4s, v17.4s
 	WORD $0x6EB2B5CE // sqrdmulh v14.4s, v14.4s, v18.4s
 	WORD $0x4E331DD7 // and v23.16b, v14.16b, v19.16b
 	WORD $0x4F2116EE // ssra v14.4s, v23.4s, #31
 	WORD $0x4EB355CE // srshl v14.4s, v14.4s, v19.4s
-	WORD $0x3DC00D70 // ldr q16, [x11, #48]
-	WORD $0x3DC08D71 // ldr q17, [x11, #560]
 	WORD $0x3DC04D72 // ldr q18, [x11, #304]
 	WORD $0x3DC18D73 // ldr q19, [x11, #1584]
-	WORD $0x4EB08463 // add v3.4s, v3.4s, v16.4s
-	WORD $0x4EB14463 // sshl v3.4s, v3.4s, v17.4s
 	WORD $0x6EB2B463 // sqrdmulh v3.4s, v3.4s, v18.4s
 	WORD $0x4E331C74 // and v20.16b, v3.16b, v19.16b
 	WORD $0x4F211683 // ssra v3.4s, v20.4s, #31
 	WORD $0x4EB35463 // srshl v3.4s, v3.4s, v19.4s
-	WORD $0x4EB084E7 // add v7.4s, v7.4s, v16.4s
-	WORD $0x4EB144E7 // sshl v7.4s, v7.4s, v17.4s
 	WORD $0x6EB2B4E7 // sqrdmulh v7.4s, v7.4s, v18.4s
 	WORD $0x4E331CF5 // and v21.16b, v7.16b, v19.16b
 	WORD $0x4F2116A7 // ssra v7.4s, v21.4s, #31
 	WORD $0x4EB354E7 // srshl v7.4s, v7.4s, v19.4s
-	WORD $0x4EB0856B // add v11.4s, v11.4s, v16.4s
-	WORD $0x4EB1456B // sshl v11.4s, v11.4s, v17.4s
 	WORD $0x6EB2B56B // sqrdmulh v11.4s, v11.4s, v18.4s
 	WORD $0x4E331D76 // and v22.16b, v11.16b, v19.16b
 	WORD $0x4F2116CB // ssra v11.4s, v22.4s, #31
 	WORD $0x4EB3556B // srshl v11.4s, v11.4s, v19.4s
-	WORD $0x4EB085EF // add v15.4s, v15.4s, v16.4s
-	WORD $0x4EB145EF // sshl v15.4s, v15.4s, v17.4s
 	WORD $0x6EB2B5EF // sqrdmulh v15.4s, v15.4s, v18.4s
 	WORD $0x4E331DF7 // and v23.16b, v15.16b, v19.16b
 	WORD $0x4F2116EF // ssra v15.4s, v23.4s, #31
@@ -332,6 +303,8 @@ TEXT ·tileNEON(SB), NOSPLIT, $0-8
 	MOVD $256, R13 // weights' group stride
 	MOVD $0, R10
 pass:
+	MOVD 72(R0), R11
+	ADD R10<<2, R11, R11 // parameters of this pass's channels
 	WORD $0x6E201C00 // eor v0.16b, v0.16b, v0.16b
 	WORD $0x6E211C21 // eor v1.16b, v1.16b, v1.16b
 	WORD $0x6E221C42 // eor v2.16b, v2.16b, v2.16b
@@ -415,8 +388,6 @@ tapdone:
 	WORD $0x4EABBD49 // addp v9.4s, v10.4s, v11.4s
 	WORD $0x4EADBD8C // addp v12.4s, v12.4s, v13.4s
 	WORD $0x4EAFBDCD // addp v13.4s, v14.4s, v15.4s
-	MOVD 72(R0), R11
-	ADD R10<<2, R11, R11 // parameters of this pass's channels
 	MOVW 104(R0), R12
 	WORD $0x4E020D9C // dup v28.8h, w12
 	MOVW 108(R0), R12
@@ -424,57 +395,60 @@ tapdone:
 	MOVW 112(R0), R12
 	WORD $0x4E010D9E // dup v30.16b, w12
 	WORD $0x3DC00170 // ldr q16, [x11, #0]
+	WORD $0x4EB08400 // add v0.4s, v0.4s, v16.4s
+	WORD $0x4EB08484 // add v4.4s, v4.4s, v16.4s
+	WORD $0x4EB08508 // add v8.4s, v8.4s, v16.4s
+	WORD $0x4EB0858C // add v12.4s, v12.4s, v16.4s
+	WORD $0x3DC00570 // ldr q16, [x11, #16]
+	WORD $0x4EB08421 // add v1.4s, v1.4s, v16.4s
+	WORD $0x4EB084A5 // add v5.4s, v5.4s, v16.4s
+	WORD $0x4EB08529 // add v9.4s, v9.4s, v16.4s
+	WORD $0x4EB085AD // add v13.4s, v13.4s, v16.4s
+	MOVW 124(R0), R12
+	CBZ R12, nolsh
 	WORD $0x3DC08171 // ldr q17, [x11, #512]
+	WORD $0x4EB14400 // sshl v0.4s, v0.4s, v17.4s
+	WORD $0x4EB14484 // sshl v4.4s, v4.4s, v17.4s
+	WORD $0x4EB14508 // sshl v8.4s, v8.4s, v17.4s
+	WORD $0x4EB1458C // sshl v12.4s, v12.4s, v17.4s
+	WORD $0x3DC08571 // ldr q17, [x11, #528]
+	WORD $0x4EB14421 // sshl v1.4s, v1.4s, v17.4s
+	WORD $0x4EB144A5 // sshl v5.4s, v5.4s, v17.4s
+	WORD $0x4EB14529 // sshl v9.4s, v9.4s, v17.4s
+	WORD $0x4EB145AD // sshl v13.4s, v13.4s, v17.4s
+nolsh:
 	WORD $0x3DC04172 // ldr q18, [x11, #256]
 	WORD $0x3DC18173 // ldr q19, [x11, #1536]
-	WORD $0x4EB08400 // add v0.4s, v0.4s, v16.4s
-	WORD $0x4EB14400 // sshl v0.4s, v0.4s, v17.4s
 	WORD $0x6EB2B400 // sqrdmulh v0.4s, v0.4s, v18.4s
 	WORD $0x4E331C14 // and v20.16b, v0.16b, v19.16b
 	WORD $0x4F211680 // ssra v0.4s, v20.4s, #31
 	WORD $0x4EB35400 // srshl v0.4s, v0.4s, v19.4s
-	WORD $0x4EB08484 // add v4.4s, v4.4s, v16.4s
-	WORD $0x4EB14484 // sshl v4.4s, v4.4s, v17.4s
 	WORD $0x6EB2B484 // sqrdmulh v4.4s, v4.4s, v18.4s
 	WORD $0x4E331C95 // and v21.16b, v4.16b, v19.16b
 	WORD $0x4F2116A4 // ssra v4.4s, v21.4s, #31
 	WORD $0x4EB35484 // srshl v4.4s, v4.4s, v19.4s
-	WORD $0x4EB08508 // add v8.4s, v8.4s, v16.4s
-	WORD $0x4EB14508 // sshl v8.4s, v8.4s, v17.4s
 	WORD $0x6EB2B508 // sqrdmulh v8.4s, v8.4s, v18.4s
 	WORD $0x4E331D16 // and v22.16b, v8.16b, v19.16b
 	WORD $0x4F2116C8 // ssra v8.4s, v22.4s, #31
 	WORD $0x4EB35508 // srshl v8.4s, v8.4s, v19.4s
-	WORD $0x4EB0858C // add v12.4s, v12.4s, v16.4s
-	WORD $0x4EB1458C // sshl v12.4s, v12.4s, v17.4s
 	WORD $0x6EB2B58C // sqrdmulh v12.4s, v12.4s, v18.4s
 	WORD $0x4E331D97 // and v23.16b, v12.16b, v19.16b
 	WORD $0x4F2116EC // ssra v12.4s, v23.4s, #31
 	WORD $0x4EB3558C // srshl v12.4s, v12.4s, v19.4s
-	WORD $0x3DC00570 // ldr q16, [x11, #16]
-	WORD $0x3DC08571 // ldr q17, [x11, #528]
 	WORD $0x3DC04572 // ldr q18, [x11, #272]
 	WORD $0x3DC18573 // ldr q19, [x11, #1552]
-	WORD $0x4EB08421 // add v1.4s, v1.4s, v16.4s
-	WORD $0x4EB14421 // sshl v1.4s, v1.4s, v17.4s
 	WORD $0x6EB2B421 // sqrdmulh v1.4s, v1.4s, v18.4s
 	WORD $0x4E331C34 // and v20.16b, v1.16b, v19.16b
 	WORD $0x4F211681 // ssra v1.4s, v20.4s, #31
 	WORD $0x4EB35421 // srshl v1.4s, v1.4s, v19.4s
-	WORD $0x4EB084A5 // add v5.4s, v5.4s, v16.4s
-	WORD $0x4EB144A5 // sshl v5.4s, v5.4s, v17.4s
 	WORD $0x6EB2B4A5 // sqrdmulh v5.4s, v5.4s, v18.4s
 	WORD $0x4E331CB5 // and v21.16b, v5.16b, v19.16b
 	WORD $0x4F2116A5 // ssra v5.4s, v21.4s, #31
 	WORD $0x4EB354A5 // srshl v5.4s, v5.4s, v19.4s
-	WORD $0x4EB08529 // add v9.4s, v9.4s, v16.4s
-	WORD $0x4EB14529 // sshl v9.4s, v9.4s, v17.4s
 	WORD $0x6EB2B529 // sqrdmulh v9.4s, v9.4s, v18.4s
 	WORD $0x4E331D36 // and v22.16b, v9.16b, v19.16b
 	WORD $0x4F2116C9 // ssra v9.4s, v22.4s, #31
 	WORD $0x4EB35529 // srshl v9.4s, v9.4s, v19.4s
-	WORD $0x4EB085AD // add v13.4s, v13.4s, v16.4s
-	WORD $0x4EB145AD // sshl v13.4s, v13.4s, v17.4s
 	WORD $0x6EB2B5AD // sqrdmulh v13.4s, v13.4s, v18.4s
 	WORD $0x4E331DB7 // and v23.16b, v13.16b, v19.16b
 	WORD $0x4F2116ED // ssra v13.4s, v23.4s, #31

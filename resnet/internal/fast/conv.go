@@ -53,14 +53,15 @@ type Conv struct {
 	p   ref.Conv
 	isa ISA
 
-	c4     int     // input channels rounded up to a multiple of 4
-	ph, pw int     // padded scratch image height and width (the input's, when direct)
-	direct bool    // the micro-kernel reads the input in place: no padding, no scratch
-	anyLsh bool    // some output channel's shift is positive (a left shift)
-	flip   byte    // 0x80 for families that read x+128 (unsigned), 0 for signed ones
-	fill   byte    // padding value: the input zero point, flipped likewise
-	taps   []int32 // byte offset of every filter tap from tap (0, 0)
-	kbytes int     // bytes per tap per pixel (c4)
+	c4        int     // input channels rounded up to a multiple of 4
+	ph, pw    int     // padded scratch image height and width (the input's, when direct)
+	direct    bool    // the micro-kernel reads the input in place: no padding, no scratch
+	anyLsh    bool    // some output channel's shift is positive (a left shift)
+	minWeight bool    // some weight is -128 (asymmetric int8 weights)
+	flip      byte    // 0x80 for families that read x+128 (unsigned), 0 for signed ones
+	fill      byte    // padding value: the input zero point, flipped likewise
+	taps      []int32 // byte offset of every filter tap from tap (0, 0)
+	kbytes    int     // bytes per tap per pixel (c4)
 
 	plane   int // bytes per image of the (scratch or input) image the kernel reads
 	stepX   int // bytes from one output pixel's input to the next one's in a row
@@ -143,6 +144,9 @@ func NewConv(p *ref.Conv, filter []int8, bias []int32, isa ISA) (*Conv, error) {
 			src := filter[(oc*taps+t)*p.InC:][:p.InC]
 			for ic, v := range src {
 				sum += int32(v)
+				if v == -128 {
+					c.minWeight = true
+				}
 				g, i := ic/4, ic%4
 				c.w[(((blk*taps+t)*groups+g)*nr+lane)*4+i] = byte(v)
 			}
@@ -263,6 +267,7 @@ type tileArgs struct {
 	fp32   int32 // 1: "xnnpack" requantization (parScale), Go kernel only
 	nr     int32 // tile width, read by the Go kernel (the assembly has it built in)
 	lsh    int32 // 1: some output channel shifts left (the arm64 kernels skip SSHL otherwise)
+	nopair int32 // 1: a weight is -128, so the NEON kernel must not sum two products in int16
 }
 
 // tiles runs pixel-tile x channel-block units [lo, hi) (block-major, so a
@@ -290,6 +295,9 @@ func (c *Conv) tiles(src []byte, output []int8, lo, hi int, spill *[mr * nr]byte
 	}
 	if c.anyLsh {
 		a.lsh = 1
+	}
+	if c.minWeight {
+		a.nopair = 1
 	}
 	sbase := unsafe.Pointer(unsafe.SliceData(src))
 	obase := unsafe.Pointer(unsafe.SliceData(output))

@@ -16,8 +16,8 @@ func TestTileArgsLayoutMatchesTheAssembly(t *testing.T) {
 	// gen_tile.go hard-codes these offsets.
 	got := []uintptr{unsafe.Offsetof(a.in), unsafe.Offsetof(a.out), unsafe.Offsetof(a.w), unsafe.Offsetof(a.params),
 		unsafe.Offsetof(a.taps), unsafe.Offsetof(a.ntaps), unsafe.Offsetof(a.kbytes), unsafe.Offsetof(a.outZP),
-		unsafe.Offsetof(a.actMin), unsafe.Offsetof(a.actMax), unsafe.Offsetof(a.lsh)}
-	want := []uintptr{0, 32, 64, 72, 80, 88, 96, 104, 108, 112, 124}
+		unsafe.Offsetof(a.actMin), unsafe.Offsetof(a.actMax), unsafe.Offsetof(a.lsh), unsafe.Offsetof(a.nopair)}
+	want := []uintptr{0, 32, 64, 72, 80, 88, 96, 104, 108, 112, 124, 128}
 	if !slices.Equal(got, want) {
 		t.Fatalf("tileArgs field offsets = %v, want %v (regenerate tile_amd64.s with gen_tile.go)", got, want)
 	}
@@ -196,6 +196,76 @@ func checkConv(t *testing.T, r *rand.Rand, p *ref.Conv, filter []int8, bias []in
 		if got[i] != want[i] {
 			px, oc := i/p.OutC, i%p.OutC
 			t.Fatalf("output pixel %d channel %d = %d, want %d (reference); multiplier %d shift %d", px, oc, got[i], want[i], p.Multiplier[oc], p.Shift[oc])
+		}
+	}
+}
+
+// TestConvWithSymmetricWeightsMatchesReference runs the cases with weights
+// in [-127, 127], as TFLite's int8 weights are: the NEON kernel then sums
+// two products in int16 (SMLAL), which a -128 weight would overflow.
+func TestConvWithSymmetricWeightsMatchesReference(t *testing.T) {
+	r := rand.New(rand.NewPCG(19, 19))
+	cases := slices.Clone(convCases)
+	for range 40 {
+		cases = append(cases, convCase{batch: 1 + r.IntN(2), inH: 1 + r.IntN(10), inW: 1 + r.IntN(10), inC: 1 + r.IntN(90), outC: 1 + r.IntN(130),
+			fh: 1 + r.IntN(3), fw: 1 + r.IntN(3), sh: 1 + r.IntN(2), sw: 1 + r.IntN(2), dh: 1, dw: 1,
+			padding: resnet.Padding(r.IntN(2)), act: resnet.Activation(r.IntN(4))})
+	}
+	for ci, c := range cases {
+		if ref.OutSize(c.padding, c.inH, c.fh, c.sh, c.dh) < 1 || ref.OutSize(c.padding, c.inW, c.fw, c.sw, c.dw) < 1 {
+			continue
+		}
+		for _, isa := range Available() {
+			t.Run(fmt.Sprintf("%v/%v", isa, c), func(t *testing.T) {
+				rr := rand.New(rand.NewPCG(uint64(ci), 19))
+				p, filter, bias := randomConv(rr, c)
+				for i, v := range filter {
+					if v == -128 {
+						filter[i] = int8(-127 + i%255) // anything but -128
+					}
+				}
+				conv, err := NewConv(&p, filter, bias, isa)
+				if err != nil {
+					t.Fatal(err)
+				}
+				if conv.minWeight {
+					t.Fatal("a -128 weight is left")
+				}
+				checkConv(t, rr, &p, filter, bias, isa, 1+ci%2)
+			})
+		}
+	}
+}
+
+// TestConvExtremeProductsMatchReference drives every int16 sum of the NEON
+// kernel's SMLAL pairs to its bound, 2 * 127 * 128.
+func TestConvExtremeProductsMatchReference(t *testing.T) {
+	r := rand.New(rand.NewPCG(19, 20))
+	for _, isa := range Available() {
+		for _, w := range []int8{-127, 127} {
+			for _, x := range []int8{-128, 127} {
+				p, filter, bias := randomConv(r, convCase{1, 5, 5, 64, 64, 3, 3, 1, 1, 1, 1, resnet.PaddingSame, resnet.ActNone})
+				for i := range filter {
+					filter[i] = w
+				}
+				input := make([]int8, p.InH*p.InW*p.InC)
+				for i := range input {
+					input[i] = x
+				}
+				want := make([]int8, p.OutH*p.OutW*p.OutC)
+				ref.ConvInt8(&p, input, filter, bias, want)
+				c, err := NewConv(&p, filter, bias, isa)
+				if err != nil {
+					t.Fatal(err)
+				}
+				run := NewRunner(1, c.ScratchBytes())
+				got := make([]int8, len(want))
+				run.Conv(c, input, got)
+				run.Close()
+				if !slices.Equal(got, want) {
+					t.Errorf("%v, weights %d, inputs %d: output differs from ref.ConvInt8", isa, w, x)
+				}
+			}
 		}
 	}
 }

@@ -20,6 +20,7 @@ type armRegions struct {
 // only, loads and stores only.
 type armCount struct {
 	lanes         int
+	chunkBytes    int // input bytes per pass of the chunk loop (SDOT 16, NEON's SMLAL pairs 8)
 	all, vec, mem armRegions
 }
 
@@ -47,9 +48,9 @@ func ArmKernelCost(p *ref.Conv, isa ISA) (ArmCost, error) {
 	kbytes := int64((p.InC + 3) &^ 3)
 	var chunks int64
 	if k.all.chunk > 0 {
-		chunks = kbytes / 16
+		chunks = kbytes / int64(k.chunkBytes)
 	}
-	singles := (kbytes - 16*chunks) / 4
+	singles := (kbytes - int64(k.chunkBytes)*chunks) / 4
 	passes := int64(nr / k.lanes)
 	total := func(r armRegions) int64 {
 		return calls * (r.call + passes*(r.pass+taps*(r.tap+chunks*r.chunk+singles*r.single)))

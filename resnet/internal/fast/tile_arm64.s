@@ -302,6 +302,7 @@ TEXT ·tileNEON(SB), NOSPLIT, $0-8
 	MOVD 96(R0), R8 // bytes per tap
 	MOVD $256, R13 // weights' group stride
 	MOVD $0, R10
+	MOVW 128(R0), R14 // 1: no SMLAL pairs (a weight is -128)
 pass:
 	MOVD 72(R0), R11
 	ADD R10<<2, R11, R11 // parameters of this pass's channels
@@ -336,6 +337,72 @@ tap:
 	MOVD 24(R0), R4
 	ADD R12, R4, R4
 	MOVD R8, R9
+	CBNZ R14, single
+	CMP $8, R9
+	BLT single
+pair:
+	WORD $0x4CCDA0B0 // ld1 {v16.16b, v17.16b}, [x5], x13
+	WORD $0x4CCDA0B2 // ld1 {v18.16b, v19.16b}, [x5], x13
+	WORD $0x4DDFC834 // ld1r {v20.4s}, [x1], #4
+	WORD $0x4DDFC838 // ld1r {v24.4s}, [x1], #4
+	WORD $0x4DDFC855 // ld1r {v21.4s}, [x2], #4
+	WORD $0x4DDFC859 // ld1r {v25.4s}, [x2], #4
+	WORD $0x4DDFC876 // ld1r {v22.4s}, [x3], #4
+	WORD $0x4DDFC87A // ld1r {v26.4s}, [x3], #4
+	WORD $0x4DDFC897 // ld1r {v23.4s}, [x4], #4
+	WORD $0x4DDFC89B // ld1r {v27.4s}, [x4], #4
+	WORD $0x0E34C21C // smull v28.8h, v16.8b, v20.8b
+	WORD $0x0E38825C // smlal v28.8h, v18.8b, v24.8b
+	WORD $0x4E34C21D // smull2 v29.8h, v16.16b, v20.16b
+	WORD $0x4E38825D // smlal2 v29.8h, v18.16b, v24.16b
+	WORD $0x0E34C23E // smull v30.8h, v17.8b, v20.8b
+	WORD $0x0E38827E // smlal v30.8h, v19.8b, v24.8b
+	WORD $0x4E34C23F // smull2 v31.8h, v17.16b, v20.16b
+	WORD $0x4E38827F // smlal2 v31.8h, v19.16b, v24.16b
+	WORD $0x4E606B80 // sadalp v0.4s, v28.8h
+	WORD $0x4E606BA1 // sadalp v1.4s, v29.8h
+	WORD $0x4E606BC2 // sadalp v2.4s, v30.8h
+	WORD $0x4E606BE3 // sadalp v3.4s, v31.8h
+	WORD $0x0E35C21C // smull v28.8h, v16.8b, v21.8b
+	WORD $0x0E39825C // smlal v28.8h, v18.8b, v25.8b
+	WORD $0x4E35C21D // smull2 v29.8h, v16.16b, v21.16b
+	WORD $0x4E39825D // smlal2 v29.8h, v18.16b, v25.16b
+	WORD $0x0E35C23E // smull v30.8h, v17.8b, v21.8b
+	WORD $0x0E39827E // smlal v30.8h, v19.8b, v25.8b
+	WORD $0x4E35C23F // smull2 v31.8h, v17.16b, v21.16b
+	WORD $0x4E39827F // smlal2 v31.8h, v19.16b, v25.16b
+	WORD $0x4E606B84 // sadalp v4.4s, v28.8h
+	WORD $0x4E606BA5 // sadalp v5.4s, v29.8h
+	WORD $0x4E606BC6 // sadalp v6.4s, v30.8h
+	WORD $0x4E606BE7 // sadalp v7.4s, v31.8h
+	WORD $0x0E36C21C // smull v28.8h, v16.8b, v22.8b
+	WORD $0x0E3A825C // smlal v28.8h, v18.8b, v26.8b
+	WORD $0x4E36C21D // smull2 v29.8h, v16.16b, v22.16b
+	WORD $0x4E3A825D // smlal2 v29.8h, v18.16b, v26.16b
+	WORD $0x0E36C23E // smull v30.8h, v17.8b, v22.8b
+	WORD $0x0E3A827E // smlal v30.8h, v19.8b, v26.8b
+	WORD $0x4E36C23F // smull2 v31.8h, v17.16b, v22.16b
+	WORD $0x4E3A827F // smlal2 v31.8h, v19.16b, v26.16b
+	WORD $0x4E606B88 // sadalp v8.4s, v28.8h
+	WORD $0x4E606BA9 // sadalp v9.4s, v29.8h
+	WORD $0x4E606BCA // sadalp v10.4s, v30.8h
+	WORD $0x4E606BEB // sadalp v11.4s, v31.8h
+	WORD $0x0E37C21C // smull v28.8h, v16.8b, v23.8b
+	WORD $0x0E3B825C // smlal v28.8h, v18.8b, v27.8b
+	WORD $0x4E37C21D // smull2 v29.8h, v16.16b, v23.16b
+	WORD $0x4E3B825D // smlal2 v29.8h, v18.16b, v27.16b
+	WORD $0x0E37C23E // smull v30.8h, v17.8b, v23.8b
+	WORD $0x0E3B827E // smlal v30.8h, v19.8b, v27.8b
+	WORD $0x4E37C23F // smull2 v31.8h, v17.16b, v23.16b
+	WORD $0x4E3B827F // smlal2 v31.8h, v19.16b, v27.16b
+	WORD $0x4E606B8C // sadalp v12.4s, v28.8h
+	WORD $0x4E606BAD // sadalp v13.4s, v29.8h
+	WORD $0x4E606BCE // sadalp v14.4s, v30.8h
+	WORD $0x4E606BEF // sadalp v15.4s, v31.8h
+	SUB $8, R9, R9
+	CMP $8, R9
+	BGE pair
+	CBZ R9, tapdone
 single:
 	WORD $0x4CCDA0B0 // ld1 {v16.16b, v17.16b}, [x5], x13
 	WORD $0x4DDFC834 // ld1r {v20.4s}, [x1], #4

@@ -58,6 +58,7 @@ type Conv struct {
 	direct    bool    // the micro-kernel reads the input in place: no padding, no scratch
 	anyLsh    bool    // some output channel's shift is positive (a left shift)
 	minWeight bool    // some weight is -128 (asymmetric int8 weights)
+	merged    int     // FilterW when the filter's columns are merged into the channels (few input channels), else 0
 	flip      byte    // 0x80 for families that read x+128 (unsigned), 0 for signed ones
 	fill      byte    // padding value: the input zero point, flipped likewise
 	taps      []int32 // byte offset of every filter tap from tap (0, 0)
@@ -97,10 +98,22 @@ func NewConv(p *ref.Conv, filter []int8, bias []int32, isa ISA) (*Conv, error) {
 		// the "xnnpack" arithmetic runs on the Go micro-kernel.
 		c.isa = Go
 	}
-	c.c4 = (p.InC + 3) &^ 3
+	// A layer with few input channels (an RGB image's first
+	// convolution) has its filter's columns merged into the channels: the
+	// scratch holds, per position, the FilterW pixels it starts (FilterW *
+	// InC bytes, padded to 4), and the kernel runs FilterH taps of those
+	// instead of FilterH*FilterW taps of 4 bytes that are a quarter padding.
+	// The filter's OHWI bytes already are in that order.
+	inC, fw := p.InC, p.FilterW
+	if p.InC%4 != 0 && p.FilterW > 1 && p.DilationW == 1 && p.FilterW*p.InC <= 256 {
+		c.merged = p.FilterW
+		inC, fw = p.FilterW*p.InC, 1
+	}
+	taps = p.FilterH * fw
+	c.c4 = (inC + 3) &^ 3
 	c.kbytes = c.c4
 	c.ph = (p.OutH-1)*p.StrideH + (p.FilterH-1)*p.DilationH + 1
-	c.pw = (p.OutW-1)*p.StrideW + (p.FilterW-1)*p.DilationW + 1
+	c.pw = (p.OutW-1)*p.StrideW + (fw-1)*p.DilationW + 1
 	if int64(p.Batch)*int64(c.ph)*int64(c.pw)*int64(c.c4) > 1<<40 {
 		return nil, fmt.Errorf("fast: conv input %dx%dx%d is too large", c.ph, c.pw, c.c4)
 	}
@@ -124,7 +137,7 @@ func NewConv(p *ref.Conv, filter []int8, bias []int32, isa ISA) (*Conv, error) {
 	c.stepRow = (p.StrideH*c.pw - p.OutW*p.StrideW) * c.c4
 	c.taps = make([]int32, 0, taps)
 	for ky := range p.FilterH {
-		for kx := range p.FilterW {
+		for kx := range fw {
 			c.taps = append(c.taps, int32((ky*p.DilationH*c.pw+kx*p.DilationW)*c.c4))
 		}
 	}
@@ -141,7 +154,7 @@ func NewConv(p *ref.Conv, filter []int8, bias []int32, isa ISA) (*Conv, error) {
 		blk, lane := oc/nr, oc%nr
 		var sum int32
 		for t := range taps {
-			src := filter[(oc*taps+t)*p.InC:][:p.InC]
+			src := filter[(oc*taps+t)*inC:][:inC]
 			for ic, v := range src {
 				sum += int32(v)
 				if v == -128 {
@@ -205,6 +218,10 @@ func (c *Conv) padRows() int { return c.p.Batch * c.ph }
 // inside the image, the zero point (likewise) around it and in the channel
 // tail.
 func (c *Conv) pad(input []int8, scratch []byte, lo, hi int) {
+	if c.merged > 0 {
+		c.padMerged(input, scratch, lo, hi)
+		return
+	}
 	p := &c.p
 	row := c.pw * c.c4
 	in := unsafe.Slice((*byte)(unsafe.Pointer(unsafe.SliceData(input))), len(input))
@@ -248,6 +265,45 @@ func (c *Conv) pad(input []int8, scratch []byte, lo, hi int) {
 		}
 		if x1 := x0 + max(n, 0); x1 < c.pw {
 			fillBytes(dst[x1*c.c4:], c.fill)
+		}
+	}
+}
+
+// padMerged writes scratch rows [lo, hi) of a merged convolution: position
+// x of a row holds padded pixels x .. x+FilterW-1 of that input row (the
+// input xor c.flip inside the image, the zero point around it), then the
+// zero point up to the 4-byte multiple.
+func (c *Conv) padMerged(input []int8, scratch []byte, lo, hi int) {
+	p := &c.p
+	row := c.pw * c.c4
+	k := c.merged * p.InC
+	in := unsafe.Slice((*byte)(unsafe.Pointer(unsafe.SliceData(input))), len(input))
+	for r := lo; r < hi; r++ {
+		b, py := r/c.ph, r%c.ph
+		dst := scratch[r*row:][:row]
+		iy := py - p.PadH
+		if iy < 0 || iy >= p.InH {
+			fillBytes(dst, c.fill)
+			continue
+		}
+		src := in[(b*p.InH+iy)*p.InW*p.InC:][:p.InW*p.InC]
+		for x := range c.pw {
+			d := dst[x*c.c4:][:c.c4]
+			if ix := x - p.PadW; ix >= 0 && ix+c.merged <= p.InW {
+				flipCopy(d[:k], src[ix*p.InC:][:k], c.flip)
+			} else {
+				for kx := range c.merged {
+					dd := d[kx*p.InC:][:p.InC]
+					if ix := x + kx - p.PadW; ix >= 0 && ix < p.InW {
+						flipCopy(dd, src[ix*p.InC:][:p.InC], c.flip)
+					} else {
+						fillBytes(dd, c.fill)
+					}
+				}
+			}
+			for i := k; i < len(d); i++ {
+				d[i] = c.fill
+			}
 		}
 	}
 }

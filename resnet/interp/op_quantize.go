@@ -1,7 +1,6 @@
 package interp
 
 import (
-	"math"
 	"slices"
 
 	"github.com/shortcut-edge/shortcut/resnet"
@@ -106,19 +105,7 @@ func (k *dequantizeKernel) eval(ts []Tensor, _ *fast.Runner) {
 	ref.DequantizeInt8(ts[k.in].Int8(), ts[k.out].Float32(), k.scale, k.zp)
 }
 
-// quantizeInt8 is ref.QuantizeInt8 with the clamps folded: ref rounds
-// x/scale (float32 division, ties away from zero), clamps to int32 (NaN to
-// 0), adds the zero point saturating and clamps to int8; clamping the
-// rounded value to [-128-zp, 127-zp] first gives the same bytes, since
-// the int32 bounds lie far outside and every step is monotone.
+// quantizeInt8 is ref.QuantizeInt8 as fast computes it (NEON on arm64).
 func quantizeInt8(input []float32, output []int8, scale float32, zeroPoint int32) {
-	output = output[:len(input)]
-	lo, hi := float64(-128-zeroPoint), float64(127-zeroPoint)
-	for i, x := range input {
-		r := math.Round(float64(x / scale))
-		if r != r {
-			r = 0
-		}
-		output[i] = int8(int32(min(max(r, lo), hi)) + zeroPoint)
-	}
+	fast.QuantizeInt8(input, output, scale, zeroPoint)
 }

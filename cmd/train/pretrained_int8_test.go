@@ -64,7 +64,7 @@ func readInputs(t *testing.T, files []string, size int, mean, std []float32) [][
 
 // fashionBackbone trains a torchvision-layout ResNet-18 (base width 8, one grey channel, 28x28
 // input, 10 classes) on the first `images` real Fashion-MNIST training images for `epochs` epochs
-// on the CPU (train.Fit, quantize_test.go's recipe), exports it with batch norm folded, and writes the
+// on the CPU (train.Fit, the seed recipe: Adam, constant learning rate 1e-2, batch 64), exports it with batch norm folded, and writes the
 // folded network as a torchvision state dict in safetensors: each convolution's folded weights,
 // its batch norm the identity (weight 1, running mean 0, running variance 1 - eps) carrying the
 // folded bias, and the classifier. It returns the file and the export (its plain-loop forward
@@ -77,7 +77,7 @@ func fashionBackbone(t *testing.T, dir string, images, epochs int) (weights stri
 		t.Fatalf("Fashion-MNIST is needed (apt-get install dataset-fashion-mnist): %v", err)
 	}
 	run, exp := filepath.Join(dir, "run"), filepath.Join(dir, "export")
-	cfg := train.Config{Backend: "cpu", Arch: "resnet18", BaseWidth: 8, TrainSet: d.Head(images), Recipe: "seed", LR: 3e-3,
+	cfg := train.Config{Backend: "cpu", Arch: "resnet18", BaseWidth: 8, TrainSet: d.Head(images), Recipe: "seed", LR: 1e-2,
 		Epochs: epochs, NoAugment: true, Dir: run, Seed: 7, Workers: 2}
 	if _, err := train.Fit(context.Background(), cfg); err != nil {
 		t.Fatal(err)
@@ -151,33 +151,53 @@ func fashionBackbone(t *testing.T, dir string, images, epochs int) (weights stri
 // a ResNet-8, and only as int8), and random weights give near-uniform scores that make a top-1
 // comparison meaningless, so the test trains one: fashionBackbone fits a torchvision-layout
 // ResNet-18 (base width 8, grey 28x28 input) on 6,000 Fashion-MNIST training images for two
-// epochs on the CPU (about 35 s on 2 cores; 77.8 % test accuracy) and writes it as a torchvision
-// safetensors file. `pretrained --calibration images:DIR` reads that file and calibrates on 300
-// other training images written as PNG. Top-1 agreement of model-int8.tflite with
-// model-float.tflite is measured on the first 2,000 test-split images, which neither training
-// nor calibration saw. Last, LiteRT.js runs the int8 model on eight test images (the
-// disagreements first: the images nearest a tie) and its scores and embedding must equal our
-// runtime's bit for bit in XNNPACK arithmetic.
+// epochs on the CPU (about 35-45 s on 2 cores; about 74-79 % test accuracy) and writes it as a
+// torchvision safetensors file. `pretrained --calibration images:DIR` reads that file and
+// calibrates on 300 other training images written as PNG. Top-1 agreement of model-int8.tflite
+// with model-float.tflite is measured on the whole 10,000-image test split, which neither
+// training nor calibration saw (10,000 rather than 2,000 images: the measured share then has a
+// standard error of 0.1 point instead of 0.22). Last, LiteRT.js runs the int8 model on eight
+// test images (the disagreements first: the images nearest a tie) and its scores and embedding
+// must equal our runtime's bit for bit in XNNPACK arithmetic.
 //
-// Agreement: the issue asks for 99 %; this setup measures 98.80 % (1,976 of 2,000), so the test
-// requires 98.5 % and says so rather than hiding it. The 24 images that flip are all near-ties:
-// the float model's top-1 score leads its second by under 0.09 on every one of them, and on the
-// 1,853 images where it leads by 0.1 or more int8 agrees on all. It is not the range method:
-// percentile, MSE and bias correction on the same model and images measured 98.55-98.90 %.
-// Training longer does not close it either (9,000 images: 81 % accuracy, still 98.80 %). What
-// limits it is int8 noise at the logits of a narrow network (8 to 64 channels, per-tensor
-// activation scales, a 1x1 last stage where pooling averages nothing: embedding SQNR about
-// 29 dB) against Fashion-MNIST's many shirt/T-shirt/pullover near-ties.
+// Agreement: the issue asks for 99 %. This setup (training seed 7) measures 99.28 % (9,928 of
+// 10,000), but that is not a margin the test can rely on: the figure depends on the training seed:
+// with seeds 8, 9 and 10 the same configuration measured 99.08, 99.07 and 98.82 %. So the test
+// requires 98.5 %, what every variant below reliably reached, logs the figure, and says whether the
+// issue's 99 % was met. The flips are all near-ties: the float model's top-1 score leads its second
+// by well under 0.2 on every one (on the 3e-3 model, 7 of its 24 flips on 2,000 images were exact
+// ties of the int8 scores, whose steps are 1/256, settled by class order), and every image with a
+// lead of 0.2 or more agrees (seed 7: the largest lead among the 72 flips is 0.101; all 8,977
+// images with a lead of 0.2 or more agree). What limits it is int8 noise at the logits of a narrow
+// network that has seen little data (top logits of 2 to 5, per-tensor activation scales, a 1x1 last
+// stage where pooling averages nothing) against Fashion-MNIST's many shirt/T-shirt/pullover
+// near-ties. Variants measured (agreement on 2,000 test images unless 10k is said; seed 7 unless
+// said; time is the whole test without LiteRT.js on the shared 2-core machine):
+//   - learning rate 3e-3 (this test's earlier setting): 98.80 %, seed 8 98.65 %; 10k 98.87 %.
+//   - learning rate 1e-2 (this setting): 99.35 %, seeds 8/9/10/11 99.40/99.05/98.70/98.95 %;
+//     10k: 99.28 %, seeds 8/9/10 99.08/99.07/98.82 %. Learning rate 2e-2: 98.55 %, seed 9 98.85 %;
+//     5e-3: 99.25 %; 1e-3: 98.05 %.
+//   - width 16 (about 85-100 s): 99.50 %; 10k seed 9 99.07 %. Width 16 on 4,000 images: 99.15 %,
+//     seed 9 98.35 %; one epoch: 99.20 %, seeds 8/9 98.85/98.55 %; 3,000 images at 3e-3: 98.70 %.
+//   - three epochs: 98.90 % (3e-3), seed 9 99.05 % (1e-2); 3,000 images for four epochs 97.45 %;
+//     no validation split 98.85 %; cosine schedule 98.55 %; the fast recipe (AdamW, cosine,
+//     1e-2) 99.10 %, seed 9 99.05 %; batch 32 99.20 %.
+//   - input 56 (each image's pixels doubled, 2,000 training images): 98.60 %.
+//   - calibration: 1,000 images 98.65 % (3e-3); 500 images vs 300 on four models -0.5 to +0.35
+//     points; bias correction on six models (10k) -0.07 to +0.13 points; head refit 98.90 %
+//     (3e-3), seed 9 98.40 %; earlier percentile/MSE 98.55-98.90 %. None changes the picture, so
+//     pretrained's default (min/max, no correction) stays.
 func TestPretrainedInt8AgreesWithItsFloatModelOnFashionMNIST(t *testing.T) {
 	const (
 		input       = 28
 		trainImages = 6000
 		calibStart  = 10000 // past the training images
 		calibCount  = 300
-		testImages  = 2000
+		testImages  = 10000 // the whole test split
 		witnessed   = 8
 		// minAgreement is below the issue's 99 %: see the comment above.
-		minAgreement = 0.985
+		minAgreement   = 0.985
+		issueAgreement = 0.99
 		// clearLead: images whose float top-1 score leads the second by this much must all agree.
 		clearLead = 0.2
 	)
@@ -281,6 +301,11 @@ func TestPretrainedInt8AgreesWithItsFloatModelOnFashionMNIST(t *testing.T) {
 		len(test), agree, 100*share, 100*float64(floatRight)/float64(len(test)), 100*float64(int8Right)/float64(len(test)), disagree)
 	if floatRight < len(test)/2 {
 		t.Fatalf("the float model is right on %d of %d test images: the backbone did not learn, agreement would prove little", floatRight, len(test))
+	}
+	if share >= issueAgreement {
+		t.Logf("the issue's %.0f %% is met on this model (%.2f %%); seed-dependent, see the test's comment", 100*issueAgreement, 100*share)
+	} else {
+		t.Logf("the issue's %.0f %% is NOT met on this model (%.2f %%); see the test's comment", 100*issueAgreement, 100*share)
 	}
 	if share < minAgreement {
 		t.Errorf("int8 and float agree on top-1 for %.2f %% of %d held-out images, want at least %.1f %% (the issue asks 99 %%)", 100*share, len(test), 100*minAgreement)

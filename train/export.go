@@ -53,20 +53,28 @@ func Export(opt ExportOptions) (m *Manifest, err error) {
 	if err != nil {
 		return nil, err
 	}
-	if err := os.MkdirAll(opt.Out, 0o755); err != nil {
-		return nil, fmt.Errorf("export: %w", err)
-	}
-	if err := os.WriteFile(filepath.Join(opt.Out, m.Weights), blob, 0o644); err != nil {
-		return nil, fmt.Errorf("export: %w", err)
-	}
-	js, err := json.MarshalIndent(m, "", "  ")
-	if err != nil {
+	if err := writeExport(opt.Out, m, blob); err != nil {
 		return nil, err
 	}
-	if err := os.WriteFile(filepath.Join(opt.Out, "model.json"), js, 0o644); err != nil {
-		return nil, fmt.Errorf("export: %w", err)
-	}
 	return m, nil
+}
+
+// writeExport writes the float export's model.json and weights into out.
+func writeExport(out string, m *Manifest, blob []byte) error {
+	js, err := json.MarshalIndent(m, "", "  ")
+	if err != nil {
+		return err
+	}
+	if err := os.MkdirAll(out, 0o755); err != nil {
+		return fmt.Errorf("export: %w", err)
+	}
+	if err := os.WriteFile(filepath.Join(out, m.Weights), blob, 0o644); err != nil {
+		return fmt.Errorf("export: %w", err)
+	}
+	if err := os.WriteFile(filepath.Join(out, "model.json"), js, 0o644); err != nil {
+		return fmt.Errorf("export: %w", err)
+	}
+	return nil
 }
 
 // fold walks the layer list, folding each conv -> batchnorm (-> relu) and add (-> relu).

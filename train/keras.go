@@ -2,7 +2,6 @@ package train
 
 import (
 	"encoding/binary"
-	"encoding/json"
 	"errors"
 	"fmt"
 	"math"
@@ -449,22 +448,4 @@ func foldKeras(opt ImportOptions, net *models.Net, kw *kerasWeights, classes []s
 		m.Ops = append(m.Ops, op)
 	}
 	return m, blob, nil
-}
-
-// writeExport writes the float export's model.json and weights into out.
-func writeExport(out string, m *Manifest, blob []byte) error {
-	js, err := json.MarshalIndent(m, "", "  ")
-	if err != nil {
-		return err
-	}
-	if err := os.MkdirAll(out, 0o755); err != nil {
-		return fmt.Errorf("export: %w", err)
-	}
-	if err := os.WriteFile(filepath.Join(out, m.Weights), blob, 0o644); err != nil {
-		return fmt.Errorf("export: %w", err)
-	}
-	if err := os.WriteFile(filepath.Join(out, "model.json"), js, 0o644); err != nil {
-		return fmt.Errorf("export: %w", err)
-	}
-	return nil
 }

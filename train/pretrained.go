@@ -2,10 +2,7 @@ package train
 
 import (
 	_ "embed"
-	"encoding/json"
 	"fmt"
-	"os"
-	"path/filepath"
 	"strings"
 
 	"github.com/shortcut-edge/shortcut/train/models"
@@ -54,18 +51,8 @@ func ExportWeights(opt ImportOptions, out string) (sum *ImportSummary, m *Manife
 		return nil, nil, fmt.Errorf("export %s: %w", opt.Path, err)
 	}
 	m.Arch = im.meta.Arch
-	js, err := json.MarshalIndent(m, "", "  ")
-	if err != nil {
+	if err := writeExport(out, m, blob); err != nil {
 		return nil, nil, err
-	}
-	if err := os.MkdirAll(out, 0o755); err != nil {
-		return nil, nil, fmt.Errorf("export: %w", err)
-	}
-	if err := os.WriteFile(filepath.Join(out, m.Weights), blob, 0o644); err != nil {
-		return nil, nil, fmt.Errorf("export: %w", err)
-	}
-	if err := os.WriteFile(filepath.Join(out, "model.json"), js, 0o644); err != nil {
-		return nil, nil, fmt.Errorf("export: %w", err)
 	}
 	return &ImportSummary{Meta: im.meta, Tensors: im.tensors, Ignored: im.ignored, Format: im.format}, m, nil
 }

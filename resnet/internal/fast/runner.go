@@ -8,20 +8,32 @@ import (
 
 // Runner runs prepared kernels for one interpreter: it owns the scratch
 // memory they need and, with more than one thread, a fixed set of worker
-// goroutines that split each operator's output tiles. The calling goroutine
-// always does the first share itself; with one thread nothing is
+// goroutines that share each operator's output tiles. The calling goroutine
+// always works on the operator itself; with one thread nothing is
 // synchronized at all. A Runner is used by one goroutine at a time; Close
 // stops its workers.
+//
+// Work is claimed in small chunks from a shared counter, not split in fixed
+// shares: a helper whose core is taken by another process (a camera, the
+// MQTT client, another program on the board) leaves its chunks to the
+// others instead of holding every operator back until the kernel schedules
+// it again. The caller waits only for chunks already claimed.
 type Runner struct {
 	threads int
 	scratch []byte
 	workers []worker
 
-	wake    []chan struct{} // one token per job per helper goroutine (threads-1)
-	gen     atomic.Uint64   // job generation: helpers that spin watch it
-	pending atomic.Int32    // helpers still working on the current job
-	job     job
+	wake  []chan struct{} // a wake-up per helper (threads-1), never more than one pending
+	gen   atomic.Uint64   // job generation: helpers that spin watch it
+	next  atomic.Int64    // the next unit to claim; closed (>= any job's units) between jobs
+	units atomic.Int64    // the current job's units
+	chunk atomic.Int64    // units claimed at a time
+	done  atomic.Int64    // units finished
+	job   job
 }
+
+// closed is next between jobs: no unit index reaches it.
+const closed = 1 << 60
 
 // worker is one thread's private state, reused by every call.
 type worker struct {
@@ -62,6 +74,7 @@ const (
 func NewRunner(threads, scratchBytes int) *Runner {
 	threads = max(threads, 1)
 	r := &Runner{threads: threads, scratch: alignedBytes(scratchBytes), workers: make([]worker, threads)}
+	r.next.Store(closed)
 	if threads > 1 {
 		r.wake = make([]chan struct{}, threads-1)
 		for i := range r.wake {
@@ -97,47 +110,75 @@ const (
 )
 
 func (r *Runner) helper(id int, wake chan struct{}) {
-	// Every job moves the generation by one and sends one token, so
-	// "seen" counts the jobs this helper has taken.
 	seen := r.gen.Load()
 	for {
 		for i := 0; i < helperSpin && r.gen.Load() == seen; i++ {
 		}
-		// The token is sent before the generation moves, so after a
-		// successful spin this receive does not block.
-		if _, ok := <-wake; !ok {
+		if r.gen.Load() == seen {
+			// Parked until the next job's wake-up.
+			if _, ok := <-wake; !ok {
+				return
+			}
+		} else {
+			// Spinning saw the job: drop its wake-up, or it would wake
+			// this helper for nothing later.
+			select {
+			case _, ok := <-wake:
+				if !ok {
+					return
+				}
+			default:
+			}
+		}
+		seen = r.gen.Load()
+		r.claim(id)
+	}
+}
+
+// claim does chunks of the current job until none is left. The job's
+// fields are written before next is reset (an atomic store), so a unit
+// claimed below units belongs to a job whose fields are complete; a late
+// helper finds next closed and touches nothing.
+func (r *Runner) claim(id int) {
+	chunk := r.chunk.Load()
+	for {
+		lo := r.next.Add(chunk) - chunk
+		n := r.units.Load()
+		if lo >= n {
 			return
 		}
-		seen++
-		r.share(id)
-		r.pending.Add(-1)
+		hi := min(lo+chunk, n)
+		r.do(id, int(lo), int(hi))
+		r.done.Add(hi - lo)
 	}
 }
 
-// run splits r.job's units over every thread and returns when all are done.
+// run shares r.job's units among every thread and returns when all are done.
 func (r *Runner) run() {
-	if r.threads == 1 || r.job.units <= 1 {
-		r.do(0, 0, r.job.units)
+	n := r.job.units
+	if r.threads == 1 || n <= 1 {
+		r.do(0, 0, n)
 		return
 	}
-	r.pending.Store(int32(len(r.wake)))
-	for _, ch := range r.wake {
-		ch <- struct{}{}
-	}
+	// About four chunks per thread: small enough that a descheduled helper
+	// holds little back, large enough that claiming costs nothing.
+	r.chunk.Store(int64(max(1, n/(4*r.threads))))
+	r.units.Store(int64(n))
+	r.done.Store(0)
+	r.next.Store(0)
 	r.gen.Add(1)
-	r.share(0)
-	for i := 0; r.pending.Load() != 0; i++ {
-		if i >= callerSpin {
-			runtime.Gosched() // a parked helper may be queued on this P
+	for _, ch := range r.wake {
+		select {
+		case ch <- struct{}{}:
+		default: // one is pending already
 		}
 	}
-}
-
-func (r *Runner) share(id int) {
-	n := r.job.units
-	lo, hi := id*n/r.threads, (id+1)*n/r.threads
-	if lo < hi {
-		r.do(id, lo, hi)
+	r.claim(0)
+	r.next.Store(closed) // every unit is claimed: late helpers find nothing
+	for i := 0; r.done.Load() != int64(n); i++ {
+		if i >= callerSpin {
+			runtime.Gosched() // a helper finishing its chunk may be queued on this P
+		}
 	}
 }
 

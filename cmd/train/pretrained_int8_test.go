@@ -64,11 +64,11 @@ func readInputs(t *testing.T, files []string, size int, mean, std []float32) [][
 
 // fashionBackbone trains a torchvision-layout ResNet-18 (base width 8, one grey channel, 28x28
 // input, 10 classes) on the first `images` real Fashion-MNIST training images for `epochs` epochs
-// on the CPU (train.Fit, the seed recipe: Adam, constant learning rate 1e-2, batch 64), exports it with batch norm folded, and writes the
-// folded network as a torchvision state dict in safetensors: each convolution's folded weights,
-// its batch norm the identity (weight 1, running mean 0, running variance 1 - eps) carrying the
-// folded bias, and the classifier. It returns the file and the export (its plain-loop forward
-// pass and its input normalization).
+// on the CPU (train.Fit, the seed recipe: Adam, constant learning rate 1e-2, batch 64), exports it
+// with batch norm folded, and writes the folded network as a torchvision state dict in safetensors:
+// each convolution's folded weights, its batch norm the identity (weight 1, running mean 0, running
+// variance 1 - eps) carrying the folded bias, and the classifier. It returns the file and the
+// export (its plain-loop forward pass and its input normalization).
 func fashionBackbone(t *testing.T, dir string, images, epochs int) (weights string, ref *train.ExportedModel) {
 	t.Helper()
 	src := data.Source{Format: data.FormatFashionMNIST, Dir: data.FashionMNISTDir}
@@ -151,7 +151,7 @@ func fashionBackbone(t *testing.T, dir string, images, epochs int) (weights stri
 // a ResNet-8, and only as int8), and random weights give near-uniform scores that make a top-1
 // comparison meaningless, so the test trains one: fashionBackbone fits a torchvision-layout
 // ResNet-18 (base width 8, grey 28x28 input) on 6,000 Fashion-MNIST training images for two
-// epochs on the CPU (about 35-45 s on 2 cores; about 74-79 % test accuracy) and writes it as a
+// epochs on the CPU (about 20-55 s on the 2 shared cores; 74-79 % test accuracy) and writes it as a
 // torchvision safetensors file. `pretrained --calibration images:DIR` reads that file and
 // calibrates on 300 other training images written as PNG. Top-1 agreement of model-int8.tflite
 // with model-float.tflite is measured on the whole 10,000-image test split, which neither
@@ -162,26 +162,28 @@ func fashionBackbone(t *testing.T, dir string, images, epochs int) (weights stri
 //
 // Agreement: the issue asks for 99 %. This setup (training seed 7) measures 99.28 % (9,928 of
 // 10,000), but that is not a margin the test can rely on: the figure depends on the training seed:
-// with seeds 8, 9 and 10 the same configuration measured 99.08, 99.07 and 98.82 %. So the test
-// requires 98.5 %, what every variant below reliably reached, logs the figure, and says whether the
-// issue's 99 % was met. The flips are all near-ties: the float model's top-1 score leads its second
-// by well under 0.2 on every one (on the 3e-3 model, 7 of its 24 flips on 2,000 images were exact
-// ties of the int8 scores, whose steps are 1/256, settled by class order), and every image with a
-// lead of 0.2 or more agrees (seed 7: the largest lead among the 72 flips is 0.101; all 8,977
-// images with a lead of 0.2 or more agree). What limits it is int8 noise at the logits of a narrow
-// network that has seen little data (top logits of 2 to 5, per-tensor activation scales, a 1x1 last
-// stage where pooling averages nothing) against Fashion-MNIST's many shirt/T-shirt/pullover
-// near-ties. Variants measured (agreement on 2,000 test images unless 10k is said; seed 7 unless
-// said; time is the whole test without LiteRT.js on the shared 2-core machine):
+// with seeds 8, 9, 10 and 11 the same configuration measured 99.08, 99.07, 98.82 and 98.95 % (mean
+// of the five 99.04 %). So the test requires 98.5 %, below the lowest of those, logs the figure,
+// and says whether the issue's 99 % was met. The flips are all near-ties: the float model's top-1
+// score leads its second by well under 0.2 on every one (on the 3e-3 model, 7 of its 24 flips on
+// 2,000 images were exact ties of the int8 scores, whose steps are 1/256, settled by class order),
+// and every image with a lead of 0.2 or more agrees (seed 7: the largest lead among the 72 flips is
+// 0.101; all 8,977 images with a lead of 0.2 or more agree). What limits it is int8 noise at the
+// logits of a narrow network that has seen little data (top logits of 2 to 5, per-tensor activation
+// scales, a 1x1 last stage where pooling averages nothing) against Fashion-MNIST's many
+// shirt/T-shirt/pullover near-ties. Variants measured (agreement on 2,000 test images unless 10k is
+// said; seed 7 unless said; time is the whole test without LiteRT.js on the shared 2-core machine):
 //   - learning rate 3e-3 (this test's earlier setting): 98.80 %, seed 8 98.65 %; 10k 98.87 %.
 //   - learning rate 1e-2 (this setting): 99.35 %, seeds 8/9/10/11 99.40/99.05/98.70/98.95 %;
-//     10k: 99.28 %, seeds 8/9/10 99.08/99.07/98.82 %. Learning rate 2e-2: 98.55 %, seed 9 98.85 %;
-//     5e-3: 99.25 %; 1e-3: 98.05 %.
+//     10k: 99.28 %, seeds 8/9/10/11 99.08/99.07/98.82/98.95 %. Learning rate 2e-2: 98.55 %,
+//     seed 9 98.85 %; 5e-3: 99.25 %; 1e-3: 98.05 %.
 //   - width 16 (about 85-100 s): 99.50 %; 10k seed 9 99.07 %. Width 16 on 4,000 images: 99.15 %,
 //     seed 9 98.35 %; one epoch: 99.20 %, seeds 8/9 98.85/98.55 %; 3,000 images at 3e-3: 98.70 %.
 //   - three epochs: 98.90 % (3e-3), seed 9 99.05 % (1e-2); 3,000 images for four epochs 97.45 %;
 //     no validation split 98.85 %; cosine schedule 98.55 %; the fast recipe (AdamW, cosine,
 //     1e-2) 99.10 %, seed 9 99.05 %; batch 32 99.20 %.
+//   - 12,000 images for one epoch (1e-2, about 30-40 s), 10k: seeds 7/8/9/10/11/12
+//     99.24/99.18/99.28/99.01/98.46/98.96 % (mean 99.02 %); 24,000 images, seed 10: 99.09 %.
 //   - input 56 (each image's pixels doubled, 2,000 training images): 98.60 %.
 //   - calibration: 1,000 images 98.65 % (3e-3); 500 images vs 300 on four models -0.5 to +0.35
 //     points; bias correction on six models (10k) -0.07 to +0.13 points; head refit 98.90 %

@@ -32,6 +32,9 @@ vet:
 
 test: setup vet build
 	$(GO) test -count=1 -timeout 40m ./...
+	# The kernels' runner shares work between threads: under the race detector
+	# (which also checks the kernels' unsafe pointer arithmetic, checkptr).
+	$(GO) test -count=1 -race -short ./resnet/internal/fast/
 	# Again with gocv's Mat profile: fails on any Mat left unreleased.
 	$(GO) test -count=1 -tags matprofile ./camera/...
 	# The Arm NN backend (cgo, build tag armnn) against our runtime.

@@ -365,12 +365,14 @@ func (c *Conv) tiles(src []byte, output []int8, lo, hi int, spill *[mr * nr]byte
 	hw := p.OutH * p.OutW
 	b, r := px0/hw, px0%hw
 	oy, ox := r/p.OutW, r%p.OutW
-	inp := unsafe.Add(sbase, b*c.plane+(oy*p.StrideH*c.pw+ox*p.StrideW)*c.c4)
+	// inp is an offset into src, not a pointer: after the last tile it
+	// points past the end, which a pointer may not (checkptr).
+	inp := b*c.plane + (oy*p.StrideH*c.pw+ox*p.StrideW)*c.c4
 	for u := lo; u < hi; u++ {
 		if mt == c.mtiles { // the next block of channels starts at pixel 0
 			mt, px0, blk = 0, 0, blk+1
 			b, oy, ox = 0, 0, 0
-			inp = sbase
+			inp = 0
 		}
 		oc0 := blk * nr
 		full := oc0+nr <= p.OutC
@@ -379,22 +381,22 @@ func (c *Conv) tiles(src []byte, output []int8, lo, hi int, spill *[mr * nr]byte
 		valid := min(mr, c.m-px0)
 		if valid == mr && ox+mr <= p.OutW && full {
 			// The common tile: four pixels of one output row.
-			a.in[0] = inp
-			a.in[1] = unsafe.Add(inp, c.stepX)
-			a.in[2] = unsafe.Add(inp, 2*c.stepX)
-			a.in[3] = unsafe.Add(inp, 3*c.stepX)
+			a.in[0] = unsafe.Add(sbase, inp)
+			a.in[1] = unsafe.Add(sbase, inp+c.stepX)
+			a.in[2] = unsafe.Add(sbase, inp+2*c.stepX)
+			a.in[3] = unsafe.Add(sbase, inp+3*c.stepX)
 			o := unsafe.Add(obase, px0*p.OutC+oc0)
 			a.out[0] = o
 			a.out[1] = unsafe.Add(o, p.OutC)
 			a.out[2] = unsafe.Add(o, 2*p.OutC)
 			a.out[3] = unsafe.Add(o, 3*p.OutC)
-			inp = unsafe.Add(inp, mr*c.stepX)
+			inp += mr * c.stepX
 			if ox += mr; ox == p.OutW {
 				ox = 0
-				inp = unsafe.Add(inp, c.stepRow)
+				inp += c.stepRow
 				if oy++; oy == p.OutH {
 					oy, b = 0, b+1
-					inp = unsafe.Add(sbase, b*c.plane)
+					inp = b * c.plane
 				}
 			}
 			c.runTile(a)
@@ -409,19 +411,19 @@ func (c *Conv) tiles(src []byte, output []int8, lo, hi int, spill *[mr * nr]byte
 				a.out[j] = unsafe.Pointer(&spill[j*nr])
 				continue
 			}
-			a.in[j] = inp
+			a.in[j] = unsafe.Add(sbase, inp)
 			if full {
 				a.out[j] = unsafe.Add(obase, (px0+j)*p.OutC+oc0)
 			} else {
 				a.out[j] = unsafe.Pointer(&spill[j*nr])
 			}
-			inp = unsafe.Add(inp, c.stepX)
+			inp += c.stepX
 			if ox++; ox == p.OutW {
 				ox = 0
-				inp = unsafe.Add(inp, c.stepRow)
+				inp += c.stepRow
 				if oy++; oy == p.OutH {
 					oy, b = 0, b+1
-					inp = unsafe.Add(sbase, b*c.plane)
+					inp = b * c.plane
 				}
 			}
 		}

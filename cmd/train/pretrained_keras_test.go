@@ -417,55 +417,7 @@ func kerasTwin(ls []kerasTestLayer, h, w int) ([]byte, error) {
 		return nil, fmt.Errorf("the twin uses %d of the %d weights", len(inits), len(byName))
 	}
 	classes := int64(byName["dense/kernel"].shape[1])
-	return kerasTwinModel(&g, inits, pads, []int64{1, int64(h), int64(w), 3}, classes, 2048), nil
-}
-
-// kerasTwinModel encodes the graph as twinGraph.model does, with int64 initializers (Pad's
-// pads) besides the float ones.
-func kerasTwinModel(g *twinGraph, ts []train.NamedTensor, ints map[string][]int64, input []int64, classes, width int64) []byte {
-	var gb []byte
-	for _, n := range g.nodes {
-		var nb []byte
-		for _, in := range n.in {
-			nb = pbBytes(nb, 1, []byte(in))
-		}
-		nb = pbBytes(nb, 2, []byte(n.out))
-		nb = pbBytes(nb, 4, []byte(n.op))
-		for _, a := range n.attrs {
-			nb = pbBytes(nb, 5, a)
-		}
-		gb = pbBytes(gb, 1, nb)
-	}
-	gb = pbBytes(gb, 2, []byte("keras-resnet50-twin"))
-	for _, nt := range ts {
-		var tb []byte
-		for _, d := range nt.Shape {
-			tb = pbVarint(tb, 1, int64(d))
-		}
-		tb = pbVarint(tb, 2, 1) // FLOAT
-		tb = pbBytes(tb, 8, []byte(nt.Name))
-		raw := make([]byte, 0, 4*len(nt.Data))
-		for _, v := range nt.Data {
-			raw = binary.LittleEndian.AppendUint32(raw, math.Float32bits(v))
-		}
-		gb = pbBytes(gb, 5, pbBytes(tb, 9, raw))
-	}
-	for name, v := range ints {
-		tb := pbVarint(nil, 1, int64(len(v)))
-		tb = pbVarint(tb, 2, 7) // INT64
-		tb = pbBytes(tb, 8, []byte(name))
-		var raw []byte
-		for _, x := range v {
-			raw = binary.LittleEndian.AppendUint64(raw, uint64(x))
-		}
-		gb = pbBytes(gb, 5, pbBytes(tb, 9, raw))
-	}
-	gb = pbBytes(gb, 11, valueInfo("image", input...))
-	gb = pbBytes(gb, 12, valueInfo("scores", 1, classes))
-	gb = pbBytes(gb, 12, valueInfo("embedding", 1, width))
-	b := pbVarint(nil, 1, 7)
-	b = pbBytes(b, 7, gb)
-	return pbBytes(b, 8, pbVarint(nil, 2, 13))
+	return g.model("keras-resnet50-twin", inits, pads, []int64{1, int64(h), int64(w), 3}, classes, 2048), nil
 }
 
 // testKerasAgreesWithONNXTwin: for random Keras ResNet50 weights with a 10-class

@@ -219,7 +219,7 @@ func onnxTwin(ts []train.NamedTensor, h, w int) ([]byte, error) {
 		}
 	}
 	fc := byName["fc.weight"].Shape
-	return g.model(ts, []int64{1, int64(h), int64(w), 3}, int64(fc[0]), int64(fc[1])), nil
+	return g.model("torchvision-resnet-twin", ts, nil, []int64{1, int64(h), int64(w), 3}, int64(fc[0]), int64(fc[1])), nil
 }
 
 // The few messages of ONNX's protobuf schema (onnx/onnx.proto) the twin needs, encoded by hand:
@@ -277,7 +277,10 @@ func valueInfo(name string, dims ...int64) []byte {
 	return pbBytes(pbBytes(nil, 1, []byte(name)), 2, pbBytes(nil, 1, tensor))
 }
 
-func (g *twinGraph) model(ts []train.NamedTensor, input []int64, classes, width int64) []byte {
+// model encodes the graph as an ONNX model named name: float initializers
+// ts, int64 initializers ints (Pad's pads), one image input, the scores
+// and the embedding out.
+func (g *twinGraph) model(name string, ts []train.NamedTensor, ints map[string][]int64, input []int64, classes, width int64) []byte {
 	var gb []byte
 	for _, n := range g.nodes {
 		var nb []byte
@@ -291,7 +294,7 @@ func (g *twinGraph) model(ts []train.NamedTensor, input []int64, classes, width 
 		}
 		gb = pbBytes(gb, 1, nb)
 	}
-	gb = pbBytes(gb, 2, []byte("torchvision-resnet-twin"))
+	gb = pbBytes(gb, 2, []byte(name))
 	for _, nt := range ts {
 		var tb []byte
 		for _, d := range nt.Shape {
@@ -302,6 +305,16 @@ func (g *twinGraph) model(ts []train.NamedTensor, input []int64, classes, width 
 		raw := make([]byte, 0, 4*len(nt.Data))
 		for _, v := range nt.Data {
 			raw = binary.LittleEndian.AppendUint32(raw, math.Float32bits(v))
+		}
+		gb = pbBytes(gb, 5, pbBytes(tb, 9, raw))
+	}
+	for name, v := range ints {
+		tb := pbVarint(nil, 1, int64(len(v)))
+		tb = pbVarint(tb, 2, 7) // INT64
+		tb = pbBytes(tb, 8, []byte(name))
+		var raw []byte
+		for _, x := range v {
+			raw = binary.LittleEndian.AppendUint64(raw, uint64(x))
 		}
 		gb = pbBytes(gb, 5, pbBytes(tb, 9, raw))
 	}

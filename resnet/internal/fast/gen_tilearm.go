@@ -1,0 +1,473 @@
+//go:build ignore
+
+// The arm64 half of gen_tile.go: run both files together (go run
+// gen_tile.go gen_tilearm.go).
+
+package main
+
+import (
+	"encoding/binary"
+	"fmt"
+	"go/format"
+	"os"
+	"os/exec"
+	"strings"
+)
+
+// ---- arm64 ----
+//
+// Go's arm64 assembler lacks most of the Advanced SIMD integer
+// instructions these kernels need (SDOT, SMULL, SADALP, SQRDMULH, SRSHL,
+// SQXTN...), so every vector instruction is emitted as WORD $encoding with
+// its GNU spelling beside it; scalar bookkeeping uses Go's mnemonics. The
+// encodings below follow the Arm A64 instruction set manual (field names
+// as there); -check assembles the GNU spellings and compares.
+//
+//	three-same, Q=1:  0 1 U 01110 size 1 Rm opcode 1 Rn Rd
+//	  ADD .4S 0x4EA08400   SSHL .4S 0x4EA04400   SRSHL .4S 0x4EA05400
+//	  SQADD .4S 0x4EA00C00 SMAX .4S 0x4EA06400   SMIN .4S 0x4EA06C00
+//	  SQRDMULH .4S 0x6EA0B400 (U=1)  ADDP .4S 0x4EA0BC00
+//	  AND .16B 0x4E201C00  EOR .16B 0x6E201C00 (U=1)
+//	SDOT Vd.4S, Vn.16B, Vm.4B[i]: 0x4F80E000 | L<<21 | Rm<<16 | H<<11, i = H:L
+//	SMULL(2) Vd.8H, Vn.8B(16B), Vm: 0x0E20C000 (| 1<<30 for the upper halves)
+//	SADALP Vd.4S, Vn.8H: 0x4E606800
+//	SSHR Vd.4S, Vn.4S, #31: 0x4F000400 | immh:immb<<16, immh:immb = 64-31
+//	SQXTN(2): .4S->.4H 0x0E614800, .8H->.8B 0x0E214800 (| 1<<30 for the 2 forms)
+//	LD1 {Vt.16B x2 | x4}, [Xn], Xm: 0x4CC0A000 | 0x4CC02000, | Rm<<16
+//	LD1R {Vt.4S}, [Xn], #4: 0x4DDFC800
+//	LDR Qt, [Xn], #16: 0x3CC10400    LDR St, [Xn], #4: 0xBC404400
+//	LDR Qt, [Xn, #imm]: 0x3DC00000 | imm/16<<10
+//	STR Qt, [Xn]: 0x3D800000         STR Dt, [Xn]: 0xFD000000
+//	DUP Vd.4S, Wn: 0x4E040C00
+
+type armInst struct {
+	gnu  string
+	word uint32
+}
+
+var (
+	armChecked []armInst
+	armRegion  string         // the counting region instructions go to
+	armCounts  map[string]int // instructions per region, for the current kernel
+	armVec     map[string]int // of which Advanced SIMD arithmetic (not loads or stores)
+	armMem     map[string]int // of which loads and stores
+)
+
+func rnd(n, d int) uint32 { return uint32(n<<5 | d) }
+
+// av emits one hand-encoded vector instruction.
+func av(word uint32, gnu string, args ...any) {
+	text := fmt.Sprintf(gnu, args...)
+	armChecked = append(armChecked, armInst{text, word})
+	armCounts[armRegion]++
+	if strings.HasPrefix(text, "ld") || strings.HasPrefix(text, "st") {
+		armMem[armRegion]++
+	} else {
+		armVec[armRegion]++
+	}
+	fmt.Fprintf(&b, "\tWORD $0x%08X // %s\n", word, text)
+}
+
+// ag emits one instruction Go's assembler knows.
+func ag(format string, args ...any) {
+	armCounts[armRegion]++
+	if strings.HasPrefix(format, "MOVD ") && strings.Contains(format, "(R") || strings.HasPrefix(format, "MOVW ") {
+		armMem[armRegion]++
+	}
+	p(format, args...)
+}
+
+func same3(base uint32, name, arr string, d, n, m int) {
+	av(base|uint32(m)<<16|rnd(n, d), "%s v%d.%s, v%d.%s, v%d.%s", name, d, arr, n, arr, m, arr)
+}
+func vadd(d, n, m int)      { same3(0x4EA08400, "add", "4s", d, n, m) }
+func vsshl(d, n, m int)     { same3(0x4EA04400, "sshl", "4s", d, n, m) }
+func vsrshl(d, n, m int)    { same3(0x4EA05400, "srshl", "4s", d, n, m) }
+func vsqadd(d, n, m int)    { same3(0x4EA00C00, "sqadd", "4s", d, n, m) }
+func vsmax(d, n, m int)     { same3(0x4EA06400, "smax", "4s", d, n, m) }
+func vsmin(d, n, m int)     { same3(0x4EA06C00, "smin", "4s", d, n, m) }
+func vsqrdmulh(d, n, m int) { same3(0x6EA0B400, "sqrdmulh", "4s", d, n, m) }
+func vaddp(d, n, m int)     { same3(0x4EA0BC00, "addp", "4s", d, n, m) }
+func vand(d, n, m int)      { same3(0x4E201C00, "and", "16b", d, n, m) }
+func veor(d, n, m int)      { same3(0x6E201C00, "eor", "16b", d, n, m) }
+
+func sdot(d, n, m, i int) {
+	av(0x4F80E000|uint32(i&1)<<21|uint32(m)<<16|uint32(i>>1)<<11|rnd(n, d), "sdot v%d.4s, v%d.16b, v%d.4b[%d]", d, n, m, i)
+}
+func smull(d, n, m int) {
+	av(0x0E20C000|uint32(m)<<16|rnd(n, d), "smull v%d.8h, v%d.8b, v%d.8b", d, n, m)
+}
+func smull2(d, n, m int) {
+	av(0x4E20C000|uint32(m)<<16|rnd(n, d), "smull2 v%d.8h, v%d.16b, v%d.16b", d, n, m)
+}
+func smlal(d, n, m int) {
+	av(0x0E208000|uint32(m)<<16|rnd(n, d), "smlal v%d.8h, v%d.8b, v%d.8b", d, n, m)
+}
+func smlal2(d, n, m int) {
+	av(0x4E208000|uint32(m)<<16|rnd(n, d), "smlal2 v%d.8h, v%d.16b, v%d.16b", d, n, m)
+}
+func sadalp(d, n int)      { av(0x4E606800|rnd(n, d), "sadalp v%d.4s, v%d.8h", d, n) }
+func sshr31(d, n int)      { av(0x4F000400|(64-31)<<16|rnd(n, d), "sshr v%d.4s, v%d.4s, #31", d, n) }
+func ssra31(d, n int)      { av(0x4F001400|(64-31)<<16|rnd(n, d), "ssra v%d.4s, v%d.4s, #31", d, n) }
+func vsqadd8h(d, n, m int) { same3(0x4E600C00, "sqadd", "8h", d, n, m) }
+func vsmax16b(d, n, m int) { same3(0x4E206400, "smax", "16b", d, n, m) }
+func vsmin16b(d, n, m int) { same3(0x4E206C00, "smin", "16b", d, n, m) }
+func vsmax8b(d, n, m int)  { same3(0x0E206400, "smax", "8b", d, n, m) }
+func vsmin8b(d, n, m int)  { same3(0x0E206C00, "smin", "8b", d, n, m) }
+func dup8h(d, n int)       { av(0x4E020C00|rnd(n, d), "dup v%d.8h, w%d", d, n) }
+func dup16b(d, n int)      { av(0x4E010C00|rnd(n, d), "dup v%d.16b, w%d", d, n) }
+func sqxtnH(d, n int)      { av(0x0E614800|rnd(n, d), "sqxtn v%d.4h, v%d.4s", d, n) }
+func sqxtn2H(d, n int)     { av(0x4E614800|rnd(n, d), "sqxtn2 v%d.8h, v%d.4s", d, n) }
+func sqxtnB(d, n int)      { av(0x0E214800|rnd(n, d), "sqxtn v%d.8b, v%d.8h", d, n) }
+func sqxtn2B(d, n int)     { av(0x4E214800|rnd(n, d), "sqxtn2 v%d.16b, v%d.8h", d, n) }
+func ld1x2(t, n, m int) {
+	av(0x4CC0A000|uint32(m)<<16|rnd(n, t), "ld1 {v%d.16b, v%d.16b}, [x%d], x%d", t, t+1, n, m)
+}
+func ld1x4(t, n, m int) {
+	av(0x4CC02000|uint32(m)<<16|rnd(n, t), "ld1 {v%d.16b, v%d.16b, v%d.16b, v%d.16b}, [x%d], x%d", t, t+1, t+2, t+3, n, m)
+}
+func ld1x4s(t, n int) {
+	av(0x4C402800|rnd(n, t), "ld1 {v%d.4s, v%d.4s, v%d.4s, v%d.4s}, [x%d]", t, t+1, t+2, t+3, n)
+}
+func ld1r4(t, n int)    { av(0x4DDFC800|rnd(n, t), "ld1r {v%d.4s}, [x%d], #4", t, n) }
+func ldrQpost(t, n int) { av(0x3CC10400|rnd(n, t), "ldr q%d, [x%d], #16", t, n) }
+func ldrSpost(t, n int) { av(0xBC404400|rnd(n, t), "ldr s%d, [x%d], #4", t, n) }
+func ldrQ(t, n, off int) {
+	av(0x3DC00000|uint32(off/16)<<10|rnd(n, t), "ldr q%d, [x%d, #%d]", t, n, off)
+}
+func strQ(t, n int)  { av(0x3D800000|rnd(n, t), "str q%d, [x%d]", t, n) }
+func strD(t, n int)  { av(0xFD000000|rnd(n, t), "str d%d, [x%d]", t, n) }
+func dup4s(d, n int) { av(0x4E040C00|rnd(n, d), "dup v%d.4s, w%d", d, n) }
+
+// armKernel describes one arm64 kernel for the counting table.
+type armKernel struct {
+	name   string
+	isa    string // the ISA constant's name
+	lanes  int    // channels per pass
+	counts map[string]int
+	vec    map[string]int
+	mem    map[string]int
+}
+
+// genARM64 writes tile_arm64.s and tile_counts.go.
+//
+// Registers: R0 args; R1-R4 the pixels' input pointers (post-incremented);
+// R5 weights; R6 tap offsets; R7 taps left; R8 bytes per tap; R9 bytes left
+// in this tap; R10 first channel of the pass; R11 parameters; R12 scratch;
+// R13 the weights' group stride (nr*4 bytes); R19-R22 output pointers.
+// Vector: V0-V15 accumulators (4 pixels x 4), V16-V19 weights, V20-V23
+// inputs, V24-V31 products and requantization temporaries.
+func genARM64(check bool) {
+	fmt.Fprintf(&b, "// Code generated by gen_tile.go; DO NOT EDIT.\n\n#include \"textflag.h\"\n")
+	kernels := []*armKernel{
+		{name: "tileNEONDot", isa: "NEONDot", lanes: 16},
+		{name: "tileNEON", isa: "NEON", lanes: 8},
+	}
+	for _, k := range kernels {
+		armCounts, armVec, armMem = map[string]int{}, map[string]int{}, map[string]int{}
+		genARMKernel(k)
+		k.counts, k.vec, k.mem = armCounts, armVec, armMem
+	}
+	write("tile_arm64.s", b.String())
+
+	var c strings.Builder
+	fmt.Fprintf(&c, "// Code generated by gen_tile.go; DO NOT EDIT.\n\npackage fast\n\n")
+	fmt.Fprintf(&c, "// armKernelCounts is the number of instructions the arm64 micro-kernels\n// execute, by region of tile_arm64.s (see ArmKernelCost).\nvar armKernelCounts = map[ISA]armCount{\n")
+	for _, k := range kernels {
+		chunk := 16
+		if k.isa == "NEON" {
+			chunk = 8
+		}
+		fmt.Fprintf(&c, "\t%s: {lanes: %d, chunkBytes: %d,\n", k.isa, k.lanes, chunk)
+		for _, m := range []struct {
+			name string
+			c    map[string]int
+		}{{"all", k.counts}, {"vec", k.vec}, {"mem", k.mem}} {
+			fmt.Fprintf(&c, "\t\t%s: armRegions{call: %d, pass: %d, tap: %d, chunk: %d, single: %d},\n",
+				m.name, m.c["call"], m.c["pass"], m.c["tap"], m.c["chunk"], m.c["single"])
+		}
+		fmt.Fprintf(&c, "\t},\n")
+	}
+	fmt.Fprintf(&c, "}\n")
+	src, err := format.Source([]byte(c.String()))
+	if err != nil {
+		fail(err)
+	}
+	write("tile_counts.go", string(src))
+	if check {
+		checkARM()
+	}
+}
+
+func genARMKernel(k *armKernel) {
+	dot := k.isa == "NEONDot"
+	fmt.Fprintf(&b, "\n// func %s(a *tileArgs)\nTEXT ·%s(SB), NOSPLIT, $0-8\n", k.name, k.name)
+	armRegion = "call"
+	ag("MOVD a+0(FP), R0")
+	ag("MOVD %d(R0), R8 // bytes per tap", offKBytes)
+	ag("MOVD $%d, R13 // weights' group stride", 4*nr)
+	ag("MOVD $0, R10")
+	if !dot {
+		ag("MOVW %d(R0), R14 // 1: no SMLAL pairs (a weight is -128)", offNoPair)
+	}
+	label("pass")
+	armRegion = "pass"
+	ag("MOVD %d(R0), R11", offParams)
+	ag("ADD R10<<2, R11, R11 // parameters of this pass's channels")
+	if dot {
+		// The accumulators start at the bias (int32 sums wrap alike in
+		// any order): four loads instead of sixteen EORs and ADDs.
+		for j := range mr {
+			ld1x4s(4*j, 11)
+		}
+	} else {
+		for r := range 16 {
+			veor(r, r, r)
+		}
+	}
+	ag("MOVD %d(R0), R5", offW)
+	ag("ADD R10<<2, R5, R5 // weights of this pass's channels")
+	ag("MOVD %d(R0), R6", offTaps)
+	ag("MOVD %d(R0), R7", offNTaps)
+	label("tap")
+	armRegion = "tap"
+	ag("MOVW (R6), R12")
+	for j := range mr {
+		ag("MOVD %d(R0), R%d", offIn+8*j, 1+j)
+		ag("ADD R12, R%d, R%d", 1+j, 1+j)
+	}
+	ag("MOVD R8, R9")
+	if dot {
+		ag("CMP $16, R9")
+		ag("BLT tail")
+		label("chunk")
+		armRegion = "chunk"
+		for j := range mr {
+			ldrQpost(20+j, 1+j)
+		}
+		for g := range 4 {
+			ld1x4(16, 5, 13)
+			for j := range mr {
+				for q := range 4 {
+					sdot(4*j+q, 16+q, 20+j, g)
+				}
+			}
+		}
+		ag("SUB $16, R9, R9")
+		ag("CMP $16, R9")
+		ag("BGE chunk")
+		label("tail")
+		armRegion = "tap"
+		ag("CBZ R9, tapdone")
+		label("single")
+		armRegion = "single"
+		for j := range mr {
+			ldrSpost(20+j, 1+j)
+		}
+		ld1x4(16, 5, 13)
+		for j := range mr {
+			for q := range 4 {
+				sdot(4*j+q, 16+q, 20+j, 0)
+			}
+		}
+	} else {
+		// Pairs of 4-byte groups first: SMLAL adds the second group's
+		// products to the first's in int16, exact while no weight is
+		// -128 (|w*x| <= 127*128, two such sums fit int16). TFLite's int8
+		// weights are symmetric, [-127, 127]; a layer with a -128 weight
+		// sets tileArgs.nopair (R14) and runs its groups one by one.
+		ag("CBNZ R14, single")
+		ag("CMP $8, R9")
+		ag("BLT single")
+		label("pair")
+		armRegion = "chunk"
+		ld1x2(16, 5, 13)
+		ld1x2(18, 5, 13)
+		for j := range mr {
+			ld1r4(20+j, 1+j)
+			ld1r4(24+j, 1+j)
+		}
+		for j := range mr {
+			smull(28, 16, 20+j)
+			smlal(28, 18, 24+j)
+			smull2(29, 16, 20+j)
+			smlal2(29, 18, 24+j)
+			smull(30, 17, 20+j)
+			smlal(30, 19, 24+j)
+			smull2(31, 17, 20+j)
+			smlal2(31, 19, 24+j)
+			for h := range 4 {
+				sadalp(4*j+h, 28+h)
+			}
+		}
+		ag("SUB $8, R9, R9")
+		ag("CMP $8, R9")
+		ag("BGE pair")
+		armRegion = "tap"
+		ag("CBZ R9, tapdone")
+		label("single")
+		armRegion = "single"
+		ld1x2(16, 5, 13)
+		for j := range mr {
+			ld1r4(20+j, 1+j)
+		}
+		// Accumulator 4j+h holds pixel j's channels 2h, 2h+1, two partial
+		// sums each (inputs 0+1, 2+3): SMULL's products fit int16
+		// (|w*x| <= 2^14), SADALP adds neighbours into int32.
+		for j := range mr {
+			t := 24 + 4*(j%2)
+			smull(t, 16, 20+j)
+			smull2(t+1, 16, 20+j)
+			smull(t+2, 17, 20+j)
+			smull2(t+3, 17, 20+j)
+			for h := range 4 {
+				sadalp(4*j+h, t+h)
+			}
+		}
+	}
+	ag("SUBS $4, R9, R9")
+	ag("BNE single")
+	label("tapdone")
+	armRegion = "tap"
+	ag("ADD $4, R6, R6")
+	ag("SUBS $1, R7, R7")
+	ag("BNE tap")
+
+	armRegion = "pass"
+	vecs := 4 // accumulator vectors of 4 channels per pixel
+	if !dot {
+		vecs = 2
+		for j := range mr {
+			vaddp(4*j, 4*j, 4*j+1)
+			vaddp(4*j+1, 4*j+2, 4*j+3)
+		}
+	}
+	ag("MOVW %d(R0), R12", offZP)
+	dup8h(28, 12)
+	ag("MOVW %d(R0), R12", offMin)
+	dup16b(29, 12)
+	ag("MOVW %d(R0), R12", offMax)
+	dup16b(30, 12)
+	// Requantization, TFLite's NEON way, exact: SSHL (left shift, wraps),
+	// SQRDMULH (= SaturatingRoundingDoublingHighMul), then
+	// RoundingDivideByPOT as SRSHL by -rsh after subtracting 1 from
+	// negative values (SRSHL rounds ties up; the reference away from
+	// zero). The 1 comes from SSRA of (x AND -rsh) >> 31: -1 exactly when
+	// x < 0 and rsh > 0; it cannot wrap, as SQRDMULH by a multiplier in
+	// [0, 2^31) never returns -2^31.
+	if !dot {
+		for q := range vecs {
+			ldrQ(16, 11, rowBias*nr*4+16*q)
+			for j := range mr {
+				vadd(4*j+q, 4*j+q, 16)
+			}
+		}
+	}
+	// Left shifts only where a channel of the layer has one (multipliers
+	// above 1 are rare): counted as always run.
+	ag("MOVW %d(R0), R12", offLsh)
+	ag("CBZ R12, nolsh")
+	for q := range vecs {
+		ldrQ(17, 11, rowLsh*nr*4+16*q)
+		for j := range mr {
+			vsshl(4*j+q, 4*j+q, 17)
+		}
+	}
+	label("nolsh")
+	for q := range vecs {
+		ldrQ(18, 11, rowMult*nr*4+16*q)
+		ldrQ(19, 11, rowNrsh*nr*4+16*q)
+		for j := range mr {
+			x := 4*j + q
+			vsqrdmulh(x, x, 18)
+			vand(20+j, x, 19)
+			ssra31(x, 20+j)
+			vsrshl(x, x, 19)
+		}
+	}
+	// Then the zero point and the clamp, on narrowed lanes: saturating
+	// to int16, adding the zero point saturating, saturating to int8 and
+	// clamping to [actMin, actMax] (inside int8) gives the reference's
+	// clamp(x + zp, actMin, actMax) for every int32 x.
+	for j := range mr {
+		ag("MOVD %d(R0), R%d", offOut+8*j, 19+j)
+		ag("ADD R10, R%d, R%d", 19+j, 19+j)
+		sqxtnH(24, 4*j)
+		sqxtn2H(24, 4*j+1)
+		vsqadd8h(24, 24, 28)
+		if dot {
+			sqxtnH(25, 4*j+2)
+			sqxtn2H(25, 4*j+3)
+			vsqadd8h(25, 25, 28)
+			sqxtnB(24, 24)
+			sqxtn2B(24, 25)
+			vsmax16b(24, 24, 29)
+			vsmin16b(24, 24, 30)
+			strQ(24, 19+j)
+		} else {
+			sqxtnB(24, 24)
+			vsmax8b(24, 24, 29)
+			vsmin8b(24, 24, 30)
+			strD(24, 19+j)
+		}
+	}
+	ag("ADD $%d, R10, R10", k.lanes)
+	ag("CMP $%d, R10", nr)
+	ag("BLT pass")
+	armRegion = "call"
+	ag("RET")
+}
+
+// checkARM assembles every hand-encoded instruction with GNU as and
+// compares the words.
+func checkARM() {
+	dir, err := os.MkdirTemp("", "gen_tile")
+	if err != nil {
+		fail(err)
+	}
+	defer os.RemoveAll(dir)
+	seen := map[string]uint32{}
+	var src strings.Builder
+	var list []armInst
+	for _, in := range armChecked {
+		if _, ok := seen[in.gnu]; !ok {
+			seen[in.gnu] = in.word
+			list = append(list, in)
+			fmt.Fprintf(&src, "\t%s\n", in.gnu)
+		}
+	}
+	s, o, bin := dir+"/a.s", dir+"/a.o", dir+"/a.bin"
+	write(s, src.String())
+	for _, cmd := range [][]string{
+		{"aarch64-linux-gnu-as", "-march=armv8.2-a+dotprod", "-o", o, s},
+		{"aarch64-linux-gnu-objcopy", "-O", "binary", "-j", ".text", o, bin},
+	} {
+		if out, err := exec.Command(cmd[0], cmd[1:]...).CombinedOutput(); err != nil {
+			fail(fmt.Errorf("%v: %v\n%s", cmd, err, out))
+		}
+	}
+	raw, err := os.ReadFile(bin)
+	if err != nil {
+		fail(err)
+	}
+	if len(raw) != 4*len(list) {
+		fail(fmt.Errorf("GNU as wrote %d bytes for %d instructions", len(raw), len(list)))
+	}
+	bad := 0
+	for i, in := range list {
+		w := binary.LittleEndian.Uint32(raw[4*i:])
+		if w != in.word {
+			bad++
+			fmt.Fprintf(os.Stderr, "%-50s ours 0x%08X, GNU as 0x%08X\n", in.gnu, in.word, w)
+		}
+	}
+	if bad > 0 {
+		fail(fmt.Errorf("%d of %d encodings differ", bad, len(list)))
+	}
+	fmt.Fprintf(os.Stderr, "gen_tile: %d distinct arm64 encodings match GNU as\n", len(list))
+}
+
+func fail(err error) {
+	fmt.Fprintln(os.Stderr, "gen_tile:", err)
+	os.Exit(1)
+}

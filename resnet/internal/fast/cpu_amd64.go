@@ -13,6 +13,10 @@ const (
 	hasNEONDot = false
 )
 
+// fp32RequantArch: the families whose assembly has the "xnnpack" (float32)
+// requantization stage.
+var fp32RequantArch = map[ISA]bool{AVX512VNNI: true}
+
 // The amd64 micro-kernels (tile_amd64.s, written by gen_tile.go): tileGo's
 // contract, 4 pixels x 64 channels per call (AVX-512 VNNI and AVX2 also 32 and 16).
 

@@ -10,6 +10,10 @@ const (
 	hasNEONDot    = false
 )
 
+// fp32RequantArch: the families whose assembly has the "xnnpack" (float32)
+// requantization stage.
+var fp32RequantArch = map[ISA]bool{}
+
 func tileAVX512VNNI(a *tileArgs)    { panic("fast: AVX-512 VNNI kernel called on a CPU without it") }
 func tileAVX512VNNIx32(a *tileArgs) { panic("fast: AVX-512 VNNI kernel called on a CPU without it") }
 func tileAVX512VNNIx16(a *tileArgs) { panic("fast: AVX-512 VNNI kernel called on a CPU without it") }

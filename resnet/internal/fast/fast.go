@@ -87,9 +87,9 @@ func (i ISA) Supported() bool {
 func (i ISA) signedInput() bool { return i == NEON || i == NEONDot }
 
 // fp32Requant reports whether family i's assembly has the "xnnpack"
-// (float32) requantization stage; the others run that arithmetic on the Go
-// micro-kernel.
-func (i ISA) fp32Requant() bool { return i == Go || i == AVX512VNNI }
+// (float32) requantization stage (fp32RequantArch, per architecture); the
+// others run that arithmetic on the Go micro-kernel.
+func (i ISA) fp32Requant() bool { return i == Go || fp32RequantArch[i] }
 
 // Available lists the families this CPU runs, fastest last.
 func Available() []ISA {

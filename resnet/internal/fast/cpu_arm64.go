@@ -14,7 +14,7 @@ var hasNEONDot = cpu.ARM64.HasASIMDDP
 
 // fp32RequantArch: the families whose assembly has the "xnnpack" (float32)
 // requantization stage.
-var fp32RequantArch = map[ISA]bool{}
+var fp32RequantArch = map[ISA]bool{NEON: true, NEONDot: true}
 
 // The arm64 micro-kernels (tile_arm64.s, written by gen_tile.go): tileGo's
 // contract, 4 pixels x 64 channels per call, on signed input bytes.

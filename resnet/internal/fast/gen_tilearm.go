@@ -135,6 +135,16 @@ func ldrSpost(t, n int) { av(0xBC404400|rnd(n, t), "ldr s%d, [x%d], #4", t, n) }
 func ldrQ(t, n, off int) {
 	av(0x3DC00000|uint32(off/16)<<10|rnd(n, t), "ldr q%d, [x%d, #%d]", t, n, off)
 }
+
+// The float32 forms (size bit 0: .4S).
+func scvtf(d, n int)    { av(0x4E21D800|rnd(n, d), "scvtf v%d.4s, v%d.4s", d, n) }
+func fcvtns(d, n int)   { av(0x4E21A800|rnd(n, d), "fcvtns v%d.4s, v%d.4s", d, n) }
+func vfmul(d, n, m int) { same3(0x6E20DC00, "fmul", "4s", d, n, m) }
+
+// armRowScale is the parameter row of the "xnnpack" float32 scales
+// (conv.go's parScale), after gen_tile.go's rowNrsh.
+const armRowScale = rowNrsh + 1
+
 func strQ(t, n int)  { av(0x3D800000|rnd(n, t), "str q%d, [x%d]", t, n) }
 func strD(t, n int)  { av(0xFD000000|rnd(n, t), "str d%d, [x%d]", t, n) }
 func dup4s(d, n int) { av(0x4E040C00|rnd(n, d), "dup v%d.4s, w%d", d, n) }
@@ -210,6 +220,7 @@ func genARMKernel(k *armKernel) {
 	if !dot {
 		ag("MOVW %d(R0), R14 // 1: no SMLAL pairs (a weight is -128)", offNoPair)
 	}
+	ag("MOVW %d(R0), R15 // 1: the xnnpack (float32) requantization", offFP32)
 	label("pass")
 	armRegion = "pass"
 	ag("MOVD %d(R0), R11", offParams)
@@ -363,6 +374,9 @@ func genARMKernel(k *armKernel) {
 			}
 		}
 	}
+	// The float32 requantization is out of line, after RET: the fixed-point
+	// path pays one branch per pass for it.
+	ag("CBNZ R15, fp32")
 	// Left shifts only where a channel of the layer has one (multipliers
 	// above 1 are rare): counted as always run.
 	ag("MOVW %d(R0), R12", offLsh)
@@ -385,6 +399,7 @@ func genARMKernel(k *armKernel) {
 			vsrshl(x, x, 19)
 		}
 	}
+	label("narrow")
 	// Then the zero point and the clamp, on narrowed lanes: saturating
 	// to int16, adding the zero point saturating, saturating to int8 and
 	// clamping to [actMin, actMax] (inside int8) gives the reference's
@@ -416,6 +431,28 @@ func genARMKernel(k *armKernel) {
 	ag("BLT pass")
 	armRegion = "call"
 	ag("RET")
+
+	// The "xnnpack" arithmetic (ref.RequantizeFP32): float32(acc + bias)
+	// * scale (SCVTF and FMUL round to nearest even, as Go does: Go leaves
+	// FPCR at its default), then FCVTNS, which rounds to nearest even and
+	// saturates to int32. The reference clamps to [min - zp, max - zp] in
+	// float before rounding; rounding first and clamping the integer (the
+	// narrowing chain at narrow, exact for every int32) gives the same
+	// value, as rounding is monotonic and both bounds are integers, and a
+	// saturated FCVTNS lies beyond either bound. Not in the counts: the
+	// estimate and armcount price the fixed-point arithmetic.
+	label("fp32")
+	armRegion = "fp32"
+	for q := range vecs {
+		ldrQ(18, 11, armRowScale*nr*4+16*q)
+		for j := range mr {
+			x := 4*j + q
+			scvtf(x, x)
+			vfmul(x, x, 18)
+			fcvtns(x, x)
+		}
+	}
+	ag("B narrow")
 }
 
 // checkARM assembles every hand-encoded instruction with GNU as and

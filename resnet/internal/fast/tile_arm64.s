@@ -8,6 +8,7 @@ TEXT ·tileNEONDot(SB), NOSPLIT, $0-8
 	MOVD 96(R0), R8 // bytes per tap
 	MOVD $256, R13 // weights' group stride
 	MOVD $0, R10
+	MOVW 116(R0), R15 // 1: the xnnpack (float32) requantization
 pass:
 	MOVD 72(R0), R11
 	ADD R10<<2, R11, R11 // parameters of this pass's channels
@@ -144,6 +145,7 @@ tapdone:
 	WORD $0x4E010D9D // dup v29.16b, w12
 	MOVW 112(R0), R12
 	WORD $0x4E010D9E // dup v30.16b, w12
+	CBNZ R15, fp32
 	MOVW 124(R0), R12
 	CBZ R12, nolsh
 	WORD $0x3DC08171 // ldr q17, [x11, #512]
@@ -239,6 +241,7 @@ nolsh:
 	WORD $0x4E331DF7 // and v23.16b, v15.16b, v19.16b
 	WORD $0x4F2116EF // ssra v15.4s, v23.4s, #31
 	WORD $0x4EB355EF // srshl v15.4s, v15.4s, v19.4s
+narrow:
 	MOVD 32(R0), R19
 	ADD R10, R19, R19
 	WORD $0x0E614818 // sqxtn v24.4h, v0.4s
@@ -295,6 +298,60 @@ nolsh:
 	CMP $64, R10
 	BLT pass
 	RET
+fp32:
+	WORD $0x3DC1C172 // ldr q18, [x11, #1792]
+	WORD $0x4E21D800 // scvtf v0.4s, v0.4s
+	WORD $0x6E32DC00 // fmul v0.4s, v0.4s, v18.4s
+	WORD $0x4E21A800 // fcvtns v0.4s, v0.4s
+	WORD $0x4E21D884 // scvtf v4.4s, v4.4s
+	WORD $0x6E32DC84 // fmul v4.4s, v4.4s, v18.4s
+	WORD $0x4E21A884 // fcvtns v4.4s, v4.4s
+	WORD $0x4E21D908 // scvtf v8.4s, v8.4s
+	WORD $0x6E32DD08 // fmul v8.4s, v8.4s, v18.4s
+	WORD $0x4E21A908 // fcvtns v8.4s, v8.4s
+	WORD $0x4E21D98C // scvtf v12.4s, v12.4s
+	WORD $0x6E32DD8C // fmul v12.4s, v12.4s, v18.4s
+	WORD $0x4E21A98C // fcvtns v12.4s, v12.4s
+	WORD $0x3DC1C572 // ldr q18, [x11, #1808]
+	WORD $0x4E21D821 // scvtf v1.4s, v1.4s
+	WORD $0x6E32DC21 // fmul v1.4s, v1.4s, v18.4s
+	WORD $0x4E21A821 // fcvtns v1.4s, v1.4s
+	WORD $0x4E21D8A5 // scvtf v5.4s, v5.4s
+	WORD $0x6E32DCA5 // fmul v5.4s, v5.4s, v18.4s
+	WORD $0x4E21A8A5 // fcvtns v5.4s, v5.4s
+	WORD $0x4E21D929 // scvtf v9.4s, v9.4s
+	WORD $0x6E32DD29 // fmul v9.4s, v9.4s, v18.4s
+	WORD $0x4E21A929 // fcvtns v9.4s, v9.4s
+	WORD $0x4E21D9AD // scvtf v13.4s, v13.4s
+	WORD $0x6E32DDAD // fmul v13.4s, v13.4s, v18.4s
+	WORD $0x4E21A9AD // fcvtns v13.4s, v13.4s
+	WORD $0x3DC1C972 // ldr q18, [x11, #1824]
+	WORD $0x4E21D842 // scvtf v2.4s, v2.4s
+	WORD $0x6E32DC42 // fmul v2.4s, v2.4s, v18.4s
+	WORD $0x4E21A842 // fcvtns v2.4s, v2.4s
+	WORD $0x4E21D8C6 // scvtf v6.4s, v6.4s
+	WORD $0x6E32DCC6 // fmul v6.4s, v6.4s, v18.4s
+	WORD $0x4E21A8C6 // fcvtns v6.4s, v6.4s
+	WORD $0x4E21D94A // scvtf v10.4s, v10.4s
+	WORD $0x6E32DD4A // fmul v10.4s, v10.4s, v18.4s
+	WORD $0x4E21A94A // fcvtns v10.4s, v10.4s
+	WORD $0x4E21D9CE // scvtf v14.4s, v14.4s
+	WORD $0x6E32DDCE // fmul v14.4s, v14.4s, v18.4s
+	WORD $0x4E21A9CE // fcvtns v14.4s, v14.4s
+	WORD $0x3DC1CD72 // ldr q18, [x11, #1840]
+	WORD $0x4E21D863 // scvtf v3.4s, v3.4s
+	WORD $0x6E32DC63 // fmul v3.4s, v3.4s, v18.4s
+	WORD $0x4E21A863 // fcvtns v3.4s, v3.4s
+	WORD $0x4E21D8E7 // scvtf v7.4s, v7.4s
+	WORD $0x6E32DCE7 // fmul v7.4s, v7.4s, v18.4s
+	WORD $0x4E21A8E7 // fcvtns v7.4s, v7.4s
+	WORD $0x4E21D96B // scvtf v11.4s, v11.4s
+	WORD $0x6E32DD6B // fmul v11.4s, v11.4s, v18.4s
+	WORD $0x4E21A96B // fcvtns v11.4s, v11.4s
+	WORD $0x4E21D9EF // scvtf v15.4s, v15.4s
+	WORD $0x6E32DDEF // fmul v15.4s, v15.4s, v18.4s
+	WORD $0x4E21A9EF // fcvtns v15.4s, v15.4s
+	B narrow
 
 // func tileNEON(a *tileArgs)
 TEXT ·tileNEON(SB), NOSPLIT, $0-8
@@ -303,6 +360,7 @@ TEXT ·tileNEON(SB), NOSPLIT, $0-8
 	MOVD $256, R13 // weights' group stride
 	MOVD $0, R10
 	MOVW 128(R0), R14 // 1: no SMLAL pairs (a weight is -128)
+	MOVW 116(R0), R15 // 1: the xnnpack (float32) requantization
 pass:
 	MOVD 72(R0), R11
 	ADD R10<<2, R11, R11 // parameters of this pass's channels
@@ -471,6 +529,7 @@ tapdone:
 	WORD $0x4EB084A5 // add v5.4s, v5.4s, v16.4s
 	WORD $0x4EB08529 // add v9.4s, v9.4s, v16.4s
 	WORD $0x4EB085AD // add v13.4s, v13.4s, v16.4s
+	CBNZ R15, fp32
 	MOVW 124(R0), R12
 	CBZ R12, nolsh
 	WORD $0x3DC08171 // ldr q17, [x11, #512]
@@ -520,6 +579,7 @@ nolsh:
 	WORD $0x4E331DB7 // and v23.16b, v13.16b, v19.16b
 	WORD $0x4F2116ED // ssra v13.4s, v23.4s, #31
 	WORD $0x4EB355AD // srshl v13.4s, v13.4s, v19.4s
+narrow:
 	MOVD 32(R0), R19
 	ADD R10, R19, R19
 	WORD $0x0E614818 // sqxtn v24.4h, v0.4s
@@ -560,3 +620,31 @@ nolsh:
 	CMP $64, R10
 	BLT pass
 	RET
+fp32:
+	WORD $0x3DC1C172 // ldr q18, [x11, #1792]
+	WORD $0x4E21D800 // scvtf v0.4s, v0.4s
+	WORD $0x6E32DC00 // fmul v0.4s, v0.4s, v18.4s
+	WORD $0x4E21A800 // fcvtns v0.4s, v0.4s
+	WORD $0x4E21D884 // scvtf v4.4s, v4.4s
+	WORD $0x6E32DC84 // fmul v4.4s, v4.4s, v18.4s
+	WORD $0x4E21A884 // fcvtns v4.4s, v4.4s
+	WORD $0x4E21D908 // scvtf v8.4s, v8.4s
+	WORD $0x6E32DD08 // fmul v8.4s, v8.4s, v18.4s
+	WORD $0x4E21A908 // fcvtns v8.4s, v8.4s
+	WORD $0x4E21D98C // scvtf v12.4s, v12.4s
+	WORD $0x6E32DD8C // fmul v12.4s, v12.4s, v18.4s
+	WORD $0x4E21A98C // fcvtns v12.4s, v12.4s
+	WORD $0x3DC1C572 // ldr q18, [x11, #1808]
+	WORD $0x4E21D821 // scvtf v1.4s, v1.4s
+	WORD $0x6E32DC21 // fmul v1.4s, v1.4s, v18.4s
+	WORD $0x4E21A821 // fcvtns v1.4s, v1.4s
+	WORD $0x4E21D8A5 // scvtf v5.4s, v5.4s
+	WORD $0x6E32DCA5 // fmul v5.4s, v5.4s, v18.4s
+	WORD $0x4E21A8A5 // fcvtns v5.4s, v5.4s
+	WORD $0x4E21D929 // scvtf v9.4s, v9.4s
+	WORD $0x6E32DD29 // fmul v9.4s, v9.4s, v18.4s
+	WORD $0x4E21A929 // fcvtns v9.4s, v9.4s
+	WORD $0x4E21D9AD // scvtf v13.4s, v13.4s
+	WORD $0x6E32DDAD // fmul v13.4s, v13.4s, v18.4s
+	WORD $0x4E21A9AD // fcvtns v13.4s, v13.4s
+	B narrow

@@ -32,6 +32,9 @@ const (
 	// FloatAVX512 is the amd64 AVX-512F micro-kernel (6 pixels x 32
 	// channels, two ZMM vectors).
 	FloatAVX512
+	// FloatNEON is the arm64 NEON micro-kernel (6 pixels x 16 channels,
+	// four Q registers, FMLA by element).
+	FloatNEON
 )
 
 func (k FloatKernel) String() string {
@@ -42,6 +45,8 @@ func (k FloatKernel) String() string {
 		return "avx2fma"
 	case FloatAVX512:
 		return "avx512f"
+	case FloatNEON:
+		return "neon"
 	}
 	return fmt.Sprintf("FloatKernel(%d)", int(k))
 }
@@ -55,6 +60,8 @@ func (k FloatKernel) Supported() bool {
 		return hasFMA
 	case FloatAVX512:
 		return hasAVX512F
+	case FloatNEON:
+		return hasNEONFloat
 	}
 	return false
 }
@@ -70,7 +77,7 @@ func (k FloatKernel) nr() int {
 // FloatKernels lists the float families this CPU runs, slower first.
 func FloatKernels() []FloatKernel {
 	var out []FloatKernel
-	for _, k := range []FloatKernel{FloatGo, FloatAVX2, FloatAVX512} {
+	for _, k := range []FloatKernel{FloatGo, FloatAVX2, FloatAVX512, FloatNEON} {
 		if k.Supported() {
 			out = append(out, k)
 		}
@@ -79,14 +86,15 @@ func FloatKernels() []FloatKernel {
 }
 
 // Float is the float micro-kernel that goes with int8 family i: the widest
-// vectors family i implies, the portable kernel where no float assembly
-// exists (arm64 today).
+// vectors family i implies, the portable kernel for family Go.
 func (i ISA) Float() FloatKernel {
 	switch {
 	case i == AVX512VNNI && FloatAVX512.Supported():
 		return FloatAVX512
 	case (i == AVX512VNNI || i == AVX2 || i == AVXVNNI) && FloatAVX2.Supported():
 		return FloatAVX2
+	case (i == NEON || i == NEONDot) && FloatNEON.Supported():
+		return FloatNEON
 	}
 	return FloatGo
 }
@@ -176,6 +184,9 @@ func (c *FConv) ScratchBytes() int {
 
 // Kernel is the micro-kernel family c was packed for.
 func (c *FConv) Kernel() FloatKernel { return c.kernel }
+
+// Params is the convolution c computes.
+func (c *FConv) Params() ref.Conv { return c.p }
 
 // MACs is the number of multiply-accumulates one run performs.
 func (c *FConv) MACs() int64 {
@@ -285,6 +296,8 @@ func (c *FConv) runTile(a *ftileArgs) {
 		ftileAVX512(a)
 	case FloatAVX2:
 		ftileAVX2(a)
+	case FloatNEON:
+		ftileNEON(a)
 	default:
 		ftileGo(a)
 	}

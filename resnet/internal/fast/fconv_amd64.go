@@ -7,6 +7,8 @@ var (
 	hasAVX512F = cpu.X86.HasAVX512F
 )
 
+const hasNEONFloat = false
+
 // The float micro-kernels (ftile_amd64.s, written by gen_ftile.go).
 
 //go:noescape
@@ -14,3 +16,5 @@ func ftileAVX2(a *ftileArgs)
 
 //go:noescape
 func ftileAVX512(a *ftileArgs)
+
+func ftileNEON(a *ftileArgs) { panic("fast: NEON float kernel called on amd64") }

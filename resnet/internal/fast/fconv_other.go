@@ -1,11 +1,13 @@
-//go:build !amd64
+//go:build !amd64 && !arm64
 
 package fast
 
 const (
-	hasFMA     = false
-	hasAVX512F = false
+	hasFMA       = false
+	hasAVX512F   = false
+	hasNEONFloat = false
 )
 
 func ftileAVX2(a *ftileArgs)   { panic("fast: AVX2 float kernel called off amd64") }
 func ftileAVX512(a *ftileArgs) { panic("fast: AVX-512 float kernel called off amd64") }
+func ftileNEON(a *ftileArgs)   { panic("fast: NEON float kernel called off arm64") }

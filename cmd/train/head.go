@@ -356,19 +356,20 @@ func exportHead(m *resnet.Model, h *head.Head, embs [][]float32, files []string,
 	if !isFloatModel(out) {
 		return out, nil
 	}
+	// Streamed: one decoded image at a time, however many the folder has.
 	step := max(1, len(files)/headCalibrationImages)
-	var samples []quant.Sample
-	for i := 0; i < len(files); i += step {
-		x := make([]float32, prep.in.Elements())
-		if err := prep.prepare(x, files[i]); err != nil {
+	x := make([]float32, prep.in.Elements())
+	src := quant.SampleFunc{N: (len(files) + step - 1) / step, Make: func(i int) (quant.Sample, error) {
+		if err := prep.prepare(x, files[i*step]); err != nil {
 			return nil, err
 		}
-		samples = append(samples, quant.Sample{x})
-	}
-	q, err := quant.Model(out, samples, quant.Options{})
+		return quant.Sample{x}, nil
+	}}
+	r, err := quant.RunSamples(out, src, quant.Options{})
 	if err != nil {
 		return nil, fmt.Errorf("quantizing the float model with its new head: %w", err)
 	}
+	q := r.Model
 	return q, nil
 }
 

@@ -394,3 +394,40 @@ func TestHeadTeachesAClassifierWithoutAnEmbeddingOutput(t *testing.T) {
 		t.Errorf("the written model has %d outputs; want scores and the embedding", len(got.Outputs))
 	}
 }
+
+// A float base model (pretrained's model-float.tflite) gets its head and is
+// then quantized, calibrated on the folder's images read one at a time: the
+// written model is int8 and keeps the embedding; an image that does not
+// decode is named in the error and nothing is written.
+func TestHeadOnAFloatBaseWritesAnInt8Model(t *testing.T) {
+	dir := t.TempDir()
+	weights := filepath.Join(dir, "w.safetensors")
+	writePretrainedSafetensors(t, weights, pretrainedWeights(t, 10, 3))
+	base := filepath.Join(dir, "base")
+	if code, _, stderr := cli("pretrained", "--arch", "resnet18", "--weights", weights, "--classes", "10", "--input", "64", "--out", base); code != 0 {
+		t.Fatalf("pretrained: exit %d: %s", code, stderr)
+	}
+	data := writeFashionFolder(t, t.TempDir(), "train", 10, map[string]int32{"bag": 8, "boot": 9})
+	out := filepath.Join(dir, "mine.tflite")
+	code, stdout, stderr := runHeadCommand(t, "--model", filepath.Join(base, "model-float.tflite"), "--data", "folder:"+data, "--mode", "replace", "--out", out)
+	if code != 0 {
+		t.Fatalf("head on a float base: exit %d: %s", code, stderr)
+	}
+	if !strings.Contains(stdout, "int8") {
+		t.Errorf("head's summary does not say the model is int8:\n%s", stdout)
+	}
+	loadHeadOutput(t, out, []string{"bag", "boot"})
+
+	// A folder image that does not decode: a clear error, nothing written.
+	if err := os.WriteFile(filepath.Join(data, "bag", "broken.png"), []byte("not a png"), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	bad := filepath.Join(dir, "bad.tflite")
+	code, _, stderr = runHeadCommand(t, "--model", filepath.Join(base, "model-float.tflite"), "--data", "folder:"+data, "--out", bad)
+	if code == 0 || !strings.Contains(stderr, "broken.png") {
+		t.Errorf("an undecodable image: exit %d, stderr %q; want an error naming broken.png", code, stderr)
+	}
+	if _, err := os.Stat(bad); err == nil {
+		t.Error("a model was written despite the error")
+	}
+}

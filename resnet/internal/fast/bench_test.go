@@ -9,8 +9,15 @@ import (
 )
 
 // BenchmarkConv times ResNet-50's most common convolution shapes on every
-// micro-kernel family and thread count; GMAC/s is reported per shape.
-func BenchmarkConv(b *testing.B) {
+// micro-kernel family and thread count, in the reference arithmetic;
+// GMAC/s is reported per shape.
+func BenchmarkConv(b *testing.B) { benchConv(b, false) }
+
+// BenchmarkConvXNNPACK is BenchmarkConv in the "xnnpack" arithmetic (the
+// float32 requantization).
+func BenchmarkConvXNNPACK(b *testing.B) { benchConv(b, true) }
+
+func benchConv(b *testing.B, xnnpack bool) {
 	shapes := []convCase{
 		{1, 56, 56, 64, 64, 3, 3, 1, 1, 1, 1, resnet.PaddingSame, resnet.ActRelu},
 		{1, 56, 56, 256, 64, 1, 1, 1, 1, 1, 1, resnet.PaddingSame, resnet.ActRelu},
@@ -24,6 +31,9 @@ func BenchmarkConv(b *testing.B) {
 				b.Run(fmt.Sprintf("%v/threads=%d/%v", isa, threads, s), func(b *testing.B) {
 					r := rand.New(rand.NewPCG(1, 2))
 					p, filter, bias := randomConv(r, s)
+					if xnnpack {
+						withXNNPACK(&p)
+					}
 					c, err := NewConv(&p, filter, bias, isa)
 					if err != nil {
 						b.Fatal(err)

@@ -320,7 +320,7 @@ type tileArgs struct {
 	outZP  int32
 	actMin int32
 	actMax int32
-	fp32   int32 // 1: "xnnpack" requantization (parScale), Go kernel only
+	fp32   int32 // 1: "xnnpack" requantization (parScale), where the family has it (fp32RequantArch)
 	nr     int32 // tile width, read by the Go kernel (the assembly has it built in)
 	lsh    int32 // 1: some output channel shifts left (the arm64 kernels skip SSHL otherwise)
 	nopair int32 // 1: a weight is -128, so the NEON kernel must not sum two products in int16

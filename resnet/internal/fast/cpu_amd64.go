@@ -4,9 +4,15 @@ import "golang.org/x/sys/cpu"
 
 var (
 	hasAVX2       = cpu.X86.HasAVX2
-	hasAVXVNNI    = cpu.X86.HasAVX2 && cpu.X86.HasAVXVNNI
+	hasAVXVNNI    = cpu.X86.HasAVX2 && cpu.X86.HasAVXVNNI && !avxvnniAsEVEX() || avxvnniAsEVEX() && hasAVX512VNNI
 	hasAVX512VNNI = cpu.X86.HasAVX512F && cpu.X86.HasAVX512BW && cpu.X86.HasAVX512VL && cpu.X86.HasAVX512VNNI
 )
+
+// avxvnniAsEVEX reports whether tile_amd64.s was assembled with
+// -D AVXVNNI_AS_EVEX (scripts/test-avxvnni.sh): the AVX-VNNI kernel then
+// holds the EVEX VPDPBUSD (AVX-512 VNNI and VL) instead of the VEX one, so
+// that its tests run on an AVX-512 VNNI CPU; it runs where that does.
+func avxvnniAsEVEX() bool
 
 const (
 	hasNEON    = false
@@ -15,7 +21,7 @@ const (
 
 // fp32RequantArch: the families whose assembly has the "xnnpack" (float32)
 // requantization stage.
-var fp32RequantArch = map[ISA]bool{AVX512VNNI: true}
+var fp32RequantArch = map[ISA]bool{AVX2: true, AVXVNNI: true, AVX512VNNI: true}
 
 // The amd64 micro-kernels (tile_amd64.s, written by gen_tile.go): tileGo's
 // contract, 4 pixels x 64 channels per call (AVX-512 VNNI and AVX2 also 32 and 16).

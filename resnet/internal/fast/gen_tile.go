@@ -4,7 +4,8 @@
 // counts: go run gen_tile.go gen_tilearm.go (in this folder) rewrites
 // tile_amd64.s, tile_arm64.s and tile_counts.go; with -check it also
 // assembles every hand-encoded arm64 instruction with aarch64-linux-gnu-as
-// (Debian binutils-aarch64-linux-gnu) and fails when an encoding differs.
+// (Debian binutils-aarch64-linux-gnu), and every VEX-encoded amd64 one with
+// the host's GNU as, and fails when an encoding differs.
 // This file holds the shared layout and the amd64 kernels; gen_tilearm.go
 // the arm64 ones.
 //
@@ -23,6 +24,7 @@ package main
 import (
 	"fmt"
 	"os"
+	"os/exec"
 	"strings"
 )
 
@@ -68,6 +70,10 @@ func main() {
 	genAVX2(false, "tileAVX2x32", 32)
 	genAVX2(false, "tileAVX2x16", 16)
 	genAVX2(true, "tileAVXVNNI", nr)
+	genEVEXProbe()
+	if check {
+		checkVEX()
+	}
 	write("tile_amd64.s", b.String())
 	b.Reset()
 	genARM64(check)
@@ -206,7 +212,7 @@ func genAVX512(name string, vecs int) {
 	p("RET")
 }
 
-// Rows of the requantization parameters (conv.go's parBias...parNrsh),
+// Rows of the requantization parameters (conv.go's parBias...parScale),
 // each nr int32s.
 const (
 	rowBias = iota
@@ -216,6 +222,7 @@ const (
 	rowRmask
 	rowRhalf
 	rowNrsh
+	rowScale
 )
 
 // genAVX2 writes the 16-register YMM kernels. Neither has room for a
@@ -239,6 +246,9 @@ const (
 //
 // nr is the tile's width (64, or 32 or 16 for AVX2): the number of
 // channels swept and the stride of the weight groups and parameter rows.
+//
+// Each pass requantizes its channels in the reference arithmetic or, when
+// tileArgs.fp32 is set, in the "xnnpack" one (out of line, after RET).
 func genAVX2(vnni bool, name string, nr int) {
 	lanes := 8
 	if vnni {
@@ -305,6 +315,9 @@ func genAVX2(vnni bool, name string, nr int) {
 	}
 	p("MOVQ %d(DI), R12", offParams)
 	p("LEAQ (R12)(R13*4), R12 // parameters of this pass's channels")
+	p("MOVL %d(DI), AX // the xnnpack arithmetic?", offFP32)
+	p("TESTL AX, AX")
+	p("JNZ fp32")
 	p("MOVQ $0x40000000, AX")
 	p("MOVQ AX, X8")
 	p("VPBROADCASTQ X8, Y8 // 2^30, the rounding nudge")
@@ -353,18 +366,138 @@ func genAVX2(vnni bool, name string, nr int) {
 			_ = r
 		}
 	}
+	label("next")
 	p("ADDQ $%d, R13", lanes)
 	p("CMPQ R13, $%d", nr)
 	p("JLT pass")
 	p("VZEROUPPER")
 	p("RET")
+
+	// The "xnnpack" arithmetic (ref.RequantizeFP32), as in genAVX512:
+	// float32(acc + bias) * scale, clamped to [min - zp, max - zp] in
+	// float, rounded to nearest even by VCVTPS2DQ (Go keeps MXCSR at its
+	// default), plus zp. The result is in [min, max], so the packing
+	// cannot saturate.
+	label("fp32")
+	p("VPBROADCASTD %d(DI), Y8 // output zero point", offZP)
+	p("VPBROADCASTD %d(DI), Y14", offMin)
+	p("VPSUBD Y8, Y14, Y14")
+	p("VCVTDQ2PS Y14, Y14 // min - zp")
+	p("VPBROADCASTD %d(DI), Y15", offMax)
+	p("VPSUBD Y8, Y15, Y15")
+	p("VCVTDQ2PS Y15, Y15 // max - zp")
+	for q := range halves {
+		po := 32 * q
+		par := func(row int) string { return fmt.Sprintf("%d(R12)", row*nr*4+po) }
+		p("VMOVUPS %s, Y9 // scales", par(rowScale))
+		for j := range pix {
+			x := fmt.Sprintf("Y%d", 2*j)
+			xx := fmt.Sprintf("X%d", 2*j)
+			if vnni {
+				x = fmt.Sprintf("Y%d", 2*j+q)
+				xx = fmt.Sprintf("X%d", 2*j+q)
+			}
+			p("VPADDD %s, %s, %s", par(rowBias), x, x)
+			p("VCVTDQ2PS %s, %s", x, x)
+			p("VMULPS Y9, %s, %s", x, x)
+			p("VMAXPS Y14, %s, %s", x, x)
+			p("VMINPS Y15, %s, %s", x, x)
+			p("VCVTPS2DQ %s, %s", x, x)
+			p("VPADDD Y8, %s, %s", x, x)
+			p("VEXTRACTI128 $1, %s, X12", x)
+			p("VPACKSSDW X12, %s, X11", xx)
+			p("VPACKSSWB X11, X11, X11")
+			p("MOVQ %d(DI), AX", offOut+8*j)
+			p("ADDQ R13, AX")
+			p("VMOVQ X11, %d(AX)", 8*q)
+		}
+	}
+	p("JMP next")
 }
 
+// vexChecked is every VEX VPDPBUSD written, for -check: its bytes and
+// its GNU as spelling.
+var vexChecked []struct{ bytes, gnu string }
+
 // vpdpbusdY writes VPDPBUSD Y(dst), Y(u), Y(s) (VEX.256.66.0F38.W0 50 /r).
+// Assembled with -D AVXVNNI_AS_EVEX (scripts/test-avxvnni.sh) it is the
+// EVEX form instead, the same operation, which an AVX-512 VNNI CPU runs:
+// the AVX-VNNI kernel's tests then run on such a CPU (no emulator here
+// has AVX-VNNI), everything checked but these bytes, which -check
+// compares with GNU as.
 func vpdpbusdY(dst, u, s int) {
 	inv := func(bit int) int { return ^bit & 1 }
 	b1 := inv(dst>>3)<<7 | 1<<6 | inv(s>>3)<<5 | 0b00010
 	b2 := (^u&15)<<3 | 1<<2 | 0b01
 	modrm := 0xC0 | (dst&7)<<3 | s&7
+	fmt.Fprintf(&b, "#ifdef AVXVNNI_AS_EVEX\n")
+	p("VPDPBUSD Y%d, Y%d, Y%d // EVEX, for the tests", s, u, dst)
+	fmt.Fprintf(&b, "#else\n")
 	p("BYTE $0xC4; BYTE $0x%02X; BYTE $0x%02X; BYTE $0x50; BYTE $0x%02X // VPDPBUSD Y%d, Y%d, Y%d (VEX)", b1, b2, modrm, s, u, dst)
+	fmt.Fprintf(&b, "#endif\n")
+	vexChecked = append(vexChecked, struct{ bytes, gnu string }{
+		fmt.Sprintf("c4 %02x %02x 50 %02x", b1, b2, modrm),
+		fmt.Sprintf("{vex} vpdpbusd %%ymm%d, %%ymm%d, %%ymm%d", s, u, dst),
+	})
+}
+
+// genEVEXProbe writes avxvnniAsEVEX, which reports whether this file was
+// assembled with -D AVXVNNI_AS_EVEX (cpu_amd64.go then offers the
+// AVX-VNNI kernel where AVX-512 VNNI runs its EVEX twin).
+func genEVEXProbe() {
+	fmt.Fprintf(&b, "\n// func avxvnniAsEVEX() bool\nTEXT ·avxvnniAsEVEX(SB), NOSPLIT, $0-1\n")
+	fmt.Fprintf(&b, "#ifdef AVXVNNI_AS_EVEX\n")
+	p("MOVB $1, ret+0(FP)")
+	fmt.Fprintf(&b, "#else\n")
+	p("MOVB $0, ret+0(FP)")
+	fmt.Fprintf(&b, "#endif\n")
+	p("RET")
+}
+
+// checkVEX assembles every distinct VEX VPDPBUSD with GNU as (binutils)
+// and compares the bytes with ours.
+func checkVEX() {
+	dir, err := os.MkdirTemp("", "gen_tile")
+	if err != nil {
+		failVEX(err)
+	}
+	defer os.RemoveAll(dir)
+	var src strings.Builder
+	var want []string
+	seen := map[string]bool{}
+	for _, in := range vexChecked {
+		if !seen[in.gnu] {
+			seen[in.gnu] = true
+			want = append(want, in.bytes)
+			fmt.Fprintf(&src, "\t%s\n", in.gnu)
+		}
+	}
+	s, o, bin := dir+"/a.s", dir+"/a.o", dir+"/a.bin"
+	write(s, src.String())
+	for _, cmd := range [][]string{
+		{"as", "--64", "-o", o, s},
+		{"objcopy", "-O", "binary", "-j", ".text", o, bin},
+	} {
+		if out, err := exec.Command(cmd[0], cmd[1:]...).CombinedOutput(); err != nil {
+			failVEX(fmt.Errorf("%v: %v\n%s", cmd, err, out))
+		}
+	}
+	raw, err := os.ReadFile(bin)
+	if err != nil {
+		failVEX(err)
+	}
+	if len(raw) != 5*len(want) {
+		failVEX(fmt.Errorf("GNU as wrote %d bytes for %d five-byte instructions", len(raw), len(want)))
+	}
+	for i, w := range want {
+		if got := fmt.Sprintf("% x", raw[5*i:5*i+5]); got != w {
+			failVEX(fmt.Errorf("instruction %d: ours %s, GNU as %s", i, w, got))
+		}
+	}
+	fmt.Fprintf(os.Stderr, "gen_tile: %d distinct VEX VPDPBUSD encodings match GNU as\n", len(want))
+}
+
+func failVEX(err error) {
+	fmt.Fprintln(os.Stderr, "gen_tile:", err)
+	os.Exit(1)
 }

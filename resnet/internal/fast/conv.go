@@ -65,6 +65,7 @@ type Conv struct {
 	kbytes    int     // bytes per tap per pixel (c4)
 
 	plane   int // bytes per image of the (scratch or input) image the kernel reads
+	sx      int // scratch positions from one output pixel to the next in a row (StrideW; 1 when merged)
 	stepX   int // bytes from one output pixel's input to the next one's in a row
 	stepRow int // bytes added at the end of an output row, after OutW steps of stepX
 
@@ -103,17 +104,21 @@ func NewConv(p *ref.Conv, filter []int8, bias []int32, isa ISA) (*Conv, error) {
 	// scratch holds, per position, the FilterW pixels it starts (FilterW *
 	// InC bytes, padded to 4), and the kernel runs FilterH taps of those
 	// instead of FilterH*FilterW taps of 4 bytes that are a quarter padding.
-	// The filter's OHWI bytes already are in that order.
+	// The filter's OHWI bytes already are in that order. The scratch
+	// holds only the positions an output pixel starts at (OutW per row:
+	// the horizontal stride is applied while padding, not by the kernel).
 	inC, fw := p.InC, p.FilterW
+	c.sx = p.StrideW
 	if p.InC%4 != 0 && p.FilterW > 1 && p.DilationW == 1 && p.FilterW*p.InC <= 256 {
 		c.merged = p.FilterW
 		inC, fw = p.FilterW*p.InC, 1
+		c.sx = 1
 	}
 	taps = p.FilterH * fw
 	c.c4 = (inC + 3) &^ 3
 	c.kbytes = c.c4
 	c.ph = (p.OutH-1)*p.StrideH + (p.FilterH-1)*p.DilationH + 1
-	c.pw = (p.OutW-1)*p.StrideW + (fw-1)*p.DilationW + 1
+	c.pw = (p.OutW-1)*c.sx + (fw-1)*p.DilationW + 1
 	if int64(p.Batch)*int64(c.ph)*int64(c.pw)*int64(c.c4) > 1<<40 {
 		return nil, fmt.Errorf("fast: conv input %dx%dx%d is too large", c.ph, c.pw, c.c4)
 	}
@@ -133,8 +138,8 @@ func NewConv(p *ref.Conv, filter []int8, bias []int32, isa ISA) (*Conv, error) {
 		c.ph, c.pw = p.InH, p.InW
 	}
 	c.plane = c.ph * c.pw * c.c4
-	c.stepX = p.StrideW * c.c4
-	c.stepRow = (p.StrideH*c.pw - p.OutW*p.StrideW) * c.c4
+	c.stepX = c.sx * c.c4
+	c.stepRow = (p.StrideH*c.pw - p.OutW*c.sx) * c.c4
 	c.taps = make([]int32, 0, taps)
 	for ky := range p.FilterH {
 		for kx := range fw {
@@ -270,14 +275,20 @@ func (c *Conv) pad(input []int8, scratch []byte, lo, hi int) {
 }
 
 // padMerged writes scratch rows [lo, hi) of a merged convolution: position
-// x of a row holds padded pixels x .. x+FilterW-1 of that input row (the
-// input xor c.flip inside the image, the zero point around it), then the
-// zero point up to the 4-byte multiple.
+// x of a row holds padded pixels x*StrideW .. x*StrideW+FilterW-1 of that
+// input row (the input xor c.flip inside the image, the zero point around
+// it), then the zero point up to the 4-byte multiple.
 func (c *Conv) padMerged(input []int8, scratch []byte, lo, hi int) {
 	p := &c.p
 	row := c.pw * c.c4
 	k := c.merged * p.InC
 	in := unsafe.Slice((*byte)(unsafe.Pointer(unsafe.SliceData(input))), len(input))
+	// Positions whose pixels all lie inside the image are copied a word
+	// at a time when the source row holds c4 bytes from there: bytes k..c4
+	// then hold the next pixel's, which is harmless, as their weights are
+	// zero (and parBias counts real weights only).
+	words := c.c4%8 == 0
+	x8 := uint64(c.flip) * 0x0101010101010101
 	for r := lo; r < hi; r++ {
 		b, py := r/c.ph, r%c.ph
 		dst := scratch[r*row:][:row]
@@ -289,12 +300,20 @@ func (c *Conv) padMerged(input []int8, scratch []byte, lo, hi int) {
 		src := in[(b*p.InH+iy)*p.InW*p.InC:][:p.InW*p.InC]
 		for x := range c.pw {
 			d := dst[x*c.c4:][:c.c4]
-			if ix := x - p.PadW; ix >= 0 && ix+c.merged <= p.InW {
+			ix := x*p.StrideW - p.PadW
+			if words && ix >= 0 && ix*p.InC+c.c4 <= len(src) {
+				s := src[ix*p.InC:][:c.c4]
+				for i := 0; i < len(d); i += 8 {
+					*(*uint64)(unsafe.Pointer(&d[i])) = *(*uint64)(unsafe.Pointer(&s[i])) ^ x8
+				}
+				continue
+			}
+			if ix >= 0 && ix+c.merged <= p.InW {
 				flipCopy(d[:k], src[ix*p.InC:][:k], c.flip)
 			} else {
 				for kx := range c.merged {
 					dd := d[kx*p.InC:][:p.InC]
-					if ix := x + kx - p.PadW; ix >= 0 && ix < p.InW {
+					if ix := ix + kx; ix >= 0 && ix < p.InW {
 						flipCopy(dd, src[ix*p.InC:][:p.InC], c.flip)
 					} else {
 						fillBytes(dd, c.fill)
@@ -367,7 +386,7 @@ func (c *Conv) tiles(src []byte, output []int8, lo, hi int, spill *[mr * nr]byte
 	oy, ox := r/p.OutW, r%p.OutW
 	// inp is an offset into src, not a pointer: after the last tile it
 	// points past the end, which a pointer may not (checkptr).
-	inp := b*c.plane + (oy*p.StrideH*c.pw+ox*p.StrideW)*c.c4
+	inp := b*c.plane + (oy*p.StrideH*c.pw+ox*c.sx)*c.c4
 	for u := lo; u < hi; u++ {
 		if mt == c.mtiles { // the next block of channels starts at pixel 0
 			mt, px0, blk = 0, 0, blk+1

@@ -105,3 +105,64 @@ func (k *addKernel) eval(ts []Tensor, _ *fast.Runner) {
 		ref.AddFloat(&k.p, ts[k.in1].Float32(), ts[k.in2].Float32(), ts[k.out].Float32())
 	}
 }
+
+// fuseFloatAdds gives a float ADD to the float convolution just before it
+// when that convolution's output is one of the ADD's inputs and read by
+// nothing else (ResNet's last convolution of a block and the shortcut): the
+// convolution's output stage adds the other input and clamps
+// (fast.Runner.FConvAdd), the same float32 operations ref.AddFloat
+// performs, so the ADD's output is unchanged, and the convolution's output
+// is never written nor read back. The ADD's output is then written at the
+// convolution's step: planMemory keeps it apart from the convolution's
+// input (b.writtenFrom). Not with Options.KeepAll, whose point is that
+// every tensor keeps its value.
+func (b *builder) fuseFloatAdds(prog *program) {
+	if b.opts.KeepAll {
+		return
+	}
+	out := prog.kernels[:0]
+	for i := 0; i < len(prog.kernels); i++ {
+		k := prog.kernels[i]
+		out = append(out, k)
+		cv, ok := k.(*fastFConvKernel)
+		if !ok || i+1 == len(prog.kernels) {
+			continue
+		}
+		ad, ok := prog.kernels[i+1].(*addKernel)
+		if !ok || ad.quantized || ad.in1 == ad.in2 {
+			continue
+		}
+		var res int
+		switch cv.out {
+		case ad.in1:
+			res = ad.in2
+		case ad.in2:
+			res = ad.in1
+		default:
+			continue
+		}
+		if b.uses[cv.out] != 1 || slices.Contains(prog.outputs, cv.out) || ad.out == cv.in || ad.out == res {
+			continue
+		}
+		out[len(out)-1] = &fastFConvAddKernel{in: cv.in, res: res, out: ad.out, c: cv.c, lo: ad.p.FloatMin, hi: ad.p.FloatMax}
+		if b.writtenFrom == nil {
+			b.writtenFrom = make(map[int]int)
+		}
+		b.writtenFrom[ad.out] = i
+		i++ // the ADD
+	}
+	clear(prog.kernels[len(out):])
+	prog.kernels = out
+}
+
+// fastFConvAddKernel is a float CONV_2D and the float ADD that follows it
+// (see fuseFloatAdds).
+type fastFConvAddKernel struct {
+	in, res, out int
+	c            *fast.FConv
+	lo, hi       float32
+}
+
+func (k *fastFConvAddKernel) eval(ts []Tensor, run *fast.Runner) {
+	run.FConvAdd(k.c, ts[k.in].Float32(), ts[k.res].Float32(), ts[k.out].Float32(), k.lo, k.hi)
+}

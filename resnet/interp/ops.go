@@ -17,6 +17,10 @@ func (p *program) macs() int64 {
 		switch k := k.(type) {
 		case *fastConvKernel:
 			n += k.c.MACs()
+		case *fastFConvKernel:
+			n += k.c.MACs()
+		case *fastFConvAddKernel:
+			n += k.c.MACs()
 		case *fastDepthwiseKernel:
 			n += k.d.MACs()
 		case *convKernel:

@@ -33,6 +33,8 @@ type builder struct {
 	scratch  int      // the largest scratch a fast kernel needs
 	addCache map[ref.Add]*fast.Add
 	xnnpack  bool // Options.Arithmetic "xnnpack"
+
+	writtenFrom map[int]int // tensor -> an earlier step that writes it (a fused ADD's output)
 }
 
 func (b *builder) build() (*program, error) {
@@ -76,6 +78,7 @@ func (b *builder) build() (*program, error) {
 		}
 	}
 	b.dropPacked(prog)
+	b.fuseFloatAdds(prog)
 	if err := b.planMemory(prog); err != nil {
 		return nil, err
 	}
@@ -228,6 +231,9 @@ func (b *builder) planMemory(prog *program) error {
 	}
 	for _, i := range m.Outputs {
 		touch(i, last, false)
+	}
+	for i, step := range b.writtenFrom {
+		first[i] = min(first[i], step)
 	}
 	lives := make([]lifetime, len(order))
 	for k, i := range order {

@@ -115,8 +115,15 @@ type FConv struct {
 	blocks int // output-channel blocks of nr
 	m      int // output pixels (batch * OutH * OutW)
 	mtiles int // pixel tiles of fmr
-	w      []float32
-	bias   []float32 // [block][nr], zero past OutC
+	// pixelMajor: the tiles run pixel tile by pixel tile, every channel
+	// block of one before the next, where the packed weights fit a core's
+	// L2 (the 1x1 convolutions of ResNet's first stages): the output rows
+	// (and an FConvAdd's residual) are then written and read in order.
+	// Larger filters run block by block, so that one block's weights stay
+	// in L2 across the whole image.
+	pixelMajor bool
+	w          []float32
+	bias       []float32 // [block][nr], zero past OutC
 }
 
 // NewFConv packs a float CONV_2D's weights (OHWI) for kernel k; bias may be
@@ -157,6 +164,7 @@ func NewFConv(p *ref.Conv, filter, bias []float32, k FloatKernel) (*FConv, error
 	c.m = p.Batch * p.OutH * p.OutW
 	c.mtiles = (c.m + fmr - 1) / fmr
 	c.w = alignedFloat32s(c.blocks * taps * p.InC * nr)
+	c.pixelMajor = 4*len(c.w) <= 1<<20
 	c.bias = alignedFloat32s(c.blocks * nr)
 	for oc := range p.OutC {
 		blk, lane := oc/nr, oc%nr
@@ -226,7 +234,7 @@ func (c *FConv) pad(input, scratch []float32, lo, hi int) {
 }
 
 // ftileArgs is what a float micro-kernel reads; the assembly (gen_ftile.go)
-// depends on its layout.
+// depends on its layout up to amax.
 type ftileArgs struct {
 	in       [fmr]unsafe.Pointer // each pixel's input at filter tap (0, 0)
 	out      [fmr]unsafe.Pointer // each pixel's nr outputs
@@ -236,9 +244,20 @@ type ftileArgs struct {
 	ntaps    int
 	k        int // input channels per tap
 	min, max float32
+	// res != 0: a float ADD follows the convolution (FConvAdd). Each
+	// output, once clamped to [min, max], gets the residual resOff bytes
+	// after it added and is clamped again, to [amin, amax].
+	res        int
+	resOff     int
+	amin, amax float32
+
+	// Not read by the assembly: the residual tensor of an FConvAdd (nil
+	// for a plain FConv), set on every worker before the job starts.
+	resBase unsafe.Pointer
 }
 
-// tiles runs pixel-tile x channel-block units [lo, hi), block-major.
+// tiles runs pixel-tile x channel-block units [lo, hi), block-major or
+// pixel-major (see FConv.pixelMajor).
 func (c *FConv) tiles(src, output []float32, lo, hi int, a *ftileArgs, spill []float32) {
 	p := &c.p
 	nr := c.nr
@@ -250,10 +269,23 @@ func (c *FConv) tiles(src, output []float32, lo, hi int, a *ftileArgs, spill []f
 	a.min, a.max = p.FloatMin, p.FloatMax
 	sbase := unsafe.Pointer(unsafe.SliceData(src))
 	obase := unsafe.Pointer(unsafe.SliceData(output))
+	if a.resBase != nil {
+		a.resOff = int(uintptr(a.resBase)) - int(uintptr(obase))
+	}
 	for u := lo; u < hi; u++ {
 		blk, mt := u/c.mtiles, u%c.mtiles
+		if c.pixelMajor {
+			mt, blk = u/c.blocks, u%c.blocks
+		}
 		oc0 := blk * nr
 		full := oc0+nr <= p.OutC
+		// The kernel adds the residual where it writes the output itself;
+		// a channel block that overhangs OutC goes through the spill, and
+		// the residual is added below.
+		a.res = 0
+		if full && a.resBase != nil {
+			a.res = 1
+		}
 		a.w = unsafe.Pointer(&c.w[blk*wBlock])
 		a.bias = unsafe.Pointer(&c.bias[blk*nr])
 		valid := min(fmr, c.m-mt*fmr)
@@ -275,16 +307,25 @@ func (c *FConv) tiles(src, output []float32, lo, hi int, a *ftileArgs, spill []f
 					}
 				}
 			} else {
-				// Past the last pixel: recompute the previous one into the spill.
+				// Past the last pixel: recompute the previous one and write
+				// the same values to the same place again (its residual
+				// included: residual and output never overlap).
 				a.in[j] = a.in[j-1]
-				a.out[j] = unsafe.Pointer(&spill[j*nr])
+				a.out[j] = a.out[j-1]
 			}
 		}
 		c.runTile(a)
 		if !full {
 			n := p.OutC - oc0
 			for j := range valid {
-				copy(output[(px0+j)*p.OutC+oc0:][:n], spill[j*nr:][:n])
+				dst := output[(px0+j)*p.OutC+oc0:][:n]
+				copy(dst, spill[j*nr:][:n])
+				if a.resBase != nil {
+					res := unsafe.Slice((*float32)(unsafe.Add(a.resBase, 4*((px0+j)*p.OutC+oc0))), n)
+					for i, x := range res {
+						dst[i] = min(max(dst[i]+x, a.amin), a.amax)
+					}
+				}
 			}
 		}
 	}
@@ -329,6 +370,32 @@ func ftileGo(a *ftileArgs) {
 		for l := range nr {
 			out[l] = min(max(acc[j][l]+bias[l], a.min), a.max)
 		}
+		if a.res != 0 {
+			res := unsafe.Slice((*float32)(unsafe.Add(a.out[j], a.resOff)), nr)
+			for l := range nr {
+				out[l] = min(max(out[l]+res[l], a.amin), a.amax)
+			}
+		}
+	}
+}
+
+// FConvAdd runs c followed by a float ADD of residual: output =
+// ref.AddFloat(clamp [lo, hi], ref.ConvFloat(c's parameters, input),
+// residual), the convolution within float rounding as in FConv and the
+// addition rounded exactly as ref.AddFloat rounds it (the same two float32
+// operations per output: the convolution's output, clamped, plus the
+// residual, clamped). The convolution's own output is never written.
+// residual must have output's length and must not overlap input; output
+// must not overlap input or residual.
+func (r *Runner) FConvAdd(c *FConv, input, residual, output []float32, lo, hi float32) {
+	for i := range r.workers {
+		a := &r.workers[i].fargs
+		a.resBase = unsafe.Pointer(unsafe.SliceData(residual))
+		a.amin, a.amax = lo, hi
+	}
+	r.FConv(c, input, output)
+	for i := range r.workers {
+		r.workers[i].fargs.resBase = nil
 	}
 }
 

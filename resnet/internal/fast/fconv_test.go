@@ -16,10 +16,11 @@ func TestFtileArgsLayoutMatchesTheAssembly(t *testing.T) {
 	var a ftileArgs
 	// gen_ftile.go hard-codes these offsets.
 	got := []uintptr{unsafe.Offsetof(a.in), unsafe.Offsetof(a.out), unsafe.Offsetof(a.w), unsafe.Offsetof(a.bias),
-		unsafe.Offsetof(a.taps), unsafe.Offsetof(a.ntaps), unsafe.Offsetof(a.k), unsafe.Offsetof(a.min), unsafe.Offsetof(a.max)}
-	want := []uintptr{0, 48, 96, 104, 112, 120, 128, 136, 140}
+		unsafe.Offsetof(a.taps), unsafe.Offsetof(a.ntaps), unsafe.Offsetof(a.k), unsafe.Offsetof(a.min), unsafe.Offsetof(a.max),
+		unsafe.Offsetof(a.res), unsafe.Offsetof(a.resOff), unsafe.Offsetof(a.amin), unsafe.Offsetof(a.amax)}
+	want := []uintptr{0, 48, 96, 104, 112, 120, 128, 136, 140, 144, 152, 160, 164}
 	if !slices.Equal(got, want) {
-		t.Fatalf("ftileArgs field offsets = %v, want %v (regenerate ftile_amd64.s with gen_ftile.go)", got, want)
+		t.Fatalf("ftileArgs field offsets = %v, want %v (regenerate ftile_amd64.s and ftile_arm64.s with gen_ftile.go)", got, want)
 	}
 }
 
@@ -191,6 +192,58 @@ func TestFConvDoesNotAllocate(t *testing.T) {
 				t.Errorf("%v, %d threads: %v allocations per run, want 0", k, threads, a)
 			}
 			run.Close()
+		}
+	}
+}
+
+// FConvAdd is FConv followed by ref.AddFloat, bit for bit on the same
+// kernel: the residual is added to the same float32 the convolution would
+// have written, in one rounding, and clamped as ADD clamps. Channel blocks
+// that overhang OutC (the spill) and pixel tiles past the last pixel
+// included.
+func TestFConvAddIsFConvThenAddExactly(t *testing.T) {
+	r := rand.New(rand.NewPCG(77, 7))
+	cases := slices.Clone(convCases)
+	for range 20 {
+		cases = append(cases, convCase{batch: 1 + r.IntN(2), inH: 1 + r.IntN(9), inW: 1 + r.IntN(9), inC: 1 + r.IntN(40), outC: 1 + r.IntN(90),
+			fh: 1 + r.IntN(3), fw: 1 + r.IntN(3), sh: 1 + r.IntN(2), sw: 1 + r.IntN(2), dh: 1, dw: 1,
+			padding: resnet.PaddingSame, act: resnet.Activation(r.IntN(4))})
+	}
+	for _, k := range FloatKernels() {
+		for ci, c := range cases {
+			threads := 1 + ci%3
+			t.Run(fmt.Sprintf("%v/threads=%d/%v", k, threads, c), func(t *testing.T) {
+				rr := rand.New(rand.NewPCG(uint64(ci), 11))
+				p, filter, bias := randomFConv(rr, c)
+				cv, err := NewFConv(&p, filter, bias, k)
+				if err != nil {
+					t.Fatal(err)
+				}
+				input := randomFloats(rr, p.Batch*p.InH*p.InW*p.InC)
+				residual := randomFloats(rr, p.Batch*p.OutH*p.OutW*p.OutC)
+				add := ref.Add{}
+				add.FloatMin, add.FloatMax = ref.ActivationRangeFloat(resnet.Activation(ci % 4))
+				run := NewRunner(threads, cv.ScratchBytes())
+				defer run.Close()
+				conv := make([]float32, len(residual))
+				run.FConv(cv, input, conv)
+				want := make([]float32, len(residual))
+				ref.AddFloat(&add, conv, residual, want)
+				got := randomFloats(rr, len(want))
+				run.FConvAdd(cv, input, residual, got, add.FloatMin, add.FloatMax)
+				for i := range want {
+					if math.Float32bits(got[i]) != math.Float32bits(want[i]) {
+						t.Fatalf("output %d (pixel %d channel %d) = %g, want %g (FConv, then ref.AddFloat)", i, i/p.OutC, i%p.OutC, got[i], want[i])
+					}
+				}
+				// The runner forgets the residual: a plain FConv after it
+				// writes the convolution alone.
+				again := make([]float32, len(conv))
+				run.FConv(cv, input, again)
+				if !slices.Equal(again, conv) {
+					t.Fatal("FConv after FConvAdd differs from FConv before it")
+				}
+			})
 		}
 	}
 }

@@ -209,6 +209,8 @@ ftileNEON_tapdone:
 	VLD1R (R12), [V28.S4]
 	ADD $140, R0, R12
 	VLD1R (R12), [V29.S4]
+	MOVD 144(R0), R12
+	CBNZ R12, ftileNEON_res
 	WORD $0x4E38D400 // fadd v0.4s, v0.4s, v24.4s
 	WORD $0x4E3CF400 // fmax v0.4s, v0.4s, v28.4s
 	WORD $0x4EBDF400 // fmin v0.4s, v0.4s, v29.4s
@@ -292,5 +294,180 @@ ftileNEON_tapdone:
 	WORD $0x4E3CF6F7 // fmax v23.4s, v23.4s, v28.4s
 	WORD $0x4EBDF6F7 // fmin v23.4s, v23.4s, v29.4s
 	MOVD 88(R0), R11
+	VST1 [V20.S4, V21.S4, V22.S4, V23.S4], (R11)
+	RET
+ftileNEON_res:
+	WORD $0x4E38D400 // fadd v0.4s, v0.4s, v24.4s
+	WORD $0x4E3CF400 // fmax v0.4s, v0.4s, v28.4s
+	WORD $0x4EBDF400 // fmin v0.4s, v0.4s, v29.4s
+	WORD $0x4E39D421 // fadd v1.4s, v1.4s, v25.4s
+	WORD $0x4E3CF421 // fmax v1.4s, v1.4s, v28.4s
+	WORD $0x4EBDF421 // fmin v1.4s, v1.4s, v29.4s
+	WORD $0x4E3AD442 // fadd v2.4s, v2.4s, v26.4s
+	WORD $0x4E3CF442 // fmax v2.4s, v2.4s, v28.4s
+	WORD $0x4EBDF442 // fmin v2.4s, v2.4s, v29.4s
+	WORD $0x4E3BD463 // fadd v3.4s, v3.4s, v27.4s
+	WORD $0x4E3CF463 // fmax v3.4s, v3.4s, v28.4s
+	WORD $0x4EBDF463 // fmin v3.4s, v3.4s, v29.4s
+	WORD $0x4E38D484 // fadd v4.4s, v4.4s, v24.4s
+	WORD $0x4E3CF484 // fmax v4.4s, v4.4s, v28.4s
+	WORD $0x4EBDF484 // fmin v4.4s, v4.4s, v29.4s
+	WORD $0x4E39D4A5 // fadd v5.4s, v5.4s, v25.4s
+	WORD $0x4E3CF4A5 // fmax v5.4s, v5.4s, v28.4s
+	WORD $0x4EBDF4A5 // fmin v5.4s, v5.4s, v29.4s
+	WORD $0x4E3AD4C6 // fadd v6.4s, v6.4s, v26.4s
+	WORD $0x4E3CF4C6 // fmax v6.4s, v6.4s, v28.4s
+	WORD $0x4EBDF4C6 // fmin v6.4s, v6.4s, v29.4s
+	WORD $0x4E3BD4E7 // fadd v7.4s, v7.4s, v27.4s
+	WORD $0x4E3CF4E7 // fmax v7.4s, v7.4s, v28.4s
+	WORD $0x4EBDF4E7 // fmin v7.4s, v7.4s, v29.4s
+	WORD $0x4E38D508 // fadd v8.4s, v8.4s, v24.4s
+	WORD $0x4E3CF508 // fmax v8.4s, v8.4s, v28.4s
+	WORD $0x4EBDF508 // fmin v8.4s, v8.4s, v29.4s
+	WORD $0x4E39D529 // fadd v9.4s, v9.4s, v25.4s
+	WORD $0x4E3CF529 // fmax v9.4s, v9.4s, v28.4s
+	WORD $0x4EBDF529 // fmin v9.4s, v9.4s, v29.4s
+	WORD $0x4E3AD54A // fadd v10.4s, v10.4s, v26.4s
+	WORD $0x4E3CF54A // fmax v10.4s, v10.4s, v28.4s
+	WORD $0x4EBDF54A // fmin v10.4s, v10.4s, v29.4s
+	WORD $0x4E3BD56B // fadd v11.4s, v11.4s, v27.4s
+	WORD $0x4E3CF56B // fmax v11.4s, v11.4s, v28.4s
+	WORD $0x4EBDF56B // fmin v11.4s, v11.4s, v29.4s
+	WORD $0x4E38D58C // fadd v12.4s, v12.4s, v24.4s
+	WORD $0x4E3CF58C // fmax v12.4s, v12.4s, v28.4s
+	WORD $0x4EBDF58C // fmin v12.4s, v12.4s, v29.4s
+	WORD $0x4E39D5AD // fadd v13.4s, v13.4s, v25.4s
+	WORD $0x4E3CF5AD // fmax v13.4s, v13.4s, v28.4s
+	WORD $0x4EBDF5AD // fmin v13.4s, v13.4s, v29.4s
+	WORD $0x4E3AD5CE // fadd v14.4s, v14.4s, v26.4s
+	WORD $0x4E3CF5CE // fmax v14.4s, v14.4s, v28.4s
+	WORD $0x4EBDF5CE // fmin v14.4s, v14.4s, v29.4s
+	WORD $0x4E3BD5EF // fadd v15.4s, v15.4s, v27.4s
+	WORD $0x4E3CF5EF // fmax v15.4s, v15.4s, v28.4s
+	WORD $0x4EBDF5EF // fmin v15.4s, v15.4s, v29.4s
+	WORD $0x4E38D610 // fadd v16.4s, v16.4s, v24.4s
+	WORD $0x4E3CF610 // fmax v16.4s, v16.4s, v28.4s
+	WORD $0x4EBDF610 // fmin v16.4s, v16.4s, v29.4s
+	WORD $0x4E39D631 // fadd v17.4s, v17.4s, v25.4s
+	WORD $0x4E3CF631 // fmax v17.4s, v17.4s, v28.4s
+	WORD $0x4EBDF631 // fmin v17.4s, v17.4s, v29.4s
+	WORD $0x4E3AD652 // fadd v18.4s, v18.4s, v26.4s
+	WORD $0x4E3CF652 // fmax v18.4s, v18.4s, v28.4s
+	WORD $0x4EBDF652 // fmin v18.4s, v18.4s, v29.4s
+	WORD $0x4E3BD673 // fadd v19.4s, v19.4s, v27.4s
+	WORD $0x4E3CF673 // fmax v19.4s, v19.4s, v28.4s
+	WORD $0x4EBDF673 // fmin v19.4s, v19.4s, v29.4s
+	WORD $0x4E38D694 // fadd v20.4s, v20.4s, v24.4s
+	WORD $0x4E3CF694 // fmax v20.4s, v20.4s, v28.4s
+	WORD $0x4EBDF694 // fmin v20.4s, v20.4s, v29.4s
+	WORD $0x4E39D6B5 // fadd v21.4s, v21.4s, v25.4s
+	WORD $0x4E3CF6B5 // fmax v21.4s, v21.4s, v28.4s
+	WORD $0x4EBDF6B5 // fmin v21.4s, v21.4s, v29.4s
+	WORD $0x4E3AD6D6 // fadd v22.4s, v22.4s, v26.4s
+	WORD $0x4E3CF6D6 // fmax v22.4s, v22.4s, v28.4s
+	WORD $0x4EBDF6D6 // fmin v22.4s, v22.4s, v29.4s
+	WORD $0x4E3BD6F7 // fadd v23.4s, v23.4s, v27.4s
+	WORD $0x4E3CF6F7 // fmax v23.4s, v23.4s, v28.4s
+	WORD $0x4EBDF6F7 // fmin v23.4s, v23.4s, v29.4s
+	MOVD 152(R0), R13 // residual - output, bytes
+	ADD $160, R0, R12
+	VLD1R (R12), [V28.S4]
+	ADD $164, R0, R12
+	VLD1R (R12), [V29.S4]
+	MOVD 48(R0), R11
+	ADD R13, R11, R12
+	VLD1 (R12), [V24.S4, V25.S4, V26.S4, V27.S4]
+	WORD $0x4E38D400 // fadd v0.4s, v0.4s, v24.4s
+	WORD $0x4E3CF400 // fmax v0.4s, v0.4s, v28.4s
+	WORD $0x4EBDF400 // fmin v0.4s, v0.4s, v29.4s
+	WORD $0x4E39D421 // fadd v1.4s, v1.4s, v25.4s
+	WORD $0x4E3CF421 // fmax v1.4s, v1.4s, v28.4s
+	WORD $0x4EBDF421 // fmin v1.4s, v1.4s, v29.4s
+	WORD $0x4E3AD442 // fadd v2.4s, v2.4s, v26.4s
+	WORD $0x4E3CF442 // fmax v2.4s, v2.4s, v28.4s
+	WORD $0x4EBDF442 // fmin v2.4s, v2.4s, v29.4s
+	WORD $0x4E3BD463 // fadd v3.4s, v3.4s, v27.4s
+	WORD $0x4E3CF463 // fmax v3.4s, v3.4s, v28.4s
+	WORD $0x4EBDF463 // fmin v3.4s, v3.4s, v29.4s
+	VST1 [V0.S4, V1.S4, V2.S4, V3.S4], (R11)
+	MOVD 56(R0), R11
+	ADD R13, R11, R12
+	VLD1 (R12), [V24.S4, V25.S4, V26.S4, V27.S4]
+	WORD $0x4E38D484 // fadd v4.4s, v4.4s, v24.4s
+	WORD $0x4E3CF484 // fmax v4.4s, v4.4s, v28.4s
+	WORD $0x4EBDF484 // fmin v4.4s, v4.4s, v29.4s
+	WORD $0x4E39D4A5 // fadd v5.4s, v5.4s, v25.4s
+	WORD $0x4E3CF4A5 // fmax v5.4s, v5.4s, v28.4s
+	WORD $0x4EBDF4A5 // fmin v5.4s, v5.4s, v29.4s
+	WORD $0x4E3AD4C6 // fadd v6.4s, v6.4s, v26.4s
+	WORD $0x4E3CF4C6 // fmax v6.4s, v6.4s, v28.4s
+	WORD $0x4EBDF4C6 // fmin v6.4s, v6.4s, v29.4s
+	WORD $0x4E3BD4E7 // fadd v7.4s, v7.4s, v27.4s
+	WORD $0x4E3CF4E7 // fmax v7.4s, v7.4s, v28.4s
+	WORD $0x4EBDF4E7 // fmin v7.4s, v7.4s, v29.4s
+	VST1 [V4.S4, V5.S4, V6.S4, V7.S4], (R11)
+	MOVD 64(R0), R11
+	ADD R13, R11, R12
+	VLD1 (R12), [V24.S4, V25.S4, V26.S4, V27.S4]
+	WORD $0x4E38D508 // fadd v8.4s, v8.4s, v24.4s
+	WORD $0x4E3CF508 // fmax v8.4s, v8.4s, v28.4s
+	WORD $0x4EBDF508 // fmin v8.4s, v8.4s, v29.4s
+	WORD $0x4E39D529 // fadd v9.4s, v9.4s, v25.4s
+	WORD $0x4E3CF529 // fmax v9.4s, v9.4s, v28.4s
+	WORD $0x4EBDF529 // fmin v9.4s, v9.4s, v29.4s
+	WORD $0x4E3AD54A // fadd v10.4s, v10.4s, v26.4s
+	WORD $0x4E3CF54A // fmax v10.4s, v10.4s, v28.4s
+	WORD $0x4EBDF54A // fmin v10.4s, v10.4s, v29.4s
+	WORD $0x4E3BD56B // fadd v11.4s, v11.4s, v27.4s
+	WORD $0x4E3CF56B // fmax v11.4s, v11.4s, v28.4s
+	WORD $0x4EBDF56B // fmin v11.4s, v11.4s, v29.4s
+	VST1 [V8.S4, V9.S4, V10.S4, V11.S4], (R11)
+	MOVD 72(R0), R11
+	ADD R13, R11, R12
+	VLD1 (R12), [V24.S4, V25.S4, V26.S4, V27.S4]
+	WORD $0x4E38D58C // fadd v12.4s, v12.4s, v24.4s
+	WORD $0x4E3CF58C // fmax v12.4s, v12.4s, v28.4s
+	WORD $0x4EBDF58C // fmin v12.4s, v12.4s, v29.4s
+	WORD $0x4E39D5AD // fadd v13.4s, v13.4s, v25.4s
+	WORD $0x4E3CF5AD // fmax v13.4s, v13.4s, v28.4s
+	WORD $0x4EBDF5AD // fmin v13.4s, v13.4s, v29.4s
+	WORD $0x4E3AD5CE // fadd v14.4s, v14.4s, v26.4s
+	WORD $0x4E3CF5CE // fmax v14.4s, v14.4s, v28.4s
+	WORD $0x4EBDF5CE // fmin v14.4s, v14.4s, v29.4s
+	WORD $0x4E3BD5EF // fadd v15.4s, v15.4s, v27.4s
+	WORD $0x4E3CF5EF // fmax v15.4s, v15.4s, v28.4s
+	WORD $0x4EBDF5EF // fmin v15.4s, v15.4s, v29.4s
+	VST1 [V12.S4, V13.S4, V14.S4, V15.S4], (R11)
+	MOVD 80(R0), R11
+	ADD R13, R11, R12
+	VLD1 (R12), [V24.S4, V25.S4, V26.S4, V27.S4]
+	WORD $0x4E38D610 // fadd v16.4s, v16.4s, v24.4s
+	WORD $0x4E3CF610 // fmax v16.4s, v16.4s, v28.4s
+	WORD $0x4EBDF610 // fmin v16.4s, v16.4s, v29.4s
+	WORD $0x4E39D631 // fadd v17.4s, v17.4s, v25.4s
+	WORD $0x4E3CF631 // fmax v17.4s, v17.4s, v28.4s
+	WORD $0x4EBDF631 // fmin v17.4s, v17.4s, v29.4s
+	WORD $0x4E3AD652 // fadd v18.4s, v18.4s, v26.4s
+	WORD $0x4E3CF652 // fmax v18.4s, v18.4s, v28.4s
+	WORD $0x4EBDF652 // fmin v18.4s, v18.4s, v29.4s
+	WORD $0x4E3BD673 // fadd v19.4s, v19.4s, v27.4s
+	WORD $0x4E3CF673 // fmax v19.4s, v19.4s, v28.4s
+	WORD $0x4EBDF673 // fmin v19.4s, v19.4s, v29.4s
+	VST1 [V16.S4, V17.S4, V18.S4, V19.S4], (R11)
+	MOVD 88(R0), R11
+	ADD R13, R11, R12
+	VLD1 (R12), [V24.S4, V25.S4, V26.S4, V27.S4]
+	WORD $0x4E38D694 // fadd v20.4s, v20.4s, v24.4s
+	WORD $0x4E3CF694 // fmax v20.4s, v20.4s, v28.4s
+	WORD $0x4EBDF694 // fmin v20.4s, v20.4s, v29.4s
+	WORD $0x4E39D6B5 // fadd v21.4s, v21.4s, v25.4s
+	WORD $0x4E3CF6B5 // fmax v21.4s, v21.4s, v28.4s
+	WORD $0x4EBDF6B5 // fmin v21.4s, v21.4s, v29.4s
+	WORD $0x4E3AD6D6 // fadd v22.4s, v22.4s, v26.4s
+	WORD $0x4E3CF6D6 // fmax v22.4s, v22.4s, v28.4s
+	WORD $0x4EBDF6D6 // fmin v22.4s, v22.4s, v29.4s
+	WORD $0x4E3BD6F7 // fadd v23.4s, v23.4s, v27.4s
+	WORD $0x4E3CF6F7 // fmax v23.4s, v23.4s, v28.4s
+	WORD $0x4EBDF6F7 // fmin v23.4s, v23.4s, v29.4s
 	VST1 [V20.S4, V21.S4, V22.S4, V23.S4], (R11)
 	RET

@@ -34,6 +34,10 @@ const (
 	offK    = offNtap + 8
 	offMin  = offK + 8
 	offMax  = offMin + 4
+	offRes  = offMax + 4
+	offROff = offRes + 8
+	offAMin = offROff + 8
+	offAMax = offAMin + 4
 )
 
 // Pixel input pointers, one register each.
@@ -136,11 +140,41 @@ func gen(b *strings.Builder, k kernel) {
 	lo, hi := bc(0), bc(1)
 	p("VBROADCASTSS %d(DI), %s", offMin, lo)
 	p("VBROADCASTSS %d(DI), %s", offMax, hi)
+	p("CMPQ %d(DI), $0", offRes)
+	p("JNE %s_res", k.name)
 	for j := range mr {
 		p("MOVQ %d(DI), AX", offOut+8*j)
 		for v := range k.vecs {
 			a := acc(j, v)
 			p("VADDPS %s, %s, %s", wreg(v), a, a)
+			p("VMAXPS %s, %s, %s", lo, a, a)
+			p("VMINPS %s, %s, %s", hi, a, a)
+			p("VMOVUPS %s, %d(AX)", a, v*k.bytes)
+		}
+	}
+	p("VZEROUPPER")
+	p("RET")
+
+	// With a residual (FConvAdd): every accumulator + bias and clamped
+	// first (the registers are all taken), then + residual, clamped to the
+	// ADD's range, stored.
+	fmt.Fprintf(b, "%s_res:\n", k.name)
+	for j := range mr {
+		for v := range k.vecs {
+			a := acc(j, v)
+			p("VADDPS %s, %s, %s", wreg(v), a, a)
+			p("VMAXPS %s, %s, %s", lo, a, a)
+			p("VMINPS %s, %s, %s", hi, a, a)
+		}
+	}
+	p("MOVQ %d(DI), DX // residual - output, bytes", offROff)
+	p("VBROADCASTSS %d(DI), %s", offAMin, lo)
+	p("VBROADCASTSS %d(DI), %s", offAMax, hi)
+	for j := range mr {
+		p("MOVQ %d(DI), AX", offOut+8*j)
+		for v := range k.vecs {
+			a := acc(j, v)
+			p("VADDPS %d(AX)(DX*1), %s, %s", v*k.bytes, a, a)
 			p("VMAXPS %s, %s, %s", lo, a, a)
 			p("VMINPS %s, %s, %s", hi, a, a)
 			p("VMOVUPS %s, %d(AX)", a, v*k.bytes)
@@ -260,6 +294,8 @@ func genARM64(check bool) {
 	p("VLD1R (R12), [V28.S4]")
 	p("ADD $%d, R0, R12", offMax)
 	p("VLD1R (R12), [V29.S4]")
+	p("MOVD %d(R0), R12", offRes)
+	p("CBNZ R12, ftileNEON_res")
 	for j := range mr {
 		for v := range vecs {
 			a := acc(j, v)
@@ -268,6 +304,36 @@ func genARM64(check bool) {
 			same3(0x4EA0F400, "fmin", a, a, 29)
 		}
 		p("MOVD %d(R0), R11", offOut+8*j)
+		p("VST1 [V%d.S4, V%d.S4, V%d.S4, V%d.S4], (R11)", acc(j, 0), acc(j, 1), acc(j, 2), acc(j, 3))
+	}
+	p("RET")
+
+	// With a residual (FConvAdd): every accumulator + bias and clamped
+	// first, then + residual (V24-V27), clamped to the ADD's range, stored.
+	label("res")
+	for j := range mr {
+		for v := range vecs {
+			a := acc(j, v)
+			same3(0x4E20D400, "fadd", a, a, 24+v)
+			same3(0x4E20F400, "fmax", a, a, 28)
+			same3(0x4EA0F400, "fmin", a, a, 29)
+		}
+	}
+	p("MOVD %d(R0), R13 // residual - output, bytes", offROff)
+	p("ADD $%d, R0, R12", offAMin)
+	p("VLD1R (R12), [V28.S4]")
+	p("ADD $%d, R0, R12", offAMax)
+	p("VLD1R (R12), [V29.S4]")
+	for j := range mr {
+		p("MOVD %d(R0), R11", offOut+8*j)
+		p("ADD R13, R11, R12")
+		p("VLD1 (R12), [V24.S4, V25.S4, V26.S4, V27.S4]")
+		for v := range vecs {
+			a := acc(j, v)
+			same3(0x4E20D400, "fadd", a, a, 24+v)
+			same3(0x4E20F400, "fmax", a, a, 28)
+			same3(0x4EA0F400, "fmin", a, a, 29)
+		}
 		p("VST1 [V%d.S4, V%d.S4, V%d.S4, V%d.S4], (R11)", acc(j, 0), acc(j, 1), acc(j, 2), acc(j, 3))
 	}
 	p("RET")

@@ -1,0 +1,75 @@
+package interp
+
+import (
+	"fmt"
+	"math"
+	"math/rand/v2"
+	"testing"
+
+	"github.com/shortcut-edge/shortcut/resnet/build"
+	"github.com/shortcut-edge/shortcut/resnet/internal/fast"
+)
+
+// Each float residual ADD of a ResNet runs in the output stage of the
+// convolution before it, and the outputs are bit for bit those of the
+// unfused program (Options.KeepAll fuses nothing): the fused stage performs
+// ref.AddFloat's own float32 operations on the value the convolution would
+// have stored.
+func TestFloatAddsFuseIntoTheConvolutionBeforeThemExactly(t *testing.T) {
+	for _, depth := range []int{18, 20} {
+		m, err := build.ResNet(build.Config{Depth: depth, Input: [3]int{20, 20, 3}, Classes: 10, Weights: build.RandomWeights(3)})
+		if err != nil {
+			t.Fatal(err)
+		}
+		r := rand.New(rand.NewPCG(3, 3))
+		img := make([]float32, 20*20*3)
+		for i := range img {
+			img[i] = float32(r.NormFloat64())
+		}
+		for _, isa := range fast.Available() {
+			for _, threads := range []int{1, 2} {
+				t.Run(fmt.Sprintf("resnet%d/%v/threads=%d", depth, isa, threads), func(t *testing.T) {
+					var outs [2][]float32
+					for i, keep := range []bool{true, false} {
+						it, err := New(m, Options{Kernels: isa.String(), Threads: threads, KeepAll: keep})
+						if err != nil {
+							t.Fatal(err)
+						}
+						defer it.Close()
+						fused, adds := 0, 0
+						for _, k := range it.prog.kernels {
+							switch k := k.(type) {
+							case *fastFConvAddKernel:
+								fused++
+							case *addKernel:
+								if !k.quantized {
+									adds++
+								}
+							}
+						}
+						if keep && fused != 0 {
+							t.Fatalf("KeepAll: %d fused convolutions, want none", fused)
+						}
+						if !keep && (fused == 0 || adds != 0) {
+							t.Fatalf("%d ADDs fused, %d left: want every residual ADD fused", fused, adds)
+						}
+						if err := it.Input(0).SetFloat32(img); err != nil {
+							t.Fatal(err)
+						}
+						if err := it.Invoke(); err != nil {
+							t.Fatal(err)
+						}
+						if outs[i], err = it.Output(0).Floats(); err != nil {
+							t.Fatal(err)
+						}
+					}
+					for i := range outs[0] {
+						if math.Float32bits(outs[0][i]) != math.Float32bits(outs[1][i]) {
+							t.Fatalf("output %d: fused %g, unfused %g", i, outs[1][i], outs[0][i])
+						}
+					}
+				})
+			}
+		}
+	}
+}

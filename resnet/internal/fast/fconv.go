@@ -140,6 +140,13 @@ func NewFConv(p *ref.Conv, filter, bias []float32, k FloatKernel) (*FConv, error
 		return nil, fmt.Errorf("fast: float conv %dx%dx%d -> %d channels: filter has %d values, bias %d; sizes disagree",
 			p.FilterH, p.FilterW, p.InC, p.OutC, len(filter), len(bias))
 	}
+	if k == FloatAVX512 && p.OutC <= 16 && FloatAVX2.Supported() {
+		// Half of every 32-channel ZMM block would be thrown away (CIFAR
+		// ResNets' 16-channel stage): 16 channels in two YMM vectors of
+		// the AVX2 kernel instead, no spill. On cores whose ZMM FMAs run
+		// as two 256-bit halves (Zen 4) that is the same peak.
+		k = FloatAVX2
+	}
 	c := &FConv{p: *p, kernel: k, nr: k.nr()}
 	c.ph = (p.OutH-1)*p.StrideH + (p.FilterH-1)*p.DilationH + 1
 	c.pw = (p.OutW-1)*p.StrideW + (p.FilterW-1)*p.DilationW + 1
@@ -190,7 +197,8 @@ func (c *FConv) ScratchBytes() int {
 	return 4 * c.p.Batch * c.plane
 }
 
-// Kernel is the micro-kernel family c was packed for.
+// Kernel is the micro-kernel family c was packed for (NewFConv may take a
+// narrower one of the same CPU than asked for a layer of few channels).
 func (c *FConv) Kernel() FloatKernel { return c.kernel }
 
 // Params is the convolution c computes.

@@ -42,6 +42,7 @@ const (
 	parRhalf        // (2^rsh - 1) >> 1
 	parNrsh         // -rsh, for shifts that round by a negative count (arm64 SRSHL)
 	parScale        // float32 bits of the "xnnpack" requantization scale (p.Scale)
+	parRound        // 2^(rsh-1), 0 when rsh = 0 (the AVX-512 kernel's RoundingDivideByPOT)
 	numPar
 )
 
@@ -193,6 +194,9 @@ func NewConv(p *ref.Conv, filter []int8, bias []int32, isa ISA) (*Conv, error) {
 			par[parRmask*nr+lane] = mask
 			par[parRhalf*nr+lane] = mask >> 1
 			par[parNrsh*nr+lane] = -r
+			if r > 0 {
+				par[parRound*nr+lane] = 1 << (r - 1)
+			}
 		}
 	}
 	return c, nil

@@ -2,6 +2,7 @@ package fast
 
 import (
 	"fmt"
+	"math"
 	"math/rand/v2"
 	"slices"
 	"testing"
@@ -265,6 +266,55 @@ func TestConvExtremeProductsMatchReference(t *testing.T) {
 				if !slices.Equal(got, want) {
 					t.Errorf("%v, weights %d, inputs %d: output differs from ref.ConvInt8", isa, w, x)
 				}
+			}
+		}
+	}
+}
+
+// TestConvRequantizationEdgesMatchReference drives each kernel's
+// requantization over its edges: accumulators (bias included) at and near
+// both ends of int32, every right shift from 0 to 31, left shifts that
+// wrap, multipliers at both ends of [2^30, 2^31), and exact ties at the
+// rounding divide, in both arithmetics.
+func TestConvRequantizationEdgesMatchReference(t *testing.T) {
+	for _, isa := range Available() {
+		for _, xnnpack := range []bool{false, true} {
+			for _, outC := range []int{16, 32, 64, 70} {
+				r := rand.New(rand.NewPCG(uint64(outC), 21))
+				p, filter, _ := randomConv(r, convCase{1, 3, 3, 4, outC, 1, 1, 1, 1, 1, 1, resnet.PaddingValid, resnet.ActNone})
+				p.ActMin, p.ActMax = -128, 127
+				for i := range filter {
+					filter[i] = int8(r.IntN(5) - 2)
+				}
+				edges := []int32{math.MinInt32, math.MinInt32 + 1, math.MinInt32 + 300, -1 << 30, -3, -1, 0, 1, 2, 3, 1 << 30, math.MaxInt32 - 300, math.MaxInt32 - 1, math.MaxInt32}
+				bias := make([]int32, outC)
+				for oc := range outC {
+					bias[oc] = edges[oc%len(edges)]
+					if oc%3 == 2 {
+						bias[oc] = int32(r.Uint32())
+					}
+					switch oc % 4 {
+					case 0:
+						p.Multiplier[oc] = 1 << 30
+					case 1:
+						p.Multiplier[oc] = math.MaxInt32
+					default:
+						p.Multiplier[oc] = 1<<30 + int32(r.IntN(1<<30))
+					}
+					p.Shift[oc] = -(oc % 32) // 0 .. -31
+					if oc%11 == 5 {
+						p.Shift[oc] = 1 + oc%7 // left shifts, which wrap
+					}
+				}
+				if xnnpack {
+					withXNNPACK(&p)
+				}
+				t.Run(fmt.Sprintf("%v/xnnpack=%v/outC=%d", isa, xnnpack, outC), func(t *testing.T) {
+					// Small inputs around the bias: the accumulators stay near it,
+					// and a multiplier of 2^30 with shift e makes x/2^(e+1): exact
+					// ties wherever the low bits say so.
+					checkConv(t, r, &p, filter, bias, isa, 1)
+				})
 			}
 		}
 	}

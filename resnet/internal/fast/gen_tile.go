@@ -17,8 +17,11 @@
 //	x = acc + bias; x <<= lsh
 //	x = (int64(x)*mult + 2^30) >> 31   (SaturatingRoundingDoublingHighMul;
 //	                                    mult >= 0 so it never saturates)
-//	x = x >> rsh, +1 when (x & rmask) > rhalf + (x < 0)   (RoundingDivideByPOT)
+//	x = sign(x) * ((|x| + round) >> rsh)   (RoundingDivideByPOT: half away
+//	                                        from zero; round = 2^(rsh-1) or 0)
 //	out = int8(clamp(x + zp, min, max))
+//
+// (The YMM kernels round as x >> rsh, +1 when (x & rmask) > rhalf + (x < 0).)
 package main
 
 import (
@@ -93,10 +96,25 @@ func genAVX512(name string, vecs int) {
 	acc := func(j, q int) string { return fmt.Sprintf("Z%d", j*vecs+q) }
 	pixelRegs := []string{"R8", "R9", "R10", "R11"}
 	fmt.Fprintf(&b, "\n// func %s(a *tileArgs)\nTEXT ·%s(SB), NOSPLIT, $0-8\n", name, name)
+	// The parameter rows, as conv.go lays them out (parBias...parRound).
+	const (
+		parBias = iota
+		parMult
+		parLsh
+		parRsh
+		parRmask
+		parRhalf
+		parNrsh
+		parScale
+		parRound
+	)
+	par := func(k, q int) string { return fmt.Sprintf("%d(R12)", (k*nr+16*q)*4) }
 	p("MOVQ a+0(FP), DI")
-	for j := range mr {
-		for q := range vecs {
-			p("VPXORD %s, %s, %s", acc(j, q), acc(j, q), acc(j, q))
+	p("MOVQ %d(DI), R12 // params", offParams)
+	// The accumulators start at the bias (loads instead of an add each).
+	for q := range vecs {
+		for j := range mr {
+			p("VMOVDQU32 %s, %s // bias", par(parBias, q), acc(j, q))
 		}
 	}
 	p("MOVQ %d(DI), SI // weights", offW)
@@ -131,38 +149,39 @@ func genAVX512(name string, vecs int) {
 	// Requantization constants.
 	p("MOVQ $0x40000000, AX")
 	p("VPBROADCASTQ AX, Z24 // 2^30, the rounding nudge")
-	p("MOVL $1, AX")
-	p("VPBROADCASTD AX, Z25 // ones")
+	p("VPXORD Z25, Z25, Z25 // zero")
 	p("VPBROADCASTD %d(DI), Z26 // output zero point", offZP)
 	p("VPBROADCASTD %d(DI), Z27 // activation min", offMin)
 	p("VPBROADCASTD %d(DI), Z28 // activation max", offMax)
 	p("MOVL $0xAAAA, AX")
 	p("KMOVW AX, K1 // odd dword lanes")
-	p("MOVQ %d(DI), R12 // params", offParams)
 	for j, r := range pixelRegs {
 		p("MOVQ %d(DI), %s", offOut+8*j, r)
 	}
-	const (
-		parBias = iota
-		parMult
-		parLsh
-		parRsh
-		parRmask
-		parRhalf
-		parNrsh
-		parScale
-	)
-	par := func(k, q int) string { return fmt.Sprintf("%d(R12)", (k*nr+16*q)*4) }
 	p("MOVL %d(DI), AX // the xnnpack arithmetic?", offFP32)
 	p("TESTL AX, AX")
 	p("JNZ fp32")
+	// Left shifts only where a channel of the layer has one (tileArgs.lsh).
+	p("MOVL %d(DI), AX", offLsh)
+	p("TESTL AX, AX")
+	p("JZ nolsh")
+	for q := range vecs {
+		for j := range mr {
+			p("VPSLLVD %s, %s, %s", par(parLsh, q), acc(j, q), acc(j, q))
+		}
+	}
+	label("nolsh")
+	// s = SaturatingRoundingDoublingHighMul(x, mult) = (x*mult + 2^30) >> 31
+	// (64-bit products of the even and the odd lanes), then
+	// RoundingDivideByPOT(s, e), which rounds half away from zero:
+	// sign(s) * ((|s| + round) >> e), round = 2^(e-1) (0 when e = 0). |s|
+	// is taken as unsigned (|-2^31| = 2^31) and |s| + round < 2^32, so
+	// nothing wraps.
 	for q := range vecs {
 		p("VMOVDQU32 %s, Z29 // multipliers", par(parMult, q))
 		p("VPSRLQ $32, Z29, Z30 // odd lanes' multipliers, in even position")
 		for j, r := range pixelRegs {
 			x := acc(j, q)
-			p("VPADDD %s, %s, %s", par(parBias, q), x, x)
-			p("VPSLLVD %s, %s, %s", par(parLsh, q), x, x)
 			p("VPMULDQ Z29, %s, Z20", x)
 			p("VPSRLQ $32, %s, Z21", x)
 			p("VPMULDQ Z30, Z21, Z21")
@@ -170,25 +189,25 @@ func genAVX512(name string, vecs int) {
 			p("VPADDQ Z24, Z21, Z21")
 			p("VPSRLQ $31, Z20, Z20")
 			p("VPSLLQ $1, Z21, Z21")
-			p("VMOVDQA32 Z21, K1, Z20")
-			p("VPANDD %s, Z20, Z21 // remainder", par(parRmask, q))
-			p("VPSRLD $31, Z20, Z22")
-			p("VPADDD %s, Z22, Z22 // threshold", par(parRhalf, q))
-			p("VPCMPGTD Z22, Z21, K2")
-			p("VPSRAVD %s, Z20, Z20", par(parRsh, q))
-			p("VPADDD Z25, Z20, K2, Z20")
-			p("VPADDD Z26, Z20, Z20")
-			p("VPMAXSD Z27, Z20, Z20")
-			p("VPMINSD Z28, Z20, Z20")
-			p("VPMOVDB Z20, %d(%s)", 16*q, r)
+			p("VMOVDQA32 Z21, K1, Z20 // s")
+			p("VPCMPGTD Z20, Z25, K2 // s < 0")
+			p("VPABSD Z20, Z20")
+			p("VPADDD %s, Z20, Z20", par(parRound, q))
+			p("VPSRLVD %s, Z20, Z20", par(parRsh, q))
+			p("VPADDD Z26, Z20, Z21 // zp + u")
+			p("VPSUBD Z20, Z26, K2, Z21 // zp - u where s < 0")
+			p("VPMAXSD Z27, Z21, Z21")
+			p("VPMINSD Z28, Z21, Z21")
+			p("VPMOVDB Z21, %d(%s)", 16*q, r)
 		}
 	}
 	p("VZEROUPPER")
 	p("RET")
 
 	// The "xnnpack" arithmetic (ref.RequantizeFP32): float32(acc + bias)
-	// * scale, clamped to [min - zp, max - zp] in float, rounded to nearest
-	// even by VCVTPS2DQ (Go keeps MXCSR at its default), plus zp.
+	// (the bias is in the accumulators already) * scale, clamped to
+	// [min - zp, max - zp] in float, rounded to nearest even by VCVTPS2DQ
+	// (Go keeps MXCSR at its default), plus zp.
 	label("fp32")
 	p("VPSUBD Z26, Z27, Z24")
 	p("VCVTDQ2PS Z24, Z24 // min - zp")
@@ -198,8 +217,7 @@ func genAVX512(name string, vecs int) {
 		p("VMOVUPS %s, Z29 // scales", par(parScale, q))
 		for j, r := range pixelRegs {
 			x := acc(j, q)
-			p("VPADDD %s, %s, %s", par(parBias, q), x, x)
-			p("VCVTDQ2PS %s, %s", x, x)
+			p("VCVTDQ2PS %s, %s // acc + bias", x, x)
 			p("VMULPS Z29, %s, %s", x, x)
 			p("VMAXPS Z24, %s, %s", x, x)
 			p("VMINPS Z25, %s, %s", x, x)
@@ -212,7 +230,7 @@ func genAVX512(name string, vecs int) {
 	p("RET")
 }
 
-// Rows of the requantization parameters (conv.go's parBias...parScale),
+// Rows of the requantization parameters (conv.go's parBias...parRound),
 // each nr int32s.
 const (
 	rowBias = iota
@@ -223,6 +241,7 @@ const (
 	rowRhalf
 	rowNrsh
 	rowScale
+	rowRound
 )
 
 // genAVX2 writes the 16-register YMM kernels. Neither has room for a

@@ -14,7 +14,7 @@ import (
 // convolution before it, and the outputs are bit for bit those of the
 // unfused program (Options.KeepAll fuses nothing): the fused stage performs
 // ref.AddFloat's own float32 operations on the value the convolution would
-// have stored.
+// have stored. Both agree with the reference kernels within float rounding.
 func TestFloatAddsFuseIntoTheConvolutionBeforeThemExactly(t *testing.T) {
 	for _, depth := range []int{18, 20} {
 		m, err := build.ResNet(build.Config{Depth: depth, Input: [3]int{20, 20, 3}, Classes: 10, Weights: build.RandomWeights(3)})
@@ -25,6 +25,25 @@ func TestFloatAddsFuseIntoTheConvolutionBeforeThemExactly(t *testing.T) {
 		img := make([]float32, 20*20*3)
 		for i := range img {
 			img[i] = float32(r.NormFloat64())
+		}
+		refIt, err := New(m, Options{Kernels: "ref", Threads: 1})
+		if err != nil {
+			t.Fatal(err)
+		}
+		if err := refIt.Input(0).SetFloat32(img); err != nil {
+			t.Fatal(err)
+		}
+		if err := refIt.Invoke(); err != nil {
+			t.Fatal(err)
+		}
+		want, err := refIt.Output(0).Floats()
+		if err != nil {
+			t.Fatal(err)
+		}
+		refIt.Close()
+		var peak float64
+		for _, v := range want {
+			peak = max(peak, math.Abs(float64(v)))
 		}
 		for _, isa := range fast.Available() {
 			for _, threads := range []int{1, 2} {
@@ -66,6 +85,11 @@ func TestFloatAddsFuseIntoTheConvolutionBeforeThemExactly(t *testing.T) {
 					for i := range outs[0] {
 						if math.Float32bits(outs[0][i]) != math.Float32bits(outs[1][i]) {
 							t.Fatalf("output %d: fused %g, unfused %g", i, outs[1][i], outs[0][i])
+						}
+						// And both are the reference kernels' within rounding
+						// (ResNet-18's stem max pool on fast.FMaxPool included).
+						if d := math.Abs(float64(outs[1][i] - want[i])); !(d <= 1e-4*peak) {
+							t.Fatalf("output %d = %g, want %g (reference kernels): off by %g, above 1e-4 of the peak %g", i, outs[1][i], want[i], d, peak)
 						}
 					}
 				})

@@ -59,6 +59,9 @@ func (c *opContext) preparePool(average bool) (kernel, error) {
 	if quantized && !average && c.b.useFast {
 		return &fastMaxPoolKernel{in: in, out: out, m: fast.NewMaxPool(&p)}, nil
 	}
+	if !quantized && !average && c.b.useFast {
+		return &fastFMaxPoolKernel{in: in, out: out, m: fast.NewFMaxPool(&p)}, nil
+	}
 	return &poolKernel{in: in, out: out, average: average, quantized: quantized, p: p}, nil
 }
 
@@ -70,6 +73,17 @@ type fastMaxPoolKernel struct {
 
 func (k *fastMaxPoolKernel) eval(ts []Tensor, run *fast.Runner) {
 	run.MaxPool(k.m, ts[k.in].Int8(), ts[k.out].Int8())
+}
+
+// fastFMaxPoolKernel is a float MAX_POOL_2D (fast.FMaxPool: the
+// reference's bits).
+type fastFMaxPoolKernel struct {
+	in, out int
+	m       *fast.FMaxPool
+}
+
+func (k *fastFMaxPoolKernel) eval(ts []Tensor, run *fast.Runner) {
+	run.FMaxPool(k.m, ts[k.in].Float32(), ts[k.out].Float32())
 }
 
 type poolKernel struct {

@@ -562,12 +562,19 @@ func flipCopy(dst, src []byte, x byte) {
 	xorBytes(dst, src, x)
 }
 
-// xorBytes writes src^x to dst, eight bytes at a time; with x = 0x80 that
-// is src+128 as unsigned bytes.
+// xorBytesArch, where the architecture has one (xor_amd64.go), xors a
+// prefix of src into dst and returns its length.
+var xorBytesArch func(dst, src []byte, x byte) int
+
+// xorBytes writes src^x to dst, eight bytes at a time after what
+// xorBytesArch did; with x = 0x80 that is src+128 as unsigned bytes.
 func xorBytes(dst []byte, src []byte, x byte) {
 	n := len(src)
 	x8 := uint64(x) * 0x0101010101010101
 	i := 0
+	if xorBytesArch != nil && n >= 32 {
+		i = xorBytesArch(dst[:n], src, x)
+	}
 	for ; i+8 <= n; i += 8 {
 		v := *(*uint64)(unsafe.Pointer(&src[i]))
 		*(*uint64)(unsafe.Pointer(&dst[i])) = v ^ x8

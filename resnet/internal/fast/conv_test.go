@@ -319,3 +319,37 @@ func TestConvRequantizationEdgesMatchReference(t *testing.T) {
 		}
 	}
 }
+
+// TestXorBytesMatchesByteLoop checks the padding copy's xor (the
+// architecture's vector prefix, where there is one, and the word and byte
+// tails) at every length to 300 and several alignments, without writing
+// past the end.
+func TestXorBytesMatchesByteLoop(t *testing.T) {
+	r := rand.New(rand.NewPCG(5, 5))
+	buf := make([]byte, 400)
+	for i := range buf {
+		buf[i] = byte(r.Uint32())
+	}
+	for _, x := range []byte{0x80, 0x00, 0x5A} {
+		for off := range 5 {
+			for n := range 300 {
+				src := buf[off : off+n]
+				dst := make([]byte, n+8)
+				for i := range dst {
+					dst[i] = 0xEE
+				}
+				xorBytes(dst[:n], src, x)
+				for i := range n {
+					if dst[i] != src[i]^x {
+						t.Fatalf("x %#x, offset %d, length %d: byte %d = %#x, want %#x", x, off, n, i, dst[i], src[i]^x)
+					}
+				}
+				for i := n; i < len(dst); i++ {
+					if dst[i] != 0xEE {
+						t.Fatalf("x %#x, offset %d, length %d: byte %d past the end written", x, off, n, i)
+					}
+				}
+			}
+		}
+	}
+}

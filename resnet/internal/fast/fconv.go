@@ -280,22 +280,12 @@ func (c *FConv) tiles(src, output []float32, lo, hi int, a *ftileArgs, spill []f
 	if a.resBase != nil {
 		a.resOff = int(uintptr(a.resBase)) - int(uintptr(obase))
 	}
-	for u := lo; u < hi; u++ {
+	var pix [fmr]unsafe.Pointer // each pixel's output at channel 0
+	for u := lo; u < hi; {
 		blk, mt := u/c.mtiles, u%c.mtiles
 		if c.pixelMajor {
 			mt, blk = u/c.blocks, u%c.blocks
 		}
-		oc0 := blk * nr
-		full := oc0+nr <= p.OutC
-		// The kernel adds the residual where it writes the output itself;
-		// a channel block that overhangs OutC goes through the spill, and
-		// the residual is added below.
-		a.res = 0
-		if full && a.resBase != nil {
-			a.res = 1
-		}
-		a.w = unsafe.Pointer(&c.w[blk*wBlock])
-		a.bias = unsafe.Pointer(&c.bias[blk*nr])
 		valid := min(fmr, c.m-mt*fmr)
 		px0 := mt * fmr
 		b, r := px0/hw, px0%hw
@@ -303,11 +293,7 @@ func (c *FConv) tiles(src, output []float32, lo, hi int, a *ftileArgs, spill []f
 		for j := range fmr {
 			if j < valid {
 				a.in[j] = unsafe.Add(sbase, 4*(b*c.plane+(oy*p.StrideH*c.pw+ox*p.StrideW)*p.InC))
-				if full {
-					a.out[j] = unsafe.Add(obase, 4*((px0+j)*p.OutC+oc0))
-				} else {
-					a.out[j] = unsafe.Pointer(&spill[j*nr])
-				}
+				pix[j] = unsafe.Add(obase, 4*(px0+j)*p.OutC)
 				if ox++; ox == p.OutW {
 					ox = 0
 					if oy++; oy == p.OutH {
@@ -319,20 +305,57 @@ func (c *FConv) tiles(src, output []float32, lo, hi int, a *ftileArgs, spill []f
 				// the same values to the same place again (its residual
 				// included: residual and output never overlap).
 				a.in[j] = a.in[j-1]
-				a.out[j] = a.out[j-1]
+				pix[j] = pix[j-1]
 			}
 		}
-		c.runTile(a)
-		if !full {
-			n := p.OutC - oc0
-			for j := range valid {
-				dst := output[(px0+j)*p.OutC+oc0:][:n]
-				copy(dst, spill[j*nr:][:n])
-				if a.resBase != nil {
-					res := unsafe.Slice((*float32)(unsafe.Add(a.resBase, 4*((px0+j)*p.OutC+oc0))), n)
-					for i, x := range res {
-						dst[i] = min(max(dst[i]+x, a.amin), a.amax)
-					}
+		// This pixel tile's channel blocks: one block-major, the following
+		// ones of [lo, hi) pixel-major (the pixel pointers stay).
+		for {
+			c.tile(a, blk, wBlock, &pix, spill, output, px0, valid)
+			u++
+			if !c.pixelMajor || u == hi || blk+1 == c.blocks {
+				break
+			}
+			blk++
+		}
+	}
+}
+
+// tile runs channel block blk of the pixel tile at px0 (valid pixels, their
+// outputs at channel 0 in pix).
+func (c *FConv) tile(a *ftileArgs, blk, wBlock int, pix *[fmr]unsafe.Pointer, spill, output []float32, px0, valid int) {
+	p := &c.p
+	nr := c.nr
+	oc0 := blk * nr
+	full := oc0+nr <= p.OutC
+	a.w = unsafe.Pointer(&c.w[blk*wBlock])
+	a.bias = unsafe.Pointer(&c.bias[blk*nr])
+	// The kernel adds the residual where it writes the output itself; a
+	// channel block that overhangs OutC goes through the spill, and the
+	// residual is added below.
+	a.res = 0
+	if full {
+		if a.resBase != nil {
+			a.res = 1
+		}
+		for j := range fmr {
+			a.out[j] = unsafe.Add(pix[j], 4*oc0)
+		}
+	} else {
+		for j := range fmr {
+			a.out[j] = unsafe.Pointer(&spill[min(j, valid-1)*nr])
+		}
+	}
+	c.runTile(a)
+	if !full {
+		n := p.OutC - oc0
+		for j := range valid {
+			dst := output[(px0+j)*p.OutC+oc0:][:n]
+			copy(dst, spill[j*nr:][:n])
+			if a.resBase != nil {
+				res := unsafe.Slice((*float32)(unsafe.Add(a.resBase, 4*((px0+j)*p.OutC+oc0))), n)
+				for i, x := range res {
+					dst[i] = min(max(dst[i]+x, a.amin), a.amax)
 				}
 			}
 		}

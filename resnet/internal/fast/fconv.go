@@ -110,7 +110,8 @@ type FConv struct {
 	direct bool    // the input needs no padding: the kernel reads it in place
 	ph, pw int     // scratch (or input) image height and row pitch in pixels
 	plane  int     // floats per batch image in what the kernel reads
-	taps   []int32 // byte offset of every filter tap from tap (0, 0)
+	taps   []int32 // byte offset of every filter tap (or row) from tap (0, 0)
+	k      int     // input floats per tap: InC, or FilterW*InC per filter row
 
 	blocks int // output-channel blocks of nr
 	m      int // output pixels (batch * OutH * OutW)
@@ -160,25 +161,39 @@ func NewFConv(p *ref.Conv, filter, bias []float32, k FloatKernel) (*FConv, error
 		return nil, fmt.Errorf("fast: float conv input %dx%dx%d is too large", c.ph, c.pw, p.InC)
 	}
 	c.plane = c.ph * c.pw * p.InC
+	// Without horizontal dilation a filter row's taps lie side by side in
+	// memory, channels within pixels, in the OHWI filter's own order: the
+	// kernel runs one tap per filter row over FilterW*InC channels (the
+	// same products summed in the same order, fewer tap-loop trips: the
+	// RGB stem runs 7 taps of 21 channels instead of 49 of 3).
+	ntaps, per := taps, p.InC
 	c.taps = make([]int32, 0, taps)
-	for ky := range p.FilterH {
-		for kx := range p.FilterW {
-			c.taps = append(c.taps, int32((ky*p.DilationH*c.pw+kx*p.DilationW)*p.InC*4))
+	if p.DilationW == 1 {
+		ntaps, per = p.FilterH, p.FilterW*p.InC
+		for ky := range p.FilterH {
+			c.taps = append(c.taps, int32(ky*p.DilationH*c.pw*p.InC*4))
+		}
+	} else {
+		for ky := range p.FilterH {
+			for kx := range p.FilterW {
+				c.taps = append(c.taps, int32((ky*p.DilationH*c.pw+kx*p.DilationW)*p.InC*4))
+			}
 		}
 	}
+	c.k = per
 	nr := c.nr
 	c.blocks = (p.OutC + nr - 1) / nr
 	c.m = p.Batch * p.OutH * p.OutW
 	c.mtiles = (c.m + fmr - 1) / fmr
-	c.w = alignedFloat32s(c.blocks * taps * p.InC * nr)
+	c.w = alignedFloat32s(c.blocks * ntaps * per * nr)
 	c.pixelMajor = 4*len(c.w) <= 1<<20
 	c.bias = alignedFloat32s(c.blocks * nr)
 	for oc := range p.OutC {
 		blk, lane := oc/nr, oc%nr
-		for t := range taps {
-			src := filter[(oc*taps+t)*p.InC:][:p.InC]
+		for t := range ntaps {
+			src := filter[(oc*ntaps+t)*per:][:per]
 			for ic, v := range src {
-				c.w[((blk*taps+t)*p.InC+ic)*nr+lane] = v
+				c.w[((blk*ntaps+t)*per+ic)*nr+lane] = v
 			}
 		}
 		if bias != nil {
@@ -270,10 +285,10 @@ func (c *FConv) tiles(src, output []float32, lo, hi int, a *ftileArgs, spill []f
 	p := &c.p
 	nr := c.nr
 	hw := p.OutH * p.OutW
-	wBlock := len(c.taps) * p.InC * nr
+	wBlock := len(c.taps) * c.k * nr
 	a.taps = unsafe.Pointer(unsafe.SliceData(c.taps))
 	a.ntaps = len(c.taps)
-	a.k = p.InC
+	a.k = c.k
 	a.min, a.max = p.FloatMin, p.FloatMax
 	sbase := unsafe.Pointer(unsafe.SliceData(src))
 	obase := unsafe.Pointer(unsafe.SliceData(output))

@@ -19,9 +19,9 @@ const (
 // tileWidth is the output-channel width of the tile NewConv uses for a
 // layer of outC channels on family isa: the narrowest that covers outC, so
 // that 16- and 32-channel layers do not compute 48 or 32 channels only to
-// throw them away. The AVX-VNNI and arm64 kernels are 64 wide only.
+// throw them away. The arm64 kernels are 64 wide only.
 func tileWidth(isa ISA, outC int) int {
-	if isa == AVX512VNNI || isa == AVX2 || isa == Go {
+	if isa == AVX512VNNI || isa == AVX2 || isa == AVXVNNI || isa == Go {
 		switch {
 		case outC <= 16:
 			return 16
@@ -344,7 +344,7 @@ type tileArgs struct {
 	actMin int32
 	actMax int32
 	fp32   int32 // 1: "xnnpack" requantization (parScale), where the family has it (fp32RequantArch)
-	nr     int32 // tile width, read by the Go kernel (the assembly has it built in)
+	nr     int32 // tile width, read by the Go and AVX-VNNI kernels (the others have it built in)
 	lsh    int32 // 1: some output channel shifts left (the arm64 kernels skip SSHL otherwise)
 	nopair int32 // 1: a weight is -128, so the NEON kernel must not sum two products in int16
 }

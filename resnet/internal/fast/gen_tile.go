@@ -49,6 +49,7 @@ const (
 	offMin    = offZP + 4
 	offMax    = offZP + 8
 	offFP32   = offZP + 12
+	offNR     = offZP + 16 // the tile width (64, 32 or 16)
 	offLsh    = offZP + 20 // after nr: 1 when some channel shifts left (arm64 only)
 	offNoPair = offZP + 24 // 1 when a weight is -128 (the NEON kernel's SMLAL pairs would overflow)
 )
@@ -67,12 +68,13 @@ func main() {
 	genAVX512("tileAVX512VNNI", 4)
 	genAVX512("tileAVX512VNNIx32", 2)
 	genAVX512("tileAVX512VNNIx16", 1)
-	// AVX2 likewise (its passes of 8 channels simply stop earlier); AVX-VNNI
-	// stays 64 wide: no CPU here runs it to check narrower variants.
+	// AVX2 and AVX-VNNI likewise (their passes of 8 or 16 channels simply
+	// stop earlier); AVX-VNNI as one function, its width read from
+	// tileArgs.nr.
 	genAVX2(false, "tileAVX2", nr)
 	genAVX2(false, "tileAVX2x32", 32)
 	genAVX2(false, "tileAVX2x16", 16)
-	genAVX2(true, "tileAVXVNNI", nr)
+	genAVXVNNI("tileAVXVNNI")
 	genEVEXProbe()
 	if check {
 		checkVEX()
@@ -269,15 +271,37 @@ const (
 // Each pass requantizes its channels in the reference arithmetic or, when
 // tileArgs.fp32 is set, in the "xnnpack" one (out of line, after RET).
 func genAVX2(vnni bool, name string, nr int) {
+	fmt.Fprintf(&b, "\n// func %s(a *tileArgs)\nTEXT ·%s(SB), NOSPLIT, $0-8\n", name, name)
+	p("MOVQ a+0(FP), DI")
+	genAVX2Body(vnni, nr, "")
+}
+
+// genAVXVNNI writes the AVX-VNNI kernel: one function for the three tile
+// widths (tileArgs.nr picks the body), as only the amd64 assembly knows it.
+func genAVXVNNI(name string) {
+	fmt.Fprintf(&b, "\n// func %s(a *tileArgs)\nTEXT ·%s(SB), NOSPLIT, $0-8\n", name, name)
+	p("MOVQ a+0(FP), DI")
+	p("MOVL %d(DI), AX // tile width", offNR)
+	p("CMPL AX, $32")
+	p("JEQ w32")
+	p("JLT w16")
+	genAVX2Body(true, 64, "")
+	label("w32")
+	genAVX2Body(true, 32, "w32")
+	label("w16")
+	genAVX2Body(true, 16, "w16")
+}
+
+// genAVX2Body is the kernel after its first instruction (DI = a), its
+// labels suffixed by sfx.
+func genAVX2Body(vnni bool, nr int, sfx string) {
 	lanes := 8
 	if vnni {
 		lanes = 16
 	}
 	pix := []string{"R8", "R9", "R10", "R11"}
-	fmt.Fprintf(&b, "\n// func %s(a *tileArgs)\nTEXT ·%s(SB), NOSPLIT, $0-8\n", name, name)
-	p("MOVQ a+0(FP), DI")
 	p("XORQ R13, R13 // first channel of this pass")
-	label("pass")
+	label("pass" + sfx)
 	for r := range 8 {
 		p("VPXOR Y%d, Y%d, Y%d", r, r, r)
 	}
@@ -286,14 +310,14 @@ func genAVX2(vnni bool, name string, nr int) {
 	p("MOVQ %d(DI), BX // tap offsets", offTaps)
 	p("MOVQ %d(DI), CX // taps left", offNTaps)
 	p("MOVQ %d(DI), DX // bytes per tap", offKBytes)
-	label("tap")
+	label("tap" + sfx)
 	p("MOVLQSX (BX), AX")
 	for j, r := range pix {
 		p("MOVQ %d(DI), %s", offIn+8*j, r)
 		p("ADDQ AX, %s", r)
 	}
 	p("XORQ AX, AX")
-	label("group")
+	label("group" + sfx)
 	if vnni {
 		p("VMOVDQU (SI), Y8")
 		p("VMOVDQU 32(SI), Y9")
@@ -322,10 +346,10 @@ func genAVX2(vnni bool, name string, nr int) {
 	p("ADDQ $%d, SI", 4*nr)
 	p("ADDQ $4, AX")
 	p("CMPQ AX, DX")
-	p("JLT group")
+	p("JLT group" + sfx)
 	p("ADDQ $4, BX")
 	p("DECQ CX")
-	p("JNZ tap")
+	p("JNZ tap" + sfx)
 	if !vnni {
 		for j := range mr {
 			p("VPHADDD Y%d, Y%d, Y%d // channels 0 1 4 5 | 2 3 6 7", 2*j+1, 2*j, 2*j)
@@ -336,7 +360,7 @@ func genAVX2(vnni bool, name string, nr int) {
 	p("LEAQ (R12)(R13*4), R12 // parameters of this pass's channels")
 	p("MOVL %d(DI), AX // the xnnpack arithmetic?", offFP32)
 	p("TESTL AX, AX")
-	p("JNZ fp32")
+	p("JNZ fp32" + sfx)
 	p("MOVQ $0x40000000, AX")
 	p("MOVQ AX, X8")
 	p("VPBROADCASTQ X8, Y8 // 2^30, the rounding nudge")
@@ -385,10 +409,10 @@ func genAVX2(vnni bool, name string, nr int) {
 			_ = r
 		}
 	}
-	label("next")
+	label("next" + sfx)
 	p("ADDQ $%d, R13", lanes)
 	p("CMPQ R13, $%d", nr)
-	p("JLT pass")
+	p("JLT pass" + sfx)
 	p("VZEROUPPER")
 	p("RET")
 
@@ -397,7 +421,7 @@ func genAVX2(vnni bool, name string, nr int) {
 	// float, rounded to nearest even by VCVTPS2DQ (Go keeps MXCSR at its
 	// default), plus zp. The result is in [min, max], so the packing
 	// cannot saturate.
-	label("fp32")
+	label("fp32" + sfx)
 	p("VPBROADCASTD %d(DI), Y8 // output zero point", offZP)
 	p("VPBROADCASTD %d(DI), Y14", offMin)
 	p("VPSUBD Y8, Y14, Y14")
@@ -431,7 +455,7 @@ func genAVX2(vnni bool, name string, nr int) {
 			p("VMOVQ X11, %d(AX)", 8*q)
 		}
 	}
-	p("JMP next")
+	p("JMP next" + sfx)
 }
 
 // vexChecked is every VEX VPDPBUSD written, for -check: its bytes and

@@ -8,9 +8,9 @@ import (
 
 // armRegions counts instructions of one arm64 micro-kernel by region of
 // tile_arm64.s: once per call, once per pass over a kernel's lanes
-// channels, once per filter tap in a pass, once per 16-byte chunk of a
-// tap's input bytes (SDOT's unrolled loop) and once per 4-byte group
-// outside the chunks.
+// channels, once per filter tap in a pass, once per chunk of a tap's
+// input bytes (SDOT's 16, NEON's 8) and once per 4-byte group outside the
+// chunks.
 type armRegions struct {
 	call, pass, tap, chunk, single int64
 }
@@ -20,8 +20,8 @@ type armRegions struct {
 // only, loads and stores only.
 type armCount struct {
 	lanes         int
-	chunkBytes    int // input bytes per pass of the chunk loop (SDOT 16, NEON's SMLAL pairs 8)
-	all, vec, mem armRegions
+	chunkBytes    int           // input bytes per pass of the chunk loop (SDOT 16, NEON's SMLAL pairs 8)
+	all, vec, mem [2]armRegions // [0] the fast copy, [1] the general one
 }
 
 // ArmCost is what an arm64 micro-kernel executes for one convolution:
@@ -46,13 +46,18 @@ func ArmKernelCost(p *ref.Conv, isa ISA) (ArmCost, error) {
 	calls := (m + mr - 1) / mr * int64((p.OutC+nr-1)/nr)
 	taps := int64(p.FilterH * p.FilterW)
 	kbytes := int64((p.InC + 3) &^ 3)
-	var chunks int64
-	if k.all.chunk > 0 {
-		chunks = kbytes / int64(k.chunkBytes)
+	// The fast copy takes layers whose bytes per tap are whole chunks (on
+	// NEON also: no -128 weight, which shapes do not say; TFLite's weights
+	// have none), the general one the rest.
+	v := 0
+	if kbytes%int64(k.chunkBytes) != 0 {
+		v = 1
 	}
+	chunks := kbytes / int64(k.chunkBytes)
 	singles := (kbytes - int64(k.chunkBytes)*chunks) / 4
 	passes := int64(nr / k.lanes)
-	total := func(r armRegions) int64 {
+	total := func(rs [2]armRegions) int64 {
+		r := rs[v]
 		return calls * (r.call + passes*(r.pass+taps*(r.tap+chunks*r.chunk+singles*r.single)))
 	}
 	return ArmCost{Calls: calls, Instructions: total(k.all), Vector: total(k.vec), Memory: total(k.mem),

@@ -8,8 +8,248 @@ TEXT ·tileNEONDot(SB), NOSPLIT, $0-8
 	MOVD 96(R0), R8 // bytes per tap
 	MOVD $256, R13 // weights' group stride
 	MOVD $0, R10
-	MOVW 116(R0), R15 // 1: the xnnpack (float32) requantization
-pass:
+	MOVW 116(R0), R15
+	MOVW 124(R0), R12
+	ORR R15, R12, R24
+	MOVD 0(R0), R19 // pixel 0's input at tap (0, 0)
+	MOVD 8(R0), R20 // pixel 1's input at tap (0, 0)
+	MOVD 16(R0), R21 // pixel 2's input at tap (0, 0)
+	MOVD 24(R0), R22 // pixel 3's input at tap (0, 0)
+	MOVW 104(R0), R12
+	WORD $0x4E020D9C // dup v28.8h, w12
+	MOVW 108(R0), R12
+	WORD $0x4E010D9D // dup v29.16b, w12
+	MOVW 112(R0), R12
+	WORD $0x4E010D9E // dup v30.16b, w12
+	TST $15, R8
+	BNE general
+	LSR $4, R8, R25 // chunks per tap
+	MOVD 72(R0), R11
+	WORD $0x4C402960 // ld1 {v0.4s, v1.4s, v2.4s, v3.4s}, [x11]
+	WORD $0x4C402964 // ld1 {v4.4s, v5.4s, v6.4s, v7.4s}, [x11]
+	WORD $0x4C402968 // ld1 {v8.4s, v9.4s, v10.4s, v11.4s}, [x11]
+	WORD $0x4C40296C // ld1 {v12.4s, v13.4s, v14.4s, v15.4s}, [x11]
+	MOVD 64(R0), R5
+	MOVD 80(R0), R6
+	MOVD 88(R0), R7
+	MOVW (R6), R12
+	ADD R12, R19, R1
+	ADD R12, R20, R2
+	ADD R12, R21, R3
+	ADD R12, R22, R4
+	MOVD R25, R9
+fchunk:
+	WORD $0x3CC10434 // ldr q20, [x1], #16
+	WORD $0x3CC10455 // ldr q21, [x2], #16
+	WORD $0x3CC10476 // ldr q22, [x3], #16
+	WORD $0x3CC10497 // ldr q23, [x4], #16
+	WORD $0x4CCD20B0 // ld1 {v16.16b, v17.16b, v18.16b, v19.16b}, [x5], x13
+	WORD $0x4F94E200 // sdot v0.4s, v16.16b, v20.4b[0]
+	WORD $0x4F94E221 // sdot v1.4s, v17.16b, v20.4b[0]
+	WORD $0x4F94E242 // sdot v2.4s, v18.16b, v20.4b[0]
+	WORD $0x4F94E263 // sdot v3.4s, v19.16b, v20.4b[0]
+	WORD $0x4F95E204 // sdot v4.4s, v16.16b, v21.4b[0]
+	WORD $0x4F95E225 // sdot v5.4s, v17.16b, v21.4b[0]
+	WORD $0x4F95E246 // sdot v6.4s, v18.16b, v21.4b[0]
+	WORD $0x4F95E267 // sdot v7.4s, v19.16b, v21.4b[0]
+	WORD $0x4F96E208 // sdot v8.4s, v16.16b, v22.4b[0]
+	WORD $0x4F96E229 // sdot v9.4s, v17.16b, v22.4b[0]
+	WORD $0x4F96E24A // sdot v10.4s, v18.16b, v22.4b[0]
+	WORD $0x4F96E26B // sdot v11.4s, v19.16b, v22.4b[0]
+	WORD $0x4F97E20C // sdot v12.4s, v16.16b, v23.4b[0]
+	WORD $0x4F97E22D // sdot v13.4s, v17.16b, v23.4b[0]
+	WORD $0x4F97E24E // sdot v14.4s, v18.16b, v23.4b[0]
+	WORD $0x4F97E26F // sdot v15.4s, v19.16b, v23.4b[0]
+	WORD $0x4CCD20B0 // ld1 {v16.16b, v17.16b, v18.16b, v19.16b}, [x5], x13
+	WORD $0x4FB4E200 // sdot v0.4s, v16.16b, v20.4b[1]
+	WORD $0x4FB4E221 // sdot v1.4s, v17.16b, v20.4b[1]
+	WORD $0x4FB4E242 // sdot v2.4s, v18.16b, v20.4b[1]
+	WORD $0x4FB4E263 // sdot v3.4s, v19.16b, v20.4b[1]
+	WORD $0x4FB5E204 // sdot v4.4s, v16.16b, v21.4b[1]
+	WORD $0x4FB5E225 // sdot v5.4s, v17.16b, v21.4b[1]
+	WORD $0x4FB5E246 // sdot v6.4s, v18.16b, v21.4b[1]
+	WORD $0x4FB5E267 // sdot v7.4s, v19.16b, v21.4b[1]
+	WORD $0x4FB6E208 // sdot v8.4s, v16.16b, v22.4b[1]
+	WORD $0x4FB6E229 // sdot v9.4s, v17.16b, v22.4b[1]
+	WORD $0x4FB6E24A // sdot v10.4s, v18.16b, v22.4b[1]
+	WORD $0x4FB6E26B // sdot v11.4s, v19.16b, v22.4b[1]
+	WORD $0x4FB7E20C // sdot v12.4s, v16.16b, v23.4b[1]
+	WORD $0x4FB7E22D // sdot v13.4s, v17.16b, v23.4b[1]
+	WORD $0x4FB7E24E // sdot v14.4s, v18.16b, v23.4b[1]
+	WORD $0x4FB7E26F // sdot v15.4s, v19.16b, v23.4b[1]
+	WORD $0x4CCD20B0 // ld1 {v16.16b, v17.16b, v18.16b, v19.16b}, [x5], x13
+	WORD $0x4F94EA00 // sdot v0.4s, v16.16b, v20.4b[2]
+	WORD $0x4F94EA21 // sdot v1.4s, v17.16b, v20.4b[2]
+	WORD $0x4F94EA42 // sdot v2.4s, v18.16b, v20.4b[2]
+	WORD $0x4F94EA63 // sdot v3.4s, v19.16b, v20.4b[2]
+	WORD $0x4F95EA04 // sdot v4.4s, v16.16b, v21.4b[2]
+	WORD $0x4F95EA25 // sdot v5.4s, v17.16b, v21.4b[2]
+	WORD $0x4F95EA46 // sdot v6.4s, v18.16b, v21.4b[2]
+	WORD $0x4F95EA67 // sdot v7.4s, v19.16b, v21.4b[2]
+	WORD $0x4F96EA08 // sdot v8.4s, v16.16b, v22.4b[2]
+	WORD $0x4F96EA29 // sdot v9.4s, v17.16b, v22.4b[2]
+	WORD $0x4F96EA4A // sdot v10.4s, v18.16b, v22.4b[2]
+	WORD $0x4F96EA6B // sdot v11.4s, v19.16b, v22.4b[2]
+	WORD $0x4F97EA0C // sdot v12.4s, v16.16b, v23.4b[2]
+	WORD $0x4F97EA2D // sdot v13.4s, v17.16b, v23.4b[2]
+	WORD $0x4F97EA4E // sdot v14.4s, v18.16b, v23.4b[2]
+	WORD $0x4F97EA6F // sdot v15.4s, v19.16b, v23.4b[2]
+	WORD $0x4CCD20B0 // ld1 {v16.16b, v17.16b, v18.16b, v19.16b}, [x5], x13
+	WORD $0x4FB4EA00 // sdot v0.4s, v16.16b, v20.4b[3]
+	WORD $0x4FB4EA21 // sdot v1.4s, v17.16b, v20.4b[3]
+	WORD $0x4FB4EA42 // sdot v2.4s, v18.16b, v20.4b[3]
+	WORD $0x4FB4EA63 // sdot v3.4s, v19.16b, v20.4b[3]
+	WORD $0x4FB5EA04 // sdot v4.4s, v16.16b, v21.4b[3]
+	WORD $0x4FB5EA25 // sdot v5.4s, v17.16b, v21.4b[3]
+	WORD $0x4FB5EA46 // sdot v6.4s, v18.16b, v21.4b[3]
+	WORD $0x4FB5EA67 // sdot v7.4s, v19.16b, v21.4b[3]
+	WORD $0x4FB6EA08 // sdot v8.4s, v16.16b, v22.4b[3]
+	WORD $0x4FB6EA29 // sdot v9.4s, v17.16b, v22.4b[3]
+	WORD $0x4FB6EA4A // sdot v10.4s, v18.16b, v22.4b[3]
+	WORD $0x4FB6EA6B // sdot v11.4s, v19.16b, v22.4b[3]
+	WORD $0x4FB7EA0C // sdot v12.4s, v16.16b, v23.4b[3]
+	WORD $0x4FB7EA2D // sdot v13.4s, v17.16b, v23.4b[3]
+	WORD $0x4FB7EA4E // sdot v14.4s, v18.16b, v23.4b[3]
+	WORD $0x4FB7EA6F // sdot v15.4s, v19.16b, v23.4b[3]
+	SUBS $1, R9, R9
+	BNE fchunk
+fnext:
+	SUBS $1, R7, R7
+	ADD $4, R6, R12
+	CSEL NE, R12, R6, R6
+	MOVW (R6), R12
+	ADD R12, R19, R1
+	ADD R12, R20, R2
+	ADD R12, R21, R3
+	ADD R12, R22, R4
+	MOVD R25, R9
+	BNE fchunk
+	CBNZ R24, fspecial
+	WORD $0x3DC04170 // ldr q16, [x11, #256]
+	WORD $0x3DC18174 // ldr q20, [x11, #1536]
+	WORD $0x3DC04571 // ldr q17, [x11, #272]
+	WORD $0x3DC18575 // ldr q21, [x11, #1552]
+	WORD $0x3DC04972 // ldr q18, [x11, #288]
+	WORD $0x3DC18976 // ldr q22, [x11, #1568]
+	WORD $0x3DC04D73 // ldr q19, [x11, #304]
+	WORD $0x3DC18D77 // ldr q23, [x11, #1584]
+	WORD $0x6EB0B400 // sqrdmulh v0.4s, v0.4s, v16.4s
+	WORD $0x4E341C18 // and v24.16b, v0.16b, v20.16b
+	WORD $0x4F211700 // ssra v0.4s, v24.4s, #31
+	WORD $0x4EB45400 // srshl v0.4s, v0.4s, v20.4s
+	WORD $0x6EB1B421 // sqrdmulh v1.4s, v1.4s, v17.4s
+	WORD $0x4E351C39 // and v25.16b, v1.16b, v21.16b
+	WORD $0x4F211721 // ssra v1.4s, v25.4s, #31
+	WORD $0x4EB55421 // srshl v1.4s, v1.4s, v21.4s
+	WORD $0x6EB2B442 // sqrdmulh v2.4s, v2.4s, v18.4s
+	WORD $0x4E361C5A // and v26.16b, v2.16b, v22.16b
+	WORD $0x4F211742 // ssra v2.4s, v26.4s, #31
+	WORD $0x4EB65442 // srshl v2.4s, v2.4s, v22.4s
+	WORD $0x6EB3B463 // sqrdmulh v3.4s, v3.4s, v19.4s
+	WORD $0x4E371C7B // and v27.16b, v3.16b, v23.16b
+	WORD $0x4F211763 // ssra v3.4s, v27.4s, #31
+	WORD $0x4EB75463 // srshl v3.4s, v3.4s, v23.4s
+	MOVD 32(R0), R23
+	ADD R10, R23, R23
+	WORD $0x0E614818 // sqxtn v24.4h, v0.4s
+	WORD $0x4E614838 // sqxtn2 v24.8h, v1.4s
+	WORD $0x4E7C0F18 // sqadd v24.8h, v24.8h, v28.8h
+	WORD $0x0E614859 // sqxtn v25.4h, v2.4s
+	WORD $0x4E614879 // sqxtn2 v25.8h, v3.4s
+	WORD $0x4E7C0F39 // sqadd v25.8h, v25.8h, v28.8h
+	WORD $0x0E214B18 // sqxtn v24.8b, v24.8h
+	WORD $0x4E214B38 // sqxtn2 v24.16b, v25.8h
+	WORD $0x4E3D6718 // smax v24.16b, v24.16b, v29.16b
+	WORD $0x4E3E6F18 // smin v24.16b, v24.16b, v30.16b
+	WORD $0x4C0072F8 // st1 {v24.16b}, [x23]
+	WORD $0x6EB0B484 // sqrdmulh v4.4s, v4.4s, v16.4s
+	WORD $0x4E341C98 // and v24.16b, v4.16b, v20.16b
+	WORD $0x4F211704 // ssra v4.4s, v24.4s, #31
+	WORD $0x4EB45484 // srshl v4.4s, v4.4s, v20.4s
+	WORD $0x6EB1B4A5 // sqrdmulh v5.4s, v5.4s, v17.4s
+	WORD $0x4E351CB9 // and v25.16b, v5.16b, v21.16b
+	WORD $0x4F211725 // ssra v5.4s, v25.4s, #31
+	WORD $0x4EB554A5 // srshl v5.4s, v5.4s, v21.4s
+	WORD $0x6EB2B4C6 // sqrdmulh v6.4s, v6.4s, v18.4s
+	WORD $0x4E361CDA // and v26.16b, v6.16b, v22.16b
+	WORD $0x4F211746 // ssra v6.4s, v26.4s, #31
+	WORD $0x4EB654C6 // srshl v6.4s, v6.4s, v22.4s
+	WORD $0x6EB3B4E7 // sqrdmulh v7.4s, v7.4s, v19.4s
+	WORD $0x4E371CFB // and v27.16b, v7.16b, v23.16b
+	WORD $0x4F211767 // ssra v7.4s, v27.4s, #31
+	WORD $0x4EB754E7 // srshl v7.4s, v7.4s, v23.4s
+	MOVD 40(R0), R23
+	ADD R10, R23, R23
+	WORD $0x0E614898 // sqxtn v24.4h, v4.4s
+	WORD $0x4E6148B8 // sqxtn2 v24.8h, v5.4s
+	WORD $0x4E7C0F18 // sqadd v24.8h, v24.8h, v28.8h
+	WORD $0x0E6148D9 // sqxtn v25.4h, v6.4s
+	WORD $0x4E6148F9 // sqxtn2 v25.8h, v7.4s
+	WORD $0x4E7C0F39 // sqadd v25.8h, v25.8h, v28.8h
+	WORD $0x0E214B18 // sqxtn v24.8b, v24.8h
+	WORD $0x4E214B38 // sqxtn2 v24.16b, v25.8h
+	WORD $0x4E3D6718 // smax v24.16b, v24.16b, v29.16b
+	WORD $0x4E3E6F18 // smin v24.16b, v24.16b, v30.16b
+	WORD $0x4C0072F8 // st1 {v24.16b}, [x23]
+	WORD $0x6EB0B508 // sqrdmulh v8.4s, v8.4s, v16.4s
+	WORD $0x4E341D18 // and v24.16b, v8.16b, v20.16b
+	WORD $0x4F211708 // ssra v8.4s, v24.4s, #31
+	WORD $0x4EB45508 // srshl v8.4s, v8.4s, v20.4s
+	WORD $0x6EB1B529 // sqrdmulh v9.4s, v9.4s, v17.4s
+	WORD $0x4E351D39 // and v25.16b, v9.16b, v21.16b
+	WORD $0x4F211729 // ssra v9.4s, v25.4s, #31
+	WORD $0x4EB55529 // srshl v9.4s, v9.4s, v21.4s
+	WORD $0x6EB2B54A // sqrdmulh v10.4s, v10.4s, v18.4s
+	WORD $0x4E361D5A // and v26.16b, v10.16b, v22.16b
+	WORD $0x4F21174A // ssra v10.4s, v26.4s, #31
+	WORD $0x4EB6554A // srshl v10.4s, v10.4s, v22.4s
+	WORD $0x6EB3B56B // sqrdmulh v11.4s, v11.4s, v19.4s
+	WORD $0x4E371D7B // and v27.16b, v11.16b, v23.16b
+	WORD $0x4F21176B // ssra v11.4s, v27.4s, #31
+	WORD $0x4EB7556B // srshl v11.4s, v11.4s, v23.4s
+	MOVD 48(R0), R23
+	ADD R10, R23, R23
+	WORD $0x0E614918 // sqxtn v24.4h, v8.4s
+	WORD $0x4E614938 // sqxtn2 v24.8h, v9.4s
+	WORD $0x4E7C0F18 // sqadd v24.8h, v24.8h, v28.8h
+	WORD $0x0E614959 // sqxtn v25.4h, v10.4s
+	WORD $0x4E614979 // sqxtn2 v25.8h, v11.4s
+	WORD $0x4E7C0F39 // sqadd v25.8h, v25.8h, v28.8h
+	WORD $0x0E214B18 // sqxtn v24.8b, v24.8h
+	WORD $0x4E214B38 // sqxtn2 v24.16b, v25.8h
+	WORD $0x4E3D6718 // smax v24.16b, v24.16b, v29.16b
+	WORD $0x4E3E6F18 // smin v24.16b, v24.16b, v30.16b
+	WORD $0x4C0072F8 // st1 {v24.16b}, [x23]
+	WORD $0x6EB0B58C // sqrdmulh v12.4s, v12.4s, v16.4s
+	WORD $0x4E341D98 // and v24.16b, v12.16b, v20.16b
+	WORD $0x4F21170C // ssra v12.4s, v24.4s, #31
+	WORD $0x4EB4558C // srshl v12.4s, v12.4s, v20.4s
+	WORD $0x6EB1B5AD // sqrdmulh v13.4s, v13.4s, v17.4s
+	WORD $0x4E351DB9 // and v25.16b, v13.16b, v21.16b
+	WORD $0x4F21172D // ssra v13.4s, v25.4s, #31
+	WORD $0x4EB555AD // srshl v13.4s, v13.4s, v21.4s
+	WORD $0x6EB2B5CE // sqrdmulh v14.4s, v14.4s, v18.4s
+	WORD $0x4E361DDA // and v26.16b, v14.16b, v22.16b
+	WORD $0x4F21174E // ssra v14.4s, v26.4s, #31
+	WORD $0x4EB655CE // srshl v14.4s, v14.4s, v22.4s
+	WORD $0x6EB3B5EF // sqrdmulh v15.4s, v15.4s, v19.4s
+	WORD $0x4E371DFB // and v27.16b, v15.16b, v23.16b
+	WORD $0x4F21176F // ssra v15.4s, v27.4s, #31
+	WORD $0x4EB755EF // srshl v15.4s, v15.4s, v23.4s
+	MOVD 56(R0), R23
+	ADD R10, R23, R23
+	WORD $0x0E614998 // sqxtn v24.4h, v12.4s
+	WORD $0x4E6149B8 // sqxtn2 v24.8h, v13.4s
+	WORD $0x4E7C0F18 // sqadd v24.8h, v24.8h, v28.8h
+	WORD $0x0E6149D9 // sqxtn v25.4h, v14.4s
+	WORD $0x4E6149F9 // sqxtn2 v25.8h, v15.4s
+	WORD $0x4E7C0F39 // sqadd v25.8h, v25.8h, v28.8h
+	WORD $0x0E214B18 // sqxtn v24.8b, v24.8h
+	WORD $0x4E214B38 // sqxtn2 v24.16b, v25.8h
+	WORD $0x4E3D6718 // smax v24.16b, v24.16b, v29.16b
+	WORD $0x4E3E6F18 // smin v24.16b, v24.16b, v30.16b
+	WORD $0x4C0072F8 // st1 {v24.16b}, [x23]
+	ADD $16, R10, R10
 	MOVD 72(R0), R11
 	ADD R10<<2, R11, R11 // parameters of this pass's channels
 	WORD $0x4C402960 // ld1 {v0.4s, v1.4s, v2.4s, v3.4s}, [x11]
@@ -20,20 +260,325 @@ pass:
 	ADD R10<<2, R5, R5 // weights of this pass's channels
 	MOVD 80(R0), R6
 	MOVD 88(R0), R7
-tap:
 	MOVW (R6), R12
-	MOVD 0(R0), R1
-	ADD R12, R1, R1
-	MOVD 8(R0), R2
-	ADD R12, R2, R2
-	MOVD 16(R0), R3
-	ADD R12, R3, R3
-	MOVD 24(R0), R4
-	ADD R12, R4, R4
+	ADD R12, R19, R1
+	ADD R12, R20, R2
+	ADD R12, R21, R3
+	ADD R12, R22, R4
+	MOVD R25, R9
+	CMP $64, R10
+	BLT fchunk
+	RET
+fspecial:
+	CBNZ R15, ffp32
+	WORD $0x3DC08178 // ldr q24, [x11, #512]
+	WORD $0x4EB84400 // sshl v0.4s, v0.4s, v24.4s
+	WORD $0x4EB84484 // sshl v4.4s, v4.4s, v24.4s
+	WORD $0x4EB84508 // sshl v8.4s, v8.4s, v24.4s
+	WORD $0x4EB8458C // sshl v12.4s, v12.4s, v24.4s
+	WORD $0x3DC08578 // ldr q24, [x11, #528]
+	WORD $0x4EB84421 // sshl v1.4s, v1.4s, v24.4s
+	WORD $0x4EB844A5 // sshl v5.4s, v5.4s, v24.4s
+	WORD $0x4EB84529 // sshl v9.4s, v9.4s, v24.4s
+	WORD $0x4EB845AD // sshl v13.4s, v13.4s, v24.4s
+	WORD $0x3DC08978 // ldr q24, [x11, #544]
+	WORD $0x4EB84442 // sshl v2.4s, v2.4s, v24.4s
+	WORD $0x4EB844C6 // sshl v6.4s, v6.4s, v24.4s
+	WORD $0x4EB8454A // sshl v10.4s, v10.4s, v24.4s
+	WORD $0x4EB845CE // sshl v14.4s, v14.4s, v24.4s
+	WORD $0x3DC08D78 // ldr q24, [x11, #560]
+	WORD $0x4EB84463 // sshl v3.4s, v3.4s, v24.4s
+	WORD $0x4EB844E7 // sshl v7.4s, v7.4s, v24.4s
+	WORD $0x4EB8456B // sshl v11.4s, v11.4s, v24.4s
+	WORD $0x4EB845EF // sshl v15.4s, v15.4s, v24.4s
+	WORD $0x3DC04170 // ldr q16, [x11, #256]
+	WORD $0x3DC18174 // ldr q20, [x11, #1536]
+	WORD $0x3DC04571 // ldr q17, [x11, #272]
+	WORD $0x3DC18575 // ldr q21, [x11, #1552]
+	WORD $0x3DC04972 // ldr q18, [x11, #288]
+	WORD $0x3DC18976 // ldr q22, [x11, #1568]
+	WORD $0x3DC04D73 // ldr q19, [x11, #304]
+	WORD $0x3DC18D77 // ldr q23, [x11, #1584]
+	WORD $0x6EB0B400 // sqrdmulh v0.4s, v0.4s, v16.4s
+	WORD $0x4E341C18 // and v24.16b, v0.16b, v20.16b
+	WORD $0x4F211700 // ssra v0.4s, v24.4s, #31
+	WORD $0x4EB45400 // srshl v0.4s, v0.4s, v20.4s
+	WORD $0x6EB1B421 // sqrdmulh v1.4s, v1.4s, v17.4s
+	WORD $0x4E351C39 // and v25.16b, v1.16b, v21.16b
+	WORD $0x4F211721 // ssra v1.4s, v25.4s, #31
+	WORD $0x4EB55421 // srshl v1.4s, v1.4s, v21.4s
+	WORD $0x6EB2B442 // sqrdmulh v2.4s, v2.4s, v18.4s
+	WORD $0x4E361C5A // and v26.16b, v2.16b, v22.16b
+	WORD $0x4F211742 // ssra v2.4s, v26.4s, #31
+	WORD $0x4EB65442 // srshl v2.4s, v2.4s, v22.4s
+	WORD $0x6EB3B463 // sqrdmulh v3.4s, v3.4s, v19.4s
+	WORD $0x4E371C7B // and v27.16b, v3.16b, v23.16b
+	WORD $0x4F211763 // ssra v3.4s, v27.4s, #31
+	WORD $0x4EB75463 // srshl v3.4s, v3.4s, v23.4s
+	MOVD 32(R0), R23
+	ADD R10, R23, R23
+	WORD $0x0E614818 // sqxtn v24.4h, v0.4s
+	WORD $0x4E614838 // sqxtn2 v24.8h, v1.4s
+	WORD $0x4E7C0F18 // sqadd v24.8h, v24.8h, v28.8h
+	WORD $0x0E614859 // sqxtn v25.4h, v2.4s
+	WORD $0x4E614879 // sqxtn2 v25.8h, v3.4s
+	WORD $0x4E7C0F39 // sqadd v25.8h, v25.8h, v28.8h
+	WORD $0x0E214B18 // sqxtn v24.8b, v24.8h
+	WORD $0x4E214B38 // sqxtn2 v24.16b, v25.8h
+	WORD $0x4E3D6718 // smax v24.16b, v24.16b, v29.16b
+	WORD $0x4E3E6F18 // smin v24.16b, v24.16b, v30.16b
+	WORD $0x4C0072F8 // st1 {v24.16b}, [x23]
+	WORD $0x6EB0B484 // sqrdmulh v4.4s, v4.4s, v16.4s
+	WORD $0x4E341C98 // and v24.16b, v4.16b, v20.16b
+	WORD $0x4F211704 // ssra v4.4s, v24.4s, #31
+	WORD $0x4EB45484 // srshl v4.4s, v4.4s, v20.4s
+	WORD $0x6EB1B4A5 // sqrdmulh v5.4s, v5.4s, v17.4s
+	WORD $0x4E351CB9 // and v25.16b, v5.16b, v21.16b
+	WORD $0x4F211725 // ssra v5.4s, v25.4s, #31
+	WORD $0x4EB554A5 // srshl v5.4s, v5.4s, v21.4s
+	WORD $0x6EB2B4C6 // sqrdmulh v6.4s, v6.4s, v18.4s
+	WORD $0x4E361CDA // and v26.16b, v6.16b, v22.16b
+	WORD $0x4F211746 // ssra v6.4s, v26.4s, #31
+	WORD $0x4EB654C6 // srshl v6.4s, v6.4s, v22.4s
+	WORD $0x6EB3B4E7 // sqrdmulh v7.4s, v7.4s, v19.4s
+	WORD $0x4E371CFB // and v27.16b, v7.16b, v23.16b
+	WORD $0x4F211767 // ssra v7.4s, v27.4s, #31
+	WORD $0x4EB754E7 // srshl v7.4s, v7.4s, v23.4s
+	MOVD 40(R0), R23
+	ADD R10, R23, R23
+	WORD $0x0E614898 // sqxtn v24.4h, v4.4s
+	WORD $0x4E6148B8 // sqxtn2 v24.8h, v5.4s
+	WORD $0x4E7C0F18 // sqadd v24.8h, v24.8h, v28.8h
+	WORD $0x0E6148D9 // sqxtn v25.4h, v6.4s
+	WORD $0x4E6148F9 // sqxtn2 v25.8h, v7.4s
+	WORD $0x4E7C0F39 // sqadd v25.8h, v25.8h, v28.8h
+	WORD $0x0E214B18 // sqxtn v24.8b, v24.8h
+	WORD $0x4E214B38 // sqxtn2 v24.16b, v25.8h
+	WORD $0x4E3D6718 // smax v24.16b, v24.16b, v29.16b
+	WORD $0x4E3E6F18 // smin v24.16b, v24.16b, v30.16b
+	WORD $0x4C0072F8 // st1 {v24.16b}, [x23]
+	WORD $0x6EB0B508 // sqrdmulh v8.4s, v8.4s, v16.4s
+	WORD $0x4E341D18 // and v24.16b, v8.16b, v20.16b
+	WORD $0x4F211708 // ssra v8.4s, v24.4s, #31
+	WORD $0x4EB45508 // srshl v8.4s, v8.4s, v20.4s
+	WORD $0x6EB1B529 // sqrdmulh v9.4s, v9.4s, v17.4s
+	WORD $0x4E351D39 // and v25.16b, v9.16b, v21.16b
+	WORD $0x4F211729 // ssra v9.4s, v25.4s, #31
+	WORD $0x4EB55529 // srshl v9.4s, v9.4s, v21.4s
+	WORD $0x6EB2B54A // sqrdmulh v10.4s, v10.4s, v18.4s
+	WORD $0x4E361D5A // and v26.16b, v10.16b, v22.16b
+	WORD $0x4F21174A // ssra v10.4s, v26.4s, #31
+	WORD $0x4EB6554A // srshl v10.4s, v10.4s, v22.4s
+	WORD $0x6EB3B56B // sqrdmulh v11.4s, v11.4s, v19.4s
+	WORD $0x4E371D7B // and v27.16b, v11.16b, v23.16b
+	WORD $0x4F21176B // ssra v11.4s, v27.4s, #31
+	WORD $0x4EB7556B // srshl v11.4s, v11.4s, v23.4s
+	MOVD 48(R0), R23
+	ADD R10, R23, R23
+	WORD $0x0E614918 // sqxtn v24.4h, v8.4s
+	WORD $0x4E614938 // sqxtn2 v24.8h, v9.4s
+	WORD $0x4E7C0F18 // sqadd v24.8h, v24.8h, v28.8h
+	WORD $0x0E614959 // sqxtn v25.4h, v10.4s
+	WORD $0x4E614979 // sqxtn2 v25.8h, v11.4s
+	WORD $0x4E7C0F39 // sqadd v25.8h, v25.8h, v28.8h
+	WORD $0x0E214B18 // sqxtn v24.8b, v24.8h
+	WORD $0x4E214B38 // sqxtn2 v24.16b, v25.8h
+	WORD $0x4E3D6718 // smax v24.16b, v24.16b, v29.16b
+	WORD $0x4E3E6F18 // smin v24.16b, v24.16b, v30.16b
+	WORD $0x4C0072F8 // st1 {v24.16b}, [x23]
+	WORD $0x6EB0B58C // sqrdmulh v12.4s, v12.4s, v16.4s
+	WORD $0x4E341D98 // and v24.16b, v12.16b, v20.16b
+	WORD $0x4F21170C // ssra v12.4s, v24.4s, #31
+	WORD $0x4EB4558C // srshl v12.4s, v12.4s, v20.4s
+	WORD $0x6EB1B5AD // sqrdmulh v13.4s, v13.4s, v17.4s
+	WORD $0x4E351DB9 // and v25.16b, v13.16b, v21.16b
+	WORD $0x4F21172D // ssra v13.4s, v25.4s, #31
+	WORD $0x4EB555AD // srshl v13.4s, v13.4s, v21.4s
+	WORD $0x6EB2B5CE // sqrdmulh v14.4s, v14.4s, v18.4s
+	WORD $0x4E361DDA // and v26.16b, v14.16b, v22.16b
+	WORD $0x4F21174E // ssra v14.4s, v26.4s, #31
+	WORD $0x4EB655CE // srshl v14.4s, v14.4s, v22.4s
+	WORD $0x6EB3B5EF // sqrdmulh v15.4s, v15.4s, v19.4s
+	WORD $0x4E371DFB // and v27.16b, v15.16b, v23.16b
+	WORD $0x4F21176F // ssra v15.4s, v27.4s, #31
+	WORD $0x4EB755EF // srshl v15.4s, v15.4s, v23.4s
+	MOVD 56(R0), R23
+	ADD R10, R23, R23
+	WORD $0x0E614998 // sqxtn v24.4h, v12.4s
+	WORD $0x4E6149B8 // sqxtn2 v24.8h, v13.4s
+	WORD $0x4E7C0F18 // sqadd v24.8h, v24.8h, v28.8h
+	WORD $0x0E6149D9 // sqxtn v25.4h, v14.4s
+	WORD $0x4E6149F9 // sqxtn2 v25.8h, v15.4s
+	WORD $0x4E7C0F39 // sqadd v25.8h, v25.8h, v28.8h
+	WORD $0x0E214B18 // sqxtn v24.8b, v24.8h
+	WORD $0x4E214B38 // sqxtn2 v24.16b, v25.8h
+	WORD $0x4E3D6718 // smax v24.16b, v24.16b, v29.16b
+	WORD $0x4E3E6F18 // smin v24.16b, v24.16b, v30.16b
+	WORD $0x4C0072F8 // st1 {v24.16b}, [x23]
+	ADD $16, R10, R10
+	MOVD 72(R0), R11
+	ADD R10<<2, R11, R11 // parameters of this pass's channels
+	WORD $0x4C402960 // ld1 {v0.4s, v1.4s, v2.4s, v3.4s}, [x11]
+	WORD $0x4C402964 // ld1 {v4.4s, v5.4s, v6.4s, v7.4s}, [x11]
+	WORD $0x4C402968 // ld1 {v8.4s, v9.4s, v10.4s, v11.4s}, [x11]
+	WORD $0x4C40296C // ld1 {v12.4s, v13.4s, v14.4s, v15.4s}, [x11]
+	MOVD 64(R0), R5
+	ADD R10<<2, R5, R5 // weights of this pass's channels
+	MOVD 80(R0), R6
+	MOVD 88(R0), R7
+	MOVW (R6), R12
+	ADD R12, R19, R1
+	ADD R12, R20, R2
+	ADD R12, R21, R3
+	ADD R12, R22, R4
+	MOVD R25, R9
+	CMP $64, R10
+	BLT fchunk
+	RET
+ffp32:
+	WORD $0x3DC1C170 // ldr q16, [x11, #1792]
+	WORD $0x3DC1C571 // ldr q17, [x11, #1808]
+	WORD $0x3DC1C972 // ldr q18, [x11, #1824]
+	WORD $0x3DC1CD73 // ldr q19, [x11, #1840]
+	WORD $0x4E21D800 // scvtf v0.4s, v0.4s
+	WORD $0x6E30DC00 // fmul v0.4s, v0.4s, v16.4s
+	WORD $0x4E21A800 // fcvtns v0.4s, v0.4s
+	WORD $0x4E21D821 // scvtf v1.4s, v1.4s
+	WORD $0x6E31DC21 // fmul v1.4s, v1.4s, v17.4s
+	WORD $0x4E21A821 // fcvtns v1.4s, v1.4s
+	WORD $0x4E21D842 // scvtf v2.4s, v2.4s
+	WORD $0x6E32DC42 // fmul v2.4s, v2.4s, v18.4s
+	WORD $0x4E21A842 // fcvtns v2.4s, v2.4s
+	WORD $0x4E21D863 // scvtf v3.4s, v3.4s
+	WORD $0x6E33DC63 // fmul v3.4s, v3.4s, v19.4s
+	WORD $0x4E21A863 // fcvtns v3.4s, v3.4s
+	MOVD 32(R0), R23
+	ADD R10, R23, R23
+	WORD $0x0E614818 // sqxtn v24.4h, v0.4s
+	WORD $0x4E614838 // sqxtn2 v24.8h, v1.4s
+	WORD $0x4E7C0F18 // sqadd v24.8h, v24.8h, v28.8h
+	WORD $0x0E614859 // sqxtn v25.4h, v2.4s
+	WORD $0x4E614879 // sqxtn2 v25.8h, v3.4s
+	WORD $0x4E7C0F39 // sqadd v25.8h, v25.8h, v28.8h
+	WORD $0x0E214B18 // sqxtn v24.8b, v24.8h
+	WORD $0x4E214B38 // sqxtn2 v24.16b, v25.8h
+	WORD $0x4E3D6718 // smax v24.16b, v24.16b, v29.16b
+	WORD $0x4E3E6F18 // smin v24.16b, v24.16b, v30.16b
+	WORD $0x4C0072F8 // st1 {v24.16b}, [x23]
+	WORD $0x4E21D884 // scvtf v4.4s, v4.4s
+	WORD $0x6E30DC84 // fmul v4.4s, v4.4s, v16.4s
+	WORD $0x4E21A884 // fcvtns v4.4s, v4.4s
+	WORD $0x4E21D8A5 // scvtf v5.4s, v5.4s
+	WORD $0x6E31DCA5 // fmul v5.4s, v5.4s, v17.4s
+	WORD $0x4E21A8A5 // fcvtns v5.4s, v5.4s
+	WORD $0x4E21D8C6 // scvtf v6.4s, v6.4s
+	WORD $0x6E32DCC6 // fmul v6.4s, v6.4s, v18.4s
+	WORD $0x4E21A8C6 // fcvtns v6.4s, v6.4s
+	WORD $0x4E21D8E7 // scvtf v7.4s, v7.4s
+	WORD $0x6E33DCE7 // fmul v7.4s, v7.4s, v19.4s
+	WORD $0x4E21A8E7 // fcvtns v7.4s, v7.4s
+	MOVD 40(R0), R23
+	ADD R10, R23, R23
+	WORD $0x0E614898 // sqxtn v24.4h, v4.4s
+	WORD $0x4E6148B8 // sqxtn2 v24.8h, v5.4s
+	WORD $0x4E7C0F18 // sqadd v24.8h, v24.8h, v28.8h
+	WORD $0x0E6148D9 // sqxtn v25.4h, v6.4s
+	WORD $0x4E6148F9 // sqxtn2 v25.8h, v7.4s
+	WORD $0x4E7C0F39 // sqadd v25.8h, v25.8h, v28.8h
+	WORD $0x0E214B18 // sqxtn v24.8b, v24.8h
+	WORD $0x4E214B38 // sqxtn2 v24.16b, v25.8h
+	WORD $0x4E3D6718 // smax v24.16b, v24.16b, v29.16b
+	WORD $0x4E3E6F18 // smin v24.16b, v24.16b, v30.16b
+	WORD $0x4C0072F8 // st1 {v24.16b}, [x23]
+	WORD $0x4E21D908 // scvtf v8.4s, v8.4s
+	WORD $0x6E30DD08 // fmul v8.4s, v8.4s, v16.4s
+	WORD $0x4E21A908 // fcvtns v8.4s, v8.4s
+	WORD $0x4E21D929 // scvtf v9.4s, v9.4s
+	WORD $0x6E31DD29 // fmul v9.4s, v9.4s, v17.4s
+	WORD $0x4E21A929 // fcvtns v9.4s, v9.4s
+	WORD $0x4E21D94A // scvtf v10.4s, v10.4s
+	WORD $0x6E32DD4A // fmul v10.4s, v10.4s, v18.4s
+	WORD $0x4E21A94A // fcvtns v10.4s, v10.4s
+	WORD $0x4E21D96B // scvtf v11.4s, v11.4s
+	WORD $0x6E33DD6B // fmul v11.4s, v11.4s, v19.4s
+	WORD $0x4E21A96B // fcvtns v11.4s, v11.4s
+	MOVD 48(R0), R23
+	ADD R10, R23, R23
+	WORD $0x0E614918 // sqxtn v24.4h, v8.4s
+	WORD $0x4E614938 // sqxtn2 v24.8h, v9.4s
+	WORD $0x4E7C0F18 // sqadd v24.8h, v24.8h, v28.8h
+	WORD $0x0E614959 // sqxtn v25.4h, v10.4s
+	WORD $0x4E614979 // sqxtn2 v25.8h, v11.4s
+	WORD $0x4E7C0F39 // sqadd v25.8h, v25.8h, v28.8h
+	WORD $0x0E214B18 // sqxtn v24.8b, v24.8h
+	WORD $0x4E214B38 // sqxtn2 v24.16b, v25.8h
+	WORD $0x4E3D6718 // smax v24.16b, v24.16b, v29.16b
+	WORD $0x4E3E6F18 // smin v24.16b, v24.16b, v30.16b
+	WORD $0x4C0072F8 // st1 {v24.16b}, [x23]
+	WORD $0x4E21D98C // scvtf v12.4s, v12.4s
+	WORD $0x6E30DD8C // fmul v12.4s, v12.4s, v16.4s
+	WORD $0x4E21A98C // fcvtns v12.4s, v12.4s
+	WORD $0x4E21D9AD // scvtf v13.4s, v13.4s
+	WORD $0x6E31DDAD // fmul v13.4s, v13.4s, v17.4s
+	WORD $0x4E21A9AD // fcvtns v13.4s, v13.4s
+	WORD $0x4E21D9CE // scvtf v14.4s, v14.4s
+	WORD $0x6E32DDCE // fmul v14.4s, v14.4s, v18.4s
+	WORD $0x4E21A9CE // fcvtns v14.4s, v14.4s
+	WORD $0x4E21D9EF // scvtf v15.4s, v15.4s
+	WORD $0x6E33DDEF // fmul v15.4s, v15.4s, v19.4s
+	WORD $0x4E21A9EF // fcvtns v15.4s, v15.4s
+	MOVD 56(R0), R23
+	ADD R10, R23, R23
+	WORD $0x0E614998 // sqxtn v24.4h, v12.4s
+	WORD $0x4E6149B8 // sqxtn2 v24.8h, v13.4s
+	WORD $0x4E7C0F18 // sqadd v24.8h, v24.8h, v28.8h
+	WORD $0x0E6149D9 // sqxtn v25.4h, v14.4s
+	WORD $0x4E6149F9 // sqxtn2 v25.8h, v15.4s
+	WORD $0x4E7C0F39 // sqadd v25.8h, v25.8h, v28.8h
+	WORD $0x0E214B18 // sqxtn v24.8b, v24.8h
+	WORD $0x4E214B38 // sqxtn2 v24.16b, v25.8h
+	WORD $0x4E3D6718 // smax v24.16b, v24.16b, v29.16b
+	WORD $0x4E3E6F18 // smin v24.16b, v24.16b, v30.16b
+	WORD $0x4C0072F8 // st1 {v24.16b}, [x23]
+	ADD $16, R10, R10
+	MOVD 72(R0), R11
+	ADD R10<<2, R11, R11 // parameters of this pass's channels
+	WORD $0x4C402960 // ld1 {v0.4s, v1.4s, v2.4s, v3.4s}, [x11]
+	WORD $0x4C402964 // ld1 {v4.4s, v5.4s, v6.4s, v7.4s}, [x11]
+	WORD $0x4C402968 // ld1 {v8.4s, v9.4s, v10.4s, v11.4s}, [x11]
+	WORD $0x4C40296C // ld1 {v12.4s, v13.4s, v14.4s, v15.4s}, [x11]
+	MOVD 64(R0), R5
+	ADD R10<<2, R5, R5 // weights of this pass's channels
+	MOVD 80(R0), R6
+	MOVD 88(R0), R7
+	MOVW (R6), R12
+	ADD R12, R19, R1
+	ADD R12, R20, R2
+	ADD R12, R21, R3
+	ADD R12, R22, R4
+	MOVD R25, R9
+	CMP $64, R10
+	BLT fchunk
+	RET
+general:
+	MOVD 72(R0), R11
+	WORD $0x4C402960 // ld1 {v0.4s, v1.4s, v2.4s, v3.4s}, [x11]
+	WORD $0x4C402964 // ld1 {v4.4s, v5.4s, v6.4s, v7.4s}, [x11]
+	WORD $0x4C402968 // ld1 {v8.4s, v9.4s, v10.4s, v11.4s}, [x11]
+	WORD $0x4C40296C // ld1 {v12.4s, v13.4s, v14.4s, v15.4s}, [x11]
+	MOVD 64(R0), R5
+	MOVD 80(R0), R6
+	MOVD 88(R0), R7
+gtap:
+	MOVW (R6), R12
+	ADD R12, R19, R1
+	ADD R12, R20, R2
+	ADD R12, R21, R3
+	ADD R12, R22, R4
 	MOVD R8, R9
 	CMP $16, R9
-	BLT tail
-chunk:
+	BLT gtail
+gchunk:
 	WORD $0x3CC10434 // ldr q20, [x1], #16
 	WORD $0x3CC10455 // ldr q21, [x2], #16
 	WORD $0x3CC10476 // ldr q22, [x3], #16
@@ -108,10 +653,10 @@ chunk:
 	WORD $0x4FB7EA6F // sdot v15.4s, v19.16b, v23.4b[3]
 	SUB $16, R9, R9
 	CMP $16, R9
-	BGE chunk
-tail:
-	CBZ R9, tapdone
-single:
+	BGE gchunk
+gtail:
+	CBZ R9, gtapdone
+gsingle:
 	WORD $0xBC404434 // ldr s20, [x1], #4
 	WORD $0xBC404455 // ldr s21, [x2], #4
 	WORD $0xBC404476 // ldr s22, [x3], #4
@@ -134,116 +679,38 @@ single:
 	WORD $0x4F97E24E // sdot v14.4s, v18.16b, v23.4b[0]
 	WORD $0x4F97E26F // sdot v15.4s, v19.16b, v23.4b[0]
 	SUBS $4, R9, R9
-	BNE single
-tapdone:
+	BNE gsingle
+gtapdone:
 	ADD $4, R6, R6
 	SUBS $1, R7, R7
-	BNE tap
-	MOVW 104(R0), R12
-	WORD $0x4E020D9C // dup v28.8h, w12
-	MOVW 108(R0), R12
-	WORD $0x4E010D9D // dup v29.16b, w12
-	MOVW 112(R0), R12
-	WORD $0x4E010D9E // dup v30.16b, w12
-	CBNZ R15, fp32
-	MOVW 124(R0), R12
-	CBZ R12, nolsh
-	WORD $0x3DC08171 // ldr q17, [x11, #512]
-	WORD $0x4EB14400 // sshl v0.4s, v0.4s, v17.4s
-	WORD $0x4EB14484 // sshl v4.4s, v4.4s, v17.4s
-	WORD $0x4EB14508 // sshl v8.4s, v8.4s, v17.4s
-	WORD $0x4EB1458C // sshl v12.4s, v12.4s, v17.4s
-	WORD $0x3DC08571 // ldr q17, [x11, #528]
-	WORD $0x4EB14421 // sshl v1.4s, v1.4s, v17.4s
-	WORD $0x4EB144A5 // sshl v5.4s, v5.4s, v17.4s
-	WORD $0x4EB14529 // sshl v9.4s, v9.4s, v17.4s
-	WORD $0x4EB145AD // sshl v13.4s, v13.4s, v17.4s
-	WORD $0x3DC08971 // ldr q17, [x11, #544]
-	WORD $0x4EB14442 // sshl v2.4s, v2.4s, v17.4s
-	WORD $0x4EB144C6 // sshl v6.4s, v6.4s, v17.4s
-	WORD $0x4EB1454A // sshl v10.4s, v10.4s, v17.4s
-	WORD $0x4EB145CE // sshl v14.4s, v14.4s, v17.4s
-	WORD $0x3DC08D71 // ldr q17, [x11, #560]
-	WORD $0x4EB14463 // sshl v3.4s, v3.4s, v17.4s
-	WORD $0x4EB144E7 // sshl v7.4s, v7.4s, v17.4s
-	WORD $0x4EB1456B // sshl v11.4s, v11.4s, v17.4s
-	WORD $0x4EB145EF // sshl v15.4s, v15.4s, v17.4s
-nolsh:
-	WORD $0x3DC04172 // ldr q18, [x11, #256]
-	WORD $0x3DC18173 // ldr q19, [x11, #1536]
-	WORD $0x6EB2B400 // sqrdmulh v0.4s, v0.4s, v18.4s
-	WORD $0x4E331C14 // and v20.16b, v0.16b, v19.16b
-	WORD $0x4F211680 // ssra v0.4s, v20.4s, #31
-	WORD $0x4EB35400 // srshl v0.4s, v0.4s, v19.4s
-	WORD $0x6EB2B484 // sqrdmulh v4.4s, v4.4s, v18.4s
-	WORD $0x4E331C95 // and v21.16b, v4.16b, v19.16b
-	WORD $0x4F2116A4 // ssra v4.4s, v21.4s, #31
-	WORD $0x4EB35484 // srshl v4.4s, v4.4s, v19.4s
-	WORD $0x6EB2B508 // sqrdmulh v8.4s, v8.4s, v18.4s
-	WORD $0x4E331D16 // and v22.16b, v8.16b, v19.16b
-	WORD $0x4F2116C8 // ssra v8.4s, v22.4s, #31
-	WORD $0x4EB35508 // srshl v8.4s, v8.4s, v19.4s
-	WORD $0x6EB2B58C // sqrdmulh v12.4s, v12.4s, v18.4s
-	WORD $0x4E331D97 // and v23.16b, v12.16b, v19.16b
-	WORD $0x4F2116EC // ssra v12.4s, v23.4s, #31
-	WORD $0x4EB3558C // srshl v12.4s, v12.4s, v19.4s
-	WORD $0x3DC04572 // ldr q18, [x11, #272]
-	WORD $0x3DC18573 // ldr q19, [x11, #1552]
-	WORD $0x6EB2B421 // sqrdmulh v1.4s, v1.4s, v18.4s
-	WORD $0x4E331C34 // and v20.16b, v1.16b, v19.16b
-	WORD $0x4F211681 // ssra v1.4s, v20.4s, #31
-	WORD $0x4EB35421 // srshl v1.4s, v1.4s, v19.4s
-	WORD $0x6EB2B4A5 // sqrdmulh v5.4s, v5.4s, v18.4s
-	WORD $0x4E331CB5 // and v21.16b, v5.16b, v19.16b
-	WORD $0x4F2116A5 // ssra v5.4s, v21.4s, #31
-	WORD $0x4EB354A5 // srshl v5.4s, v5.4s, v19.4s
-	WORD $0x6EB2B529 // sqrdmulh v9.4s, v9.4s, v18.4s
-	WORD $0x4E331D36 // and v22.16b, v9.16b, v19.16b
-	WORD $0x4F2116C9 // ssra v9.4s, v22.4s, #31
-	WORD $0x4EB35529 // srshl v9.4s, v9.4s, v19.4s
-	WORD $0x6EB2B5AD // sqrdmulh v13.4s, v13.4s, v18.4s
-	WORD $0x4E331DB7 // and v23.16b, v13.16b, v19.16b
-	WORD $0x4F2116ED // ssra v13.4s, v23.4s, #31
-	WORD $0x4EB355AD // srshl v13.4s, v13.4s, v19.4s
+	BNE gtap
+	CBNZ R24, gspecial
+	WORD $0x3DC04170 // ldr q16, [x11, #256]
+	WORD $0x3DC18174 // ldr q20, [x11, #1536]
+	WORD $0x3DC04571 // ldr q17, [x11, #272]
+	WORD $0x3DC18575 // ldr q21, [x11, #1552]
 	WORD $0x3DC04972 // ldr q18, [x11, #288]
-	WORD $0x3DC18973 // ldr q19, [x11, #1568]
+	WORD $0x3DC18976 // ldr q22, [x11, #1568]
+	WORD $0x3DC04D73 // ldr q19, [x11, #304]
+	WORD $0x3DC18D77 // ldr q23, [x11, #1584]
+	WORD $0x6EB0B400 // sqrdmulh v0.4s, v0.4s, v16.4s
+	WORD $0x4E341C18 // and v24.16b, v0.16b, v20.16b
+	WORD $0x4F211700 // ssra v0.4s, v24.4s, #31
+	WORD $0x4EB45400 // srshl v0.4s, v0.4s, v20.4s
+	WORD $0x6EB1B421 // sqrdmulh v1.4s, v1.4s, v17.4s
+	WORD $0x4E351C39 // and v25.16b, v1.16b, v21.16b
+	WORD $0x4F211721 // ssra v1.4s, v25.4s, #31
+	WORD $0x4EB55421 // srshl v1.4s, v1.4s, v21.4s
 	WORD $0x6EB2B442 // sqrdmulh v2.4s, v2.4s, v18.4s
-	WORD $0x4E331C54 // and v20.16b, v2.16b, v19.16b
-	WORD $0x4F211682 // ssra v2.4s, v20.4s, #31
-	WORD $0x4EB35442 // srshl v2.4s, v2.4s, v19.4s
-	WORD $0x6EB2B4C6 // sqrdmulh v6.4s, v6.4s, v18.4s
-	WORD $0x4E331CD5 // and v21.16b, v6.16b, v19.16b
-	WORD $0x4F2116A6 // ssra v6.4s, v21.4s, #31
-	WORD $0x4EB354C6 // srshl v6.4s, v6.4s, v19.4s
-	WORD $0x6EB2B54A // sqrdmulh v10.4s, v10.4s, v18.4s
-	WORD $0x4E331D56 // and v22.16b, v10.16b, v19.16b
-	WORD $0x4F2116CA // ssra v10.4s, v22.4s, #31
-	WORD $0x4EB3554A // srshl v10.4s, v10.4s, v19.4s
-	WORD $0x6EB2B5CE // sqrdmulh v14.4s, v14.4s, v18.4s
-	WORD $0x4E331DD7 // and v23.16b, v14.16b, v19.16b
-	WORD $0x4F2116EE // ssra v14.4s, v23.4s, #31
-	WORD $0x4EB355CE // srshl v14.4s, v14.4s, v19.4s
-	WORD $0x3DC04D72 // ldr q18, [x11, #304]
-	WORD $0x3DC18D73 // ldr q19, [x11, #1584]
-	WORD $0x6EB2B463 // sqrdmulh v3.4s, v3.4s, v18.4s
-	WORD $0x4E331C74 // and v20.16b, v3.16b, v19.16b
-	WORD $0x4F211683 // ssra v3.4s, v20.4s, #31
-	WORD $0x4EB35463 // srshl v3.4s, v3.4s, v19.4s
-	WORD $0x6EB2B4E7 // sqrdmulh v7.4s, v7.4s, v18.4s
-	WORD $0x4E331CF5 // and v21.16b, v7.16b, v19.16b
-	WORD $0x4F2116A7 // ssra v7.4s, v21.4s, #31
-	WORD $0x4EB354E7 // srshl v7.4s, v7.4s, v19.4s
-	WORD $0x6EB2B56B // sqrdmulh v11.4s, v11.4s, v18.4s
-	WORD $0x4E331D76 // and v22.16b, v11.16b, v19.16b
-	WORD $0x4F2116CB // ssra v11.4s, v22.4s, #31
-	WORD $0x4EB3556B // srshl v11.4s, v11.4s, v19.4s
-	WORD $0x6EB2B5EF // sqrdmulh v15.4s, v15.4s, v18.4s
-	WORD $0x4E331DF7 // and v23.16b, v15.16b, v19.16b
-	WORD $0x4F2116EF // ssra v15.4s, v23.4s, #31
-	WORD $0x4EB355EF // srshl v15.4s, v15.4s, v19.4s
-narrow:
-	MOVD 32(R0), R19
-	ADD R10, R19, R19
+	WORD $0x4E361C5A // and v26.16b, v2.16b, v22.16b
+	WORD $0x4F211742 // ssra v2.4s, v26.4s, #31
+	WORD $0x4EB65442 // srshl v2.4s, v2.4s, v22.4s
+	WORD $0x6EB3B463 // sqrdmulh v3.4s, v3.4s, v19.4s
+	WORD $0x4E371C7B // and v27.16b, v3.16b, v23.16b
+	WORD $0x4F211763 // ssra v3.4s, v27.4s, #31
+	WORD $0x4EB75463 // srshl v3.4s, v3.4s, v23.4s
+	MOVD 32(R0), R23
+	ADD R10, R23, R23
 	WORD $0x0E614818 // sqxtn v24.4h, v0.4s
 	WORD $0x4E614838 // sqxtn2 v24.8h, v1.4s
 	WORD $0x4E7C0F18 // sqadd v24.8h, v24.8h, v28.8h
@@ -254,9 +721,25 @@ narrow:
 	WORD $0x4E214B38 // sqxtn2 v24.16b, v25.8h
 	WORD $0x4E3D6718 // smax v24.16b, v24.16b, v29.16b
 	WORD $0x4E3E6F18 // smin v24.16b, v24.16b, v30.16b
-	WORD $0x3D800278 // str q24, [x19]
-	MOVD 40(R0), R20
-	ADD R10, R20, R20
+	WORD $0x4C0072F8 // st1 {v24.16b}, [x23]
+	WORD $0x6EB0B484 // sqrdmulh v4.4s, v4.4s, v16.4s
+	WORD $0x4E341C98 // and v24.16b, v4.16b, v20.16b
+	WORD $0x4F211704 // ssra v4.4s, v24.4s, #31
+	WORD $0x4EB45484 // srshl v4.4s, v4.4s, v20.4s
+	WORD $0x6EB1B4A5 // sqrdmulh v5.4s, v5.4s, v17.4s
+	WORD $0x4E351CB9 // and v25.16b, v5.16b, v21.16b
+	WORD $0x4F211725 // ssra v5.4s, v25.4s, #31
+	WORD $0x4EB554A5 // srshl v5.4s, v5.4s, v21.4s
+	WORD $0x6EB2B4C6 // sqrdmulh v6.4s, v6.4s, v18.4s
+	WORD $0x4E361CDA // and v26.16b, v6.16b, v22.16b
+	WORD $0x4F211746 // ssra v6.4s, v26.4s, #31
+	WORD $0x4EB654C6 // srshl v6.4s, v6.4s, v22.4s
+	WORD $0x6EB3B4E7 // sqrdmulh v7.4s, v7.4s, v19.4s
+	WORD $0x4E371CFB // and v27.16b, v7.16b, v23.16b
+	WORD $0x4F211767 // ssra v7.4s, v27.4s, #31
+	WORD $0x4EB754E7 // srshl v7.4s, v7.4s, v23.4s
+	MOVD 40(R0), R23
+	ADD R10, R23, R23
 	WORD $0x0E614898 // sqxtn v24.4h, v4.4s
 	WORD $0x4E6148B8 // sqxtn2 v24.8h, v5.4s
 	WORD $0x4E7C0F18 // sqadd v24.8h, v24.8h, v28.8h
@@ -267,9 +750,25 @@ narrow:
 	WORD $0x4E214B38 // sqxtn2 v24.16b, v25.8h
 	WORD $0x4E3D6718 // smax v24.16b, v24.16b, v29.16b
 	WORD $0x4E3E6F18 // smin v24.16b, v24.16b, v30.16b
-	WORD $0x3D800298 // str q24, [x20]
-	MOVD 48(R0), R21
-	ADD R10, R21, R21
+	WORD $0x4C0072F8 // st1 {v24.16b}, [x23]
+	WORD $0x6EB0B508 // sqrdmulh v8.4s, v8.4s, v16.4s
+	WORD $0x4E341D18 // and v24.16b, v8.16b, v20.16b
+	WORD $0x4F211708 // ssra v8.4s, v24.4s, #31
+	WORD $0x4EB45508 // srshl v8.4s, v8.4s, v20.4s
+	WORD $0x6EB1B529 // sqrdmulh v9.4s, v9.4s, v17.4s
+	WORD $0x4E351D39 // and v25.16b, v9.16b, v21.16b
+	WORD $0x4F211729 // ssra v9.4s, v25.4s, #31
+	WORD $0x4EB55529 // srshl v9.4s, v9.4s, v21.4s
+	WORD $0x6EB2B54A // sqrdmulh v10.4s, v10.4s, v18.4s
+	WORD $0x4E361D5A // and v26.16b, v10.16b, v22.16b
+	WORD $0x4F21174A // ssra v10.4s, v26.4s, #31
+	WORD $0x4EB6554A // srshl v10.4s, v10.4s, v22.4s
+	WORD $0x6EB3B56B // sqrdmulh v11.4s, v11.4s, v19.4s
+	WORD $0x4E371D7B // and v27.16b, v11.16b, v23.16b
+	WORD $0x4F21176B // ssra v11.4s, v27.4s, #31
+	WORD $0x4EB7556B // srshl v11.4s, v11.4s, v23.4s
+	MOVD 48(R0), R23
+	ADD R10, R23, R23
 	WORD $0x0E614918 // sqxtn v24.4h, v8.4s
 	WORD $0x4E614938 // sqxtn2 v24.8h, v9.4s
 	WORD $0x4E7C0F18 // sqadd v24.8h, v24.8h, v28.8h
@@ -280,9 +779,25 @@ narrow:
 	WORD $0x4E214B38 // sqxtn2 v24.16b, v25.8h
 	WORD $0x4E3D6718 // smax v24.16b, v24.16b, v29.16b
 	WORD $0x4E3E6F18 // smin v24.16b, v24.16b, v30.16b
-	WORD $0x3D8002B8 // str q24, [x21]
-	MOVD 56(R0), R22
-	ADD R10, R22, R22
+	WORD $0x4C0072F8 // st1 {v24.16b}, [x23]
+	WORD $0x6EB0B58C // sqrdmulh v12.4s, v12.4s, v16.4s
+	WORD $0x4E341D98 // and v24.16b, v12.16b, v20.16b
+	WORD $0x4F21170C // ssra v12.4s, v24.4s, #31
+	WORD $0x4EB4558C // srshl v12.4s, v12.4s, v20.4s
+	WORD $0x6EB1B5AD // sqrdmulh v13.4s, v13.4s, v17.4s
+	WORD $0x4E351DB9 // and v25.16b, v13.16b, v21.16b
+	WORD $0x4F21172D // ssra v13.4s, v25.4s, #31
+	WORD $0x4EB555AD // srshl v13.4s, v13.4s, v21.4s
+	WORD $0x6EB2B5CE // sqrdmulh v14.4s, v14.4s, v18.4s
+	WORD $0x4E361DDA // and v26.16b, v14.16b, v22.16b
+	WORD $0x4F21174E // ssra v14.4s, v26.4s, #31
+	WORD $0x4EB655CE // srshl v14.4s, v14.4s, v22.4s
+	WORD $0x6EB3B5EF // sqrdmulh v15.4s, v15.4s, v19.4s
+	WORD $0x4E371DFB // and v27.16b, v15.16b, v23.16b
+	WORD $0x4F21176F // ssra v15.4s, v27.4s, #31
+	WORD $0x4EB755EF // srshl v15.4s, v15.4s, v23.4s
+	MOVD 56(R0), R23
+	ADD R10, R23, R23
 	WORD $0x0E614998 // sqxtn v24.4h, v12.4s
 	WORD $0x4E6149B8 // sqxtn2 v24.8h, v13.4s
 	WORD $0x4E7C0F18 // sqadd v24.8h, v24.8h, v28.8h
@@ -293,65 +808,300 @@ narrow:
 	WORD $0x4E214B38 // sqxtn2 v24.16b, v25.8h
 	WORD $0x4E3D6718 // smax v24.16b, v24.16b, v29.16b
 	WORD $0x4E3E6F18 // smin v24.16b, v24.16b, v30.16b
-	WORD $0x3D8002D8 // str q24, [x22]
+	WORD $0x4C0072F8 // st1 {v24.16b}, [x23]
 	ADD $16, R10, R10
+	MOVD 72(R0), R11
+	ADD R10<<2, R11, R11 // parameters of this pass's channels
+	WORD $0x4C402960 // ld1 {v0.4s, v1.4s, v2.4s, v3.4s}, [x11]
+	WORD $0x4C402964 // ld1 {v4.4s, v5.4s, v6.4s, v7.4s}, [x11]
+	WORD $0x4C402968 // ld1 {v8.4s, v9.4s, v10.4s, v11.4s}, [x11]
+	WORD $0x4C40296C // ld1 {v12.4s, v13.4s, v14.4s, v15.4s}, [x11]
+	MOVD 64(R0), R5
+	ADD R10<<2, R5, R5 // weights of this pass's channels
+	MOVD 80(R0), R6
+	MOVD 88(R0), R7
 	CMP $64, R10
-	BLT pass
+	BLT gtap
 	RET
-fp32:
-	WORD $0x3DC1C172 // ldr q18, [x11, #1792]
-	WORD $0x4E21D800 // scvtf v0.4s, v0.4s
-	WORD $0x6E32DC00 // fmul v0.4s, v0.4s, v18.4s
-	WORD $0x4E21A800 // fcvtns v0.4s, v0.4s
-	WORD $0x4E21D884 // scvtf v4.4s, v4.4s
-	WORD $0x6E32DC84 // fmul v4.4s, v4.4s, v18.4s
-	WORD $0x4E21A884 // fcvtns v4.4s, v4.4s
-	WORD $0x4E21D908 // scvtf v8.4s, v8.4s
-	WORD $0x6E32DD08 // fmul v8.4s, v8.4s, v18.4s
-	WORD $0x4E21A908 // fcvtns v8.4s, v8.4s
-	WORD $0x4E21D98C // scvtf v12.4s, v12.4s
-	WORD $0x6E32DD8C // fmul v12.4s, v12.4s, v18.4s
-	WORD $0x4E21A98C // fcvtns v12.4s, v12.4s
-	WORD $0x3DC1C572 // ldr q18, [x11, #1808]
-	WORD $0x4E21D821 // scvtf v1.4s, v1.4s
-	WORD $0x6E32DC21 // fmul v1.4s, v1.4s, v18.4s
-	WORD $0x4E21A821 // fcvtns v1.4s, v1.4s
-	WORD $0x4E21D8A5 // scvtf v5.4s, v5.4s
-	WORD $0x6E32DCA5 // fmul v5.4s, v5.4s, v18.4s
-	WORD $0x4E21A8A5 // fcvtns v5.4s, v5.4s
-	WORD $0x4E21D929 // scvtf v9.4s, v9.4s
-	WORD $0x6E32DD29 // fmul v9.4s, v9.4s, v18.4s
-	WORD $0x4E21A929 // fcvtns v9.4s, v9.4s
-	WORD $0x4E21D9AD // scvtf v13.4s, v13.4s
-	WORD $0x6E32DDAD // fmul v13.4s, v13.4s, v18.4s
-	WORD $0x4E21A9AD // fcvtns v13.4s, v13.4s
+gspecial:
+	CBNZ R15, gfp32
+	WORD $0x3DC08178 // ldr q24, [x11, #512]
+	WORD $0x4EB84400 // sshl v0.4s, v0.4s, v24.4s
+	WORD $0x4EB84484 // sshl v4.4s, v4.4s, v24.4s
+	WORD $0x4EB84508 // sshl v8.4s, v8.4s, v24.4s
+	WORD $0x4EB8458C // sshl v12.4s, v12.4s, v24.4s
+	WORD $0x3DC08578 // ldr q24, [x11, #528]
+	WORD $0x4EB84421 // sshl v1.4s, v1.4s, v24.4s
+	WORD $0x4EB844A5 // sshl v5.4s, v5.4s, v24.4s
+	WORD $0x4EB84529 // sshl v9.4s, v9.4s, v24.4s
+	WORD $0x4EB845AD // sshl v13.4s, v13.4s, v24.4s
+	WORD $0x3DC08978 // ldr q24, [x11, #544]
+	WORD $0x4EB84442 // sshl v2.4s, v2.4s, v24.4s
+	WORD $0x4EB844C6 // sshl v6.4s, v6.4s, v24.4s
+	WORD $0x4EB8454A // sshl v10.4s, v10.4s, v24.4s
+	WORD $0x4EB845CE // sshl v14.4s, v14.4s, v24.4s
+	WORD $0x3DC08D78 // ldr q24, [x11, #560]
+	WORD $0x4EB84463 // sshl v3.4s, v3.4s, v24.4s
+	WORD $0x4EB844E7 // sshl v7.4s, v7.4s, v24.4s
+	WORD $0x4EB8456B // sshl v11.4s, v11.4s, v24.4s
+	WORD $0x4EB845EF // sshl v15.4s, v15.4s, v24.4s
+	WORD $0x3DC04170 // ldr q16, [x11, #256]
+	WORD $0x3DC18174 // ldr q20, [x11, #1536]
+	WORD $0x3DC04571 // ldr q17, [x11, #272]
+	WORD $0x3DC18575 // ldr q21, [x11, #1552]
+	WORD $0x3DC04972 // ldr q18, [x11, #288]
+	WORD $0x3DC18976 // ldr q22, [x11, #1568]
+	WORD $0x3DC04D73 // ldr q19, [x11, #304]
+	WORD $0x3DC18D77 // ldr q23, [x11, #1584]
+	WORD $0x6EB0B400 // sqrdmulh v0.4s, v0.4s, v16.4s
+	WORD $0x4E341C18 // and v24.16b, v0.16b, v20.16b
+	WORD $0x4F211700 // ssra v0.4s, v24.4s, #31
+	WORD $0x4EB45400 // srshl v0.4s, v0.4s, v20.4s
+	WORD $0x6EB1B421 // sqrdmulh v1.4s, v1.4s, v17.4s
+	WORD $0x4E351C39 // and v25.16b, v1.16b, v21.16b
+	WORD $0x4F211721 // ssra v1.4s, v25.4s, #31
+	WORD $0x4EB55421 // srshl v1.4s, v1.4s, v21.4s
+	WORD $0x6EB2B442 // sqrdmulh v2.4s, v2.4s, v18.4s
+	WORD $0x4E361C5A // and v26.16b, v2.16b, v22.16b
+	WORD $0x4F211742 // ssra v2.4s, v26.4s, #31
+	WORD $0x4EB65442 // srshl v2.4s, v2.4s, v22.4s
+	WORD $0x6EB3B463 // sqrdmulh v3.4s, v3.4s, v19.4s
+	WORD $0x4E371C7B // and v27.16b, v3.16b, v23.16b
+	WORD $0x4F211763 // ssra v3.4s, v27.4s, #31
+	WORD $0x4EB75463 // srshl v3.4s, v3.4s, v23.4s
+	MOVD 32(R0), R23
+	ADD R10, R23, R23
+	WORD $0x0E614818 // sqxtn v24.4h, v0.4s
+	WORD $0x4E614838 // sqxtn2 v24.8h, v1.4s
+	WORD $0x4E7C0F18 // sqadd v24.8h, v24.8h, v28.8h
+	WORD $0x0E614859 // sqxtn v25.4h, v2.4s
+	WORD $0x4E614879 // sqxtn2 v25.8h, v3.4s
+	WORD $0x4E7C0F39 // sqadd v25.8h, v25.8h, v28.8h
+	WORD $0x0E214B18 // sqxtn v24.8b, v24.8h
+	WORD $0x4E214B38 // sqxtn2 v24.16b, v25.8h
+	WORD $0x4E3D6718 // smax v24.16b, v24.16b, v29.16b
+	WORD $0x4E3E6F18 // smin v24.16b, v24.16b, v30.16b
+	WORD $0x4C0072F8 // st1 {v24.16b}, [x23]
+	WORD $0x6EB0B484 // sqrdmulh v4.4s, v4.4s, v16.4s
+	WORD $0x4E341C98 // and v24.16b, v4.16b, v20.16b
+	WORD $0x4F211704 // ssra v4.4s, v24.4s, #31
+	WORD $0x4EB45484 // srshl v4.4s, v4.4s, v20.4s
+	WORD $0x6EB1B4A5 // sqrdmulh v5.4s, v5.4s, v17.4s
+	WORD $0x4E351CB9 // and v25.16b, v5.16b, v21.16b
+	WORD $0x4F211725 // ssra v5.4s, v25.4s, #31
+	WORD $0x4EB554A5 // srshl v5.4s, v5.4s, v21.4s
+	WORD $0x6EB2B4C6 // sqrdmulh v6.4s, v6.4s, v18.4s
+	WORD $0x4E361CDA // and v26.16b, v6.16b, v22.16b
+	WORD $0x4F211746 // ssra v6.4s, v26.4s, #31
+	WORD $0x4EB654C6 // srshl v6.4s, v6.4s, v22.4s
+	WORD $0x6EB3B4E7 // sqrdmulh v7.4s, v7.4s, v19.4s
+	WORD $0x4E371CFB // and v27.16b, v7.16b, v23.16b
+	WORD $0x4F211767 // ssra v7.4s, v27.4s, #31
+	WORD $0x4EB754E7 // srshl v7.4s, v7.4s, v23.4s
+	MOVD 40(R0), R23
+	ADD R10, R23, R23
+	WORD $0x0E614898 // sqxtn v24.4h, v4.4s
+	WORD $0x4E6148B8 // sqxtn2 v24.8h, v5.4s
+	WORD $0x4E7C0F18 // sqadd v24.8h, v24.8h, v28.8h
+	WORD $0x0E6148D9 // sqxtn v25.4h, v6.4s
+	WORD $0x4E6148F9 // sqxtn2 v25.8h, v7.4s
+	WORD $0x4E7C0F39 // sqadd v25.8h, v25.8h, v28.8h
+	WORD $0x0E214B18 // sqxtn v24.8b, v24.8h
+	WORD $0x4E214B38 // sqxtn2 v24.16b, v25.8h
+	WORD $0x4E3D6718 // smax v24.16b, v24.16b, v29.16b
+	WORD $0x4E3E6F18 // smin v24.16b, v24.16b, v30.16b
+	WORD $0x4C0072F8 // st1 {v24.16b}, [x23]
+	WORD $0x6EB0B508 // sqrdmulh v8.4s, v8.4s, v16.4s
+	WORD $0x4E341D18 // and v24.16b, v8.16b, v20.16b
+	WORD $0x4F211708 // ssra v8.4s, v24.4s, #31
+	WORD $0x4EB45508 // srshl v8.4s, v8.4s, v20.4s
+	WORD $0x6EB1B529 // sqrdmulh v9.4s, v9.4s, v17.4s
+	WORD $0x4E351D39 // and v25.16b, v9.16b, v21.16b
+	WORD $0x4F211729 // ssra v9.4s, v25.4s, #31
+	WORD $0x4EB55529 // srshl v9.4s, v9.4s, v21.4s
+	WORD $0x6EB2B54A // sqrdmulh v10.4s, v10.4s, v18.4s
+	WORD $0x4E361D5A // and v26.16b, v10.16b, v22.16b
+	WORD $0x4F21174A // ssra v10.4s, v26.4s, #31
+	WORD $0x4EB6554A // srshl v10.4s, v10.4s, v22.4s
+	WORD $0x6EB3B56B // sqrdmulh v11.4s, v11.4s, v19.4s
+	WORD $0x4E371D7B // and v27.16b, v11.16b, v23.16b
+	WORD $0x4F21176B // ssra v11.4s, v27.4s, #31
+	WORD $0x4EB7556B // srshl v11.4s, v11.4s, v23.4s
+	MOVD 48(R0), R23
+	ADD R10, R23, R23
+	WORD $0x0E614918 // sqxtn v24.4h, v8.4s
+	WORD $0x4E614938 // sqxtn2 v24.8h, v9.4s
+	WORD $0x4E7C0F18 // sqadd v24.8h, v24.8h, v28.8h
+	WORD $0x0E614959 // sqxtn v25.4h, v10.4s
+	WORD $0x4E614979 // sqxtn2 v25.8h, v11.4s
+	WORD $0x4E7C0F39 // sqadd v25.8h, v25.8h, v28.8h
+	WORD $0x0E214B18 // sqxtn v24.8b, v24.8h
+	WORD $0x4E214B38 // sqxtn2 v24.16b, v25.8h
+	WORD $0x4E3D6718 // smax v24.16b, v24.16b, v29.16b
+	WORD $0x4E3E6F18 // smin v24.16b, v24.16b, v30.16b
+	WORD $0x4C0072F8 // st1 {v24.16b}, [x23]
+	WORD $0x6EB0B58C // sqrdmulh v12.4s, v12.4s, v16.4s
+	WORD $0x4E341D98 // and v24.16b, v12.16b, v20.16b
+	WORD $0x4F21170C // ssra v12.4s, v24.4s, #31
+	WORD $0x4EB4558C // srshl v12.4s, v12.4s, v20.4s
+	WORD $0x6EB1B5AD // sqrdmulh v13.4s, v13.4s, v17.4s
+	WORD $0x4E351DB9 // and v25.16b, v13.16b, v21.16b
+	WORD $0x4F21172D // ssra v13.4s, v25.4s, #31
+	WORD $0x4EB555AD // srshl v13.4s, v13.4s, v21.4s
+	WORD $0x6EB2B5CE // sqrdmulh v14.4s, v14.4s, v18.4s
+	WORD $0x4E361DDA // and v26.16b, v14.16b, v22.16b
+	WORD $0x4F21174E // ssra v14.4s, v26.4s, #31
+	WORD $0x4EB655CE // srshl v14.4s, v14.4s, v22.4s
+	WORD $0x6EB3B5EF // sqrdmulh v15.4s, v15.4s, v19.4s
+	WORD $0x4E371DFB // and v27.16b, v15.16b, v23.16b
+	WORD $0x4F21176F // ssra v15.4s, v27.4s, #31
+	WORD $0x4EB755EF // srshl v15.4s, v15.4s, v23.4s
+	MOVD 56(R0), R23
+	ADD R10, R23, R23
+	WORD $0x0E614998 // sqxtn v24.4h, v12.4s
+	WORD $0x4E6149B8 // sqxtn2 v24.8h, v13.4s
+	WORD $0x4E7C0F18 // sqadd v24.8h, v24.8h, v28.8h
+	WORD $0x0E6149D9 // sqxtn v25.4h, v14.4s
+	WORD $0x4E6149F9 // sqxtn2 v25.8h, v15.4s
+	WORD $0x4E7C0F39 // sqadd v25.8h, v25.8h, v28.8h
+	WORD $0x0E214B18 // sqxtn v24.8b, v24.8h
+	WORD $0x4E214B38 // sqxtn2 v24.16b, v25.8h
+	WORD $0x4E3D6718 // smax v24.16b, v24.16b, v29.16b
+	WORD $0x4E3E6F18 // smin v24.16b, v24.16b, v30.16b
+	WORD $0x4C0072F8 // st1 {v24.16b}, [x23]
+	ADD $16, R10, R10
+	MOVD 72(R0), R11
+	ADD R10<<2, R11, R11 // parameters of this pass's channels
+	WORD $0x4C402960 // ld1 {v0.4s, v1.4s, v2.4s, v3.4s}, [x11]
+	WORD $0x4C402964 // ld1 {v4.4s, v5.4s, v6.4s, v7.4s}, [x11]
+	WORD $0x4C402968 // ld1 {v8.4s, v9.4s, v10.4s, v11.4s}, [x11]
+	WORD $0x4C40296C // ld1 {v12.4s, v13.4s, v14.4s, v15.4s}, [x11]
+	MOVD 64(R0), R5
+	ADD R10<<2, R5, R5 // weights of this pass's channels
+	MOVD 80(R0), R6
+	MOVD 88(R0), R7
+	CMP $64, R10
+	BLT gtap
+	RET
+gfp32:
+	WORD $0x3DC1C170 // ldr q16, [x11, #1792]
+	WORD $0x3DC1C571 // ldr q17, [x11, #1808]
 	WORD $0x3DC1C972 // ldr q18, [x11, #1824]
+	WORD $0x3DC1CD73 // ldr q19, [x11, #1840]
+	WORD $0x4E21D800 // scvtf v0.4s, v0.4s
+	WORD $0x6E30DC00 // fmul v0.4s, v0.4s, v16.4s
+	WORD $0x4E21A800 // fcvtns v0.4s, v0.4s
+	WORD $0x4E21D821 // scvtf v1.4s, v1.4s
+	WORD $0x6E31DC21 // fmul v1.4s, v1.4s, v17.4s
+	WORD $0x4E21A821 // fcvtns v1.4s, v1.4s
 	WORD $0x4E21D842 // scvtf v2.4s, v2.4s
 	WORD $0x6E32DC42 // fmul v2.4s, v2.4s, v18.4s
 	WORD $0x4E21A842 // fcvtns v2.4s, v2.4s
+	WORD $0x4E21D863 // scvtf v3.4s, v3.4s
+	WORD $0x6E33DC63 // fmul v3.4s, v3.4s, v19.4s
+	WORD $0x4E21A863 // fcvtns v3.4s, v3.4s
+	MOVD 32(R0), R23
+	ADD R10, R23, R23
+	WORD $0x0E614818 // sqxtn v24.4h, v0.4s
+	WORD $0x4E614838 // sqxtn2 v24.8h, v1.4s
+	WORD $0x4E7C0F18 // sqadd v24.8h, v24.8h, v28.8h
+	WORD $0x0E614859 // sqxtn v25.4h, v2.4s
+	WORD $0x4E614879 // sqxtn2 v25.8h, v3.4s
+	WORD $0x4E7C0F39 // sqadd v25.8h, v25.8h, v28.8h
+	WORD $0x0E214B18 // sqxtn v24.8b, v24.8h
+	WORD $0x4E214B38 // sqxtn2 v24.16b, v25.8h
+	WORD $0x4E3D6718 // smax v24.16b, v24.16b, v29.16b
+	WORD $0x4E3E6F18 // smin v24.16b, v24.16b, v30.16b
+	WORD $0x4C0072F8 // st1 {v24.16b}, [x23]
+	WORD $0x4E21D884 // scvtf v4.4s, v4.4s
+	WORD $0x6E30DC84 // fmul v4.4s, v4.4s, v16.4s
+	WORD $0x4E21A884 // fcvtns v4.4s, v4.4s
+	WORD $0x4E21D8A5 // scvtf v5.4s, v5.4s
+	WORD $0x6E31DCA5 // fmul v5.4s, v5.4s, v17.4s
+	WORD $0x4E21A8A5 // fcvtns v5.4s, v5.4s
 	WORD $0x4E21D8C6 // scvtf v6.4s, v6.4s
 	WORD $0x6E32DCC6 // fmul v6.4s, v6.4s, v18.4s
 	WORD $0x4E21A8C6 // fcvtns v6.4s, v6.4s
+	WORD $0x4E21D8E7 // scvtf v7.4s, v7.4s
+	WORD $0x6E33DCE7 // fmul v7.4s, v7.4s, v19.4s
+	WORD $0x4E21A8E7 // fcvtns v7.4s, v7.4s
+	MOVD 40(R0), R23
+	ADD R10, R23, R23
+	WORD $0x0E614898 // sqxtn v24.4h, v4.4s
+	WORD $0x4E6148B8 // sqxtn2 v24.8h, v5.4s
+	WORD $0x4E7C0F18 // sqadd v24.8h, v24.8h, v28.8h
+	WORD $0x0E6148D9 // sqxtn v25.4h, v6.4s
+	WORD $0x4E6148F9 // sqxtn2 v25.8h, v7.4s
+	WORD $0x4E7C0F39 // sqadd v25.8h, v25.8h, v28.8h
+	WORD $0x0E214B18 // sqxtn v24.8b, v24.8h
+	WORD $0x4E214B38 // sqxtn2 v24.16b, v25.8h
+	WORD $0x4E3D6718 // smax v24.16b, v24.16b, v29.16b
+	WORD $0x4E3E6F18 // smin v24.16b, v24.16b, v30.16b
+	WORD $0x4C0072F8 // st1 {v24.16b}, [x23]
+	WORD $0x4E21D908 // scvtf v8.4s, v8.4s
+	WORD $0x6E30DD08 // fmul v8.4s, v8.4s, v16.4s
+	WORD $0x4E21A908 // fcvtns v8.4s, v8.4s
+	WORD $0x4E21D929 // scvtf v9.4s, v9.4s
+	WORD $0x6E31DD29 // fmul v9.4s, v9.4s, v17.4s
+	WORD $0x4E21A929 // fcvtns v9.4s, v9.4s
 	WORD $0x4E21D94A // scvtf v10.4s, v10.4s
 	WORD $0x6E32DD4A // fmul v10.4s, v10.4s, v18.4s
 	WORD $0x4E21A94A // fcvtns v10.4s, v10.4s
+	WORD $0x4E21D96B // scvtf v11.4s, v11.4s
+	WORD $0x6E33DD6B // fmul v11.4s, v11.4s, v19.4s
+	WORD $0x4E21A96B // fcvtns v11.4s, v11.4s
+	MOVD 48(R0), R23
+	ADD R10, R23, R23
+	WORD $0x0E614918 // sqxtn v24.4h, v8.4s
+	WORD $0x4E614938 // sqxtn2 v24.8h, v9.4s
+	WORD $0x4E7C0F18 // sqadd v24.8h, v24.8h, v28.8h
+	WORD $0x0E614959 // sqxtn v25.4h, v10.4s
+	WORD $0x4E614979 // sqxtn2 v25.8h, v11.4s
+	WORD $0x4E7C0F39 // sqadd v25.8h, v25.8h, v28.8h
+	WORD $0x0E214B18 // sqxtn v24.8b, v24.8h
+	WORD $0x4E214B38 // sqxtn2 v24.16b, v25.8h
+	WORD $0x4E3D6718 // smax v24.16b, v24.16b, v29.16b
+	WORD $0x4E3E6F18 // smin v24.16b, v24.16b, v30.16b
+	WORD $0x4C0072F8 // st1 {v24.16b}, [x23]
+	WORD $0x4E21D98C // scvtf v12.4s, v12.4s
+	WORD $0x6E30DD8C // fmul v12.4s, v12.4s, v16.4s
+	WORD $0x4E21A98C // fcvtns v12.4s, v12.4s
+	WORD $0x4E21D9AD // scvtf v13.4s, v13.4s
+	WORD $0x6E31DDAD // fmul v13.4s, v13.4s, v17.4s
+	WORD $0x4E21A9AD // fcvtns v13.4s, v13.4s
 	WORD $0x4E21D9CE // scvtf v14.4s, v14.4s
 	WORD $0x6E32DDCE // fmul v14.4s, v14.4s, v18.4s
 	WORD $0x4E21A9CE // fcvtns v14.4s, v14.4s
-	WORD $0x3DC1CD72 // ldr q18, [x11, #1840]
-	WORD $0x4E21D863 // scvtf v3.4s, v3.4s
-	WORD $0x6E32DC63 // fmul v3.4s, v3.4s, v18.4s
-	WORD $0x4E21A863 // fcvtns v3.4s, v3.4s
-	WORD $0x4E21D8E7 // scvtf v7.4s, v7.4s
-	WORD $0x6E32DCE7 // fmul v7.4s, v7.4s, v18.4s
-	WORD $0x4E21A8E7 // fcvtns v7.4s, v7.4s
-	WORD $0x4E21D96B // scvtf v11.4s, v11.4s
-	WORD $0x6E32DD6B // fmul v11.4s, v11.4s, v18.4s
-	WORD $0x4E21A96B // fcvtns v11.4s, v11.4s
 	WORD $0x4E21D9EF // scvtf v15.4s, v15.4s
-	WORD $0x6E32DDEF // fmul v15.4s, v15.4s, v18.4s
+	WORD $0x6E33DDEF // fmul v15.4s, v15.4s, v19.4s
 	WORD $0x4E21A9EF // fcvtns v15.4s, v15.4s
-	B narrow
+	MOVD 56(R0), R23
+	ADD R10, R23, R23
+	WORD $0x0E614998 // sqxtn v24.4h, v12.4s
+	WORD $0x4E6149B8 // sqxtn2 v24.8h, v13.4s
+	WORD $0x4E7C0F18 // sqadd v24.8h, v24.8h, v28.8h
+	WORD $0x0E6149D9 // sqxtn v25.4h, v14.4s
+	WORD $0x4E6149F9 // sqxtn2 v25.8h, v15.4s
+	WORD $0x4E7C0F39 // sqadd v25.8h, v25.8h, v28.8h
+	WORD $0x0E214B18 // sqxtn v24.8b, v24.8h
+	WORD $0x4E214B38 // sqxtn2 v24.16b, v25.8h
+	WORD $0x4E3D6718 // smax v24.16b, v24.16b, v29.16b
+	WORD $0x4E3E6F18 // smin v24.16b, v24.16b, v30.16b
+	WORD $0x4C0072F8 // st1 {v24.16b}, [x23]
+	ADD $16, R10, R10
+	MOVD 72(R0), R11
+	ADD R10<<2, R11, R11 // parameters of this pass's channels
+	WORD $0x4C402960 // ld1 {v0.4s, v1.4s, v2.4s, v3.4s}, [x11]
+	WORD $0x4C402964 // ld1 {v4.4s, v5.4s, v6.4s, v7.4s}, [x11]
+	WORD $0x4C402968 // ld1 {v8.4s, v9.4s, v10.4s, v11.4s}, [x11]
+	WORD $0x4C40296C // ld1 {v12.4s, v13.4s, v14.4s, v15.4s}, [x11]
+	MOVD 64(R0), R5
+	ADD R10<<2, R5, R5 // weights of this pass's channels
+	MOVD 80(R0), R6
+	MOVD 88(R0), R7
+	CMP $64, R10
+	BLT gtap
+	RET
 
 // func tileNEON(a *tileArgs)
 TEXT ·tileNEON(SB), NOSPLIT, $0-8
@@ -359,11 +1109,503 @@ TEXT ·tileNEON(SB), NOSPLIT, $0-8
 	MOVD 96(R0), R8 // bytes per tap
 	MOVD $256, R13 // weights' group stride
 	MOVD $0, R10
+	MOVW 116(R0), R15
+	MOVW 124(R0), R12
+	ORR R15, R12, R24
+	MOVD 0(R0), R19 // pixel 0's input at tap (0, 0)
+	MOVD 8(R0), R20 // pixel 1's input at tap (0, 0)
+	MOVD 16(R0), R21 // pixel 2's input at tap (0, 0)
+	MOVD 24(R0), R22 // pixel 3's input at tap (0, 0)
 	MOVW 128(R0), R14 // 1: no SMLAL pairs (a weight is -128)
-	MOVW 116(R0), R15 // 1: the xnnpack (float32) requantization
-pass:
+	CBNZ R14, general
+	TST $7, R8
+	BNE general
+	LSR $3, R8, R25 // pairs of groups per tap
+	MOVD 72(R0), R11
+	MOVD 64(R0), R5
+	MOVD 80(R0), R6
+	MOVD 88(R0), R7
+	MOVW (R6), R12
+	ADD R12, R19, R1
+	ADD R12, R20, R2
+	ADD R12, R21, R3
+	ADD R12, R22, R4
+	MOVD R25, R9
+fpair0:
+	WORD $0x4CCDA0B0 // ld1 {v16.16b, v17.16b}, [x5], x13
+	WORD $0x4CCDA0B2 // ld1 {v18.16b, v19.16b}, [x5], x13
+	WORD $0x4DDFC834 // ld1r {v20.4s}, [x1], #4
+	WORD $0x4DDFC838 // ld1r {v24.4s}, [x1], #4
+	WORD $0x4DDFC855 // ld1r {v21.4s}, [x2], #4
+	WORD $0x4DDFC859 // ld1r {v25.4s}, [x2], #4
+	WORD $0x4DDFC876 // ld1r {v22.4s}, [x3], #4
+	WORD $0x4DDFC87A // ld1r {v26.4s}, [x3], #4
+	WORD $0x4DDFC897 // ld1r {v23.4s}, [x4], #4
+	WORD $0x4DDFC89B // ld1r {v27.4s}, [x4], #4
+	WORD $0x0E34C21C // smull v28.8h, v16.8b, v20.8b
+	WORD $0x0E38825C // smlal v28.8h, v18.8b, v24.8b
+	WORD $0x4E34C21D // smull2 v29.8h, v16.16b, v20.16b
+	WORD $0x4E38825D // smlal2 v29.8h, v18.16b, v24.16b
+	WORD $0x0E34C23E // smull v30.8h, v17.8b, v20.8b
+	WORD $0x0E38827E // smlal v30.8h, v19.8b, v24.8b
+	WORD $0x4E34C23F // smull2 v31.8h, v17.16b, v20.16b
+	WORD $0x4E38827F // smlal2 v31.8h, v19.16b, v24.16b
+	WORD $0x4E602B80 // saddlp v0.4s, v28.8h
+	WORD $0x4E602BA1 // saddlp v1.4s, v29.8h
+	WORD $0x4E602BC2 // saddlp v2.4s, v30.8h
+	WORD $0x4E602BE3 // saddlp v3.4s, v31.8h
+	WORD $0x0E35C21C // smull v28.8h, v16.8b, v21.8b
+	WORD $0x0E39825C // smlal v28.8h, v18.8b, v25.8b
+	WORD $0x4E35C21D // smull2 v29.8h, v16.16b, v21.16b
+	WORD $0x4E39825D // smlal2 v29.8h, v18.16b, v25.16b
+	WORD $0x0E35C23E // smull v30.8h, v17.8b, v21.8b
+	WORD $0x0E39827E // smlal v30.8h, v19.8b, v25.8b
+	WORD $0x4E35C23F // smull2 v31.8h, v17.16b, v21.16b
+	WORD $0x4E39827F // smlal2 v31.8h, v19.16b, v25.16b
+	WORD $0x4E602B84 // saddlp v4.4s, v28.8h
+	WORD $0x4E602BA5 // saddlp v5.4s, v29.8h
+	WORD $0x4E602BC6 // saddlp v6.4s, v30.8h
+	WORD $0x4E602BE7 // saddlp v7.4s, v31.8h
+	WORD $0x0E36C21C // smull v28.8h, v16.8b, v22.8b
+	WORD $0x0E3A825C // smlal v28.8h, v18.8b, v26.8b
+	WORD $0x4E36C21D // smull2 v29.8h, v16.16b, v22.16b
+	WORD $0x4E3A825D // smlal2 v29.8h, v18.16b, v26.16b
+	WORD $0x0E36C23E // smull v30.8h, v17.8b, v22.8b
+	WORD $0x0E3A827E // smlal v30.8h, v19.8b, v26.8b
+	WORD $0x4E36C23F // smull2 v31.8h, v17.16b, v22.16b
+	WORD $0x4E3A827F // smlal2 v31.8h, v19.16b, v26.16b
+	WORD $0x4E602B88 // saddlp v8.4s, v28.8h
+	WORD $0x4E602BA9 // saddlp v9.4s, v29.8h
+	WORD $0x4E602BCA // saddlp v10.4s, v30.8h
+	WORD $0x4E602BEB // saddlp v11.4s, v31.8h
+	WORD $0x0E37C21C // smull v28.8h, v16.8b, v23.8b
+	WORD $0x0E3B825C // smlal v28.8h, v18.8b, v27.8b
+	WORD $0x4E37C21D // smull2 v29.8h, v16.16b, v23.16b
+	WORD $0x4E3B825D // smlal2 v29.8h, v18.16b, v27.16b
+	WORD $0x0E37C23E // smull v30.8h, v17.8b, v23.8b
+	WORD $0x0E3B827E // smlal v30.8h, v19.8b, v27.8b
+	WORD $0x4E37C23F // smull2 v31.8h, v17.16b, v23.16b
+	WORD $0x4E3B827F // smlal2 v31.8h, v19.16b, v27.16b
+	WORD $0x4E602B8C // saddlp v12.4s, v28.8h
+	WORD $0x4E602BAD // saddlp v13.4s, v29.8h
+	WORD $0x4E602BCE // saddlp v14.4s, v30.8h
+	WORD $0x4E602BEF // saddlp v15.4s, v31.8h
+	SUBS $1, R9, R9
+	BEQ fnext
+fpair:
+	WORD $0x4CCDA0B0 // ld1 {v16.16b, v17.16b}, [x5], x13
+	WORD $0x4CCDA0B2 // ld1 {v18.16b, v19.16b}, [x5], x13
+	WORD $0x4DDFC834 // ld1r {v20.4s}, [x1], #4
+	WORD $0x4DDFC838 // ld1r {v24.4s}, [x1], #4
+	WORD $0x4DDFC855 // ld1r {v21.4s}, [x2], #4
+	WORD $0x4DDFC859 // ld1r {v25.4s}, [x2], #4
+	WORD $0x4DDFC876 // ld1r {v22.4s}, [x3], #4
+	WORD $0x4DDFC87A // ld1r {v26.4s}, [x3], #4
+	WORD $0x4DDFC897 // ld1r {v23.4s}, [x4], #4
+	WORD $0x4DDFC89B // ld1r {v27.4s}, [x4], #4
+	WORD $0x0E34C21C // smull v28.8h, v16.8b, v20.8b
+	WORD $0x0E38825C // smlal v28.8h, v18.8b, v24.8b
+	WORD $0x4E34C21D // smull2 v29.8h, v16.16b, v20.16b
+	WORD $0x4E38825D // smlal2 v29.8h, v18.16b, v24.16b
+	WORD $0x0E34C23E // smull v30.8h, v17.8b, v20.8b
+	WORD $0x0E38827E // smlal v30.8h, v19.8b, v24.8b
+	WORD $0x4E34C23F // smull2 v31.8h, v17.16b, v20.16b
+	WORD $0x4E38827F // smlal2 v31.8h, v19.16b, v24.16b
+	WORD $0x4E606B80 // sadalp v0.4s, v28.8h
+	WORD $0x4E606BA1 // sadalp v1.4s, v29.8h
+	WORD $0x4E606BC2 // sadalp v2.4s, v30.8h
+	WORD $0x4E606BE3 // sadalp v3.4s, v31.8h
+	WORD $0x0E35C21C // smull v28.8h, v16.8b, v21.8b
+	WORD $0x0E39825C // smlal v28.8h, v18.8b, v25.8b
+	WORD $0x4E35C21D // smull2 v29.8h, v16.16b, v21.16b
+	WORD $0x4E39825D // smlal2 v29.8h, v18.16b, v25.16b
+	WORD $0x0E35C23E // smull v30.8h, v17.8b, v21.8b
+	WORD $0x0E39827E // smlal v30.8h, v19.8b, v25.8b
+	WORD $0x4E35C23F // smull2 v31.8h, v17.16b, v21.16b
+	WORD $0x4E39827F // smlal2 v31.8h, v19.16b, v25.16b
+	WORD $0x4E606B84 // sadalp v4.4s, v28.8h
+	WORD $0x4E606BA5 // sadalp v5.4s, v29.8h
+	WORD $0x4E606BC6 // sadalp v6.4s, v30.8h
+	WORD $0x4E606BE7 // sadalp v7.4s, v31.8h
+	WORD $0x0E36C21C // smull v28.8h, v16.8b, v22.8b
+	WORD $0x0E3A825C // smlal v28.8h, v18.8b, v26.8b
+	WORD $0x4E36C21D // smull2 v29.8h, v16.16b, v22.16b
+	WORD $0x4E3A825D // smlal2 v29.8h, v18.16b, v26.16b
+	WORD $0x0E36C23E // smull v30.8h, v17.8b, v22.8b
+	WORD $0x0E3A827E // smlal v30.8h, v19.8b, v26.8b
+	WORD $0x4E36C23F // smull2 v31.8h, v17.16b, v22.16b
+	WORD $0x4E3A827F // smlal2 v31.8h, v19.16b, v26.16b
+	WORD $0x4E606B88 // sadalp v8.4s, v28.8h
+	WORD $0x4E606BA9 // sadalp v9.4s, v29.8h
+	WORD $0x4E606BCA // sadalp v10.4s, v30.8h
+	WORD $0x4E606BEB // sadalp v11.4s, v31.8h
+	WORD $0x0E37C21C // smull v28.8h, v16.8b, v23.8b
+	WORD $0x0E3B825C // smlal v28.8h, v18.8b, v27.8b
+	WORD $0x4E37C21D // smull2 v29.8h, v16.16b, v23.16b
+	WORD $0x4E3B825D // smlal2 v29.8h, v18.16b, v27.16b
+	WORD $0x0E37C23E // smull v30.8h, v17.8b, v23.8b
+	WORD $0x0E3B827E // smlal v30.8h, v19.8b, v27.8b
+	WORD $0x4E37C23F // smull2 v31.8h, v17.16b, v23.16b
+	WORD $0x4E3B827F // smlal2 v31.8h, v19.16b, v27.16b
+	WORD $0x4E606B8C // sadalp v12.4s, v28.8h
+	WORD $0x4E606BAD // sadalp v13.4s, v29.8h
+	WORD $0x4E606BCE // sadalp v14.4s, v30.8h
+	WORD $0x4E606BEF // sadalp v15.4s, v31.8h
+	SUBS $1, R9, R9
+	BNE fpair
+fnext:
+	SUBS $1, R7, R7
+	ADD $4, R6, R12
+	CSEL NE, R12, R6, R6
+	MOVW (R6), R12
+	ADD R12, R19, R1
+	ADD R12, R20, R2
+	ADD R12, R21, R3
+	ADD R12, R22, R4
+	MOVD R25, R9
+	BNE fpair
+	CBNZ R24, fspecial
+	WORD $0x4EA1BC00 // addp v0.4s, v0.4s, v1.4s
+	WORD $0x4EA3BC41 // addp v1.4s, v2.4s, v3.4s
+	WORD $0x4EA5BC84 // addp v4.4s, v4.4s, v5.4s
+	WORD $0x4EA7BCC5 // addp v5.4s, v6.4s, v7.4s
+	WORD $0x4EA9BD08 // addp v8.4s, v8.4s, v9.4s
+	WORD $0x4EABBD49 // addp v9.4s, v10.4s, v11.4s
+	WORD $0x4EADBD8C // addp v12.4s, v12.4s, v13.4s
+	WORD $0x4EAFBDCD // addp v13.4s, v14.4s, v15.4s
+	MOVW 104(R0), R12
+	WORD $0x4E020D9C // dup v28.8h, w12
+	MOVW 108(R0), R12
+	WORD $0x4E010D9D // dup v29.16b, w12
+	MOVW 112(R0), R12
+	WORD $0x4E010D9E // dup v30.16b, w12
+	WORD $0x3DC00170 // ldr q16, [x11, #0]
+	WORD $0x4EB08400 // add v0.4s, v0.4s, v16.4s
+	WORD $0x4EB08484 // add v4.4s, v4.4s, v16.4s
+	WORD $0x4EB08508 // add v8.4s, v8.4s, v16.4s
+	WORD $0x4EB0858C // add v12.4s, v12.4s, v16.4s
+	WORD $0x3DC00570 // ldr q16, [x11, #16]
+	WORD $0x4EB08421 // add v1.4s, v1.4s, v16.4s
+	WORD $0x4EB084A5 // add v5.4s, v5.4s, v16.4s
+	WORD $0x4EB08529 // add v9.4s, v9.4s, v16.4s
+	WORD $0x4EB085AD // add v13.4s, v13.4s, v16.4s
+	WORD $0x3DC04170 // ldr q16, [x11, #256]
+	WORD $0x3DC18172 // ldr q18, [x11, #1536]
+	WORD $0x3DC04571 // ldr q17, [x11, #272]
+	WORD $0x3DC18573 // ldr q19, [x11, #1552]
+	WORD $0x6EB0B400 // sqrdmulh v0.4s, v0.4s, v16.4s
+	WORD $0x4E321C02 // and v2.16b, v0.16b, v18.16b
+	WORD $0x4F211440 // ssra v0.4s, v2.4s, #31
+	WORD $0x4EB25400 // srshl v0.4s, v0.4s, v18.4s
+	WORD $0x6EB1B421 // sqrdmulh v1.4s, v1.4s, v17.4s
+	WORD $0x4E331C23 // and v3.16b, v1.16b, v19.16b
+	WORD $0x4F211461 // ssra v1.4s, v3.4s, #31
+	WORD $0x4EB35421 // srshl v1.4s, v1.4s, v19.4s
+	MOVD 32(R0), R23
+	ADD R10, R23, R23
+	WORD $0x0E614818 // sqxtn v24.4h, v0.4s
+	WORD $0x4E614838 // sqxtn2 v24.8h, v1.4s
+	WORD $0x4E7C0F18 // sqadd v24.8h, v24.8h, v28.8h
+	WORD $0x0E214B18 // sqxtn v24.8b, v24.8h
+	WORD $0x0E3D6718 // smax v24.8b, v24.8b, v29.8b
+	WORD $0x0E3E6F18 // smin v24.8b, v24.8b, v30.8b
+	WORD $0xFD0002F8 // str d24, [x23]
+	WORD $0x6EB0B484 // sqrdmulh v4.4s, v4.4s, v16.4s
+	WORD $0x4E321C82 // and v2.16b, v4.16b, v18.16b
+	WORD $0x4F211444 // ssra v4.4s, v2.4s, #31
+	WORD $0x4EB25484 // srshl v4.4s, v4.4s, v18.4s
+	WORD $0x6EB1B4A5 // sqrdmulh v5.4s, v5.4s, v17.4s
+	WORD $0x4E331CA3 // and v3.16b, v5.16b, v19.16b
+	WORD $0x4F211465 // ssra v5.4s, v3.4s, #31
+	WORD $0x4EB354A5 // srshl v5.4s, v5.4s, v19.4s
+	MOVD 40(R0), R23
+	ADD R10, R23, R23
+	WORD $0x0E614898 // sqxtn v24.4h, v4.4s
+	WORD $0x4E6148B8 // sqxtn2 v24.8h, v5.4s
+	WORD $0x4E7C0F18 // sqadd v24.8h, v24.8h, v28.8h
+	WORD $0x0E214B18 // sqxtn v24.8b, v24.8h
+	WORD $0x0E3D6718 // smax v24.8b, v24.8b, v29.8b
+	WORD $0x0E3E6F18 // smin v24.8b, v24.8b, v30.8b
+	WORD $0xFD0002F8 // str d24, [x23]
+	WORD $0x6EB0B508 // sqrdmulh v8.4s, v8.4s, v16.4s
+	WORD $0x4E321D02 // and v2.16b, v8.16b, v18.16b
+	WORD $0x4F211448 // ssra v8.4s, v2.4s, #31
+	WORD $0x4EB25508 // srshl v8.4s, v8.4s, v18.4s
+	WORD $0x6EB1B529 // sqrdmulh v9.4s, v9.4s, v17.4s
+	WORD $0x4E331D23 // and v3.16b, v9.16b, v19.16b
+	WORD $0x4F211469 // ssra v9.4s, v3.4s, #31
+	WORD $0x4EB35529 // srshl v9.4s, v9.4s, v19.4s
+	MOVD 48(R0), R23
+	ADD R10, R23, R23
+	WORD $0x0E614918 // sqxtn v24.4h, v8.4s
+	WORD $0x4E614938 // sqxtn2 v24.8h, v9.4s
+	WORD $0x4E7C0F18 // sqadd v24.8h, v24.8h, v28.8h
+	WORD $0x0E214B18 // sqxtn v24.8b, v24.8h
+	WORD $0x0E3D6718 // smax v24.8b, v24.8b, v29.8b
+	WORD $0x0E3E6F18 // smin v24.8b, v24.8b, v30.8b
+	WORD $0xFD0002F8 // str d24, [x23]
+	WORD $0x6EB0B58C // sqrdmulh v12.4s, v12.4s, v16.4s
+	WORD $0x4E321D82 // and v2.16b, v12.16b, v18.16b
+	WORD $0x4F21144C // ssra v12.4s, v2.4s, #31
+	WORD $0x4EB2558C // srshl v12.4s, v12.4s, v18.4s
+	WORD $0x6EB1B5AD // sqrdmulh v13.4s, v13.4s, v17.4s
+	WORD $0x4E331DA3 // and v3.16b, v13.16b, v19.16b
+	WORD $0x4F21146D // ssra v13.4s, v3.4s, #31
+	WORD $0x4EB355AD // srshl v13.4s, v13.4s, v19.4s
+	MOVD 56(R0), R23
+	ADD R10, R23, R23
+	WORD $0x0E614998 // sqxtn v24.4h, v12.4s
+	WORD $0x4E6149B8 // sqxtn2 v24.8h, v13.4s
+	WORD $0x4E7C0F18 // sqadd v24.8h, v24.8h, v28.8h
+	WORD $0x0E214B18 // sqxtn v24.8b, v24.8h
+	WORD $0x0E3D6718 // smax v24.8b, v24.8b, v29.8b
+	WORD $0x0E3E6F18 // smin v24.8b, v24.8b, v30.8b
+	WORD $0xFD0002F8 // str d24, [x23]
+	ADD $8, R10, R10
 	MOVD 72(R0), R11
 	ADD R10<<2, R11, R11 // parameters of this pass's channels
+	MOVD 64(R0), R5
+	ADD R10<<2, R5, R5 // weights of this pass's channels
+	MOVD 80(R0), R6
+	MOVD 88(R0), R7
+	MOVW (R6), R12
+	ADD R12, R19, R1
+	ADD R12, R20, R2
+	ADD R12, R21, R3
+	ADD R12, R22, R4
+	MOVD R25, R9
+	CMP $64, R10
+	BLT fpair0
+	RET
+fspecial:
+	CBNZ R15, ffp32
+	WORD $0x4EA1BC00 // addp v0.4s, v0.4s, v1.4s
+	WORD $0x4EA3BC41 // addp v1.4s, v2.4s, v3.4s
+	WORD $0x4EA5BC84 // addp v4.4s, v4.4s, v5.4s
+	WORD $0x4EA7BCC5 // addp v5.4s, v6.4s, v7.4s
+	WORD $0x4EA9BD08 // addp v8.4s, v8.4s, v9.4s
+	WORD $0x4EABBD49 // addp v9.4s, v10.4s, v11.4s
+	WORD $0x4EADBD8C // addp v12.4s, v12.4s, v13.4s
+	WORD $0x4EAFBDCD // addp v13.4s, v14.4s, v15.4s
+	MOVW 104(R0), R12
+	WORD $0x4E020D9C // dup v28.8h, w12
+	MOVW 108(R0), R12
+	WORD $0x4E010D9D // dup v29.16b, w12
+	MOVW 112(R0), R12
+	WORD $0x4E010D9E // dup v30.16b, w12
+	WORD $0x3DC00170 // ldr q16, [x11, #0]
+	WORD $0x4EB08400 // add v0.4s, v0.4s, v16.4s
+	WORD $0x4EB08484 // add v4.4s, v4.4s, v16.4s
+	WORD $0x4EB08508 // add v8.4s, v8.4s, v16.4s
+	WORD $0x4EB0858C // add v12.4s, v12.4s, v16.4s
+	WORD $0x3DC00570 // ldr q16, [x11, #16]
+	WORD $0x4EB08421 // add v1.4s, v1.4s, v16.4s
+	WORD $0x4EB084A5 // add v5.4s, v5.4s, v16.4s
+	WORD $0x4EB08529 // add v9.4s, v9.4s, v16.4s
+	WORD $0x4EB085AD // add v13.4s, v13.4s, v16.4s
+	WORD $0x3DC08178 // ldr q24, [x11, #512]
+	WORD $0x4EB84400 // sshl v0.4s, v0.4s, v24.4s
+	WORD $0x4EB84484 // sshl v4.4s, v4.4s, v24.4s
+	WORD $0x4EB84508 // sshl v8.4s, v8.4s, v24.4s
+	WORD $0x4EB8458C // sshl v12.4s, v12.4s, v24.4s
+	WORD $0x3DC08578 // ldr q24, [x11, #528]
+	WORD $0x4EB84421 // sshl v1.4s, v1.4s, v24.4s
+	WORD $0x4EB844A5 // sshl v5.4s, v5.4s, v24.4s
+	WORD $0x4EB84529 // sshl v9.4s, v9.4s, v24.4s
+	WORD $0x4EB845AD // sshl v13.4s, v13.4s, v24.4s
+	WORD $0x3DC04170 // ldr q16, [x11, #256]
+	WORD $0x3DC18172 // ldr q18, [x11, #1536]
+	WORD $0x3DC04571 // ldr q17, [x11, #272]
+	WORD $0x3DC18573 // ldr q19, [x11, #1552]
+	WORD $0x6EB0B400 // sqrdmulh v0.4s, v0.4s, v16.4s
+	WORD $0x4E321C02 // and v2.16b, v0.16b, v18.16b
+	WORD $0x4F211440 // ssra v0.4s, v2.4s, #31
+	WORD $0x4EB25400 // srshl v0.4s, v0.4s, v18.4s
+	WORD $0x6EB1B421 // sqrdmulh v1.4s, v1.4s, v17.4s
+	WORD $0x4E331C23 // and v3.16b, v1.16b, v19.16b
+	WORD $0x4F211461 // ssra v1.4s, v3.4s, #31
+	WORD $0x4EB35421 // srshl v1.4s, v1.4s, v19.4s
+	MOVD 32(R0), R23
+	ADD R10, R23, R23
+	WORD $0x0E614818 // sqxtn v24.4h, v0.4s
+	WORD $0x4E614838 // sqxtn2 v24.8h, v1.4s
+	WORD $0x4E7C0F18 // sqadd v24.8h, v24.8h, v28.8h
+	WORD $0x0E214B18 // sqxtn v24.8b, v24.8h
+	WORD $0x0E3D6718 // smax v24.8b, v24.8b, v29.8b
+	WORD $0x0E3E6F18 // smin v24.8b, v24.8b, v30.8b
+	WORD $0xFD0002F8 // str d24, [x23]
+	WORD $0x6EB0B484 // sqrdmulh v4.4s, v4.4s, v16.4s
+	WORD $0x4E321C82 // and v2.16b, v4.16b, v18.16b
+	WORD $0x4F211444 // ssra v4.4s, v2.4s, #31
+	WORD $0x4EB25484 // srshl v4.4s, v4.4s, v18.4s
+	WORD $0x6EB1B4A5 // sqrdmulh v5.4s, v5.4s, v17.4s
+	WORD $0x4E331CA3 // and v3.16b, v5.16b, v19.16b
+	WORD $0x4F211465 // ssra v5.4s, v3.4s, #31
+	WORD $0x4EB354A5 // srshl v5.4s, v5.4s, v19.4s
+	MOVD 40(R0), R23
+	ADD R10, R23, R23
+	WORD $0x0E614898 // sqxtn v24.4h, v4.4s
+	WORD $0x4E6148B8 // sqxtn2 v24.8h, v5.4s
+	WORD $0x4E7C0F18 // sqadd v24.8h, v24.8h, v28.8h
+	WORD $0x0E214B18 // sqxtn v24.8b, v24.8h
+	WORD $0x0E3D6718 // smax v24.8b, v24.8b, v29.8b
+	WORD $0x0E3E6F18 // smin v24.8b, v24.8b, v30.8b
+	WORD $0xFD0002F8 // str d24, [x23]
+	WORD $0x6EB0B508 // sqrdmulh v8.4s, v8.4s, v16.4s
+	WORD $0x4E321D02 // and v2.16b, v8.16b, v18.16b
+	WORD $0x4F211448 // ssra v8.4s, v2.4s, #31
+	WORD $0x4EB25508 // srshl v8.4s, v8.4s, v18.4s
+	WORD $0x6EB1B529 // sqrdmulh v9.4s, v9.4s, v17.4s
+	WORD $0x4E331D23 // and v3.16b, v9.16b, v19.16b
+	WORD $0x4F211469 // ssra v9.4s, v3.4s, #31
+	WORD $0x4EB35529 // srshl v9.4s, v9.4s, v19.4s
+	MOVD 48(R0), R23
+	ADD R10, R23, R23
+	WORD $0x0E614918 // sqxtn v24.4h, v8.4s
+	WORD $0x4E614938 // sqxtn2 v24.8h, v9.4s
+	WORD $0x4E7C0F18 // sqadd v24.8h, v24.8h, v28.8h
+	WORD $0x0E214B18 // sqxtn v24.8b, v24.8h
+	WORD $0x0E3D6718 // smax v24.8b, v24.8b, v29.8b
+	WORD $0x0E3E6F18 // smin v24.8b, v24.8b, v30.8b
+	WORD $0xFD0002F8 // str d24, [x23]
+	WORD $0x6EB0B58C // sqrdmulh v12.4s, v12.4s, v16.4s
+	WORD $0x4E321D82 // and v2.16b, v12.16b, v18.16b
+	WORD $0x4F21144C // ssra v12.4s, v2.4s, #31
+	WORD $0x4EB2558C // srshl v12.4s, v12.4s, v18.4s
+	WORD $0x6EB1B5AD // sqrdmulh v13.4s, v13.4s, v17.4s
+	WORD $0x4E331DA3 // and v3.16b, v13.16b, v19.16b
+	WORD $0x4F21146D // ssra v13.4s, v3.4s, #31
+	WORD $0x4EB355AD // srshl v13.4s, v13.4s, v19.4s
+	MOVD 56(R0), R23
+	ADD R10, R23, R23
+	WORD $0x0E614998 // sqxtn v24.4h, v12.4s
+	WORD $0x4E6149B8 // sqxtn2 v24.8h, v13.4s
+	WORD $0x4E7C0F18 // sqadd v24.8h, v24.8h, v28.8h
+	WORD $0x0E214B18 // sqxtn v24.8b, v24.8h
+	WORD $0x0E3D6718 // smax v24.8b, v24.8b, v29.8b
+	WORD $0x0E3E6F18 // smin v24.8b, v24.8b, v30.8b
+	WORD $0xFD0002F8 // str d24, [x23]
+	ADD $8, R10, R10
+	MOVD 72(R0), R11
+	ADD R10<<2, R11, R11 // parameters of this pass's channels
+	MOVD 64(R0), R5
+	ADD R10<<2, R5, R5 // weights of this pass's channels
+	MOVD 80(R0), R6
+	MOVD 88(R0), R7
+	MOVW (R6), R12
+	ADD R12, R19, R1
+	ADD R12, R20, R2
+	ADD R12, R21, R3
+	ADD R12, R22, R4
+	MOVD R25, R9
+	CMP $64, R10
+	BLT fpair0
+	RET
+ffp32:
+	WORD $0x4EA1BC00 // addp v0.4s, v0.4s, v1.4s
+	WORD $0x4EA3BC41 // addp v1.4s, v2.4s, v3.4s
+	WORD $0x4EA5BC84 // addp v4.4s, v4.4s, v5.4s
+	WORD $0x4EA7BCC5 // addp v5.4s, v6.4s, v7.4s
+	WORD $0x4EA9BD08 // addp v8.4s, v8.4s, v9.4s
+	WORD $0x4EABBD49 // addp v9.4s, v10.4s, v11.4s
+	WORD $0x4EADBD8C // addp v12.4s, v12.4s, v13.4s
+	WORD $0x4EAFBDCD // addp v13.4s, v14.4s, v15.4s
+	MOVW 104(R0), R12
+	WORD $0x4E020D9C // dup v28.8h, w12
+	MOVW 108(R0), R12
+	WORD $0x4E010D9D // dup v29.16b, w12
+	MOVW 112(R0), R12
+	WORD $0x4E010D9E // dup v30.16b, w12
+	WORD $0x3DC00170 // ldr q16, [x11, #0]
+	WORD $0x4EB08400 // add v0.4s, v0.4s, v16.4s
+	WORD $0x4EB08484 // add v4.4s, v4.4s, v16.4s
+	WORD $0x4EB08508 // add v8.4s, v8.4s, v16.4s
+	WORD $0x4EB0858C // add v12.4s, v12.4s, v16.4s
+	WORD $0x3DC00570 // ldr q16, [x11, #16]
+	WORD $0x4EB08421 // add v1.4s, v1.4s, v16.4s
+	WORD $0x4EB084A5 // add v5.4s, v5.4s, v16.4s
+	WORD $0x4EB08529 // add v9.4s, v9.4s, v16.4s
+	WORD $0x4EB085AD // add v13.4s, v13.4s, v16.4s
+	WORD $0x3DC1C170 // ldr q16, [x11, #1792]
+	WORD $0x3DC1C571 // ldr q17, [x11, #1808]
+	WORD $0x4E21D800 // scvtf v0.4s, v0.4s
+	WORD $0x6E30DC00 // fmul v0.4s, v0.4s, v16.4s
+	WORD $0x4E21A800 // fcvtns v0.4s, v0.4s
+	WORD $0x4E21D821 // scvtf v1.4s, v1.4s
+	WORD $0x6E31DC21 // fmul v1.4s, v1.4s, v17.4s
+	WORD $0x4E21A821 // fcvtns v1.4s, v1.4s
+	MOVD 32(R0), R23
+	ADD R10, R23, R23
+	WORD $0x0E614818 // sqxtn v24.4h, v0.4s
+	WORD $0x4E614838 // sqxtn2 v24.8h, v1.4s
+	WORD $0x4E7C0F18 // sqadd v24.8h, v24.8h, v28.8h
+	WORD $0x0E214B18 // sqxtn v24.8b, v24.8h
+	WORD $0x0E3D6718 // smax v24.8b, v24.8b, v29.8b
+	WORD $0x0E3E6F18 // smin v24.8b, v24.8b, v30.8b
+	WORD $0xFD0002F8 // str d24, [x23]
+	WORD $0x4E21D884 // scvtf v4.4s, v4.4s
+	WORD $0x6E30DC84 // fmul v4.4s, v4.4s, v16.4s
+	WORD $0x4E21A884 // fcvtns v4.4s, v4.4s
+	WORD $0x4E21D8A5 // scvtf v5.4s, v5.4s
+	WORD $0x6E31DCA5 // fmul v5.4s, v5.4s, v17.4s
+	WORD $0x4E21A8A5 // fcvtns v5.4s, v5.4s
+	MOVD 40(R0), R23
+	ADD R10, R23, R23
+	WORD $0x0E614898 // sqxtn v24.4h, v4.4s
+	WORD $0x4E6148B8 // sqxtn2 v24.8h, v5.4s
+	WORD $0x4E7C0F18 // sqadd v24.8h, v24.8h, v28.8h
+	WORD $0x0E214B18 // sqxtn v24.8b, v24.8h
+	WORD $0x0E3D6718 // smax v24.8b, v24.8b, v29.8b
+	WORD $0x0E3E6F18 // smin v24.8b, v24.8b, v30.8b
+	WORD $0xFD0002F8 // str d24, [x23]
+	WORD $0x4E21D908 // scvtf v8.4s, v8.4s
+	WORD $0x6E30DD08 // fmul v8.4s, v8.4s, v16.4s
+	WORD $0x4E21A908 // fcvtns v8.4s, v8.4s
+	WORD $0x4E21D929 // scvtf v9.4s, v9.4s
+	WORD $0x6E31DD29 // fmul v9.4s, v9.4s, v17.4s
+	WORD $0x4E21A929 // fcvtns v9.4s, v9.4s
+	MOVD 48(R0), R23
+	ADD R10, R23, R23
+	WORD $0x0E614918 // sqxtn v24.4h, v8.4s
+	WORD $0x4E614938 // sqxtn2 v24.8h, v9.4s
+	WORD $0x4E7C0F18 // sqadd v24.8h, v24.8h, v28.8h
+	WORD $0x0E214B18 // sqxtn v24.8b, v24.8h
+	WORD $0x0E3D6718 // smax v24.8b, v24.8b, v29.8b
+	WORD $0x0E3E6F18 // smin v24.8b, v24.8b, v30.8b
+	WORD $0xFD0002F8 // str d24, [x23]
+	WORD $0x4E21D98C // scvtf v12.4s, v12.4s
+	WORD $0x6E30DD8C // fmul v12.4s, v12.4s, v16.4s
+	WORD $0x4E21A98C // fcvtns v12.4s, v12.4s
+	WORD $0x4E21D9AD // scvtf v13.4s, v13.4s
+	WORD $0x6E31DDAD // fmul v13.4s, v13.4s, v17.4s
+	WORD $0x4E21A9AD // fcvtns v13.4s, v13.4s
+	MOVD 56(R0), R23
+	ADD R10, R23, R23
+	WORD $0x0E614998 // sqxtn v24.4h, v12.4s
+	WORD $0x4E6149B8 // sqxtn2 v24.8h, v13.4s
+	WORD $0x4E7C0F18 // sqadd v24.8h, v24.8h, v28.8h
+	WORD $0x0E214B18 // sqxtn v24.8b, v24.8h
+	WORD $0x0E3D6718 // smax v24.8b, v24.8b, v29.8b
+	WORD $0x0E3E6F18 // smin v24.8b, v24.8b, v30.8b
+	WORD $0xFD0002F8 // str d24, [x23]
+	ADD $8, R10, R10
+	MOVD 72(R0), R11
+	ADD R10<<2, R11, R11 // parameters of this pass's channels
+	MOVD 64(R0), R5
+	ADD R10<<2, R5, R5 // weights of this pass's channels
+	MOVD 80(R0), R6
+	MOVD 88(R0), R7
+	MOVW (R6), R12
+	ADD R12, R19, R1
+	ADD R12, R20, R2
+	ADD R12, R21, R3
+	ADD R12, R22, R4
+	MOVD R25, R9
+	CMP $64, R10
+	BLT fpair0
+	RET
+general:
+	MOVD 72(R0), R11
 	WORD $0x6E201C00 // eor v0.16b, v0.16b, v0.16b
 	WORD $0x6E211C21 // eor v1.16b, v1.16b, v1.16b
 	WORD $0x6E221C42 // eor v2.16b, v2.16b, v2.16b
@@ -381,24 +1623,19 @@ pass:
 	WORD $0x6E2E1DCE // eor v14.16b, v14.16b, v14.16b
 	WORD $0x6E2F1DEF // eor v15.16b, v15.16b, v15.16b
 	MOVD 64(R0), R5
-	ADD R10<<2, R5, R5 // weights of this pass's channels
 	MOVD 80(R0), R6
 	MOVD 88(R0), R7
-tap:
+gtap:
 	MOVW (R6), R12
-	MOVD 0(R0), R1
-	ADD R12, R1, R1
-	MOVD 8(R0), R2
-	ADD R12, R2, R2
-	MOVD 16(R0), R3
-	ADD R12, R3, R3
-	MOVD 24(R0), R4
-	ADD R12, R4, R4
+	ADD R12, R19, R1
+	ADD R12, R20, R2
+	ADD R12, R21, R3
+	ADD R12, R22, R4
 	MOVD R8, R9
-	CBNZ R14, single
+	CBNZ R14, gsingle
 	CMP $8, R9
-	BLT single
-pair:
+	BLT gsingle
+gpair:
 	WORD $0x4CCDA0B0 // ld1 {v16.16b, v17.16b}, [x5], x13
 	WORD $0x4CCDA0B2 // ld1 {v18.16b, v19.16b}, [x5], x13
 	WORD $0x4DDFC834 // ld1r {v20.4s}, [x1], #4
@@ -459,9 +1696,9 @@ pair:
 	WORD $0x4E606BEF // sadalp v15.4s, v31.8h
 	SUB $8, R9, R9
 	CMP $8, R9
-	BGE pair
-	CBZ R9, tapdone
-single:
+	BGE gpair
+	CBZ R9, gtapdone
+gsingle:
 	WORD $0x4CCDA0B0 // ld1 {v16.16b, v17.16b}, [x5], x13
 	WORD $0x4DDFC834 // ld1r {v20.4s}, [x1], #4
 	WORD $0x4DDFC855 // ld1r {v21.4s}, [x2], #4
@@ -500,11 +1737,12 @@ single:
 	WORD $0x4E606BCE // sadalp v14.4s, v30.8h
 	WORD $0x4E606BEF // sadalp v15.4s, v31.8h
 	SUBS $4, R9, R9
-	BNE single
-tapdone:
+	BNE gsingle
+gtapdone:
 	ADD $4, R6, R6
 	SUBS $1, R7, R7
-	BNE tap
+	BNE gtap
+	CBNZ R24, gspecial
 	WORD $0x4EA1BC00 // addp v0.4s, v0.4s, v1.4s
 	WORD $0x4EA3BC41 // addp v1.4s, v2.4s, v3.4s
 	WORD $0x4EA5BC84 // addp v4.4s, v4.4s, v5.4s
@@ -529,122 +1767,348 @@ tapdone:
 	WORD $0x4EB084A5 // add v5.4s, v5.4s, v16.4s
 	WORD $0x4EB08529 // add v9.4s, v9.4s, v16.4s
 	WORD $0x4EB085AD // add v13.4s, v13.4s, v16.4s
-	CBNZ R15, fp32
-	MOVW 124(R0), R12
-	CBZ R12, nolsh
-	WORD $0x3DC08171 // ldr q17, [x11, #512]
-	WORD $0x4EB14400 // sshl v0.4s, v0.4s, v17.4s
-	WORD $0x4EB14484 // sshl v4.4s, v4.4s, v17.4s
-	WORD $0x4EB14508 // sshl v8.4s, v8.4s, v17.4s
-	WORD $0x4EB1458C // sshl v12.4s, v12.4s, v17.4s
-	WORD $0x3DC08571 // ldr q17, [x11, #528]
-	WORD $0x4EB14421 // sshl v1.4s, v1.4s, v17.4s
-	WORD $0x4EB144A5 // sshl v5.4s, v5.4s, v17.4s
-	WORD $0x4EB14529 // sshl v9.4s, v9.4s, v17.4s
-	WORD $0x4EB145AD // sshl v13.4s, v13.4s, v17.4s
-nolsh:
-	WORD $0x3DC04172 // ldr q18, [x11, #256]
-	WORD $0x3DC18173 // ldr q19, [x11, #1536]
-	WORD $0x6EB2B400 // sqrdmulh v0.4s, v0.4s, v18.4s
-	WORD $0x4E331C14 // and v20.16b, v0.16b, v19.16b
-	WORD $0x4F211680 // ssra v0.4s, v20.4s, #31
-	WORD $0x4EB35400 // srshl v0.4s, v0.4s, v19.4s
-	WORD $0x6EB2B484 // sqrdmulh v4.4s, v4.4s, v18.4s
-	WORD $0x4E331C95 // and v21.16b, v4.16b, v19.16b
-	WORD $0x4F2116A4 // ssra v4.4s, v21.4s, #31
-	WORD $0x4EB35484 // srshl v4.4s, v4.4s, v19.4s
-	WORD $0x6EB2B508 // sqrdmulh v8.4s, v8.4s, v18.4s
-	WORD $0x4E331D16 // and v22.16b, v8.16b, v19.16b
-	WORD $0x4F2116C8 // ssra v8.4s, v22.4s, #31
-	WORD $0x4EB35508 // srshl v8.4s, v8.4s, v19.4s
-	WORD $0x6EB2B58C // sqrdmulh v12.4s, v12.4s, v18.4s
-	WORD $0x4E331D97 // and v23.16b, v12.16b, v19.16b
-	WORD $0x4F2116EC // ssra v12.4s, v23.4s, #31
-	WORD $0x4EB3558C // srshl v12.4s, v12.4s, v19.4s
-	WORD $0x3DC04572 // ldr q18, [x11, #272]
+	WORD $0x3DC04170 // ldr q16, [x11, #256]
+	WORD $0x3DC18172 // ldr q18, [x11, #1536]
+	WORD $0x3DC04571 // ldr q17, [x11, #272]
 	WORD $0x3DC18573 // ldr q19, [x11, #1552]
-	WORD $0x6EB2B421 // sqrdmulh v1.4s, v1.4s, v18.4s
-	WORD $0x4E331C34 // and v20.16b, v1.16b, v19.16b
-	WORD $0x4F211681 // ssra v1.4s, v20.4s, #31
+	WORD $0x6EB0B400 // sqrdmulh v0.4s, v0.4s, v16.4s
+	WORD $0x4E321C02 // and v2.16b, v0.16b, v18.16b
+	WORD $0x4F211440 // ssra v0.4s, v2.4s, #31
+	WORD $0x4EB25400 // srshl v0.4s, v0.4s, v18.4s
+	WORD $0x6EB1B421 // sqrdmulh v1.4s, v1.4s, v17.4s
+	WORD $0x4E331C23 // and v3.16b, v1.16b, v19.16b
+	WORD $0x4F211461 // ssra v1.4s, v3.4s, #31
 	WORD $0x4EB35421 // srshl v1.4s, v1.4s, v19.4s
-	WORD $0x6EB2B4A5 // sqrdmulh v5.4s, v5.4s, v18.4s
-	WORD $0x4E331CB5 // and v21.16b, v5.16b, v19.16b
-	WORD $0x4F2116A5 // ssra v5.4s, v21.4s, #31
-	WORD $0x4EB354A5 // srshl v5.4s, v5.4s, v19.4s
-	WORD $0x6EB2B529 // sqrdmulh v9.4s, v9.4s, v18.4s
-	WORD $0x4E331D36 // and v22.16b, v9.16b, v19.16b
-	WORD $0x4F2116C9 // ssra v9.4s, v22.4s, #31
-	WORD $0x4EB35529 // srshl v9.4s, v9.4s, v19.4s
-	WORD $0x6EB2B5AD // sqrdmulh v13.4s, v13.4s, v18.4s
-	WORD $0x4E331DB7 // and v23.16b, v13.16b, v19.16b
-	WORD $0x4F2116ED // ssra v13.4s, v23.4s, #31
-	WORD $0x4EB355AD // srshl v13.4s, v13.4s, v19.4s
-narrow:
-	MOVD 32(R0), R19
-	ADD R10, R19, R19
+	MOVD 32(R0), R23
+	ADD R10, R23, R23
 	WORD $0x0E614818 // sqxtn v24.4h, v0.4s
 	WORD $0x4E614838 // sqxtn2 v24.8h, v1.4s
 	WORD $0x4E7C0F18 // sqadd v24.8h, v24.8h, v28.8h
 	WORD $0x0E214B18 // sqxtn v24.8b, v24.8h
 	WORD $0x0E3D6718 // smax v24.8b, v24.8b, v29.8b
 	WORD $0x0E3E6F18 // smin v24.8b, v24.8b, v30.8b
-	WORD $0xFD000278 // str d24, [x19]
-	MOVD 40(R0), R20
-	ADD R10, R20, R20
+	WORD $0xFD0002F8 // str d24, [x23]
+	WORD $0x6EB0B484 // sqrdmulh v4.4s, v4.4s, v16.4s
+	WORD $0x4E321C82 // and v2.16b, v4.16b, v18.16b
+	WORD $0x4F211444 // ssra v4.4s, v2.4s, #31
+	WORD $0x4EB25484 // srshl v4.4s, v4.4s, v18.4s
+	WORD $0x6EB1B4A5 // sqrdmulh v5.4s, v5.4s, v17.4s
+	WORD $0x4E331CA3 // and v3.16b, v5.16b, v19.16b
+	WORD $0x4F211465 // ssra v5.4s, v3.4s, #31
+	WORD $0x4EB354A5 // srshl v5.4s, v5.4s, v19.4s
+	MOVD 40(R0), R23
+	ADD R10, R23, R23
 	WORD $0x0E614898 // sqxtn v24.4h, v4.4s
 	WORD $0x4E6148B8 // sqxtn2 v24.8h, v5.4s
 	WORD $0x4E7C0F18 // sqadd v24.8h, v24.8h, v28.8h
 	WORD $0x0E214B18 // sqxtn v24.8b, v24.8h
 	WORD $0x0E3D6718 // smax v24.8b, v24.8b, v29.8b
 	WORD $0x0E3E6F18 // smin v24.8b, v24.8b, v30.8b
-	WORD $0xFD000298 // str d24, [x20]
-	MOVD 48(R0), R21
-	ADD R10, R21, R21
+	WORD $0xFD0002F8 // str d24, [x23]
+	WORD $0x6EB0B508 // sqrdmulh v8.4s, v8.4s, v16.4s
+	WORD $0x4E321D02 // and v2.16b, v8.16b, v18.16b
+	WORD $0x4F211448 // ssra v8.4s, v2.4s, #31
+	WORD $0x4EB25508 // srshl v8.4s, v8.4s, v18.4s
+	WORD $0x6EB1B529 // sqrdmulh v9.4s, v9.4s, v17.4s
+	WORD $0x4E331D23 // and v3.16b, v9.16b, v19.16b
+	WORD $0x4F211469 // ssra v9.4s, v3.4s, #31
+	WORD $0x4EB35529 // srshl v9.4s, v9.4s, v19.4s
+	MOVD 48(R0), R23
+	ADD R10, R23, R23
 	WORD $0x0E614918 // sqxtn v24.4h, v8.4s
 	WORD $0x4E614938 // sqxtn2 v24.8h, v9.4s
 	WORD $0x4E7C0F18 // sqadd v24.8h, v24.8h, v28.8h
 	WORD $0x0E214B18 // sqxtn v24.8b, v24.8h
 	WORD $0x0E3D6718 // smax v24.8b, v24.8b, v29.8b
 	WORD $0x0E3E6F18 // smin v24.8b, v24.8b, v30.8b
-	WORD $0xFD0002B8 // str d24, [x21]
-	MOVD 56(R0), R22
-	ADD R10, R22, R22
+	WORD $0xFD0002F8 // str d24, [x23]
+	WORD $0x6EB0B58C // sqrdmulh v12.4s, v12.4s, v16.4s
+	WORD $0x4E321D82 // and v2.16b, v12.16b, v18.16b
+	WORD $0x4F21144C // ssra v12.4s, v2.4s, #31
+	WORD $0x4EB2558C // srshl v12.4s, v12.4s, v18.4s
+	WORD $0x6EB1B5AD // sqrdmulh v13.4s, v13.4s, v17.4s
+	WORD $0x4E331DA3 // and v3.16b, v13.16b, v19.16b
+	WORD $0x4F21146D // ssra v13.4s, v3.4s, #31
+	WORD $0x4EB355AD // srshl v13.4s, v13.4s, v19.4s
+	MOVD 56(R0), R23
+	ADD R10, R23, R23
 	WORD $0x0E614998 // sqxtn v24.4h, v12.4s
 	WORD $0x4E6149B8 // sqxtn2 v24.8h, v13.4s
 	WORD $0x4E7C0F18 // sqadd v24.8h, v24.8h, v28.8h
 	WORD $0x0E214B18 // sqxtn v24.8b, v24.8h
 	WORD $0x0E3D6718 // smax v24.8b, v24.8b, v29.8b
 	WORD $0x0E3E6F18 // smin v24.8b, v24.8b, v30.8b
-	WORD $0xFD0002D8 // str d24, [x22]
+	WORD $0xFD0002F8 // str d24, [x23]
 	ADD $8, R10, R10
+	MOVD 72(R0), R11
+	ADD R10<<2, R11, R11 // parameters of this pass's channels
+	WORD $0x6E201C00 // eor v0.16b, v0.16b, v0.16b
+	WORD $0x6E211C21 // eor v1.16b, v1.16b, v1.16b
+	WORD $0x6E221C42 // eor v2.16b, v2.16b, v2.16b
+	WORD $0x6E231C63 // eor v3.16b, v3.16b, v3.16b
+	WORD $0x6E241C84 // eor v4.16b, v4.16b, v4.16b
+	WORD $0x6E251CA5 // eor v5.16b, v5.16b, v5.16b
+	WORD $0x6E261CC6 // eor v6.16b, v6.16b, v6.16b
+	WORD $0x6E271CE7 // eor v7.16b, v7.16b, v7.16b
+	WORD $0x6E281D08 // eor v8.16b, v8.16b, v8.16b
+	WORD $0x6E291D29 // eor v9.16b, v9.16b, v9.16b
+	WORD $0x6E2A1D4A // eor v10.16b, v10.16b, v10.16b
+	WORD $0x6E2B1D6B // eor v11.16b, v11.16b, v11.16b
+	WORD $0x6E2C1D8C // eor v12.16b, v12.16b, v12.16b
+	WORD $0x6E2D1DAD // eor v13.16b, v13.16b, v13.16b
+	WORD $0x6E2E1DCE // eor v14.16b, v14.16b, v14.16b
+	WORD $0x6E2F1DEF // eor v15.16b, v15.16b, v15.16b
+	MOVD 64(R0), R5
+	ADD R10<<2, R5, R5 // weights of this pass's channels
+	MOVD 80(R0), R6
+	MOVD 88(R0), R7
 	CMP $64, R10
-	BLT pass
+	BLT gtap
 	RET
-fp32:
-	WORD $0x3DC1C172 // ldr q18, [x11, #1792]
+gspecial:
+	CBNZ R15, gfp32
+	WORD $0x4EA1BC00 // addp v0.4s, v0.4s, v1.4s
+	WORD $0x4EA3BC41 // addp v1.4s, v2.4s, v3.4s
+	WORD $0x4EA5BC84 // addp v4.4s, v4.4s, v5.4s
+	WORD $0x4EA7BCC5 // addp v5.4s, v6.4s, v7.4s
+	WORD $0x4EA9BD08 // addp v8.4s, v8.4s, v9.4s
+	WORD $0x4EABBD49 // addp v9.4s, v10.4s, v11.4s
+	WORD $0x4EADBD8C // addp v12.4s, v12.4s, v13.4s
+	WORD $0x4EAFBDCD // addp v13.4s, v14.4s, v15.4s
+	MOVW 104(R0), R12
+	WORD $0x4E020D9C // dup v28.8h, w12
+	MOVW 108(R0), R12
+	WORD $0x4E010D9D // dup v29.16b, w12
+	MOVW 112(R0), R12
+	WORD $0x4E010D9E // dup v30.16b, w12
+	WORD $0x3DC00170 // ldr q16, [x11, #0]
+	WORD $0x4EB08400 // add v0.4s, v0.4s, v16.4s
+	WORD $0x4EB08484 // add v4.4s, v4.4s, v16.4s
+	WORD $0x4EB08508 // add v8.4s, v8.4s, v16.4s
+	WORD $0x4EB0858C // add v12.4s, v12.4s, v16.4s
+	WORD $0x3DC00570 // ldr q16, [x11, #16]
+	WORD $0x4EB08421 // add v1.4s, v1.4s, v16.4s
+	WORD $0x4EB084A5 // add v5.4s, v5.4s, v16.4s
+	WORD $0x4EB08529 // add v9.4s, v9.4s, v16.4s
+	WORD $0x4EB085AD // add v13.4s, v13.4s, v16.4s
+	WORD $0x3DC08178 // ldr q24, [x11, #512]
+	WORD $0x4EB84400 // sshl v0.4s, v0.4s, v24.4s
+	WORD $0x4EB84484 // sshl v4.4s, v4.4s, v24.4s
+	WORD $0x4EB84508 // sshl v8.4s, v8.4s, v24.4s
+	WORD $0x4EB8458C // sshl v12.4s, v12.4s, v24.4s
+	WORD $0x3DC08578 // ldr q24, [x11, #528]
+	WORD $0x4EB84421 // sshl v1.4s, v1.4s, v24.4s
+	WORD $0x4EB844A5 // sshl v5.4s, v5.4s, v24.4s
+	WORD $0x4EB84529 // sshl v9.4s, v9.4s, v24.4s
+	WORD $0x4EB845AD // sshl v13.4s, v13.4s, v24.4s
+	WORD $0x3DC04170 // ldr q16, [x11, #256]
+	WORD $0x3DC18172 // ldr q18, [x11, #1536]
+	WORD $0x3DC04571 // ldr q17, [x11, #272]
+	WORD $0x3DC18573 // ldr q19, [x11, #1552]
+	WORD $0x6EB0B400 // sqrdmulh v0.4s, v0.4s, v16.4s
+	WORD $0x4E321C02 // and v2.16b, v0.16b, v18.16b
+	WORD $0x4F211440 // ssra v0.4s, v2.4s, #31
+	WORD $0x4EB25400 // srshl v0.4s, v0.4s, v18.4s
+	WORD $0x6EB1B421 // sqrdmulh v1.4s, v1.4s, v17.4s
+	WORD $0x4E331C23 // and v3.16b, v1.16b, v19.16b
+	WORD $0x4F211461 // ssra v1.4s, v3.4s, #31
+	WORD $0x4EB35421 // srshl v1.4s, v1.4s, v19.4s
+	MOVD 32(R0), R23
+	ADD R10, R23, R23
+	WORD $0x0E614818 // sqxtn v24.4h, v0.4s
+	WORD $0x4E614838 // sqxtn2 v24.8h, v1.4s
+	WORD $0x4E7C0F18 // sqadd v24.8h, v24.8h, v28.8h
+	WORD $0x0E214B18 // sqxtn v24.8b, v24.8h
+	WORD $0x0E3D6718 // smax v24.8b, v24.8b, v29.8b
+	WORD $0x0E3E6F18 // smin v24.8b, v24.8b, v30.8b
+	WORD $0xFD0002F8 // str d24, [x23]
+	WORD $0x6EB0B484 // sqrdmulh v4.4s, v4.4s, v16.4s
+	WORD $0x4E321C82 // and v2.16b, v4.16b, v18.16b
+	WORD $0x4F211444 // ssra v4.4s, v2.4s, #31
+	WORD $0x4EB25484 // srshl v4.4s, v4.4s, v18.4s
+	WORD $0x6EB1B4A5 // sqrdmulh v5.4s, v5.4s, v17.4s
+	WORD $0x4E331CA3 // and v3.16b, v5.16b, v19.16b
+	WORD $0x4F211465 // ssra v5.4s, v3.4s, #31
+	WORD $0x4EB354A5 // srshl v5.4s, v5.4s, v19.4s
+	MOVD 40(R0), R23
+	ADD R10, R23, R23
+	WORD $0x0E614898 // sqxtn v24.4h, v4.4s
+	WORD $0x4E6148B8 // sqxtn2 v24.8h, v5.4s
+	WORD $0x4E7C0F18 // sqadd v24.8h, v24.8h, v28.8h
+	WORD $0x0E214B18 // sqxtn v24.8b, v24.8h
+	WORD $0x0E3D6718 // smax v24.8b, v24.8b, v29.8b
+	WORD $0x0E3E6F18 // smin v24.8b, v24.8b, v30.8b
+	WORD $0xFD0002F8 // str d24, [x23]
+	WORD $0x6EB0B508 // sqrdmulh v8.4s, v8.4s, v16.4s
+	WORD $0x4E321D02 // and v2.16b, v8.16b, v18.16b
+	WORD $0x4F211448 // ssra v8.4s, v2.4s, #31
+	WORD $0x4EB25508 // srshl v8.4s, v8.4s, v18.4s
+	WORD $0x6EB1B529 // sqrdmulh v9.4s, v9.4s, v17.4s
+	WORD $0x4E331D23 // and v3.16b, v9.16b, v19.16b
+	WORD $0x4F211469 // ssra v9.4s, v3.4s, #31
+	WORD $0x4EB35529 // srshl v9.4s, v9.4s, v19.4s
+	MOVD 48(R0), R23
+	ADD R10, R23, R23
+	WORD $0x0E614918 // sqxtn v24.4h, v8.4s
+	WORD $0x4E614938 // sqxtn2 v24.8h, v9.4s
+	WORD $0x4E7C0F18 // sqadd v24.8h, v24.8h, v28.8h
+	WORD $0x0E214B18 // sqxtn v24.8b, v24.8h
+	WORD $0x0E3D6718 // smax v24.8b, v24.8b, v29.8b
+	WORD $0x0E3E6F18 // smin v24.8b, v24.8b, v30.8b
+	WORD $0xFD0002F8 // str d24, [x23]
+	WORD $0x6EB0B58C // sqrdmulh v12.4s, v12.4s, v16.4s
+	WORD $0x4E321D82 // and v2.16b, v12.16b, v18.16b
+	WORD $0x4F21144C // ssra v12.4s, v2.4s, #31
+	WORD $0x4EB2558C // srshl v12.4s, v12.4s, v18.4s
+	WORD $0x6EB1B5AD // sqrdmulh v13.4s, v13.4s, v17.4s
+	WORD $0x4E331DA3 // and v3.16b, v13.16b, v19.16b
+	WORD $0x4F21146D // ssra v13.4s, v3.4s, #31
+	WORD $0x4EB355AD // srshl v13.4s, v13.4s, v19.4s
+	MOVD 56(R0), R23
+	ADD R10, R23, R23
+	WORD $0x0E614998 // sqxtn v24.4h, v12.4s
+	WORD $0x4E6149B8 // sqxtn2 v24.8h, v13.4s
+	WORD $0x4E7C0F18 // sqadd v24.8h, v24.8h, v28.8h
+	WORD $0x0E214B18 // sqxtn v24.8b, v24.8h
+	WORD $0x0E3D6718 // smax v24.8b, v24.8b, v29.8b
+	WORD $0x0E3E6F18 // smin v24.8b, v24.8b, v30.8b
+	WORD $0xFD0002F8 // str d24, [x23]
+	ADD $8, R10, R10
+	MOVD 72(R0), R11
+	ADD R10<<2, R11, R11 // parameters of this pass's channels
+	WORD $0x6E201C00 // eor v0.16b, v0.16b, v0.16b
+	WORD $0x6E211C21 // eor v1.16b, v1.16b, v1.16b
+	WORD $0x6E221C42 // eor v2.16b, v2.16b, v2.16b
+	WORD $0x6E231C63 // eor v3.16b, v3.16b, v3.16b
+	WORD $0x6E241C84 // eor v4.16b, v4.16b, v4.16b
+	WORD $0x6E251CA5 // eor v5.16b, v5.16b, v5.16b
+	WORD $0x6E261CC6 // eor v6.16b, v6.16b, v6.16b
+	WORD $0x6E271CE7 // eor v7.16b, v7.16b, v7.16b
+	WORD $0x6E281D08 // eor v8.16b, v8.16b, v8.16b
+	WORD $0x6E291D29 // eor v9.16b, v9.16b, v9.16b
+	WORD $0x6E2A1D4A // eor v10.16b, v10.16b, v10.16b
+	WORD $0x6E2B1D6B // eor v11.16b, v11.16b, v11.16b
+	WORD $0x6E2C1D8C // eor v12.16b, v12.16b, v12.16b
+	WORD $0x6E2D1DAD // eor v13.16b, v13.16b, v13.16b
+	WORD $0x6E2E1DCE // eor v14.16b, v14.16b, v14.16b
+	WORD $0x6E2F1DEF // eor v15.16b, v15.16b, v15.16b
+	MOVD 64(R0), R5
+	ADD R10<<2, R5, R5 // weights of this pass's channels
+	MOVD 80(R0), R6
+	MOVD 88(R0), R7
+	CMP $64, R10
+	BLT gtap
+	RET
+gfp32:
+	WORD $0x4EA1BC00 // addp v0.4s, v0.4s, v1.4s
+	WORD $0x4EA3BC41 // addp v1.4s, v2.4s, v3.4s
+	WORD $0x4EA5BC84 // addp v4.4s, v4.4s, v5.4s
+	WORD $0x4EA7BCC5 // addp v5.4s, v6.4s, v7.4s
+	WORD $0x4EA9BD08 // addp v8.4s, v8.4s, v9.4s
+	WORD $0x4EABBD49 // addp v9.4s, v10.4s, v11.4s
+	WORD $0x4EADBD8C // addp v12.4s, v12.4s, v13.4s
+	WORD $0x4EAFBDCD // addp v13.4s, v14.4s, v15.4s
+	MOVW 104(R0), R12
+	WORD $0x4E020D9C // dup v28.8h, w12
+	MOVW 108(R0), R12
+	WORD $0x4E010D9D // dup v29.16b, w12
+	MOVW 112(R0), R12
+	WORD $0x4E010D9E // dup v30.16b, w12
+	WORD $0x3DC00170 // ldr q16, [x11, #0]
+	WORD $0x4EB08400 // add v0.4s, v0.4s, v16.4s
+	WORD $0x4EB08484 // add v4.4s, v4.4s, v16.4s
+	WORD $0x4EB08508 // add v8.4s, v8.4s, v16.4s
+	WORD $0x4EB0858C // add v12.4s, v12.4s, v16.4s
+	WORD $0x3DC00570 // ldr q16, [x11, #16]
+	WORD $0x4EB08421 // add v1.4s, v1.4s, v16.4s
+	WORD $0x4EB084A5 // add v5.4s, v5.4s, v16.4s
+	WORD $0x4EB08529 // add v9.4s, v9.4s, v16.4s
+	WORD $0x4EB085AD // add v13.4s, v13.4s, v16.4s
+	WORD $0x3DC1C170 // ldr q16, [x11, #1792]
+	WORD $0x3DC1C571 // ldr q17, [x11, #1808]
 	WORD $0x4E21D800 // scvtf v0.4s, v0.4s
-	WORD $0x6E32DC00 // fmul v0.4s, v0.4s, v18.4s
+	WORD $0x6E30DC00 // fmul v0.4s, v0.4s, v16.4s
 	WORD $0x4E21A800 // fcvtns v0.4s, v0.4s
-	WORD $0x4E21D884 // scvtf v4.4s, v4.4s
-	WORD $0x6E32DC84 // fmul v4.4s, v4.4s, v18.4s
-	WORD $0x4E21A884 // fcvtns v4.4s, v4.4s
-	WORD $0x4E21D908 // scvtf v8.4s, v8.4s
-	WORD $0x6E32DD08 // fmul v8.4s, v8.4s, v18.4s
-	WORD $0x4E21A908 // fcvtns v8.4s, v8.4s
-	WORD $0x4E21D98C // scvtf v12.4s, v12.4s
-	WORD $0x6E32DD8C // fmul v12.4s, v12.4s, v18.4s
-	WORD $0x4E21A98C // fcvtns v12.4s, v12.4s
-	WORD $0x3DC1C572 // ldr q18, [x11, #1808]
 	WORD $0x4E21D821 // scvtf v1.4s, v1.4s
-	WORD $0x6E32DC21 // fmul v1.4s, v1.4s, v18.4s
+	WORD $0x6E31DC21 // fmul v1.4s, v1.4s, v17.4s
 	WORD $0x4E21A821 // fcvtns v1.4s, v1.4s
+	MOVD 32(R0), R23
+	ADD R10, R23, R23
+	WORD $0x0E614818 // sqxtn v24.4h, v0.4s
+	WORD $0x4E614838 // sqxtn2 v24.8h, v1.4s
+	WORD $0x4E7C0F18 // sqadd v24.8h, v24.8h, v28.8h
+	WORD $0x0E214B18 // sqxtn v24.8b, v24.8h
+	WORD $0x0E3D6718 // smax v24.8b, v24.8b, v29.8b
+	WORD $0x0E3E6F18 // smin v24.8b, v24.8b, v30.8b
+	WORD $0xFD0002F8 // str d24, [x23]
+	WORD $0x4E21D884 // scvtf v4.4s, v4.4s
+	WORD $0x6E30DC84 // fmul v4.4s, v4.4s, v16.4s
+	WORD $0x4E21A884 // fcvtns v4.4s, v4.4s
 	WORD $0x4E21D8A5 // scvtf v5.4s, v5.4s
-	WORD $0x6E32DCA5 // fmul v5.4s, v5.4s, v18.4s
+	WORD $0x6E31DCA5 // fmul v5.4s, v5.4s, v17.4s
 	WORD $0x4E21A8A5 // fcvtns v5.4s, v5.4s
+	MOVD 40(R0), R23
+	ADD R10, R23, R23
+	WORD $0x0E614898 // sqxtn v24.4h, v4.4s
+	WORD $0x4E6148B8 // sqxtn2 v24.8h, v5.4s
+	WORD $0x4E7C0F18 // sqadd v24.8h, v24.8h, v28.8h
+	WORD $0x0E214B18 // sqxtn v24.8b, v24.8h
+	WORD $0x0E3D6718 // smax v24.8b, v24.8b, v29.8b
+	WORD $0x0E3E6F18 // smin v24.8b, v24.8b, v30.8b
+	WORD $0xFD0002F8 // str d24, [x23]
+	WORD $0x4E21D908 // scvtf v8.4s, v8.4s
+	WORD $0x6E30DD08 // fmul v8.4s, v8.4s, v16.4s
+	WORD $0x4E21A908 // fcvtns v8.4s, v8.4s
 	WORD $0x4E21D929 // scvtf v9.4s, v9.4s
-	WORD $0x6E32DD29 // fmul v9.4s, v9.4s, v18.4s
+	WORD $0x6E31DD29 // fmul v9.4s, v9.4s, v17.4s
 	WORD $0x4E21A929 // fcvtns v9.4s, v9.4s
+	MOVD 48(R0), R23
+	ADD R10, R23, R23
+	WORD $0x0E614918 // sqxtn v24.4h, v8.4s
+	WORD $0x4E614938 // sqxtn2 v24.8h, v9.4s
+	WORD $0x4E7C0F18 // sqadd v24.8h, v24.8h, v28.8h
+	WORD $0x0E214B18 // sqxtn v24.8b, v24.8h
+	WORD $0x0E3D6718 // smax v24.8b, v24.8b, v29.8b
+	WORD $0x0E3E6F18 // smin v24.8b, v24.8b, v30.8b
+	WORD $0xFD0002F8 // str d24, [x23]
+	WORD $0x4E21D98C // scvtf v12.4s, v12.4s
+	WORD $0x6E30DD8C // fmul v12.4s, v12.4s, v16.4s
+	WORD $0x4E21A98C // fcvtns v12.4s, v12.4s
 	WORD $0x4E21D9AD // scvtf v13.4s, v13.4s
-	WORD $0x6E32DDAD // fmul v13.4s, v13.4s, v18.4s
+	WORD $0x6E31DDAD // fmul v13.4s, v13.4s, v17.4s
 	WORD $0x4E21A9AD // fcvtns v13.4s, v13.4s
-	B narrow
+	MOVD 56(R0), R23
+	ADD R10, R23, R23
+	WORD $0x0E614998 // sqxtn v24.4h, v12.4s
+	WORD $0x4E6149B8 // sqxtn2 v24.8h, v13.4s
+	WORD $0x4E7C0F18 // sqadd v24.8h, v24.8h, v28.8h
+	WORD $0x0E214B18 // sqxtn v24.8b, v24.8h
+	WORD $0x0E3D6718 // smax v24.8b, v24.8b, v29.8b
+	WORD $0x0E3E6F18 // smin v24.8b, v24.8b, v30.8b
+	WORD $0xFD0002F8 // str d24, [x23]
+	ADD $8, R10, R10
+	MOVD 72(R0), R11
+	ADD R10<<2, R11, R11 // parameters of this pass's channels
+	WORD $0x6E201C00 // eor v0.16b, v0.16b, v0.16b
+	WORD $0x6E211C21 // eor v1.16b, v1.16b, v1.16b
+	WORD $0x6E221C42 // eor v2.16b, v2.16b, v2.16b
+	WORD $0x6E231C63 // eor v3.16b, v3.16b, v3.16b
+	WORD $0x6E241C84 // eor v4.16b, v4.16b, v4.16b
+	WORD $0x6E251CA5 // eor v5.16b, v5.16b, v5.16b
+	WORD $0x6E261CC6 // eor v6.16b, v6.16b, v6.16b
+	WORD $0x6E271CE7 // eor v7.16b, v7.16b, v7.16b
+	WORD $0x6E281D08 // eor v8.16b, v8.16b, v8.16b
+	WORD $0x6E291D29 // eor v9.16b, v9.16b, v9.16b
+	WORD $0x6E2A1D4A // eor v10.16b, v10.16b, v10.16b
+	WORD $0x6E2B1D6B // eor v11.16b, v11.16b, v11.16b
+	WORD $0x6E2C1D8C // eor v12.16b, v12.16b, v12.16b
+	WORD $0x6E2D1DAD // eor v13.16b, v13.16b, v13.16b
+	WORD $0x6E2E1DCE // eor v14.16b, v14.16b, v14.16b
+	WORD $0x6E2F1DEF // eor v15.16b, v15.16b, v15.16b
+	MOVD 64(R0), R5
+	ADD R10<<2, R5, R5 // weights of this pass's channels
+	MOVD 80(R0), R6
+	MOVD 88(R0), R7
+	CMP $64, R10
+	BLT gtap
+	RET

@@ -8,7 +8,7 @@ import (
 )
 
 // Float32 convolutions: the same implicit GEMM as the int8 path (a padded
-// scratch image, a table of tap offsets, a micro-kernel over fmr output
+// scratch image, a table of tap offsets, a micro-kernel over mr output
 // pixels x nr output channels), with FMA accumulators. The result differs
 // from ref.ConvFloat only by rounding: the sums run over the same terms in
 // the same order (taps, then input channels; padding taps add an exact
@@ -17,20 +17,22 @@ import (
 // difference is bounded by n*2^-23*sum|w*x| (n = taps*InC + 1), the usual
 // bound for a recursive sum of n terms; the tests check that bound.
 
-// fmr is the number of output pixels of every float micro-kernel.
-const fmr = 6
+// fmr is the most output pixels a float micro-kernel computes: 7 for
+// AVX-512 (ResNet's image sizes, 112 down to 7, are multiples of 7: no
+// tile overhangs the image), 6 for the others (FloatKernel.mr).
+const fmr = 7
 
 // FloatKernel names a float32 micro-kernel family.
 type FloatKernel int
 
 const (
-	// FloatGo is the portable micro-kernel (fmr x 16).
+	// FloatGo is the portable micro-kernel (6 pixels x 16 channels).
 	FloatGo FloatKernel = iota
 	// FloatAVX2 is the amd64 AVX2+FMA micro-kernel (6 pixels x 16 channels,
 	// two YMM vectors).
 	FloatAVX2
-	// FloatAVX512 is the amd64 AVX-512F micro-kernel (6 pixels x 32
-	// channels, two ZMM vectors).
+	// FloatAVX512 is the amd64 AVX-512F micro-kernel (7 pixels x 32
+	// channels, two ZMM vectors; 6 pixels where that pads less).
 	FloatAVX512
 	// FloatNEON is the arm64 NEON micro-kernel (6 pixels x 16 channels,
 	// four Q registers, FMLA by element).
@@ -64,6 +66,14 @@ func (k FloatKernel) Supported() bool {
 		return hasNEONFloat
 	}
 	return false
+}
+
+// mr is the micro-kernel's pixel count.
+func (k FloatKernel) mr() int {
+	if k == FloatAVX512 {
+		return 7
+	}
+	return 6
 }
 
 // nr is the micro-kernel's output-channel width.
@@ -115,7 +125,8 @@ type FConv struct {
 
 	blocks int // output-channel blocks of nr
 	m      int // output pixels (batch * OutH * OutW)
-	mtiles int // pixel tiles of fmr
+	mr     int // pixels per micro-kernel call
+	mtiles int // pixel tiles of mr
 	// pixelMajor: the tiles run pixel tile by pixel tile, every channel
 	// block of one before the next, where the packed weights fit a core's
 	// L2 (the 1x1 convolutions of ResNet's first stages): the output rows
@@ -148,7 +159,15 @@ func NewFConv(p *ref.Conv, filter, bias []float32, k FloatKernel) (*FConv, error
 		// as two 256-bit halves (Zen 4) that is the same peak.
 		k = FloatAVX2
 	}
-	c := &FConv{p: *p, kernel: k, nr: k.nr()}
+	c := &FConv{p: *p, kernel: k, nr: k.nr(), mr: k.mr()}
+	if k == FloatAVX512 {
+		// 6 pixels where 7 would compute more pixels past the image's end
+		// (8x8: 70 instead of 66).
+		m := p.Batch * p.OutH * p.OutW
+		if (m+5)/6*6 < (m+6)/7*7 {
+			c.mr = 6
+		}
+	}
 	c.ph = (p.OutH-1)*p.StrideH + (p.FilterH-1)*p.DilationH + 1
 	c.pw = (p.OutW-1)*p.StrideW + (p.FilterW-1)*p.DilationW + 1
 	if p.PadH == 0 && p.PadW == 0 && c.ph <= p.InH && c.pw <= p.InW {
@@ -184,7 +203,7 @@ func NewFConv(p *ref.Conv, filter, bias []float32, k FloatKernel) (*FConv, error
 	nr := c.nr
 	c.blocks = (p.OutC + nr - 1) / nr
 	c.m = p.Batch * p.OutH * p.OutW
-	c.mtiles = (c.m + fmr - 1) / fmr
+	c.mtiles = (c.m + c.mr - 1) / c.mr
 	c.w = alignedFloat32s(c.blocks * ntaps * per * nr)
 	c.pixelMajor = 4*len(c.w) <= 1<<20
 	c.bias = alignedFloat32s(c.blocks * nr)
@@ -301,11 +320,11 @@ func (c *FConv) tiles(src, output []float32, lo, hi int, a *ftileArgs, spill []f
 		if c.pixelMajor {
 			mt, blk = u/c.blocks, u%c.blocks
 		}
-		valid := min(fmr, c.m-mt*fmr)
-		px0 := mt * fmr
+		valid := min(c.mr, c.m-mt*c.mr)
+		px0 := mt * c.mr
 		b, r := px0/hw, px0%hw
 		oy, ox := r/p.OutW, r%p.OutW
-		for j := range fmr {
+		for j := range c.mr {
 			if j < valid {
 				a.in[j] = unsafe.Add(sbase, 4*(b*c.plane+(oy*p.StrideH*c.pw+ox*p.StrideW)*p.InC))
 				pix[j] = unsafe.Add(obase, 4*(px0+j)*p.OutC)
@@ -353,11 +372,11 @@ func (c *FConv) tile(a *ftileArgs, blk, wBlock int, pix *[fmr]unsafe.Pointer, sp
 		if a.resBase != nil {
 			a.res = 1
 		}
-		for j := range fmr {
+		for j := range c.mr {
 			a.out[j] = unsafe.Add(pix[j], 4*oc0)
 		}
 	} else {
-		for j := range fmr {
+		for j := range c.mr {
 			a.out[j] = unsafe.Pointer(&spill[min(j, valid-1)*nr])
 		}
 	}
@@ -380,7 +399,11 @@ func (c *FConv) tile(a *ftileArgs, blk, wBlock int, pix *[fmr]unsafe.Pointer, sp
 func (c *FConv) runTile(a *ftileArgs) {
 	switch c.kernel {
 	case FloatAVX512:
-		ftileAVX512(a)
+		if c.mr == 6 {
+			ftileAVX512x6(a)
+		} else {
+			ftileAVX512(a)
+		}
 	case FloatAVX2:
 		ftileAVX2(a)
 	case FloatNEON:
@@ -390,16 +413,17 @@ func (c *FConv) runTile(a *ftileArgs) {
 	}
 }
 
-// ftileGo is the portable float micro-kernel (nr = 16): the assembly's
-// contract in Go.
+// ftileGo is the portable float micro-kernel (6 pixels, nr = 16): the
+// assembly's contract in Go.
 func ftileGo(a *ftileArgs) {
 	const nr = 16
-	var acc [fmr][nr]float32
+	const mr = 6
+	var acc [mr][nr]float32
 	taps := unsafe.Slice((*int32)(a.taps), a.ntaps)
 	w := unsafe.Slice((*float32)(a.w), a.ntaps*a.k*nr)
 	for t, off := range taps {
 		wt := w[t*a.k*nr:][:a.k*nr]
-		for j := range fmr {
+		for j := range mr {
 			in := unsafe.Slice((*float32)(unsafe.Add(a.in[j], off)), a.k)
 			acc := &acc[j]
 			for i, x := range in {
@@ -411,7 +435,7 @@ func ftileGo(a *ftileArgs) {
 		}
 	}
 	bias := unsafe.Slice((*float32)(a.bias), nr)
-	for j := range fmr {
+	for j := range mr {
 		out := unsafe.Slice((*float32)(a.out[j]), nr)
 		for l := range nr {
 			out[l] = min(max(acc[j][l]+bias[l], a.min), a.max)

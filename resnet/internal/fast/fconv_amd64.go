@@ -17,4 +17,7 @@ func ftileAVX2(a *ftileArgs)
 //go:noescape
 func ftileAVX512(a *ftileArgs)
 
+//go:noescape
+func ftileAVX512x6(a *ftileArgs)
+
 func ftileNEON(a *ftileArgs) { panic("fast: NEON float kernel called on amd64") }

@@ -13,5 +13,6 @@ const (
 //go:noescape
 func ftileNEON(a *ftileArgs)
 
-func ftileAVX2(a *ftileArgs)   { panic("fast: AVX2 float kernel called on arm64") }
-func ftileAVX512(a *ftileArgs) { panic("fast: AVX-512 float kernel called on arm64") }
+func ftileAVX2(a *ftileArgs)     { panic("fast: AVX2 float kernel called on arm64") }
+func ftileAVX512(a *ftileArgs)   { panic("fast: AVX-512 float kernel called on arm64") }
+func ftileAVX512x6(a *ftileArgs) { panic("fast: AVX-512 float kernel called on arm64") }

@@ -8,6 +8,7 @@ const (
 	hasNEONFloat = false
 )
 
-func ftileAVX2(a *ftileArgs)   { panic("fast: AVX2 float kernel called off amd64") }
-func ftileAVX512(a *ftileArgs) { panic("fast: AVX-512 float kernel called off amd64") }
-func ftileNEON(a *ftileArgs)   { panic("fast: NEON float kernel called off arm64") }
+func ftileAVX2(a *ftileArgs)     { panic("fast: AVX2 float kernel called off amd64") }
+func ftileAVX512(a *ftileArgs)   { panic("fast: AVX-512 float kernel called off amd64") }
+func ftileAVX512x6(a *ftileArgs) { panic("fast: AVX-512 float kernel called off amd64") }
+func ftileNEON(a *ftileArgs)     { panic("fast: NEON float kernel called off arm64") }

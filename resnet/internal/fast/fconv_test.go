@@ -18,7 +18,7 @@ func TestFtileArgsLayoutMatchesTheAssembly(t *testing.T) {
 	got := []uintptr{unsafe.Offsetof(a.in), unsafe.Offsetof(a.out), unsafe.Offsetof(a.w), unsafe.Offsetof(a.bias),
 		unsafe.Offsetof(a.taps), unsafe.Offsetof(a.ntaps), unsafe.Offsetof(a.k), unsafe.Offsetof(a.min), unsafe.Offsetof(a.max),
 		unsafe.Offsetof(a.res), unsafe.Offsetof(a.resOff), unsafe.Offsetof(a.amin), unsafe.Offsetof(a.amax)}
-	want := []uintptr{0, 48, 96, 104, 112, 120, 128, 136, 140, 144, 152, 160, 164}
+	want := []uintptr{0, 56, 112, 120, 128, 136, 144, 152, 156, 160, 168, 176, 180}
 	if !slices.Equal(got, want) {
 		t.Fatalf("ftileArgs field offsets = %v, want %v (regenerate ftile_amd64.s and ftile_arm64.s with gen_ftile.go)", got, want)
 	}

@@ -57,7 +57,7 @@ type Conv struct {
 	c4        int     // input channels rounded up to a multiple of 4
 	ph, pw    int     // padded scratch image height and width (the input's, when direct)
 	direct    bool    // the micro-kernel reads the input in place: no padding, no scratch
-	anyLsh    bool    // some output channel's shift is positive (a left shift)
+	anyLsh    bool    // some output channel's shift is >= 0 (a left shift, or no right shift: see tileArgs.lsh)
 	minWeight bool    // some weight is -128 (asymmetric int8 weights)
 	merged    int     // FilterW when the filter's columns are merged into the channels (few input channels), else 0
 	flip      byte    // 0x80 for families that read x+128 (unsigned), 0 for signed ones
@@ -184,7 +184,7 @@ func NewConv(p *ref.Conv, filter []int8, bias []int32, isa ISA) (*Conv, error) {
 		if p.Scale != nil {
 			par[parScale*nr+lane] = int32(math.Float32bits(p.Scale[oc]))
 		}
-		if s := p.Shift[oc]; s > 0 {
+		if s := p.Shift[oc]; s >= 0 {
 			c.anyLsh = true
 			par[parLsh*nr+lane] = int32(s)
 		} else {
@@ -345,7 +345,7 @@ type tileArgs struct {
 	actMax int32
 	fp32   int32 // 1: "xnnpack" requantization (parScale), where the family has it (fp32RequantArch)
 	nr     int32 // tile width, read by the Go and AVX-VNNI kernels (the others have it built in)
-	lsh    int32 // 1: some output channel shifts left (the arm64 kernels skip SSHL otherwise)
+	lsh    int32 // 1: some output channel does not shift right (the arm64 kernels' inline epilogue has no SSHL and assumes rsh > 0)
 	nopair int32 // 1: a weight is -128, so the NEON kernel must not sum two products in int16
 }
 

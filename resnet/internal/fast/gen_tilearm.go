@@ -109,6 +109,7 @@ func smlal2(d, n, m int) {
 func sadalp(d, n int)      { av(0x4E606800|rnd(n, d), "sadalp v%d.4s, v%d.8h", d, n) }
 func saddlp(d, n int)      { av(0x4E602800|rnd(n, d), "saddlp v%d.4s, v%d.8h", d, n) }
 func sshr31(d, n int)      { av(0x4F000400|(64-31)<<16|rnd(n, d), "sshr v%d.4s, v%d.4s, #31", d, n) }
+func cmlt0(d, n int)       { av(0x4EA0A800|rnd(n, d), "cmlt v%d.4s, v%d.4s, #0", d, n) }
 func ssra31(d, n int)      { av(0x4F001400|(64-31)<<16|rnd(n, d), "ssra v%d.4s, v%d.4s, #31", d, n) }
 func vsqadd8h(d, n, m int) { same3(0x4E600C00, "sqadd", "8h", d, n, m) }
 func vsmax16b(d, n, m int) { same3(0x4E206400, "smax", "16b", d, n, m) }
@@ -605,14 +606,29 @@ func epilogue(dot bool, kind int) {
 				// SQRDMULH (= SaturatingRoundingDoublingHighMul), then
 				// RoundingDivideByPOT as SRSHL by -rsh after subtracting 1
 				// from negative values (SRSHL rounds ties up; the
-				// reference away from zero). The 1 comes from SSRA of (x
-				// AND -rsh) >> 31: -1 exactly when x < 0 and rsh > 0; it
-				// cannot wrap, as SQRDMULH by a multiplier in [0, 2^31)
-				// never returns -2^31.
+				// reference away from zero). Out of line, where a channel
+				// may have rsh = 0, the 1 comes from SSRA of (x AND -rsh)
+				// >> 31: -1 exactly when x < 0 and rsh > 0. It cannot
+				// wrap, as SQRDMULH by a multiplier in [0, 2^31) never
+				// returns -2^31.
 				t := tmp[q]
 				vsqrdmulh(x, x, mult[q])
-				vand(t, x, nrsh[q])
-				ssra31(x, t)
+				switch {
+				case kind == epiLsh:
+					vand(t, x, nrsh[q])
+					ssra31(x, t)
+				case dot && q == 3:
+					// Inline, every channel has rsh > 0 (tileArgs.lsh is
+					// 0), so the 1 is subtracted from every negative x,
+					// by SSRA of x itself or, for a quarter of the SDOT
+					// kernel's vectors, by CMLT and ADD, which either
+					// vector pipe of an A76 runs (SSRA, SRSHL and SQXTN
+					// only its V1).
+					cmlt0(t, x)
+					vadd(x, x, t)
+				default:
+					ssra31(x, x)
+				}
 				vsrshl(x, x, nrsh[q])
 			}
 		}

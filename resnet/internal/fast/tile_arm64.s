@@ -134,20 +134,17 @@ fnext:
 	WORD $0x3DC04D73 // ldr q19, [x11, #304]
 	WORD $0x3DC18D77 // ldr q23, [x11, #1584]
 	WORD $0x6EB0B400 // sqrdmulh v0.4s, v0.4s, v16.4s
-	WORD $0x4E341C18 // and v24.16b, v0.16b, v20.16b
-	WORD $0x4F211700 // ssra v0.4s, v24.4s, #31
+	WORD $0x4F211400 // ssra v0.4s, v0.4s, #31
 	WORD $0x4EB45400 // srshl v0.4s, v0.4s, v20.4s
 	WORD $0x6EB1B421 // sqrdmulh v1.4s, v1.4s, v17.4s
-	WORD $0x4E351C39 // and v25.16b, v1.16b, v21.16b
-	WORD $0x4F211721 // ssra v1.4s, v25.4s, #31
+	WORD $0x4F211421 // ssra v1.4s, v1.4s, #31
 	WORD $0x4EB55421 // srshl v1.4s, v1.4s, v21.4s
 	WORD $0x6EB2B442 // sqrdmulh v2.4s, v2.4s, v18.4s
-	WORD $0x4E361C5A // and v26.16b, v2.16b, v22.16b
-	WORD $0x4F211742 // ssra v2.4s, v26.4s, #31
+	WORD $0x4F211442 // ssra v2.4s, v2.4s, #31
 	WORD $0x4EB65442 // srshl v2.4s, v2.4s, v22.4s
 	WORD $0x6EB3B463 // sqrdmulh v3.4s, v3.4s, v19.4s
-	WORD $0x4E371C7B // and v27.16b, v3.16b, v23.16b
-	WORD $0x4F211763 // ssra v3.4s, v27.4s, #31
+	WORD $0x4EA0A87B // cmlt v27.4s, v3.4s, #0
+	WORD $0x4EBB8463 // add v3.4s, v3.4s, v27.4s
 	WORD $0x4EB75463 // srshl v3.4s, v3.4s, v23.4s
 	MOVD 32(R0), R23
 	ADD R10, R23, R23
@@ -163,20 +160,17 @@ fnext:
 	WORD $0x4E3E6F18 // smin v24.16b, v24.16b, v30.16b
 	WORD $0x4C0072F8 // st1 {v24.16b}, [x23]
 	WORD $0x6EB0B484 // sqrdmulh v4.4s, v4.4s, v16.4s
-	WORD $0x4E341C98 // and v24.16b, v4.16b, v20.16b
-	WORD $0x4F211704 // ssra v4.4s, v24.4s, #31
+	WORD $0x4F211484 // ssra v4.4s, v4.4s, #31
 	WORD $0x4EB45484 // srshl v4.4s, v4.4s, v20.4s
 	WORD $0x6EB1B4A5 // sqrdmulh v5.4s, v5.4s, v17.4s
-	WORD $0x4E351CB9 // and v25.16b, v5.16b, v21.16b
-	WORD $0x4F211725 // ssra v5.4s, v25.4s, #31
+	WORD $0x4F2114A5 // ssra v5.4s, v5.4s, #31
 	WORD $0x4EB554A5 // srshl v5.4s, v5.4s, v21.4s
 	WORD $0x6EB2B4C6 // sqrdmulh v6.4s, v6.4s, v18.4s
-	WORD $0x4E361CDA // and v26.16b, v6.16b, v22.16b
-	WORD $0x4F211746 // ssra v6.4s, v26.4s, #31
+	WORD $0x4F2114C6 // ssra v6.4s, v6.4s, #31
 	WORD $0x4EB654C6 // srshl v6.4s, v6.4s, v22.4s
 	WORD $0x6EB3B4E7 // sqrdmulh v7.4s, v7.4s, v19.4s
-	WORD $0x4E371CFB // and v27.16b, v7.16b, v23.16b
-	WORD $0x4F211767 // ssra v7.4s, v27.4s, #31
+	WORD $0x4EA0A8FB // cmlt v27.4s, v7.4s, #0
+	WORD $0x4EBB84E7 // add v7.4s, v7.4s, v27.4s
 	WORD $0x4EB754E7 // srshl v7.4s, v7.4s, v23.4s
 	MOVD 40(R0), R23
 	ADD R10, R23, R23
@@ -192,20 +186,17 @@ fnext:
 	WORD $0x4E3E6F18 // smin v24.16b, v24.16b, v30.16b
 	WORD $0x4C0072F8 // st1 {v24.16b}, [x23]
 	WORD $0x6EB0B508 // sqrdmulh v8.4s, v8.4s, v16.4s
-	WORD $0x4E341D18 // and v24.16b, v8.16b, v20.16b
-	WORD $0x4F211708 // ssra v8.4s, v24.4s, #31
+	WORD $0x4F211508 // ssra v8.4s, v8.4s, #31
 	WORD $0x4EB45508 // srshl v8.4s, v8.4s, v20.4s
 	WORD $0x6EB1B529 // sqrdmulh v9.4s, v9.4s, v17.4s
-	WORD $0x4E351D39 // and v25.16b, v9.16b, v21.16b
-	WORD $0x4F211729 // ssra v9.4s, v25.4s, #31
+	WORD $0x4F211529 // ssra v9.4s, v9.4s, #31
 	WORD $0x4EB55529 // srshl v9.4s, v9.4s, v21.4s
 	WORD $0x6EB2B54A // sqrdmulh v10.4s, v10.4s, v18.4s
-	WORD $0x4E361D5A // and v26.16b, v10.16b, v22.16b
-	WORD $0x4F21174A // ssra v10.4s, v26.4s, #31
+	WORD $0x4F21154A // ssra v10.4s, v10.4s, #31
 	WORD $0x4EB6554A // srshl v10.4s, v10.4s, v22.4s
 	WORD $0x6EB3B56B // sqrdmulh v11.4s, v11.4s, v19.4s
-	WORD $0x4E371D7B // and v27.16b, v11.16b, v23.16b
-	WORD $0x4F21176B // ssra v11.4s, v27.4s, #31
+	WORD $0x4EA0A97B // cmlt v27.4s, v11.4s, #0
+	WORD $0x4EBB856B // add v11.4s, v11.4s, v27.4s
 	WORD $0x4EB7556B // srshl v11.4s, v11.4s, v23.4s
 	MOVD 48(R0), R23
 	ADD R10, R23, R23
@@ -221,20 +212,17 @@ fnext:
 	WORD $0x4E3E6F18 // smin v24.16b, v24.16b, v30.16b
 	WORD $0x4C0072F8 // st1 {v24.16b}, [x23]
 	WORD $0x6EB0B58C // sqrdmulh v12.4s, v12.4s, v16.4s
-	WORD $0x4E341D98 // and v24.16b, v12.16b, v20.16b
-	WORD $0x4F21170C // ssra v12.4s, v24.4s, #31
+	WORD $0x4F21158C // ssra v12.4s, v12.4s, #31
 	WORD $0x4EB4558C // srshl v12.4s, v12.4s, v20.4s
 	WORD $0x6EB1B5AD // sqrdmulh v13.4s, v13.4s, v17.4s
-	WORD $0x4E351DB9 // and v25.16b, v13.16b, v21.16b
-	WORD $0x4F21172D // ssra v13.4s, v25.4s, #31
+	WORD $0x4F2115AD // ssra v13.4s, v13.4s, #31
 	WORD $0x4EB555AD // srshl v13.4s, v13.4s, v21.4s
 	WORD $0x6EB2B5CE // sqrdmulh v14.4s, v14.4s, v18.4s
-	WORD $0x4E361DDA // and v26.16b, v14.16b, v22.16b
-	WORD $0x4F21174E // ssra v14.4s, v26.4s, #31
+	WORD $0x4F2115CE // ssra v14.4s, v14.4s, #31
 	WORD $0x4EB655CE // srshl v14.4s, v14.4s, v22.4s
 	WORD $0x6EB3B5EF // sqrdmulh v15.4s, v15.4s, v19.4s
-	WORD $0x4E371DFB // and v27.16b, v15.16b, v23.16b
-	WORD $0x4F21176F // ssra v15.4s, v27.4s, #31
+	WORD $0x4EA0A9FB // cmlt v27.4s, v15.4s, #0
+	WORD $0x4EBB85EF // add v15.4s, v15.4s, v27.4s
 	WORD $0x4EB755EF // srshl v15.4s, v15.4s, v23.4s
 	MOVD 56(R0), R23
 	ADD R10, R23, R23
@@ -694,20 +682,17 @@ gtapdone:
 	WORD $0x3DC04D73 // ldr q19, [x11, #304]
 	WORD $0x3DC18D77 // ldr q23, [x11, #1584]
 	WORD $0x6EB0B400 // sqrdmulh v0.4s, v0.4s, v16.4s
-	WORD $0x4E341C18 // and v24.16b, v0.16b, v20.16b
-	WORD $0x4F211700 // ssra v0.4s, v24.4s, #31
+	WORD $0x4F211400 // ssra v0.4s, v0.4s, #31
 	WORD $0x4EB45400 // srshl v0.4s, v0.4s, v20.4s
 	WORD $0x6EB1B421 // sqrdmulh v1.4s, v1.4s, v17.4s
-	WORD $0x4E351C39 // and v25.16b, v1.16b, v21.16b
-	WORD $0x4F211721 // ssra v1.4s, v25.4s, #31
+	WORD $0x4F211421 // ssra v1.4s, v1.4s, #31
 	WORD $0x4EB55421 // srshl v1.4s, v1.4s, v21.4s
 	WORD $0x6EB2B442 // sqrdmulh v2.4s, v2.4s, v18.4s
-	WORD $0x4E361C5A // and v26.16b, v2.16b, v22.16b
-	WORD $0x4F211742 // ssra v2.4s, v26.4s, #31
+	WORD $0x4F211442 // ssra v2.4s, v2.4s, #31
 	WORD $0x4EB65442 // srshl v2.4s, v2.4s, v22.4s
 	WORD $0x6EB3B463 // sqrdmulh v3.4s, v3.4s, v19.4s
-	WORD $0x4E371C7B // and v27.16b, v3.16b, v23.16b
-	WORD $0x4F211763 // ssra v3.4s, v27.4s, #31
+	WORD $0x4EA0A87B // cmlt v27.4s, v3.4s, #0
+	WORD $0x4EBB8463 // add v3.4s, v3.4s, v27.4s
 	WORD $0x4EB75463 // srshl v3.4s, v3.4s, v23.4s
 	MOVD 32(R0), R23
 	ADD R10, R23, R23
@@ -723,20 +708,17 @@ gtapdone:
 	WORD $0x4E3E6F18 // smin v24.16b, v24.16b, v30.16b
 	WORD $0x4C0072F8 // st1 {v24.16b}, [x23]
 	WORD $0x6EB0B484 // sqrdmulh v4.4s, v4.4s, v16.4s
-	WORD $0x4E341C98 // and v24.16b, v4.16b, v20.16b
-	WORD $0x4F211704 // ssra v4.4s, v24.4s, #31
+	WORD $0x4F211484 // ssra v4.4s, v4.4s, #31
 	WORD $0x4EB45484 // srshl v4.4s, v4.4s, v20.4s
 	WORD $0x6EB1B4A5 // sqrdmulh v5.4s, v5.4s, v17.4s
-	WORD $0x4E351CB9 // and v25.16b, v5.16b, v21.16b
-	WORD $0x4F211725 // ssra v5.4s, v25.4s, #31
+	WORD $0x4F2114A5 // ssra v5.4s, v5.4s, #31
 	WORD $0x4EB554A5 // srshl v5.4s, v5.4s, v21.4s
 	WORD $0x6EB2B4C6 // sqrdmulh v6.4s, v6.4s, v18.4s
-	WORD $0x4E361CDA // and v26.16b, v6.16b, v22.16b
-	WORD $0x4F211746 // ssra v6.4s, v26.4s, #31
+	WORD $0x4F2114C6 // ssra v6.4s, v6.4s, #31
 	WORD $0x4EB654C6 // srshl v6.4s, v6.4s, v22.4s
 	WORD $0x6EB3B4E7 // sqrdmulh v7.4s, v7.4s, v19.4s
-	WORD $0x4E371CFB // and v27.16b, v7.16b, v23.16b
-	WORD $0x4F211767 // ssra v7.4s, v27.4s, #31
+	WORD $0x4EA0A8FB // cmlt v27.4s, v7.4s, #0
+	WORD $0x4EBB84E7 // add v7.4s, v7.4s, v27.4s
 	WORD $0x4EB754E7 // srshl v7.4s, v7.4s, v23.4s
 	MOVD 40(R0), R23
 	ADD R10, R23, R23
@@ -752,20 +734,17 @@ gtapdone:
 	WORD $0x4E3E6F18 // smin v24.16b, v24.16b, v30.16b
 	WORD $0x4C0072F8 // st1 {v24.16b}, [x23]
 	WORD $0x6EB0B508 // sqrdmulh v8.4s, v8.4s, v16.4s
-	WORD $0x4E341D18 // and v24.16b, v8.16b, v20.16b
-	WORD $0x4F211708 // ssra v8.4s, v24.4s, #31
+	WORD $0x4F211508 // ssra v8.4s, v8.4s, #31
 	WORD $0x4EB45508 // srshl v8.4s, v8.4s, v20.4s
 	WORD $0x6EB1B529 // sqrdmulh v9.4s, v9.4s, v17.4s
-	WORD $0x4E351D39 // and v25.16b, v9.16b, v21.16b
-	WORD $0x4F211729 // ssra v9.4s, v25.4s, #31
+	WORD $0x4F211529 // ssra v9.4s, v9.4s, #31
 	WORD $0x4EB55529 // srshl v9.4s, v9.4s, v21.4s
 	WORD $0x6EB2B54A // sqrdmulh v10.4s, v10.4s, v18.4s
-	WORD $0x4E361D5A // and v26.16b, v10.16b, v22.16b
-	WORD $0x4F21174A // ssra v10.4s, v26.4s, #31
+	WORD $0x4F21154A // ssra v10.4s, v10.4s, #31
 	WORD $0x4EB6554A // srshl v10.4s, v10.4s, v22.4s
 	WORD $0x6EB3B56B // sqrdmulh v11.4s, v11.4s, v19.4s
-	WORD $0x4E371D7B // and v27.16b, v11.16b, v23.16b
-	WORD $0x4F21176B // ssra v11.4s, v27.4s, #31
+	WORD $0x4EA0A97B // cmlt v27.4s, v11.4s, #0
+	WORD $0x4EBB856B // add v11.4s, v11.4s, v27.4s
 	WORD $0x4EB7556B // srshl v11.4s, v11.4s, v23.4s
 	MOVD 48(R0), R23
 	ADD R10, R23, R23
@@ -781,20 +760,17 @@ gtapdone:
 	WORD $0x4E3E6F18 // smin v24.16b, v24.16b, v30.16b
 	WORD $0x4C0072F8 // st1 {v24.16b}, [x23]
 	WORD $0x6EB0B58C // sqrdmulh v12.4s, v12.4s, v16.4s
-	WORD $0x4E341D98 // and v24.16b, v12.16b, v20.16b
-	WORD $0x4F21170C // ssra v12.4s, v24.4s, #31
+	WORD $0x4F21158C // ssra v12.4s, v12.4s, #31
 	WORD $0x4EB4558C // srshl v12.4s, v12.4s, v20.4s
 	WORD $0x6EB1B5AD // sqrdmulh v13.4s, v13.4s, v17.4s
-	WORD $0x4E351DB9 // and v25.16b, v13.16b, v21.16b
-	WORD $0x4F21172D // ssra v13.4s, v25.4s, #31
+	WORD $0x4F2115AD // ssra v13.4s, v13.4s, #31
 	WORD $0x4EB555AD // srshl v13.4s, v13.4s, v21.4s
 	WORD $0x6EB2B5CE // sqrdmulh v14.4s, v14.4s, v18.4s
-	WORD $0x4E361DDA // and v26.16b, v14.16b, v22.16b
-	WORD $0x4F21174E // ssra v14.4s, v26.4s, #31
+	WORD $0x4F2115CE // ssra v14.4s, v14.4s, #31
 	WORD $0x4EB655CE // srshl v14.4s, v14.4s, v22.4s
 	WORD $0x6EB3B5EF // sqrdmulh v15.4s, v15.4s, v19.4s
-	WORD $0x4E371DFB // and v27.16b, v15.16b, v23.16b
-	WORD $0x4F21176F // ssra v15.4s, v27.4s, #31
+	WORD $0x4EA0A9FB // cmlt v27.4s, v15.4s, #0
+	WORD $0x4EBB85EF // add v15.4s, v15.4s, v27.4s
 	WORD $0x4EB755EF // srshl v15.4s, v15.4s, v23.4s
 	MOVD 56(R0), R23
 	ADD R10, R23, R23
@@ -1294,12 +1270,10 @@ fnext:
 	WORD $0x3DC04571 // ldr q17, [x11, #272]
 	WORD $0x3DC18573 // ldr q19, [x11, #1552]
 	WORD $0x6EB0B400 // sqrdmulh v0.4s, v0.4s, v16.4s
-	WORD $0x4E321C02 // and v2.16b, v0.16b, v18.16b
-	WORD $0x4F211440 // ssra v0.4s, v2.4s, #31
+	WORD $0x4F211400 // ssra v0.4s, v0.4s, #31
 	WORD $0x4EB25400 // srshl v0.4s, v0.4s, v18.4s
 	WORD $0x6EB1B421 // sqrdmulh v1.4s, v1.4s, v17.4s
-	WORD $0x4E331C23 // and v3.16b, v1.16b, v19.16b
-	WORD $0x4F211461 // ssra v1.4s, v3.4s, #31
+	WORD $0x4F211421 // ssra v1.4s, v1.4s, #31
 	WORD $0x4EB35421 // srshl v1.4s, v1.4s, v19.4s
 	MOVD 32(R0), R23
 	ADD R10, R23, R23
@@ -1311,12 +1285,10 @@ fnext:
 	WORD $0x0E3E6F18 // smin v24.8b, v24.8b, v30.8b
 	WORD $0xFD0002F8 // str d24, [x23]
 	WORD $0x6EB0B484 // sqrdmulh v4.4s, v4.4s, v16.4s
-	WORD $0x4E321C82 // and v2.16b, v4.16b, v18.16b
-	WORD $0x4F211444 // ssra v4.4s, v2.4s, #31
+	WORD $0x4F211484 // ssra v4.4s, v4.4s, #31
 	WORD $0x4EB25484 // srshl v4.4s, v4.4s, v18.4s
 	WORD $0x6EB1B4A5 // sqrdmulh v5.4s, v5.4s, v17.4s
-	WORD $0x4E331CA3 // and v3.16b, v5.16b, v19.16b
-	WORD $0x4F211465 // ssra v5.4s, v3.4s, #31
+	WORD $0x4F2114A5 // ssra v5.4s, v5.4s, #31
 	WORD $0x4EB354A5 // srshl v5.4s, v5.4s, v19.4s
 	MOVD 40(R0), R23
 	ADD R10, R23, R23
@@ -1328,12 +1300,10 @@ fnext:
 	WORD $0x0E3E6F18 // smin v24.8b, v24.8b, v30.8b
 	WORD $0xFD0002F8 // str d24, [x23]
 	WORD $0x6EB0B508 // sqrdmulh v8.4s, v8.4s, v16.4s
-	WORD $0x4E321D02 // and v2.16b, v8.16b, v18.16b
-	WORD $0x4F211448 // ssra v8.4s, v2.4s, #31
+	WORD $0x4F211508 // ssra v8.4s, v8.4s, #31
 	WORD $0x4EB25508 // srshl v8.4s, v8.4s, v18.4s
 	WORD $0x6EB1B529 // sqrdmulh v9.4s, v9.4s, v17.4s
-	WORD $0x4E331D23 // and v3.16b, v9.16b, v19.16b
-	WORD $0x4F211469 // ssra v9.4s, v3.4s, #31
+	WORD $0x4F211529 // ssra v9.4s, v9.4s, #31
 	WORD $0x4EB35529 // srshl v9.4s, v9.4s, v19.4s
 	MOVD 48(R0), R23
 	ADD R10, R23, R23
@@ -1345,12 +1315,10 @@ fnext:
 	WORD $0x0E3E6F18 // smin v24.8b, v24.8b, v30.8b
 	WORD $0xFD0002F8 // str d24, [x23]
 	WORD $0x6EB0B58C // sqrdmulh v12.4s, v12.4s, v16.4s
-	WORD $0x4E321D82 // and v2.16b, v12.16b, v18.16b
-	WORD $0x4F21144C // ssra v12.4s, v2.4s, #31
+	WORD $0x4F21158C // ssra v12.4s, v12.4s, #31
 	WORD $0x4EB2558C // srshl v12.4s, v12.4s, v18.4s
 	WORD $0x6EB1B5AD // sqrdmulh v13.4s, v13.4s, v17.4s
-	WORD $0x4E331DA3 // and v3.16b, v13.16b, v19.16b
-	WORD $0x4F21146D // ssra v13.4s, v3.4s, #31
+	WORD $0x4F2115AD // ssra v13.4s, v13.4s, #31
 	WORD $0x4EB355AD // srshl v13.4s, v13.4s, v19.4s
 	MOVD 56(R0), R23
 	ADD R10, R23, R23
@@ -1772,12 +1740,10 @@ gtapdone:
 	WORD $0x3DC04571 // ldr q17, [x11, #272]
 	WORD $0x3DC18573 // ldr q19, [x11, #1552]
 	WORD $0x6EB0B400 // sqrdmulh v0.4s, v0.4s, v16.4s
-	WORD $0x4E321C02 // and v2.16b, v0.16b, v18.16b
-	WORD $0x4F211440 // ssra v0.4s, v2.4s, #31
+	WORD $0x4F211400 // ssra v0.4s, v0.4s, #31
 	WORD $0x4EB25400 // srshl v0.4s, v0.4s, v18.4s
 	WORD $0x6EB1B421 // sqrdmulh v1.4s, v1.4s, v17.4s
-	WORD $0x4E331C23 // and v3.16b, v1.16b, v19.16b
-	WORD $0x4F211461 // ssra v1.4s, v3.4s, #31
+	WORD $0x4F211421 // ssra v1.4s, v1.4s, #31
 	WORD $0x4EB35421 // srshl v1.4s, v1.4s, v19.4s
 	MOVD 32(R0), R23
 	ADD R10, R23, R23
@@ -1789,12 +1755,10 @@ gtapdone:
 	WORD $0x0E3E6F18 // smin v24.8b, v24.8b, v30.8b
 	WORD $0xFD0002F8 // str d24, [x23]
 	WORD $0x6EB0B484 // sqrdmulh v4.4s, v4.4s, v16.4s
-	WORD $0x4E321C82 // and v2.16b, v4.16b, v18.16b
-	WORD $0x4F211444 // ssra v4.4s, v2.4s, #31
+	WORD $0x4F211484 // ssra v4.4s, v4.4s, #31
 	WORD $0x4EB25484 // srshl v4.4s, v4.4s, v18.4s
 	WORD $0x6EB1B4A5 // sqrdmulh v5.4s, v5.4s, v17.4s
-	WORD $0x4E331CA3 // and v3.16b, v5.16b, v19.16b
-	WORD $0x4F211465 // ssra v5.4s, v3.4s, #31
+	WORD $0x4F2114A5 // ssra v5.4s, v5.4s, #31
 	WORD $0x4EB354A5 // srshl v5.4s, v5.4s, v19.4s
 	MOVD 40(R0), R23
 	ADD R10, R23, R23
@@ -1806,12 +1770,10 @@ gtapdone:
 	WORD $0x0E3E6F18 // smin v24.8b, v24.8b, v30.8b
 	WORD $0xFD0002F8 // str d24, [x23]
 	WORD $0x6EB0B508 // sqrdmulh v8.4s, v8.4s, v16.4s
-	WORD $0x4E321D02 // and v2.16b, v8.16b, v18.16b
-	WORD $0x4F211448 // ssra v8.4s, v2.4s, #31
+	WORD $0x4F211508 // ssra v8.4s, v8.4s, #31
 	WORD $0x4EB25508 // srshl v8.4s, v8.4s, v18.4s
 	WORD $0x6EB1B529 // sqrdmulh v9.4s, v9.4s, v17.4s
-	WORD $0x4E331D23 // and v3.16b, v9.16b, v19.16b
-	WORD $0x4F211469 // ssra v9.4s, v3.4s, #31
+	WORD $0x4F211529 // ssra v9.4s, v9.4s, #31
 	WORD $0x4EB35529 // srshl v9.4s, v9.4s, v19.4s
 	MOVD 48(R0), R23
 	ADD R10, R23, R23
@@ -1823,12 +1785,10 @@ gtapdone:
 	WORD $0x0E3E6F18 // smin v24.8b, v24.8b, v30.8b
 	WORD $0xFD0002F8 // str d24, [x23]
 	WORD $0x6EB0B58C // sqrdmulh v12.4s, v12.4s, v16.4s
-	WORD $0x4E321D82 // and v2.16b, v12.16b, v18.16b
-	WORD $0x4F21144C // ssra v12.4s, v2.4s, #31
+	WORD $0x4F21158C // ssra v12.4s, v12.4s, #31
 	WORD $0x4EB2558C // srshl v12.4s, v12.4s, v18.4s
 	WORD $0x6EB1B5AD // sqrdmulh v13.4s, v13.4s, v17.4s
-	WORD $0x4E331DA3 // and v3.16b, v13.16b, v19.16b
-	WORD $0x4F21146D // ssra v13.4s, v3.4s, #31
+	WORD $0x4F2115AD // ssra v13.4s, v13.4s, #31
 	WORD $0x4EB355AD // srshl v13.4s, v13.4s, v19.4s
 	MOVD 56(R0), R23
 	ADD R10, R23, R23

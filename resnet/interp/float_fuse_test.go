@@ -8,6 +8,7 @@ import (
 
 	"github.com/shortcut-edge/shortcut/resnet/build"
 	"github.com/shortcut-edge/shortcut/resnet/internal/fast"
+	"github.com/shortcut-edge/shortcut/resnet/internal/ref"
 )
 
 // Each float residual ADD of a ResNet runs in the output stage of the
@@ -93,6 +94,27 @@ func TestFloatAddsFuseIntoTheConvolutionBeforeThemExactly(t *testing.T) {
 						}
 					}
 				})
+			}
+		}
+	}
+}
+
+// meanFloat (pixel by pixel over contiguous channels) gives ref.MeanFloat's
+// bits: each channel still sums its pixels in the same order.
+func TestFloatMeanMatchesReferenceBitForBit(t *testing.T) {
+	r := rand.New(rand.NewPCG(23, 5))
+	for range 60 {
+		p := ref.Mean{Batch: 1 + r.IntN(2), H: 1 + r.IntN(9), W: 1 + r.IntN(9), C: 1 + r.IntN(200)}
+		in := make([]float32, p.Batch*p.H*p.W*p.C)
+		for j := range in {
+			in[j] = float32(r.NormFloat64() * 100)
+		}
+		want, got := make([]float32, p.Batch*p.C), make([]float32, p.Batch*p.C)
+		ref.MeanFloat(&p, in, want)
+		meanFloat(&p, in, got)
+		for j := range want {
+			if math.Float32bits(got[j]) != math.Float32bits(want[j]) {
+				t.Fatalf("%+v: output %d = %g, want %g (ref.MeanFloat)", p, j, got[j], want[j])
 			}
 		}
 	}

@@ -95,7 +95,33 @@ func (k *meanKernel) eval(ts []Tensor, _ *fast.Runner) {
 	if k.quantized {
 		meanInt8(&k.p, ts[k.in].Int8(), ts[k.out].Int8())
 	} else {
-		ref.MeanFloat(&k.p, ts[k.in].Float32(), ts[k.out].Float32())
+		meanFloat(&k.p, ts[k.in].Float32(), ts[k.out].Float32())
+	}
+}
+
+// meanFloat is ref.MeanFloat summed pixel by pixel over 64 channels at a
+// time (contiguous floats) instead of channel by channel (a stride of C
+// floats): each channel's float32 sum still adds its pixels in h, w order,
+// so every rounding is the reference's, and so is the division.
+func meanFloat(p *ref.Mean, input, output []float32) {
+	hw := p.H * p.W
+	n := float32(hw)
+	for b := range p.Batch {
+		for c0 := 0; c0 < p.C; c0 += 64 {
+			var sums [64]float32
+			w := min(64, p.C-c0)
+			acc := sums[:w]
+			for i := range hw {
+				px := input[(b*hw+i)*p.C+c0:][:w]
+				for c, x := range px {
+					acc[c] += x
+				}
+			}
+			out := output[b*p.C+c0:][:w]
+			for c, s := range acc {
+				out[c] = s / n
+			}
+		}
 	}
 }
 

@@ -35,6 +35,8 @@ test: setup vet build
 	# The kernels' runner shares work between threads: under the race detector
 	# (which also checks the kernels' unsafe pointer arithmetic, checkptr).
 	$(GO) test -count=1 -race -short ./resnet/internal/fast/
+	# The AVX-VNNI kernel (no CPU or emulator here has it) as its EVEX twin on AVX-512 VNNI.
+	scripts/test-avxvnni.sh
 	# Again with gocv's Mat profile: fails on any Mat left unreleased.
 	$(GO) test -count=1 -tags matprofile ./camera/...
 	# The Arm NN backend (cgo, build tag armnn) against our runtime.

@@ -96,6 +96,18 @@ func gen(b *strings.Builder, k kernel) {
 	p("MOVQ %d(DI), SI // weights", offW)
 	p("MOVQ %d(DI), BX // tap offsets", offTaps)
 	p("MOVQ %d(DI), CX // taps left", offNtap)
+	// With a residual: prefetch this tile's residual, read after the
+	// filter loop.
+	p("CMPQ %d(DI), $0", offRes)
+	p("JE %s_nopf", k.name)
+	p("MOVQ %d(DI), DX", offROff)
+	for j := range k.mr {
+		p("MOVQ %d(DI), AX", offOut+8*j)
+		for l := 0; l < k.bytes*k.vecs; l += 64 {
+			p("PREFETCHT0 %d(AX)(DX*1)", l)
+		}
+	}
+	fmt.Fprintf(b, "%s_nopf:\n", k.name)
 	for i := range nacc {
 		r := fmt.Sprintf("%s%d", k.reg, i)
 		if k.reg == "Z" {

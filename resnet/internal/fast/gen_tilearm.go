@@ -139,9 +139,15 @@ func ldrQ(t, n, off int) {
 }
 
 // The float32 forms (size bit 0: .4S).
-func scvtf(d, n int)    { av(0x4E21D800|rnd(n, d), "scvtf v%d.4s, v%d.4s", d, n) }
 func fcvtns(d, n int)   { av(0x4E21A800|rnd(n, d), "fcvtns v%d.4s, v%d.4s", d, n) }
+func scvtf(d, n int)    { av(0x4E21D800|rnd(n, d), "scvtf v%d.4s, v%d.4s", d, n) }
 func vfmul(d, n, m int) { same3(0x6E20DC00, "fmul", "4s", d, n, m) }
+func vfadd(d, n, m int) { same3(0x4E20D400, "fadd", "4s", d, n, m) }
+func vfmax(d, n, m int) { same3(0x4E20F400, "fmax", "4s", d, n, m) }
+func vfmin(d, n, m int) { same3(0x4EA0F400, "fmin", "4s", d, n, m) }
+func vsub(d, n, m int)  { same3(0x6EA08400, "sub", "4s", d, n, m) }
+func uzp1H(d, n, m int) { same3(0x4E401800, "uzp1", "8h", d, n, m) }
+func uzp1B(d, n, m int) { same3(0x4E001800, "uzp1", "16b", d, n, m) }
 
 // armRowScale is the parameter row of the "xnnpack" float32 scales
 // (conv.go's parScale), after gen_tile.go's rowNrsh.
@@ -326,7 +332,7 @@ func fastBody(k *armKernel) {
 	epilogue(dot, epiLsh)
 	passEnd(k, "special", loop, func() { fastSetup(dot, false) })
 	label("ffp32")
-	epilogue(dot, epiFP32)
+	epilogueFP32(dot)
 	passEnd(k, "special", loop, func() { fastSetup(dot, false) })
 }
 
@@ -427,7 +433,7 @@ func generalBody(k *armKernel) {
 	epilogue(dot, epiLsh)
 	passEnd(k, "special", "gtap", func() { passSetup(dot, false, false) })
 	label("gfp32")
-	epilogue(dot, epiFP32)
+	epilogueFP32(dot)
 	passEnd(k, "special", "gtap", func() { passSetup(dot, false, false) })
 }
 
@@ -535,10 +541,108 @@ func passSetup(dot, first, noZero bool) {
 }
 
 const (
-	epiFixed = iota // TFLite's fixed-point arithmetic, no channel shifting left
-	epiLsh          // the same with SSHL first
-	epiFP32         // the xnnpack arithmetic
+	epiFixed = iota // TFLite's fixed-point arithmetic, every channel shifting right
+	epiLsh          // the same with SSHL first, and channels that may not shift right
 )
+
+// epilogueFP32 is the "xnnpack" arithmetic (ref.RequantizeFP32):
+// float32(acc + bias) * scale (SCVTF and FMUL round to nearest even, as Go
+// does: Go leaves FPCR at its default), clamped to [min - zp, max - zp],
+// rounded to nearest even, plus zp. Two ways, for the cores each kernel is
+// for:
+//
+// SDOT (Cortex-A76 and later): clamped in float (FMAX, FMIN), then rounded
+// by adding 1.5 * 2^23 (exact for |y| < 2^22: the sum's last mantissa bit
+// is the units), whose bits minus those of 1.5 * 2^23 are the integer;
+// minus zp folded into that constant. The results lie in [min, max], so
+// the narrowing needs no saturation: UZP1 keeps the low halves. An A76
+// runs FCVTNS on one vector pipe at half rate, these on either.
+//
+// NEON (Cortex-A72, A53): FCVTNS, which rounds to nearest even and
+// saturates to int32, then the fixed-point path's narrowing and clamp
+// (exact for every int32): rounding first and clamping the integer gives
+// the reference's value, as rounding is monotonic and both bounds are
+// integers, and a saturated FCVTNS lies beyond either bound. On an A72
+// the float additions and UZP1 cost more than FCVTNS.
+func epilogueFP32(dot bool) {
+	vecs := 4
+	if !dot {
+		vecs = 2
+		for j := range mr {
+			vaddp(4*j, 4*j, 4*j+1)
+			vaddp(4*j+1, 4*j+2, 4*j+3)
+		}
+		outConsts()
+		for q := range vecs {
+			ldrQ(16, 11, rowBias*nr*4+16*q)
+			for j := range mr {
+				vadd(4*j+q, 4*j+q, 16)
+			}
+		}
+		for q := range vecs {
+			ldrQ(16+q, 11, armRowScale*nr*4+16*q)
+		}
+		for j := range mr {
+			for q := range vecs {
+				x := 4*j + q
+				scvtf(x, x)
+				vfmul(x, x, 16+q)
+				fcvtns(x, x)
+			}
+			ag("MOVD %d(R0), R23", offOut+8*j)
+			ag("ADD R10, R23, R23")
+			sqxtnH(24, 4*j)
+			sqxtn2H(24, 4*j+1)
+			vsqadd8h(24, 24, 28)
+			sqxtnB(24, 24)
+			vsmax8b(24, 24, 29)
+			vsmin8b(24, 24, 30)
+			strD(24, 23)
+		}
+		return
+	}
+	// V16-V19 scales; V20 min - zp, V21 max - zp (float32); V22 1.5 * 2^23;
+	// V23 its bits minus zp (int32). R23 is free until the stores.
+	ag("MOVW %d(R0), R12", offZP)
+	ag("MOVW %d(R0), R23", offMin)
+	ag("SUB R12, R23, R23")
+	dup4s(20, 23)
+	scvtf(20, 20)
+	ag("MOVW %d(R0), R23", offMax)
+	ag("SUB R12, R23, R23")
+	dup4s(21, 23)
+	scvtf(21, 21)
+	ag("MOVW $0x4B400000, R23")
+	dup4s(22, 23)
+	ag("SUB R12, R23, R23")
+	dup4s(23, 23)
+	for q := range vecs {
+		ldrQ(16+q, 11, armRowScale*nr*4+16*q)
+	}
+	// The conversions first: an A76 runs SCVTF on V0 only, the rest on
+	// either pipe.
+	for j := range mr {
+		for q := range vecs {
+			scvtf(4*j+q, 4*j+q)
+		}
+	}
+	for j := range mr {
+		for q := range vecs {
+			x := 4*j + q
+			vfmul(x, x, 16+q)
+			vfmax(x, x, 20)
+			vfmin(x, x, 21)
+			vfadd(x, x, 22)
+			vsub(x, x, 23)
+		}
+		ag("MOVD %d(R0), R23", offOut+8*j)
+		ag("ADD R10, R23, R23")
+		uzp1H(24, 4*j, 4*j+1)
+		uzp1H(25, 4*j+2, 4*j+3)
+		uzp1B(24, 24, 25)
+		st1Q(24, 23)
+	}
+}
 
 // epilogue requantizes the pass's accumulators (V0-V15, pixel j's vectors
 // at 4j+q) and stores the int8 outputs, pixel by pixel.
@@ -575,62 +679,40 @@ func epilogue(dot bool, kind int) {
 		}
 	}
 	for q := range vecs {
-		switch kind {
-		case epiFP32:
-			ldrQ(mult[q], 11, armRowScale*nr*4+16*q)
-		default:
-			ldrQ(mult[q], 11, rowMult*nr*4+16*q)
-			ldrQ(nrsh[q], 11, rowNrsh*nr*4+16*q)
-		}
+		ldrQ(mult[q], 11, rowMult*nr*4+16*q)
+		ldrQ(nrsh[q], 11, rowNrsh*nr*4+16*q)
 	}
 	for j := range mr {
 		for q := range vecs {
 			x := 4*j + q
-			switch kind {
-			case epiFP32:
-				// The "xnnpack" arithmetic (ref.RequantizeFP32):
-				// float32(acc + bias) * scale (SCVTF and FMUL round to
-				// nearest even, as Go does: Go leaves FPCR at its
-				// default), then FCVTNS, which rounds to nearest even and
-				// saturates to int32. The reference clamps to [min - zp,
-				// max - zp] in float before rounding; rounding first and
-				// clamping the integer (the narrowing below, exact for
-				// every int32) gives the same value, as rounding is
-				// monotonic and both bounds are integers, and a saturated
-				// FCVTNS lies beyond either bound.
-				scvtf(x, x)
-				vfmul(x, x, mult[q])
-				fcvtns(x, x)
+			// TFLite's NEON way, exact: SSHL (left shift, wraps),
+			// SQRDMULH (= SaturatingRoundingDoublingHighMul), then
+			// RoundingDivideByPOT as SRSHL by -rsh after subtracting 1
+			// from negative values (SRSHL rounds ties up; the
+			// reference away from zero). Out of line, where a channel
+			// may have rsh = 0, the 1 comes from SSRA of (x AND -rsh)
+			// >> 31: -1 exactly when x < 0 and rsh > 0. It cannot
+			// wrap, as SQRDMULH by a multiplier in [0, 2^31) never
+			// returns -2^31.
+			t := tmp[q]
+			vsqrdmulh(x, x, mult[q])
+			switch {
+			case kind == epiLsh:
+				vand(t, x, nrsh[q])
+				ssra31(x, t)
+			case dot && q == 3:
+				// Inline, every channel has rsh > 0 (tileArgs.lsh is
+				// 0), so the 1 is subtracted from every negative x,
+				// by SSRA of x itself or, for a quarter of the SDOT
+				// kernel's vectors, by CMLT and ADD, which either
+				// vector pipe of an A76 runs (SSRA, SRSHL and SQXTN
+				// only its V1).
+				cmlt0(t, x)
+				vadd(x, x, t)
 			default:
-				// TFLite's NEON way, exact: SSHL (left shift, wraps),
-				// SQRDMULH (= SaturatingRoundingDoublingHighMul), then
-				// RoundingDivideByPOT as SRSHL by -rsh after subtracting 1
-				// from negative values (SRSHL rounds ties up; the
-				// reference away from zero). Out of line, where a channel
-				// may have rsh = 0, the 1 comes from SSRA of (x AND -rsh)
-				// >> 31: -1 exactly when x < 0 and rsh > 0. It cannot
-				// wrap, as SQRDMULH by a multiplier in [0, 2^31) never
-				// returns -2^31.
-				t := tmp[q]
-				vsqrdmulh(x, x, mult[q])
-				switch {
-				case kind == epiLsh:
-					vand(t, x, nrsh[q])
-					ssra31(x, t)
-				case dot && q == 3:
-					// Inline, every channel has rsh > 0 (tileArgs.lsh is
-					// 0), so the 1 is subtracted from every negative x,
-					// by SSRA of x itself or, for a quarter of the SDOT
-					// kernel's vectors, by CMLT and ADD, which either
-					// vector pipe of an A76 runs (SSRA, SRSHL and SQXTN
-					// only its V1).
-					cmlt0(t, x)
-					vadd(x, x, t)
-				default:
-					ssra31(x, x)
-				}
-				vsrshl(x, x, nrsh[q])
+				ssra31(x, x)
 			}
+			vsrshl(x, x, nrsh[q])
 		}
 		// Then the zero point and the clamp, on narrowed lanes: saturating
 		// to int16, adding the zero point saturating, saturating to int8

@@ -424,109 +424,142 @@ fspecial:
 	BLT fchunk
 	RET
 ffp32:
+	MOVW 104(R0), R12
+	MOVW 108(R0), R23
+	SUB R12, R23, R23
+	WORD $0x4E040EF4 // dup v20.4s, w23
+	WORD $0x4E21DA94 // scvtf v20.4s, v20.4s
+	MOVW 112(R0), R23
+	SUB R12, R23, R23
+	WORD $0x4E040EF5 // dup v21.4s, w23
+	WORD $0x4E21DAB5 // scvtf v21.4s, v21.4s
+	MOVW $0x4B400000, R23
+	WORD $0x4E040EF6 // dup v22.4s, w23
+	SUB R12, R23, R23
+	WORD $0x4E040EF7 // dup v23.4s, w23
 	WORD $0x3DC1C170 // ldr q16, [x11, #1792]
 	WORD $0x3DC1C571 // ldr q17, [x11, #1808]
 	WORD $0x3DC1C972 // ldr q18, [x11, #1824]
 	WORD $0x3DC1CD73 // ldr q19, [x11, #1840]
 	WORD $0x4E21D800 // scvtf v0.4s, v0.4s
-	WORD $0x6E30DC00 // fmul v0.4s, v0.4s, v16.4s
-	WORD $0x4E21A800 // fcvtns v0.4s, v0.4s
 	WORD $0x4E21D821 // scvtf v1.4s, v1.4s
-	WORD $0x6E31DC21 // fmul v1.4s, v1.4s, v17.4s
-	WORD $0x4E21A821 // fcvtns v1.4s, v1.4s
 	WORD $0x4E21D842 // scvtf v2.4s, v2.4s
-	WORD $0x6E32DC42 // fmul v2.4s, v2.4s, v18.4s
-	WORD $0x4E21A842 // fcvtns v2.4s, v2.4s
 	WORD $0x4E21D863 // scvtf v3.4s, v3.4s
+	WORD $0x4E21D884 // scvtf v4.4s, v4.4s
+	WORD $0x4E21D8A5 // scvtf v5.4s, v5.4s
+	WORD $0x4E21D8C6 // scvtf v6.4s, v6.4s
+	WORD $0x4E21D8E7 // scvtf v7.4s, v7.4s
+	WORD $0x4E21D908 // scvtf v8.4s, v8.4s
+	WORD $0x4E21D929 // scvtf v9.4s, v9.4s
+	WORD $0x4E21D94A // scvtf v10.4s, v10.4s
+	WORD $0x4E21D96B // scvtf v11.4s, v11.4s
+	WORD $0x4E21D98C // scvtf v12.4s, v12.4s
+	WORD $0x4E21D9AD // scvtf v13.4s, v13.4s
+	WORD $0x4E21D9CE // scvtf v14.4s, v14.4s
+	WORD $0x4E21D9EF // scvtf v15.4s, v15.4s
+	WORD $0x6E30DC00 // fmul v0.4s, v0.4s, v16.4s
+	WORD $0x4E34F400 // fmax v0.4s, v0.4s, v20.4s
+	WORD $0x4EB5F400 // fmin v0.4s, v0.4s, v21.4s
+	WORD $0x4E36D400 // fadd v0.4s, v0.4s, v22.4s
+	WORD $0x6EB78400 // sub v0.4s, v0.4s, v23.4s
+	WORD $0x6E31DC21 // fmul v1.4s, v1.4s, v17.4s
+	WORD $0x4E34F421 // fmax v1.4s, v1.4s, v20.4s
+	WORD $0x4EB5F421 // fmin v1.4s, v1.4s, v21.4s
+	WORD $0x4E36D421 // fadd v1.4s, v1.4s, v22.4s
+	WORD $0x6EB78421 // sub v1.4s, v1.4s, v23.4s
+	WORD $0x6E32DC42 // fmul v2.4s, v2.4s, v18.4s
+	WORD $0x4E34F442 // fmax v2.4s, v2.4s, v20.4s
+	WORD $0x4EB5F442 // fmin v2.4s, v2.4s, v21.4s
+	WORD $0x4E36D442 // fadd v2.4s, v2.4s, v22.4s
+	WORD $0x6EB78442 // sub v2.4s, v2.4s, v23.4s
 	WORD $0x6E33DC63 // fmul v3.4s, v3.4s, v19.4s
-	WORD $0x4E21A863 // fcvtns v3.4s, v3.4s
+	WORD $0x4E34F463 // fmax v3.4s, v3.4s, v20.4s
+	WORD $0x4EB5F463 // fmin v3.4s, v3.4s, v21.4s
+	WORD $0x4E36D463 // fadd v3.4s, v3.4s, v22.4s
+	WORD $0x6EB78463 // sub v3.4s, v3.4s, v23.4s
 	MOVD 32(R0), R23
 	ADD R10, R23, R23
-	WORD $0x0E614818 // sqxtn v24.4h, v0.4s
-	WORD $0x4E614838 // sqxtn2 v24.8h, v1.4s
-	WORD $0x4E7C0F18 // sqadd v24.8h, v24.8h, v28.8h
-	WORD $0x0E614859 // sqxtn v25.4h, v2.4s
-	WORD $0x4E614879 // sqxtn2 v25.8h, v3.4s
-	WORD $0x4E7C0F39 // sqadd v25.8h, v25.8h, v28.8h
-	WORD $0x0E214B18 // sqxtn v24.8b, v24.8h
-	WORD $0x4E214B38 // sqxtn2 v24.16b, v25.8h
-	WORD $0x4E3D6718 // smax v24.16b, v24.16b, v29.16b
-	WORD $0x4E3E6F18 // smin v24.16b, v24.16b, v30.16b
+	WORD $0x4E411818 // uzp1 v24.8h, v0.8h, v1.8h
+	WORD $0x4E431859 // uzp1 v25.8h, v2.8h, v3.8h
+	WORD $0x4E191B18 // uzp1 v24.16b, v24.16b, v25.16b
 	WORD $0x4C0072F8 // st1 {v24.16b}, [x23]
-	WORD $0x4E21D884 // scvtf v4.4s, v4.4s
 	WORD $0x6E30DC84 // fmul v4.4s, v4.4s, v16.4s
-	WORD $0x4E21A884 // fcvtns v4.4s, v4.4s
-	WORD $0x4E21D8A5 // scvtf v5.4s, v5.4s
+	WORD $0x4E34F484 // fmax v4.4s, v4.4s, v20.4s
+	WORD $0x4EB5F484 // fmin v4.4s, v4.4s, v21.4s
+	WORD $0x4E36D484 // fadd v4.4s, v4.4s, v22.4s
+	WORD $0x6EB78484 // sub v4.4s, v4.4s, v23.4s
 	WORD $0x6E31DCA5 // fmul v5.4s, v5.4s, v17.4s
-	WORD $0x4E21A8A5 // fcvtns v5.4s, v5.4s
-	WORD $0x4E21D8C6 // scvtf v6.4s, v6.4s
+	WORD $0x4E34F4A5 // fmax v5.4s, v5.4s, v20.4s
+	WORD $0x4EB5F4A5 // fmin v5.4s, v5.4s, v21.4s
+	WORD $0x4E36D4A5 // fadd v5.4s, v5.4s, v22.4s
+	WORD $0x6EB784A5 // sub v5.4s, v5.4s, v23.4s
 	WORD $0x6E32DCC6 // fmul v6.4s, v6.4s, v18.4s
-	WORD $0x4E21A8C6 // fcvtns v6.4s, v6.4s
-	WORD $0x4E21D8E7 // scvtf v7.4s, v7.4s
+	WORD $0x4E34F4C6 // fmax v6.4s, v6.4s, v20.4s
+	WORD $0x4EB5F4C6 // fmin v6.4s, v6.4s, v21.4s
+	WORD $0x4E36D4C6 // fadd v6.4s, v6.4s, v22.4s
+	WORD $0x6EB784C6 // sub v6.4s, v6.4s, v23.4s
 	WORD $0x6E33DCE7 // fmul v7.4s, v7.4s, v19.4s
-	WORD $0x4E21A8E7 // fcvtns v7.4s, v7.4s
+	WORD $0x4E34F4E7 // fmax v7.4s, v7.4s, v20.4s
+	WORD $0x4EB5F4E7 // fmin v7.4s, v7.4s, v21.4s
+	WORD $0x4E36D4E7 // fadd v7.4s, v7.4s, v22.4s
+	WORD $0x6EB784E7 // sub v7.4s, v7.4s, v23.4s
 	MOVD 40(R0), R23
 	ADD R10, R23, R23
-	WORD $0x0E614898 // sqxtn v24.4h, v4.4s
-	WORD $0x4E6148B8 // sqxtn2 v24.8h, v5.4s
-	WORD $0x4E7C0F18 // sqadd v24.8h, v24.8h, v28.8h
-	WORD $0x0E6148D9 // sqxtn v25.4h, v6.4s
-	WORD $0x4E6148F9 // sqxtn2 v25.8h, v7.4s
-	WORD $0x4E7C0F39 // sqadd v25.8h, v25.8h, v28.8h
-	WORD $0x0E214B18 // sqxtn v24.8b, v24.8h
-	WORD $0x4E214B38 // sqxtn2 v24.16b, v25.8h
-	WORD $0x4E3D6718 // smax v24.16b, v24.16b, v29.16b
-	WORD $0x4E3E6F18 // smin v24.16b, v24.16b, v30.16b
+	WORD $0x4E451898 // uzp1 v24.8h, v4.8h, v5.8h
+	WORD $0x4E4718D9 // uzp1 v25.8h, v6.8h, v7.8h
+	WORD $0x4E191B18 // uzp1 v24.16b, v24.16b, v25.16b
 	WORD $0x4C0072F8 // st1 {v24.16b}, [x23]
-	WORD $0x4E21D908 // scvtf v8.4s, v8.4s
 	WORD $0x6E30DD08 // fmul v8.4s, v8.4s, v16.4s
-	WORD $0x4E21A908 // fcvtns v8.4s, v8.4s
-	WORD $0x4E21D929 // scvtf v9.4s, v9.4s
+	WORD $0x4E34F508 // fmax v8.4s, v8.4s, v20.4s
+	WORD $0x4EB5F508 // fmin v8.4s, v8.4s, v21.4s
+	WORD $0x4E36D508 // fadd v8.4s, v8.4s, v22.4s
+	WORD $0x6EB78508 // sub v8.4s, v8.4s, v23.4s
 	WORD $0x6E31DD29 // fmul v9.4s, v9.4s, v17.4s
-	WORD $0x4E21A929 // fcvtns v9.4s, v9.4s
-	WORD $0x4E21D94A // scvtf v10.4s, v10.4s
+	WORD $0x4E34F529 // fmax v9.4s, v9.4s, v20.4s
+	WORD $0x4EB5F529 // fmin v9.4s, v9.4s, v21.4s
+	WORD $0x4E36D529 // fadd v9.4s, v9.4s, v22.4s
+	WORD $0x6EB78529 // sub v9.4s, v9.4s, v23.4s
 	WORD $0x6E32DD4A // fmul v10.4s, v10.4s, v18.4s
-	WORD $0x4E21A94A // fcvtns v10.4s, v10.4s
-	WORD $0x4E21D96B // scvtf v11.4s, v11.4s
+	WORD $0x4E34F54A // fmax v10.4s, v10.4s, v20.4s
+	WORD $0x4EB5F54A // fmin v10.4s, v10.4s, v21.4s
+	WORD $0x4E36D54A // fadd v10.4s, v10.4s, v22.4s
+	WORD $0x6EB7854A // sub v10.4s, v10.4s, v23.4s
 	WORD $0x6E33DD6B // fmul v11.4s, v11.4s, v19.4s
-	WORD $0x4E21A96B // fcvtns v11.4s, v11.4s
+	WORD $0x4E34F56B // fmax v11.4s, v11.4s, v20.4s
+	WORD $0x4EB5F56B // fmin v11.4s, v11.4s, v21.4s
+	WORD $0x4E36D56B // fadd v11.4s, v11.4s, v22.4s
+	WORD $0x6EB7856B // sub v11.4s, v11.4s, v23.4s
 	MOVD 48(R0), R23
 	ADD R10, R23, R23
-	WORD $0x0E614918 // sqxtn v24.4h, v8.4s
-	WORD $0x4E614938 // sqxtn2 v24.8h, v9.4s
-	WORD $0x4E7C0F18 // sqadd v24.8h, v24.8h, v28.8h
-	WORD $0x0E614959 // sqxtn v25.4h, v10.4s
-	WORD $0x4E614979 // sqxtn2 v25.8h, v11.4s
-	WORD $0x4E7C0F39 // sqadd v25.8h, v25.8h, v28.8h
-	WORD $0x0E214B18 // sqxtn v24.8b, v24.8h
-	WORD $0x4E214B38 // sqxtn2 v24.16b, v25.8h
-	WORD $0x4E3D6718 // smax v24.16b, v24.16b, v29.16b
-	WORD $0x4E3E6F18 // smin v24.16b, v24.16b, v30.16b
+	WORD $0x4E491918 // uzp1 v24.8h, v8.8h, v9.8h
+	WORD $0x4E4B1959 // uzp1 v25.8h, v10.8h, v11.8h
+	WORD $0x4E191B18 // uzp1 v24.16b, v24.16b, v25.16b
 	WORD $0x4C0072F8 // st1 {v24.16b}, [x23]
-	WORD $0x4E21D98C // scvtf v12.4s, v12.4s
 	WORD $0x6E30DD8C // fmul v12.4s, v12.4s, v16.4s
-	WORD $0x4E21A98C // fcvtns v12.4s, v12.4s
-	WORD $0x4E21D9AD // scvtf v13.4s, v13.4s
+	WORD $0x4E34F58C // fmax v12.4s, v12.4s, v20.4s
+	WORD $0x4EB5F58C // fmin v12.4s, v12.4s, v21.4s
+	WORD $0x4E36D58C // fadd v12.4s, v12.4s, v22.4s
+	WORD $0x6EB7858C // sub v12.4s, v12.4s, v23.4s
 	WORD $0x6E31DDAD // fmul v13.4s, v13.4s, v17.4s
-	WORD $0x4E21A9AD // fcvtns v13.4s, v13.4s
-	WORD $0x4E21D9CE // scvtf v14.4s, v14.4s
+	WORD $0x4E34F5AD // fmax v13.4s, v13.4s, v20.4s
+	WORD $0x4EB5F5AD // fmin v13.4s, v13.4s, v21.4s
+	WORD $0x4E36D5AD // fadd v13.4s, v13.4s, v22.4s
+	WORD $0x6EB785AD // sub v13.4s, v13.4s, v23.4s
 	WORD $0x6E32DDCE // fmul v14.4s, v14.4s, v18.4s
-	WORD $0x4E21A9CE // fcvtns v14.4s, v14.4s
-	WORD $0x4E21D9EF // scvtf v15.4s, v15.4s
+	WORD $0x4E34F5CE // fmax v14.4s, v14.4s, v20.4s
+	WORD $0x4EB5F5CE // fmin v14.4s, v14.4s, v21.4s
+	WORD $0x4E36D5CE // fadd v14.4s, v14.4s, v22.4s
+	WORD $0x6EB785CE // sub v14.4s, v14.4s, v23.4s
 	WORD $0x6E33DDEF // fmul v15.4s, v15.4s, v19.4s
-	WORD $0x4E21A9EF // fcvtns v15.4s, v15.4s
+	WORD $0x4E34F5EF // fmax v15.4s, v15.4s, v20.4s
+	WORD $0x4EB5F5EF // fmin v15.4s, v15.4s, v21.4s
+	WORD $0x4E36D5EF // fadd v15.4s, v15.4s, v22.4s
+	WORD $0x6EB785EF // sub v15.4s, v15.4s, v23.4s
 	MOVD 56(R0), R23
 	ADD R10, R23, R23
-	WORD $0x0E614998 // sqxtn v24.4h, v12.4s
-	WORD $0x4E6149B8 // sqxtn2 v24.8h, v13.4s
-	WORD $0x4E7C0F18 // sqadd v24.8h, v24.8h, v28.8h
-	WORD $0x0E6149D9 // sqxtn v25.4h, v14.4s
-	WORD $0x4E6149F9 // sqxtn2 v25.8h, v15.4s
-	WORD $0x4E7C0F39 // sqadd v25.8h, v25.8h, v28.8h
-	WORD $0x0E214B18 // sqxtn v24.8b, v24.8h
-	WORD $0x4E214B38 // sqxtn2 v24.16b, v25.8h
-	WORD $0x4E3D6718 // smax v24.16b, v24.16b, v29.16b
-	WORD $0x4E3E6F18 // smin v24.16b, v24.16b, v30.16b
+	WORD $0x4E4D1998 // uzp1 v24.8h, v12.8h, v13.8h
+	WORD $0x4E4F19D9 // uzp1 v25.8h, v14.8h, v15.8h
+	WORD $0x4E191B18 // uzp1 v24.16b, v24.16b, v25.16b
 	WORD $0x4C0072F8 // st1 {v24.16b}, [x23]
 	ADD $16, R10, R10
 	MOVD 72(R0), R11
@@ -960,109 +993,142 @@ gspecial:
 	BLT gtap
 	RET
 gfp32:
+	MOVW 104(R0), R12
+	MOVW 108(R0), R23
+	SUB R12, R23, R23
+	WORD $0x4E040EF4 // dup v20.4s, w23
+	WORD $0x4E21DA94 // scvtf v20.4s, v20.4s
+	MOVW 112(R0), R23
+	SUB R12, R23, R23
+	WORD $0x4E040EF5 // dup v21.4s, w23
+	WORD $0x4E21DAB5 // scvtf v21.4s, v21.4s
+	MOVW $0x4B400000, R23
+	WORD $0x4E040EF6 // dup v22.4s, w23
+	SUB R12, R23, R23
+	WORD $0x4E040EF7 // dup v23.4s, w23
 	WORD $0x3DC1C170 // ldr q16, [x11, #1792]
 	WORD $0x3DC1C571 // ldr q17, [x11, #1808]
 	WORD $0x3DC1C972 // ldr q18, [x11, #1824]
 	WORD $0x3DC1CD73 // ldr q19, [x11, #1840]
 	WORD $0x4E21D800 // scvtf v0.4s, v0.4s
-	WORD $0x6E30DC00 // fmul v0.4s, v0.4s, v16.4s
-	WORD $0x4E21A800 // fcvtns v0.4s, v0.4s
 	WORD $0x4E21D821 // scvtf v1.4s, v1.4s
-	WORD $0x6E31DC21 // fmul v1.4s, v1.4s, v17.4s
-	WORD $0x4E21A821 // fcvtns v1.4s, v1.4s
 	WORD $0x4E21D842 // scvtf v2.4s, v2.4s
-	WORD $0x6E32DC42 // fmul v2.4s, v2.4s, v18.4s
-	WORD $0x4E21A842 // fcvtns v2.4s, v2.4s
 	WORD $0x4E21D863 // scvtf v3.4s, v3.4s
+	WORD $0x4E21D884 // scvtf v4.4s, v4.4s
+	WORD $0x4E21D8A5 // scvtf v5.4s, v5.4s
+	WORD $0x4E21D8C6 // scvtf v6.4s, v6.4s
+	WORD $0x4E21D8E7 // scvtf v7.4s, v7.4s
+	WORD $0x4E21D908 // scvtf v8.4s, v8.4s
+	WORD $0x4E21D929 // scvtf v9.4s, v9.4s
+	WORD $0x4E21D94A // scvtf v10.4s, v10.4s
+	WORD $0x4E21D96B // scvtf v11.4s, v11.4s
+	WORD $0x4E21D98C // scvtf v12.4s, v12.4s
+	WORD $0x4E21D9AD // scvtf v13.4s, v13.4s
+	WORD $0x4E21D9CE // scvtf v14.4s, v14.4s
+	WORD $0x4E21D9EF // scvtf v15.4s, v15.4s
+	WORD $0x6E30DC00 // fmul v0.4s, v0.4s, v16.4s
+	WORD $0x4E34F400 // fmax v0.4s, v0.4s, v20.4s
+	WORD $0x4EB5F400 // fmin v0.4s, v0.4s, v21.4s
+	WORD $0x4E36D400 // fadd v0.4s, v0.4s, v22.4s
+	WORD $0x6EB78400 // sub v0.4s, v0.4s, v23.4s
+	WORD $0x6E31DC21 // fmul v1.4s, v1.4s, v17.4s
+	WORD $0x4E34F421 // fmax v1.4s, v1.4s, v20.4s
+	WORD $0x4EB5F421 // fmin v1.4s, v1.4s, v21.4s
+	WORD $0x4E36D421 // fadd v1.4s, v1.4s, v22.4s
+	WORD $0x6EB78421 // sub v1.4s, v1.4s, v23.4s
+	WORD $0x6E32DC42 // fmul v2.4s, v2.4s, v18.4s
+	WORD $0x4E34F442 // fmax v2.4s, v2.4s, v20.4s
+	WORD $0x4EB5F442 // fmin v2.4s, v2.4s, v21.4s
+	WORD $0x4E36D442 // fadd v2.4s, v2.4s, v22.4s
+	WORD $0x6EB78442 // sub v2.4s, v2.4s, v23.4s
 	WORD $0x6E33DC63 // fmul v3.4s, v3.4s, v19.4s
-	WORD $0x4E21A863 // fcvtns v3.4s, v3.4s
+	WORD $0x4E34F463 // fmax v3.4s, v3.4s, v20.4s
+	WORD $0x4EB5F463 // fmin v3.4s, v3.4s, v21.4s
+	WORD $0x4E36D463 // fadd v3.4s, v3.4s, v22.4s
+	WORD $0x6EB78463 // sub v3.4s, v3.4s, v23.4s
 	MOVD 32(R0), R23
 	ADD R10, R23, R23
-	WORD $0x0E614818 // sqxtn v24.4h, v0.4s
-	WORD $0x4E614838 // sqxtn2 v24.8h, v1.4s
-	WORD $0x4E7C0F18 // sqadd v24.8h, v24.8h, v28.8h
-	WORD $0x0E614859 // sqxtn v25.4h, v2.4s
-	WORD $0x4E614879 // sqxtn2 v25.8h, v3.4s
-	WORD $0x4E7C0F39 // sqadd v25.8h, v25.8h, v28.8h
-	WORD $0x0E214B18 // sqxtn v24.8b, v24.8h
-	WORD $0x4E214B38 // sqxtn2 v24.16b, v25.8h
-	WORD $0x4E3D6718 // smax v24.16b, v24.16b, v29.16b
-	WORD $0x4E3E6F18 // smin v24.16b, v24.16b, v30.16b
+	WORD $0x4E411818 // uzp1 v24.8h, v0.8h, v1.8h
+	WORD $0x4E431859 // uzp1 v25.8h, v2.8h, v3.8h
+	WORD $0x4E191B18 // uzp1 v24.16b, v24.16b, v25.16b
 	WORD $0x4C0072F8 // st1 {v24.16b}, [x23]
-	WORD $0x4E21D884 // scvtf v4.4s, v4.4s
 	WORD $0x6E30DC84 // fmul v4.4s, v4.4s, v16.4s
-	WORD $0x4E21A884 // fcvtns v4.4s, v4.4s
-	WORD $0x4E21D8A5 // scvtf v5.4s, v5.4s
+	WORD $0x4E34F484 // fmax v4.4s, v4.4s, v20.4s
+	WORD $0x4EB5F484 // fmin v4.4s, v4.4s, v21.4s
+	WORD $0x4E36D484 // fadd v4.4s, v4.4s, v22.4s
+	WORD $0x6EB78484 // sub v4.4s, v4.4s, v23.4s
 	WORD $0x6E31DCA5 // fmul v5.4s, v5.4s, v17.4s
-	WORD $0x4E21A8A5 // fcvtns v5.4s, v5.4s
-	WORD $0x4E21D8C6 // scvtf v6.4s, v6.4s
+	WORD $0x4E34F4A5 // fmax v5.4s, v5.4s, v20.4s
+	WORD $0x4EB5F4A5 // fmin v5.4s, v5.4s, v21.4s
+	WORD $0x4E36D4A5 // fadd v5.4s, v5.4s, v22.4s
+	WORD $0x6EB784A5 // sub v5.4s, v5.4s, v23.4s
 	WORD $0x6E32DCC6 // fmul v6.4s, v6.4s, v18.4s
-	WORD $0x4E21A8C6 // fcvtns v6.4s, v6.4s
-	WORD $0x4E21D8E7 // scvtf v7.4s, v7.4s
+	WORD $0x4E34F4C6 // fmax v6.4s, v6.4s, v20.4s
+	WORD $0x4EB5F4C6 // fmin v6.4s, v6.4s, v21.4s
+	WORD $0x4E36D4C6 // fadd v6.4s, v6.4s, v22.4s
+	WORD $0x6EB784C6 // sub v6.4s, v6.4s, v23.4s
 	WORD $0x6E33DCE7 // fmul v7.4s, v7.4s, v19.4s
-	WORD $0x4E21A8E7 // fcvtns v7.4s, v7.4s
+	WORD $0x4E34F4E7 // fmax v7.4s, v7.4s, v20.4s
+	WORD $0x4EB5F4E7 // fmin v7.4s, v7.4s, v21.4s
+	WORD $0x4E36D4E7 // fadd v7.4s, v7.4s, v22.4s
+	WORD $0x6EB784E7 // sub v7.4s, v7.4s, v23.4s
 	MOVD 40(R0), R23
 	ADD R10, R23, R23
-	WORD $0x0E614898 // sqxtn v24.4h, v4.4s
-	WORD $0x4E6148B8 // sqxtn2 v24.8h, v5.4s
-	WORD $0x4E7C0F18 // sqadd v24.8h, v24.8h, v28.8h
-	WORD $0x0E6148D9 // sqxtn v25.4h, v6.4s
-	WORD $0x4E6148F9 // sqxtn2 v25.8h, v7.4s
-	WORD $0x4E7C0F39 // sqadd v25.8h, v25.8h, v28.8h
-	WORD $0x0E214B18 // sqxtn v24.8b, v24.8h
-	WORD $0x4E214B38 // sqxtn2 v24.16b, v25.8h
-	WORD $0x4E3D6718 // smax v24.16b, v24.16b, v29.16b
-	WORD $0x4E3E6F18 // smin v24.16b, v24.16b, v30.16b
+	WORD $0x4E451898 // uzp1 v24.8h, v4.8h, v5.8h
+	WORD $0x4E4718D9 // uzp1 v25.8h, v6.8h, v7.8h
+	WORD $0x4E191B18 // uzp1 v24.16b, v24.16b, v25.16b
 	WORD $0x4C0072F8 // st1 {v24.16b}, [x23]
-	WORD $0x4E21D908 // scvtf v8.4s, v8.4s
 	WORD $0x6E30DD08 // fmul v8.4s, v8.4s, v16.4s
-	WORD $0x4E21A908 // fcvtns v8.4s, v8.4s
-	WORD $0x4E21D929 // scvtf v9.4s, v9.4s
+	WORD $0x4E34F508 // fmax v8.4s, v8.4s, v20.4s
+	WORD $0x4EB5F508 // fmin v8.4s, v8.4s, v21.4s
+	WORD $0x4E36D508 // fadd v8.4s, v8.4s, v22.4s
+	WORD $0x6EB78508 // sub v8.4s, v8.4s, v23.4s
 	WORD $0x6E31DD29 // fmul v9.4s, v9.4s, v17.4s
-	WORD $0x4E21A929 // fcvtns v9.4s, v9.4s
-	WORD $0x4E21D94A // scvtf v10.4s, v10.4s
+	WORD $0x4E34F529 // fmax v9.4s, v9.4s, v20.4s
+	WORD $0x4EB5F529 // fmin v9.4s, v9.4s, v21.4s
+	WORD $0x4E36D529 // fadd v9.4s, v9.4s, v22.4s
+	WORD $0x6EB78529 // sub v9.4s, v9.4s, v23.4s
 	WORD $0x6E32DD4A // fmul v10.4s, v10.4s, v18.4s
-	WORD $0x4E21A94A // fcvtns v10.4s, v10.4s
-	WORD $0x4E21D96B // scvtf v11.4s, v11.4s
+	WORD $0x4E34F54A // fmax v10.4s, v10.4s, v20.4s
+	WORD $0x4EB5F54A // fmin v10.4s, v10.4s, v21.4s
+	WORD $0x4E36D54A // fadd v10.4s, v10.4s, v22.4s
+	WORD $0x6EB7854A // sub v10.4s, v10.4s, v23.4s
 	WORD $0x6E33DD6B // fmul v11.4s, v11.4s, v19.4s
-	WORD $0x4E21A96B // fcvtns v11.4s, v11.4s
+	WORD $0x4E34F56B // fmax v11.4s, v11.4s, v20.4s
+	WORD $0x4EB5F56B // fmin v11.4s, v11.4s, v21.4s
+	WORD $0x4E36D56B // fadd v11.4s, v11.4s, v22.4s
+	WORD $0x6EB7856B // sub v11.4s, v11.4s, v23.4s
 	MOVD 48(R0), R23
 	ADD R10, R23, R23
-	WORD $0x0E614918 // sqxtn v24.4h, v8.4s
-	WORD $0x4E614938 // sqxtn2 v24.8h, v9.4s
-	WORD $0x4E7C0F18 // sqadd v24.8h, v24.8h, v28.8h
-	WORD $0x0E614959 // sqxtn v25.4h, v10.4s
-	WORD $0x4E614979 // sqxtn2 v25.8h, v11.4s
-	WORD $0x4E7C0F39 // sqadd v25.8h, v25.8h, v28.8h
-	WORD $0x0E214B18 // sqxtn v24.8b, v24.8h
-	WORD $0x4E214B38 // sqxtn2 v24.16b, v25.8h
-	WORD $0x4E3D6718 // smax v24.16b, v24.16b, v29.16b
-	WORD $0x4E3E6F18 // smin v24.16b, v24.16b, v30.16b
+	WORD $0x4E491918 // uzp1 v24.8h, v8.8h, v9.8h
+	WORD $0x4E4B1959 // uzp1 v25.8h, v10.8h, v11.8h
+	WORD $0x4E191B18 // uzp1 v24.16b, v24.16b, v25.16b
 	WORD $0x4C0072F8 // st1 {v24.16b}, [x23]
-	WORD $0x4E21D98C // scvtf v12.4s, v12.4s
 	WORD $0x6E30DD8C // fmul v12.4s, v12.4s, v16.4s
-	WORD $0x4E21A98C // fcvtns v12.4s, v12.4s
-	WORD $0x4E21D9AD // scvtf v13.4s, v13.4s
+	WORD $0x4E34F58C // fmax v12.4s, v12.4s, v20.4s
+	WORD $0x4EB5F58C // fmin v12.4s, v12.4s, v21.4s
+	WORD $0x4E36D58C // fadd v12.4s, v12.4s, v22.4s
+	WORD $0x6EB7858C // sub v12.4s, v12.4s, v23.4s
 	WORD $0x6E31DDAD // fmul v13.4s, v13.4s, v17.4s
-	WORD $0x4E21A9AD // fcvtns v13.4s, v13.4s
-	WORD $0x4E21D9CE // scvtf v14.4s, v14.4s
+	WORD $0x4E34F5AD // fmax v13.4s, v13.4s, v20.4s
+	WORD $0x4EB5F5AD // fmin v13.4s, v13.4s, v21.4s
+	WORD $0x4E36D5AD // fadd v13.4s, v13.4s, v22.4s
+	WORD $0x6EB785AD // sub v13.4s, v13.4s, v23.4s
 	WORD $0x6E32DDCE // fmul v14.4s, v14.4s, v18.4s
-	WORD $0x4E21A9CE // fcvtns v14.4s, v14.4s
-	WORD $0x4E21D9EF // scvtf v15.4s, v15.4s
+	WORD $0x4E34F5CE // fmax v14.4s, v14.4s, v20.4s
+	WORD $0x4EB5F5CE // fmin v14.4s, v14.4s, v21.4s
+	WORD $0x4E36D5CE // fadd v14.4s, v14.4s, v22.4s
+	WORD $0x6EB785CE // sub v14.4s, v14.4s, v23.4s
 	WORD $0x6E33DDEF // fmul v15.4s, v15.4s, v19.4s
-	WORD $0x4E21A9EF // fcvtns v15.4s, v15.4s
+	WORD $0x4E34F5EF // fmax v15.4s, v15.4s, v20.4s
+	WORD $0x4EB5F5EF // fmin v15.4s, v15.4s, v21.4s
+	WORD $0x4E36D5EF // fadd v15.4s, v15.4s, v22.4s
+	WORD $0x6EB785EF // sub v15.4s, v15.4s, v23.4s
 	MOVD 56(R0), R23
 	ADD R10, R23, R23
-	WORD $0x0E614998 // sqxtn v24.4h, v12.4s
-	WORD $0x4E6149B8 // sqxtn2 v24.8h, v13.4s
-	WORD $0x4E7C0F18 // sqadd v24.8h, v24.8h, v28.8h
-	WORD $0x0E6149D9 // sqxtn v25.4h, v14.4s
-	WORD $0x4E6149F9 // sqxtn2 v25.8h, v15.4s
-	WORD $0x4E7C0F39 // sqadd v25.8h, v25.8h, v28.8h
-	WORD $0x0E214B18 // sqxtn v24.8b, v24.8h
-	WORD $0x4E214B38 // sqxtn2 v24.16b, v25.8h
-	WORD $0x4E3D6718 // smax v24.16b, v24.16b, v29.16b
-	WORD $0x4E3E6F18 // smin v24.16b, v24.16b, v30.16b
+	WORD $0x4E4D1998 // uzp1 v24.8h, v12.8h, v13.8h
+	WORD $0x4E4F19D9 // uzp1 v25.8h, v14.8h, v15.8h
+	WORD $0x4E191B18 // uzp1 v24.16b, v24.16b, v25.16b
 	WORD $0x4C0072F8 // st1 {v24.16b}, [x23]
 	ADD $16, R10, R10
 	MOVD 72(R0), R11

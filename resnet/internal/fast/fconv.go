@@ -294,8 +294,12 @@ type ftileArgs struct {
 	amin, amax float32
 
 	// Not read by the assembly: the residual tensor of an FConvAdd (nil
-	// for a plain FConv), set on every worker before the job starts.
+	// for a plain FConv), set on every worker before the job starts, and
+	// for the Go kernel each pixel's residual (resOff bytes past its output
+	// when both tensors live in one arena, but not in general: checkptr
+	// refuses that arithmetic across allocations).
 	resBase unsafe.Pointer
+	resPix  [fmr]unsafe.Pointer
 }
 
 // tiles runs pixel-tile x channel-block units [lo, hi), block-major or
@@ -375,6 +379,11 @@ func (c *FConv) tile(a *ftileArgs, blk, wBlock int, pix *[fmr]unsafe.Pointer, sp
 		for j := range c.mr {
 			a.out[j] = unsafe.Add(pix[j], 4*oc0)
 		}
+		if a.res != 0 && c.kernel == FloatGo {
+			for j := range c.mr {
+				a.resPix[j] = unsafe.Add(a.resBase, 4*((px0+min(j, valid-1))*p.OutC+oc0))
+			}
+		}
 	} else {
 		for j := range c.mr {
 			a.out[j] = unsafe.Pointer(&spill[min(j, valid-1)*nr])
@@ -441,7 +450,7 @@ func ftileGo(a *ftileArgs) {
 			out[l] = min(max(acc[j][l]+bias[l], a.min), a.max)
 		}
 		if a.res != 0 {
-			res := unsafe.Slice((*float32)(unsafe.Add(a.out[j], a.resOff)), nr)
+			res := unsafe.Slice((*float32)(a.resPix[j]), nr)
 			for l := range nr {
 				out[l] = min(max(out[l]+res[l], a.amin), a.amax)
 			}

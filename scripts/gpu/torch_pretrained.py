@@ -474,6 +474,22 @@ def torch_recipe(model, arch):
                 t.normal_(0, math.sqrt(2 / (t.numel() // t.shape[0])))
 
 
+def tf32_off(torch):
+    """Turn TF32 off for cuBLAS and cuDNN; says how. PyTorch 2.9 added fp32_precision ("ieee" =
+    plain float32) and deprecated allow_tf32; mixing the two APIs can raise, so use one."""
+    conv = getattr(torch.backends.cudnn, "conv", None)
+    try:
+        if conv is not None and hasattr(conv, "fp32_precision") and hasattr(torch.backends.cuda.matmul, "fp32_precision"):
+            torch.backends.cuda.matmul.fp32_precision = "ieee"
+            conv.fp32_precision = "ieee"
+            return f"off (fp32_precision: matmul {torch.backends.cuda.matmul.fp32_precision}, cudnn conv {conv.fp32_precision})"
+        torch.backends.cuda.matmul.allow_tf32 = False
+        torch.backends.cudnn.allow_tf32 = False
+        return f"off (allow_tf32: matmul {torch.backends.cuda.matmul.allow_tf32}, cudnn {torch.backends.cudnn.allow_tf32})"
+    except Exception as e:  # report, do not stop: the CUDA lines are informational
+        return f"UNKNOWN: setting it failed: {type(e).__name__}: {e}"
+
+
 def tensor_bytes(t):
     t = t.detach().to("cpu").contiguous()
     return ctypes.string_at(t.data_ptr(), t.numel() * t.element_size())
@@ -495,10 +511,9 @@ def torch_prepare(args, archs, xs):
         info["safetensors_writer"] = "pure python (the safetensors package is not installed)"
     cuda = torch.cuda.is_available()
     if cuda:
-        torch.backends.cuda.matmul.allow_tf32 = False
-        torch.backends.cudnn.allow_tf32 = False
-        torch.set_float32_matmul_precision("highest")
+        info["tf32"] = tf32_off(torch)
         info["cuda"] = torch.cuda.get_device_name(0)
+        log(f"torch_pretrained: CUDA {info['cuda']}; TF32: {info['tf32']}")
     else:
         info["cuda"] = None
     xt = []
@@ -687,7 +702,7 @@ def cmd_compare(args):
             ds = max(max(abs(x - y) for x, y in zip(a[1], b[1])) for a, b in zip(refs["cpu"], refs["cuda"]))
             de = max(max(abs(x - y) for x, y in zip(a[2], b[2])) / max(abs(x) for x in a[2]) for a, b in zip(refs["cpu"], refs["cuda"]))
             notes.append(f"torch arch={arch}: PyTorch CPU vs CUDA (its own spread): max_abs_scores={ds:.3g} max_rel_embedding={de:.3g}")
-    print(f"mode: {info['mode']}; torch {info.get('torch', '-')}; cuda {info.get('cuda') or '-'}; safetensors writer: {info.get('safetensors_writer')}")
+    print(f"mode: {info['mode']}; torch {info.get('torch', '-')}; cuda {info.get('cuda') or '-'} (TF32 {info.get('tf32', '-')}); safetensors writer: {info.get('safetensors_writer')}")
     for a, v in info["archs"].items():
         if "builder" in v:
             print(f"{a}: model from {v['builder']}")

@@ -12,7 +12,8 @@ import (
 )
 
 // Each float residual ADD of a ResNet runs in the output stage of the
-// convolution before it, and the outputs are bit for bit those of the
+// convolution before it, writing its sum in place of the residual (the
+// ADD is the residual's last reader), and the outputs are bit for bit those of the
 // unfused program (Options.KeepAll fuses nothing): the fused stage performs
 // ref.AddFloat's own float32 operations on the value the convolution would
 // have stored. Both agree with the reference kernels within float rounding.
@@ -56,11 +57,14 @@ func TestFloatAddsFuseIntoTheConvolutionBeforeThemExactly(t *testing.T) {
 							t.Fatal(err)
 						}
 						defer it.Close()
-						fused, adds := 0, 0
+						fused, adds, inPlace := 0, 0, 0
 						for _, k := range it.prog.kernels {
 							switch k := k.(type) {
 							case *fastFConvAddKernel:
 								fused++
+								if it.prog.offsets[k.out] == it.prog.offsets[k.res] {
+									inPlace++
+								}
 							case *addKernel:
 								if !k.quantized {
 									adds++
@@ -70,8 +74,8 @@ func TestFloatAddsFuseIntoTheConvolutionBeforeThemExactly(t *testing.T) {
 						if keep && fused != 0 {
 							t.Fatalf("KeepAll: %d fused convolutions, want none", fused)
 						}
-						if !keep && (fused == 0 || adds != 0) {
-							t.Fatalf("%d ADDs fused, %d left: want every residual ADD fused", fused, adds)
+						if !keep && (fused == 0 || adds != 0 || inPlace != fused) {
+							t.Fatalf("%d ADDs fused (%d in place of their residual), %d left: want every residual ADD fused, in place", fused, inPlace, adds)
 						}
 						if err := it.Input(0).SetFloat32(img); err != nil {
 							t.Fatal(err)

@@ -113,12 +113,22 @@ func (k *addKernel) eval(ts []Tensor, _ *fast.Runner) {
 // (fast.Runner.FConvAdd), the same float32 operations ref.AddFloat
 // performs, so the ADD's output is unchanged, and the convolution's output
 // is never written nor read back. The ADD's output is then written at the
-// convolution's step: planMemory keeps it apart from the convolution's
-// input (b.writtenFrom). Not with Options.KeepAll, whose point is that
-// every tensor keeps its value.
+// convolution's step: it takes over the residual's bytes where nothing
+// reads the residual afterwards (b.aliasOf; the residual is alive at the
+// convolution's step, so apart from its input), otherwise planMemory keeps
+// it apart from the convolution's input (b.writtenFrom). Not with
+// Options.KeepAll, whose point is that every tensor keeps its value.
 func (b *builder) fuseFloatAdds(prog *program) {
 	if b.opts.KeepAll {
 		return
+	}
+	lastRead := make(map[int]int) // activation tensor -> the last operator reading it
+	for oi := range b.m.Operators {
+		for _, t := range b.m.Operators[oi].Inputs {
+			if t >= 0 {
+				lastRead[t] = oi
+			}
+		}
 	}
 	out := prog.kernels[:0]
 	for i := 0; i < len(prog.kernels); i++ {
@@ -145,11 +155,24 @@ func (b *builder) fuseFloatAdds(prog *program) {
 			continue
 		}
 		out[len(out)-1] = &fastFConvAddKernel{in: cv.in, res: res, out: ad.out, c: cv.c, lo: ad.p.FloatMin, hi: ad.p.FloatMax}
+		i++ // the ADD
+		if b.m.Tensors[res].Data == nil && !b.isInput[res] && lastRead[res] == i && res != cv.in && !slices.Contains(prog.outputs, res) {
+			// The ADD (step i after this loop's i++) is the residual's last
+			// reader and the convolution does not read it: the sum replaces
+			// it in place (each value read just before its sum is written),
+			// which spares the memory traffic of a third tensor (ResNet's
+			// identity shortcuts: the block input, read by the first
+			// convolution earlier and by the ADD last).
+			if b.aliasOf == nil {
+				b.aliasOf = make(map[int]int)
+			}
+			b.aliasOf[ad.out] = res
+			continue
+		}
 		if b.writtenFrom == nil {
 			b.writtenFrom = make(map[int]int)
 		}
-		b.writtenFrom[ad.out] = i
-		i++ // the ADD
+		b.writtenFrom[ad.out] = i - 1
 	}
 	clear(prog.kernels[len(out):])
 	prog.kernels = out

@@ -35,6 +35,7 @@ type builder struct {
 	xnnpack  bool // Options.Arithmetic "xnnpack"
 
 	writtenFrom map[int]int // tensor -> an earlier step that writes it (a fused ADD's output)
+	aliasOf     map[int]int // tensor -> the tensor whose bytes it takes over (a fused ADD's output -> its residual)
 }
 
 func (b *builder) build() (*program, error) {
@@ -235,11 +236,29 @@ func (b *builder) planMemory(prog *program) error {
 	for i, step := range b.writtenFrom {
 		first[i] = min(first[i], step)
 	}
-	lives := make([]lifetime, len(order))
-	for k, i := range order {
+	// A tensor written in place of another one (aliasOf, possibly through
+	// a chain) is not placed itself: the one it replaces lives on.
+	root := func(i int) int {
+		for {
+			r, ok := b.aliasOf[i]
+			if !ok {
+				return i
+			}
+			i = r
+		}
+	}
+	for i := range b.aliasOf {
+		r := root(i)
+		end[r] = max(end[r], end[i])
+	}
+	lives := make([]lifetime, 0, len(order))
+	for _, i := range order {
+		if _, ok := b.aliasOf[i]; ok {
+			continue
+		}
 		t := &m.Tensors[i]
 		n := int64(t.NumElements() * t.Type.Size())
-		lives[k] = lifetime{tensor: i, size: roundUp(n), first: first[i], last: end[i]}
+		lives = append(lives, lifetime{tensor: i, size: roundUp(n), first: first[i], last: end[i]})
 	}
 	offsets, total := planArena(lives, b.opts.KeepAll)
 	if total > b.opts.MaxArenaBytes {
@@ -250,6 +269,9 @@ func (b *builder) planMemory(prog *program) error {
 	}
 	for k, l := range lives {
 		prog.offsets[l.tensor] = offsets[k]
+	}
+	for i := range b.aliasOf {
+		prog.offsets[i] = prog.offsets[root(i)]
 	}
 	prog.arenaSize = total
 	return nil

@@ -379,6 +379,15 @@ func (c *FConv) tile(a *ftileArgs, blk, wBlock int, pix *[fmr]unsafe.Pointer, sp
 		for j := range c.mr {
 			a.out[j] = unsafe.Add(pix[j], 4*oc0)
 		}
+		if a.res != 0 && a.resOff == 0 {
+			// In place (the output is the residual): a pixel past the
+			// last must not write the previous one again, whose residual
+			// is gone by then; it writes the spill (and reads it as its
+			// residual: resOff is 0).
+			for j := valid; j < c.mr; j++ {
+				a.out[j] = unsafe.Pointer(&spill[j*nr])
+			}
+		}
 		if a.res != 0 && c.kernel == FloatGo {
 			for j := range c.mr {
 				a.resPix[j] = unsafe.Add(a.resBase, 4*((px0+min(j, valid-1))*p.OutC+oc0))
@@ -394,12 +403,16 @@ func (c *FConv) tile(a *ftileArgs, blk, wBlock int, pix *[fmr]unsafe.Pointer, sp
 		n := p.OutC - oc0
 		for j := range valid {
 			dst := output[(px0+j)*p.OutC+oc0:][:n]
-			copy(dst, spill[j*nr:][:n])
-			if a.resBase != nil {
-				res := unsafe.Slice((*float32)(unsafe.Add(a.resBase, 4*((px0+j)*p.OutC+oc0))), n)
-				for i, x := range res {
-					dst[i] = min(max(dst[i]+x, a.amin), a.amax)
-				}
+			sp := spill[j*nr:][:n]
+			if a.resBase == nil {
+				copy(dst, sp)
+				continue
+			}
+			// Each residual value is read before its output is written:
+			// they may be the same float.
+			res := unsafe.Slice((*float32)(unsafe.Add(a.resBase, 4*((px0+j)*p.OutC+oc0))), n)
+			for i, x := range res {
+				dst[i] = min(max(sp[i]+x, a.amin), a.amax)
 			}
 		}
 	}
@@ -446,14 +459,17 @@ func ftileGo(a *ftileArgs) {
 	bias := unsafe.Slice((*float32)(a.bias), nr)
 	for j := range mr {
 		out := unsafe.Slice((*float32)(a.out[j]), nr)
-		for l := range nr {
-			out[l] = min(max(acc[j][l]+bias[l], a.min), a.max)
-		}
-		if a.res != 0 {
-			res := unsafe.Slice((*float32)(a.resPix[j]), nr)
+		if a.res == 0 {
 			for l := range nr {
-				out[l] = min(max(out[l]+res[l], a.amin), a.amax)
+				out[l] = min(max(acc[j][l]+bias[l], a.min), a.max)
 			}
+			continue
+		}
+		// The residual may be the output itself: read before written.
+		res := unsafe.Slice((*float32)(a.resPix[j]), nr)
+		for l := range nr {
+			v := min(max(acc[j][l]+bias[l], a.min), a.max)
+			out[l] = min(max(v+res[l], a.amin), a.amax)
 		}
 	}
 }
@@ -465,7 +481,8 @@ func ftileGo(a *ftileArgs) {
 // operations per output: the convolution's output, clamped, plus the
 // residual, clamped). The convolution's own output is never written.
 // residual must have output's length and must not overlap input; output
-// must not overlap input or residual.
+// must not overlap input, and is either residual itself (the sum replaces
+// the residual in place) or shares no bytes with it.
 func (r *Runner) FConvAdd(c *FConv, input, residual, output []float32, lo, hi float32) {
 	for i := range r.workers {
 		a := &r.workers[i].fargs

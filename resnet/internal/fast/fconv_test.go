@@ -200,7 +200,7 @@ func TestFConvDoesNotAllocate(t *testing.T) {
 // kernel: the residual is added to the same float32 the convolution would
 // have written, in one rounding, and clamped as ADD clamps. Channel blocks
 // that overhang OutC (the spill) and pixel tiles past the last pixel
-// included.
+// included, with the output apart from the residual and in its place.
 func TestFConvAddIsFConvThenAddExactly(t *testing.T) {
 	r := rand.New(rand.NewPCG(77, 7))
 	cases := slices.Clone(convCases)
@@ -234,6 +234,14 @@ func TestFConvAddIsFConvThenAddExactly(t *testing.T) {
 				for i := range want {
 					if math.Float32bits(got[i]) != math.Float32bits(want[i]) {
 						t.Fatalf("output %d (pixel %d channel %d) = %g, want %g (FConv, then ref.AddFloat)", i, i/p.OutC, i%p.OutC, got[i], want[i])
+					}
+				}
+				// In place: the output replaces the residual.
+				inplace := slices.Clone(residual)
+				run.FConvAdd(cv, input, inplace, inplace, add.FloatMin, add.FloatMax)
+				for i := range want {
+					if math.Float32bits(inplace[i]) != math.Float32bits(want[i]) {
+						t.Fatalf("in place: output %d (pixel %d channel %d) = %g, want %g (FConv, then ref.AddFloat)", i, i/p.OutC, i%p.OutC, inplace[i], want[i])
 					}
 				}
 				// The runner forgets the residual: a plain FConv after it

@@ -27,5 +27,7 @@ func maxInto(dst, src []int8) {
 	if n > 0 {
 		maxBytesNEON(&dst[0], &src[:len(dst)][0], n)
 	}
-	maxIntoGo(dst[n:], src[n:len(dst)])
+	if n < len(dst) {
+		maxIntoGo(dst[n:], src[n:len(dst)])
+	}
 }

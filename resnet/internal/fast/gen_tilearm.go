@@ -264,6 +264,13 @@ func genARMKernel(k *armKernel) {
 	}
 	armRegion = "call"
 	fastBody(k)
+	// Each copy's loops and epilogue (under 1100 bytes) start at a
+	// 2048-byte boundary (the function's own, and this one: Go aligns the
+	// function to its largest PCALIGN), so they never straddle a 4 KiB
+	// page, where qemu, and so the estimate, would cut a block in two;
+	// where the kernels land in the binary moves with every change
+	// elsewhere. The padding follows a RET: never run.
+	p("PCALIGN $2048")
 	label("general")
 	armRegion = "gcall"
 	generalBody(k)
@@ -275,6 +282,9 @@ func fastBody(k *armKernel) {
 	dot := k.isa == "NEONDot"
 	fastSetup(dot, true)
 	loop := "fchunk"
+	if !dot {
+		loop = "fpair0"
+	}
 	if dot {
 		label("fchunk")
 		armRegion = "chunk"
@@ -287,7 +297,6 @@ func fastBody(k *armKernel) {
 		// instructions a pass.
 		// (It counts as a chunk: the same instructions, SADDLP for
 		// SADALP and BEQ for BNE.)
-		loop = "fpair0"
 		label("fpair0")
 		armRegion = "peel"
 		neonPair(true)

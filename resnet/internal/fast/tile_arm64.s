@@ -581,6 +581,7 @@ ffp32:
 	CMP $64, R10
 	BLT fchunk
 	RET
+	PCALIGN $2048
 general:
 	MOVD 72(R0), R11
 	WORD $0x4C402960 // ld1 {v0.4s, v1.4s, v2.4s, v3.4s}, [x11]
@@ -1638,6 +1639,7 @@ ffp32:
 	CMP $64, R10
 	BLT fpair0
 	RET
+	PCALIGN $2048
 general:
 	MOVD 72(R0), R11
 	WORD $0x6E201C00 // eor v0.16b, v0.16b, v0.16b

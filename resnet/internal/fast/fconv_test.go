@@ -255,3 +255,43 @@ func TestFConvAddIsFConvThenAddExactly(t *testing.T) {
 		}
 	}
 }
+
+// A NaN in the input makes every output whose window holds it NaN, as in
+// ref.ConvFloat (Go's max and min keep a NaN), through every activation
+// and the fused ADD; the other outputs stay within the rounding bound.
+func TestFConvKeepsNaNAsTheReferenceDoes(t *testing.T) {
+	for _, k := range FloatKernels() {
+		for act := range resnet.Activation(4) {
+			r := rand.New(rand.NewPCG(uint64(act), 31))
+			p, filter, bias := randomFConv(r, convCase{1, 7, 9, 20, 40, 3, 3, 1, 1, 1, 1, resnet.PaddingSame, act})
+			cv, err := NewFConv(&p, filter, bias, k)
+			if err != nil {
+				t.Fatal(err)
+			}
+			input := randomFloats(r, p.InH*p.InW*p.InC)
+			input[(3*p.InW+4)*p.InC+5] = float32(math.NaN())
+			want := make([]float32, p.OutH*p.OutW*p.OutC)
+			ref.ConvFloat(&p, input, filter, bias, want)
+			run := NewRunner(1, cv.ScratchBytes())
+			got := make([]float32, len(want))
+			run.FConv(cv, input, got)
+			res := randomFloats(r, len(want))
+			add := make([]float32, len(want))
+			lo, hi := ref.ActivationRangeFloat(act)
+			run.FConvAdd(cv, input, res, add, lo, hi)
+			run.Close()
+			nans := 0
+			for i, w := range want {
+				if w != w {
+					nans++
+				}
+				if (w != w) != (got[i] != got[i]) || (w != w) != (add[i] != add[i]) {
+					t.Fatalf("%v act %d: output %d = %g (conv), %g (conv+add), want %g (reference)", k, act, i, got[i], add[i], w)
+				}
+			}
+			if nans == 0 {
+				t.Fatalf("%v act %d: the reference has no NaN output", k, act)
+			}
+		}
+	}
+}

@@ -153,7 +153,11 @@ func gen(b *strings.Builder, k kernel) {
 	p("DECQ CX")
 	p("JNZ %s_tap", k.name)
 
-	// Output stage: + bias, clamp to [min, max], store.
+	// Output stage: + bias, clamp to [min, max], store. VMAXPS and VMINPS
+	// return their second source (Go's order: the accumulator) when either
+	// is NaN, so a NaN stays NaN as Go's max and min keep it; an equal
+	// pair returns it too, which differs from Go only for max(-0, +0), and
+	// no sum here is -0 (the accumulators start at +0, and x + -x is +0).
 	p("MOVQ %d(DI), SI // bias", offBias)
 	for v := range k.vecs {
 		p("VMOVUPS %d(SI), %s", v*k.bytes, wreg(v))
@@ -168,8 +172,8 @@ func gen(b *strings.Builder, k kernel) {
 		for v := range k.vecs {
 			a := acc(j, v)
 			p("VADDPS %s, %s, %s", wreg(v), a, a)
-			p("VMAXPS %s, %s, %s", lo, a, a)
-			p("VMINPS %s, %s, %s", hi, a, a)
+			p("VMAXPS %s, %s, %s", a, lo, a)
+			p("VMINPS %s, %s, %s", a, hi, a)
 			p("VMOVUPS %s, %d(AX)", a, v*k.bytes)
 		}
 	}
@@ -184,8 +188,8 @@ func gen(b *strings.Builder, k kernel) {
 		for v := range k.vecs {
 			a := acc(j, v)
 			p("VADDPS %s, %s, %s", wreg(v), a, a)
-			p("VMAXPS %s, %s, %s", lo, a, a)
-			p("VMINPS %s, %s, %s", hi, a, a)
+			p("VMAXPS %s, %s, %s", a, lo, a)
+			p("VMINPS %s, %s, %s", a, hi, a)
 		}
 	}
 	p("MOVQ %d(DI), DX // residual - output, bytes", offROff)
@@ -196,8 +200,8 @@ func gen(b *strings.Builder, k kernel) {
 		for v := range k.vecs {
 			a := acc(j, v)
 			p("VADDPS %d(AX)(DX*1), %s, %s", v*k.bytes, a, a)
-			p("VMAXPS %s, %s, %s", lo, a, a)
-			p("VMINPS %s, %s, %s", hi, a, a)
+			p("VMAXPS %s, %s, %s", a, lo, a)
+			p("VMINPS %s, %s, %s", a, hi, a)
 			p("VMOVUPS %s, %d(AX)", a, v*k.bytes)
 		}
 	}

@@ -16,6 +16,11 @@ import (
 // reference rounds the product and the sum separately. Per output the
 // difference is bounded by n*2^-23*sum|w*x| (n = taps*InC + 1), the usual
 // bound for a recursive sum of n terms; the tests check that bound.
+//
+// A float ADD that follows a convolution can run in its output stage
+// (Runner.FConvAdd): the ADD's own float32 operations on the value the
+// convolution would have stored, so that fusion changes no bit. NaN
+// propagates as in the reference (Go's max and min keep it).
 
 // fmr is the most output pixels a float micro-kernel computes: 7 for
 // AVX-512 (ResNet's image sizes, 112 down to 7, are multiples of 7: no

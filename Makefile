@@ -10,7 +10,7 @@ FUZZTIME ?= 20s
 BUILD_VERSION ?= $(shell git describe --always --dirty 2>/dev/null || echo dev)
 LDFLAGS := -X github.com/shortcut-edge/shortcut/internal/buildinfo.Version=$(BUILD_VERSION)
 
-.PHONY: all setup setup-run fresh-check build test vet fuzz run bench demo-model bench-kernels armcount cross-arm64 test-arm64 package gpu-prep gpu-check gpu-check-dry gpu-quant gpu-quant-dry clean
+.PHONY: all setup setup-run fresh-check build test vet fuzz run bench demo-model bench-kernels armcount cross-arm64 test-arm64 package gpu-prep gpu-check gpu-check-dry gpu-quant gpu-quant-dry gpu-pretrained gpu-pretrained-dry clean
 
 all: build
 
@@ -37,6 +37,9 @@ test: setup vet build
 	$(GO) test -count=1 -race -short ./resnet/internal/fast/
 	# The AVX-VNNI kernel (no CPU or emulator here has it) as its EVEX twin on AVX-512 VNNI.
 	scripts/test-avxvnni.sh
+	# PyTorch (Debian's python3-torch, CPU) as the witness of pretrained: torchvision's resnet18/50 saved by
+	# torch.save and as safetensors, our model-float.tflite against PyTorch's forward.
+	GPU_PRETRAINED_OUT=out/pytorch-check scripts/gpu-pretrained.sh
 	# Again with gocv's Mat profile: fails on any Mat left unreleased.
 	$(GO) test -count=1 -tags matprofile ./camera/...
 	# The Arm NN backend (cgo, build tag armnn) against our runtime.
@@ -119,6 +122,15 @@ gpu-quant:
 
 gpu-quant-dry: gpu-prep
 	GPU_QUANT_DRY=1 ARCHS=resnet8,resnet50 scripts/gpu-quant.sh
+
+# Issue 16's PyTorch witness (also in make test, on the CPU): torch.save .pth + safetensors of torchvision
+# resnet18/resnet50, `pretrained` + `infer` against PyTorch's forward; on the lent GPU machine (carry:
+# bin) it adds CUDA's forward. The dry run needs no PyTorch (our side only).
+gpu-pretrained:
+	scripts/gpu-pretrained.sh
+
+gpu-pretrained-dry: gpu-prep
+	GPU_PRETRAINED_DRY=1 scripts/gpu-pretrained.sh
 
 clean:
 	rm -rf bin out

@@ -24,8 +24,9 @@
 # torch, e.g. Debian's python3-torch), TOL_SCORES / TOL_LOGITS_REL / TOL_EMB_REL (1e-4 each),
 # TORCH_BN_EPS (negative control: e.g. 1e-3 makes PyTorch's forward use another batch-norm eps
 # than the files hold; every CPU line must then FAIL).
-# Without a GPU the non-dry run works too wherever PyTorch is (CPU lines only): verified with
-# Debian 12's python3-torch 1.13.1 (no torchvision, no safetensors package).
+# Without a GPU the non-dry run works too wherever PyTorch is (CPU lines only): `make test` runs it
+# with Debian 12's python3-torch 1.13.1 and python3-torchvision 0.14.1 (scripts/setup.sh installs
+# them; no safetensors package there, so the pure-python writer makes that file).
 set -euo pipefail
 cd "$(dirname "$0")/.."
 

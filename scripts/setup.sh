@@ -82,6 +82,8 @@ TEST_PACKAGES=(
 	"libarmnn-cpuref-backend22|Arm NN's reference backend"
 	"chromium|the agent's web page tested in a real browser (headless)"
 	"llvm-19|make arm-estimate and its test: llvm-mca prices the Pis' cores"
+	"python3-torch|PyTorch (CPU): the witness of pretrained's torch.save .pth and safetensors import (scripts/gpu-pretrained.sh)"
+	"python3-torchvision|torchvision's own ResNet-18/50 for that witness"
 )
 
 wanted=("${RUN_PACKAGES[@]}")

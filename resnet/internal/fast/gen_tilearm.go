@@ -36,7 +36,7 @@ import (
 //	LD1 {Vt.16B x2 | x4}, [Xn], Xm: 0x4CC0A000 | 0x4CC02000, | Rm<<16
 //	LD1R {Vt.4S}, [Xn], #4: 0x4DDFC800
 //	LDR Qt, [Xn], #16: 0x3CC10400    LDR St, [Xn], #4: 0xBC404400
-//	LDR Qt, [Xn, #imm]: 0x3DC00000 | imm/16<<10
+//	LDR Qt, [Xn, #imm]: 0x3DC00000 | imm/16<<10   LDR Qt, [Xn, Xm]: 0x3CE06800 | Rm<<16
 //	STR Qt, [Xn]: 0x3D800000         STR Dt, [Xn]: 0xFD000000
 //	DUP Vd.4S, Wn: 0x4E040C00
 //	SADDLP Vd.4S, Vn.8H: 0x4E602800    CMLT Vd.4S, Vn.4S, #0: 0x4EA0A800
@@ -135,7 +135,10 @@ func ld1x4(t, n, m int) {
 func ld1x4s(t, n int) {
 	av(0x4C402800|rnd(n, t), "ld1 {v%d.4s, v%d.4s, v%d.4s, v%d.4s}, [x%d]", t, t+1, t+2, t+3, n)
 }
-func ld1r4(t, n int)    { av(0x4DDFC800|rnd(n, t), "ld1r {v%d.4s}, [x%d], #4", t, n) }
+func ld1r4(t, n int) { av(0x4DDFC800|rnd(n, t), "ld1r {v%d.4s}, [x%d], #4", t, n) }
+func ldrQreg(t, n, m int) {
+	av(0x3CE06800|uint32(m)<<16|rnd(n, t), "ldr q%d, [x%d, x%d]", t, n, m)
+}
 func ldrQpost(t, n int) { av(0x3CC10400|rnd(n, t), "ldr q%d, [x%d], #16", t, n) }
 func ldrSpost(t, n int) { av(0xBC404400|rnd(n, t), "ldr s%d, [x%d], #4", t, n) }
 func ldrQ(t, n, off int) {
@@ -179,7 +182,7 @@ type armKernel struct {
 // copy: the tap's index); R8 bytes per tap; R9 bytes (the fast copy:
 // chunks) left in this tap; R10 first channel of the pass; R11
 // parameters; R12 scratch; R13 the weights' group stride (nr*4 bytes); R14
-// NEON's no-pairs flag; R15 the float32 flag; R19-R22 the pixels' inputs
+// NEON's no-pairs flag (SDOT: scratch); R15 the float32 flag; R19-R22 the pixels' inputs
 // at tap (0, 0); R23 output pointer; R24 the out-of-line epilogue flag;
 // R25 chunks per tap. Vector: V0-V15 accumulators (4 pixels x 4), V16-V19
 // weights, V20-V23 inputs, V24-V31 products and requantization
@@ -252,20 +255,25 @@ func genARMKernel(k *armKernel) {
 	}
 	// Two copies of the loops: the fast one for layers whose bytes per
 	// tap are a multiple of the chunk (16 for SDOT; 8 for NEON, which
-	// also needs its SMLAL pairs: no -128 weight), counting chunks; the
-	// general one, chunks then 4-byte groups, for the rest (few input
-	// channels, -128 weights).
+	// also needs its SMLAL pairs: no -128 weight) in the fixed-point
+	// arithmetic without left shifts, counting chunks; the general one,
+	// chunks then 4-byte groups, for the rest (few input channels, -128
+	// weights, left shifts, the float32 requantization).
+	if !dot {
+		ag("MOVW %d(R0), R14 // 1: no SMLAL pairs (a weight is -128)", offNoPair)
+	}
+	// One branch to the general copy: R12 = bytes per tap past whole
+	// chunks | R24 (| NEON's no-pairs flag).
 	if dot {
-		ag("TST $15, R8")
-		ag("BNE general")
+		ag("AND $15, R8, R12")
 		ag("LSR $4, R8, R25 // chunks per tap")
 	} else {
-		ag("MOVW %d(R0), R14 // 1: no SMLAL pairs (a weight is -128)", offNoPair)
-		ag("CBNZ R14, general")
-		ag("TST $7, R8")
-		ag("BNE general")
+		ag("AND $7, R8, R12")
+		ag("ORR R14, R12, R12")
 		ag("LSR $3, R8, R25 // pairs of groups per tap")
 	}
+	ag("ORR R24, R12, R12")
+	ag("CBNZ R12, general")
 	armRegion = "call"
 	fastBody(k)
 	// Each copy's loops and epilogue (under 1100 bytes) start at a
@@ -292,7 +300,7 @@ func fastBody(k *armKernel) {
 	if dot {
 		label("fchunk")
 		armRegion = "chunk"
-		sdotChunk()
+		sdotChunk(true)
 		ag("SUBS $1, R9, R9")
 		ag("BNE fchunk")
 	} else {
@@ -317,11 +325,19 @@ func fastBody(k *armKernel) {
 	// R7: the taps left; R6 moves on to the next tap's offset only while
 	// there is one, so that it stays in bounds after the last.
 	ag("SUBS $1, R7, R7")
-	ag("ADD $4, R6, R12")
-	ag("CSEL NE, R12, R6, R6")
-	ag("MOVW (R6), R12")
-	for j := range mr {
-		ag("ADD R12, R%d, R%d", 19+j, 1+j)
+	if dot {
+		// SDOT reads each pixel at R19+j + R12, R12 the tap's offset plus
+		// the bytes done.
+		ag("ADD $4, R6, R14")
+		ag("CSEL NE, R14, R6, R6")
+		ag("MOVW (R6), R12")
+	} else {
+		ag("ADD $4, R6, R12")
+		ag("CSEL NE, R12, R6, R6")
+		ag("MOVW (R6), R12")
+		for j := range mr {
+			ag("ADD R12, R%d, R%d", 19+j, 1+j)
+		}
 	}
 	ag("MOVD R25, R9")
 	if dot {
@@ -330,23 +346,8 @@ func fastBody(k *armKernel) {
 		ag("BNE fpair")
 	}
 	armRegion = "pass"
-	ag("CBNZ R24, fspecial")
 	epilogue(dot, epiFixed)
 	passEnd(k, "call", loop, func() { fastSetup(dot, false) })
-
-	// Out of line, not in the counts (the estimate and armcount price the
-	// fixed-point arithmetic without left shifts): the float32
-	// requantization, and the fixed-point one with left shifts. Each ends
-	// with its own copy of the pass's end, so that no branch lands inside
-	// the common path's block.
-	armRegion = "special"
-	label("fspecial")
-	ag("CBNZ R15, ffp32")
-	epilogue(dot, epiLsh)
-	passEnd(k, "special", loop, func() { fastSetup(dot, false) })
-	label("ffp32")
-	epilogueFP32(dot)
-	passEnd(k, "special", loop, func() { fastSetup(dot, false) })
 }
 
 // fastSetup starts a pass of the fast copy: passSetup, then the first
@@ -354,8 +355,10 @@ func fastBody(k *armKernel) {
 func fastSetup(dot, first bool) {
 	passSetup(dot, first, !dot)
 	ag("MOVW (R6), R12")
-	for j := range mr {
-		ag("ADD R12, R%d, R%d", 19+j, 1+j)
+	if !dot {
+		for j := range mr {
+			ag("ADD R12, R%d, R%d", 19+j, 1+j)
+		}
 	}
 	ag("MOVD R25, R9")
 }
@@ -378,7 +381,7 @@ func generalBody(k *armKernel) {
 		ag("BLT gtail")
 		label("gchunk")
 		armRegion = "gchunk"
-		sdotChunk()
+		sdotChunk(false)
 		ag("SUB $16, R9, R9")
 		ag("CMP $16, R9")
 		ag("BGE gchunk")
@@ -440,6 +443,12 @@ func generalBody(k *armKernel) {
 	ag("CBNZ R24, gspecial")
 	epilogue(dot, epiFixed)
 	passEnd(k, "gcall", "gtap", func() { passSetup(dot, false, false) })
+
+	// Out of line, not in the counts (the estimate and armcount price the
+	// fixed-point arithmetic without left shifts): the float32
+	// requantization, and the fixed-point one with left shifts. Each ends
+	// with its own copy of the pass's end, so that no branch lands inside
+	// the common path's block.
 	armRegion = "special"
 	label("gspecial")
 	ag("CBNZ R15, gfp32")
@@ -452,9 +461,13 @@ func generalBody(k *armKernel) {
 
 // sdotChunk is 16 input bytes of each pixel against 16 channels' weights:
 // 64 SDOTs.
-func sdotChunk() {
+func sdotChunk(regOffset bool) {
 	for j := range mr {
-		ldrQpost(20+j, 1+j)
+		if regOffset {
+			ldrQreg(20+j, 19+j, 12)
+		} else {
+			ldrQpost(20+j, 1+j)
+		}
 	}
 	for g := range 4 {
 		ld1x4(16, 5, 13)
@@ -463,6 +476,9 @@ func sdotChunk() {
 				sdot(4*j+q, 16+q, 20+j, g)
 			}
 		}
+	}
+	if regOffset {
+		ag("ADD $16, R12, R12")
 	}
 }
 

@@ -21,9 +21,10 @@ TEXT ·tileNEONDot(SB), NOSPLIT, $0-8
 	WORD $0x4E010D9D // dup v29.16b, w12
 	MOVW 112(R0), R12
 	WORD $0x4E010D9E // dup v30.16b, w12
-	TST $15, R8
-	BNE general
+	AND $15, R8, R12
 	LSR $4, R8, R25 // chunks per tap
+	ORR R24, R12, R12
+	CBNZ R12, general
 	MOVD 72(R0), R11
 	WORD $0x4C402960 // ld1 {v0.4s, v1.4s, v2.4s, v3.4s}, [x11]
 	WORD $0x4C402964 // ld1 {v4.4s, v5.4s, v6.4s, v7.4s}, [x11]
@@ -33,16 +34,12 @@ TEXT ·tileNEONDot(SB), NOSPLIT, $0-8
 	MOVD 80(R0), R6
 	MOVD 88(R0), R7
 	MOVW (R6), R12
-	ADD R12, R19, R1
-	ADD R12, R20, R2
-	ADD R12, R21, R3
-	ADD R12, R22, R4
 	MOVD R25, R9
 fchunk:
-	WORD $0x3CC10434 // ldr q20, [x1], #16
-	WORD $0x3CC10455 // ldr q21, [x2], #16
-	WORD $0x3CC10476 // ldr q22, [x3], #16
-	WORD $0x3CC10497 // ldr q23, [x4], #16
+	WORD $0x3CEC6A74 // ldr q20, [x19, x12]
+	WORD $0x3CEC6A95 // ldr q21, [x20, x12]
+	WORD $0x3CEC6AB6 // ldr q22, [x21, x12]
+	WORD $0x3CEC6AD7 // ldr q23, [x22, x12]
 	WORD $0x4CCD20B0 // ld1 {v16.16b, v17.16b, v18.16b, v19.16b}, [x5], x13
 	WORD $0x4F94E200 // sdot v0.4s, v16.16b, v20.4b[0]
 	WORD $0x4F94E221 // sdot v1.4s, v17.16b, v20.4b[0]
@@ -111,20 +108,16 @@ fchunk:
 	WORD $0x4FB7EA2D // sdot v13.4s, v17.16b, v23.4b[3]
 	WORD $0x4FB7EA4E // sdot v14.4s, v18.16b, v23.4b[3]
 	WORD $0x4FB7EA6F // sdot v15.4s, v19.16b, v23.4b[3]
+	ADD $16, R12, R12
 	SUBS $1, R9, R9
 	BNE fchunk
 fnext:
 	SUBS $1, R7, R7
-	ADD $4, R6, R12
-	CSEL NE, R12, R6, R6
+	ADD $4, R6, R14
+	CSEL NE, R14, R6, R6
 	MOVW (R6), R12
-	ADD R12, R19, R1
-	ADD R12, R20, R2
-	ADD R12, R21, R3
-	ADD R12, R22, R4
 	MOVD R25, R9
 	BNE fchunk
-	CBNZ R24, fspecial
 	WORD $0x3DC04170 // ldr q16, [x11, #256]
 	WORD $0x3DC18174 // ldr q20, [x11, #1536]
 	WORD $0x3DC04571 // ldr q17, [x11, #272]
@@ -249,334 +242,6 @@ fnext:
 	MOVD 80(R0), R6
 	MOVD 88(R0), R7
 	MOVW (R6), R12
-	ADD R12, R19, R1
-	ADD R12, R20, R2
-	ADD R12, R21, R3
-	ADD R12, R22, R4
-	MOVD R25, R9
-	CMP $64, R10
-	BLT fchunk
-	RET
-fspecial:
-	CBNZ R15, ffp32
-	WORD $0x3DC08178 // ldr q24, [x11, #512]
-	WORD $0x4EB84400 // sshl v0.4s, v0.4s, v24.4s
-	WORD $0x4EB84484 // sshl v4.4s, v4.4s, v24.4s
-	WORD $0x4EB84508 // sshl v8.4s, v8.4s, v24.4s
-	WORD $0x4EB8458C // sshl v12.4s, v12.4s, v24.4s
-	WORD $0x3DC08578 // ldr q24, [x11, #528]
-	WORD $0x4EB84421 // sshl v1.4s, v1.4s, v24.4s
-	WORD $0x4EB844A5 // sshl v5.4s, v5.4s, v24.4s
-	WORD $0x4EB84529 // sshl v9.4s, v9.4s, v24.4s
-	WORD $0x4EB845AD // sshl v13.4s, v13.4s, v24.4s
-	WORD $0x3DC08978 // ldr q24, [x11, #544]
-	WORD $0x4EB84442 // sshl v2.4s, v2.4s, v24.4s
-	WORD $0x4EB844C6 // sshl v6.4s, v6.4s, v24.4s
-	WORD $0x4EB8454A // sshl v10.4s, v10.4s, v24.4s
-	WORD $0x4EB845CE // sshl v14.4s, v14.4s, v24.4s
-	WORD $0x3DC08D78 // ldr q24, [x11, #560]
-	WORD $0x4EB84463 // sshl v3.4s, v3.4s, v24.4s
-	WORD $0x4EB844E7 // sshl v7.4s, v7.4s, v24.4s
-	WORD $0x4EB8456B // sshl v11.4s, v11.4s, v24.4s
-	WORD $0x4EB845EF // sshl v15.4s, v15.4s, v24.4s
-	WORD $0x3DC04170 // ldr q16, [x11, #256]
-	WORD $0x3DC18174 // ldr q20, [x11, #1536]
-	WORD $0x3DC04571 // ldr q17, [x11, #272]
-	WORD $0x3DC18575 // ldr q21, [x11, #1552]
-	WORD $0x3DC04972 // ldr q18, [x11, #288]
-	WORD $0x3DC18976 // ldr q22, [x11, #1568]
-	WORD $0x3DC04D73 // ldr q19, [x11, #304]
-	WORD $0x3DC18D77 // ldr q23, [x11, #1584]
-	WORD $0x6EB0B400 // sqrdmulh v0.4s, v0.4s, v16.4s
-	WORD $0x4E341C18 // and v24.16b, v0.16b, v20.16b
-	WORD $0x4F211700 // ssra v0.4s, v24.4s, #31
-	WORD $0x4EB45400 // srshl v0.4s, v0.4s, v20.4s
-	WORD $0x6EB1B421 // sqrdmulh v1.4s, v1.4s, v17.4s
-	WORD $0x4E351C39 // and v25.16b, v1.16b, v21.16b
-	WORD $0x4F211721 // ssra v1.4s, v25.4s, #31
-	WORD $0x4EB55421 // srshl v1.4s, v1.4s, v21.4s
-	WORD $0x6EB2B442 // sqrdmulh v2.4s, v2.4s, v18.4s
-	WORD $0x4E361C5A // and v26.16b, v2.16b, v22.16b
-	WORD $0x4F211742 // ssra v2.4s, v26.4s, #31
-	WORD $0x4EB65442 // srshl v2.4s, v2.4s, v22.4s
-	WORD $0x6EB3B463 // sqrdmulh v3.4s, v3.4s, v19.4s
-	WORD $0x4E371C7B // and v27.16b, v3.16b, v23.16b
-	WORD $0x4F211763 // ssra v3.4s, v27.4s, #31
-	WORD $0x4EB75463 // srshl v3.4s, v3.4s, v23.4s
-	MOVD 32(R0), R23
-	ADD R10, R23, R23
-	WORD $0x0E614818 // sqxtn v24.4h, v0.4s
-	WORD $0x4E614838 // sqxtn2 v24.8h, v1.4s
-	WORD $0x4E7C0F18 // sqadd v24.8h, v24.8h, v28.8h
-	WORD $0x0E614859 // sqxtn v25.4h, v2.4s
-	WORD $0x4E614879 // sqxtn2 v25.8h, v3.4s
-	WORD $0x4E7C0F39 // sqadd v25.8h, v25.8h, v28.8h
-	WORD $0x0E214B18 // sqxtn v24.8b, v24.8h
-	WORD $0x4E214B38 // sqxtn2 v24.16b, v25.8h
-	WORD $0x4E3D6718 // smax v24.16b, v24.16b, v29.16b
-	WORD $0x4E3E6F18 // smin v24.16b, v24.16b, v30.16b
-	WORD $0x4C0072F8 // st1 {v24.16b}, [x23]
-	WORD $0x6EB0B484 // sqrdmulh v4.4s, v4.4s, v16.4s
-	WORD $0x4E341C98 // and v24.16b, v4.16b, v20.16b
-	WORD $0x4F211704 // ssra v4.4s, v24.4s, #31
-	WORD $0x4EB45484 // srshl v4.4s, v4.4s, v20.4s
-	WORD $0x6EB1B4A5 // sqrdmulh v5.4s, v5.4s, v17.4s
-	WORD $0x4E351CB9 // and v25.16b, v5.16b, v21.16b
-	WORD $0x4F211725 // ssra v5.4s, v25.4s, #31
-	WORD $0x4EB554A5 // srshl v5.4s, v5.4s, v21.4s
-	WORD $0x6EB2B4C6 // sqrdmulh v6.4s, v6.4s, v18.4s
-	WORD $0x4E361CDA // and v26.16b, v6.16b, v22.16b
-	WORD $0x4F211746 // ssra v6.4s, v26.4s, #31
-	WORD $0x4EB654C6 // srshl v6.4s, v6.4s, v22.4s
-	WORD $0x6EB3B4E7 // sqrdmulh v7.4s, v7.4s, v19.4s
-	WORD $0x4E371CFB // and v27.16b, v7.16b, v23.16b
-	WORD $0x4F211767 // ssra v7.4s, v27.4s, #31
-	WORD $0x4EB754E7 // srshl v7.4s, v7.4s, v23.4s
-	MOVD 40(R0), R23
-	ADD R10, R23, R23
-	WORD $0x0E614898 // sqxtn v24.4h, v4.4s
-	WORD $0x4E6148B8 // sqxtn2 v24.8h, v5.4s
-	WORD $0x4E7C0F18 // sqadd v24.8h, v24.8h, v28.8h
-	WORD $0x0E6148D9 // sqxtn v25.4h, v6.4s
-	WORD $0x4E6148F9 // sqxtn2 v25.8h, v7.4s
-	WORD $0x4E7C0F39 // sqadd v25.8h, v25.8h, v28.8h
-	WORD $0x0E214B18 // sqxtn v24.8b, v24.8h
-	WORD $0x4E214B38 // sqxtn2 v24.16b, v25.8h
-	WORD $0x4E3D6718 // smax v24.16b, v24.16b, v29.16b
-	WORD $0x4E3E6F18 // smin v24.16b, v24.16b, v30.16b
-	WORD $0x4C0072F8 // st1 {v24.16b}, [x23]
-	WORD $0x6EB0B508 // sqrdmulh v8.4s, v8.4s, v16.4s
-	WORD $0x4E341D18 // and v24.16b, v8.16b, v20.16b
-	WORD $0x4F211708 // ssra v8.4s, v24.4s, #31
-	WORD $0x4EB45508 // srshl v8.4s, v8.4s, v20.4s
-	WORD $0x6EB1B529 // sqrdmulh v9.4s, v9.4s, v17.4s
-	WORD $0x4E351D39 // and v25.16b, v9.16b, v21.16b
-	WORD $0x4F211729 // ssra v9.4s, v25.4s, #31
-	WORD $0x4EB55529 // srshl v9.4s, v9.4s, v21.4s
-	WORD $0x6EB2B54A // sqrdmulh v10.4s, v10.4s, v18.4s
-	WORD $0x4E361D5A // and v26.16b, v10.16b, v22.16b
-	WORD $0x4F21174A // ssra v10.4s, v26.4s, #31
-	WORD $0x4EB6554A // srshl v10.4s, v10.4s, v22.4s
-	WORD $0x6EB3B56B // sqrdmulh v11.4s, v11.4s, v19.4s
-	WORD $0x4E371D7B // and v27.16b, v11.16b, v23.16b
-	WORD $0x4F21176B // ssra v11.4s, v27.4s, #31
-	WORD $0x4EB7556B // srshl v11.4s, v11.4s, v23.4s
-	MOVD 48(R0), R23
-	ADD R10, R23, R23
-	WORD $0x0E614918 // sqxtn v24.4h, v8.4s
-	WORD $0x4E614938 // sqxtn2 v24.8h, v9.4s
-	WORD $0x4E7C0F18 // sqadd v24.8h, v24.8h, v28.8h
-	WORD $0x0E614959 // sqxtn v25.4h, v10.4s
-	WORD $0x4E614979 // sqxtn2 v25.8h, v11.4s
-	WORD $0x4E7C0F39 // sqadd v25.8h, v25.8h, v28.8h
-	WORD $0x0E214B18 // sqxtn v24.8b, v24.8h
-	WORD $0x4E214B38 // sqxtn2 v24.16b, v25.8h
-	WORD $0x4E3D6718 // smax v24.16b, v24.16b, v29.16b
-	WORD $0x4E3E6F18 // smin v24.16b, v24.16b, v30.16b
-	WORD $0x4C0072F8 // st1 {v24.16b}, [x23]
-	WORD $0x6EB0B58C // sqrdmulh v12.4s, v12.4s, v16.4s
-	WORD $0x4E341D98 // and v24.16b, v12.16b, v20.16b
-	WORD $0x4F21170C // ssra v12.4s, v24.4s, #31
-	WORD $0x4EB4558C // srshl v12.4s, v12.4s, v20.4s
-	WORD $0x6EB1B5AD // sqrdmulh v13.4s, v13.4s, v17.4s
-	WORD $0x4E351DB9 // and v25.16b, v13.16b, v21.16b
-	WORD $0x4F21172D // ssra v13.4s, v25.4s, #31
-	WORD $0x4EB555AD // srshl v13.4s, v13.4s, v21.4s
-	WORD $0x6EB2B5CE // sqrdmulh v14.4s, v14.4s, v18.4s
-	WORD $0x4E361DDA // and v26.16b, v14.16b, v22.16b
-	WORD $0x4F21174E // ssra v14.4s, v26.4s, #31
-	WORD $0x4EB655CE // srshl v14.4s, v14.4s, v22.4s
-	WORD $0x6EB3B5EF // sqrdmulh v15.4s, v15.4s, v19.4s
-	WORD $0x4E371DFB // and v27.16b, v15.16b, v23.16b
-	WORD $0x4F21176F // ssra v15.4s, v27.4s, #31
-	WORD $0x4EB755EF // srshl v15.4s, v15.4s, v23.4s
-	MOVD 56(R0), R23
-	ADD R10, R23, R23
-	WORD $0x0E614998 // sqxtn v24.4h, v12.4s
-	WORD $0x4E6149B8 // sqxtn2 v24.8h, v13.4s
-	WORD $0x4E7C0F18 // sqadd v24.8h, v24.8h, v28.8h
-	WORD $0x0E6149D9 // sqxtn v25.4h, v14.4s
-	WORD $0x4E6149F9 // sqxtn2 v25.8h, v15.4s
-	WORD $0x4E7C0F39 // sqadd v25.8h, v25.8h, v28.8h
-	WORD $0x0E214B18 // sqxtn v24.8b, v24.8h
-	WORD $0x4E214B38 // sqxtn2 v24.16b, v25.8h
-	WORD $0x4E3D6718 // smax v24.16b, v24.16b, v29.16b
-	WORD $0x4E3E6F18 // smin v24.16b, v24.16b, v30.16b
-	WORD $0x4C0072F8 // st1 {v24.16b}, [x23]
-	ADD $16, R10, R10
-	MOVD 72(R0), R11
-	ADD R10<<2, R11, R11 // parameters of this pass's channels
-	WORD $0x4C402960 // ld1 {v0.4s, v1.4s, v2.4s, v3.4s}, [x11]
-	WORD $0x4C402964 // ld1 {v4.4s, v5.4s, v6.4s, v7.4s}, [x11]
-	WORD $0x4C402968 // ld1 {v8.4s, v9.4s, v10.4s, v11.4s}, [x11]
-	WORD $0x4C40296C // ld1 {v12.4s, v13.4s, v14.4s, v15.4s}, [x11]
-	MOVD 64(R0), R5
-	ADD R10<<2, R5, R5 // weights of this pass's channels
-	MOVD 80(R0), R6
-	MOVD 88(R0), R7
-	MOVW (R6), R12
-	ADD R12, R19, R1
-	ADD R12, R20, R2
-	ADD R12, R21, R3
-	ADD R12, R22, R4
-	MOVD R25, R9
-	CMP $64, R10
-	BLT fchunk
-	RET
-ffp32:
-	MOVW 104(R0), R12
-	MOVW 108(R0), R23
-	SUB R12, R23, R23
-	WORD $0x4E040EF4 // dup v20.4s, w23
-	WORD $0x4E21DA94 // scvtf v20.4s, v20.4s
-	MOVW 112(R0), R23
-	SUB R12, R23, R23
-	WORD $0x4E040EF5 // dup v21.4s, w23
-	WORD $0x4E21DAB5 // scvtf v21.4s, v21.4s
-	MOVW $0x4B400000, R23
-	WORD $0x4E040EF6 // dup v22.4s, w23
-	SUB R12, R23, R23
-	WORD $0x4E040EF7 // dup v23.4s, w23
-	WORD $0x3DC1C170 // ldr q16, [x11, #1792]
-	WORD $0x3DC1C571 // ldr q17, [x11, #1808]
-	WORD $0x3DC1C972 // ldr q18, [x11, #1824]
-	WORD $0x3DC1CD73 // ldr q19, [x11, #1840]
-	WORD $0x4E21D800 // scvtf v0.4s, v0.4s
-	WORD $0x4E21D821 // scvtf v1.4s, v1.4s
-	WORD $0x4E21D842 // scvtf v2.4s, v2.4s
-	WORD $0x4E21D863 // scvtf v3.4s, v3.4s
-	WORD $0x4E21D884 // scvtf v4.4s, v4.4s
-	WORD $0x4E21D8A5 // scvtf v5.4s, v5.4s
-	WORD $0x4E21D8C6 // scvtf v6.4s, v6.4s
-	WORD $0x4E21D8E7 // scvtf v7.4s, v7.4s
-	WORD $0x4E21D908 // scvtf v8.4s, v8.4s
-	WORD $0x4E21D929 // scvtf v9.4s, v9.4s
-	WORD $0x4E21D94A // scvtf v10.4s, v10.4s
-	WORD $0x4E21D96B // scvtf v11.4s, v11.4s
-	WORD $0x4E21D98C // scvtf v12.4s, v12.4s
-	WORD $0x4E21D9AD // scvtf v13.4s, v13.4s
-	WORD $0x4E21D9CE // scvtf v14.4s, v14.4s
-	WORD $0x4E21D9EF // scvtf v15.4s, v15.4s
-	WORD $0x6E30DC00 // fmul v0.4s, v0.4s, v16.4s
-	WORD $0x4E34F400 // fmax v0.4s, v0.4s, v20.4s
-	WORD $0x4EB5F400 // fmin v0.4s, v0.4s, v21.4s
-	WORD $0x4E36D400 // fadd v0.4s, v0.4s, v22.4s
-	WORD $0x6EB78400 // sub v0.4s, v0.4s, v23.4s
-	WORD $0x6E31DC21 // fmul v1.4s, v1.4s, v17.4s
-	WORD $0x4E34F421 // fmax v1.4s, v1.4s, v20.4s
-	WORD $0x4EB5F421 // fmin v1.4s, v1.4s, v21.4s
-	WORD $0x4E36D421 // fadd v1.4s, v1.4s, v22.4s
-	WORD $0x6EB78421 // sub v1.4s, v1.4s, v23.4s
-	WORD $0x6E32DC42 // fmul v2.4s, v2.4s, v18.4s
-	WORD $0x4E34F442 // fmax v2.4s, v2.4s, v20.4s
-	WORD $0x4EB5F442 // fmin v2.4s, v2.4s, v21.4s
-	WORD $0x4E36D442 // fadd v2.4s, v2.4s, v22.4s
-	WORD $0x6EB78442 // sub v2.4s, v2.4s, v23.4s
-	WORD $0x6E33DC63 // fmul v3.4s, v3.4s, v19.4s
-	WORD $0x4E34F463 // fmax v3.4s, v3.4s, v20.4s
-	WORD $0x4EB5F463 // fmin v3.4s, v3.4s, v21.4s
-	WORD $0x4E36D463 // fadd v3.4s, v3.4s, v22.4s
-	WORD $0x6EB78463 // sub v3.4s, v3.4s, v23.4s
-	MOVD 32(R0), R23
-	ADD R10, R23, R23
-	WORD $0x4E411818 // uzp1 v24.8h, v0.8h, v1.8h
-	WORD $0x4E431859 // uzp1 v25.8h, v2.8h, v3.8h
-	WORD $0x4E191B18 // uzp1 v24.16b, v24.16b, v25.16b
-	WORD $0x4C0072F8 // st1 {v24.16b}, [x23]
-	WORD $0x6E30DC84 // fmul v4.4s, v4.4s, v16.4s
-	WORD $0x4E34F484 // fmax v4.4s, v4.4s, v20.4s
-	WORD $0x4EB5F484 // fmin v4.4s, v4.4s, v21.4s
-	WORD $0x4E36D484 // fadd v4.4s, v4.4s, v22.4s
-	WORD $0x6EB78484 // sub v4.4s, v4.4s, v23.4s
-	WORD $0x6E31DCA5 // fmul v5.4s, v5.4s, v17.4s
-	WORD $0x4E34F4A5 // fmax v5.4s, v5.4s, v20.4s
-	WORD $0x4EB5F4A5 // fmin v5.4s, v5.4s, v21.4s
-	WORD $0x4E36D4A5 // fadd v5.4s, v5.4s, v22.4s
-	WORD $0x6EB784A5 // sub v5.4s, v5.4s, v23.4s
-	WORD $0x6E32DCC6 // fmul v6.4s, v6.4s, v18.4s
-	WORD $0x4E34F4C6 // fmax v6.4s, v6.4s, v20.4s
-	WORD $0x4EB5F4C6 // fmin v6.4s, v6.4s, v21.4s
-	WORD $0x4E36D4C6 // fadd v6.4s, v6.4s, v22.4s
-	WORD $0x6EB784C6 // sub v6.4s, v6.4s, v23.4s
-	WORD $0x6E33DCE7 // fmul v7.4s, v7.4s, v19.4s
-	WORD $0x4E34F4E7 // fmax v7.4s, v7.4s, v20.4s
-	WORD $0x4EB5F4E7 // fmin v7.4s, v7.4s, v21.4s
-	WORD $0x4E36D4E7 // fadd v7.4s, v7.4s, v22.4s
-	WORD $0x6EB784E7 // sub v7.4s, v7.4s, v23.4s
-	MOVD 40(R0), R23
-	ADD R10, R23, R23
-	WORD $0x4E451898 // uzp1 v24.8h, v4.8h, v5.8h
-	WORD $0x4E4718D9 // uzp1 v25.8h, v6.8h, v7.8h
-	WORD $0x4E191B18 // uzp1 v24.16b, v24.16b, v25.16b
-	WORD $0x4C0072F8 // st1 {v24.16b}, [x23]
-	WORD $0x6E30DD08 // fmul v8.4s, v8.4s, v16.4s
-	WORD $0x4E34F508 // fmax v8.4s, v8.4s, v20.4s
-	WORD $0x4EB5F508 // fmin v8.4s, v8.4s, v21.4s
-	WORD $0x4E36D508 // fadd v8.4s, v8.4s, v22.4s
-	WORD $0x6EB78508 // sub v8.4s, v8.4s, v23.4s
-	WORD $0x6E31DD29 // fmul v9.4s, v9.4s, v17.4s
-	WORD $0x4E34F529 // fmax v9.4s, v9.4s, v20.4s
-	WORD $0x4EB5F529 // fmin v9.4s, v9.4s, v21.4s
-	WORD $0x4E36D529 // fadd v9.4s, v9.4s, v22.4s
-	WORD $0x6EB78529 // sub v9.4s, v9.4s, v23.4s
-	WORD $0x6E32DD4A // fmul v10.4s, v10.4s, v18.4s
-	WORD $0x4E34F54A // fmax v10.4s, v10.4s, v20.4s
-	WORD $0x4EB5F54A // fmin v10.4s, v10.4s, v21.4s
-	WORD $0x4E36D54A // fadd v10.4s, v10.4s, v22.4s
-	WORD $0x6EB7854A // sub v10.4s, v10.4s, v23.4s
-	WORD $0x6E33DD6B // fmul v11.4s, v11.4s, v19.4s
-	WORD $0x4E34F56B // fmax v11.4s, v11.4s, v20.4s
-	WORD $0x4EB5F56B // fmin v11.4s, v11.4s, v21.4s
-	WORD $0x4E36D56B // fadd v11.4s, v11.4s, v22.4s
-	WORD $0x6EB7856B // sub v11.4s, v11.4s, v23.4s
-	MOVD 48(R0), R23
-	ADD R10, R23, R23
-	WORD $0x4E491918 // uzp1 v24.8h, v8.8h, v9.8h
-	WORD $0x4E4B1959 // uzp1 v25.8h, v10.8h, v11.8h
-	WORD $0x4E191B18 // uzp1 v24.16b, v24.16b, v25.16b
-	WORD $0x4C0072F8 // st1 {v24.16b}, [x23]
-	WORD $0x6E30DD8C // fmul v12.4s, v12.4s, v16.4s
-	WORD $0x4E34F58C // fmax v12.4s, v12.4s, v20.4s
-	WORD $0x4EB5F58C // fmin v12.4s, v12.4s, v21.4s
-	WORD $0x4E36D58C // fadd v12.4s, v12.4s, v22.4s
-	WORD $0x6EB7858C // sub v12.4s, v12.4s, v23.4s
-	WORD $0x6E31DDAD // fmul v13.4s, v13.4s, v17.4s
-	WORD $0x4E34F5AD // fmax v13.4s, v13.4s, v20.4s
-	WORD $0x4EB5F5AD // fmin v13.4s, v13.4s, v21.4s
-	WORD $0x4E36D5AD // fadd v13.4s, v13.4s, v22.4s
-	WORD $0x6EB785AD // sub v13.4s, v13.4s, v23.4s
-	WORD $0x6E32DDCE // fmul v14.4s, v14.4s, v18.4s
-	WORD $0x4E34F5CE // fmax v14.4s, v14.4s, v20.4s
-	WORD $0x4EB5F5CE // fmin v14.4s, v14.4s, v21.4s
-	WORD $0x4E36D5CE // fadd v14.4s, v14.4s, v22.4s
-	WORD $0x6EB785CE // sub v14.4s, v14.4s, v23.4s
-	WORD $0x6E33DDEF // fmul v15.4s, v15.4s, v19.4s
-	WORD $0x4E34F5EF // fmax v15.4s, v15.4s, v20.4s
-	WORD $0x4EB5F5EF // fmin v15.4s, v15.4s, v21.4s
-	WORD $0x4E36D5EF // fadd v15.4s, v15.4s, v22.4s
-	WORD $0x6EB785EF // sub v15.4s, v15.4s, v23.4s
-	MOVD 56(R0), R23
-	ADD R10, R23, R23
-	WORD $0x4E4D1998 // uzp1 v24.8h, v12.8h, v13.8h
-	WORD $0x4E4F19D9 // uzp1 v25.8h, v14.8h, v15.8h
-	WORD $0x4E191B18 // uzp1 v24.16b, v24.16b, v25.16b
-	WORD $0x4C0072F8 // st1 {v24.16b}, [x23]
-	ADD $16, R10, R10
-	MOVD 72(R0), R11
-	ADD R10<<2, R11, R11 // parameters of this pass's channels
-	WORD $0x4C402960 // ld1 {v0.4s, v1.4s, v2.4s, v3.4s}, [x11]
-	WORD $0x4C402964 // ld1 {v4.4s, v5.4s, v6.4s, v7.4s}, [x11]
-	WORD $0x4C402968 // ld1 {v8.4s, v9.4s, v10.4s, v11.4s}, [x11]
-	WORD $0x4C40296C // ld1 {v12.4s, v13.4s, v14.4s, v15.4s}, [x11]
-	MOVD 64(R0), R5
-	ADD R10<<2, R5, R5 // weights of this pass's channels
-	MOVD 80(R0), R6
-	MOVD 88(R0), R7
-	MOVW (R6), R12
-	ADD R12, R19, R1
-	ADD R12, R20, R2
-	ADD R12, R21, R3
-	ADD R12, R22, R4
 	MOVD R25, R9
 	CMP $64, R10
 	BLT fchunk
@@ -1160,10 +825,11 @@ TEXT ·tileNEON(SB), NOSPLIT, $0-8
 	MOVD 16(R0), R21 // pixel 2's input at tap (0, 0)
 	MOVD 24(R0), R22 // pixel 3's input at tap (0, 0)
 	MOVW 128(R0), R14 // 1: no SMLAL pairs (a weight is -128)
-	CBNZ R14, general
-	TST $7, R8
-	BNE general
+	AND $7, R8, R12
+	ORR R14, R12, R12
 	LSR $3, R8, R25 // pairs of groups per tap
+	ORR R24, R12, R12
+	CBNZ R12, general
 	MOVD 72(R0), R11
 	MOVD 64(R0), R5
 	MOVD 80(R0), R6
@@ -1307,7 +973,6 @@ fnext:
 	ADD R12, R22, R4
 	MOVD R25, R9
 	BNE fpair
-	CBNZ R24, fspecial
 	WORD $0x4EA1BC00 // addp v0.4s, v0.4s, v1.4s
 	WORD $0x4EA3BC41 // addp v1.4s, v2.4s, v3.4s
 	WORD $0x4EA5BC84 // addp v4.4s, v4.4s, v5.4s
@@ -1387,233 +1052,6 @@ fnext:
 	WORD $0x6EB1B5AD // sqrdmulh v13.4s, v13.4s, v17.4s
 	WORD $0x4F2115AD // ssra v13.4s, v13.4s, #31
 	WORD $0x4EB355AD // srshl v13.4s, v13.4s, v19.4s
-	MOVD 56(R0), R23
-	ADD R10, R23, R23
-	WORD $0x0E614998 // sqxtn v24.4h, v12.4s
-	WORD $0x4E6149B8 // sqxtn2 v24.8h, v13.4s
-	WORD $0x4E7C0F18 // sqadd v24.8h, v24.8h, v28.8h
-	WORD $0x0E214B18 // sqxtn v24.8b, v24.8h
-	WORD $0x0E3D6718 // smax v24.8b, v24.8b, v29.8b
-	WORD $0x0E3E6F18 // smin v24.8b, v24.8b, v30.8b
-	WORD $0xFD0002F8 // str d24, [x23]
-	ADD $8, R10, R10
-	MOVD 72(R0), R11
-	ADD R10<<2, R11, R11 // parameters of this pass's channels
-	MOVD 64(R0), R5
-	ADD R10<<2, R5, R5 // weights of this pass's channels
-	MOVD 80(R0), R6
-	MOVD 88(R0), R7
-	MOVW (R6), R12
-	ADD R12, R19, R1
-	ADD R12, R20, R2
-	ADD R12, R21, R3
-	ADD R12, R22, R4
-	MOVD R25, R9
-	CMP $64, R10
-	BLT fpair0
-	RET
-fspecial:
-	CBNZ R15, ffp32
-	WORD $0x4EA1BC00 // addp v0.4s, v0.4s, v1.4s
-	WORD $0x4EA3BC41 // addp v1.4s, v2.4s, v3.4s
-	WORD $0x4EA5BC84 // addp v4.4s, v4.4s, v5.4s
-	WORD $0x4EA7BCC5 // addp v5.4s, v6.4s, v7.4s
-	WORD $0x4EA9BD08 // addp v8.4s, v8.4s, v9.4s
-	WORD $0x4EABBD49 // addp v9.4s, v10.4s, v11.4s
-	WORD $0x4EADBD8C // addp v12.4s, v12.4s, v13.4s
-	WORD $0x4EAFBDCD // addp v13.4s, v14.4s, v15.4s
-	MOVW 104(R0), R12
-	WORD $0x4E020D9C // dup v28.8h, w12
-	MOVW 108(R0), R12
-	WORD $0x4E010D9D // dup v29.16b, w12
-	MOVW 112(R0), R12
-	WORD $0x4E010D9E // dup v30.16b, w12
-	WORD $0x3DC00170 // ldr q16, [x11, #0]
-	WORD $0x4EB08400 // add v0.4s, v0.4s, v16.4s
-	WORD $0x4EB08484 // add v4.4s, v4.4s, v16.4s
-	WORD $0x4EB08508 // add v8.4s, v8.4s, v16.4s
-	WORD $0x4EB0858C // add v12.4s, v12.4s, v16.4s
-	WORD $0x3DC00570 // ldr q16, [x11, #16]
-	WORD $0x4EB08421 // add v1.4s, v1.4s, v16.4s
-	WORD $0x4EB084A5 // add v5.4s, v5.4s, v16.4s
-	WORD $0x4EB08529 // add v9.4s, v9.4s, v16.4s
-	WORD $0x4EB085AD // add v13.4s, v13.4s, v16.4s
-	WORD $0x3DC08178 // ldr q24, [x11, #512]
-	WORD $0x4EB84400 // sshl v0.4s, v0.4s, v24.4s
-	WORD $0x4EB84484 // sshl v4.4s, v4.4s, v24.4s
-	WORD $0x4EB84508 // sshl v8.4s, v8.4s, v24.4s
-	WORD $0x4EB8458C // sshl v12.4s, v12.4s, v24.4s
-	WORD $0x3DC08578 // ldr q24, [x11, #528]
-	WORD $0x4EB84421 // sshl v1.4s, v1.4s, v24.4s
-	WORD $0x4EB844A5 // sshl v5.4s, v5.4s, v24.4s
-	WORD $0x4EB84529 // sshl v9.4s, v9.4s, v24.4s
-	WORD $0x4EB845AD // sshl v13.4s, v13.4s, v24.4s
-	WORD $0x3DC04170 // ldr q16, [x11, #256]
-	WORD $0x3DC18172 // ldr q18, [x11, #1536]
-	WORD $0x3DC04571 // ldr q17, [x11, #272]
-	WORD $0x3DC18573 // ldr q19, [x11, #1552]
-	WORD $0x6EB0B400 // sqrdmulh v0.4s, v0.4s, v16.4s
-	WORD $0x4E321C02 // and v2.16b, v0.16b, v18.16b
-	WORD $0x4F211440 // ssra v0.4s, v2.4s, #31
-	WORD $0x4EB25400 // srshl v0.4s, v0.4s, v18.4s
-	WORD $0x6EB1B421 // sqrdmulh v1.4s, v1.4s, v17.4s
-	WORD $0x4E331C23 // and v3.16b, v1.16b, v19.16b
-	WORD $0x4F211461 // ssra v1.4s, v3.4s, #31
-	WORD $0x4EB35421 // srshl v1.4s, v1.4s, v19.4s
-	MOVD 32(R0), R23
-	ADD R10, R23, R23
-	WORD $0x0E614818 // sqxtn v24.4h, v0.4s
-	WORD $0x4E614838 // sqxtn2 v24.8h, v1.4s
-	WORD $0x4E7C0F18 // sqadd v24.8h, v24.8h, v28.8h
-	WORD $0x0E214B18 // sqxtn v24.8b, v24.8h
-	WORD $0x0E3D6718 // smax v24.8b, v24.8b, v29.8b
-	WORD $0x0E3E6F18 // smin v24.8b, v24.8b, v30.8b
-	WORD $0xFD0002F8 // str d24, [x23]
-	WORD $0x6EB0B484 // sqrdmulh v4.4s, v4.4s, v16.4s
-	WORD $0x4E321C82 // and v2.16b, v4.16b, v18.16b
-	WORD $0x4F211444 // ssra v4.4s, v2.4s, #31
-	WORD $0x4EB25484 // srshl v4.4s, v4.4s, v18.4s
-	WORD $0x6EB1B4A5 // sqrdmulh v5.4s, v5.4s, v17.4s
-	WORD $0x4E331CA3 // and v3.16b, v5.16b, v19.16b
-	WORD $0x4F211465 // ssra v5.4s, v3.4s, #31
-	WORD $0x4EB354A5 // srshl v5.4s, v5.4s, v19.4s
-	MOVD 40(R0), R23
-	ADD R10, R23, R23
-	WORD $0x0E614898 // sqxtn v24.4h, v4.4s
-	WORD $0x4E6148B8 // sqxtn2 v24.8h, v5.4s
-	WORD $0x4E7C0F18 // sqadd v24.8h, v24.8h, v28.8h
-	WORD $0x0E214B18 // sqxtn v24.8b, v24.8h
-	WORD $0x0E3D6718 // smax v24.8b, v24.8b, v29.8b
-	WORD $0x0E3E6F18 // smin v24.8b, v24.8b, v30.8b
-	WORD $0xFD0002F8 // str d24, [x23]
-	WORD $0x6EB0B508 // sqrdmulh v8.4s, v8.4s, v16.4s
-	WORD $0x4E321D02 // and v2.16b, v8.16b, v18.16b
-	WORD $0x4F211448 // ssra v8.4s, v2.4s, #31
-	WORD $0x4EB25508 // srshl v8.4s, v8.4s, v18.4s
-	WORD $0x6EB1B529 // sqrdmulh v9.4s, v9.4s, v17.4s
-	WORD $0x4E331D23 // and v3.16b, v9.16b, v19.16b
-	WORD $0x4F211469 // ssra v9.4s, v3.4s, #31
-	WORD $0x4EB35529 // srshl v9.4s, v9.4s, v19.4s
-	MOVD 48(R0), R23
-	ADD R10, R23, R23
-	WORD $0x0E614918 // sqxtn v24.4h, v8.4s
-	WORD $0x4E614938 // sqxtn2 v24.8h, v9.4s
-	WORD $0x4E7C0F18 // sqadd v24.8h, v24.8h, v28.8h
-	WORD $0x0E214B18 // sqxtn v24.8b, v24.8h
-	WORD $0x0E3D6718 // smax v24.8b, v24.8b, v29.8b
-	WORD $0x0E3E6F18 // smin v24.8b, v24.8b, v30.8b
-	WORD $0xFD0002F8 // str d24, [x23]
-	WORD $0x6EB0B58C // sqrdmulh v12.4s, v12.4s, v16.4s
-	WORD $0x4E321D82 // and v2.16b, v12.16b, v18.16b
-	WORD $0x4F21144C // ssra v12.4s, v2.4s, #31
-	WORD $0x4EB2558C // srshl v12.4s, v12.4s, v18.4s
-	WORD $0x6EB1B5AD // sqrdmulh v13.4s, v13.4s, v17.4s
-	WORD $0x4E331DA3 // and v3.16b, v13.16b, v19.16b
-	WORD $0x4F21146D // ssra v13.4s, v3.4s, #31
-	WORD $0x4EB355AD // srshl v13.4s, v13.4s, v19.4s
-	MOVD 56(R0), R23
-	ADD R10, R23, R23
-	WORD $0x0E614998 // sqxtn v24.4h, v12.4s
-	WORD $0x4E6149B8 // sqxtn2 v24.8h, v13.4s
-	WORD $0x4E7C0F18 // sqadd v24.8h, v24.8h, v28.8h
-	WORD $0x0E214B18 // sqxtn v24.8b, v24.8h
-	WORD $0x0E3D6718 // smax v24.8b, v24.8b, v29.8b
-	WORD $0x0E3E6F18 // smin v24.8b, v24.8b, v30.8b
-	WORD $0xFD0002F8 // str d24, [x23]
-	ADD $8, R10, R10
-	MOVD 72(R0), R11
-	ADD R10<<2, R11, R11 // parameters of this pass's channels
-	MOVD 64(R0), R5
-	ADD R10<<2, R5, R5 // weights of this pass's channels
-	MOVD 80(R0), R6
-	MOVD 88(R0), R7
-	MOVW (R6), R12
-	ADD R12, R19, R1
-	ADD R12, R20, R2
-	ADD R12, R21, R3
-	ADD R12, R22, R4
-	MOVD R25, R9
-	CMP $64, R10
-	BLT fpair0
-	RET
-ffp32:
-	WORD $0x4EA1BC00 // addp v0.4s, v0.4s, v1.4s
-	WORD $0x4EA3BC41 // addp v1.4s, v2.4s, v3.4s
-	WORD $0x4EA5BC84 // addp v4.4s, v4.4s, v5.4s
-	WORD $0x4EA7BCC5 // addp v5.4s, v6.4s, v7.4s
-	WORD $0x4EA9BD08 // addp v8.4s, v8.4s, v9.4s
-	WORD $0x4EABBD49 // addp v9.4s, v10.4s, v11.4s
-	WORD $0x4EADBD8C // addp v12.4s, v12.4s, v13.4s
-	WORD $0x4EAFBDCD // addp v13.4s, v14.4s, v15.4s
-	MOVW 104(R0), R12
-	WORD $0x4E020D9C // dup v28.8h, w12
-	MOVW 108(R0), R12
-	WORD $0x4E010D9D // dup v29.16b, w12
-	MOVW 112(R0), R12
-	WORD $0x4E010D9E // dup v30.16b, w12
-	WORD $0x3DC00170 // ldr q16, [x11, #0]
-	WORD $0x4EB08400 // add v0.4s, v0.4s, v16.4s
-	WORD $0x4EB08484 // add v4.4s, v4.4s, v16.4s
-	WORD $0x4EB08508 // add v8.4s, v8.4s, v16.4s
-	WORD $0x4EB0858C // add v12.4s, v12.4s, v16.4s
-	WORD $0x3DC00570 // ldr q16, [x11, #16]
-	WORD $0x4EB08421 // add v1.4s, v1.4s, v16.4s
-	WORD $0x4EB084A5 // add v5.4s, v5.4s, v16.4s
-	WORD $0x4EB08529 // add v9.4s, v9.4s, v16.4s
-	WORD $0x4EB085AD // add v13.4s, v13.4s, v16.4s
-	WORD $0x3DC1C170 // ldr q16, [x11, #1792]
-	WORD $0x3DC1C571 // ldr q17, [x11, #1808]
-	WORD $0x4E21D800 // scvtf v0.4s, v0.4s
-	WORD $0x6E30DC00 // fmul v0.4s, v0.4s, v16.4s
-	WORD $0x4E21A800 // fcvtns v0.4s, v0.4s
-	WORD $0x4E21D821 // scvtf v1.4s, v1.4s
-	WORD $0x6E31DC21 // fmul v1.4s, v1.4s, v17.4s
-	WORD $0x4E21A821 // fcvtns v1.4s, v1.4s
-	MOVD 32(R0), R23
-	ADD R10, R23, R23
-	WORD $0x0E614818 // sqxtn v24.4h, v0.4s
-	WORD $0x4E614838 // sqxtn2 v24.8h, v1.4s
-	WORD $0x4E7C0F18 // sqadd v24.8h, v24.8h, v28.8h
-	WORD $0x0E214B18 // sqxtn v24.8b, v24.8h
-	WORD $0x0E3D6718 // smax v24.8b, v24.8b, v29.8b
-	WORD $0x0E3E6F18 // smin v24.8b, v24.8b, v30.8b
-	WORD $0xFD0002F8 // str d24, [x23]
-	WORD $0x4E21D884 // scvtf v4.4s, v4.4s
-	WORD $0x6E30DC84 // fmul v4.4s, v4.4s, v16.4s
-	WORD $0x4E21A884 // fcvtns v4.4s, v4.4s
-	WORD $0x4E21D8A5 // scvtf v5.4s, v5.4s
-	WORD $0x6E31DCA5 // fmul v5.4s, v5.4s, v17.4s
-	WORD $0x4E21A8A5 // fcvtns v5.4s, v5.4s
-	MOVD 40(R0), R23
-	ADD R10, R23, R23
-	WORD $0x0E614898 // sqxtn v24.4h, v4.4s
-	WORD $0x4E6148B8 // sqxtn2 v24.8h, v5.4s
-	WORD $0x4E7C0F18 // sqadd v24.8h, v24.8h, v28.8h
-	WORD $0x0E214B18 // sqxtn v24.8b, v24.8h
-	WORD $0x0E3D6718 // smax v24.8b, v24.8b, v29.8b
-	WORD $0x0E3E6F18 // smin v24.8b, v24.8b, v30.8b
-	WORD $0xFD0002F8 // str d24, [x23]
-	WORD $0x4E21D908 // scvtf v8.4s, v8.4s
-	WORD $0x6E30DD08 // fmul v8.4s, v8.4s, v16.4s
-	WORD $0x4E21A908 // fcvtns v8.4s, v8.4s
-	WORD $0x4E21D929 // scvtf v9.4s, v9.4s
-	WORD $0x6E31DD29 // fmul v9.4s, v9.4s, v17.4s
-	WORD $0x4E21A929 // fcvtns v9.4s, v9.4s
-	MOVD 48(R0), R23
-	ADD R10, R23, R23
-	WORD $0x0E614918 // sqxtn v24.4h, v8.4s
-	WORD $0x4E614938 // sqxtn2 v24.8h, v9.4s
-	WORD $0x4E7C0F18 // sqadd v24.8h, v24.8h, v28.8h
-	WORD $0x0E214B18 // sqxtn v24.8b, v24.8h
-	WORD $0x0E3D6718 // smax v24.8b, v24.8b, v29.8b
-	WORD $0x0E3E6F18 // smin v24.8b, v24.8b, v30.8b
-	WORD $0xFD0002F8 // str d24, [x23]
-	WORD $0x4E21D98C // scvtf v12.4s, v12.4s
-	WORD $0x6E30DD8C // fmul v12.4s, v12.4s, v16.4s
-	WORD $0x4E21A98C // fcvtns v12.4s, v12.4s
-	WORD $0x4E21D9AD // scvtf v13.4s, v13.4s
-	WORD $0x6E31DDAD // fmul v13.4s, v13.4s, v17.4s
-	WORD $0x4E21A9AD // fcvtns v13.4s, v13.4s
 	MOVD 56(R0), R23
 	ADD R10, R23, R23
 	WORD $0x0E614998 // sqxtn v24.4h, v12.4s

@@ -7,12 +7,12 @@ package fast
 // one [1] (see ArmKernelCost).
 var armKernelCounts = map[ISA]armCount{
 	NEONDot: {lanes: 16, chunkBytes: 16,
-		all: [2]armRegions{{call: 35, pass: 132, tap: 10, chunk: 74}, {call: 29, pass: 126, tap: 12, chunk: 75, single: 23}},
+		all: [2]armRegions{{call: 32, pass: 127, tap: 6, chunk: 75}, {call: 30, pass: 126, tap: 12, chunk: 75, single: 23}},
 		vec: [2]armRegions{{call: 3, pass: 92, tap: 0, chunk: 64}, {call: 3, pass: 92, tap: 0, chunk: 64, single: 16}},
 		mem: [2]armRegions{{call: 19, pass: 25, tap: 1, chunk: 8}, {call: 18, pass: 24, tap: 1, chunk: 8, single: 5}},
 	},
 	NEON: {lanes: 8, chunkBytes: 8,
-		all: [2]armRegions{{call: 27, pass: 104, tap: 10, chunk: 60}, {call: 37, pass: 114, tap: 13, chunk: 61, single: 39}},
+		all: [2]armRegions{{call: 28, pass: 103, tap: 10, chunk: 60}, {call: 38, pass: 114, tap: 13, chunk: 61, single: 39}},
 		vec: [2]armRegions{{call: 0, pass: 67, tap: 0, chunk: 48}, {call: 16, pass: 83, tap: 0, chunk: 48, single: 32}},
 		mem: [2]armRegions{{call: 13, pass: 22, tap: 1, chunk: 10}, {call: 12, pass: 21, tap: 1, chunk: 10, single: 5}},
 	},

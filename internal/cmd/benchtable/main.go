@@ -34,13 +34,14 @@ func main() {
 	peer := flag.String("peer", "litert", "litert (int8 ResNet-50 vs LiteRT.js) or ort (ResNets vs ONNX Runtime)")
 	rounds := flag.Int("rounds", 5, "-peer ort: interleaved rounds per model and thread count")
 	models := flag.String("models", "resnet50,resnet18,resnet20", "-peer ort: models to time (resnet50, resnet18: 224x224; resnet20: 32x32)")
+	types := flag.String("types", "int8,float32", "-peer ort: which arithmetic to time: int8, float32 or both")
 	flag.Parse()
 	var err error
 	switch *peer {
 	case "litert":
 		err = run(*bin, *depth, *size, *iters)
 	case "ort":
-		err = runORT(*bin, *models, *rounds, *iters)
+		err = runORT(*bin, *models, *types, *rounds, *iters)
 	default:
 		err = fmt.Errorf("-peer %q: want litert or ort", *peer)
 	}

@@ -76,9 +76,20 @@ type ortRow struct {
 	ours, ort   timing
 }
 
-func runORT(bin, models string, rounds, iters int) error {
+func runORT(bin, models, types string, rounds, iters int) error {
 	if rounds < 1 || iters < 1 {
 		return fmt.Errorf("-rounds %d and -iters %d must be at least 1", rounds, iters)
+	}
+	var kinds []bool // int8 or not, in the order asked
+	for _, t := range strings.Split(types, ",") {
+		switch strings.TrimSpace(t) {
+		case "int8":
+			kinds = append(kinds, true)
+		case "float32":
+			kinds = append(kinds, false)
+		default:
+			return fmt.Errorf("-types: unknown %q (want int8, float32 or both)", t)
+		}
 	}
 	if err := ort.Available(); err != nil {
 		return err
@@ -111,7 +122,7 @@ func runORT(bin, models string, rounds, iters int) error {
 		if err := npy.Write(input, []int{1, bm.size, bm.size, 3}, x); err != nil {
 			return err
 		}
-		for _, isInt8 := range []bool{true, false} {
+		for _, isInt8 := range kinds {
 			kind := "float32"
 			if isInt8 {
 				kind = "int8"

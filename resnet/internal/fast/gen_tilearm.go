@@ -273,9 +273,23 @@ func genARMKernel(k *armKernel) {
 		ag("LSR $3, R8, R25 // pairs of groups per tap")
 	}
 	ag("ORR R24, R12, R12")
-	ag("CBNZ R12, general")
+	ag("CBNZ R12, notfast")
 	armRegion = "call"
-	fastBody(k)
+	fastBody(k, false)
+	// The float32 requantization gets a fast copy too (not in the counts):
+	// whole chunks, whatever the shifts.
+	p("PCALIGN $2048")
+	label("notfast")
+	armRegion = "special"
+	if dot {
+		ag("AND $15, R8, R12")
+	} else {
+		ag("AND $7, R8, R12")
+		ag("ORR R14, R12, R12")
+	}
+	ag("CBNZ R12, general")
+	ag("CBZ R15, general")
+	fastBody(k, true)
 	// Each copy's loops and epilogue (under 1100 bytes) start at a
 	// 2048-byte boundary (the function's own, and this one: Go aligns the
 	// function to its largest PCALIGN), so they never straddle a 4 KiB
@@ -290,38 +304,44 @@ func genARMKernel(k *armKernel) {
 
 // fastBody is the fast copy: R25 chunks per tap, and the next tap's
 // pointers set up in the same block that ends the tap.
-func fastBody(k *armKernel) {
+func fastBody(k *armKernel, fp32 bool) {
 	dot := k.isa == "NEONDot"
+	x := "f" // label prefix
+	counted := func(r string) string { return r }
+	if fp32 {
+		x = "x"
+		counted = func(string) string { return "special" }
+	}
 	fastSetup(dot, true)
-	loop := "fchunk"
+	loop := x + "chunk"
 	if !dot {
-		loop = "fpair0"
+		loop = x + "pair0"
 	}
 	if dot {
-		label("fchunk")
-		armRegion = "chunk"
+		label(x + "chunk")
+		armRegion = counted("chunk")
 		sdotChunk(true)
 		ag("SUBS $1, R9, R9")
-		ag("BNE fchunk")
+		ag("BNE " + x + "chunk")
 	} else {
 		// The pass's first pair starts the accumulators (SADDLP) instead
 		// of zeroing them and adding (SADALP): sixteen fewer vector
 		// instructions a pass.
 		// (It counts as a chunk: the same instructions, SADDLP for
 		// SADALP and BEQ for BNE.)
-		label("fpair0")
-		armRegion = "peel"
+		label(x + "pair0")
+		armRegion = counted("peel")
 		neonPair(true)
 		ag("SUBS $1, R9, R9")
-		ag("BEQ fnext")
-		label("fpair")
-		armRegion = "chunk"
+		ag("BEQ " + x + "next")
+		label(x + "pair")
+		armRegion = counted("chunk")
 		neonPair(false)
 		ag("SUBS $1, R9, R9")
-		ag("BNE fpair")
+		ag("BNE " + x + "pair")
 	}
-	label("fnext")
-	armRegion = "tap"
+	label(x + "next")
+	armRegion = counted("tap")
 	// R7: the taps left; R6 moves on to the next tap's offset only while
 	// there is one, so that it stays in bounds after the last.
 	ag("SUBS $1, R7, R7")
@@ -341,13 +361,17 @@ func fastBody(k *armKernel) {
 	}
 	ag("MOVD R25, R9")
 	if dot {
-		ag("BNE fchunk")
+		ag("BNE " + x + "chunk")
 	} else {
-		ag("BNE fpair")
+		ag("BNE " + x + "pair")
 	}
-	armRegion = "pass"
-	epilogue(dot, epiFixed)
-	passEnd(k, "call", loop, func() { fastSetup(dot, false) })
+	armRegion = counted("pass")
+	if fp32 {
+		epilogueFP32(dot)
+	} else {
+		epilogue(dot, epiFixed)
+	}
+	passEnd(k, counted("call"), loop, func() { fastSetup(dot, false) })
 }
 
 // fastSetup starts a pass of the fast copy: passSetup, then the first

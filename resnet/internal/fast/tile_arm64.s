@@ -24,7 +24,7 @@ TEXT ·tileNEONDot(SB), NOSPLIT, $0-8
 	AND $15, R8, R12
 	LSR $4, R8, R25 // chunks per tap
 	ORR R24, R12, R12
-	CBNZ R12, general
+	CBNZ R12, notfast
 	MOVD 72(R0), R11
 	WORD $0x4C402960 // ld1 {v0.4s, v1.4s, v2.4s, v3.4s}, [x11]
 	WORD $0x4C402964 // ld1 {v4.4s, v5.4s, v6.4s, v7.4s}, [x11]
@@ -245,6 +245,257 @@ fnext:
 	MOVD R25, R9
 	CMP $64, R10
 	BLT fchunk
+	RET
+	PCALIGN $2048
+notfast:
+	AND $15, R8, R12
+	CBNZ R12, general
+	CBZ R15, general
+	MOVD 72(R0), R11
+	WORD $0x4C402960 // ld1 {v0.4s, v1.4s, v2.4s, v3.4s}, [x11]
+	WORD $0x4C402964 // ld1 {v4.4s, v5.4s, v6.4s, v7.4s}, [x11]
+	WORD $0x4C402968 // ld1 {v8.4s, v9.4s, v10.4s, v11.4s}, [x11]
+	WORD $0x4C40296C // ld1 {v12.4s, v13.4s, v14.4s, v15.4s}, [x11]
+	MOVD 64(R0), R5
+	MOVD 80(R0), R6
+	MOVD 88(R0), R7
+	MOVW (R6), R12
+	MOVD R25, R9
+xchunk:
+	WORD $0x3CEC6A74 // ldr q20, [x19, x12]
+	WORD $0x3CEC6A95 // ldr q21, [x20, x12]
+	WORD $0x3CEC6AB6 // ldr q22, [x21, x12]
+	WORD $0x3CEC6AD7 // ldr q23, [x22, x12]
+	WORD $0x4CCD20B0 // ld1 {v16.16b, v17.16b, v18.16b, v19.16b}, [x5], x13
+	WORD $0x4F94E200 // sdot v0.4s, v16.16b, v20.4b[0]
+	WORD $0x4F94E221 // sdot v1.4s, v17.16b, v20.4b[0]
+	WORD $0x4F94E242 // sdot v2.4s, v18.16b, v20.4b[0]
+	WORD $0x4F94E263 // sdot v3.4s, v19.16b, v20.4b[0]
+	WORD $0x4F95E204 // sdot v4.4s, v16.16b, v21.4b[0]
+	WORD $0x4F95E225 // sdot v5.4s, v17.16b, v21.4b[0]
+	WORD $0x4F95E246 // sdot v6.4s, v18.16b, v21.4b[0]
+	WORD $0x4F95E267 // sdot v7.4s, v19.16b, v21.4b[0]
+	WORD $0x4F96E208 // sdot v8.4s, v16.16b, v22.4b[0]
+	WORD $0x4F96E229 // sdot v9.4s, v17.16b, v22.4b[0]
+	WORD $0x4F96E24A // sdot v10.4s, v18.16b, v22.4b[0]
+	WORD $0x4F96E26B // sdot v11.4s, v19.16b, v22.4b[0]
+	WORD $0x4F97E20C // sdot v12.4s, v16.16b, v23.4b[0]
+	WORD $0x4F97E22D // sdot v13.4s, v17.16b, v23.4b[0]
+	WORD $0x4F97E24E // sdot v14.4s, v18.16b, v23.4b[0]
+	WORD $0x4F97E26F // sdot v15.4s, v19.16b, v23.4b[0]
+	WORD $0x4CCD20B0 // ld1 {v16.16b, v17.16b, v18.16b, v19.16b}, [x5], x13
+	WORD $0x4FB4E200 // sdot v0.4s, v16.16b, v20.4b[1]
+	WORD $0x4FB4E221 // sdot v1.4s, v17.16b, v20.4b[1]
+	WORD $0x4FB4E242 // sdot v2.4s, v18.16b, v20.4b[1]
+	WORD $0x4FB4E263 // sdot v3.4s, v19.16b, v20.4b[1]
+	WORD $0x4FB5E204 // sdot v4.4s, v16.16b, v21.4b[1]
+	WORD $0x4FB5E225 // sdot v5.4s, v17.16b, v21.4b[1]
+	WORD $0x4FB5E246 // sdot v6.4s, v18.16b, v21.4b[1]
+	WORD $0x4FB5E267 // sdot v7.4s, v19.16b, v21.4b[1]
+	WORD $0x4FB6E208 // sdot v8.4s, v16.16b, v22.4b[1]
+	WORD $0x4FB6E229 // sdot v9.4s, v17.16b, v22.4b[1]
+	WORD $0x4FB6E24A // sdot v10.4s, v18.16b, v22.4b[1]
+	WORD $0x4FB6E26B // sdot v11.4s, v19.16b, v22.4b[1]
+	WORD $0x4FB7E20C // sdot v12.4s, v16.16b, v23.4b[1]
+	WORD $0x4FB7E22D // sdot v13.4s, v17.16b, v23.4b[1]
+	WORD $0x4FB7E24E // sdot v14.4s, v18.16b, v23.4b[1]
+	WORD $0x4FB7E26F // sdot v15.4s, v19.16b, v23.4b[1]
+	WORD $0x4CCD20B0 // ld1 {v16.16b, v17.16b, v18.16b, v19.16b}, [x5], x13
+	WORD $0x4F94EA00 // sdot v0.4s, v16.16b, v20.4b[2]
+	WORD $0x4F94EA21 // sdot v1.4s, v17.16b, v20.4b[2]
+	WORD $0x4F94EA42 // sdot v2.4s, v18.16b, v20.4b[2]
+	WORD $0x4F94EA63 // sdot v3.4s, v19.16b, v20.4b[2]
+	WORD $0x4F95EA04 // sdot v4.4s, v16.16b, v21.4b[2]
+	WORD $0x4F95EA25 // sdot v5.4s, v17.16b, v21.4b[2]
+	WORD $0x4F95EA46 // sdot v6.4s, v18.16b, v21.4b[2]
+	WORD $0x4F95EA67 // sdot v7.4s, v19.16b, v21.4b[2]
+	WORD $0x4F96EA08 // sdot v8.4s, v16.16b, v22.4b[2]
+	WORD $0x4F96EA29 // sdot v9.4s, v17.16b, v22.4b[2]
+	WORD $0x4F96EA4A // sdot v10.4s, v18.16b, v22.4b[2]
+	WORD $0x4F96EA6B // sdot v11.4s, v19.16b, v22.4b[2]
+	WORD $0x4F97EA0C // sdot v12.4s, v16.16b, v23.4b[2]
+	WORD $0x4F97EA2D // sdot v13.4s, v17.16b, v23.4b[2]
+	WORD $0x4F97EA4E // sdot v14.4s, v18.16b, v23.4b[2]
+	WORD $0x4F97EA6F // sdot v15.4s, v19.16b, v23.4b[2]
+	WORD $0x4CCD20B0 // ld1 {v16.16b, v17.16b, v18.16b, v19.16b}, [x5], x13
+	WORD $0x4FB4EA00 // sdot v0.4s, v16.16b, v20.4b[3]
+	WORD $0x4FB4EA21 // sdot v1.4s, v17.16b, v20.4b[3]
+	WORD $0x4FB4EA42 // sdot v2.4s, v18.16b, v20.4b[3]
+	WORD $0x4FB4EA63 // sdot v3.4s, v19.16b, v20.4b[3]
+	WORD $0x4FB5EA04 // sdot v4.4s, v16.16b, v21.4b[3]
+	WORD $0x4FB5EA25 // sdot v5.4s, v17.16b, v21.4b[3]
+	WORD $0x4FB5EA46 // sdot v6.4s, v18.16b, v21.4b[3]
+	WORD $0x4FB5EA67 // sdot v7.4s, v19.16b, v21.4b[3]
+	WORD $0x4FB6EA08 // sdot v8.4s, v16.16b, v22.4b[3]
+	WORD $0x4FB6EA29 // sdot v9.4s, v17.16b, v22.4b[3]
+	WORD $0x4FB6EA4A // sdot v10.4s, v18.16b, v22.4b[3]
+	WORD $0x4FB6EA6B // sdot v11.4s, v19.16b, v22.4b[3]
+	WORD $0x4FB7EA0C // sdot v12.4s, v16.16b, v23.4b[3]
+	WORD $0x4FB7EA2D // sdot v13.4s, v17.16b, v23.4b[3]
+	WORD $0x4FB7EA4E // sdot v14.4s, v18.16b, v23.4b[3]
+	WORD $0x4FB7EA6F // sdot v15.4s, v19.16b, v23.4b[3]
+	ADD $16, R12, R12
+	SUBS $1, R9, R9
+	BNE xchunk
+xnext:
+	SUBS $1, R7, R7
+	ADD $4, R6, R14
+	CSEL NE, R14, R6, R6
+	MOVW (R6), R12
+	MOVD R25, R9
+	BNE xchunk
+	MOVW 104(R0), R12
+	MOVW 108(R0), R23
+	SUB R12, R23, R23
+	WORD $0x4E040EF4 // dup v20.4s, w23
+	WORD $0x4E21DA94 // scvtf v20.4s, v20.4s
+	MOVW 112(R0), R23
+	SUB R12, R23, R23
+	WORD $0x4E040EF5 // dup v21.4s, w23
+	WORD $0x4E21DAB5 // scvtf v21.4s, v21.4s
+	MOVW $0x4B400000, R23
+	WORD $0x4E040EF6 // dup v22.4s, w23
+	SUB R12, R23, R23
+	WORD $0x4E040EF7 // dup v23.4s, w23
+	WORD $0x3DC1C170 // ldr q16, [x11, #1792]
+	WORD $0x3DC1C571 // ldr q17, [x11, #1808]
+	WORD $0x3DC1C972 // ldr q18, [x11, #1824]
+	WORD $0x3DC1CD73 // ldr q19, [x11, #1840]
+	WORD $0x4E21D800 // scvtf v0.4s, v0.4s
+	WORD $0x4E21D821 // scvtf v1.4s, v1.4s
+	WORD $0x4E21D842 // scvtf v2.4s, v2.4s
+	WORD $0x4E21D863 // scvtf v3.4s, v3.4s
+	WORD $0x4E21D884 // scvtf v4.4s, v4.4s
+	WORD $0x4E21D8A5 // scvtf v5.4s, v5.4s
+	WORD $0x4E21D8C6 // scvtf v6.4s, v6.4s
+	WORD $0x4E21D8E7 // scvtf v7.4s, v7.4s
+	WORD $0x4E21D908 // scvtf v8.4s, v8.4s
+	WORD $0x4E21D929 // scvtf v9.4s, v9.4s
+	WORD $0x4E21D94A // scvtf v10.4s, v10.4s
+	WORD $0x4E21D96B // scvtf v11.4s, v11.4s
+	WORD $0x4E21D98C // scvtf v12.4s, v12.4s
+	WORD $0x4E21D9AD // scvtf v13.4s, v13.4s
+	WORD $0x4E21D9CE // scvtf v14.4s, v14.4s
+	WORD $0x4E21D9EF // scvtf v15.4s, v15.4s
+	WORD $0x6E30DC00 // fmul v0.4s, v0.4s, v16.4s
+	WORD $0x4E34F400 // fmax v0.4s, v0.4s, v20.4s
+	WORD $0x4EB5F400 // fmin v0.4s, v0.4s, v21.4s
+	WORD $0x4E36D400 // fadd v0.4s, v0.4s, v22.4s
+	WORD $0x6EB78400 // sub v0.4s, v0.4s, v23.4s
+	WORD $0x6E31DC21 // fmul v1.4s, v1.4s, v17.4s
+	WORD $0x4E34F421 // fmax v1.4s, v1.4s, v20.4s
+	WORD $0x4EB5F421 // fmin v1.4s, v1.4s, v21.4s
+	WORD $0x4E36D421 // fadd v1.4s, v1.4s, v22.4s
+	WORD $0x6EB78421 // sub v1.4s, v1.4s, v23.4s
+	WORD $0x6E32DC42 // fmul v2.4s, v2.4s, v18.4s
+	WORD $0x4E34F442 // fmax v2.4s, v2.4s, v20.4s
+	WORD $0x4EB5F442 // fmin v2.4s, v2.4s, v21.4s
+	WORD $0x4E36D442 // fadd v2.4s, v2.4s, v22.4s
+	WORD $0x6EB78442 // sub v2.4s, v2.4s, v23.4s
+	WORD $0x6E33DC63 // fmul v3.4s, v3.4s, v19.4s
+	WORD $0x4E34F463 // fmax v3.4s, v3.4s, v20.4s
+	WORD $0x4EB5F463 // fmin v3.4s, v3.4s, v21.4s
+	WORD $0x4E36D463 // fadd v3.4s, v3.4s, v22.4s
+	WORD $0x6EB78463 // sub v3.4s, v3.4s, v23.4s
+	MOVD 32(R0), R23
+	ADD R10, R23, R23
+	WORD $0x4E411818 // uzp1 v24.8h, v0.8h, v1.8h
+	WORD $0x4E431859 // uzp1 v25.8h, v2.8h, v3.8h
+	WORD $0x4E191B18 // uzp1 v24.16b, v24.16b, v25.16b
+	WORD $0x4C0072F8 // st1 {v24.16b}, [x23]
+	WORD $0x6E30DC84 // fmul v4.4s, v4.4s, v16.4s
+	WORD $0x4E34F484 // fmax v4.4s, v4.4s, v20.4s
+	WORD $0x4EB5F484 // fmin v4.4s, v4.4s, v21.4s
+	WORD $0x4E36D484 // fadd v4.4s, v4.4s, v22.4s
+	WORD $0x6EB78484 // sub v4.4s, v4.4s, v23.4s
+	WORD $0x6E31DCA5 // fmul v5.4s, v5.4s, v17.4s
+	WORD $0x4E34F4A5 // fmax v5.4s, v5.4s, v20.4s
+	WORD $0x4EB5F4A5 // fmin v5.4s, v5.4s, v21.4s
+	WORD $0x4E36D4A5 // fadd v5.4s, v5.4s, v22.4s
+	WORD $0x6EB784A5 // sub v5.4s, v5.4s, v23.4s
+	WORD $0x6E32DCC6 // fmul v6.4s, v6.4s, v18.4s
+	WORD $0x4E34F4C6 // fmax v6.4s, v6.4s, v20.4s
+	WORD $0x4EB5F4C6 // fmin v6.4s, v6.4s, v21.4s
+	WORD $0x4E36D4C6 // fadd v6.4s, v6.4s, v22.4s
+	WORD $0x6EB784C6 // sub v6.4s, v6.4s, v23.4s
+	WORD $0x6E33DCE7 // fmul v7.4s, v7.4s, v19.4s
+	WORD $0x4E34F4E7 // fmax v7.4s, v7.4s, v20.4s
+	WORD $0x4EB5F4E7 // fmin v7.4s, v7.4s, v21.4s
+	WORD $0x4E36D4E7 // fadd v7.4s, v7.4s, v22.4s
+	WORD $0x6EB784E7 // sub v7.4s, v7.4s, v23.4s
+	MOVD 40(R0), R23
+	ADD R10, R23, R23
+	WORD $0x4E451898 // uzp1 v24.8h, v4.8h, v5.8h
+	WORD $0x4E4718D9 // uzp1 v25.8h, v6.8h, v7.8h
+	WORD $0x4E191B18 // uzp1 v24.16b, v24.16b, v25.16b
+	WORD $0x4C0072F8 // st1 {v24.16b}, [x23]
+	WORD $0x6E30DD08 // fmul v8.4s, v8.4s, v16.4s
+	WORD $0x4E34F508 // fmax v8.4s, v8.4s, v20.4s
+	WORD $0x4EB5F508 // fmin v8.4s, v8.4s, v21.4s
+	WORD $0x4E36D508 // fadd v8.4s, v8.4s, v22.4s
+	WORD $0x6EB78508 // sub v8.4s, v8.4s, v23.4s
+	WORD $0x6E31DD29 // fmul v9.4s, v9.4s, v17.4s
+	WORD $0x4E34F529 // fmax v9.4s, v9.4s, v20.4s
+	WORD $0x4EB5F529 // fmin v9.4s, v9.4s, v21.4s
+	WORD $0x4E36D529 // fadd v9.4s, v9.4s, v22.4s
+	WORD $0x6EB78529 // sub v9.4s, v9.4s, v23.4s
+	WORD $0x6E32DD4A // fmul v10.4s, v10.4s, v18.4s
+	WORD $0x4E34F54A // fmax v10.4s, v10.4s, v20.4s
+	WORD $0x4EB5F54A // fmin v10.4s, v10.4s, v21.4s
+	WORD $0x4E36D54A // fadd v10.4s, v10.4s, v22.4s
+	WORD $0x6EB7854A // sub v10.4s, v10.4s, v23.4s
+	WORD $0x6E33DD6B // fmul v11.4s, v11.4s, v19.4s
+	WORD $0x4E34F56B // fmax v11.4s, v11.4s, v20.4s
+	WORD $0x4EB5F56B // fmin v11.4s, v11.4s, v21.4s
+	WORD $0x4E36D56B // fadd v11.4s, v11.4s, v22.4s
+	WORD $0x6EB7856B // sub v11.4s, v11.4s, v23.4s
+	MOVD 48(R0), R23
+	ADD R10, R23, R23
+	WORD $0x4E491918 // uzp1 v24.8h, v8.8h, v9.8h
+	WORD $0x4E4B1959 // uzp1 v25.8h, v10.8h, v11.8h
+	WORD $0x4E191B18 // uzp1 v24.16b, v24.16b, v25.16b
+	WORD $0x4C0072F8 // st1 {v24.16b}, [x23]
+	WORD $0x6E30DD8C // fmul v12.4s, v12.4s, v16.4s
+	WORD $0x4E34F58C // fmax v12.4s, v12.4s, v20.4s
+	WORD $0x4EB5F58C // fmin v12.4s, v12.4s, v21.4s
+	WORD $0x4E36D58C // fadd v12.4s, v12.4s, v22.4s
+	WORD $0x6EB7858C // sub v12.4s, v12.4s, v23.4s
+	WORD $0x6E31DDAD // fmul v13.4s, v13.4s, v17.4s
+	WORD $0x4E34F5AD // fmax v13.4s, v13.4s, v20.4s
+	WORD $0x4EB5F5AD // fmin v13.4s, v13.4s, v21.4s
+	WORD $0x4E36D5AD // fadd v13.4s, v13.4s, v22.4s
+	WORD $0x6EB785AD // sub v13.4s, v13.4s, v23.4s
+	WORD $0x6E32DDCE // fmul v14.4s, v14.4s, v18.4s
+	WORD $0x4E34F5CE // fmax v14.4s, v14.4s, v20.4s
+	WORD $0x4EB5F5CE // fmin v14.4s, v14.4s, v21.4s
+	WORD $0x4E36D5CE // fadd v14.4s, v14.4s, v22.4s
+	WORD $0x6EB785CE // sub v14.4s, v14.4s, v23.4s
+	WORD $0x6E33DDEF // fmul v15.4s, v15.4s, v19.4s
+	WORD $0x4E34F5EF // fmax v15.4s, v15.4s, v20.4s
+	WORD $0x4EB5F5EF // fmin v15.4s, v15.4s, v21.4s
+	WORD $0x4E36D5EF // fadd v15.4s, v15.4s, v22.4s
+	WORD $0x6EB785EF // sub v15.4s, v15.4s, v23.4s
+	MOVD 56(R0), R23
+	ADD R10, R23, R23
+	WORD $0x4E4D1998 // uzp1 v24.8h, v12.8h, v13.8h
+	WORD $0x4E4F19D9 // uzp1 v25.8h, v14.8h, v15.8h
+	WORD $0x4E191B18 // uzp1 v24.16b, v24.16b, v25.16b
+	WORD $0x4C0072F8 // st1 {v24.16b}, [x23]
+	ADD $16, R10, R10
+	MOVD 72(R0), R11
+	ADD R10<<2, R11, R11 // parameters of this pass's channels
+	WORD $0x4C402960 // ld1 {v0.4s, v1.4s, v2.4s, v3.4s}, [x11]
+	WORD $0x4C402964 // ld1 {v4.4s, v5.4s, v6.4s, v7.4s}, [x11]
+	WORD $0x4C402968 // ld1 {v8.4s, v9.4s, v10.4s, v11.4s}, [x11]
+	WORD $0x4C40296C // ld1 {v12.4s, v13.4s, v14.4s, v15.4s}, [x11]
+	MOVD 64(R0), R5
+	ADD R10<<2, R5, R5 // weights of this pass's channels
+	MOVD 80(R0), R6
+	MOVD 88(R0), R7
+	MOVW (R6), R12
+	MOVD R25, R9
+	CMP $64, R10
+	BLT xchunk
 	RET
 	PCALIGN $2048
 general:
@@ -829,7 +1080,7 @@ TEXT ·tileNEON(SB), NOSPLIT, $0-8
 	ORR R14, R12, R12
 	LSR $3, R8, R25 // pairs of groups per tap
 	ORR R24, R12, R12
-	CBNZ R12, general
+	CBNZ R12, notfast
 	MOVD 72(R0), R11
 	MOVD 64(R0), R5
 	MOVD 80(R0), R6
@@ -1076,6 +1327,257 @@ fnext:
 	MOVD R25, R9
 	CMP $64, R10
 	BLT fpair0
+	RET
+	PCALIGN $2048
+notfast:
+	AND $7, R8, R12
+	ORR R14, R12, R12
+	CBNZ R12, general
+	CBZ R15, general
+	MOVD 72(R0), R11
+	MOVD 64(R0), R5
+	MOVD 80(R0), R6
+	MOVD 88(R0), R7
+	MOVW (R6), R12
+	ADD R12, R19, R1
+	ADD R12, R20, R2
+	ADD R12, R21, R3
+	ADD R12, R22, R4
+	MOVD R25, R9
+xpair0:
+	WORD $0x4CCDA0B0 // ld1 {v16.16b, v17.16b}, [x5], x13
+	WORD $0x4CCDA0B2 // ld1 {v18.16b, v19.16b}, [x5], x13
+	WORD $0x4DDFC834 // ld1r {v20.4s}, [x1], #4
+	WORD $0x4DDFC838 // ld1r {v24.4s}, [x1], #4
+	WORD $0x4DDFC855 // ld1r {v21.4s}, [x2], #4
+	WORD $0x4DDFC859 // ld1r {v25.4s}, [x2], #4
+	WORD $0x4DDFC876 // ld1r {v22.4s}, [x3], #4
+	WORD $0x4DDFC87A // ld1r {v26.4s}, [x3], #4
+	WORD $0x4DDFC897 // ld1r {v23.4s}, [x4], #4
+	WORD $0x4DDFC89B // ld1r {v27.4s}, [x4], #4
+	WORD $0x0E34C21C // smull v28.8h, v16.8b, v20.8b
+	WORD $0x0E38825C // smlal v28.8h, v18.8b, v24.8b
+	WORD $0x4E34C21D // smull2 v29.8h, v16.16b, v20.16b
+	WORD $0x4E38825D // smlal2 v29.8h, v18.16b, v24.16b
+	WORD $0x0E34C23E // smull v30.8h, v17.8b, v20.8b
+	WORD $0x0E38827E // smlal v30.8h, v19.8b, v24.8b
+	WORD $0x4E34C23F // smull2 v31.8h, v17.16b, v20.16b
+	WORD $0x4E38827F // smlal2 v31.8h, v19.16b, v24.16b
+	WORD $0x4E602B80 // saddlp v0.4s, v28.8h
+	WORD $0x4E602BA1 // saddlp v1.4s, v29.8h
+	WORD $0x4E602BC2 // saddlp v2.4s, v30.8h
+	WORD $0x4E602BE3 // saddlp v3.4s, v31.8h
+	WORD $0x0E35C21C // smull v28.8h, v16.8b, v21.8b
+	WORD $0x0E39825C // smlal v28.8h, v18.8b, v25.8b
+	WORD $0x4E35C21D // smull2 v29.8h, v16.16b, v21.16b
+	WORD $0x4E39825D // smlal2 v29.8h, v18.16b, v25.16b
+	WORD $0x0E35C23E // smull v30.8h, v17.8b, v21.8b
+	WORD $0x0E39827E // smlal v30.8h, v19.8b, v25.8b
+	WORD $0x4E35C23F // smull2 v31.8h, v17.16b, v21.16b
+	WORD $0x4E39827F // smlal2 v31.8h, v19.16b, v25.16b
+	WORD $0x4E602B84 // saddlp v4.4s, v28.8h
+	WORD $0x4E602BA5 // saddlp v5.4s, v29.8h
+	WORD $0x4E602BC6 // saddlp v6.4s, v30.8h
+	WORD $0x4E602BE7 // saddlp v7.4s, v31.8h
+	WORD $0x0E36C21C // smull v28.8h, v16.8b, v22.8b
+	WORD $0x0E3A825C // smlal v28.8h, v18.8b, v26.8b
+	WORD $0x4E36C21D // smull2 v29.8h, v16.16b, v22.16b
+	WORD $0x4E3A825D // smlal2 v29.8h, v18.16b, v26.16b
+	WORD $0x0E36C23E // smull v30.8h, v17.8b, v22.8b
+	WORD $0x0E3A827E // smlal v30.8h, v19.8b, v26.8b
+	WORD $0x4E36C23F // smull2 v31.8h, v17.16b, v22.16b
+	WORD $0x4E3A827F // smlal2 v31.8h, v19.16b, v26.16b
+	WORD $0x4E602B88 // saddlp v8.4s, v28.8h
+	WORD $0x4E602BA9 // saddlp v9.4s, v29.8h
+	WORD $0x4E602BCA // saddlp v10.4s, v30.8h
+	WORD $0x4E602BEB // saddlp v11.4s, v31.8h
+	WORD $0x0E37C21C // smull v28.8h, v16.8b, v23.8b
+	WORD $0x0E3B825C // smlal v28.8h, v18.8b, v27.8b
+	WORD $0x4E37C21D // smull2 v29.8h, v16.16b, v23.16b
+	WORD $0x4E3B825D // smlal2 v29.8h, v18.16b, v27.16b
+	WORD $0x0E37C23E // smull v30.8h, v17.8b, v23.8b
+	WORD $0x0E3B827E // smlal v30.8h, v19.8b, v27.8b
+	WORD $0x4E37C23F // smull2 v31.8h, v17.16b, v23.16b
+	WORD $0x4E3B827F // smlal2 v31.8h, v19.16b, v27.16b
+	WORD $0x4E602B8C // saddlp v12.4s, v28.8h
+	WORD $0x4E602BAD // saddlp v13.4s, v29.8h
+	WORD $0x4E602BCE // saddlp v14.4s, v30.8h
+	WORD $0x4E602BEF // saddlp v15.4s, v31.8h
+	SUBS $1, R9, R9
+	BEQ xnext
+xpair:
+	WORD $0x4CCDA0B0 // ld1 {v16.16b, v17.16b}, [x5], x13
+	WORD $0x4CCDA0B2 // ld1 {v18.16b, v19.16b}, [x5], x13
+	WORD $0x4DDFC834 // ld1r {v20.4s}, [x1], #4
+	WORD $0x4DDFC838 // ld1r {v24.4s}, [x1], #4
+	WORD $0x4DDFC855 // ld1r {v21.4s}, [x2], #4
+	WORD $0x4DDFC859 // ld1r {v25.4s}, [x2], #4
+	WORD $0x4DDFC876 // ld1r {v22.4s}, [x3], #4
+	WORD $0x4DDFC87A // ld1r {v26.4s}, [x3], #4
+	WORD $0x4DDFC897 // ld1r {v23.4s}, [x4], #4
+	WORD $0x4DDFC89B // ld1r {v27.4s}, [x4], #4
+	WORD $0x0E34C21C // smull v28.8h, v16.8b, v20.8b
+	WORD $0x0E38825C // smlal v28.8h, v18.8b, v24.8b
+	WORD $0x4E34C21D // smull2 v29.8h, v16.16b, v20.16b
+	WORD $0x4E38825D // smlal2 v29.8h, v18.16b, v24.16b
+	WORD $0x0E34C23E // smull v30.8h, v17.8b, v20.8b
+	WORD $0x0E38827E // smlal v30.8h, v19.8b, v24.8b
+	WORD $0x4E34C23F // smull2 v31.8h, v17.16b, v20.16b
+	WORD $0x4E38827F // smlal2 v31.8h, v19.16b, v24.16b
+	WORD $0x4E606B80 // sadalp v0.4s, v28.8h
+	WORD $0x4E606BA1 // sadalp v1.4s, v29.8h
+	WORD $0x4E606BC2 // sadalp v2.4s, v30.8h
+	WORD $0x4E606BE3 // sadalp v3.4s, v31.8h
+	WORD $0x0E35C21C // smull v28.8h, v16.8b, v21.8b
+	WORD $0x0E39825C // smlal v28.8h, v18.8b, v25.8b
+	WORD $0x4E35C21D // smull2 v29.8h, v16.16b, v21.16b
+	WORD $0x4E39825D // smlal2 v29.8h, v18.16b, v25.16b
+	WORD $0x0E35C23E // smull v30.8h, v17.8b, v21.8b
+	WORD $0x0E39827E // smlal v30.8h, v19.8b, v25.8b
+	WORD $0x4E35C23F // smull2 v31.8h, v17.16b, v21.16b
+	WORD $0x4E39827F // smlal2 v31.8h, v19.16b, v25.16b
+	WORD $0x4E606B84 // sadalp v4.4s, v28.8h
+	WORD $0x4E606BA5 // sadalp v5.4s, v29.8h
+	WORD $0x4E606BC6 // sadalp v6.4s, v30.8h
+	WORD $0x4E606BE7 // sadalp v7.4s, v31.8h
+	WORD $0x0E36C21C // smull v28.8h, v16.8b, v22.8b
+	WORD $0x0E3A825C // smlal v28.8h, v18.8b, v26.8b
+	WORD $0x4E36C21D // smull2 v29.8h, v16.16b, v22.16b
+	WORD $0x4E3A825D // smlal2 v29.8h, v18.16b, v26.16b
+	WORD $0x0E36C23E // smull v30.8h, v17.8b, v22.8b
+	WORD $0x0E3A827E // smlal v30.8h, v19.8b, v26.8b
+	WORD $0x4E36C23F // smull2 v31.8h, v17.16b, v22.16b
+	WORD $0x4E3A827F // smlal2 v31.8h, v19.16b, v26.16b
+	WORD $0x4E606B88 // sadalp v8.4s, v28.8h
+	WORD $0x4E606BA9 // sadalp v9.4s, v29.8h
+	WORD $0x4E606BCA // sadalp v10.4s, v30.8h
+	WORD $0x4E606BEB // sadalp v11.4s, v31.8h
+	WORD $0x0E37C21C // smull v28.8h, v16.8b, v23.8b
+	WORD $0x0E3B825C // smlal v28.8h, v18.8b, v27.8b
+	WORD $0x4E37C21D // smull2 v29.8h, v16.16b, v23.16b
+	WORD $0x4E3B825D // smlal2 v29.8h, v18.16b, v27.16b
+	WORD $0x0E37C23E // smull v30.8h, v17.8b, v23.8b
+	WORD $0x0E3B827E // smlal v30.8h, v19.8b, v27.8b
+	WORD $0x4E37C23F // smull2 v31.8h, v17.16b, v23.16b
+	WORD $0x4E3B827F // smlal2 v31.8h, v19.16b, v27.16b
+	WORD $0x4E606B8C // sadalp v12.4s, v28.8h
+	WORD $0x4E606BAD // sadalp v13.4s, v29.8h
+	WORD $0x4E606BCE // sadalp v14.4s, v30.8h
+	WORD $0x4E606BEF // sadalp v15.4s, v31.8h
+	SUBS $1, R9, R9
+	BNE xpair
+xnext:
+	SUBS $1, R7, R7
+	ADD $4, R6, R12
+	CSEL NE, R12, R6, R6
+	MOVW (R6), R12
+	ADD R12, R19, R1
+	ADD R12, R20, R2
+	ADD R12, R21, R3
+	ADD R12, R22, R4
+	MOVD R25, R9
+	BNE xpair
+	WORD $0x4EA1BC00 // addp v0.4s, v0.4s, v1.4s
+	WORD $0x4EA3BC41 // addp v1.4s, v2.4s, v3.4s
+	WORD $0x4EA5BC84 // addp v4.4s, v4.4s, v5.4s
+	WORD $0x4EA7BCC5 // addp v5.4s, v6.4s, v7.4s
+	WORD $0x4EA9BD08 // addp v8.4s, v8.4s, v9.4s
+	WORD $0x4EABBD49 // addp v9.4s, v10.4s, v11.4s
+	WORD $0x4EADBD8C // addp v12.4s, v12.4s, v13.4s
+	WORD $0x4EAFBDCD // addp v13.4s, v14.4s, v15.4s
+	MOVW 104(R0), R12
+	WORD $0x4E020D9C // dup v28.8h, w12
+	MOVW 108(R0), R12
+	WORD $0x4E010D9D // dup v29.16b, w12
+	MOVW 112(R0), R12
+	WORD $0x4E010D9E // dup v30.16b, w12
+	WORD $0x3DC00170 // ldr q16, [x11, #0]
+	WORD $0x4EB08400 // add v0.4s, v0.4s, v16.4s
+	WORD $0x4EB08484 // add v4.4s, v4.4s, v16.4s
+	WORD $0x4EB08508 // add v8.4s, v8.4s, v16.4s
+	WORD $0x4EB0858C // add v12.4s, v12.4s, v16.4s
+	WORD $0x3DC00570 // ldr q16, [x11, #16]
+	WORD $0x4EB08421 // add v1.4s, v1.4s, v16.4s
+	WORD $0x4EB084A5 // add v5.4s, v5.4s, v16.4s
+	WORD $0x4EB08529 // add v9.4s, v9.4s, v16.4s
+	WORD $0x4EB085AD // add v13.4s, v13.4s, v16.4s
+	WORD $0x3DC1C170 // ldr q16, [x11, #1792]
+	WORD $0x3DC1C571 // ldr q17, [x11, #1808]
+	WORD $0x4E21D800 // scvtf v0.4s, v0.4s
+	WORD $0x6E30DC00 // fmul v0.4s, v0.4s, v16.4s
+	WORD $0x4E21A800 // fcvtns v0.4s, v0.4s
+	WORD $0x4E21D821 // scvtf v1.4s, v1.4s
+	WORD $0x6E31DC21 // fmul v1.4s, v1.4s, v17.4s
+	WORD $0x4E21A821 // fcvtns v1.4s, v1.4s
+	MOVD 32(R0), R23
+	ADD R10, R23, R23
+	WORD $0x0E614818 // sqxtn v24.4h, v0.4s
+	WORD $0x4E614838 // sqxtn2 v24.8h, v1.4s
+	WORD $0x4E7C0F18 // sqadd v24.8h, v24.8h, v28.8h
+	WORD $0x0E214B18 // sqxtn v24.8b, v24.8h
+	WORD $0x0E3D6718 // smax v24.8b, v24.8b, v29.8b
+	WORD $0x0E3E6F18 // smin v24.8b, v24.8b, v30.8b
+	WORD $0xFD0002F8 // str d24, [x23]
+	WORD $0x4E21D884 // scvtf v4.4s, v4.4s
+	WORD $0x6E30DC84 // fmul v4.4s, v4.4s, v16.4s
+	WORD $0x4E21A884 // fcvtns v4.4s, v4.4s
+	WORD $0x4E21D8A5 // scvtf v5.4s, v5.4s
+	WORD $0x6E31DCA5 // fmul v5.4s, v5.4s, v17.4s
+	WORD $0x4E21A8A5 // fcvtns v5.4s, v5.4s
+	MOVD 40(R0), R23
+	ADD R10, R23, R23
+	WORD $0x0E614898 // sqxtn v24.4h, v4.4s
+	WORD $0x4E6148B8 // sqxtn2 v24.8h, v5.4s
+	WORD $0x4E7C0F18 // sqadd v24.8h, v24.8h, v28.8h
+	WORD $0x0E214B18 // sqxtn v24.8b, v24.8h
+	WORD $0x0E3D6718 // smax v24.8b, v24.8b, v29.8b
+	WORD $0x0E3E6F18 // smin v24.8b, v24.8b, v30.8b
+	WORD $0xFD0002F8 // str d24, [x23]
+	WORD $0x4E21D908 // scvtf v8.4s, v8.4s
+	WORD $0x6E30DD08 // fmul v8.4s, v8.4s, v16.4s
+	WORD $0x4E21A908 // fcvtns v8.4s, v8.4s
+	WORD $0x4E21D929 // scvtf v9.4s, v9.4s
+	WORD $0x6E31DD29 // fmul v9.4s, v9.4s, v17.4s
+	WORD $0x4E21A929 // fcvtns v9.4s, v9.4s
+	MOVD 48(R0), R23
+	ADD R10, R23, R23
+	WORD $0x0E614918 // sqxtn v24.4h, v8.4s
+	WORD $0x4E614938 // sqxtn2 v24.8h, v9.4s
+	WORD $0x4E7C0F18 // sqadd v24.8h, v24.8h, v28.8h
+	WORD $0x0E214B18 // sqxtn v24.8b, v24.8h
+	WORD $0x0E3D6718 // smax v24.8b, v24.8b, v29.8b
+	WORD $0x0E3E6F18 // smin v24.8b, v24.8b, v30.8b
+	WORD $0xFD0002F8 // str d24, [x23]
+	WORD $0x4E21D98C // scvtf v12.4s, v12.4s
+	WORD $0x6E30DD8C // fmul v12.4s, v12.4s, v16.4s
+	WORD $0x4E21A98C // fcvtns v12.4s, v12.4s
+	WORD $0x4E21D9AD // scvtf v13.4s, v13.4s
+	WORD $0x6E31DDAD // fmul v13.4s, v13.4s, v17.4s
+	WORD $0x4E21A9AD // fcvtns v13.4s, v13.4s
+	MOVD 56(R0), R23
+	ADD R10, R23, R23
+	WORD $0x0E614998 // sqxtn v24.4h, v12.4s
+	WORD $0x4E6149B8 // sqxtn2 v24.8h, v13.4s
+	WORD $0x4E7C0F18 // sqadd v24.8h, v24.8h, v28.8h
+	WORD $0x0E214B18 // sqxtn v24.8b, v24.8h
+	WORD $0x0E3D6718 // smax v24.8b, v24.8b, v29.8b
+	WORD $0x0E3E6F18 // smin v24.8b, v24.8b, v30.8b
+	WORD $0xFD0002F8 // str d24, [x23]
+	ADD $8, R10, R10
+	MOVD 72(R0), R11
+	ADD R10<<2, R11, R11 // parameters of this pass's channels
+	MOVD 64(R0), R5
+	ADD R10<<2, R5, R5 // weights of this pass's channels
+	MOVD 80(R0), R6
+	MOVD 88(R0), R7
+	MOVW (R6), R12
+	ADD R12, R19, R1
+	ADD R12, R20, R2
+	ADD R12, R21, R3
+	ADD R12, R22, R4
+	MOVD R25, R9
+	CMP $64, R10
+	BLT xpair0
 	RET
 	PCALIGN $2048
 general:

@@ -735,7 +735,7 @@ func epilogue(dot bool, kind int) {
 		ldrQ(mult[q], 11, rowMult*nr*4+16*q)
 		ldrQ(nrsh[q], 11, rowNrsh*nr*4+16*q)
 	}
-	for j := range mr {
+	requant := func(j int) {
 		for q := range vecs {
 			x := 4*j + q
 			// TFLite's NEON way, exact: SSHL (left shift, wraps),
@@ -753,13 +753,13 @@ func epilogue(dot bool, kind int) {
 			case kind == epiLsh:
 				vand(t, x, nrsh[q])
 				ssra31(x, t)
-			case dot && q == 3:
+			case dot && q == 3, !dot && j%2 == 1 && q == 1:
 				// Inline, every channel has rsh > 0 (tileArgs.lsh is
 				// 0), so the 1 is subtracted from every negative x,
-				// by SSRA of x itself or, for a quarter of the SDOT
-				// kernel's vectors, by CMLT and ADD, which either
-				// vector pipe of an A76 runs (SSRA, SRSHL and SQXTN
-				// only its V1).
+				// by SSRA of x itself or, for a quarter of the vectors,
+				// by CMLT and ADD, which either vector pipe runs (an
+				// A76's SSRA, SRSHL and SQXTN only its V1, an A72's
+				// only its F1).
 				cmlt0(t, x)
 				vadd(x, x, t)
 			default:
@@ -767,6 +767,8 @@ func epilogue(dot bool, kind int) {
 			}
 			vsrshl(x, x, nrsh[q])
 		}
+	}
+	narrow := func(j int) {
 		// Then the zero point and the clamp, on narrowed lanes: saturating
 		// to int16, adding the zero point saturating, saturating to int8
 		// and clamping to [actMin, actMax] (inside int8) gives the
@@ -790,6 +792,19 @@ func epilogue(dot bool, kind int) {
 			vsmax8b(24, 24, 29)
 			vsmin8b(24, 24, 30)
 			strD(24, 23)
+		}
+	}
+	// SDOT pixel by pixel; NEON every pixel's requantization first (the
+	// orders llvm-mca's A76 and A72 models schedule best).
+	for j := range mr {
+		requant(j)
+		if dot {
+			narrow(j)
+		}
+	}
+	if !dot {
+		for j := range mr {
+			narrow(j)
 		}
 	}
 }

@@ -1258,6 +1258,26 @@ fnext:
 	WORD $0x6EB1B421 // sqrdmulh v1.4s, v1.4s, v17.4s
 	WORD $0x4F211421 // ssra v1.4s, v1.4s, #31
 	WORD $0x4EB35421 // srshl v1.4s, v1.4s, v19.4s
+	WORD $0x6EB0B484 // sqrdmulh v4.4s, v4.4s, v16.4s
+	WORD $0x4F211484 // ssra v4.4s, v4.4s, #31
+	WORD $0x4EB25484 // srshl v4.4s, v4.4s, v18.4s
+	WORD $0x6EB1B4A5 // sqrdmulh v5.4s, v5.4s, v17.4s
+	WORD $0x4EA0A8A3 // cmlt v3.4s, v5.4s, #0
+	WORD $0x4EA384A5 // add v5.4s, v5.4s, v3.4s
+	WORD $0x4EB354A5 // srshl v5.4s, v5.4s, v19.4s
+	WORD $0x6EB0B508 // sqrdmulh v8.4s, v8.4s, v16.4s
+	WORD $0x4F211508 // ssra v8.4s, v8.4s, #31
+	WORD $0x4EB25508 // srshl v8.4s, v8.4s, v18.4s
+	WORD $0x6EB1B529 // sqrdmulh v9.4s, v9.4s, v17.4s
+	WORD $0x4F211529 // ssra v9.4s, v9.4s, #31
+	WORD $0x4EB35529 // srshl v9.4s, v9.4s, v19.4s
+	WORD $0x6EB0B58C // sqrdmulh v12.4s, v12.4s, v16.4s
+	WORD $0x4F21158C // ssra v12.4s, v12.4s, #31
+	WORD $0x4EB2558C // srshl v12.4s, v12.4s, v18.4s
+	WORD $0x6EB1B5AD // sqrdmulh v13.4s, v13.4s, v17.4s
+	WORD $0x4EA0A9A3 // cmlt v3.4s, v13.4s, #0
+	WORD $0x4EA385AD // add v13.4s, v13.4s, v3.4s
+	WORD $0x4EB355AD // srshl v13.4s, v13.4s, v19.4s
 	MOVD 32(R0), R23
 	ADD R10, R23, R23
 	WORD $0x0E614818 // sqxtn v24.4h, v0.4s
@@ -1267,12 +1287,6 @@ fnext:
 	WORD $0x0E3D6718 // smax v24.8b, v24.8b, v29.8b
 	WORD $0x0E3E6F18 // smin v24.8b, v24.8b, v30.8b
 	WORD $0xFD0002F8 // str d24, [x23]
-	WORD $0x6EB0B484 // sqrdmulh v4.4s, v4.4s, v16.4s
-	WORD $0x4F211484 // ssra v4.4s, v4.4s, #31
-	WORD $0x4EB25484 // srshl v4.4s, v4.4s, v18.4s
-	WORD $0x6EB1B4A5 // sqrdmulh v5.4s, v5.4s, v17.4s
-	WORD $0x4F2114A5 // ssra v5.4s, v5.4s, #31
-	WORD $0x4EB354A5 // srshl v5.4s, v5.4s, v19.4s
 	MOVD 40(R0), R23
 	ADD R10, R23, R23
 	WORD $0x0E614898 // sqxtn v24.4h, v4.4s
@@ -1282,12 +1296,6 @@ fnext:
 	WORD $0x0E3D6718 // smax v24.8b, v24.8b, v29.8b
 	WORD $0x0E3E6F18 // smin v24.8b, v24.8b, v30.8b
 	WORD $0xFD0002F8 // str d24, [x23]
-	WORD $0x6EB0B508 // sqrdmulh v8.4s, v8.4s, v16.4s
-	WORD $0x4F211508 // ssra v8.4s, v8.4s, #31
-	WORD $0x4EB25508 // srshl v8.4s, v8.4s, v18.4s
-	WORD $0x6EB1B529 // sqrdmulh v9.4s, v9.4s, v17.4s
-	WORD $0x4F211529 // ssra v9.4s, v9.4s, #31
-	WORD $0x4EB35529 // srshl v9.4s, v9.4s, v19.4s
 	MOVD 48(R0), R23
 	ADD R10, R23, R23
 	WORD $0x0E614918 // sqxtn v24.4h, v8.4s
@@ -1297,12 +1305,6 @@ fnext:
 	WORD $0x0E3D6718 // smax v24.8b, v24.8b, v29.8b
 	WORD $0x0E3E6F18 // smin v24.8b, v24.8b, v30.8b
 	WORD $0xFD0002F8 // str d24, [x23]
-	WORD $0x6EB0B58C // sqrdmulh v12.4s, v12.4s, v16.4s
-	WORD $0x4F21158C // ssra v12.4s, v12.4s, #31
-	WORD $0x4EB2558C // srshl v12.4s, v12.4s, v18.4s
-	WORD $0x6EB1B5AD // sqrdmulh v13.4s, v13.4s, v17.4s
-	WORD $0x4F2115AD // ssra v13.4s, v13.4s, #31
-	WORD $0x4EB355AD // srshl v13.4s, v13.4s, v19.4s
 	MOVD 56(R0), R23
 	ADD R10, R23, R23
 	WORD $0x0E614998 // sqxtn v24.4h, v12.4s
@@ -1753,6 +1755,26 @@ gtapdone:
 	WORD $0x6EB1B421 // sqrdmulh v1.4s, v1.4s, v17.4s
 	WORD $0x4F211421 // ssra v1.4s, v1.4s, #31
 	WORD $0x4EB35421 // srshl v1.4s, v1.4s, v19.4s
+	WORD $0x6EB0B484 // sqrdmulh v4.4s, v4.4s, v16.4s
+	WORD $0x4F211484 // ssra v4.4s, v4.4s, #31
+	WORD $0x4EB25484 // srshl v4.4s, v4.4s, v18.4s
+	WORD $0x6EB1B4A5 // sqrdmulh v5.4s, v5.4s, v17.4s
+	WORD $0x4EA0A8A3 // cmlt v3.4s, v5.4s, #0
+	WORD $0x4EA384A5 // add v5.4s, v5.4s, v3.4s
+	WORD $0x4EB354A5 // srshl v5.4s, v5.4s, v19.4s
+	WORD $0x6EB0B508 // sqrdmulh v8.4s, v8.4s, v16.4s
+	WORD $0x4F211508 // ssra v8.4s, v8.4s, #31
+	WORD $0x4EB25508 // srshl v8.4s, v8.4s, v18.4s
+	WORD $0x6EB1B529 // sqrdmulh v9.4s, v9.4s, v17.4s
+	WORD $0x4F211529 // ssra v9.4s, v9.4s, #31
+	WORD $0x4EB35529 // srshl v9.4s, v9.4s, v19.4s
+	WORD $0x6EB0B58C // sqrdmulh v12.4s, v12.4s, v16.4s
+	WORD $0x4F21158C // ssra v12.4s, v12.4s, #31
+	WORD $0x4EB2558C // srshl v12.4s, v12.4s, v18.4s
+	WORD $0x6EB1B5AD // sqrdmulh v13.4s, v13.4s, v17.4s
+	WORD $0x4EA0A9A3 // cmlt v3.4s, v13.4s, #0
+	WORD $0x4EA385AD // add v13.4s, v13.4s, v3.4s
+	WORD $0x4EB355AD // srshl v13.4s, v13.4s, v19.4s
 	MOVD 32(R0), R23
 	ADD R10, R23, R23
 	WORD $0x0E614818 // sqxtn v24.4h, v0.4s
@@ -1762,12 +1784,6 @@ gtapdone:
 	WORD $0x0E3D6718 // smax v24.8b, v24.8b, v29.8b
 	WORD $0x0E3E6F18 // smin v24.8b, v24.8b, v30.8b
 	WORD $0xFD0002F8 // str d24, [x23]
-	WORD $0x6EB0B484 // sqrdmulh v4.4s, v4.4s, v16.4s
-	WORD $0x4F211484 // ssra v4.4s, v4.4s, #31
-	WORD $0x4EB25484 // srshl v4.4s, v4.4s, v18.4s
-	WORD $0x6EB1B4A5 // sqrdmulh v5.4s, v5.4s, v17.4s
-	WORD $0x4F2114A5 // ssra v5.4s, v5.4s, #31
-	WORD $0x4EB354A5 // srshl v5.4s, v5.4s, v19.4s
 	MOVD 40(R0), R23
 	ADD R10, R23, R23
 	WORD $0x0E614898 // sqxtn v24.4h, v4.4s
@@ -1777,12 +1793,6 @@ gtapdone:
 	WORD $0x0E3D6718 // smax v24.8b, v24.8b, v29.8b
 	WORD $0x0E3E6F18 // smin v24.8b, v24.8b, v30.8b
 	WORD $0xFD0002F8 // str d24, [x23]
-	WORD $0x6EB0B508 // sqrdmulh v8.4s, v8.4s, v16.4s
-	WORD $0x4F211508 // ssra v8.4s, v8.4s, #31
-	WORD $0x4EB25508 // srshl v8.4s, v8.4s, v18.4s
-	WORD $0x6EB1B529 // sqrdmulh v9.4s, v9.4s, v17.4s
-	WORD $0x4F211529 // ssra v9.4s, v9.4s, #31
-	WORD $0x4EB35529 // srshl v9.4s, v9.4s, v19.4s
 	MOVD 48(R0), R23
 	ADD R10, R23, R23
 	WORD $0x0E614918 // sqxtn v24.4h, v8.4s
@@ -1792,12 +1802,6 @@ gtapdone:
 	WORD $0x0E3D6718 // smax v24.8b, v24.8b, v29.8b
 	WORD $0x0E3E6F18 // smin v24.8b, v24.8b, v30.8b
 	WORD $0xFD0002F8 // str d24, [x23]
-	WORD $0x6EB0B58C // sqrdmulh v12.4s, v12.4s, v16.4s
-	WORD $0x4F21158C // ssra v12.4s, v12.4s, #31
-	WORD $0x4EB2558C // srshl v12.4s, v12.4s, v18.4s
-	WORD $0x6EB1B5AD // sqrdmulh v13.4s, v13.4s, v17.4s
-	WORD $0x4F2115AD // ssra v13.4s, v13.4s, #31
-	WORD $0x4EB355AD // srshl v13.4s, v13.4s, v19.4s
 	MOVD 56(R0), R23
 	ADD R10, R23, R23
 	WORD $0x0E614998 // sqxtn v24.4h, v12.4s
@@ -1881,6 +1885,30 @@ gspecial:
 	WORD $0x4E331C23 // and v3.16b, v1.16b, v19.16b
 	WORD $0x4F211461 // ssra v1.4s, v3.4s, #31
 	WORD $0x4EB35421 // srshl v1.4s, v1.4s, v19.4s
+	WORD $0x6EB0B484 // sqrdmulh v4.4s, v4.4s, v16.4s
+	WORD $0x4E321C82 // and v2.16b, v4.16b, v18.16b
+	WORD $0x4F211444 // ssra v4.4s, v2.4s, #31
+	WORD $0x4EB25484 // srshl v4.4s, v4.4s, v18.4s
+	WORD $0x6EB1B4A5 // sqrdmulh v5.4s, v5.4s, v17.4s
+	WORD $0x4E331CA3 // and v3.16b, v5.16b, v19.16b
+	WORD $0x4F211465 // ssra v5.4s, v3.4s, #31
+	WORD $0x4EB354A5 // srshl v5.4s, v5.4s, v19.4s
+	WORD $0x6EB0B508 // sqrdmulh v8.4s, v8.4s, v16.4s
+	WORD $0x4E321D02 // and v2.16b, v8.16b, v18.16b
+	WORD $0x4F211448 // ssra v8.4s, v2.4s, #31
+	WORD $0x4EB25508 // srshl v8.4s, v8.4s, v18.4s
+	WORD $0x6EB1B529 // sqrdmulh v9.4s, v9.4s, v17.4s
+	WORD $0x4E331D23 // and v3.16b, v9.16b, v19.16b
+	WORD $0x4F211469 // ssra v9.4s, v3.4s, #31
+	WORD $0x4EB35529 // srshl v9.4s, v9.4s, v19.4s
+	WORD $0x6EB0B58C // sqrdmulh v12.4s, v12.4s, v16.4s
+	WORD $0x4E321D82 // and v2.16b, v12.16b, v18.16b
+	WORD $0x4F21144C // ssra v12.4s, v2.4s, #31
+	WORD $0x4EB2558C // srshl v12.4s, v12.4s, v18.4s
+	WORD $0x6EB1B5AD // sqrdmulh v13.4s, v13.4s, v17.4s
+	WORD $0x4E331DA3 // and v3.16b, v13.16b, v19.16b
+	WORD $0x4F21146D // ssra v13.4s, v3.4s, #31
+	WORD $0x4EB355AD // srshl v13.4s, v13.4s, v19.4s
 	MOVD 32(R0), R23
 	ADD R10, R23, R23
 	WORD $0x0E614818 // sqxtn v24.4h, v0.4s
@@ -1890,14 +1918,6 @@ gspecial:
 	WORD $0x0E3D6718 // smax v24.8b, v24.8b, v29.8b
 	WORD $0x0E3E6F18 // smin v24.8b, v24.8b, v30.8b
 	WORD $0xFD0002F8 // str d24, [x23]
-	WORD $0x6EB0B484 // sqrdmulh v4.4s, v4.4s, v16.4s
-	WORD $0x4E321C82 // and v2.16b, v4.16b, v18.16b
-	WORD $0x4F211444 // ssra v4.4s, v2.4s, #31
-	WORD $0x4EB25484 // srshl v4.4s, v4.4s, v18.4s
-	WORD $0x6EB1B4A5 // sqrdmulh v5.4s, v5.4s, v17.4s
-	WORD $0x4E331CA3 // and v3.16b, v5.16b, v19.16b
-	WORD $0x4F211465 // ssra v5.4s, v3.4s, #31
-	WORD $0x4EB354A5 // srshl v5.4s, v5.4s, v19.4s
 	MOVD 40(R0), R23
 	ADD R10, R23, R23
 	WORD $0x0E614898 // sqxtn v24.4h, v4.4s
@@ -1907,14 +1927,6 @@ gspecial:
 	WORD $0x0E3D6718 // smax v24.8b, v24.8b, v29.8b
 	WORD $0x0E3E6F18 // smin v24.8b, v24.8b, v30.8b
 	WORD $0xFD0002F8 // str d24, [x23]
-	WORD $0x6EB0B508 // sqrdmulh v8.4s, v8.4s, v16.4s
-	WORD $0x4E321D02 // and v2.16b, v8.16b, v18.16b
-	WORD $0x4F211448 // ssra v8.4s, v2.4s, #31
-	WORD $0x4EB25508 // srshl v8.4s, v8.4s, v18.4s
-	WORD $0x6EB1B529 // sqrdmulh v9.4s, v9.4s, v17.4s
-	WORD $0x4E331D23 // and v3.16b, v9.16b, v19.16b
-	WORD $0x4F211469 // ssra v9.4s, v3.4s, #31
-	WORD $0x4EB35529 // srshl v9.4s, v9.4s, v19.4s
 	MOVD 48(R0), R23
 	ADD R10, R23, R23
 	WORD $0x0E614918 // sqxtn v24.4h, v8.4s
@@ -1924,14 +1936,6 @@ gspecial:
 	WORD $0x0E3D6718 // smax v24.8b, v24.8b, v29.8b
 	WORD $0x0E3E6F18 // smin v24.8b, v24.8b, v30.8b
 	WORD $0xFD0002F8 // str d24, [x23]
-	WORD $0x6EB0B58C // sqrdmulh v12.4s, v12.4s, v16.4s
-	WORD $0x4E321D82 // and v2.16b, v12.16b, v18.16b
-	WORD $0x4F21144C // ssra v12.4s, v2.4s, #31
-	WORD $0x4EB2558C // srshl v12.4s, v12.4s, v18.4s
-	WORD $0x6EB1B5AD // sqrdmulh v13.4s, v13.4s, v17.4s
-	WORD $0x4E331DA3 // and v3.16b, v13.16b, v19.16b
-	WORD $0x4F21146D // ssra v13.4s, v3.4s, #31
-	WORD $0x4EB355AD // srshl v13.4s, v13.4s, v19.4s
 	MOVD 56(R0), R23
 	ADD R10, R23, R23
 	WORD $0x0E614998 // sqxtn v24.4h, v12.4s

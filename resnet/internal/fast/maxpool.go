@@ -26,10 +26,14 @@ func (m *MaxPool) run(input, output []int8, lo, hi int) {
 			inX0 := ox*p.StrideW - p.PadW
 			fx0, fx1 := max(0, -inX0), min(p.FilterW, p.InW-inX0)
 			dst := output[((b*p.OutH+oy)*p.OutW+ox)*p.C:][:p.C]
-			// The first tap is copied, the others maxed into it (an
+			// The whole window in one kernel call where there is one;
+			// else the first tap is copied, the others maxed into it (an
 			// empty window gives -128, as in ref).
-			first := true
-			for fy := fy0; fy < fy1; fy++ {
+			first, fyEnd := true, fy1
+			if fy1 > fy0 && fx1 > fx0 && maxWindow(dst, input[((b*p.InH+inY0+fy0)*p.InW+inX0+fx0)*p.C:], fy1-fy0, fx1-fx0, p.InW*p.C) {
+				first, fyEnd = false, fy0
+			}
+			for fy := fy0; fy < fyEnd; fy++ {
 				for fx := fx0; fx < fx1; fx++ {
 					src := input[((b*p.InH+inY0+fy)*p.InW+inX0+fx)*p.C:][:p.C]
 					if first {

@@ -12,3 +12,22 @@ func maxInto(dst, src []int8) {
 	}
 	maxIntoGo(dst[n:], src[n:len(dst)])
 }
+
+// maxWindowAVX2 is dst[:c] = the max over an fh x fw window of c-byte
+// pixels at src, rowStride bytes between rows; c a multiple of 32, fh and
+// fw at least 1 (maxpool_amd64.s).
+//
+//go:noescape
+func maxWindowAVX2(dst, src *int8, c, fh, fw, rowStride int)
+
+// maxWindow computes a non-empty window in one call when the kernel takes
+// its channel count, else reports false.
+func maxWindow(dst, src []int8, fh, fw, rowStride int) bool {
+	c := len(dst)
+	if !hasAVX2 || c&31 != 0 || c == 0 {
+		return false
+	}
+	_ = src[(fh-1)*rowStride+(fw-1)*c+c-1] // the last tap lies in src
+	maxWindowAVX2(&dst[0], &src[0], c, fh, fw, rowStride)
+	return true
+}

@@ -1,0 +1,5 @@
+//go:build !amd64
+
+package fast
+
+func maxWindow(dst, src []int8, fh, fw, rowStride int) bool { return false }

@@ -12,6 +12,9 @@ import (
 // the kernel is a table lookup: exact by construction.
 type Add struct {
 	table *[1 << 16]int8 // [uint8(in1)<<8 | uint8(in2)]
+	// comp, where not nil, computes the TFLite arithmetic in SIMD
+	// (amd64: add_amd64.go), bit for bit; the table does the tail.
+	comp *addParams
 }
 
 // NewAdd tabulates p. Tables are cached by parameters in cache when it is
@@ -25,7 +28,7 @@ func NewAdd(p *ref.Add, cache map[ref.Add]*Add) *Add {
 		in1[i] = int8(i >> 8)
 		in2[i] = int8(i)
 	}
-	a := &Add{table: new([1 << 16]int8)}
+	a := &Add{table: new([1 << 16]int8), comp: newAddParams(p)}
 	ref.AddInt8(p, in1[:], in2[:], a.table[:])
 	if cache != nil {
 		cache[*p] = a
@@ -43,7 +46,12 @@ func (a *Add) run(in1, in2, out []int8, lo, hi int) {
 	x := unsafe.Slice((*uint8)(unsafe.Pointer(unsafe.SliceData(in1))), len(in1))[start:end]
 	y := unsafe.Slice((*uint8)(unsafe.Pointer(unsafe.SliceData(in2))), len(in2))[start:end]
 	o := out[start:end]
-	addTable(t, x, y[:len(x)], o[:len(x)])
+	y, o = y[:len(x)], o[:len(x)]
+	if a.comp != nil {
+		n := addCompute(a.comp, x, y, o)
+		x, y, o = x[n:], y[n:], o[n:]
+	}
+	addTable(t, x, y, o)
 }
 
 // addTableGo is the table lookup in Go: the fallback, and the tail of the

@@ -1,6 +1,10 @@
 package fast
 
-import "unsafe"
+import (
+	"unsafe"
+
+	"github.com/shortcut-edge/shortcut/resnet/internal/ref"
+)
 
 // addTableNEON is out[i] = t[uint8(x[i])<<8|uint8(y[i])] for i < n, n a
 // multiple of 16 (add_arm64.s).
@@ -31,3 +35,10 @@ func maxInto(dst, src []int8) {
 		maxIntoGo(dst[n:], src[n:len(dst)])
 	}
 }
+
+// addParams is amd64's computed ADD (add_amd64.go); none here.
+type addParams struct{}
+
+func newAddParams(*ref.Add) *addParams { return nil }
+
+func addCompute(*addParams, []uint8, []uint8, []int8) int { return 0 }

@@ -54,7 +54,14 @@ type addParams struct {
 	cnto, halfo, eo              [8]int32
 	zp, actMin, actMax           [8]int32
 	perm                         [8]int32
-	clamp                        bool // the activation range is narrower than int8's
+	c19                          [8]int32 // off2<<19 (cheap)
+	clamp                        bool     // the activation range is narrower than int8's
+	// cheap: the second input's multiplier is 2^30 with shift 0 (the input
+	// of the larger scale: its real multiplier is exactly 0.5), so its
+	// term is exactly k<<19 (floor((k*2^30 + 2^10) / 2^11)); swap: the
+	// operands trade places for that (ADD's arithmetic is symmetric in
+	// the two (input, parameters) pairs).
+	cheap, swap bool
 }
 
 //go:noescape
@@ -62,6 +69,12 @@ func addComputeAVX2(p *addParams, x, y, out *int8, n int)
 
 //go:noescape
 func addComputeAVX2Full(p *addParams, x, y, out *int8, n int)
+
+//go:noescape
+func addComputeAVX2Half(p *addParams, x, y, out *int8, n int)
+
+//go:noescape
+func addComputeAVX2HalfFull(p *addParams, x, y, out *int8, n int)
 
 func bcast(v int32) (b [8]int32) {
 	for i := range b {
@@ -113,8 +126,16 @@ func newAddParams(p *ref.Add) *addParams {
 			*thr, *cA = bcast(-off-1), bcast(off*hi+1<<(-shift-1)-1)
 		}
 	}
-	input(p.Input1Offset, p.Input1Multiplier, p.Input1Shift, &a.mh1, &a.ml1, &a.cB1, &a.thr1, &a.cA1, &a.e1)
-	input(p.Input2Offset, p.Input2Multiplier, p.Input2Shift, &a.mh2, &a.ml2, &a.cB2, &a.thr2, &a.cA2, &a.e2)
+	off1, m1, s1, off2, m2, s2 := p.Input1Offset, p.Input1Multiplier, p.Input1Shift, p.Input2Offset, p.Input2Multiplier, p.Input2Shift
+	half := func(m int32, s int) bool { return m == 1<<30 && s == 0 }
+	if half(m1, s1) && !half(m2, s2) {
+		off1, m1, s1, off2, m2, s2 = off2, m2, s2, off1, m1, s1
+		a.swap = true
+	}
+	a.cheap = half(m2, s2)
+	a.c19 = bcast(off2 << 19)
+	input(off1, m1, s1, &a.mh1, &a.ml1, &a.cB1, &a.thr1, &a.cA1, &a.e1)
+	input(off2, m2, s2, &a.mh2, &a.ml2, &a.cB2, &a.thr2, &a.cA2, &a.e2)
 	return a
 }
 
@@ -124,8 +145,16 @@ func addCompute(c *addParams, x, y []uint8, o []int8) int {
 	n := len(x) &^ 31
 	if n > 0 {
 		f := addComputeAVX2Full
-		if c.clamp {
+		switch {
+		case c.cheap && c.clamp:
+			f = addComputeAVX2Half
+		case c.cheap:
+			f = addComputeAVX2HalfFull
+		case c.clamp:
 			f = addComputeAVX2
+		}
+		if c.swap {
+			x, y = y[:len(x)], x
 		}
 		f(c, (*int8)(unsafe.Pointer(&x[0])), (*int8)(unsafe.Pointer(&y[:len(x)][0])), &o[:len(x)][0], n)
 	}

@@ -56,8 +56,8 @@ loop:
 
 // func addComputeAVX2(p *addParams, x, y, out *int8, n int)
 // out[i] = ref.AddInt8's TFLite arithmetic of x[i] and y[i] for i < n, n a
-// multiple of 32, in 32-bit lanes as addParams describes; 8 elements a
-// group, 4 groups a step, packed with one VPERMD; clamped to the activation range.
+// multiple of 32, in 32-bit lanes as addParams describes (both inputs general); 8 elements
+// a group, 4 groups a step, packed with one VPERMD; clamped to the activation range.
 TEXT ·addComputeAVX2(SB), NOSPLIT, $0-40
 	MOVQ p+0(FP), R9
 	MOVQ x+8(FP), SI
@@ -224,8 +224,8 @@ loopaddComputeAVX2:
 
 // func addComputeAVX2Full(p *addParams, x, y, out *int8, n int)
 // out[i] = ref.AddInt8's TFLite arithmetic of x[i] and y[i] for i < n, n a
-// multiple of 32, in 32-bit lanes as addParams describes; 8 elements a
-// group, 4 groups a step, packed with one VPERMD (the activation range is int8's: the packing saturates).
+// multiple of 32, in 32-bit lanes as addParams describes (both inputs general); 8 elements
+// a group, 4 groups a step, packed with one VPERMD (the activation range is int8's: the packing saturates).
 TEXT ·addComputeAVX2Full(SB), NOSPLIT, $0-40
 	MOVQ p+0(FP), R9
 	MOVQ x+8(FP), SI
@@ -379,5 +379,277 @@ loopaddComputeAVX2Full:
 	ADDQ      $32, AX
 	CMPQ      AX, CX
 	JLT       loopaddComputeAVX2Full
+	VZEROUPPER
+	RET
+
+// func addComputeAVX2Half(p *addParams, x, y, out *int8, n int)
+// out[i] = ref.AddInt8's TFLite arithmetic of x[i] and y[i] for i < n, n a
+// multiple of 32, in 32-bit lanes as addParams describes (the second input's multiplier 2^30 with shift 0 (k<<19 + off<<19)); 8 elements
+// a group, 4 groups a step, packed with one VPERMD; clamped to the activation range.
+TEXT ·addComputeAVX2Half(SB), NOSPLIT, $0-40
+	MOVQ p+0(FP), R9
+	MOVQ x+8(FP), SI
+	MOVQ y+16(FP), DX
+	MOVQ out+24(FP), R8
+	MOVQ n+32(FP), CX
+	VMOVDQU 640(R9), Y15 // the packing permutation
+	XORQ AX, AX
+loopaddComputeAVX2Half:
+	VPMOVSXBD 0(SI)(AX*1), Y0
+	VPMOVSXBD 0(DX)(AX*1), Y1
+	VPMULLD   32(R9), Y0, Y2
+	VPADDD    64(R9), Y2, Y2
+	VPSRAD    $11, Y2, Y2
+	VPCMPGTD  96(R9), Y0, Y12
+	VPMULLD   0(R9), Y0, Y0
+	VPADDD    Y2, Y0, Y0
+	VPSUBD    Y12, Y0, Y0
+	VPADDD    128(R9), Y0, Y0
+	VPSRAVD   160(R9), Y0, Y0
+	VPSLLD    $19, Y1, Y1
+	VPADDD    672(R9), Y1, Y1
+	VPADDD    Y1, Y0, Y0
+	VPSRLQ    $32, Y0, Y1
+	VPMULDQ   384(R9), Y0, Y0
+	VPMULDQ   384(R9), Y1, Y1
+	VPADDQ    416(R9), Y0, Y0
+	VPADDQ    416(R9), Y1, Y1
+	VPSRLQ    $31, Y0, Y0
+	VPSLLQ    $1, Y1, Y1
+	VPBLENDD  $0xaa, Y1, Y0, Y0
+	VPSRLVD   448(R9), Y0, Y2
+	VPSUBD    Y2, Y0, Y0
+	VPADDD    480(R9), Y0, Y0
+	VPSRAVD   512(R9), Y0, Y0
+	VPADDD    544(R9), Y0, Y0
+	VPMAXSD   576(R9), Y0, Y0
+	VPMINSD   608(R9), Y0, Y8
+	VPMOVSXBD 8(SI)(AX*1), Y4
+	VPMOVSXBD 8(DX)(AX*1), Y5
+	VPMULLD   32(R9), Y4, Y6
+	VPADDD    64(R9), Y6, Y6
+	VPSRAD    $11, Y6, Y6
+	VPCMPGTD  96(R9), Y4, Y13
+	VPMULLD   0(R9), Y4, Y4
+	VPADDD    Y6, Y4, Y4
+	VPSUBD    Y13, Y4, Y4
+	VPADDD    128(R9), Y4, Y4
+	VPSRAVD   160(R9), Y4, Y4
+	VPSLLD    $19, Y5, Y5
+	VPADDD    672(R9), Y5, Y5
+	VPADDD    Y5, Y4, Y4
+	VPSRLQ    $32, Y4, Y5
+	VPMULDQ   384(R9), Y4, Y4
+	VPMULDQ   384(R9), Y5, Y5
+	VPADDQ    416(R9), Y4, Y4
+	VPADDQ    416(R9), Y5, Y5
+	VPSRLQ    $31, Y4, Y4
+	VPSLLQ    $1, Y5, Y5
+	VPBLENDD  $0xaa, Y5, Y4, Y4
+	VPSRLVD   448(R9), Y4, Y6
+	VPSUBD    Y6, Y4, Y4
+	VPADDD    480(R9), Y4, Y4
+	VPSRAVD   512(R9), Y4, Y4
+	VPADDD    544(R9), Y4, Y4
+	VPMAXSD   576(R9), Y4, Y4
+	VPMINSD   608(R9), Y4, Y9
+	VPMOVSXBD 16(SI)(AX*1), Y0
+	VPMOVSXBD 16(DX)(AX*1), Y1
+	VPMULLD   32(R9), Y0, Y2
+	VPADDD    64(R9), Y2, Y2
+	VPSRAD    $11, Y2, Y2
+	VPCMPGTD  96(R9), Y0, Y12
+	VPMULLD   0(R9), Y0, Y0
+	VPADDD    Y2, Y0, Y0
+	VPSUBD    Y12, Y0, Y0
+	VPADDD    128(R9), Y0, Y0
+	VPSRAVD   160(R9), Y0, Y0
+	VPSLLD    $19, Y1, Y1
+	VPADDD    672(R9), Y1, Y1
+	VPADDD    Y1, Y0, Y0
+	VPSRLQ    $32, Y0, Y1
+	VPMULDQ   384(R9), Y0, Y0
+	VPMULDQ   384(R9), Y1, Y1
+	VPADDQ    416(R9), Y0, Y0
+	VPADDQ    416(R9), Y1, Y1
+	VPSRLQ    $31, Y0, Y0
+	VPSLLQ    $1, Y1, Y1
+	VPBLENDD  $0xaa, Y1, Y0, Y0
+	VPSRLVD   448(R9), Y0, Y2
+	VPSUBD    Y2, Y0, Y0
+	VPADDD    480(R9), Y0, Y0
+	VPSRAVD   512(R9), Y0, Y0
+	VPADDD    544(R9), Y0, Y0
+	VPMAXSD   576(R9), Y0, Y0
+	VPMINSD   608(R9), Y0, Y10
+	VPMOVSXBD 24(SI)(AX*1), Y4
+	VPMOVSXBD 24(DX)(AX*1), Y5
+	VPMULLD   32(R9), Y4, Y6
+	VPADDD    64(R9), Y6, Y6
+	VPSRAD    $11, Y6, Y6
+	VPCMPGTD  96(R9), Y4, Y13
+	VPMULLD   0(R9), Y4, Y4
+	VPADDD    Y6, Y4, Y4
+	VPSUBD    Y13, Y4, Y4
+	VPADDD    128(R9), Y4, Y4
+	VPSRAVD   160(R9), Y4, Y4
+	VPSLLD    $19, Y5, Y5
+	VPADDD    672(R9), Y5, Y5
+	VPADDD    Y5, Y4, Y4
+	VPSRLQ    $32, Y4, Y5
+	VPMULDQ   384(R9), Y4, Y4
+	VPMULDQ   384(R9), Y5, Y5
+	VPADDQ    416(R9), Y4, Y4
+	VPADDQ    416(R9), Y5, Y5
+	VPSRLQ    $31, Y4, Y4
+	VPSLLQ    $1, Y5, Y5
+	VPBLENDD  $0xaa, Y5, Y4, Y4
+	VPSRLVD   448(R9), Y4, Y6
+	VPSUBD    Y6, Y4, Y4
+	VPADDD    480(R9), Y4, Y4
+	VPSRAVD   512(R9), Y4, Y4
+	VPADDD    544(R9), Y4, Y4
+	VPMAXSD   576(R9), Y4, Y4
+	VPMINSD   608(R9), Y4, Y11
+	VPACKSSDW Y9, Y8, Y8
+	VPACKSSDW Y11, Y10, Y10
+	VPACKSSWB Y10, Y8, Y8
+	VPERMD    Y8, Y15, Y8
+	VMOVDQU   Y8, (R8)(AX*1)
+	ADDQ      $32, AX
+	CMPQ      AX, CX
+	JLT       loopaddComputeAVX2Half
+	VZEROUPPER
+	RET
+
+// func addComputeAVX2HalfFull(p *addParams, x, y, out *int8, n int)
+// out[i] = ref.AddInt8's TFLite arithmetic of x[i] and y[i] for i < n, n a
+// multiple of 32, in 32-bit lanes as addParams describes (the second input's multiplier 2^30 with shift 0 (k<<19 + off<<19)); 8 elements
+// a group, 4 groups a step, packed with one VPERMD (the activation range is int8's: the packing saturates).
+TEXT ·addComputeAVX2HalfFull(SB), NOSPLIT, $0-40
+	MOVQ p+0(FP), R9
+	MOVQ x+8(FP), SI
+	MOVQ y+16(FP), DX
+	MOVQ out+24(FP), R8
+	MOVQ n+32(FP), CX
+	VMOVDQU 640(R9), Y15 // the packing permutation
+	XORQ AX, AX
+loopaddComputeAVX2HalfFull:
+	VPMOVSXBD 0(SI)(AX*1), Y0
+	VPMOVSXBD 0(DX)(AX*1), Y1
+	VPMULLD   32(R9), Y0, Y2
+	VPADDD    64(R9), Y2, Y2
+	VPSRAD    $11, Y2, Y2
+	VPCMPGTD  96(R9), Y0, Y12
+	VPMULLD   0(R9), Y0, Y0
+	VPADDD    Y2, Y0, Y0
+	VPSUBD    Y12, Y0, Y0
+	VPADDD    128(R9), Y0, Y0
+	VPSRAVD   160(R9), Y0, Y0
+	VPSLLD    $19, Y1, Y1
+	VPADDD    672(R9), Y1, Y1
+	VPADDD    Y1, Y0, Y0
+	VPSRLQ    $32, Y0, Y1
+	VPMULDQ   384(R9), Y0, Y0
+	VPMULDQ   384(R9), Y1, Y1
+	VPADDQ    416(R9), Y0, Y0
+	VPADDQ    416(R9), Y1, Y1
+	VPSRLQ    $31, Y0, Y0
+	VPSLLQ    $1, Y1, Y1
+	VPBLENDD  $0xaa, Y1, Y0, Y0
+	VPSRLVD   448(R9), Y0, Y2
+	VPSUBD    Y2, Y0, Y0
+	VPADDD    480(R9), Y0, Y0
+	VPSRAVD   512(R9), Y0, Y0
+	VPADDD    544(R9), Y0, Y8
+	VPMOVSXBD 8(SI)(AX*1), Y4
+	VPMOVSXBD 8(DX)(AX*1), Y5
+	VPMULLD   32(R9), Y4, Y6
+	VPADDD    64(R9), Y6, Y6
+	VPSRAD    $11, Y6, Y6
+	VPCMPGTD  96(R9), Y4, Y13
+	VPMULLD   0(R9), Y4, Y4
+	VPADDD    Y6, Y4, Y4
+	VPSUBD    Y13, Y4, Y4
+	VPADDD    128(R9), Y4, Y4
+	VPSRAVD   160(R9), Y4, Y4
+	VPSLLD    $19, Y5, Y5
+	VPADDD    672(R9), Y5, Y5
+	VPADDD    Y5, Y4, Y4
+	VPSRLQ    $32, Y4, Y5
+	VPMULDQ   384(R9), Y4, Y4
+	VPMULDQ   384(R9), Y5, Y5
+	VPADDQ    416(R9), Y4, Y4
+	VPADDQ    416(R9), Y5, Y5
+	VPSRLQ    $31, Y4, Y4
+	VPSLLQ    $1, Y5, Y5
+	VPBLENDD  $0xaa, Y5, Y4, Y4
+	VPSRLVD   448(R9), Y4, Y6
+	VPSUBD    Y6, Y4, Y4
+	VPADDD    480(R9), Y4, Y4
+	VPSRAVD   512(R9), Y4, Y4
+	VPADDD    544(R9), Y4, Y9
+	VPMOVSXBD 16(SI)(AX*1), Y0
+	VPMOVSXBD 16(DX)(AX*1), Y1
+	VPMULLD   32(R9), Y0, Y2
+	VPADDD    64(R9), Y2, Y2
+	VPSRAD    $11, Y2, Y2
+	VPCMPGTD  96(R9), Y0, Y12
+	VPMULLD   0(R9), Y0, Y0
+	VPADDD    Y2, Y0, Y0
+	VPSUBD    Y12, Y0, Y0
+	VPADDD    128(R9), Y0, Y0
+	VPSRAVD   160(R9), Y0, Y0
+	VPSLLD    $19, Y1, Y1
+	VPADDD    672(R9), Y1, Y1
+	VPADDD    Y1, Y0, Y0
+	VPSRLQ    $32, Y0, Y1
+	VPMULDQ   384(R9), Y0, Y0
+	VPMULDQ   384(R9), Y1, Y1
+	VPADDQ    416(R9), Y0, Y0
+	VPADDQ    416(R9), Y1, Y1
+	VPSRLQ    $31, Y0, Y0
+	VPSLLQ    $1, Y1, Y1
+	VPBLENDD  $0xaa, Y1, Y0, Y0
+	VPSRLVD   448(R9), Y0, Y2
+	VPSUBD    Y2, Y0, Y0
+	VPADDD    480(R9), Y0, Y0
+	VPSRAVD   512(R9), Y0, Y0
+	VPADDD    544(R9), Y0, Y10
+	VPMOVSXBD 24(SI)(AX*1), Y4
+	VPMOVSXBD 24(DX)(AX*1), Y5
+	VPMULLD   32(R9), Y4, Y6
+	VPADDD    64(R9), Y6, Y6
+	VPSRAD    $11, Y6, Y6
+	VPCMPGTD  96(R9), Y4, Y13
+	VPMULLD   0(R9), Y4, Y4
+	VPADDD    Y6, Y4, Y4
+	VPSUBD    Y13, Y4, Y4
+	VPADDD    128(R9), Y4, Y4
+	VPSRAVD   160(R9), Y4, Y4
+	VPSLLD    $19, Y5, Y5
+	VPADDD    672(R9), Y5, Y5
+	VPADDD    Y5, Y4, Y4
+	VPSRLQ    $32, Y4, Y5
+	VPMULDQ   384(R9), Y4, Y4
+	VPMULDQ   384(R9), Y5, Y5
+	VPADDQ    416(R9), Y4, Y4
+	VPADDQ    416(R9), Y5, Y5
+	VPSRLQ    $31, Y4, Y4
+	VPSLLQ    $1, Y5, Y5
+	VPBLENDD  $0xaa, Y5, Y4, Y4
+	VPSRLVD   448(R9), Y4, Y6
+	VPSUBD    Y6, Y4, Y4
+	VPADDD    480(R9), Y4, Y4
+	VPSRAVD   512(R9), Y4, Y4
+	VPADDD    544(R9), Y4, Y11
+	VPACKSSDW Y9, Y8, Y8
+	VPACKSSDW Y11, Y10, Y10
+	VPACKSSWB Y10, Y8, Y8
+	VPERMD    Y8, Y15, Y8
+	VMOVDQU   Y8, (R8)(AX*1)
+	ADDQ      $32, AX
+	CMPQ      AX, CX
+	JLT       loopaddComputeAVX2HalfFull
 	VZEROUPPER
 	RET

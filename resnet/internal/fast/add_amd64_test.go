@@ -115,6 +115,40 @@ func TestAddComputeCoversEveryPair(t *testing.T) {
 			if i%2 == 0 {
 				p.ActMin, p.ActMax = -127, 126 // the clamping copy, clamping little
 			}
+			if i%3 == 0 {
+				// multipliers of few bits: exact ties in the rounding shifts
+				p.Input1Multiplier, p.Input2Multiplier = []int32{1 << 30, 3 << 29, 1<<30 + 1<<10}[(i/3)%3], []int32{1 << 30, 5 << 28, 1<<30 + 3<<9}[(i/9)%3]
+				p.Input1Shift, p.Input2Shift = -20-(i/3)%3, -20-(i/5)%3
+			}
+		}
+		params = append(params, p)
+	}
+	// One input at multiplier 2^30, shift 0 (the cheap copies; either
+	// side, so both operand orders), the other's term small and the output
+	// unscaled: where the cheap input is its zero point (k = 0) every bit
+	// of the other term reaches the output.
+	for i := range 100 {
+		p := ref.Add{
+			Input1Offset: int32(r.IntN(256) - 127), Input2Offset: int32(r.IntN(256) - 127), OutputOffset: int32(r.IntN(32) - 16),
+			LeftShift:        20,
+			Input1Multiplier: int32(1<<30 + r.IntN(1<<30)), Input1Shift: -20 - r.IntN(6),
+			Input2Multiplier: 1 << 30, Input2Shift: 0,
+			OutputMultiplier: int32(1<<30 + r.IntN(1<<30)), OutputShift: -r.IntN(2),
+			ActMin: -128, ActMax: 127,
+		}
+		if i%2 == 0 {
+			p.ActMin, p.ActMax = -127, 126
+		}
+		if i%3 == 0 {
+			// multipliers of few bits: exact ties in the rounding shift
+			p.Input1Multiplier, p.Input1Shift = []int32{1 << 30, 3 << 29, 1<<30 + 1<<10, 1<<30 + 3<<9}[(i/3)%4], -20-(i/3)%3
+		}
+		if i%4 < 2 {
+			p.Input1Offset, p.Input1Multiplier, p.Input1Shift, p.Input2Offset, p.Input2Multiplier, p.Input2Shift =
+				p.Input2Offset, p.Input2Multiplier, p.Input2Shift, p.Input1Offset, p.Input1Multiplier, p.Input1Shift
+		}
+		if cp := newAddParams(&p); cp == nil || !cp.cheap || cp.swap != (i%4 < 2) {
+			t.Fatalf("%+v: not the cheap copy with swap %v", p, i%4 < 2)
 		}
 		params = append(params, p)
 	}

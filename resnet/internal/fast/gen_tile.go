@@ -179,28 +179,46 @@ func genAVX512(name string, vecs int) {
 	// sign(s) * ((|s| + round) >> e), round = 2^(e-1) (0 when e = 0). |s|
 	// is taken as unsigned (|-2^31| = 2^31) and |s| + round < 2^32, so
 	// nothing wraps.
-	for q := range vecs {
-		p("VMOVDQU32 %s, Z29 // multipliers", par(parMult, q))
-		p("VPSRLQ $32, Z29, Z30 // odd lanes' multipliers, in even position")
-		for j, r := range pixelRegs {
-			x := acc(j, q)
-			p("VPMULDQ Z29, %s, Z20", x)
-			p("VPSRLQ $32, %s, Z21", x)
-			p("VPMULDQ Z30, Z21, Z21")
-			p("VPADDQ Z24, Z20, Z20")
-			p("VPADDQ Z24, Z21, Z21")
-			p("VPSRLQ $31, Z20, Z20")
-			p("VPSLLQ $1, Z21, Z21")
-			p("VMOVDQA32 Z21, K1, Z20 // s")
-			p("VPCMPGTD Z20, Z25, K2 // s < 0")
-			p("VPABSD Z20, Z20")
-			p("VPADDD %s, Z20, Z20", par(parRound, q))
-			p("VPSRLVD %s, Z20, Z20", par(parRsh, q))
-			p("VPADDD Z26, Z20, Z21 // zp + u")
-			p("VPSUBD Z20, Z26, K2, Z21 // zp - u where s < 0")
-			p("VPMAXSD Z27, Z21, Z21")
-			p("VPMINSD Z28, Z21, Z21")
-			p("VPMOVDB Z21, %d(%s)", 16*q, r)
+	// Where the activation range is int8's own (ReLU with zero point -128,
+	// or none) the clamp is VPMOVSDB's signed saturation alone; else
+	// VPMAXSD/VPMINSD first (label clamp).
+	p("CMPL %d(DI), $-128", offMin)
+	p("JNE clamp")
+	p("CMPL %d(DI), $127", offMax)
+	p("JNE clamp")
+	for _, clamp := range []bool{false, true} {
+		if clamp {
+			label("clamp")
+		}
+		for q := range vecs {
+			p("VMOVDQU32 %s, Z29 // multipliers", par(parMult, q))
+			p("VPSRLQ $32, Z29, Z30 // odd lanes' multipliers, in even position")
+			for j, r := range pixelRegs {
+				x := acc(j, q)
+				p("VPMULDQ Z29, %s, Z20", x)
+				p("VPSRLQ $32, %s, Z21", x)
+				p("VPMULDQ Z30, Z21, Z21")
+				p("VPADDQ Z24, Z20, Z20")
+				p("VPADDQ Z24, Z21, Z21")
+				p("VPSRLQ $31, Z20, Z20")
+				p("VPSLLQ $1, Z21, Z21")
+				p("VMOVDQA32 Z21, K1, Z20 // s")
+				p("VPCMPGTD Z20, Z25, K2 // s < 0")
+				p("VPABSD Z20, Z20")
+				p("VPADDD %s, Z20, Z20", par(parRound, q))
+				p("VPSRLVD %s, Z20, Z20", par(parRsh, q))
+				p("VPADDD Z26, Z20, Z21 // zp + u")
+				p("VPSUBD Z20, Z26, K2, Z21 // zp - u where s < 0")
+				if clamp {
+					p("VPMAXSD Z27, Z21, Z21")
+					p("VPMINSD Z28, Z21, Z21")
+				}
+				p("VPMOVSDB Z21, %d(%s)", 16*q, r)
+			}
+		}
+		if !clamp {
+			p("VZEROUPPER")
+			p("RET")
 		}
 	}
 	p("VZEROUPPER")

@@ -25,15 +25,16 @@ type Runner struct {
 
 	wake  []chan struct{} // a wake-up per helper (threads-1), never more than one pending
 	gen   atomic.Uint64   // job generation: helpers that spin watch it
-	next  atomic.Int64    // the next unit to claim; closed (>= any job's units) between jobs
+	next  atomic.Uint64   // the current job's generation << 32 | the next unit to claim
 	units atomic.Int64    // the current job's units
 	chunk atomic.Int64    // units claimed at a time
 	done  atomic.Int64    // units finished
 	job   job
 }
 
-// closed is next between jobs: no unit index reaches it.
-const closed = 1 << 60
+// closedIndex is next's unit index while a job is being set up: no job has
+// that many units.
+const closedIndex = 1<<32 - 1
 
 // worker is one thread's private state, reused by every call.
 type worker struct {
@@ -55,6 +56,7 @@ type job struct {
 	out     []int8
 	fin     []float32
 	fout    []float32
+	count   []atomic.Int32
 	units   int
 }
 
@@ -66,6 +68,7 @@ const (
 	jobDepthwise
 	jobFPad
 	jobFTiles
+	jobCount // tests: counts each unit's runs in count
 )
 
 // NewRunner makes a runner with the given thread count (at least 1) and
@@ -74,7 +77,6 @@ const (
 func NewRunner(threads, scratchBytes int) *Runner {
 	threads = max(threads, 1)
 	r := &Runner{threads: threads, scratch: alignedBytes(scratchBytes), workers: make([]worker, threads)}
-	r.next.Store(closed)
 	if threads > 1 {
 		r.wake = make([]chan struct{}, threads-1)
 		for i := range r.wake {
@@ -135,19 +137,28 @@ func (r *Runner) helper(id int, wake chan struct{}) {
 	}
 }
 
-// claim does chunks of the current job until none is left. The job's
-// fields are written before next is reset (an atomic store), so a unit
-// claimed below units belongs to a job whose fields are complete; a late
-// helper finds next closed and touches nothing.
+// claim does chunks of the current job until none is left. A unit is
+// claimed by a compare-and-swap of next, which holds the job's generation
+// beside the unit index: a helper that read next during one job and swaps
+// after the next job began fails instead of claiming a unit of the new job
+// under the old job's count. (With a plain add, such a late claim ran a
+// unit of the new job twice and counted it twice: done passed units and the
+// caller waited for ever, seen as a hang at 2 threads on ResNet-20.) The
+// job's fields are written before next is stored, so a claim that succeeds
+// reads a complete job, and that job cannot end before the claimed units
+// are counted done.
 func (r *Runner) claim(id int) {
-	chunk := r.chunk.Load()
 	for {
-		lo := r.next.Add(chunk) - chunk
-		n := r.units.Load()
+		v := r.next.Load()
+		n := r.units.Load() // stored before next: this job's or a newer one's
+		lo := int64(uint32(v))
 		if lo >= n {
 			return
 		}
-		hi := min(lo+chunk, n)
+		hi := min(lo+r.chunk.Load(), n)
+		if !r.next.CompareAndSwap(v, v+uint64(hi-lo)) {
+			continue // another thread claimed, or a new job began
+		}
 		r.do(id, int(lo), int(hi))
 		r.done.Add(hi - lo)
 	}
@@ -162,19 +173,23 @@ func (r *Runner) run() {
 	}
 	// About four chunks per thread: small enough that a descheduled helper
 	// holds little back, large enough that claiming costs nothing.
+	// The new generation goes into next first, closed (no unit index
+	// reaches it): a helper that read the last job's next fails its swap
+	// from here on, so it cannot claim under the new units.
+	g := r.gen.Load() + 1 // only this goroutine writes gen
+	r.next.Store(g<<32 | closedIndex)
 	r.chunk.Store(int64(max(1, n/(4*r.threads))))
 	r.units.Store(int64(n))
 	r.done.Store(0)
-	r.next.Store(0)
-	r.gen.Add(1)
+	r.next.Store(g << 32)
+	r.gen.Store(g)
 	for _, ch := range r.wake {
 		select {
 		case ch <- struct{}{}:
 		default: // one is pending already
 		}
 	}
-	r.claim(0)
-	r.next.Store(closed) // every unit is claimed: late helpers find nothing
+	r.claim(0) // returns when every unit is claimed: late helpers find none
 	for i := 0; r.done.Load() != int64(n); i++ {
 		if i >= callerSpin {
 			runtime.Gosched() // a helper finishing its chunk may be queued on this P
@@ -209,6 +224,10 @@ func (r *Runner) do(id, lo, hi int) {
 			src = float32s(r.scratch)
 		}
 		j.fconv.tiles(src, j.fout, lo, hi, &w.fargs, w.fspill[:])
+	case jobCount:
+		for u := lo; u < hi; u++ {
+			j.count[u].Add(1)
+		}
 	}
 }
 

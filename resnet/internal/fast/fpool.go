@@ -29,19 +29,23 @@ func NewFMaxPool(p *ref.Pool) *FMaxPool {
 	return m
 }
 
-// FMaxPool runs m: output = ref.MaxPoolFloat(m's parameters, input), on
-// the calling goroutine.
+// FMaxPool runs m: output = ref.MaxPoolFloat(m's parameters, input), its
+// output rows shared among the runner's threads.
 func (r *Runner) FMaxPool(m *FMaxPool, input, output []float32) {
-	m.run(input, output)
+	r.job = job{kind: jobFMaxPool, fpool: m, fin: input, fout: output, units: m.p.Batch * m.p.OutH}
+	r.run()
+	r.job = job{}
 }
 
-func (m *FMaxPool) run(input, output []float32) {
+// run computes output rows [r0, r1) of all Batch*OutH.
+func (m *FMaxPool) run(input, output []float32, r0, r1 int) {
 	p := &m.p
 	vec := hasFMA && p.C >= 32 && len(m.offs) > 0
 	nv := p.C &^ 31
 	lo, hi := p.FloatMin, p.FloatMax
-	for b := range p.Batch {
-		for oy := range p.OutH {
+	for row := r0; row < r1; row++ {
+		b, oy := row/p.OutH, row%p.OutH
+		{
 			inY0 := oy*p.StrideH - p.PadH
 			fy0, fy1 := max(0, -inY0), min(p.FilterH, p.InH-inY0)
 			for ox := range p.OutW {

@@ -62,7 +62,8 @@ func TestFMaxPoolMatchesReferenceBitForBit(t *testing.T) {
 			want := make([]float32, p.Batch*p.OutH*p.OutW*p.C)
 			ref.MaxPoolFloat(&p, in, want)
 			got := randomFloats(r, len(want))
-			run := NewRunner(1, 0)
+			// Odd cases on 3 threads: the output rows are shared out.
+			run := NewRunner(1+2*(i%2), 0)
 			defer run.Close()
 			m := NewFMaxPool(&p)
 			run.FMaxPool(m, in, got)
@@ -74,6 +75,26 @@ func TestFMaxPoolMatchesReferenceBitForBit(t *testing.T) {
 			}
 			if n := testing.AllocsPerRun(3, func() { run.FMaxPool(m, in, got) }); n != 0 {
 				t.Errorf("%v allocations per run, want 0", n)
+			}
+		})
+	}
+}
+
+// BenchmarkFMaxPool times ResNet-50's stem MAX_POOL_2D (112x112x64, 3x3,
+// stride 2) on 1 and 2 threads.
+func BenchmarkFMaxPool(b *testing.B) {
+	p := ref.Pool{Batch: 1, InH: 112, InW: 112, C: 64, FilterH: 3, FilterW: 3, StrideH: 2, StrideW: 2, OutH: 56, OutW: 56}
+	p.FloatMin, p.FloatMax = ref.ActivationRangeFloat(resnet.Activation(0))
+	r := rand.New(rand.NewPCG(1, 1))
+	in := randomFloats(r, 112*112*64)
+	out := make([]float32, 56*56*64)
+	m := NewFMaxPool(&p)
+	for _, threads := range []int{1, 2} {
+		b.Run(fmt.Sprintf("threads=%d", threads), func(b *testing.B) {
+			run := NewRunner(threads, 0)
+			defer run.Close()
+			for b.Loop() {
+				run.FMaxPool(m, in, out)
 			}
 		})
 	}

@@ -52,6 +52,7 @@ type job struct {
 	pool    *MaxPool
 	dw      *Depthwise
 	fconv   *FConv
+	fpool   *FMaxPool
 	in, in2 []int8
 	out     []int8
 	fin     []float32
@@ -68,6 +69,7 @@ const (
 	jobDepthwise
 	jobFPad
 	jobFTiles
+	jobFMaxPool
 	jobCount // tests: counts each unit's runs in count
 )
 
@@ -224,6 +226,8 @@ func (r *Runner) do(id, lo, hi int) {
 			src = float32s(r.scratch)
 		}
 		j.fconv.tiles(src, j.fout, lo, hi, &w.fargs, w.fspill[:])
+	case jobFMaxPool:
+		j.fpool.run(j.fin, j.fout, lo, hi)
 	case jobCount:
 		for u := lo; u < hi; u++ {
 			j.count[u].Add(1)

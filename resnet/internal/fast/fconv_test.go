@@ -91,6 +91,11 @@ func checkFConv(t *testing.T, r *rand.Rand, p *ref.Conv, filter, bias []float32,
 	}
 	run := NewRunner(threads, c.ScratchBytes())
 	defer run.Close()
+	// NaNs in the scratch: a tile that reads scratch the pad job did not
+	// write (another layer's leftovers, in a network) gives a NaN.
+	for i := range run.scratch {
+		run.scratch[i] = 0xff
+	}
 	got := randomFloats(r, len(want)) // garbage that must all be overwritten
 	for i := range got {
 		got[i] += 1000

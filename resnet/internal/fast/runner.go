@@ -32,6 +32,10 @@ type Runner struct {
 	job   job
 }
 
+// minChunkWork is the least work, in multiply-accumulates, that a chunk of
+// a job with known unit work holds (tens of microseconds of a core).
+const minChunkWork = 1 << 22
+
 // closedIndex is next's unit index while a job is being set up: no job has
 // that many units.
 const closedIndex = 1<<32 - 1
@@ -59,6 +63,9 @@ type job struct {
 	fout    []float32
 	count   []atomic.Int32
 	units   int
+	// unitWork: multiply-accumulates (or floats copied) per unit, where
+	// known (0: not).
+	unitWork int
 }
 
 const (
@@ -173,14 +180,22 @@ func (r *Runner) run() {
 		r.do(0, 0, n)
 		return
 	}
-	// About four chunks per thread: small enough that a descheduled helper
-	// holds little back, large enough that claiming costs nothing.
 	// The new generation goes into next first, closed (no unit index
 	// reaches it): a helper that read the last job's next fails its swap
 	// from here on, so it cannot claim under the new units.
 	g := r.gen.Load() + 1 // only this goroutine writes gen
 	r.next.Store(g<<32 | closedIndex)
-	r.chunk.Store(int64(max(1, n/(4*r.threads))))
+	// About four chunks per thread: small enough that a descheduled helper
+	// holds little back, large enough that claiming costs nothing. But a
+	// chunk of a job whose units' work is known holds at least
+	// minChunkWork: each chunk costs a claim and a count on lines the
+	// threads share, and a fresh start of the kernel loop, which a small
+	// layer (ResNet-20's are tens of microseconds) feels in full.
+	chunk := max(1, n/(4*r.threads))
+	if w := r.job.unitWork; w > 0 {
+		chunk = max(chunk, min((minChunkWork+w-1)/w, (n+r.threads-1)/r.threads))
+	}
+	r.chunk.Store(int64(chunk))
 	r.units.Store(int64(n))
 	r.done.Store(0)
 	r.next.Store(g << 32)
@@ -252,10 +267,13 @@ func (r *Runner) Conv(c *Conv, input, output []int8) {
 // c.ScratchBytes().
 func (r *Runner) FConv(c *FConv, input, output []float32) {
 	if !c.direct {
-		r.job = job{kind: jobFPad, fconv: c, fin: input, units: c.padRows()}
+		// A padded row's floats stand in for its work: a copy is cheaper
+		// than a multiply-accumulate, so a pad splits in halves.
+		r.job = job{kind: jobFPad, fconv: c, fin: input, units: c.padRows(), unitWork: c.pw * c.p.InC}
 		r.run()
 	}
-	r.job = job{kind: jobFTiles, fconv: c, fin: input, fout: output, units: c.blocks * c.mtiles}
+	r.job = job{kind: jobFTiles, fconv: c, fin: input, fout: output, units: c.blocks * c.mtiles,
+		unitWork: c.mr * c.nr * len(c.taps) * c.k}
 	r.run()
 	r.job = job{}
 }

@@ -34,6 +34,7 @@ func main() {
 	peer := flag.String("peer", "litert", "litert (int8 ResNet-50 vs LiteRT.js) or ort (ResNets vs ONNX Runtime)")
 	rounds := flag.Int("rounds", 5, "-peer ort: interleaved rounds per model and thread count")
 	models := flag.String("models", "resnet50,resnet18,resnet20", "-peer ort: models to time (resnet50, resnet18: 224x224; resnet20: 32x32)")
+	settle = flag.Duration("settle", 200*time.Millisecond, "-peer ort: pause after each engine's step, so the next one starts on an idle CPU")
 	types := flag.String("types", "int8,float32", "-peer ort: which arithmetic to time: int8, float32 or both")
 	flag.Parse()
 	var err error
@@ -50,6 +51,9 @@ func main() {
 		os.Exit(1)
 	}
 }
+
+// settle is -settle.
+var settle *time.Duration
 
 var msRe = regexp.MustCompile(`ms_per_inference=([0-9.]+)`)
 

@@ -168,6 +168,13 @@ func runORT(bin, models, types string, rounds, iters int) error {
 						if err := step(); err != nil {
 							return err
 						}
+						// ONNX Runtime's thread pool keeps spinning for tens of
+						// milliseconds after a job returns: without a pause the
+						// next engine's small model runs on a busy CPU (measured:
+						// our 2-thread ResNet-20 at 1.22 ms right after an ORT
+						// job, 0.52-0.55 ms after a 100 ms pause). Both engines get
+						// the same pause.
+						time.Sleep(*settle)
 					}
 				}
 				fmt.Fprintf(os.Stderr, "benchtable: %s %s %d thread(s): ours median %.1f ms, ONNX Runtime %.1f ms\n",

@@ -10,7 +10,7 @@
 # same YMM registers, AVX-512 VNNI + VL), the package then offers the
 # "avxvnni" family on an AVX-512 VNNI CPU, and every test that loops over
 # the families runs it: everything of the kernel but those 5-byte encodings,
-# which `go run gen_tile.go gen_tilearm.go -check` (in resnet/internal/fast)
+# which `go run gen_tile.go gen_tilearm.go gen_armas.go -check` (in resnet/internal/fast)
 # compares with GNU as.
 #
 # Needs an AVX-512 VNNI CPU (it says so and exits 0 elsewhere). ~15 s.

@@ -1,6 +1,6 @@
 //go:build ignore
 
-// gen_ftile writes the float32 micro-kernels' assembly: go run gen_ftile.go
+// gen_ftile writes the float32 micro-kernels' assembly: go run gen_ftile.go gen_armas.go
 // (in this folder) rewrites ftile_amd64.s and ftile_arm64.s; with -check it
 // also assembles the arm64 kernel's hand-encoded instructions with GNU as
 // (aarch64-linux-gnu-as) and compares the encodings.
@@ -14,10 +14,8 @@
 package main
 
 import (
-	"encoding/binary"
 	"fmt"
 	"os"
-	"os/exec"
 	"strings"
 )
 
@@ -211,12 +209,6 @@ func gen(b *strings.Builder, k kernel) {
 
 // ---- arm64 ----
 
-// armInst is one hand-encoded instruction and its GNU spelling.
-type armInst struct {
-	gnu  string
-	word uint32
-}
-
 // genARM64 writes ftile_arm64.s: ftileGo's contract (6 pixels x 16
 // channels) in NEON. Go's arm64 assembler has no by-element FMLA, FADD,
 // FMAX or FMIN on vectors, so those are emitted as WORD $encoding with
@@ -366,55 +358,6 @@ func genARM64(check bool) {
 		fail(err)
 	}
 	if check {
-		checkARM(insts)
+		checkWithGNUAs("gen_ftile", "", insts)
 	}
-}
-
-// checkARM assembles the GNU spellings and compares their encodings.
-func checkARM(insts []armInst) {
-	dir, err := os.MkdirTemp("", "gen_ftile")
-	if err != nil {
-		fail(err)
-	}
-	defer os.RemoveAll(dir)
-	seen := map[string]bool{}
-	var src strings.Builder
-	var list []armInst
-	for _, in := range insts {
-		if !seen[in.gnu] {
-			seen[in.gnu] = true
-			list = append(list, in)
-			fmt.Fprintf(&src, "\t%s\n", in.gnu)
-		}
-	}
-	s, o, bin := dir+"/a.s", dir+"/a.o", dir+"/a.bin"
-	if err := os.WriteFile(s, []byte(src.String()), 0o644); err != nil {
-		fail(err)
-	}
-	for _, cmd := range [][]string{
-		{"aarch64-linux-gnu-as", "-o", o, s},
-		{"aarch64-linux-gnu-objcopy", "-O", "binary", "-j", ".text", o, bin},
-	} {
-		if out, err := exec.Command(cmd[0], cmd[1:]...).CombinedOutput(); err != nil {
-			fail(fmt.Errorf("%v: %v\n%s", cmd, err, out))
-		}
-	}
-	raw, err := os.ReadFile(bin)
-	if err != nil {
-		fail(err)
-	}
-	if len(raw) != 4*len(list) {
-		fail(fmt.Errorf("GNU as wrote %d bytes for %d instructions", len(raw), len(list)))
-	}
-	bad := 0
-	for i, in := range list {
-		if w := binary.LittleEndian.Uint32(raw[4*i:]); w != in.word {
-			bad++
-			fmt.Fprintf(os.Stderr, "%-40s ours 0x%08X, GNU as 0x%08X\n", in.gnu, in.word, w)
-		}
-	}
-	if bad > 0 {
-		fail(fmt.Errorf("%d of %d encodings differ", bad, len(list)))
-	}
-	fmt.Fprintf(os.Stderr, "gen_ftile: %d distinct arm64 encodings match GNU as\n", len(list))
 }

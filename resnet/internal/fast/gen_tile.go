@@ -1,7 +1,7 @@
 //go:build ignore
 
 // gen_tile writes the micro-kernels' assembly and the arm64 instruction
-// counts: go run gen_tile.go gen_tilearm.go (in this folder) rewrites
+// counts: go run gen_tile.go gen_tilearm.go gen_armas.go (in this folder) rewrites
 // tile_amd64.s, tile_arm64.s and tile_counts.go; with -check it also
 // assembles every hand-encoded arm64 instruction with aarch64-linux-gnu-as
 // (Debian binutils-aarch64-linux-gnu), and every VEX-encoded amd64 one with

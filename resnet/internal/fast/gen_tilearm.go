@@ -1,16 +1,14 @@
 //go:build ignore
 
 // The arm64 half of gen_tile.go: run both files together (go run
-// gen_tile.go gen_tilearm.go).
+// gen_tile.go gen_tilearm.go gen_armas.go).
 
 package main
 
 import (
-	"encoding/binary"
 	"fmt"
 	"go/format"
 	"os"
-	"os/exec"
 	"strings"
 )
 
@@ -43,11 +41,6 @@ import (
 //	ST1 {Vt.16B}, [Xn]: 0x4C007000     UZP1 .8H 0x4E401800, .16B 0x4E001800
 //	float, .4S: SCVTF 0x4E21D800  FCVTNS 0x4E21A800  FMUL 0x6E20DC00
 //	  FADD 0x4E20D400  FMAX 0x4E20F400  FMIN 0x4EA0F400;  SUB .4S 0x6EA08400
-
-type armInst struct {
-	gnu  string
-	word uint32
-}
 
 var (
 	armChecked []armInst
@@ -227,7 +220,7 @@ func genARM64(check bool) {
 	}
 	write("tile_counts.go", string(src))
 	if check {
-		checkARM()
+		checkWithGNUAs("gen_tile", "armv8.2-a+dotprod", armChecked)
 	}
 }
 
@@ -807,55 +800,6 @@ func epilogue(dot bool, kind int) {
 			narrow(j)
 		}
 	}
-}
-
-// checkARM assembles every hand-encoded instruction with GNU as and
-// compares the words.
-func checkARM() {
-	dir, err := os.MkdirTemp("", "gen_tile")
-	if err != nil {
-		fail(err)
-	}
-	defer os.RemoveAll(dir)
-	seen := map[string]uint32{}
-	var src strings.Builder
-	var list []armInst
-	for _, in := range armChecked {
-		if _, ok := seen[in.gnu]; !ok {
-			seen[in.gnu] = in.word
-			list = append(list, in)
-			fmt.Fprintf(&src, "\t%s\n", in.gnu)
-		}
-	}
-	s, o, bin := dir+"/a.s", dir+"/a.o", dir+"/a.bin"
-	write(s, src.String())
-	for _, cmd := range [][]string{
-		{"aarch64-linux-gnu-as", "-march=armv8.2-a+dotprod", "-o", o, s},
-		{"aarch64-linux-gnu-objcopy", "-O", "binary", "-j", ".text", o, bin},
-	} {
-		if out, err := exec.Command(cmd[0], cmd[1:]...).CombinedOutput(); err != nil {
-			fail(fmt.Errorf("%v: %v\n%s", cmd, err, out))
-		}
-	}
-	raw, err := os.ReadFile(bin)
-	if err != nil {
-		fail(err)
-	}
-	if len(raw) != 4*len(list) {
-		fail(fmt.Errorf("GNU as wrote %d bytes for %d instructions", len(raw), len(list)))
-	}
-	bad := 0
-	for i, in := range list {
-		w := binary.LittleEndian.Uint32(raw[4*i:])
-		if w != in.word {
-			bad++
-			fmt.Fprintf(os.Stderr, "%-50s ours 0x%08X, GNU as 0x%08X\n", in.gnu, in.word, w)
-		}
-	}
-	if bad > 0 {
-		fail(fmt.Errorf("%d of %d encodings differ", bad, len(list)))
-	}
-	fmt.Fprintf(os.Stderr, "gen_tile: %d distinct arm64 encodings match GNU as\n", len(list))
 }
 
 func fail(err error) {

@@ -721,7 +721,7 @@ def cmd_compare(args):
     for ln in lines:
         print(ln)
     if dry:
-        print("pytorch-check: SKIPPED: dry run without PyTorch; the PyTorch comparison (torch.save's .pth, PyTorch's forward) needs the GPU machine")
+        print("pytorch-check: SKIPPED: dry run without PyTorch; the PyTorch comparison (torch.save's .pth, PyTorch's forward) needs PyTorch: run without GPU_PRETRAINED_DRY where it is installed (make test does, with Debian's python3-torch)")
         print(f"pytorch-check: dry {'PASS' if ok else 'FAIL'} (our side: both formats imported, run, finite, pth == safetensors)")
     else:
         print(f"pytorch-check: overall {'PASS' if ok else 'FAIL'}")

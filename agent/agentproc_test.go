@@ -45,9 +45,18 @@ func startAgentProc(t *testing.T, bin, dir, addr, config string) *agentProc {
 		select {
 		case <-p.exited:
 		case <-time.After(waitLimit):
-			t.Errorf("the agent did not stop %v after SIGTERM", waitLimit)
-			p.cmd.Process.Kill()
-			<-p.exited
+			t.Errorf("the agent did not stop %v after SIGTERM; its goroutines (SIGQUIT) are in the log below", waitLimit)
+			// SIGQUIT makes the Go runtime print every goroutine's stack:
+			// where the shutdown is stuck.
+			p.cmd.Process.Signal(syscall.SIGQUIT)
+			select {
+			case <-p.exited:
+			case <-time.After(5 * time.Second):
+				p.cmd.Process.Kill()
+				<-p.exited
+			}
+			t.Logf("agent log:\n%s", lastLines(p.logs.String(), 600))
+			return
 		}
 		if t.Failed() {
 			t.Logf("agent log:\n%s", lastLines(p.logs.String(), 40))

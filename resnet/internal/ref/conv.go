@@ -1,5 +1,7 @@
 package ref
 
+import "iter"
+
 // Conv describes one CONV_2D or DEPTHWISE_CONV_2D. Input is NHWC
 // [Batch, InH, InW, InC], output NHWC [Batch, OutH, OutW, OutC].
 // CONV_2D filters are OHWI [OutC, FilterH, FilterW, InC]; DEPTHWISE_CONV_2D
@@ -60,37 +62,21 @@ func requantize(acc, multiplier int32, shift int, offset, lo, hi int32) int8 {
 // taps contribute nothing, i.e. the input zero point), plus bias, then
 // per-channel requantization. bias may be nil.
 func ConvInt8(p *Conv, input, filter []int8, bias []int32, output []int8) {
-	for b := 0; b < p.Batch; b++ {
-		for oy := 0; oy < p.OutH; oy++ {
-			inY0 := oy*p.StrideH - p.PadH
-			for ox := 0; ox < p.OutW; ox++ {
-				inX0 := ox*p.StrideW - p.PadW
-				outBase := ((b*p.OutH+oy)*p.OutW + ox) * p.OutC
-				for oc := 0; oc < p.OutC; oc++ {
-					var acc int32
-					for fy := 0; fy < p.FilterH; fy++ {
-						iy := inY0 + fy*p.DilationH
-						if iy < 0 || iy >= p.InH {
-							continue
-						}
-						for fx := 0; fx < p.FilterW; fx++ {
-							ix := inX0 + fx*p.DilationW
-							if ix < 0 || ix >= p.InW {
-								continue
-							}
-							in := input[((b*p.InH+iy)*p.InW+ix)*p.InC:][:p.InC]
-							f := filter[((oc*p.FilterH+fy)*p.FilterW+fx)*p.InC:][:p.InC]
-							for ic, v := range in {
-								acc += int32(f[ic]) * (int32(v) + p.InputOffset)
-							}
-						}
-					}
-					if bias != nil {
-						acc += bias[oc]
-					}
-					output[outBase+oc] = requantizeConv(p, acc, oc)
+	taps := p.FilterH * p.FilterW
+	for out, o := range p.outputs() {
+		for oc := range p.OutC {
+			var acc int32
+			for pix, tap := range p.window(o) {
+				in := input[pix*p.InC:][:p.InC]
+				f := filter[(oc*taps+tap)*p.InC:][:p.InC]
+				for ic, v := range in {
+					acc += int32(f[ic]) * (int32(v) + p.InputOffset)
 				}
 			}
+			if bias != nil {
+				acc += bias[oc]
+			}
+			output[out+oc] = requantizeConv(p, acc, oc)
 		}
 	}
 }
@@ -98,37 +84,21 @@ func ConvInt8(p *Conv, input, filter []int8, bias []int32, output []int8) {
 // ConvFloat is reference_ops::Conv for float32: the sum over taps inside the
 // image, plus bias, clamped to the activation range. bias may be nil.
 func ConvFloat(p *Conv, input, filter, bias, output []float32) {
-	for b := 0; b < p.Batch; b++ {
-		for oy := 0; oy < p.OutH; oy++ {
-			inY0 := oy*p.StrideH - p.PadH
-			for ox := 0; ox < p.OutW; ox++ {
-				inX0 := ox*p.StrideW - p.PadW
-				outBase := ((b*p.OutH+oy)*p.OutW + ox) * p.OutC
-				for oc := 0; oc < p.OutC; oc++ {
-					var total float32
-					for fy := 0; fy < p.FilterH; fy++ {
-						iy := inY0 + fy*p.DilationH
-						if iy < 0 || iy >= p.InH {
-							continue
-						}
-						for fx := 0; fx < p.FilterW; fx++ {
-							ix := inX0 + fx*p.DilationW
-							if ix < 0 || ix >= p.InW {
-								continue
-							}
-							in := input[((b*p.InH+iy)*p.InW+ix)*p.InC:][:p.InC]
-							f := filter[((oc*p.FilterH+fy)*p.FilterW+fx)*p.InC:][:p.InC]
-							for ic, v := range in {
-								total += float32(v * f[ic])
-							}
-						}
-					}
-					if bias != nil {
-						total += bias[oc]
-					}
-					output[outBase+oc] = clampFloat(total, p.FloatMin, p.FloatMax)
+	taps := p.FilterH * p.FilterW
+	for out, o := range p.outputs() {
+		for oc := range p.OutC {
+			var total float32
+			for pix, tap := range p.window(o) {
+				in := input[pix*p.InC:][:p.InC]
+				f := filter[(oc*taps+tap)*p.InC:][:p.InC]
+				for ic, v := range in {
+					total += float32(v * f[ic])
 				}
 			}
+			if bias != nil {
+				total += bias[oc]
+			}
+			output[out+oc] = clampFloat(total, p.FloatMin, p.FloatMax)
 		}
 	}
 }
@@ -137,37 +107,20 @@ func ConvFloat(p *Conv, input, filter, bias, output []float32) {
 // input channel ic feeds DepthMultiplier output channels ic*mult+m, each with
 // its own FilterH x FilterW filter and requantization. bias may be nil.
 func DepthwiseConvInt8(p *Conv, input, filter []int8, bias []int32, output []int8) {
-	for b := 0; b < p.Batch; b++ {
-		for oy := 0; oy < p.OutH; oy++ {
-			inY0 := oy*p.StrideH - p.PadH
-			for ox := 0; ox < p.OutW; ox++ {
-				inX0 := ox*p.StrideW - p.PadW
-				outBase := ((b*p.OutH+oy)*p.OutW + ox) * p.OutC
-				for ic := 0; ic < p.InC; ic++ {
-					for m := 0; m < p.DepthMultiplier; m++ {
-						oc := ic*p.DepthMultiplier + m
-						var acc int32
-						for fy := 0; fy < p.FilterH; fy++ {
-							iy := inY0 + fy*p.DilationH
-							if iy < 0 || iy >= p.InH {
-								continue
-							}
-							for fx := 0; fx < p.FilterW; fx++ {
-								ix := inX0 + fx*p.DilationW
-								if ix < 0 || ix >= p.InW {
-									continue
-								}
-								v := int32(input[((b*p.InH+iy)*p.InW+ix)*p.InC+ic])
-								f := int32(filter[(fy*p.FilterW+fx)*p.OutC+oc])
-								acc += f * (v + p.InputOffset)
-							}
-						}
-						if bias != nil {
-							acc += bias[oc]
-						}
-						output[outBase+oc] = requantizeConv(p, acc, oc)
-					}
+	for out, o := range p.outputs() {
+		for ic := range p.InC {
+			for m := range p.DepthMultiplier {
+				oc := ic*p.DepthMultiplier + m
+				var acc int32
+				for pix, tap := range p.window(o) {
+					v := int32(input[pix*p.InC+ic])
+					f := int32(filter[tap*p.OutC+oc])
+					acc += f * (v + p.InputOffset)
 				}
+				if bias != nil {
+					acc += bias[oc]
+				}
+				output[out+oc] = requantizeConv(p, acc, oc)
 			}
 		}
 	}
@@ -175,35 +128,63 @@ func DepthwiseConvInt8(p *Conv, input, filter []int8, bias []int32, output []int
 
 // DepthwiseConvFloat is reference_ops::DepthwiseConv for float32.
 func DepthwiseConvFloat(p *Conv, input, filter, bias, output []float32) {
-	for b := 0; b < p.Batch; b++ {
-		for oy := 0; oy < p.OutH; oy++ {
-			inY0 := oy*p.StrideH - p.PadH
-			for ox := 0; ox < p.OutW; ox++ {
-				inX0 := ox*p.StrideW - p.PadW
-				outBase := ((b*p.OutH+oy)*p.OutW + ox) * p.OutC
-				for ic := 0; ic < p.InC; ic++ {
-					for m := 0; m < p.DepthMultiplier; m++ {
-						oc := ic*p.DepthMultiplier + m
-						var total float32
-						for fy := 0; fy < p.FilterH; fy++ {
-							iy := inY0 + fy*p.DilationH
-							if iy < 0 || iy >= p.InH {
-								continue
-							}
-							for fx := 0; fx < p.FilterW; fx++ {
-								ix := inX0 + fx*p.DilationW
-								if ix < 0 || ix >= p.InW {
-									continue
-								}
-								v := input[((b*p.InH+iy)*p.InW+ix)*p.InC+ic]
-								total += float32(v * filter[(fy*p.FilterW+fx)*p.OutC+oc])
-							}
-						}
-						if bias != nil {
-							total += bias[oc]
-						}
-						output[outBase+oc] = clampFloat(total, p.FloatMin, p.FloatMax)
+	for out, o := range p.outputs() {
+		for ic := range p.InC {
+			for m := range p.DepthMultiplier {
+				oc := ic*p.DepthMultiplier + m
+				var total float32
+				for pix, tap := range p.window(o) {
+					total += float32(input[pix*p.InC+ic] * filter[tap*p.OutC+oc])
+				}
+				if bias != nil {
+					total += bias[oc]
+				}
+				output[out+oc] = clampFloat(total, p.FloatMin, p.FloatMax)
+			}
+		}
+	}
+}
+
+// pixel is an output pixel: batch, row, column.
+type pixel struct{ b, y, x int }
+
+// outputs yields every output pixel in NHWC order with the index of its
+// first channel in the output.
+func (p *Conv) outputs() iter.Seq2[int, pixel] {
+	return func(yield func(int, pixel) bool) {
+		out := 0
+		for b := range p.Batch {
+			for y := range p.OutH {
+				for x := range p.OutW {
+					if !yield(out, pixel{b, y, x}) {
+						return
 					}
+					out += p.OutC
+				}
+			}
+		}
+	}
+}
+
+// window yields the filter taps of output pixel o that fall
+// inside the input image, in filter order: the input pixel's index
+// ((b*InH+iy)*InW+ix) and the tap's (fy*FilterW+fx). Taps in the padding
+// are skipped: they would multiply the input zero point, adding nothing.
+func (p *Conv) window(o pixel) iter.Seq2[int, int] {
+	return func(yield func(pix, tap int) bool) {
+		y0, x0 := o.y*p.StrideH-p.PadH, o.x*p.StrideW-p.PadW
+		for fy := range p.FilterH {
+			iy := y0 + fy*p.DilationH
+			if iy < 0 || iy >= p.InH {
+				continue
+			}
+			for fx := range p.FilterW {
+				ix := x0 + fx*p.DilationW
+				if ix < 0 || ix >= p.InW {
+					continue
+				}
+				if !yield((o.b*p.InH+iy)*p.InW+ix, fy*p.FilterW+fx) {
+					return
 				}
 			}
 		}

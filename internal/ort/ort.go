@@ -11,7 +11,6 @@
 package ort
 
 import (
-	"bufio"
 	"context"
 	"crypto/sha256"
 	"encoding/hex"
@@ -23,9 +22,9 @@ import (
 	"os/exec"
 	"path/filepath"
 	"strings"
-	"sync"
 	"time"
 
+	"github.com/shortcut-edge/shortcut/internal/nodeproto"
 	"github.com/shortcut-edge/shortcut/internal/repo"
 	"github.com/shortcut-edge/shortcut/internal/witness"
 )
@@ -137,9 +136,8 @@ func fileExists(p string) bool {
 type Runner struct {
 	cmd    *exec.Cmd
 	stdin  io.WriteCloser
-	lines  *bufio.Scanner
-	stderr *tail
-	other  *tail
+	lines  *nodeproto.Lines
+	stderr *nodeproto.Tail
 	next   int
 	// Start describes the process.
 	ORTVersion, Node string
@@ -172,7 +170,7 @@ func Start(ctx context.Context) (*Runner, error) {
 	}
 	cmd := exec.CommandContext(ctx, inst.node, filepath.Join(inst.dir, "run.mjs"))
 	cmd.WaitDelay = 2 * time.Second
-	r := &Runner{cmd: cmd, stderr: &tail{}, other: &tail{}}
+	r := &Runner{cmd: cmd, stderr: &nodeproto.Tail{}}
 	cmd.Stderr = r.stderr
 	if r.stdin, err = cmd.StdinPipe(); err != nil {
 		return nil, fmt.Errorf("ort: %v", err)
@@ -184,8 +182,7 @@ func Start(ctx context.Context) (*Runner, error) {
 	if err := cmd.Start(); err != nil {
 		return nil, fmt.Errorf("ort: start %s: %w", inst.node, err)
 	}
-	r.lines = bufio.NewScanner(stdout)
-	r.lines.Buffer(make([]byte, 64*1024), 16*1024*1024)
+	r.lines = nodeproto.NewLines(stdout, prefix)
 	w, err := r.read()
 	if err != nil {
 		r.Close()
@@ -204,35 +201,11 @@ func Start(ctx context.Context) (*Runner, error) {
 }
 
 func (r *Runner) read() (wire, error) {
-	for r.lines.Scan() {
-		line := r.lines.Text()
-		rest, ok := strings.CutPrefix(line, prefix)
-		if !ok {
-			r.other.Write([]byte(line + "\n"))
-			continue
-		}
-		var w wire
-		if err := json.Unmarshal([]byte(rest), &w); err != nil {
-			r.other.Write([]byte(line + "\n"))
-			continue
-		}
-		return w, nil
+	var w wire
+	if ok, err := r.lines.Next(&w); !ok {
+		return wire{}, fmt.Errorf("ort: node stopped answering: %v%s", err, r.logs())
 	}
-	err := r.lines.Err()
-	if err == nil {
-		err = io.ErrUnexpectedEOF
-	}
-	return wire{}, fmt.Errorf("ort: node stopped answering: %v%s", err, r.logs())
-}
-
-func abs(p string) string {
-	if p == "" {
-		return ""
-	}
-	if a, err := filepath.Abs(p); err == nil {
-		return a
-	}
-	return p
+	return w, nil
 }
 
 // Do runs one job and waits for its result. A job that fails (a model ONNX
@@ -242,18 +215,18 @@ func (r *Runner) Do(j Job) (Result, error) {
 	if j.Threads < 0 || j.Threads > 64 || j.Iters < 0 || j.Warmup < 0 {
 		return Result{}, fmt.Errorf("ort: job %s: threads %d, iters %d or warmup %d out of range", j.Model, j.Threads, j.Iters, j.Warmup)
 	}
-	w := map[string]any{"model": abs(j.Model), "threads": max(j.Threads, 1), "iters": j.Iters}
+	w := map[string]any{"model": nodeproto.Abs(j.Model), "threads": max(j.Threads, 1), "iters": j.Iters}
 	in := []string{}
 	for _, p := range j.Inputs {
-		in = append(in, abs(p))
+		in = append(in, nodeproto.Abs(p))
 	}
 	w["inputs"] = in
 	if j.OutputDir != "" {
-		w["output_dir"] = abs(j.OutputDir)
+		w["output_dir"] = nodeproto.Abs(j.OutputDir)
 	} else {
 		out := []string{}
 		for _, p := range j.Outputs {
-			out = append(out, abs(p))
+			out = append(out, nodeproto.Abs(p))
 		}
 		w["outputs"] = out
 	}
@@ -261,7 +234,7 @@ func (r *Runner) Do(j Job) (Result, error) {
 		w["warmup"] = j.Warmup
 	}
 	if j.OptimizedModel != "" {
-		w["optimized_model"] = abs(j.OptimizedModel)
+		w["optimized_model"] = nodeproto.Abs(j.OptimizedModel)
 	}
 	b, _ := json.Marshal(w)
 	if _, err := r.stdin.Write(append(b, '\n')); err != nil {
@@ -299,18 +272,7 @@ func (r *Runner) Close() error {
 	return err
 }
 
-func (r *Runner) logs() string {
-	var parts []string
-	for _, t := range []*tail{r.stderr, r.other} {
-		if s := strings.TrimSpace(t.String()); s != "" {
-			parts = append(parts, s)
-		}
-	}
-	if len(parts) == 0 {
-		return ""
-	}
-	return "\nnode output (last lines):\n" + strings.Join(parts, "\n")
-}
+func (r *Runner) logs() string { return nodeproto.Logs(r.stderr, r.lines.Other) }
 
 // Run runs jobs in one runner, in order. A failed job's error is in errs[i];
 // err is for what stops the whole run (node or the package missing).
@@ -335,32 +297,4 @@ func (r *Runner) Bench(model string, inputs []string, threads, warmup, iters int
 		return Result{}, fmt.Errorf("ort: bench %s: iters %d, want at least 1", model, iters)
 	}
 	return r.Do(Job{Model: model, Inputs: inputs, Threads: threads, Warmup: warmup, Iters: iters})
-}
-
-// tail keeps the last few KiB written to it; node's stderr is copied in
-// by exec's goroutine while errors read it.
-type tail struct {
-	mu sync.Mutex
-	b  []byte
-}
-
-const tailMax = 4096
-
-func (t *tail) Write(p []byte) (int, error) {
-	t.mu.Lock()
-	defer t.mu.Unlock()
-	t.b = append(t.b, p...)
-	if len(t.b) > 2*tailMax {
-		t.b = append(t.b[:0], t.b[len(t.b)-tailMax:]...)
-	}
-	return len(p), nil
-}
-
-func (t *tail) String() string {
-	t.mu.Lock()
-	defer t.mu.Unlock()
-	if len(t.b) > tailMax {
-		return "..." + string(t.b[len(t.b)-tailMax:])
-	}
-	return string(t.b)
 }

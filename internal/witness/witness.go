@@ -18,7 +18,6 @@
 package witness
 
 import (
-	"bufio"
 	"bytes"
 	"context"
 	"crypto/sha256"
@@ -26,13 +25,15 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
-	"github.com/shortcut-edge/shortcut/internal/repo"
 	"os"
 	"os/exec"
 	"path/filepath"
 	"strconv"
 	"strings"
 	"time"
+
+	"github.com/shortcut-edge/shortcut/internal/nodeproto"
+	"github.com/shortcut-edge/shortcut/internal/repo"
 )
 
 // Engine names a real TFLite build.
@@ -291,27 +292,17 @@ type wireLine struct {
 
 const protocolPrefix = "@@witness "
 
-func abs(p string) string {
-	if p == "" {
-		return ""
-	}
-	if a, err := filepath.Abs(p); err == nil {
-		return a
-	}
-	return p
-}
-
 func (inst install) run(ctx context.Context, k groupKey, jobs []Job) ([]Result, error) {
 	results := make([]Result, len(jobs))
 	var stdin bytes.Buffer
 	enc := json.NewEncoder(&stdin)
 	for _, j := range jobs {
-		w := wireJob{Model: abs(j.Model), Inputs: []string{}, Outputs: []string{}, OutputDir: abs(j.OutputDir), Iters: j.Iters, Warmup: j.Warmup}
+		w := wireJob{Model: nodeproto.Abs(j.Model), Inputs: []string{}, Outputs: []string{}, OutputDir: nodeproto.Abs(j.OutputDir), Iters: j.Iters, Warmup: j.Warmup}
 		for _, p := range j.Inputs {
-			w.Inputs = append(w.Inputs, abs(p))
+			w.Inputs = append(w.Inputs, nodeproto.Abs(p))
 		}
 		for _, p := range j.Outputs {
-			w.Outputs = append(w.Outputs, abs(p))
+			w.Outputs = append(w.Outputs, nodeproto.Abs(p))
 		}
 		if err := enc.Encode(w); err != nil {
 			return results, fmt.Errorf("witness: encode job %s: %w", j.Model, err)
@@ -327,8 +318,8 @@ func (inst install) run(ctx context.Context, k groupKey, jobs []Job) ([]Result, 
 	args = append(args, filepath.Join(inst.dir, "run.mjs"), "--engine", string(k.engine), "--threads", strconv.Itoa(k.threads))
 	cmd := exec.CommandContext(ctx, inst.node, args...)
 	cmd.Stdin = &stdin
-	var stderr tailBuffer
-	cmd.Stderr = &stderr
+	stderr := &nodeproto.Tail{}
+	cmd.Stderr = stderr
 	cmd.WaitDelay = 2 * time.Second
 	stdout, err := cmd.StdoutPipe()
 	if err != nil {
@@ -340,21 +331,12 @@ func (inst install) run(ctx context.Context, k groupKey, jobs []Job) ([]Result, 
 
 	var start Start
 	var fatal string
-	var other tailBuffer
 	seen := make([]bool, len(jobs))
-	sc := bufio.NewScanner(stdout)
-	sc.Buffer(make([]byte, 64*1024), 16*1024*1024)
-	for sc.Scan() {
-		line := sc.Text()
-		rest, ok := strings.CutPrefix(line, protocolPrefix)
-		if !ok {
-			other.Write([]byte(line + "\n"))
-			continue
-		}
+	lines := nodeproto.NewLines(stdout, protocolPrefix)
+	for {
 		var w wireLine
-		if err := json.Unmarshal([]byte(rest), &w); err != nil {
-			other.Write([]byte(line + "\n"))
-			continue
+		if ok, _ := lines.Next(&w); !ok {
+			break
 		}
 		switch {
 		case w.Fatal != nil:
@@ -376,11 +358,11 @@ func (inst install) run(ctx context.Context, k groupKey, jobs []Job) ([]Result, 
 	var runErr error
 	switch {
 	case fatal != "":
-		runErr = fmt.Errorf("witness: %s engine did not start: %s%s", k.engine, fatal, logs(&stderr, &other))
+		runErr = fmt.Errorf("witness: %s engine did not start: %s%s", k.engine, fatal, nodeproto.Logs(stderr, lines.Other))
 	case ctx.Err() != nil:
 		runErr = fmt.Errorf("witness: %s/%d threads: stopped: %w", k.engine, k.threads, ctx.Err())
 	case waitErr != nil:
-		runErr = fmt.Errorf("witness: %s/%d threads: node failed: %v%s", k.engine, k.threads, waitErr, logs(&stderr, &other))
+		runErr = fmt.Errorf("witness: %s/%d threads: node failed: %v%s", k.engine, k.threads, waitErr, nodeproto.Logs(stderr, lines.Other))
 	}
 	for n := range jobs {
 		if !seen[n] {
@@ -388,42 +370,9 @@ func (inst install) run(ctx context.Context, k groupKey, jobs []Job) ([]Result, 
 			if runErr != nil {
 				results[n].Err = fmt.Errorf("job %s not run: %w", jobs[n].Model, runErr)
 			} else {
-				results[n].Err = fmt.Errorf("witness %s/%d threads: job %s: node gave no result%s", k.engine, k.threads, jobs[n].Model, logs(&stderr, &other))
+				results[n].Err = fmt.Errorf("witness %s/%d threads: job %s: node gave no result%s", k.engine, k.threads, jobs[n].Model, nodeproto.Logs(stderr, lines.Other))
 			}
 		}
 	}
 	return results, runErr
-}
-
-func logs(bufs ...*tailBuffer) string {
-	var parts []string
-	for _, b := range bufs {
-		if s := strings.TrimSpace(b.String()); s != "" {
-			parts = append(parts, s)
-		}
-	}
-	if len(parts) == 0 {
-		return ""
-	}
-	return "\nnode output (last lines):\n" + strings.Join(parts, "\n")
-}
-
-// tailBuffer keeps the last few KiB written to it.
-type tailBuffer struct{ b []byte }
-
-const tailMax = 4096
-
-func (t *tailBuffer) Write(p []byte) (int, error) {
-	t.b = append(t.b, p...)
-	if len(t.b) > 2*tailMax {
-		t.b = append(t.b[:0], t.b[len(t.b)-tailMax:]...)
-	}
-	return len(p), nil
-}
-
-func (t *tailBuffer) String() string {
-	if len(t.b) > tailMax {
-		return "..." + string(t.b[len(t.b)-tailMax:])
-	}
-	return string(t.b)
 }

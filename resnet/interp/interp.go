@@ -43,6 +43,11 @@ const (
 	ArithmeticXNNPACK   = "xnnpack"
 )
 
+// MaxThreads is the most threads New accepts. Every job wakes every
+// worker, so thousands of them (a typo'd --threads) would make an inference
+// take minutes instead of failing.
+const MaxThreads = 256
+
 // Options tune New.
 type Options struct {
 	// MaxArenaBytes bounds the activation arena (and every single
@@ -52,7 +57,8 @@ type Options struct {
 	// goroutine plus Threads-1 worker goroutines owned by the interpreter,
 	// which split the output tiles of convolutions and the elements of
 	// adds. 0 means one per CPU (runtime.GOMAXPROCS); 1 runs everything on
-	// the calling goroutine without any synchronization.
+	// the calling goroutine without any synchronization. At most
+	// MaxThreads.
 	Threads int
 	// Kernels picks the kernel implementation: "" or "auto" (the fastest
 	// this CPU runs), "ref" (the plain-Go reference kernels only), or one
@@ -139,8 +145,9 @@ func prepare(m *resnet.Model, opts Options) (*Interpreter, error) {
 	}
 	// Keep every size sum far from int64 overflow.
 	opts.MaxArenaBytes = min(opts.MaxArenaBytes, 1<<50)
-	if opts.Threads < 0 {
-		return nil, fmt.Errorf("interp: Options.Threads is %d; want 0 (one per CPU) or more", opts.Threads)
+	if opts.Threads < 0 || opts.Threads > MaxThreads {
+		return nil, fmt.Errorf("interp: Options.Threads is %d; want 0 (one per CPU) to %d (this machine has %d CPUs: more threads than CPUs only slow an inference down)",
+			opts.Threads, MaxThreads, runtime.NumCPU())
 	}
 	if opts.Threads == 0 {
 		opts.Threads = runtime.GOMAXPROCS(0)

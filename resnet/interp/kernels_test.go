@@ -120,6 +120,25 @@ func TestNewRejectsUnknownKernelChoices(t *testing.T) {
 	}
 }
 
+func TestNewBoundsThreads(t *testing.T) {
+	r := rand.New(rand.NewPCG(1, 3))
+	m := convModel(r, 4, 4, 3, 4, &resnet.Conv2DOptions{Padding: resnet.PaddingSame, StrideW: 1, StrideH: 1})
+	for _, n := range []int{-1, MaxThreads + 1, 100000} {
+		_, err := New(m, Options{Threads: n})
+		if err == nil || !strings.Contains(err.Error(), fmt.Sprint(n)) || !strings.Contains(err.Error(), fmt.Sprint(MaxThreads)) {
+			t.Errorf("New with Threads %d: error %v; want one naming %d and the bound %d", n, err, n, MaxThreads)
+		}
+	}
+	it, err := New(m, Options{Threads: MaxThreads})
+	if err != nil {
+		t.Fatalf("New with Threads %d (the bound): %v", MaxThreads, err)
+	}
+	defer it.Close()
+	if err := it.Invoke(); err != nil {
+		t.Errorf("Invoke with %d threads: %v", MaxThreads, err)
+	}
+}
+
 func TestCloseStopsTheInterpreterButNotItsClones(t *testing.T) {
 	r := rand.New(rand.NewPCG(3, 4))
 	m := convModel(r, 6, 6, 3, 4, &resnet.Conv2DOptions{Padding: resnet.PaddingSame, StrideW: 1, StrideH: 1})

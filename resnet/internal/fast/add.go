@@ -12,8 +12,9 @@ import (
 // the kernel is a table lookup: exact by construction.
 type Add struct {
 	table *[1 << 16]int8 // [uint8(in1)<<8 | uint8(in2)]
-	// comp, where not nil, computes the TFLite arithmetic in SIMD
-	// (amd64: add_amd64.go), bit for bit; the table does the tail.
+	// comp, where not nil, computes the arithmetic in SIMD (amd64:
+	// add_amd64.go, TFLite's and XNNPACK's), bit for bit; the table does
+	// the tail and whatever comp does not cover.
 	comp *addParams
 }
 

@@ -1,6 +1,7 @@
 package fast
 
 import (
+	"math"
 	"unsafe"
 
 	"github.com/shortcut-edge/shortcut/resnet/internal/ref"
@@ -23,140 +24,235 @@ func addTable(t *[1 << 16]int8, x, y []uint8, o []int8) {
 	addTableGo(t, x[n:], y[n:], o[n:])
 }
 
-// addParams is ref.AddInt8's TFLite arithmetic (LeftShift 20, every shift
-// a right shift, multipliers normalized to [2^30, 2^31)) rewritten for
-// 32-bit lanes, each field broadcast to 8 lanes (add_amd64.s reads it by
-// offset). With k = x + offset in [-255, 255], v = k<<20:
+// addParams is an ADD's constants for the computed kernels (add_amd64.s,
+// written by gen_add.go, which reads the fields by offset: 64 bytes each,
+// one value broadcast to every lane; AVX2 reads the first 32). The
+// kernels compute ref.AddInt8 in 32-bit lanes, bit for bit.
 //
-//   - SaturatingRoundingDoublingHighMul(a, m) is floor((a*m + 2^30) / 2^31)
-//     for every a, m but a == m == MinInt32 (m > 0 here): for a*m >= 0
-//     truncation is floor; for a*m < 0 the nudge 1-2^30 plus the 2^31-1 that
-//     turns truncation into floor is 2^30 again.
-//   - For v it is u = floor((k*m + 2^10) / 2^11) = k*mh + (k*ml + 2^10)>>11,
-//     m = mh<<11 + ml (2^20 divides out; k*mh*2^11 is a multiple of 2^11):
-//     x*mh + off*mh and x*ml + off*ml + 2^10, every term within 32 bits.
-//   - RoundingDivideByPOT(u, e) is (u + 2^(e-1) - [u < 0]) >> e for e >= 1
-//     (ties away from zero: the remainder must exceed 2^(e-1)-1, or 2^(e-1)
-//     when u < 0), u for e == 0. u < 0 exactly when k < 0 (m > 2^10), i.e.
-//     not x > -off-1: the compare's -1 for k >= 0 is subtracted and the
-//     constant off*mh + 2^(e-1) - 1 added (for e == 0 the threshold -129
-//     makes it -1 always and the constant off*mh - 1). |u| < 2^28.
-//   - The output multiply is the 64-bit product per even and odd lane
-//     (VPMULDQ) plus 2^30, shifted right 31 (the 32 bits kept are the same
-//     for a logical shift); its RoundingDivideByPOT subtracts w>>>31 (a
-//     shift by 32 gives 0: e == 0), adds the half, shifts, adds the zero
-//     point.
+// The TFLite arithmetic (LeftShift 20, every shift a right shift,
+// multipliers normalized to [2^30, 2^31)). With k = x + off in [-255, 255]
+// and an input multiplier m with right shift e:
+//
+//   - SaturatingRoundingDoublingHighMul(k<<20, m) is floor((k*m + 2^10) /
+//     2^11) (floor((a*m + 2^30) / 2^31) for every a, m but a == m ==
+//     MinInt32, m > 0 here: for a*m >= 0 truncation is floor; for a*m < 0
+//     the nudge 1-2^30 plus the 2^31-1 that turns truncation into floor is
+//     2^30 again), call it v; v < 0 exactly when k < 0 (m > 2^10).
+//   - RoundingDivideByPOT(v, e) is floor((v + 2^(e-1) - [v < 0]) / 2^e) for
+//     e >= 1 (ties away from zero), v for e == 0. Floors of floors nest, so
+//     the input's term is u = floor((k*m + c - [k < 0]*2^11) / 2^(11+e)),
+//     c = 2^10 + 2^(10+e) (2^10 and no [k < 0] term for e == 0).
+//   - With S = 11+e and m = mh<<S + ml: u = k*mh + (k*ml + c - [k < 0]*2^11)
+//     >> S, and k*mh = x*mh + off*mh. The kernel computes x*mh + (x*ml +
+//     cB) >> sh, cB = off*ml + c less 2^11 where x <= thr = -off-1 (cBneg),
+//     and leaves off*mh to the output. For e <= 12 nothing leaves 32 bits:
+//     |k*ml| < 255*2^23 = 2^31 - 2^23, c <= 2^22 + 2^10.
+//   - An input of multiplier 2^30 and shift 0 (real multiplier exactly 0.5:
+//     the input of the larger scale) has u = k<<19: the half kernels
+//     compute y<<19 and leave off<<19 to the output.
+//   - The sum's constant part K (off*mh and off<<19 of both inputs, |K| <
+//     2^28) left out, the kernel sums s' = s - K: |s'| < 2^29 (|x*mh| <=
+//     2^27, |(x*ml + cB) >> sh| < 2^20), so 2*s' fits 32 bits too. The
+//     output multiply w = floor((s*mo + 2^30) / 2^31) and its
+//     RoundingDivideByPOT by eo with half h = 2^(eo-1) (0 for eo == 0) is
+//     (w' - [w' < tho]) >> eo, w' = w + h = floor((s'*mo + nudge) / 2^31),
+//     nudge = 2^30 + h*2^31 + K*mo (64 bits, below 2^62; AVX-512 multiplies
+//     2*s' and adds 2*nudge: w' is the product's high half), tho = h (w < 0
+//     exactly when w' < h) or MinInt32 for eo == 0 (no correction). |s| <
+//     2^29 (each term < 255*2^20), so |w| < 2^29 and w' < 2^31.
+//   - The zero point is added with saturation to the words that packing
+//     saturated to int16, which are then packed to bytes with saturation
+//     and clamped to the activation range: the bytes of adding it in 32
+//     bits and clamping (a value that saturates to int16 saturates to
+//     int8 the same way with any zero point of int8 added).
+//
+// The xnnpack arithmetic (ref.NewAddXNNPACK's) is bias + x*m1 + y*m2 in int32
+// (wrapping the same way in Go and in the lanes), shifted right by its
+// shift, then the zero point and the range as above.
 type addParams struct {
-	mh1, ml1, cB1, thr1, cA1, e1 [8]int32
-	mh2, ml2, cB2, thr2, cA2, e2 [8]int32
-	mo                           [8]int32
-	nudge                        [4]int64 // 2^30
-	cnto, halfo, eo              [8]int32
-	zp, actMin, actMax           [8]int32
-	perm                         [8]int32
-	c19                          [8]int32 // off2<<19 (cheap)
-	clamp                        bool     // the activation range is narrower than int8's
-	// cheap: the second input's multiplier is 2^30 with shift 0 (the input
-	// of the larger scale: its real multiplier is exactly 0.5), so its
-	// term is exactly k<<19 (floor((k*2^30 + 2^10) / 2^11)); swap: the
-	// operands trade places for that (ADD's arithmetic is symmetric in
-	// the two (input, parameters) pairs).
-	cheap, swap bool
+	ml1, mh1, cBneg1, cBpos1, thr1, sh1 [16]int32
+	ml2, mh2, cBneg2, cBpos2, thr2, sh2 [16]int32
+	mo                                  [16]int32
+	nudge, nudge2                       [8]int64
+	tho, eo                             [16]int32
+	zp                                  [32]int16
+	actMin, actMax                      [64]int8
+	perm8, perm16                       [16]int32 // the packing's order of dwords
+	xm1, xm2, xbias, xshift             [16]int32
+	// kernel indexes addKernels; swap: the operands trade places so that
+	// the second is the half one (ADD's arithmetic is symmetric in the two
+	// (input, parameters) pairs).
+	kernel int
+	swap   bool
 }
 
-//go:noescape
-func addComputeAVX2(p *addParams, x, y, out *int8, n int)
+// The kernels (add_amd64.s), out[i] = ADD(x[i], y[i]) for i < n, n a
+// multiple of their addKernels step. Called through addKernels' function
+// values, which the compiler cannot see into: go:noescape would change
+// nothing.
+func addTFLiteAVX2(p *addParams, x, y, out *int8, n int)
+func addTFLiteAVX2Clamp(p *addParams, x, y, out *int8, n int)
+func addHalfAVX2(p *addParams, x, y, out *int8, n int)
+func addHalfAVX2Clamp(p *addParams, x, y, out *int8, n int)
+func addXNNPACKAVX2(p *addParams, x, y, out *int8, n int)
+func addXNNPACKAVX2Clamp(p *addParams, x, y, out *int8, n int)
+func addTFLiteAVX512(p *addParams, x, y, out *int8, n int)
+func addTFLiteAVX512Clamp(p *addParams, x, y, out *int8, n int)
+func addHalfAVX512(p *addParams, x, y, out *int8, n int)
+func addHalfAVX512Clamp(p *addParams, x, y, out *int8, n int)
+func addXNNPACKAVX512(p *addParams, x, y, out *int8, n int)
+func addXNNPACKAVX512Clamp(p *addParams, x, y, out *int8, n int)
 
-//go:noescape
-func addComputeAVX2Full(p *addParams, x, y, out *int8, n int)
+// addKernels is indexed by ISA (AVX2, AVX-512), arithmetic (addTFLite,
+// addHalf, addXNNPACK) and clamp, as addKernelIndex computes.
+var addKernels = [...]struct {
+	name string
+	f    func(p *addParams, x, y, out *int8, n int)
+	step int
+}{
+	{"addTFLiteAVX2", addTFLiteAVX2, 32},
+	{"addTFLiteAVX2Clamp", addTFLiteAVX2Clamp, 32},
+	{"addHalfAVX2", addHalfAVX2, 32},
+	{"addHalfAVX2Clamp", addHalfAVX2Clamp, 32},
+	{"addXNNPACKAVX2", addXNNPACKAVX2, 32},
+	{"addXNNPACKAVX2Clamp", addXNNPACKAVX2Clamp, 32},
+	{"addTFLiteAVX512", addTFLiteAVX512, 64},
+	{"addTFLiteAVX512Clamp", addTFLiteAVX512Clamp, 64},
+	{"addHalfAVX512", addHalfAVX512, 64},
+	{"addHalfAVX512Clamp", addHalfAVX512Clamp, 64},
+	{"addXNNPACKAVX512", addXNNPACKAVX512, 64},
+	{"addXNNPACKAVX512Clamp", addXNNPACKAVX512Clamp, 64},
+}
 
-//go:noescape
-func addComputeAVX2Half(p *addParams, x, y, out *int8, n int)
+const (
+	addTFLite = iota
+	addHalf
+	addXNNPACK
+)
 
-//go:noescape
-func addComputeAVX2HalfFull(p *addParams, x, y, out *int8, n int)
+func addKernelIndex(avx512 bool, arith int, clamp bool) int {
+	i := 2 * arith
+	if avx512 {
+		i += 6
+	}
+	if clamp {
+		i++
+	}
+	return i
+}
 
-func bcast(v int32) (b [8]int32) {
+// newAddParams prepares p for the computed kernels, AVX-512 where the CPU
+// has it (F and BW), or returns nil where there is no AVX2 or p is not
+// the arithmetic the rewrite covers: the table serves those.
+func newAddParams(p *ref.Add) *addParams { return newAddParamsFor(p, hasAVX512BW) }
+
+// newAddParamsFor is newAddParams with the ISA chosen: AVX-512 or AVX2.
+// It returns nil outside the rewrite: a zero point outside int8 or an
+// activation range outside it; for the xnnpack arithmetic a shift outside
+// [0, 31]; for TFLite's another left shift, a left-shifting or
+// unnormalized multiplier, an input shift beyond 12 (other than the half
+// input's 0: input scales 2^12 times apart) or offsets outside int8's zero
+// points.
+func newAddParamsFor(p *ref.Add, avx512 bool) *addParams {
+	if !hasAVX2 || p.ActMin < -128 || p.ActMax > 127 || p.OutputOffset < -128 || p.OutputOffset > 127 {
+		return nil
+	}
+	clamp := p.ActMin > -128 || p.ActMax < 127
+	a := &addParams{
+		perm8:  [16]int32{0, 4, 1, 5, 2, 6, 3, 7},
+		perm16: [16]int32{0, 4, 8, 12, 1, 5, 9, 13, 2, 6, 10, 14, 3, 7, 11, 15},
+	}
+	for i := range a.zp {
+		a.zp[i] = int16(p.OutputOffset)
+	}
+	for i := range a.actMin {
+		a.actMin[i], a.actMax[i] = int8(p.ActMin), int8(p.ActMax)
+	}
+	if p.XNNPACK {
+		if p.OutputShift < 0 || p.OutputShift > 31 {
+			return nil
+		}
+		a.xm1, a.xm2, a.xbias, a.xshift = bcast(p.Input1Multiplier), bcast(p.Input2Multiplier), bcast(p.XNNPACKBias), bcast(int32(p.OutputShift))
+		a.kernel = addKernelIndex(avx512, addXNNPACK, clamp)
+		return a
+	}
+	if p.LeftShift != 20 || p.OutputShift > 0 || p.OutputShift < -31 || p.OutputMultiplier < 1<<30 {
+		return nil
+	}
+	off1, m1, s1, off2, m2, s2 := p.Input1Offset, p.Input1Multiplier, p.Input1Shift, p.Input2Offset, p.Input2Multiplier, p.Input2Shift
+	for _, o := range []int32{off1, off2} {
+		if o < -127 || o > 128 {
+			return nil
+		}
+	}
+	isHalf := func(m int32, s int) bool { return m == 1<<30 && s == 0 }
+	if isHalf(m1, s1) && !isHalf(m2, s2) {
+		off1, m1, s1, off2, m2, s2 = off2, m2, s2, off1, m1, s1
+		a.swap = true
+	}
+	var k int64 // the sum's constant part
+	input := func(off, m int32, shift int, ml, mh, cBneg, cBpos, thr, sh *[16]int32) bool {
+		e := -shift
+		if e < 0 || e > 12 || m < 1<<30 {
+			return false
+		}
+		s := 11 + e
+		c := int32(1 << 10)
+		if e > 0 {
+			c += 1 << (10 + e)
+		}
+		*ml, *mh, *sh, *thr = bcast(m&(1<<s-1)), bcast(m>>s), bcast(int32(s)), bcast(-off-1)
+		*cBpos, *cBneg = bcast(off*(m&(1<<s-1))+c), bcast(off*(m&(1<<s-1))+c)
+		if e > 0 {
+			*cBneg = bcast(cBpos[0] - 1<<11)
+		}
+		k += int64(off) * int64(m>>s)
+		return true
+	}
+	if !input(off1, m1, s1, &a.ml1, &a.mh1, &a.cBneg1, &a.cBpos1, &a.thr1, &a.sh1) {
+		return nil
+	}
+	arith := addHalf
+	if isHalf(m2, s2) {
+		k += int64(off2) << 19
+	} else {
+		arith = addTFLite
+		if !input(off2, m2, s2, &a.ml2, &a.mh2, &a.cBneg2, &a.cBpos2, &a.thr2, &a.sh2) {
+			return nil
+		}
+	}
+	eo := -p.OutputShift
+	h, tho := int64(0), int32(math.MinInt32)
+	if eo > 0 {
+		h = 1 << (eo - 1)
+		tho = int32(h)
+	}
+	nudge := 1<<30 + h<<31 + k*int64(p.OutputMultiplier)
+	for i := range a.nudge {
+		a.nudge[i], a.nudge2[i] = nudge, 2*nudge
+	}
+	a.mo, a.tho, a.eo = bcast(p.OutputMultiplier), bcast(tho), bcast(int32(eo))
+	a.kernel = addKernelIndex(avx512, arith, clamp)
+	return a
+}
+
+func bcast(v int32) (b [16]int32) {
 	for i := range b {
 		b[i] = v
 	}
 	return b
 }
 
-// newAddParams prepares p for addComputeAVX2, or returns nil where p is
-// not the arithmetic the rewrite covers (XNNPACK's, another left shift, a
-// left-shifting or unnormalized multiplier, offsets outside int8's zero
-// points) or there is no AVX2: the table serves those.
-func newAddParams(p *ref.Add) *addParams {
-	if !hasAVX2 || p.XNNPACK || p.LeftShift != 20 || p.ActMin < -128 || p.ActMax > 127 {
-		return nil
-	}
-	for _, s := range []int{p.Input1Shift, p.Input2Shift, p.OutputShift} {
-		if s > 0 || s < -31 {
-			return nil
-		}
-	}
-	for _, m := range []int32{p.Input1Multiplier, p.Input2Multiplier, p.OutputMultiplier} {
-		if m < 1<<30 {
-			return nil
-		}
-	}
-	for _, o := range []int32{p.Input1Offset, p.Input2Offset} {
-		if o < -127 || o > 128 {
-			return nil
-		}
-	}
-	a := &addParams{
-		mo:    bcast(p.OutputMultiplier),
-		nudge: [4]int64{1 << 30, 1 << 30, 1 << 30, 1 << 30},
-		cnto:  bcast(32), eo: bcast(int32(-p.OutputShift)),
-		zp: bcast(p.OutputOffset), actMin: bcast(p.ActMin), actMax: bcast(p.ActMax),
-		perm:  [8]int32{0, 4, 1, 5, 2, 6, 3, 7},
-		clamp: p.ActMin > -128 || p.ActMax < 127,
-	}
-	if e := -p.OutputShift; e > 0 {
-		a.cnto, a.halfo = bcast(31), bcast(1<<(e-1))
-	}
-	input := func(off, m int32, shift int, mh, ml, cB, thr, cA, e *[8]int32) {
-		hi, lo := m>>11, m&2047
-		*mh, *ml, *cB, *e = bcast(hi), bcast(lo), bcast(off*lo+1<<10), bcast(int32(-shift))
-		if shift == 0 {
-			*thr, *cA = bcast(-129), bcast(off*hi-1)
-		} else {
-			*thr, *cA = bcast(-off-1), bcast(off*hi+1<<(-shift-1)-1)
-		}
-	}
-	off1, m1, s1, off2, m2, s2 := p.Input1Offset, p.Input1Multiplier, p.Input1Shift, p.Input2Offset, p.Input2Multiplier, p.Input2Shift
-	half := func(m int32, s int) bool { return m == 1<<30 && s == 0 }
-	if half(m1, s1) && !half(m2, s2) {
-		off1, m1, s1, off2, m2, s2 = off2, m2, s2, off1, m1, s1
-		a.swap = true
-	}
-	a.cheap = half(m2, s2)
-	a.c19 = bcast(off2 << 19)
-	input(off1, m1, s1, &a.mh1, &a.ml1, &a.cB1, &a.thr1, &a.cA1, &a.e1)
-	input(off2, m2, s2, &a.mh2, &a.ml2, &a.cB2, &a.thr2, &a.cA2, &a.e2)
-	return a
-}
-
-// addCompute computes the first n &^ 31 elements with addComputeAVX2 and
-// returns how many it did.
+// addCompute computes the first elements (a multiple of the kernel's
+// step) with c's kernel and returns how many it did.
 func addCompute(c *addParams, x, y []uint8, o []int8) int {
-	n := len(x) &^ 31
+	k := &addKernels[c.kernel]
+	n := len(x) / k.step * k.step
 	if n > 0 {
-		f := addComputeAVX2Full
-		switch {
-		case c.cheap && c.clamp:
-			f = addComputeAVX2Half
-		case c.cheap:
-			f = addComputeAVX2HalfFull
-		case c.clamp:
-			f = addComputeAVX2
-		}
 		if c.swap {
 			x, y = y[:len(x)], x
 		}
-		f(c, (*int8)(unsafe.Pointer(&x[0])), (*int8)(unsafe.Pointer(&y[:len(x)][0])), &o[:len(x)][0], n)
+		k.f(c, (*int8)(unsafe.Pointer(&x[0])), (*int8)(unsafe.Pointer(&y[:len(x)][0])), &o[:len(x)][0], n)
 	}
 	return n
 }

@@ -6,6 +6,7 @@ var (
 	hasAVX2       = cpu.X86.HasAVX2
 	hasAVXVNNI    = cpu.X86.HasAVX2 && cpu.X86.HasAVXVNNI && !avxvnniAsEVEX() || avxvnniAsEVEX() && hasAVX512VNNI
 	hasAVX512VNNI = cpu.X86.HasAVX512F && cpu.X86.HasAVX512BW && cpu.X86.HasAVX512VL && cpu.X86.HasAVX512VNNI
+	hasAVX512BW   = cpu.X86.HasAVX512F && cpu.X86.HasAVX512BW // the computed ADD's ZMM kernels
 )
 
 // avxvnniAsEVEX reports whether tile_amd64.s was assembled with

@@ -82,7 +82,9 @@ func (c *opContext) prepareAdd() (kernel, error) {
 	return k, nil
 }
 
-// fastAddKernel is an int8 ADD by table lookup.
+// fastAddKernel is an int8 ADD run by resnet/internal/fast: its exact SIMD
+// arithmetic where the CPU has one (amd64), else a table of all 65,536
+// input pairs (exact by construction).
 type fastAddKernel struct {
 	in1, in2, out int
 	a             *fast.Add

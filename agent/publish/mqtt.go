@@ -630,7 +630,8 @@ func stopping(ch <-chan struct{}) bool {
 // will, so this Message is the only way subscribers learn that the agent
 // is gone. A first connection attempt still under way gets offlineWait to
 // succeed: an agent stopped just after it started says "offline" too. A
-// broker that already refused this outage's attempts is not waited for.
+// broker that already refused this outage's attempts is not waited for,
+// and nothing here outlasts giveUp (stopWait).
 func (p *Publisher) sayOffline() {
 	if n := p.attempts.Load(); n > 0 && !p.client.IsConnectionOpen() {
 		s, _ := p.lastErr.Load().(string)
@@ -638,14 +639,14 @@ func (p *Publisher) sayOffline() {
 		p.met.Publishes.WithLabelValues("availability", "dropped").Inc()
 		return
 	}
-	wait := time.NewTimer(offlineWait)
-	defer wait.Stop()
+	timer := time.NewTimer(offlineWait)
+	defer timer.Stop()
 	t0 := time.Now()
 	for !p.client.IsConnectionOpen() {
 		select {
 		case <-p.connects:
 			continue
-		case <-wait.C:
+		case <-timer.C:
 		case <-p.giveUp:
 		}
 		s, _ := p.lastErr.Load().(string)

@@ -296,7 +296,13 @@ func (a *Agent) HTTPAddr() string {
 }
 
 // Run runs the agent until ctx ends, then stops every goroutine it started,
-// publishes "offline" and returns.
+// publishes "offline" and returns. Whatever the broker does (gone, hung,
+// coming back), the stop takes the HTTP server's shutdown (2 s at most)
+// while the pipelines and the learner finish (their frame in flight, up
+// to 2 s handing a last event or reply to a full publish queue), then the
+// publisher's stop (publish.Publisher.Run: 5.25 s at most): about 7 s
+// plus one inference, with camera sources and a training that honour
+// ctx; systemd waits 90 s.
 func (a *Agent) Run(ctx context.Context) error {
 	if err := a.Start(); err != nil {
 		return err

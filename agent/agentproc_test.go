@@ -78,6 +78,31 @@ func startAgentProc(t *testing.T, bin, dir, addr, config string) *agentProc {
 	return p
 }
 
+// stop sends SIGTERM and returns how long the agent took to exit, or
+// fails the test when it has not exited within limit (its goroutines are
+// then in the log, as at the test's end).
+func (p *agentProc) stop(t *testing.T, limit time.Duration) time.Duration {
+	t.Helper()
+	t0 := time.Now()
+	if err := p.cmd.Process.Signal(syscall.SIGTERM); err != nil {
+		t.Fatalf("SIGTERM: %v", err)
+	}
+	select {
+	case <-p.exited:
+		return time.Since(t0)
+	case <-time.After(limit):
+		p.cmd.Process.Signal(syscall.SIGQUIT)
+		select {
+		case <-p.exited:
+		case <-time.After(5 * time.Second):
+			p.cmd.Process.Kill()
+			<-p.exited
+		}
+		t.Fatalf("the agent did not stop %v after SIGTERM; its goroutines (SIGQUIT) are in its log:\n%s", limit, lastLines(p.logs.String(), 600))
+		return 0
+	}
+}
+
 // health is the agent's /healthz, on a connection of its own.
 func (p *agentProc) health(t *testing.T) agent.Health {
 	t.Helper()

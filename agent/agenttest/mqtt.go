@@ -10,6 +10,7 @@ import (
 	"os/exec"
 	"path/filepath"
 	"sync"
+	"syscall"
 	"testing"
 	"time"
 
@@ -155,6 +156,20 @@ func (b *Broker) URL() string {
 
 // Log is what mosquitto has logged so far.
 func (b *Broker) Log() string { return b.out.String() }
+
+// Freeze stops the broker process (SIGSTOP) without closing anything: its
+// connections stay open and the kernel still accepts their bytes, but
+// nothing is answered, as with a broker host that hangs or a network that
+// drops packets silently. Stop still ends it.
+func (b *Broker) Freeze() {
+	b.t.Helper()
+	if b.cmd == nil || b.cmd.Process == nil {
+		b.t.Fatal("Freeze: the broker is not running")
+	}
+	if err := b.cmd.Process.Signal(syscall.SIGSTOP); err != nil {
+		b.t.Fatalf("Freeze: SIGSTOP mosquitto: %v", err)
+	}
+}
 
 // Stop kills the broker (retained messages go with it: no persistence).
 func (b *Broker) Stop() {

@@ -6,6 +6,7 @@ package publish
 import (
 	"bytes"
 	"context"
+	"errors"
 	"log/slog"
 	"sort"
 	"strings"
@@ -179,6 +180,13 @@ type Publisher struct {
 	// republished at each connect, as the states are. Only run touches it.
 	lastSnapshot map[string]Message
 
+	// drained and giveUp bound a clean stop (drainWait, stopWait): they
+	// close drainWait and stopWait after Run's ctx ended. Run sets them
+	// before it starts; only run's goroutine reads them (nil outside Run:
+	// never closed), and drainLogged.
+	drained, giveUp <-chan struct{}
+	drainLogged     bool
+
 	connected     atomic.Bool
 	commandsReady atomic.Bool // the command subscription is acknowledged
 	// commandSub is the command subscription of the latest connect, until
@@ -349,7 +357,7 @@ func signal(ch chan struct{}) {
 // subscriber sees them in order.
 func (p *Publisher) announce() {
 	if tok := p.commandSub.Swap(nil); tok != nil {
-		if (*tok).WaitTimeout(p.cfg.ConnectTimeout) && (*tok).Error() == nil {
+		if awaitAck(*tok, p.cfg.ConnectTimeout, p.drained) == nil && (*tok).Error() == nil {
 			p.commandsReady.Store(true)
 		} else {
 			p.log.Warn("mqtt: subscribing to commands failed", "topic", p.topics.CommandFilter(), "err", (*tok).Error())
@@ -471,8 +479,15 @@ func (p *Publisher) flushPending() {
 }
 
 // Run connects in the background (retrying with back-off) and publishes
-// until ctx ends; then it publishes "offline" and disconnects.
+// until ctx ends; then it publishes what was handed over before, says
+// "offline" and disconnects, and returns within stopWait plus
+// disconnectQuiesce of ctx's end, whatever the broker does.
 func (p *Publisher) Run(ctx context.Context) {
+	drained, stopDrain := afterEnd(ctx, drainWait)
+	defer stopDrain()
+	giveUp, stopGiveUp := afterEnd(ctx, stopWait)
+	defer stopGiveUp()
+	p.drained, p.giveUp = drained.Done(), giveUp.Done()
 	p.client.Connect() // with ConnectRetry, this keeps trying on its own
 	cameras := time.NewTicker(cameraCheck)
 	defer cameras.Stop()
@@ -501,7 +516,7 @@ func (p *Publisher) Run(ctx context.Context) {
 			}
 			p.flushPending()
 			p.sayOffline()
-			p.client.Disconnect(250)
+			p.client.Disconnect(disconnectQuiesce)
 			p.connected.Store(false)
 			p.met.Connected.Set(0)
 			return
@@ -513,10 +528,100 @@ func (p *Publisher) Run(ctx context.Context) {
 // availability.
 const cameraCheck = time.Second
 
-// offlineWait bounds each step of the last word at a clean stop: waiting
-// for a connection still being made, then for the broker to acknowledge
-// "offline".
-const offlineWait = 2 * time.Second
+// The bounds of a clean stop, counted from the end of Run's ctx. A broker
+// that hangs (its host frozen, a network that drops packets without a
+// reset) leaves the connection open and never acknowledges: without them,
+// every message still queued waited mqtt.connect_timeout in turn, until
+// keepalive declared the connection lost (about 40 s by default), and
+// systemd, or a test, gave up on the agent first.
+//
+// The messages handed over before the stop get drainWait to reach the
+// broker, and are dropped (and counted) after it. "offline" then gets
+// offlineWait for each of its steps (sayOffline). Nothing run waits for,
+// paho's Publish included, holds it past stopWait: Run returns within
+// stopWait plus disconnectQuiesce (the milliseconds paho's Disconnect may
+// take) of the stop, whatever the broker does.
+const (
+	drainWait         = 2 * time.Second
+	offlineWait       = 2 * time.Second
+	stopWait          = 5 * time.Second
+	disconnectQuiesce = 250
+)
+
+// afterEnd returns a context that ends d after parent ends, or when its
+// cancel is called (which also ends the goroutine that waits for d).
+func afterEnd(parent context.Context, d time.Duration) (context.Context, context.CancelFunc) {
+	ctx, cancel := context.WithCancel(context.WithoutCancel(parent))
+	stop := context.AfterFunc(parent, func() {
+		t := time.NewTimer(d)
+		defer t.Stop()
+		select {
+		case <-t.C:
+			cancel()
+		case <-ctx.Done():
+		}
+	})
+	return ctx, func() { stop(); cancel() }
+}
+
+// errNoAck and errGaveUp are why a publish was not acknowledged: no
+// acknowledgement in time, or a stop that ran out of time.
+var (
+	errNoAck  = errors.New("no acknowledgement from the broker in time")
+	errGaveUp = errors.New("the agent is stopping and ran out of time for it")
+)
+
+// awaitAck waits up to d for t to complete, or until until closes (a stop
+// that ran out of time).
+func awaitAck(t paho.Token, d time.Duration, until <-chan struct{}) error {
+	timer := time.NewTimer(d)
+	defer timer.Stop()
+	select {
+	case <-t.Done():
+		return nil
+	case <-timer.C:
+		return errNoAck
+	case <-until:
+		return errGaveUp
+	}
+}
+
+// publishWait publishes and waits up to d for the broker's
+// acknowledgement, or until until closes. Paho's Publish itself can
+// block, up to 30 s: when the connection drops between its status check
+// and its hand-over to the connection's writer, it waits for a writer
+// that is gone (paho v1.5.1, client.go Publish). So it runs on a
+// goroutine of its own, which run waits for unless the stop runs out of
+// time (giveUp); then run leaves it behind (it ends when paho returns)
+// and publishes nothing more, so that no later message can overtake it.
+func (p *Publisher) publishWait(topic string, qos byte, retained bool, payload []byte, d time.Duration, until <-chan struct{}) error {
+	if stopping(p.giveUp) {
+		return errGaveUp
+	}
+	published := make(chan paho.Token, 1)
+	go func() { published <- p.client.Publish(topic, qos, retained, payload) }()
+	var t paho.Token
+	select {
+	case t = <-published:
+	case <-p.giveUp:
+		return errGaveUp
+	}
+	if err := awaitAck(t, d, until); err != nil {
+		return err
+	}
+	return t.Error()
+}
+
+// stopping says whether the stop has run out of time for the messages
+// handed over before it (drained) or for everything (giveUp).
+func stopping(ch <-chan struct{}) bool {
+	select {
+	case <-ch:
+		return true
+	default:
+		return false
+	}
+}
 
 // sayOffline publishes the retained "offline" of a clean stop and waits
 // for the broker to acknowledge it. It goes at QoS 1 at least, whatever
@@ -525,7 +630,8 @@ const offlineWait = 2 * time.Second
 // will, so this Message is the only way subscribers learn that the agent
 // is gone. A first connection attempt still under way gets offlineWait to
 // succeed: an agent stopped just after it started says "offline" too. A
-// broker that already refused this outage's attempts is not waited for.
+// broker that already refused this outage's attempts is not waited for,
+// and nothing here outlasts giveUp (stopWait).
 func (p *Publisher) sayOffline() {
 	if n := p.attempts.Load(); n > 0 && !p.client.IsConnectionOpen() {
 		s, _ := p.lastErr.Load().(string)
@@ -533,26 +639,28 @@ func (p *Publisher) sayOffline() {
 		p.met.Publishes.WithLabelValues("availability", "dropped").Inc()
 		return
 	}
-	wait := time.NewTimer(offlineWait)
-	defer wait.Stop()
+	timer := time.NewTimer(offlineWait)
+	defer timer.Stop()
+	t0 := time.Now()
 	for !p.client.IsConnectionOpen() {
 		select {
 		case <-p.connects:
-		case <-wait.C:
-			s, _ := p.lastErr.Load().(string)
-			p.log.Warn("stopping without saying offline: not connected to the broker", "waited", offlineWait, "reason", s)
-			p.met.Publishes.WithLabelValues("availability", "dropped").Inc()
-			return
+			continue
+		case <-timer.C:
+		case <-p.giveUp:
 		}
+		s, _ := p.lastErr.Load().(string)
+		p.log.Warn("stopping without saying offline: not connected to the broker", "waited", time.Since(t0).Round(time.Millisecond), "reason", s)
+		p.met.Publishes.WithLabelValues("availability", "dropped").Inc()
+		return
 	}
 	qos := byte(max(p.cfg.QoS, 1))
-	t := p.client.Publish(p.topics.Availability(), qos, true, Offline)
-	switch {
-	case !t.WaitTimeout(offlineWait):
+	switch err := p.publishWait(p.topics.Availability(), qos, true, []byte(Offline), offlineWait, p.giveUp); {
+	case errors.Is(err, errNoAck):
 		p.log.Warn("the broker did not acknowledge offline; subscribers may still see the agent online", "waited", offlineWait)
 		p.met.Publishes.WithLabelValues("availability", "error").Inc()
-	case t.Error() != nil:
-		p.log.Warn("publishing offline failed; subscribers may still see the agent online", "err", t.Error())
+	case err != nil:
+		p.log.Warn("publishing offline failed; subscribers may still see the agent online", "err", err)
 		p.met.Publishes.WithLabelValues("availability", "error").Inc()
 	default:
 		p.met.Publishes.WithLabelValues("availability", "ok").Inc()
@@ -606,17 +714,25 @@ func (p *Publisher) EnqueueWait(m Message, d time.Duration) {
 }
 
 // send publishes m and waits for the broker's acknowledgement (QoS > 0),
-// so that the queue, not paho's store, is what bounds memory.
+// so that the queue, not paho's store, is what bounds memory. In a stop
+// that has run out of time for it (drainWait), m is dropped.
 func (p *Publisher) send(m Message) {
 	if !p.client.IsConnectionOpen() {
 		p.met.Publishes.WithLabelValues(m.Kind, "dropped").Inc()
 		return
 	}
-	t := p.client.Publish(m.Topic, byte(p.cfg.QoS), m.Retained, m.Payload)
-	if !t.WaitTimeout(p.cfg.ConnectTimeout) || t.Error() != nil {
+	if stopping(p.drained) {
+		if !p.drainLogged {
+			p.drainLogged = true
+			p.log.Warn("stopping: dropping the messages not yet sent; the broker took too long", "limit", drainWait)
+		}
+		p.met.Publishes.WithLabelValues(m.Kind, "dropped").Inc()
+		return
+	}
+	if err := p.publishWait(m.Topic, byte(p.cfg.QoS), m.Retained, m.Payload, p.cfg.ConnectTimeout, p.drained); err != nil {
 		p.met.Publishes.WithLabelValues(m.Kind, "error").Inc()
 		p.met.Errors.Inc()
-		p.log.Warn("mqtt publish failed", "topic", m.Topic, "err", t.Error())
+		p.log.Warn("mqtt publish failed", "topic", m.Topic, "err", err)
 		return
 	}
 	p.met.Publishes.WithLabelValues(m.Kind, "ok").Inc()

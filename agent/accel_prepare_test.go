@@ -7,6 +7,7 @@ import (
 	"strings"
 	"sync/atomic"
 	"testing"
+	"time"
 
 	"github.com/shortcut-edge/shortcut/agent"
 	"github.com/shortcut-edge/shortcut/agent/agenttest"
@@ -82,4 +83,36 @@ func TestASlowAcceleratorIsPreparedInTheBackground(t *testing.T) {
 	}
 	n := a.Health().Cameras[0].Frames
 	waitUntil(t, "frames on the engine", func() bool { return a.Health().Cameras[0].Frames > n+2 })
+}
+
+// An engine still being built when the agent is told to stop does not hold
+// the stop: systemd would kill an agent that waits minutes for TensorRT.
+func TestAStopDoesNotWaitForAnAcceleratorBeingPrepared(t *testing.T) {
+	models := realModels(t)
+	cfg := testConfig(startMosquitto(t, 0).URL())
+	cfg.Model.Path = models[0]
+	cfg.Model.Accelerator = "onnxruntime-tensorrt"
+	cfg.Model.OnnxRuntimeLibrary = "/opt/jetpack/libonnxruntime.so" // not opened: the engine is the test's
+	src := agenttest.Images(image.NewGray(image.Rect(0, 0, 20, 20)))
+	src.Loop = true
+	eng := &slowEngine{release: make(chan struct{})}
+	defer close(eng.release) // the abandoned build ends with the test
+	a, err := agent.New(cfg, agent.Options{Logger: quietLog(), Accelerate: eng.accelerate,
+		OpenSource: func(agent.CameraConfig) (agent.FrameSource, error) { return src, nil }})
+	if err != nil {
+		t.Fatal(err)
+	}
+	stop := running(t, a)
+	waitUntil(t, "frames classified while the engine is prepared", func() bool {
+		h := a.Health()
+		return len(h.Cameras) == 1 && h.Cameras[0].Frames > 2 && h.Accelerator != nil && h.Accelerator.Preparing
+	})
+	start := time.Now()
+	stop() // fails the test if Run has not returned within waitLimit
+	if d := time.Since(start); d > 10*time.Second {
+		t.Errorf("Run took %v to return with an engine still being built; want it not to wait for the build", d)
+	}
+	if n := eng.prepared.Load(); n != 0 {
+		t.Errorf("%d engine(s) prepared; the build was still blocked, want 0", n)
+	}
 }

@@ -58,6 +58,12 @@ func (a *Agent) accelerate(c Classifier, opts classify.AccelOptions) (Classifier
 	return classify.Accelerate(c, opts, a.log)
 }
 
+// preparedEngine is what a background accelerate returned.
+type preparedEngine struct {
+	c  Classifier
+	st AcceleratorStatus
+}
+
 // prepareAccelerators prepares, one at a time, the accelerators of the
 // models loadModel handed over, and swaps each prepared one in if its
 // model is still the one running (a reload meanwhile makes it moot).
@@ -70,7 +76,22 @@ func (a *Agent) prepareAccelerators(ctx context.Context) {
 		case m = <-a.prepare:
 		}
 		a.log.Info("preparing the accelerator in the background; our kernels run the model meanwhile", "accelerator", a.cfg.Model.Accelerator, "model", m.info.Path)
-		c, st := a.accelerate(m.c, a.accelOptions())
+		// The engine build is a library call that takes no context
+		// (TensorRT: minutes). A stop does not wait for it: the call is
+		// left to the process's exit, and nothing it returns is used.
+		done := make(chan preparedEngine, 1)
+		go func() {
+			c, st := a.accelerate(m.c, a.accelOptions())
+			done <- preparedEngine{c, st}
+		}()
+		var r preparedEngine
+		select {
+		case <-ctx.Done():
+			a.log.Info("stopping while the accelerator is being prepared; not waiting for it", "accelerator", a.cfg.Model.Accelerator)
+			return
+		case r = <-done:
+		}
+		c, st := r.c, r.st
 		a.reloadMu.Lock()
 		if cur := a.model.Load(); cur != nil && cur.c == m.c && ctx.Err() == nil {
 			if c != m.c {

@@ -7,9 +7,9 @@ package fast
 // one [1] (see ArmKernelCost).
 var armKernelCounts = map[ISA]armCount{
 	NEONDot: {lanes: 16, chunkBytes: 16,
-		all: [2]armRegions{{call: 32, pass: 127, tap: 6, chunk: 75}, {call: 30, pass: 126, tap: 12, chunk: 75, single: 23}},
-		vec: [2]armRegions{{call: 3, pass: 92, tap: 0, chunk: 64}, {call: 3, pass: 92, tap: 0, chunk: 64, single: 16}},
-		mem: [2]armRegions{{call: 19, pass: 25, tap: 1, chunk: 8}, {call: 18, pass: 24, tap: 1, chunk: 8, single: 5}},
+		all: [2]armRegions{{call: 34, pass: 115, tap: 6, chunk: 75}, {call: 32, pass: 114, tap: 12, chunk: 75, single: 23}},
+		vec: [2]armRegions{{call: 3, pass: 80, tap: 0, chunk: 64}, {call: 3, pass: 80, tap: 0, chunk: 64, single: 16}},
+		mem: [2]armRegions{{call: 20, pass: 25, tap: 1, chunk: 8}, {call: 19, pass: 24, tap: 1, chunk: 8, single: 5}},
 	},
 	NEON: {lanes: 8, chunkBytes: 8,
 		all: [2]armRegions{{call: 28, pass: 105, tap: 10, chunk: 60}, {call: 38, pass: 116, tap: 13, chunk: 61, single: 39}},

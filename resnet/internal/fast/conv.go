@@ -60,6 +60,8 @@ type Conv struct {
 	anyLsh    bool    // some output channel's shift is >= 0 (a left shift, or no right shift: see tileArgs.lsh)
 	minWeight bool    // some weight is -128 (asymmetric int8 weights)
 	sat       bool    // the arm64 SDOT kernel's inline epilogue does not apply (see tileArgs.sat)
+	runs      bool    // the kernel takes runs of common tiles in one call (tileArgs.more: arm64)
+	linear    bool    // each output pixel's input lies stepX bytes after the previous one's, across rows and images
 	merged    int     // FilterW when the filter's columns are merged into the channels (few input channels), else 0
 	flip      byte    // 0x80 for families that read x+128 (unsigned), 0 for signed ones
 	fill      byte    // padding value: the input zero point, flipped likewise
@@ -148,6 +150,8 @@ func NewConv(p *ref.Conv, filter []int8, bias []int32, isa ISA) (*Conv, error) {
 			c.taps = append(c.taps, int32((ky*p.DilationH*c.pw+kx*p.DilationW)*c.c4))
 		}
 	}
+	c.runs = c.isa == NEON || c.isa == NEONDot
+	c.linear = c.stepRow == 0 && c.plane == p.OutH*p.OutW*c.stepX
 	nr := tileWidth(c.isa, p.OutC)
 	c.nr = nr
 	c.blocks = (p.OutC + nr - 1) / nr
@@ -379,6 +383,11 @@ type tileArgs struct {
 	lsh    int32 // 1: some output channel does not shift right (the arm64 kernels' inline epilogue has no SSHL and assumes rsh > 0)
 	nopair int32 // 1: a weight is -128, so the NEON kernel must not sum two products in int16
 	sat    int32 // 1: some channel fails narrowFits, so the arm64 SDOT kernel's inline epilogue (no saturation before int16) does not apply
+	// The arm64 kernels run on through more tiles after this one, each
+	// pixel's input tstep bytes on from the previous tile's, each output
+	// ostep bytes (they rewrite out).
+	more         int32
+	tstep, ostep int
 }
 
 // tiles runs pixel-tile x channel-block units [lo, hi) (block-major, so a
@@ -448,6 +457,28 @@ func (c *Conv) tiles(src []byte, output []int8, lo, hi int, spill *[mr * nr]byte
 			a.out[1] = unsafe.Add(o, p.OutC)
 			a.out[2] = unsafe.Add(o, 2*p.OutC)
 			a.out[3] = unsafe.Add(o, 3*p.OutC)
+			if c.runs {
+				// Further common tiles in this call: the rest of the
+				// row, or of the block where pixels follow each other
+				// in the input across rows (no padding columns).
+				n := (p.OutW - ox) / mr
+				if c.linear {
+					n = (c.m - px0) / mr
+				}
+				if n = min(n, hi-u); n > 1 {
+					a.more, a.tstep, a.ostep = int32(n-1), mr*c.stepX, mr*p.OutC
+					c.runTile(a)
+					a.more = 0
+					u += n - 1
+					mt += n
+					px0 += n * mr
+					b = px0 / hw
+					r := px0 % hw
+					oy, ox = r/p.OutW, r%p.OutW
+					inp = b*c.plane + (oy*p.StrideH*c.pw+ox*c.sx)*c.c4
+					continue
+				}
+			}
 			inp += mr * c.stepX
 			if ox += mr; ox == p.OutW {
 				ox = 0

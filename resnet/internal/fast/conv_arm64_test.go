@@ -78,12 +78,14 @@ func TestConvWithoutLeftShiftsMatchesReference(t *testing.T) {
 	}
 }
 
-// TestSatFieldFollowsNoPair freezes tileArgs.sat's offset, which
-// gen_tilearm.go hard-codes (offSat = offNoPair + 4).
-func TestSatFieldFollowsNoPair(t *testing.T) {
+// TestArmFieldsFollowNoPair freezes the offsets of tileArgs' arm64-only
+// fields, which gen_tilearm.go hard-codes (offSat ... offOStep).
+func TestArmFieldsFollowNoPair(t *testing.T) {
 	var a tileArgs
-	if got, want := unsafe.Offsetof(a.sat), unsafe.Offsetof(a.nopair)+4; got != want {
-		t.Fatalf("tileArgs.sat at offset %d, want %d (regenerate tile_arm64.s)", got, want)
+	base := unsafe.Offsetof(a.nopair)
+	got := []uintptr{unsafe.Offsetof(a.sat) - base, unsafe.Offsetof(a.more) - base, unsafe.Offsetof(a.tstep) - base, unsafe.Offsetof(a.ostep) - base}
+	if want := []uintptr{4, 8, 16, 24}; !slices.Equal(got, want) {
+		t.Fatalf("tileArgs sat, more, tstep, ostep at nopair + %v, want + %v (regenerate tile_arm64.s)", got, want)
 	}
 }
 

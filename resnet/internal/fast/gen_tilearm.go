@@ -155,8 +155,14 @@ func vsub(d, n, m int)  { same3(0x6EA08400, "sub", "4s", d, n, m) }
 func uzp1H(d, n, m int) { same3(0x4E401800, "uzp1", "8h", d, n, m) }
 func uzp1B(d, n, m int) { same3(0x4E001800, "uzp1", "16b", d, n, m) }
 
-// offSat is tileArgs.sat (after nopair, which gen_tile.go places last).
-const offSat = offNoPair + 4
+// tileArgs' arm64-only fields after nopair, which gen_tile.go places
+// last: sat, more (the tiles after this one), tstep and ostep.
+const (
+	offSat   = offNoPair + 4
+	offMore  = offNoPair + 8
+	offTStep = offNoPair + 16
+	offOStep = offNoPair + 24
+)
 
 // armRowScale is the parameter row of the "xnnpack" float32 scales
 // (conv.go's parScale), after gen_tile.go's rowNrsh.
@@ -237,6 +243,7 @@ func genARMKernel(k *armKernel) {
 	dot := k.isa == "NEONDot"
 	fmt.Fprintf(&b, "\n// func %s(a *tileArgs)\nTEXT ·%s(SB), NOSPLIT, $0-8\n", k.name, k.name)
 	armRegion = "common"
+	label(k.name + "entry") // the next tile of a run starts here too (passEnd)
 	ag("MOVD a+0(FP), R0")
 	ag("MOVD %d(R0), R8 // bytes per tap", offKBytes)
 	ag("MOVD $%d, R13 // weights' group stride", 4*nr)
@@ -570,6 +577,14 @@ func neonPair(start bool) {
 // passEnd moves on to the next pass's channels (setup runs after the last
 // pass too, harmlessly: it only reads) and returns after the last. The
 // return counts once per call (region callRegion).
+//
+// After the last pass, while tileArgs.more says so, the call goes on to
+// the next tile: more counts down, each pixel's input and output pointer
+// (tileArgs.in and out, rewritten) moves tstep and ostep bytes on, and
+// the kernel starts again from its first instruction, as a fresh call
+// would, for a few instructions a tile where a call from Go costs some
+// fifty. Every tile thus runs the same blocks from the function's entry
+// on, which the estimate (internal/armestimate) counts as calls.
 func passEnd(k *armKernel, callRegion, loop string, setup func()) {
 	ag("ADD $%d, R10, R10", k.lanes)
 	setup()
@@ -578,6 +593,23 @@ func passEnd(k *armKernel, callRegion, loop string, setup func()) {
 	if armRegion != "special" {
 		armRegion = callRegion
 	}
+	// One block for every tile, the last one's too (its pointers are
+	// moved past the run and more stays 0), so that the estimate, which
+	// scales the kernel's blocks by its entries, prices it exactly.
+	ag("MOVD %d(R0), R12", offTStep)
+	ag("MOVD %d(R0), R14", offOStep)
+	for j := range mr {
+		ag("ADD R12, R%d, R%d", 19+j, 19+j)
+		ag("MOVD R%d, %d(R0)", 19+j, offIn+8*j)
+		ag("MOVD %d(R0), R23", offOut+8*j)
+		ag("ADD R14, R23, R23")
+		ag("MOVD R23, %d(R0)", offOut+8*j)
+	}
+	ag("MOVW %d(R0), R12", offMore)
+	ag("SUBS $1, R12, R12")
+	ag("CSEL LT, ZR, R12, R12")
+	ag("MOVW R12, %d(R0)", offMore)
+	ag("BGE %s", k.name+"entry")
 	ag("RET")
 }
 

@@ -255,8 +255,16 @@ func genARMKernel(k *armKernel) {
 	ag("MOVW %d(R0), R12", offLsh)
 	ag("ORR R15, R12, R24")
 	if k.isa == "NEONDot" {
-		// The SDOT kernel's inline epilogue also needs tileArgs.sat clear.
+		// The SDOT kernel's inline epilogue also needs tileArgs.sat clear
+		// and the activation range int8's whole range (it does not clamp:
+		// the saturation to int8 is the clamp).
 		ag("MOVW %d(R0), R12", offSat)
+		ag("ORR R12, R24, R24")
+		ag("MOVW %d(R0), R12", offMin)
+		ag("ADD $128, R12, R12")
+		ag("ORR R12, R24, R24")
+		ag("MOVW %d(R0), R12", offMax)
+		ag("SUB $127, R12, R12")
 		ag("ORR R12, R24, R24")
 	}
 	for j := range mr {
@@ -304,8 +312,8 @@ func genARMKernel(k *armKernel) {
 	ag("CBNZ R12, general")
 	if dot {
 		// Whole chunks in the fixed-point arithmetic that the inline
-		// epilogue does not cover (left shifts, tileArgs.sat): a third
-		// copy, with the saturating epilogue.
+		// epilogue does not cover (left shifts, tileArgs.sat, a narrower
+		// activation range): a third copy, with the saturating epilogue.
 		ag("CBZ R15, scopy")
 	} else {
 		ag("CBZ R15, general")
@@ -810,7 +818,10 @@ func epilogue(dot bool, kind int) {
 	//
 	// The narrowing keeps the low halves (UZP1), exact while the value
 	// fits int16, adds the zero point (no overflow, by the same bound),
-	// then saturates to int8 and clamps.
+	// then saturates to int8, which is the clamp: the inline epilogue runs
+	// only where the activation range is [-128, 127] (ResNet's every
+	// layer: ReLU outputs have zero point -128); narrower ranges take the
+	// saturating one, which clamps.
 	if dot && kind == epiFixed {
 		for j := range mr {
 			for q := range vecs {
@@ -827,8 +838,6 @@ func epilogue(dot bool, kind int) {
 			vadd8h(25, 25, 28)
 			sqxtnB(24, 24)
 			sqxtn2B(24, 25)
-			vsmax16b(24, 24, 29)
-			vsmin16b(24, 24, 30)
 			st1Q(24, 23)
 		}
 		return

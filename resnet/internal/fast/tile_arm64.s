@@ -14,6 +14,12 @@ tileNEONDotentry:
 	ORR R15, R12, R24
 	MOVW 132(R0), R12
 	ORR R12, R24, R24
+	MOVW 108(R0), R12
+	ADD $128, R12, R12
+	ORR R12, R24, R24
+	MOVW 112(R0), R12
+	SUB $127, R12, R12
+	ORR R12, R24, R24
 	MOVD 0(R0), R19 // pixel 0's input at tap (0, 0)
 	MOVD 8(R0), R20 // pixel 1's input at tap (0, 0)
 	MOVD 16(R0), R21 // pixel 2's input at tap (0, 0)
@@ -149,8 +155,6 @@ fnext:
 	WORD $0x4E7C8739 // add v25.8h, v25.8h, v28.8h
 	WORD $0x0E214B18 // sqxtn v24.8b, v24.8h
 	WORD $0x4E214B38 // sqxtn2 v24.16b, v25.8h
-	WORD $0x4E3D6718 // smax v24.16b, v24.16b, v29.16b
-	WORD $0x4E3E6F18 // smin v24.16b, v24.16b, v30.16b
 	WORD $0x4C0072F8 // st1 {v24.16b}, [x23]
 	WORD $0x4EA0A898 // cmlt v24.4s, v4.4s, #0
 	WORD $0x6E908498 // sqrdmlah v24.4s, v4.4s, v16.4s
@@ -172,8 +176,6 @@ fnext:
 	WORD $0x4E7C8739 // add v25.8h, v25.8h, v28.8h
 	WORD $0x0E214B18 // sqxtn v24.8b, v24.8h
 	WORD $0x4E214B38 // sqxtn2 v24.16b, v25.8h
-	WORD $0x4E3D6718 // smax v24.16b, v24.16b, v29.16b
-	WORD $0x4E3E6F18 // smin v24.16b, v24.16b, v30.16b
 	WORD $0x4C0072F8 // st1 {v24.16b}, [x23]
 	WORD $0x4EA0A918 // cmlt v24.4s, v8.4s, #0
 	WORD $0x6E908518 // sqrdmlah v24.4s, v8.4s, v16.4s
@@ -195,8 +197,6 @@ fnext:
 	WORD $0x4E7C8739 // add v25.8h, v25.8h, v28.8h
 	WORD $0x0E214B18 // sqxtn v24.8b, v24.8h
 	WORD $0x4E214B38 // sqxtn2 v24.16b, v25.8h
-	WORD $0x4E3D6718 // smax v24.16b, v24.16b, v29.16b
-	WORD $0x4E3E6F18 // smin v24.16b, v24.16b, v30.16b
 	WORD $0x4C0072F8 // st1 {v24.16b}, [x23]
 	WORD $0x4EA0A998 // cmlt v24.4s, v12.4s, #0
 	WORD $0x6E908598 // sqrdmlah v24.4s, v12.4s, v16.4s
@@ -218,8 +218,6 @@ fnext:
 	WORD $0x4E7C8739 // add v25.8h, v25.8h, v28.8h
 	WORD $0x0E214B18 // sqxtn v24.8b, v24.8h
 	WORD $0x4E214B38 // sqxtn2 v24.16b, v25.8h
-	WORD $0x4E3D6718 // smax v24.16b, v24.16b, v29.16b
-	WORD $0x4E3E6F18 // smin v24.16b, v24.16b, v30.16b
 	WORD $0x4C0072F8 // st1 {v24.16b}, [x23]
 	ADD $16, R10, R10
 	MOVD 72(R0), R11
@@ -978,8 +976,6 @@ gtapdone:
 	WORD $0x4E7C8739 // add v25.8h, v25.8h, v28.8h
 	WORD $0x0E214B18 // sqxtn v24.8b, v24.8h
 	WORD $0x4E214B38 // sqxtn2 v24.16b, v25.8h
-	WORD $0x4E3D6718 // smax v24.16b, v24.16b, v29.16b
-	WORD $0x4E3E6F18 // smin v24.16b, v24.16b, v30.16b
 	WORD $0x4C0072F8 // st1 {v24.16b}, [x23]
 	WORD $0x4EA0A898 // cmlt v24.4s, v4.4s, #0
 	WORD $0x6E908498 // sqrdmlah v24.4s, v4.4s, v16.4s
@@ -1001,8 +997,6 @@ gtapdone:
 	WORD $0x4E7C8739 // add v25.8h, v25.8h, v28.8h
 	WORD $0x0E214B18 // sqxtn v24.8b, v24.8h
 	WORD $0x4E214B38 // sqxtn2 v24.16b, v25.8h
-	WORD $0x4E3D6718 // smax v24.16b, v24.16b, v29.16b
-	WORD $0x4E3E6F18 // smin v24.16b, v24.16b, v30.16b
 	WORD $0x4C0072F8 // st1 {v24.16b}, [x23]
 	WORD $0x4EA0A918 // cmlt v24.4s, v8.4s, #0
 	WORD $0x6E908518 // sqrdmlah v24.4s, v8.4s, v16.4s
@@ -1024,8 +1018,6 @@ gtapdone:
 	WORD $0x4E7C8739 // add v25.8h, v25.8h, v28.8h
 	WORD $0x0E214B18 // sqxtn v24.8b, v24.8h
 	WORD $0x4E214B38 // sqxtn2 v24.16b, v25.8h
-	WORD $0x4E3D6718 // smax v24.16b, v24.16b, v29.16b
-	WORD $0x4E3E6F18 // smin v24.16b, v24.16b, v30.16b
 	WORD $0x4C0072F8 // st1 {v24.16b}, [x23]
 	WORD $0x4EA0A998 // cmlt v24.4s, v12.4s, #0
 	WORD $0x6E908598 // sqrdmlah v24.4s, v12.4s, v16.4s
@@ -1047,8 +1039,6 @@ gtapdone:
 	WORD $0x4E7C8739 // add v25.8h, v25.8h, v28.8h
 	WORD $0x0E214B18 // sqxtn v24.8b, v24.8h
 	WORD $0x4E214B38 // sqxtn2 v24.16b, v25.8h
-	WORD $0x4E3D6718 // smax v24.16b, v24.16b, v29.16b
-	WORD $0x4E3E6F18 // smin v24.16b, v24.16b, v30.16b
 	WORD $0x4C0072F8 // st1 {v24.16b}, [x23]
 	ADD $16, R10, R10
 	MOVD 72(R0), R11

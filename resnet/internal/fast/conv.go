@@ -144,12 +144,15 @@ func NewConv(p *ref.Conv, filter []int8, bias []int32, isa ISA) (*Conv, error) {
 	c.plane = c.ph * c.pw * c.c4
 	c.stepX = c.sx * c.c4
 	c.stepRow = (p.StrideH*c.pw - p.OutW*c.sx) * c.c4
-	c.taps = make([]int32, 0, taps)
+	// One more entry past the end: the arm64 kernels' fast loops load the
+	// next tap's offset before they know there is one.
+	c.taps = make([]int32, 0, taps+1)
 	for ky := range p.FilterH {
 		for kx := range fw {
 			c.taps = append(c.taps, int32((ky*p.DilationH*c.pw+kx*p.DilationW)*c.c4))
 		}
 	}
+	c.taps = append(c.taps, 0)[:taps]
 	c.runs = c.isa == NEON || c.isa == NEONDot
 	c.linear = c.stepRow == 0 && c.plane == p.OutH*p.OutW*c.stepX
 	nr := tileWidth(c.isa, p.OutC)

@@ -212,3 +212,26 @@ func TestConvInlineEpilogueNearInt16MatchesReference(t *testing.T) {
 		}
 	}
 }
+
+// TestConvTapsHaveAnEntryPastTheEnd: the arm64 fast loops load the next
+// tap's offset after the last tap too (the kernels' tap block), which must
+// stay inside Conv.taps' array.
+func TestConvTapsHaveAnEntryPastTheEnd(t *testing.T) {
+	r := rand.New(rand.NewPCG(8, 8))
+	for _, c := range []convCase{
+		{1, 6, 6, 16, 64, 1, 1, 1, 1, 1, 1, resnet.PaddingValid, resnet.ActNone},
+		{1, 6, 6, 32, 64, 3, 3, 1, 1, 1, 1, resnet.PaddingSame, resnet.ActNone},
+		{1, 9, 9, 3, 64, 7, 7, 2, 2, 1, 1, resnet.PaddingSame, resnet.ActNone},
+	} {
+		p, filter, bias := randomConv(r, c)
+		for _, isa := range Available() {
+			conv, err := NewConv(&p, filter, bias, isa)
+			if err != nil {
+				t.Fatal(err)
+			}
+			if len(conv.taps) == 0 || cap(conv.taps) <= len(conv.taps) {
+				t.Errorf("%v on %v: Conv.taps has length %d, capacity %d: no entry past the end", c, isa, len(conv.taps), cap(conv.taps))
+			}
+		}
+	}
+}

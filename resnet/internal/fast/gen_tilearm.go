@@ -382,23 +382,18 @@ func fastBody(k *armKernel, mode int) {
 	}
 	label(x + "next")
 	armRegion = counted("tap")
-	// R7: the taps left; R6 moves on to the next tap's offset only while
-	// there is one, so that it stays in bounds after the last.
+	// R7: the taps left; R6 moves on to the next tap's offset (after the
+	// last one, to the entry NewConv keeps past the end of Conv.taps, so
+	// the load stays in bounds; the next pass starts R6 afresh).
 	ag("SUBS $1, R7, R7")
-	if dot {
-		// SDOT reads each pixel at R19+j + R12, R12 the tap's offset plus
-		// the bytes done.
-		ag("ADD $4, R6, R14")
-		ag("CSEL NE, R14, R6, R6")
-		ag("MOVW (R6), R12")
-	} else {
-		ag("ADD $4, R6, R12")
-		ag("CSEL NE, R12, R6, R6")
-		ag("MOVW (R6), R12")
+	ag("MOVW.W 4(R6), R12")
+	if !dot {
 		for j := range mr {
 			ag("ADD R12, R%d, R%d", 19+j, 1+j)
 		}
 	}
+	// SDOT reads each pixel at R19+j + R12, R12 the tap's offset plus the
+	// bytes done.
 	ag("MOVD R25, R9")
 	if dot {
 		ag("BNE " + x + "chunk")

@@ -122,9 +122,7 @@ fchunk:
 	BNE fchunk
 fnext:
 	SUBS $1, R7, R7
-	ADD $4, R6, R14
-	CSEL NE, R14, R6, R6
-	MOVW (R6), R12
+	MOVW.W 4(R6), R12
 	MOVD R25, R9
 	BNE fchunk
 	WORD $0x3DC04170 // ldr q16, [x11, #256]
@@ -355,9 +353,7 @@ xchunk:
 	BNE xchunk
 xnext:
 	SUBS $1, R7, R7
-	ADD $4, R6, R14
-	CSEL NE, R14, R6, R6
-	MOVW (R6), R12
+	MOVW.W 4(R6), R12
 	MOVD R25, R9
 	BNE xchunk
 	MOVW 104(R0), R12
@@ -630,9 +626,7 @@ schunk:
 	BNE schunk
 snext:
 	SUBS $1, R7, R7
-	ADD $4, R6, R14
-	CSEL NE, R14, R6, R6
-	MOVW (R6), R12
+	MOVW.W 4(R6), R12
 	MOVD R25, R9
 	BNE schunk
 	WORD $0x3DC08178 // ldr q24, [x11, #512]
@@ -1602,9 +1596,7 @@ fpair:
 	BNE fpair
 fnext:
 	SUBS $1, R7, R7
-	ADD $4, R6, R12
-	CSEL NE, R12, R6, R6
-	MOVW (R6), R12
+	MOVW.W 4(R6), R12
 	ADD R12, R19, R1
 	ADD R12, R20, R2
 	ADD R12, R21, R3
@@ -1884,9 +1876,7 @@ xpair:
 	BNE xpair
 xnext:
 	SUBS $1, R7, R7
-	ADD $4, R6, R12
-	CSEL NE, R12, R6, R6
-	MOVW (R6), R12
+	MOVW.W 4(R6), R12
 	ADD R12, R19, R1
 	ADD R12, R20, R2
 	ADD R12, R21, R3

@@ -59,6 +59,9 @@ type Conv struct {
 	direct    bool    // the micro-kernel reads the input in place: no padding, no scratch
 	anyLsh    bool    // some output channel's shift is >= 0 (a left shift, or no right shift: see tileArgs.lsh)
 	minWeight bool    // some weight is -128 (asymmetric int8 weights)
+	sat       bool    // the arm64 SDOT kernel's inline epilogue does not apply (see tileArgs.sat)
+	runs      bool    // the kernel takes runs of common tiles in one call (tileArgs.more: arm64)
+	linear    bool    // each output pixel's input lies stepX bytes after the previous one's, across rows and images
 	merged    int     // FilterW when the filter's columns are merged into the channels (few input channels), else 0
 	flip      byte    // 0x80 for families that read x+128 (unsigned), 0 for signed ones
 	fill      byte    // padding value: the input zero point, flipped likewise
@@ -141,12 +144,17 @@ func NewConv(p *ref.Conv, filter []int8, bias []int32, isa ISA) (*Conv, error) {
 	c.plane = c.ph * c.pw * c.c4
 	c.stepX = c.sx * c.c4
 	c.stepRow = (p.StrideH*c.pw - p.OutW*c.sx) * c.c4
-	c.taps = make([]int32, 0, taps)
+	// One more entry past the end: the arm64 kernels' fast loops load the
+	// next tap's offset before they know there is one.
+	c.taps = make([]int32, 0, taps+1)
 	for ky := range p.FilterH {
 		for kx := range fw {
 			c.taps = append(c.taps, int32((ky*p.DilationH*c.pw+kx*p.DilationW)*c.c4))
 		}
 	}
+	c.taps = append(c.taps, 0)[:taps]
+	c.runs = c.isa == NEON || c.isa == NEONDot
+	c.linear = c.stepRow == 0 && c.plane == p.OutH*p.OutW*c.stepX
 	nr := tileWidth(c.isa, p.OutC)
 	c.nr = nr
 	c.blocks = (p.OutC + nr - 1) / nr
@@ -175,11 +183,20 @@ func NewConv(p *ref.Conv, filter []int8, bias []int32, isa ISA) (*Conv, error) {
 		if bias != nil {
 			b = bias[oc]
 		}
+		// The bytes the kernel reads are int8, or x+128 in [0, 255] where
+		// zoff is 128: |S| <= 256 * sum(|w|) either way (narrowFits).
+		var absW int64
+		for _, v := range filter[oc*taps*inC:][:taps*inC] {
+			absW += max(int64(v), -int64(v))
+		}
 		// ref: acc = sum over taps inside the image of w*(x - zp) + bias.
 		// The kernel: S = sum over every tap of w*u, u = x+zoff inside and
 		// u = zp+zoff in the padding, so S - (zp+zoff)*sum(w) equals the
 		// reference's sum exactly (int32 wraps alike on both sides).
 		par[parBias*nr+lane] = b - (zp+zoff)*sum
+		if !narrowFits(par[parBias*nr+lane], absW*int64(128+zoff), p.Multiplier[oc], p.Shift[oc], p.OutputOffset) {
+			c.sat = true
+		}
 		par[parMult*nr+lane] = p.Multiplier[oc]
 		if p.Scale != nil {
 			par[parScale*nr+lane] = int32(math.Float32bits(p.Scale[oc]))
@@ -200,6 +217,27 @@ func NewConv(p *ref.Conv, filter []int8, bias []int32, isa ISA) (*Conv, error) {
 		}
 	}
 	return c, nil
+}
+
+// narrowFits reports whether every accumulator the kernel can reach for a
+// channel (bias, the parBias row, plus a sum of weights times input bytes,
+// at most maxSum in magnitude) stays inside int32 without
+// wrapping and requantizes, by a multiplier >= 0 and a right shift >= 1, to
+// a value whose sum with the zero point zp fits int16: what the arm64 SDOT
+// kernel's inline epilogue assumes (it narrows with UZP1, no saturation).
+// |SQRDMULH(acc, m)| <= (|acc|*m + 2^30) / 2^31 + 1, and the rounding shift
+// by rsh adds at most 1 to the magnitude after dividing.
+func narrowFits(bias int32, maxSum int64, m int32, shift int, zp int32) bool {
+	if m < 0 || shift > -1 || shift < -31 {
+		return false
+	}
+	acc := max(int64(bias), -int64(bias)) + maxSum
+	if acc >= 1<<31 {
+		return false
+	}
+	y := (acc*int64(m)+1<<30)>>31 + 1
+	x := y>>(-shift) + 1
+	return x+int64(max(zp, -zp)) <= math.MaxInt16
 }
 
 // ScratchBytes is the padded-input scratch a Runner needs for c (none when
@@ -347,6 +385,12 @@ type tileArgs struct {
 	nr     int32 // tile width, read by the Go and AVX-VNNI kernels (the others have it built in)
 	lsh    int32 // 1: some output channel does not shift right (the arm64 kernels' inline epilogue has no SSHL and assumes rsh > 0)
 	nopair int32 // 1: a weight is -128, so the NEON kernel must not sum two products in int16
+	sat    int32 // 1: some channel fails narrowFits, so the arm64 SDOT kernel's inline epilogue (no saturation before int16) does not apply
+	// The arm64 kernels run on through more tiles after this one, each
+	// pixel's input tstep bytes on from the previous tile's, each output
+	// ostep bytes (they rewrite out).
+	more         int32
+	tstep, ostep int
 }
 
 // tiles runs pixel-tile x channel-block units [lo, hi) (block-major, so a
@@ -377,6 +421,9 @@ func (c *Conv) tiles(src []byte, output []int8, lo, hi int, spill *[mr * nr]byte
 	}
 	if c.minWeight {
 		a.nopair = 1
+	}
+	if c.sat {
+		a.sat = 1
 	}
 	sbase := unsafe.Pointer(unsafe.SliceData(src))
 	obase := unsafe.Pointer(unsafe.SliceData(output))
@@ -413,6 +460,28 @@ func (c *Conv) tiles(src []byte, output []int8, lo, hi int, spill *[mr * nr]byte
 			a.out[1] = unsafe.Add(o, p.OutC)
 			a.out[2] = unsafe.Add(o, 2*p.OutC)
 			a.out[3] = unsafe.Add(o, 3*p.OutC)
+			if c.runs {
+				// Further common tiles in this call: the rest of the
+				// row, or of the block where pixels follow each other
+				// in the input across rows (no padding columns).
+				n := (p.OutW - ox) / mr
+				if c.linear {
+					n = (c.m - px0) / mr
+				}
+				if n = min(n, hi-u); n > 1 {
+					a.more, a.tstep, a.ostep = int32(n-1), mr*c.stepX, mr*p.OutC
+					c.runTile(a)
+					a.more = 0
+					u += n - 1
+					mt += n
+					px0 += n * mr
+					b = px0 / hw
+					r := px0 % hw
+					oy, ox = r/p.OutW, r%p.OutW
+					inp = b*c.plane + (oy*p.StrideH*c.pw+ox*c.sx)*c.c4
+					continue
+				}
+			}
 			inp += mr * c.stepX
 			if ox += mr; ox == p.OutW {
 				ox = 0

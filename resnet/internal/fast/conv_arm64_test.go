@@ -2,9 +2,11 @@ package fast
 
 import (
 	"fmt"
+	"math"
 	"math/rand/v2"
 	"slices"
 	"testing"
+	"unsafe"
 
 	"github.com/shortcut-edge/shortcut/resnet"
 	"github.com/shortcut-edge/shortcut/resnet/internal/ref"
@@ -71,6 +73,164 @@ func TestConvWithoutLeftShiftsMatchesReference(t *testing.T) {
 						checkConv(t, r, &p, filter, bias, isa, 1+ci%2)
 					})
 				}
+			}
+		}
+	}
+}
+
+// TestArmFieldsFollowNoPair freezes the offsets of tileArgs' arm64-only
+// fields, which gen_tilearm.go hard-codes (offSat ... offOStep).
+func TestArmFieldsFollowNoPair(t *testing.T) {
+	var a tileArgs
+	base := unsafe.Offsetof(a.nopair)
+	got := []uintptr{unsafe.Offsetof(a.sat) - base, unsafe.Offsetof(a.more) - base, unsafe.Offsetof(a.tstep) - base, unsafe.Offsetof(a.ostep) - base}
+	if want := []uintptr{4, 8, 16, 24}; !slices.Equal(got, want) {
+		t.Fatalf("tileArgs sat, more, tstep, ostep at nopair + %v, want + %v (regenerate tile_arm64.s)", got, want)
+	}
+}
+
+// TestNarrowFitsBoundsTheRequantizedValue checks narrowFits against the
+// reference arithmetic: wherever it says a channel fits, the requantized
+// value of the extreme accumulators (the function is monotonic, so every
+// other accumulator lies between) plus the zero point fits int16; and it
+// refuses what the SDOT kernel's inline epilogue cannot do.
+func TestNarrowFitsBoundsTheRequantizedValue(t *testing.T) {
+	for _, c := range []struct {
+		name   string
+		bias   int32
+		maxSum int64
+		m      int32
+		shift  int
+		zp     int32
+		want   bool
+	}{
+		{"small accumulators", 1000, 1 << 20, 1 << 30, -6, 5, true},
+		{"values just inside int16 with the zero point", 0, 32760 << 8, 1<<31 - 1, -8, 3, true},
+		{"no right shift", 0, 10, 1 << 30, 0, 0, false},
+		{"a left shift", 0, 10, 1 << 30, 2, 0, false},
+		{"a negative multiplier", 0, 10, -(1 << 30), -2, 0, false},
+		{"a right shift past 31", 0, 10, 1 << 30, -32, 0, false},
+		{"accumulators that may wrap", 0, 1 << 31, 1 << 30, -20, 0, false},
+		{"the most negative bias", math.MinInt32, 0, 1 << 30, -20, 0, false},
+		{"values past int16", 0, 1 << 27, 1<<31 - 1, -10, 0, false},
+		{"values inside int16 but not with the zero point", 0, 32760 << 8, 1<<31 - 1, -8, 127, false},
+	} {
+		if got := narrowFits(c.bias, c.maxSum, c.m, c.shift, c.zp); got != c.want {
+			t.Errorf("%s: narrowFits(%d, %d, %d, %d, %d) = %v, want %v", c.name, c.bias, c.maxSum, c.m, c.shift, c.zp, got, c.want)
+		}
+	}
+	r := rand.New(rand.NewPCG(7, 7))
+	fits := 0
+	for range 200000 {
+		bias := int32(r.Uint32() >> r.IntN(32))
+		if r.IntN(2) == 0 {
+			bias = -bias
+		}
+		maxSum := int64(r.Uint64() >> (33 + r.IntN(31)))
+		m := int32(1<<30 + r.IntN(1<<30))
+		shift := -1 - r.IntN(31)
+		zp := int32(r.IntN(256) - 128)
+		if !narrowFits(bias, maxSum, m, shift, zp) {
+			continue
+		}
+		fits++
+		a := max(int64(bias), -int64(bias)) + maxSum
+		for _, acc := range []int64{a, -a} {
+			x := int64(ref.MultiplyByQuantizedMultiplier(int32(acc), m, shift)) + int64(zp)
+			if x > math.MaxInt16 || x < math.MinInt16 {
+				t.Fatalf("narrowFits(%d, %d, %d, %d, %d) holds, but accumulator %d requantizes to %d with the zero point", bias, maxSum, m, shift, zp, acc, x)
+			}
+		}
+	}
+	if fits < 1000 {
+		t.Fatalf("only %d random channels fit: the property is barely tested", fits)
+	}
+}
+
+// TestConvInlineEpilogueNearInt16MatchesReference drives the SDOT kernel's
+// inline epilogue (narrowFits holds for every channel) with accumulators
+// whose requantized values come within a few hundred of int16's ends, both
+// signs, with zero points at both ends: the narrowing keeps low halves
+// without saturation there, so a bound that let a value past int16 through
+// would show as a wrong output byte.
+func TestConvInlineEpilogueNearInt16MatchesReference(t *testing.T) {
+	if !hasNEONDot {
+		t.Skip("no SDOT on this CPU")
+	}
+	for _, zp := range []int32{-128, 0, 127} {
+		c := convCase{1, 6, 9, 64, 64, 1, 1, 1, 1, 1, 1, resnet.PaddingValid, resnet.ActNone}
+		r := rand.New(rand.NewPCG(uint64(zp+200), 9))
+		p, filter, _ := randomConv(r, c)
+		p.InputOffset, p.OutputOffset, p.ActMin, p.ActMax = 0, zp, -128, 127
+		// Weights of +-127 (one sign per channel), so that inputs of
+		// -128 or 127 reach |acc| near 64 * 127 * 128 = 1040384.
+		for i := range filter {
+			filter[i] = 127
+			if (i/64)%2 == 1 {
+				filter[i] = -127
+			}
+		}
+		bias := make([]int32, c.outC)
+		p.Multiplier = make([]int32, c.outC)
+		p.Shift = make([]int, c.outC)
+		for oc := range c.outC {
+			bias[oc] = int32(r.IntN(2001) - 1000)
+			// |x| up to about 32767 - 128 - 300 * (oc % 4): shift 5,
+			// multiplier chosen from the bound.
+			p.Shift[oc] = -5
+			a := int64(1040384 + 1000)
+			target := int64(32767-128-2) - int64(300*(oc%4))
+			p.Multiplier[oc] = int32(min(target<<36/a, 1<<31-1))
+		}
+		conv, err := NewConv(&p, filter, bias, NEONDot)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if conv.sat {
+			t.Fatalf("zp %d: the layer does not take the inline epilogue (Conv.sat): the test misses its path", zp)
+		}
+		input := make([]int8, p.Batch*p.InH*p.InW*p.InC)
+		for i := range input {
+			// Each pixel pushes its channels towards one end or the other.
+			switch (i / 64) % 3 {
+			case 0:
+				input[i] = -128
+			case 1:
+				input[i] = 127
+			default:
+				input[i] = int8(r.IntN(256) - 128)
+			}
+		}
+		want := make([]int8, len(input)/64*c.outC)
+		ref.ConvInt8(&p, input, filter, bias, want)
+		run := NewRunner(1, conv.ScratchBytes())
+		got := randomInt8s(r, len(want))
+		run.Conv(conv, input, got)
+		run.Close()
+		if !slices.Equal(got, want) {
+			t.Errorf("zp %d: output differs from ref.ConvInt8", zp)
+		}
+	}
+}
+
+// TestConvTapsHaveAnEntryPastTheEnd: the arm64 fast loops load the next
+// tap's offset after the last tap too (the kernels' tap block), which must
+// stay inside Conv.taps' array.
+func TestConvTapsHaveAnEntryPastTheEnd(t *testing.T) {
+	r := rand.New(rand.NewPCG(8, 8))
+	for _, c := range []convCase{
+		{1, 6, 6, 16, 64, 1, 1, 1, 1, 1, 1, resnet.PaddingValid, resnet.ActNone},
+		{1, 6, 6, 32, 64, 3, 3, 1, 1, 1, 1, resnet.PaddingSame, resnet.ActNone},
+		{1, 9, 9, 3, 64, 7, 7, 2, 2, 1, 1, resnet.PaddingSame, resnet.ActNone},
+	} {
+		p, filter, bias := randomConv(r, c)
+		for _, isa := range Available() {
+			conv, err := NewConv(&p, filter, bias, isa)
+			if err != nil {
+				t.Fatal(err)
+			}
+			if len(conv.taps) == 0 || cap(conv.taps) <= len(conv.taps) {
+				t.Errorf("%v on %v: Conv.taps has length %d, capacity %d: no entry past the end", c, isa, len(conv.taps), cap(conv.taps))
 			}
 		}
 	}

@@ -10,7 +10,9 @@ const (
 	hasNEON = true
 )
 
-var hasNEONDot = cpu.ARM64.HasASIMDDP
+// The SDOT kernel's epilogue also uses SQRDMLAH (ARMv8.1's RDM, part of
+// every ARMv8.2 core, and so of every core with SDOT).
+var hasNEONDot = cpu.ARM64.HasASIMDDP && cpu.ARM64.HasASIMDRDM
 
 // fp32RequantArch: the families whose assembly has the "xnnpack" (float32)
 // requantization stage.

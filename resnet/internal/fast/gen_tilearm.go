@@ -24,7 +24,8 @@ import (
 //	three-same, Q=1:  0 1 U 01110 size 1 Rm opcode 1 Rn Rd
 //	  ADD .4S 0x4EA08400   SSHL .4S 0x4EA04400   SRSHL .4S 0x4EA05400
 //	  SQADD .4S 0x4EA00C00 SMAX .4S 0x4EA06400   SMIN .4S 0x4EA06C00
-//	  SQRDMULH .4S 0x6EA0B400 (U=1)  ADDP .4S 0x4EA0BC00
+//	  SQRDMULH .4S 0x6EA0B400 (U=1)  ADDP .4S 0x4EA0BC00  ADD .8H 0x4E608400
+//	SQRDMLAH .4S (three-same extra): 0x6E808400
 //	  AND .16B 0x4E201C00  EOR .16B 0x6E201C00 (U=1)
 //	SDOT Vd.4S, Vn.16B, Vm.4B[i]: 0x4F80E000 | L<<21 | Rm<<16 | H<<11, i = H:L
 //	SMULL(2) Vd.8H, Vn.8B(16B), Vm: 0x0E20C000 (| 1<<30 for the upper halves)
@@ -86,7 +87,12 @@ func vsmin(d, n, m int)     { same3(0x4EA06C00, "smin", "4s", d, n, m) }
 func vsqrdmulh(d, n, m int) { same3(0x6EA0B400, "sqrdmulh", "4s", d, n, m) }
 func vaddp(d, n, m int)     { same3(0x4EA0BC00, "addp", "4s", d, n, m) }
 func vand(d, n, m int)      { same3(0x4E201C00, "and", "16b", d, n, m) }
+func vadd8h(d, n, m int)    { same3(0x4E608400, "add", "8h", d, n, m) }
 func veor(d, n, m int)      { same3(0x6E201C00, "eor", "16b", d, n, m) }
+
+// sqrdmlah (ARMv8.1 RDM, which every SDOT core has) is Vd + SQRDMULH(Vn, Vm)
+// with one saturation, at the end: three-same extra, U=1, opcode 10000.
+func sqrdmlah(d, n, m int) { same3(0x6E808400, "sqrdmlah", "4s", d, n, m) }
 
 func sdot(d, n, m, i int) {
 	av(0x4F80E000|uint32(i&1)<<21|uint32(m)<<16|uint32(i>>1)<<11|rnd(n, d), "sdot v%d.4s, v%d.16b, v%d.4b[%d]", d, n, m, i)
@@ -148,6 +154,15 @@ func vfmin(d, n, m int) { same3(0x4EA0F400, "fmin", "4s", d, n, m) }
 func vsub(d, n, m int)  { same3(0x6EA08400, "sub", "4s", d, n, m) }
 func uzp1H(d, n, m int) { same3(0x4E401800, "uzp1", "8h", d, n, m) }
 func uzp1B(d, n, m int) { same3(0x4E001800, "uzp1", "16b", d, n, m) }
+
+// tileArgs' arm64-only fields after nopair, which gen_tile.go places
+// last: sat, more (the tiles after this one), tstep and ostep.
+const (
+	offSat   = offNoPair + 4
+	offMore  = offNoPair + 8
+	offTStep = offNoPair + 16
+	offOStep = offNoPair + 24
+)
 
 // armRowScale is the parameter row of the "xnnpack" float32 scales
 // (conv.go's parScale), after gen_tile.go's rowNrsh.
@@ -228,6 +243,7 @@ func genARMKernel(k *armKernel) {
 	dot := k.isa == "NEONDot"
 	fmt.Fprintf(&b, "\n// func %s(a *tileArgs)\nTEXT ·%s(SB), NOSPLIT, $0-8\n", k.name, k.name)
 	armRegion = "common"
+	label(k.name + "entry") // the next tile of a run starts here too (passEnd)
 	ag("MOVD a+0(FP), R0")
 	ag("MOVD %d(R0), R8 // bytes per tap", offKBytes)
 	ag("MOVD $%d, R13 // weights' group stride", 4*nr)
@@ -238,6 +254,19 @@ func genARMKernel(k *armKernel) {
 	ag("MOVW %d(R0), R15", offFP32)
 	ag("MOVW %d(R0), R12", offLsh)
 	ag("ORR R15, R12, R24")
+	if k.isa == "NEONDot" {
+		// The SDOT kernel's inline epilogue also needs tileArgs.sat clear
+		// and the activation range int8's whole range (it does not clamp:
+		// the saturation to int8 is the clamp).
+		ag("MOVW %d(R0), R12", offSat)
+		ag("ORR R12, R24, R24")
+		ag("MOVW %d(R0), R12", offMin)
+		ag("ADD $128, R12, R12")
+		ag("ORR R12, R24, R24")
+		ag("MOVW %d(R0), R12", offMax)
+		ag("SUB $127, R12, R12")
+		ag("ORR R12, R24, R24")
+	}
 	for j := range mr {
 		ag("MOVD %d(R0), R%d // pixel %d's input at tap (0, 0)", offIn+8*j, 19+j, j)
 	}
@@ -268,7 +297,7 @@ func genARMKernel(k *armKernel) {
 	ag("ORR R24, R12, R12")
 	ag("CBNZ R12, notfast")
 	armRegion = "call"
-	fastBody(k, false)
+	fastBody(k, fastFixed)
 	// The float32 requantization gets a fast copy too (not in the counts):
 	// whole chunks, whatever the shifts.
 	p("PCALIGN $2048")
@@ -281,8 +310,20 @@ func genARMKernel(k *armKernel) {
 		ag("ORR R14, R12, R12")
 	}
 	ag("CBNZ R12, general")
-	ag("CBZ R15, general")
-	fastBody(k, true)
+	if dot {
+		// Whole chunks in the fixed-point arithmetic that the inline
+		// epilogue does not cover (left shifts, tileArgs.sat, a narrower
+		// activation range): a third copy, with the saturating epilogue.
+		ag("CBZ R15, scopy")
+	} else {
+		ag("CBZ R15, general")
+	}
+	fastBody(k, fastFP32)
+	if dot {
+		p("PCALIGN $2048")
+		label("scopy")
+		fastBody(k, fastSat)
+	}
 	// Each copy's loops and epilogue (under 1100 bytes) start at a
 	// 2048-byte boundary (the function's own, and this one: Go aligns the
 	// function to its largest PCALIGN), so they never straddle a 4 KiB
@@ -295,14 +336,20 @@ func genARMKernel(k *armKernel) {
 	generalBody(k)
 }
 
+// The fast copies of the loops, by epilogue.
+const (
+	fastFixed = iota // the inline fixed-point epilogue (counted)
+	fastFP32         // the float32 one
+	fastSat          // the fixed-point one with left shifts and saturation (SDOT only)
+)
+
 // fastBody is the fast copy: R25 chunks per tap, and the next tap's
 // pointers set up in the same block that ends the tap.
-func fastBody(k *armKernel, fp32 bool) {
+func fastBody(k *armKernel, mode int) {
 	dot := k.isa == "NEONDot"
-	x := "f" // label prefix
+	x := "fxs"[mode : mode+1] // label prefix
 	counted := func(r string) string { return r }
-	if fp32 {
-		x = "x"
+	if mode != fastFixed {
 		counted = func(string) string { return "special" }
 	}
 	fastSetup(dot, true)
@@ -335,23 +382,18 @@ func fastBody(k *armKernel, fp32 bool) {
 	}
 	label(x + "next")
 	armRegion = counted("tap")
-	// R7: the taps left; R6 moves on to the next tap's offset only while
-	// there is one, so that it stays in bounds after the last.
+	// R7: the taps left; R6 moves on to the next tap's offset (after the
+	// last one, to the entry NewConv keeps past the end of Conv.taps, so
+	// the load stays in bounds; the next pass starts R6 afresh).
 	ag("SUBS $1, R7, R7")
-	if dot {
-		// SDOT reads each pixel at R19+j + R12, R12 the tap's offset plus
-		// the bytes done.
-		ag("ADD $4, R6, R14")
-		ag("CSEL NE, R14, R6, R6")
-		ag("MOVW (R6), R12")
-	} else {
-		ag("ADD $4, R6, R12")
-		ag("CSEL NE, R12, R6, R6")
-		ag("MOVW (R6), R12")
+	ag("MOVW.W 4(R6), R12")
+	if !dot {
 		for j := range mr {
 			ag("ADD R12, R%d, R%d", 19+j, 1+j)
 		}
 	}
+	// SDOT reads each pixel at R19+j + R12, R12 the tap's offset plus the
+	// bytes done.
 	ag("MOVD R25, R9")
 	if dot {
 		ag("BNE " + x + "chunk")
@@ -359,9 +401,12 @@ func fastBody(k *armKernel, fp32 bool) {
 		ag("BNE " + x + "pair")
 	}
 	armRegion = counted("pass")
-	if fp32 {
+	switch mode {
+	case fastFP32:
 		epilogueFP32(dot)
-	} else {
+	case fastSat:
+		epilogue(dot, epiLsh)
+	default:
 		epilogue(dot, epiFixed)
 	}
 	passEnd(k, counted("call"), loop, func() { fastSetup(dot, false) })
@@ -535,6 +580,14 @@ func neonPair(start bool) {
 // passEnd moves on to the next pass's channels (setup runs after the last
 // pass too, harmlessly: it only reads) and returns after the last. The
 // return counts once per call (region callRegion).
+//
+// After the last pass, while tileArgs.more says so, the call goes on to
+// the next tile: more counts down, each pixel's input and output pointer
+// (tileArgs.in and out, rewritten) moves tstep and ostep bytes on, and
+// the kernel starts again from its first instruction, as a fresh call
+// would, for a few instructions a tile where a call from Go costs some
+// fifty. Every tile thus runs the same blocks from the function's entry
+// on, which the estimate (internal/armestimate) counts as calls.
 func passEnd(k *armKernel, callRegion, loop string, setup func()) {
 	ag("ADD $%d, R10, R10", k.lanes)
 	setup()
@@ -543,6 +596,23 @@ func passEnd(k *armKernel, callRegion, loop string, setup func()) {
 	if armRegion != "special" {
 		armRegion = callRegion
 	}
+	// One block for every tile, the last one's too (its pointers are
+	// moved past the run and more stays 0), so that the estimate, which
+	// scales the kernel's blocks by its entries, prices it exactly.
+	ag("MOVD %d(R0), R12", offTStep)
+	ag("MOVD %d(R0), R14", offOStep)
+	for j := range mr {
+		ag("ADD R12, R%d, R%d", 19+j, 19+j)
+		ag("MOVD R%d, %d(R0)", 19+j, offIn+8*j)
+		ag("MOVD %d(R0), R23", offOut+8*j)
+		ag("ADD R14, R23, R23")
+		ag("MOVD R23, %d(R0)", offOut+8*j)
+	}
+	ag("MOVW %d(R0), R12", offMore)
+	ag("SUBS $1, R12, R12")
+	ag("CSEL LT, ZR, R12, R12")
+	ag("MOVW R12, %d(R0)", offMore)
+	ag("BGE %s", k.name+"entry")
 	ag("RET")
 }
 
@@ -727,6 +797,45 @@ func epilogue(dot bool, kind int) {
 	for q := range vecs {
 		ldrQ(mult[q], 11, rowMult*nr*4+16*q)
 		ldrQ(nrsh[q], 11, rowNrsh*nr*4+16*q)
+	}
+	// The SDOT kernel's inline epilogue (tileArgs.lsh and sat clear: every
+	// channel has rsh >= 1, a multiplier >= 0, and |acc| small enough
+	// that the requantized value plus the zero point fits int16, which
+	// NewConv proves from the bias and the weights; see Conv.sat):
+	//
+	//   t = CMLT(acc, 0) is -1 for acc < 0; SQRDMLAH t, acc, mult is
+	//   SQRDMULH(acc, mult) - [acc < 0], never saturating (|SQRDMULH| <
+	//   2^31 - 1 for a multiplier below 2^31). With mult >= 0 the product
+	//   is < 0 only when acc < 0, so that is RoundingDivideByPOT's
+	//   subtraction of 1 from negative values, except that a product of 0
+	//   from acc < 0 becomes -1, which SRSHL by rsh >= 1 rounds back to 0.
+	//   SRSHL by -rsh then rounds ties up: away from zero, as TFLite does.
+	//
+	// The narrowing keeps the low halves (UZP1), exact while the value
+	// fits int16, adds the zero point (no overflow, by the same bound),
+	// then saturates to int8, which is the clamp: the inline epilogue runs
+	// only where the activation range is [-128, 127] (ResNet's every
+	// layer: ReLU outputs have zero point -128); narrower ranges take the
+	// saturating one, which clamps.
+	if dot && kind == epiFixed {
+		for j := range mr {
+			for q := range vecs {
+				x, t := 4*j+q, tmp[q]
+				cmlt0(t, x)
+				sqrdmlah(t, x, mult[q])
+				vsrshl(x, t, nrsh[q])
+			}
+			ag("MOVD %d(R0), R23", offOut+8*j)
+			ag("ADD R10, R23, R23")
+			uzp1H(24, 4*j, 4*j+1)
+			vadd8h(24, 24, 28)
+			uzp1H(25, 4*j+2, 4*j+3)
+			vadd8h(25, 25, 28)
+			sqxtnB(24, 24)
+			sqxtn2B(24, 25)
+			st1Q(24, 23)
+		}
+		return
 	}
 	requant := func(j int) {
 		for q := range vecs {

@@ -7,13 +7,13 @@ package fast
 // one [1] (see ArmKernelCost).
 var armKernelCounts = map[ISA]armCount{
 	NEONDot: {lanes: 16, chunkBytes: 16,
-		all: [2]armRegions{{call: 32, pass: 127, tap: 6, chunk: 75}, {call: 30, pass: 126, tap: 12, chunk: 75, single: 23}},
-		vec: [2]armRegions{{call: 3, pass: 92, tap: 0, chunk: 64}, {call: 3, pass: 92, tap: 0, chunk: 64, single: 16}},
-		mem: [2]armRegions{{call: 19, pass: 25, tap: 1, chunk: 8}, {call: 18, pass: 24, tap: 1, chunk: 8, single: 5}},
+		all: [2]armRegions{{call: 67, pass: 107, tap: 4, chunk: 75}, {call: 65, pass: 106, tap: 12, chunk: 75, single: 23}},
+		vec: [2]armRegions{{call: 3, pass: 72, tap: 0, chunk: 64}, {call: 3, pass: 72, tap: 0, chunk: 64, single: 16}},
+		mem: [2]armRegions{{call: 38, pass: 25, tap: 0, chunk: 8}, {call: 37, pass: 24, tap: 1, chunk: 8, single: 5}},
 	},
 	NEON: {lanes: 8, chunkBytes: 8,
-		all: [2]armRegions{{call: 28, pass: 105, tap: 10, chunk: 60}, {call: 38, pass: 116, tap: 13, chunk: 61, single: 39}},
+		all: [2]armRegions{{call: 55, pass: 105, tap: 8, chunk: 60}, {call: 65, pass: 116, tap: 13, chunk: 61, single: 39}},
 		vec: [2]armRegions{{call: 0, pass: 69, tap: 0, chunk: 48}, {call: 16, pass: 85, tap: 0, chunk: 48, single: 32}},
-		mem: [2]armRegions{{call: 13, pass: 22, tap: 1, chunk: 10}, {call: 12, pass: 21, tap: 1, chunk: 10, single: 5}},
+		mem: [2]armRegions{{call: 29, pass: 22, tap: 0, chunk: 10}, {call: 28, pass: 21, tap: 1, chunk: 10, single: 5}},
 	},
 }

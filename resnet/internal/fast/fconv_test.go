@@ -17,8 +17,9 @@ func TestFtileArgsLayoutMatchesTheAssembly(t *testing.T) {
 	// gen_ftile.go hard-codes these offsets.
 	got := []uintptr{unsafe.Offsetof(a.in), unsafe.Offsetof(a.out), unsafe.Offsetof(a.w), unsafe.Offsetof(a.bias),
 		unsafe.Offsetof(a.taps), unsafe.Offsetof(a.ntaps), unsafe.Offsetof(a.k), unsafe.Offsetof(a.min), unsafe.Offsetof(a.max),
-		unsafe.Offsetof(a.res), unsafe.Offsetof(a.resOff), unsafe.Offsetof(a.amin), unsafe.Offsetof(a.amax)}
-	want := []uintptr{0, 56, 112, 120, 128, 136, 144, 152, 156, 160, 168, 176, 180}
+		unsafe.Offsetof(a.res), unsafe.Offsetof(a.resOff), unsafe.Offsetof(a.amin), unsafe.Offsetof(a.amax),
+		unsafe.Offsetof(a.src), unsafe.Offsetof(a.pix), unsafe.Offsetof(a.ntiles), unsafe.Offsetof(a.ostep), unsafe.Offsetof(a.obase)}
+	want := []uintptr{0, 56, 112, 120, 128, 136, 144, 152, 156, 160, 168, 176, 180, 184, 192, 200, 208, 216}
 	if !slices.Equal(got, want) {
 		t.Fatalf("ftileArgs field offsets = %v, want %v (regenerate ftile_amd64.s and ftile_arm64.s with gen_ftile.go)", got, want)
 	}
@@ -297,6 +298,37 @@ func TestFConvKeepsNaNAsTheReferenceDoes(t *testing.T) {
 			if nans == 0 {
 				t.Fatalf("%v act %d: the reference has no NaN output", k, act)
 			}
+		}
+	}
+}
+
+// BenchmarkFConvCIFAR times the 3x3 convolutions of CIFAR ResNet-20's three
+// stages (32x32x16, 16x16x32, 8x8x64): layers of tens of microseconds,
+// where what runs around the micro-kernel shows.
+func BenchmarkFConvCIFAR(b *testing.B) {
+	shapes := []convCase{
+		{1, 32, 32, 16, 16, 3, 3, 1, 1, 1, 1, resnet.PaddingSame, resnet.ActRelu},
+		{1, 16, 16, 32, 32, 3, 3, 1, 1, 1, 1, resnet.PaddingSame, resnet.ActRelu},
+		{1, 8, 8, 64, 64, 3, 3, 1, 1, 1, 1, resnet.PaddingSame, resnet.ActRelu},
+	}
+	for _, threads := range []int{1, 2} {
+		for _, s := range shapes {
+			b.Run(fmt.Sprintf("threads=%d/%v", threads, s), func(b *testing.B) {
+				r := rand.New(rand.NewPCG(1, 2))
+				p, filter, bias := randomFConv(r, s)
+				c, err := NewFConv(&p, filter, bias, AVX512VNNI.Float())
+				if err != nil {
+					b.Fatal(err)
+				}
+				run := NewRunner(threads, c.ScratchBytes())
+				defer run.Close()
+				in := randomFloats(r, p.Batch*p.InH*p.InW*p.InC)
+				out := make([]float32, p.Batch*p.OutH*p.OutW*p.OutC)
+				for b.Loop() {
+					run.FConv(c, in, out)
+				}
+				b.ReportMetric(float64(c.MACs())*float64(b.N)/b.Elapsed().Seconds()/1e9, "GMAC/s")
+			})
 		}
 	}
 }

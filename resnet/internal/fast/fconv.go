@@ -22,10 +22,11 @@ import (
 // convolution would have stored, so that fusion changes no bit. NaN
 // propagates as in the reference (Go's max and min keep it).
 
-// fmr is the most output pixels a float micro-kernel computes: 7 for
-// AVX-512 (ResNet's image sizes, 112 down to 7, are multiples of 7: no
-// tile overhangs the image), 6 for the others (FloatKernel.mr).
-const fmr = 7
+// fmr is the most output pixels a float micro-kernel computes: 8 for
+// AVX-512 (6, 7 or 8: whichever overhangs the image least; ResNet's
+// ImageNet sizes, 112 down to 7, are multiples of 7, CIFAR's, 32 down to
+// 8, of 8), 6 for the others (FloatKernel.mr).
+const fmr = 8
 
 // FloatKernel names a float32 micro-kernel family.
 type FloatKernel int
@@ -169,11 +170,14 @@ func NewFConv(p *ref.Conv, filter, bias []float32, k FloatKernel) (*FConv, error
 	}
 	c := &FConv{p: *p, kernel: k, nr: k.nr(), mr: k.mr()}
 	if k == FloatAVX512 {
-		// 6 pixels where 7 would compute more pixels past the image's end
-		// (8x8: 70 instead of 66).
+		// 6 or 8 pixels where 7 would compute more pixels past the image's
+		// end (8x8: 64 with 8, 66 with 6, 70 with 7); 7 on a tie, then 8.
 		m := p.Batch * p.OutH * p.OutW
-		if (m+5)/6*6 < (m+6)/7*7 {
-			c.mr = 6
+		pad := func(mr int) int { return (m+mr-1)/mr*mr - m }
+		for _, mr := range []int{8, 6} {
+			if pad(mr) < pad(c.mr) {
+				c.mr = mr
+			}
 		}
 	}
 	c.ph = (p.OutH-1)*p.StrideH + (p.FilterH-1)*p.DilationH + 1
@@ -476,9 +480,12 @@ func (k FloatKernel) hasRun() bool { return k == FloatAVX2 || k == FloatAVX512 }
 func (c *FConv) runTiles(a *ftileArgs) {
 	switch c.kernel {
 	case FloatAVX512:
-		if c.mr == 6 {
+		switch c.mr {
+		case 6:
 			ftileRunAVX512x6(a)
-		} else {
+		case 8:
+			ftileRunAVX512x8(a)
+		default:
 			ftileRunAVX512(a)
 		}
 	default:
@@ -489,9 +496,12 @@ func (c *FConv) runTiles(a *ftileArgs) {
 func (c *FConv) runTile(a *ftileArgs) {
 	switch c.kernel {
 	case FloatAVX512:
-		if c.mr == 6 {
+		switch c.mr {
+		case 6:
 			ftileAVX512x6(a)
-		} else {
+		case 8:
+			ftileAVX512x8(a)
+		default:
 			ftileAVX512(a)
 		}
 	case FloatAVX2:

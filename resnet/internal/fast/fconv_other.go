@@ -16,3 +16,5 @@ func ftileNEON(a *ftileArgs)     { panic("fast: NEON float kernel called off arm
 func ftileRunAVX2(a *ftileArgs)     { panic("fast: AVX2 float kernel called off amd64") }
 func ftileRunAVX512(a *ftileArgs)   { panic("fast: AVX-512 float kernel called off amd64") }
 func ftileRunAVX512x6(a *ftileArgs) { panic("fast: AVX-512 float kernel called off amd64") }
+func ftileAVX512x8(a *ftileArgs)    { panic("fast: AVX-512 float kernel called off amd64") }
+func ftileRunAVX512x8(a *ftileArgs) { panic("fast: AVX-512 float kernel called off amd64") }

@@ -20,9 +20,9 @@ import (
 )
 
 // maxMR is fconv.go's fmr: the pixel pointers ftileArgs has room for.
-// The AVX-512 kernel computes 7 pixels, the others 6 (armMR).
+// The AVX-512 kernels compute 6, 7 or 8 pixels, the others 6 (armMR).
 const (
-	maxMR = 7
+	maxMR = 8
 	armMR = 6
 )
 
@@ -51,8 +51,10 @@ const (
 
 // Pixel input pointers, one register each.
 // R15 only for the seventh pixel: no global is read here, so dynamic
-// linking's use of it cannot interfere.
-var inRegs = [maxMR]string{"R8", "R9", "R10", "R11", "R12", "R13", "R15"}
+// linking's use of it cannot interfere. R14 (Go's g register) for the
+// eighth: these are ABI0 functions, and Go restores R14 (and X15) after
+// calling one.
+var inRegs = [maxMR]string{"R8", "R9", "R10", "R11", "R12", "R13", "R15", "R14"}
 
 type kernel struct {
 	name  string
@@ -70,6 +72,7 @@ func main() {
 		{"ftileAVX2", "Y", 32, 2, 6},
 		{"ftileAVX512", "Z", 64, 2, 7},
 		{"ftileAVX512x6", "Z", 64, 2, 6},
+		{"ftileAVX512x8", "Z", 64, 2, 8},
 	} {
 		gen(&b, k, false)
 		gen(&b, k, true)

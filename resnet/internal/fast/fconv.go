@@ -38,7 +38,8 @@ const (
 	// two YMM vectors).
 	FloatAVX2
 	// FloatAVX512 is the amd64 AVX-512F micro-kernel (7 pixels x 32
-	// channels, two ZMM vectors; 6 pixels where that pads less).
+	// channels, two ZMM vectors; 6 or 8 pixels where that pads less).
+	// Layers of 16 channels or fewer take the AVX2 kernel (NewFConv).
 	FloatAVX512
 	// FloatNEON is the arm64 NEON micro-kernel (6 pixels x 16 channels,
 	// four Q registers, FMLA by element).

@@ -5,12 +5,13 @@
 // also assembles the arm64 kernel's hand-encoded instructions with GNU as
 // (aarch64-linux-gnu-as) and compares the encodings.
 //
-// Each amd64 kernel computes 6 output pixels x (vecs vectors) output
-// channels: per input channel it loads the weight vectors once, broadcasts
-// each pixel's input value and accumulates with VFMADD231PS, so 6*vecs
-// accumulators stay in registers for the whole filter. Two input channels
-// per loop trip, the odd one first. Then bias, clamp, store. The arm64
-// kernel is described at genARM64.
+// Each amd64 kernel computes mr (6, 7 or 8) output pixels x (vecs vectors)
+// output channels: per input channel it loads the weight vectors once,
+// broadcasts each pixel's input value and accumulates with VFMADD231PS, so
+// mr*vecs accumulators stay in registers for the whole filter. Two input
+// channels per loop trip, the odd one first. Then bias, clamp, store. Each
+// has a run variant (ftileRun*) that goes through several tiles a call
+// (see gen). The arm64 kernel is described at genARM64.
 package main
 
 import (

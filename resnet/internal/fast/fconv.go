@@ -22,10 +22,11 @@ import (
 // convolution would have stored, so that fusion changes no bit. NaN
 // propagates as in the reference (Go's max and min keep it).
 
-// fmr is the most output pixels a float micro-kernel computes: 7 for
-// AVX-512 (ResNet's image sizes, 112 down to 7, are multiples of 7: no
-// tile overhangs the image), 6 for the others (FloatKernel.mr).
-const fmr = 7
+// fmr is the most output pixels a float micro-kernel computes: 8 for
+// AVX-512 (6, 7 or 8: whichever overhangs the image least; ResNet's
+// ImageNet sizes, 112 down to 7, are multiples of 7, CIFAR's, 32 down to
+// 8, of 8), 6 for the others (FloatKernel.mr).
+const fmr = 8
 
 // FloatKernel names a float32 micro-kernel family.
 type FloatKernel int
@@ -37,7 +38,8 @@ const (
 	// two YMM vectors).
 	FloatAVX2
 	// FloatAVX512 is the amd64 AVX-512F micro-kernel (7 pixels x 32
-	// channels, two ZMM vectors; 6 pixels where that pads less).
+	// channels, two ZMM vectors; 6 or 8 pixels where that pads less).
+	// Layers of 16 channels or fewer take the AVX2 kernel (NewFConv).
 	FloatAVX512
 	// FloatNEON is the arm64 NEON micro-kernel (6 pixels x 16 channels,
 	// four Q registers, FMLA by element).
@@ -139,8 +141,11 @@ type FConv struct {
 	// Larger filters run block by block, so that one block's weights stay
 	// in L2 across the whole image.
 	pixelMajor bool
-	w          []float32
-	bias       []float32 // [block][nr], zero past OutC
+	// pixOff: each output pixel's input byte offset at tap (0, 0), for the
+	// run kernels (nil where there are none, or the offsets exceed int32).
+	pixOff []int32
+	w      []float32
+	bias   []float32 // [block][nr], zero past OutC
 }
 
 // NewFConv packs a float CONV_2D's weights (OHWI) for kernel k; bias may be
@@ -166,11 +171,14 @@ func NewFConv(p *ref.Conv, filter, bias []float32, k FloatKernel) (*FConv, error
 	}
 	c := &FConv{p: *p, kernel: k, nr: k.nr(), mr: k.mr()}
 	if k == FloatAVX512 {
-		// 6 pixels where 7 would compute more pixels past the image's end
-		// (8x8: 70 instead of 66).
+		// 6 or 8 pixels where 7 would compute more pixels past the image's
+		// end (8x8: 64 with 8, 66 with 6, 70 with 7); 7 on a tie, then 8.
 		m := p.Batch * p.OutH * p.OutW
-		if (m+5)/6*6 < (m+6)/7*7 {
-			c.mr = 6
+		pad := func(mr int) int { return (m+mr-1)/mr*mr - m }
+		for _, mr := range []int{8, 6} {
+			if pad(mr) < pad(c.mr) {
+				c.mr = mr
+			}
 		}
 	}
 	c.ph = (p.OutH-1)*p.StrideH + (p.FilterH-1)*p.DilationH + 1
@@ -212,6 +220,15 @@ func NewFConv(p *ref.Conv, filter, bias []float32, k FloatKernel) (*FConv, error
 	c.w = alignedFloat32s(c.blocks * ntaps * per * nr)
 	c.pixelMajor = 4*len(c.w) <= 1<<20
 	c.bias = alignedFloat32s(c.blocks * nr)
+	if k.hasRun() && 4*int64(p.Batch)*int64(c.plane) <= 1<<31-1 {
+		c.pixOff = make([]int32, c.m)
+		hw := p.OutH * p.OutW
+		for px := range c.m {
+			b, r := px/hw, px%hw
+			oy, ox := r/p.OutW, r%p.OutW
+			c.pixOff[px] = int32(4 * (b*c.plane + (oy*p.StrideH*c.pw+ox*p.StrideW)*p.InC))
+		}
+	}
 	for oc := range p.OutC {
 		blk, lane := oc/nr, oc%nr
 		for t := range ntaps {
@@ -297,6 +314,17 @@ type ftileArgs struct {
 	res        int
 	resOff     int
 	amin, amax float32
+	// The run kernels (ftileRunAVX2 ...: ntiles full tiles of one channel
+	// block) read pixel j's input at src + pix[j] and write it at obase +
+	// j*ostep; each tile advances pix by mr and obase by mr*ostep. pix
+	// and obase are addresses the assembly rewrites without the GC's write
+	// barrier, hence no pointers: FConv.pixOff and the output they point
+	// into stay alive through the caller's own references.
+	src    unsafe.Pointer
+	pix    uintptr // &pixOff[first pixel]
+	ntiles int
+	ostep  int
+	obase  uintptr
 
 	// Not read by the assembly: the residual tensor of an FConvAdd (nil
 	// for a plain FConv), set on every worker before the job starts, and
@@ -324,10 +352,33 @@ func (c *FConv) tiles(src, output []float32, lo, hi int, a *ftileArgs, spill []f
 		a.resOff = int(uintptr(a.resBase)) - int(uintptr(obase))
 	}
 	var pix [fmr]unsafe.Pointer // each pixel's output at channel 0
+	full := c.m / c.mr          // pixel tiles without a pixel past the end
 	for u := lo; u < hi; {
 		blk, mt := u/c.mtiles, u%c.mtiles
 		if c.pixelMajor {
 			mt, blk = u/c.blocks, u%c.blocks
+		}
+		if c.pixOff != nil && mt < full && (blk+1)*nr <= p.OutC {
+			// Full tiles of a full channel block: the run kernel goes
+			// through as many as follow in [lo, hi) in one call.
+			n := 1
+			if !c.pixelMajor || c.blocks == 1 {
+				n = min(hi-u, full-mt)
+			}
+			a.w = unsafe.Pointer(&c.w[blk*wBlock])
+			a.bias = unsafe.Pointer(&c.bias[blk*nr])
+			a.res = 0
+			if a.resBase != nil {
+				a.res = 1
+			}
+			a.src = sbase
+			a.pix = uintptr(unsafe.Pointer(&c.pixOff[mt*c.mr]))
+			a.ntiles = n
+			a.ostep = 4 * p.OutC
+			a.obase = uintptr(unsafe.Add(obase, 4*(mt*c.mr*p.OutC+blk*nr)))
+			c.runTiles(a)
+			u += n
+			continue
 		}
 		valid := min(c.mr, c.m-mt*c.mr)
 		px0 := mt * c.mr
@@ -423,12 +474,35 @@ func (c *FConv) tile(a *ftileArgs, blk, wBlock int, pix *[fmr]unsafe.Pointer, sp
 	}
 }
 
+// hasRun reports whether kernel k has a run kernel (several tiles a call).
+func (k FloatKernel) hasRun() bool { return k == FloatAVX2 || k == FloatAVX512 }
+
+// runTiles runs a.ntiles full tiles (see ftileArgs.src).
+func (c *FConv) runTiles(a *ftileArgs) {
+	switch c.kernel {
+	case FloatAVX512:
+		switch c.mr {
+		case 6:
+			ftileRunAVX512x6(a)
+		case 8:
+			ftileRunAVX512x8(a)
+		default:
+			ftileRunAVX512(a)
+		}
+	default:
+		ftileRunAVX2(a)
+	}
+}
+
 func (c *FConv) runTile(a *ftileArgs) {
 	switch c.kernel {
 	case FloatAVX512:
-		if c.mr == 6 {
+		switch c.mr {
+		case 6:
 			ftileAVX512x6(a)
-		} else {
+		case 8:
+			ftileAVX512x8(a)
+		default:
 			ftileAVX512(a)
 		}
 	case FloatAVX2:

@@ -20,4 +20,19 @@ func ftileAVX512(a *ftileArgs)
 //go:noescape
 func ftileAVX512x6(a *ftileArgs)
 
+//go:noescape
+func ftileAVX512x8(a *ftileArgs)
+
+//go:noescape
+func ftileRunAVX2(a *ftileArgs)
+
+//go:noescape
+func ftileRunAVX512(a *ftileArgs)
+
+//go:noescape
+func ftileRunAVX512x6(a *ftileArgs)
+
+//go:noescape
+func ftileRunAVX512x8(a *ftileArgs)
+
 func ftileNEON(a *ftileArgs) { panic("fast: NEON float kernel called on amd64") }

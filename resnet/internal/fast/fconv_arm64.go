@@ -16,3 +16,9 @@ func ftileNEON(a *ftileArgs)
 func ftileAVX2(a *ftileArgs)     { panic("fast: AVX2 float kernel called on arm64") }
 func ftileAVX512(a *ftileArgs)   { panic("fast: AVX-512 float kernel called on arm64") }
 func ftileAVX512x6(a *ftileArgs) { panic("fast: AVX-512 float kernel called on arm64") }
+
+func ftileRunAVX2(a *ftileArgs)     { panic("fast: AVX2 float kernel called on arm64") }
+func ftileRunAVX512(a *ftileArgs)   { panic("fast: AVX-512 float kernel called on arm64") }
+func ftileRunAVX512x6(a *ftileArgs) { panic("fast: AVX-512 float kernel called on arm64") }
+func ftileAVX512x8(a *ftileArgs)    { panic("fast: AVX-512 float kernel called on arm64") }
+func ftileRunAVX512x8(a *ftileArgs) { panic("fast: AVX-512 float kernel called on arm64") }

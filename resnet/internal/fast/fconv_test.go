@@ -17,8 +17,9 @@ func TestFtileArgsLayoutMatchesTheAssembly(t *testing.T) {
 	// gen_ftile.go hard-codes these offsets.
 	got := []uintptr{unsafe.Offsetof(a.in), unsafe.Offsetof(a.out), unsafe.Offsetof(a.w), unsafe.Offsetof(a.bias),
 		unsafe.Offsetof(a.taps), unsafe.Offsetof(a.ntaps), unsafe.Offsetof(a.k), unsafe.Offsetof(a.min), unsafe.Offsetof(a.max),
-		unsafe.Offsetof(a.res), unsafe.Offsetof(a.resOff), unsafe.Offsetof(a.amin), unsafe.Offsetof(a.amax)}
-	want := []uintptr{0, 56, 112, 120, 128, 136, 144, 152, 156, 160, 168, 176, 180}
+		unsafe.Offsetof(a.res), unsafe.Offsetof(a.resOff), unsafe.Offsetof(a.amin), unsafe.Offsetof(a.amax),
+		unsafe.Offsetof(a.src), unsafe.Offsetof(a.pix), unsafe.Offsetof(a.ntiles), unsafe.Offsetof(a.ostep), unsafe.Offsetof(a.obase)}
+	want := []uintptr{0, 64, 128, 136, 144, 152, 160, 168, 172, 176, 184, 192, 196, 200, 208, 216, 224, 232}
 	if !slices.Equal(got, want) {
 		t.Fatalf("ftileArgs field offsets = %v, want %v (regenerate ftile_amd64.s and ftile_arm64.s with gen_ftile.go)", got, want)
 	}
@@ -297,6 +298,61 @@ func TestFConvKeepsNaNAsTheReferenceDoes(t *testing.T) {
 			if nans == 0 {
 				t.Fatalf("%v act %d: the reference has no NaN output", k, act)
 			}
+		}
+	}
+}
+
+// BenchmarkFConvCIFAR times the 3x3 convolutions of CIFAR ResNet-20's three
+// stages (32x32x16, 16x16x32, 8x8x64): layers of tens of microseconds,
+// where what runs around the micro-kernel shows.
+func BenchmarkFConvCIFAR(b *testing.B) {
+	shapes := []convCase{
+		{1, 32, 32, 16, 16, 3, 3, 1, 1, 1, 1, resnet.PaddingSame, resnet.ActRelu},
+		{1, 16, 16, 32, 32, 3, 3, 1, 1, 1, 1, resnet.PaddingSame, resnet.ActRelu},
+		{1, 8, 8, 64, 64, 3, 3, 1, 1, 1, 1, resnet.PaddingSame, resnet.ActRelu},
+	}
+	for _, threads := range []int{1, 2} {
+		for _, s := range shapes {
+			b.Run(fmt.Sprintf("threads=%d/%v", threads, s), func(b *testing.B) {
+				r := rand.New(rand.NewPCG(1, 2))
+				p, filter, bias := randomFConv(r, s)
+				c, err := NewFConv(&p, filter, bias, AVX512VNNI.Float())
+				if err != nil {
+					b.Fatal(err)
+				}
+				run := NewRunner(threads, c.ScratchBytes())
+				defer run.Close()
+				in := randomFloats(r, p.Batch*p.InH*p.InW*p.InC)
+				out := make([]float32, p.Batch*p.OutH*p.OutW*p.OutC)
+				for b.Loop() {
+					run.FConv(c, in, out)
+				}
+				b.ReportMetric(float64(c.MACs())*float64(b.N)/b.Elapsed().Seconds()/1e9, "GMAC/s")
+			})
+		}
+	}
+}
+
+// TestFConvAVX512TileHeightPadsLeast checks the AVX-512 kernel's pixel
+// count: the one of 6, 7 and 8 that computes the fewest pixels past the
+// image's end, 7 on a tie (ImageNet ResNets' 56x56, 7x7), then 8.
+func TestFConvAVX512TileHeightPadsLeast(t *testing.T) {
+	if !FloatAVX512.Supported() {
+		t.Skip("no AVX-512 here")
+	}
+	for _, tc := range []struct{ h, w, mr int }{
+		{56, 56, 7}, {14, 14, 7}, {7, 7, 7}, // multiples of 7 (56x56 also of 8)
+		{32, 32, 8}, {16, 16, 8}, {8, 8, 8}, // CIFAR: multiples of 8
+		{6, 6, 6}, {5, 5, 7}, {1, 1, 6},
+	} {
+		p := ref.Conv{Batch: 1, InH: tc.h, InW: tc.w, InC: 32, OutH: tc.h, OutW: tc.w, OutC: 32,
+			FilterH: 1, FilterW: 1, StrideH: 1, StrideW: 1, DilationH: 1, DilationW: 1}
+		c, err := NewFConv(&p, make([]float32, 32*32), nil, FloatAVX512)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if c.mr != tc.mr {
+			t.Errorf("%dx%d output: %d pixels a tile, want %d", tc.h, tc.w, c.mr, tc.mr)
 		}
 	}
 }

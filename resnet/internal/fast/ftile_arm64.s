@@ -5,9 +5,9 @@
 // func ftileNEON(a *ftileArgs)
 TEXT ·ftileNEON(SB), NOSPLIT, $0-8
 	MOVD a+0(FP), R0
-	MOVD 112(R0), R7 // weights
-	MOVD 128(R0), R8 // tap offsets
-	MOVD 136(R0), R9 // taps left
+	MOVD 128(R0), R7 // weights
+	MOVD 144(R0), R8 // tap offsets
+	MOVD 152(R0), R9 // taps left
 	VEOR V0.B16, V0.B16, V0.B16
 	VEOR V1.B16, V1.B16, V1.B16
 	VEOR V2.B16, V2.B16, V2.B16
@@ -46,7 +46,7 @@ ftileNEON_tap:
 	ADD R11, R5, R5
 	MOVD 40(R0), R6
 	ADD R11, R6, R6
-	MOVD 144(R0), R10 // input channels
+	MOVD 160(R0), R10 // input channels
 	LSR $2, R10, R12
 	CBZ R12, ftileNEON_tail
 ftileNEON_quad:
@@ -203,13 +203,13 @@ ftileNEON_single:
 ftileNEON_tapdone:
 	SUBS $1, R9, R9
 	BNE ftileNEON_tap
-	MOVD 120(R0), R12 // bias
+	MOVD 136(R0), R12 // bias
 	VLD1 (R12), [V24.S4, V25.S4, V26.S4, V27.S4]
-	ADD $152, R0, R12
+	ADD $168, R0, R12
 	VLD1R (R12), [V28.S4]
-	ADD $156, R0, R12
+	ADD $172, R0, R12
 	VLD1R (R12), [V29.S4]
-	MOVD 160(R0), R12
+	MOVD 176(R0), R12
 	CBNZ R12, ftileNEON_res
 	WORD $0x4E38D400 // fadd v0.4s, v0.4s, v24.4s
 	WORD $0x4E3CF400 // fmax v0.4s, v0.4s, v28.4s
@@ -223,7 +223,7 @@ ftileNEON_tapdone:
 	WORD $0x4E3BD463 // fadd v3.4s, v3.4s, v27.4s
 	WORD $0x4E3CF463 // fmax v3.4s, v3.4s, v28.4s
 	WORD $0x4EBDF463 // fmin v3.4s, v3.4s, v29.4s
-	MOVD 56(R0), R11
+	MOVD 64(R0), R11
 	VST1 [V0.S4, V1.S4, V2.S4, V3.S4], (R11)
 	WORD $0x4E38D484 // fadd v4.4s, v4.4s, v24.4s
 	WORD $0x4E3CF484 // fmax v4.4s, v4.4s, v28.4s
@@ -237,7 +237,7 @@ ftileNEON_tapdone:
 	WORD $0x4E3BD4E7 // fadd v7.4s, v7.4s, v27.4s
 	WORD $0x4E3CF4E7 // fmax v7.4s, v7.4s, v28.4s
 	WORD $0x4EBDF4E7 // fmin v7.4s, v7.4s, v29.4s
-	MOVD 64(R0), R11
+	MOVD 72(R0), R11
 	VST1 [V4.S4, V5.S4, V6.S4, V7.S4], (R11)
 	WORD $0x4E38D508 // fadd v8.4s, v8.4s, v24.4s
 	WORD $0x4E3CF508 // fmax v8.4s, v8.4s, v28.4s
@@ -251,7 +251,7 @@ ftileNEON_tapdone:
 	WORD $0x4E3BD56B // fadd v11.4s, v11.4s, v27.4s
 	WORD $0x4E3CF56B // fmax v11.4s, v11.4s, v28.4s
 	WORD $0x4EBDF56B // fmin v11.4s, v11.4s, v29.4s
-	MOVD 72(R0), R11
+	MOVD 80(R0), R11
 	VST1 [V8.S4, V9.S4, V10.S4, V11.S4], (R11)
 	WORD $0x4E38D58C // fadd v12.4s, v12.4s, v24.4s
 	WORD $0x4E3CF58C // fmax v12.4s, v12.4s, v28.4s
@@ -265,7 +265,7 @@ ftileNEON_tapdone:
 	WORD $0x4E3BD5EF // fadd v15.4s, v15.4s, v27.4s
 	WORD $0x4E3CF5EF // fmax v15.4s, v15.4s, v28.4s
 	WORD $0x4EBDF5EF // fmin v15.4s, v15.4s, v29.4s
-	MOVD 80(R0), R11
+	MOVD 88(R0), R11
 	VST1 [V12.S4, V13.S4, V14.S4, V15.S4], (R11)
 	WORD $0x4E38D610 // fadd v16.4s, v16.4s, v24.4s
 	WORD $0x4E3CF610 // fmax v16.4s, v16.4s, v28.4s
@@ -279,7 +279,7 @@ ftileNEON_tapdone:
 	WORD $0x4E3BD673 // fadd v19.4s, v19.4s, v27.4s
 	WORD $0x4E3CF673 // fmax v19.4s, v19.4s, v28.4s
 	WORD $0x4EBDF673 // fmin v19.4s, v19.4s, v29.4s
-	MOVD 88(R0), R11
+	MOVD 96(R0), R11
 	VST1 [V16.S4, V17.S4, V18.S4, V19.S4], (R11)
 	WORD $0x4E38D694 // fadd v20.4s, v20.4s, v24.4s
 	WORD $0x4E3CF694 // fmax v20.4s, v20.4s, v28.4s
@@ -293,7 +293,7 @@ ftileNEON_tapdone:
 	WORD $0x4E3BD6F7 // fadd v23.4s, v23.4s, v27.4s
 	WORD $0x4E3CF6F7 // fmax v23.4s, v23.4s, v28.4s
 	WORD $0x4EBDF6F7 // fmin v23.4s, v23.4s, v29.4s
-	MOVD 96(R0), R11
+	MOVD 104(R0), R11
 	VST1 [V20.S4, V21.S4, V22.S4, V23.S4], (R11)
 	RET
 ftileNEON_res:
@@ -369,12 +369,12 @@ ftileNEON_res:
 	WORD $0x4E3BD6F7 // fadd v23.4s, v23.4s, v27.4s
 	WORD $0x4E3CF6F7 // fmax v23.4s, v23.4s, v28.4s
 	WORD $0x4EBDF6F7 // fmin v23.4s, v23.4s, v29.4s
-	MOVD 168(R0), R13 // residual - output, bytes
-	ADD $176, R0, R12
+	MOVD 184(R0), R13 // residual - output, bytes
+	ADD $192, R0, R12
 	VLD1R (R12), [V28.S4]
-	ADD $180, R0, R12
+	ADD $196, R0, R12
 	VLD1R (R12), [V29.S4]
-	MOVD 56(R0), R11
+	MOVD 64(R0), R11
 	ADD R13, R11, R12
 	VLD1 (R12), [V24.S4, V25.S4, V26.S4, V27.S4]
 	WORD $0x4E38D400 // fadd v0.4s, v0.4s, v24.4s
@@ -390,7 +390,7 @@ ftileNEON_res:
 	WORD $0x4E3CF463 // fmax v3.4s, v3.4s, v28.4s
 	WORD $0x4EBDF463 // fmin v3.4s, v3.4s, v29.4s
 	VST1 [V0.S4, V1.S4, V2.S4, V3.S4], (R11)
-	MOVD 64(R0), R11
+	MOVD 72(R0), R11
 	ADD R13, R11, R12
 	VLD1 (R12), [V24.S4, V25.S4, V26.S4, V27.S4]
 	WORD $0x4E38D484 // fadd v4.4s, v4.4s, v24.4s
@@ -406,7 +406,7 @@ ftileNEON_res:
 	WORD $0x4E3CF4E7 // fmax v7.4s, v7.4s, v28.4s
 	WORD $0x4EBDF4E7 // fmin v7.4s, v7.4s, v29.4s
 	VST1 [V4.S4, V5.S4, V6.S4, V7.S4], (R11)
-	MOVD 72(R0), R11
+	MOVD 80(R0), R11
 	ADD R13, R11, R12
 	VLD1 (R12), [V24.S4, V25.S4, V26.S4, V27.S4]
 	WORD $0x4E38D508 // fadd v8.4s, v8.4s, v24.4s
@@ -422,7 +422,7 @@ ftileNEON_res:
 	WORD $0x4E3CF56B // fmax v11.4s, v11.4s, v28.4s
 	WORD $0x4EBDF56B // fmin v11.4s, v11.4s, v29.4s
 	VST1 [V8.S4, V9.S4, V10.S4, V11.S4], (R11)
-	MOVD 80(R0), R11
+	MOVD 88(R0), R11
 	ADD R13, R11, R12
 	VLD1 (R12), [V24.S4, V25.S4, V26.S4, V27.S4]
 	WORD $0x4E38D58C // fadd v12.4s, v12.4s, v24.4s
@@ -438,7 +438,7 @@ ftileNEON_res:
 	WORD $0x4E3CF5EF // fmax v15.4s, v15.4s, v28.4s
 	WORD $0x4EBDF5EF // fmin v15.4s, v15.4s, v29.4s
 	VST1 [V12.S4, V13.S4, V14.S4, V15.S4], (R11)
-	MOVD 88(R0), R11
+	MOVD 96(R0), R11
 	ADD R13, R11, R12
 	VLD1 (R12), [V24.S4, V25.S4, V26.S4, V27.S4]
 	WORD $0x4E38D610 // fadd v16.4s, v16.4s, v24.4s
@@ -454,7 +454,7 @@ ftileNEON_res:
 	WORD $0x4E3CF673 // fmax v19.4s, v19.4s, v28.4s
 	WORD $0x4EBDF673 // fmin v19.4s, v19.4s, v29.4s
 	VST1 [V16.S4, V17.S4, V18.S4, V19.S4], (R11)
-	MOVD 96(R0), R11
+	MOVD 104(R0), R11
 	ADD R13, R11, R12
 	VLD1 (R12), [V24.S4, V25.S4, V26.S4, V27.S4]
 	WORD $0x4E38D694 // fadd v20.4s, v20.4s, v24.4s

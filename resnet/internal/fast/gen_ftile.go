@@ -5,12 +5,13 @@
 // also assembles the arm64 kernel's hand-encoded instructions with GNU as
 // (aarch64-linux-gnu-as) and compares the encodings.
 //
-// Each amd64 kernel computes 6 output pixels x (vecs vectors) output
-// channels: per input channel it loads the weight vectors once, broadcasts
-// each pixel's input value and accumulates with VFMADD231PS, so 6*vecs
-// accumulators stay in registers for the whole filter. Two input channels
-// per loop trip, the odd one first. Then bias, clamp, store. The arm64
-// kernel is described at genARM64.
+// Each amd64 kernel computes mr (6, 7 or 8) output pixels x (vecs vectors)
+// output channels: per input channel it loads the weight vectors once,
+// broadcasts each pixel's input value and accumulates with VFMADD231PS, so
+// mr*vecs accumulators stay in registers for the whole filter. Two input
+// channels per loop trip, the odd one first. Then bias, clamp, store. Each
+// has a run variant (ftileRun*) that goes through several tiles a call
+// (see gen). The arm64 kernel is described at genARM64.
 package main
 
 import (
@@ -20,9 +21,9 @@ import (
 )
 
 // maxMR is fconv.go's fmr: the pixel pointers ftileArgs has room for.
-// The AVX-512 kernel computes 7 pixels, the others 6 (armMR).
+// The AVX-512 kernels compute 6, 7 or 8 pixels, the others 6 (armMR).
 const (
-	maxMR = 7
+	maxMR = 8
 	armMR = 6
 )
 
@@ -41,12 +42,20 @@ const (
 	offROff = offRes + 8
 	offAMin = offROff + 8
 	offAMax = offAMin + 4
+	// The run kernels' fields (ftileRun*): see ftileArgs.
+	offSrc    = offAMax + 4
+	offPix    = offSrc + 8
+	offNtiles = offPix + 8
+	offOStep  = offNtiles + 8
+	offOBase  = offOStep + 8
 )
 
 // Pixel input pointers, one register each.
 // R15 only for the seventh pixel: no global is read here, so dynamic
-// linking's use of it cannot interfere.
-var inRegs = [maxMR]string{"R8", "R9", "R10", "R11", "R12", "R13", "R15"}
+// linking's use of it cannot interfere. R14 (Go's g register) for the
+// eighth: these are ABI0 functions, and Go restores R14 (and X15) after
+// calling one.
+var inRegs = [maxMR]string{"R8", "R9", "R10", "R11", "R12", "R13", "R15", "R14"}
 
 type kernel struct {
 	name  string
@@ -64,8 +73,10 @@ func main() {
 		{"ftileAVX2", "Y", 32, 2, 6},
 		{"ftileAVX512", "Z", 64, 2, 7},
 		{"ftileAVX512x6", "Z", 64, 2, 6},
+		{"ftileAVX512x8", "Z", 64, 2, 8},
 	} {
-		gen(&b, k)
+		gen(&b, k, false)
+		gen(&b, k, true)
 	}
 	if err := os.WriteFile("ftile_amd64.s", []byte(b.String()), 0o644); err != nil {
 		fail(err)
@@ -78,34 +89,66 @@ func fail(err error) {
 	os.Exit(1)
 }
 
-func gen(b *strings.Builder, k kernel) {
+// gen writes kernel k: with run false, one tile whose pixel pointers
+// ftileArgs.in and .out hold (ftileAVX2 ...); with run true, ntiles
+// consecutive full tiles of one channel block (ftileRunAVX2 ...): pixel j
+// of each tile reads src + pix[j] (pix advances by mr offsets a tile) and
+// writes obase + j*ostep (obase advances by mr*ostep a tile). The run
+// kernels keep their progress in ftileArgs (pix, ntiles, obase), so a
+// tile costs a few loads and stores instead of a return to Go.
+func gen(b *strings.Builder, k kernel, run bool) {
 	p := func(format string, args ...any) { fmt.Fprintf(b, "\t"+format+"\n", args...) }
 	acc := func(j, v int) string { return fmt.Sprintf("%s%d", k.reg, j*k.vecs+v) }
 	nacc := k.mr * k.vecs
 	wreg := func(v int) string { return fmt.Sprintf("%s%d", k.reg, nacc+v) }
 	bc := func(j int) string { return fmt.Sprintf("%s%d", k.reg, nacc+k.vecs+j%2) }
 	stride := k.bytes * k.vecs // weight bytes per input channel
+	name := k.name
+	if run {
+		name = strings.Replace(name, "ftile", "ftileRun", 1)
+	}
+	label := func(l string) { fmt.Fprintf(b, "%s_%s:\n", name, l) }
 
-	fmt.Fprintf(b, "\n// func %s(a *ftileArgs)\nTEXT ·%s(SB), NOSPLIT, $0-8\n", k.name, k.name)
+	fmt.Fprintf(b, "\n// func %s(a *ftileArgs)\nTEXT ·%s(SB), NOSPLIT, $0-8\n", name, name)
 	p("MOVQ a+0(FP), DI")
-	for j, r := range inRegs[:k.mr] {
-		p("MOVQ %d(DI), %s", offIn+8*j, r)
+	if run {
+		label("tile")
+		p("MOVQ %d(DI), AX // pixel input offsets", offPix)
+		p("MOVQ %d(DI), DX // input base", offSrc)
+		for j, r := range inRegs[:k.mr] {
+			p("MOVLQSX %d(AX), %s", 4*j, r)
+			p("ADDQ DX, %s", r)
+		}
+	} else {
+		for j, r := range inRegs[:k.mr] {
+			p("MOVQ %d(DI), %s", offIn+8*j, r)
+		}
 	}
 	p("MOVQ %d(DI), SI // weights", offW)
 	p("MOVQ %d(DI), BX // tap offsets", offTaps)
-	p("MOVQ %d(DI), CX // taps left", offNtap)
 	// With a residual: prefetch this tile's residual, read after the
 	// filter loop.
 	p("CMPQ %d(DI), $0", offRes)
-	p("JE %s_nopf", k.name)
+	p("JE %s_nopf", name)
 	p("MOVQ %d(DI), DX", offROff)
+	if run {
+		p("MOVQ %d(DI), AX", offOBase)
+		p("MOVQ %d(DI), CX", offOStep)
+	}
 	for j := range k.mr {
-		p("MOVQ %d(DI), AX", offOut+8*j)
+		if run {
+			if j > 0 {
+				p("ADDQ CX, AX")
+			}
+		} else {
+			p("MOVQ %d(DI), AX", offOut+8*j)
+		}
 		for l := 0; l < k.bytes*k.vecs; l += 64 {
 			p("PREFETCHT0 %d(AX)(DX*1)", l)
 		}
 	}
-	fmt.Fprintf(b, "%s_nopf:\n", k.name)
+	label("nopf")
+	p("MOVQ %d(DI), CX // taps left", offNtap)
 	for i := range nacc {
 		r := fmt.Sprintf("%s%d", k.reg, i)
 		if k.reg == "Z" {
@@ -127,29 +170,29 @@ func gen(b *strings.Builder, k kernel) {
 			}
 		}
 	}
-	fmt.Fprintf(b, "%s_tap:\n", k.name)
+	label("tap")
 	p("MOVLQSX (BX), AX")
 	p("MOVQ %d(DI), DX // input channels", offK)
 	p("TESTQ $1, DX")
-	p("JZ %s_pairs", k.name)
+	p("JZ %s_pairs", name)
 	step(0, 0)
 	p("ADDQ $%d, SI", stride)
 	p("ADDQ $4, AX")
 	p("DECQ DX")
-	fmt.Fprintf(b, "%s_pairs:\n", k.name)
+	label("pairs")
 	p("SHRQ $1, DX")
-	p("JZ %s_tapdone", k.name)
-	fmt.Fprintf(b, "%s_k:\n", k.name)
+	p("JZ %s_tapdone", name)
+	label("k")
 	step(0, 0)
 	step(4, stride)
 	p("ADDQ $%d, SI", 2*stride)
 	p("ADDQ $8, AX")
 	p("DECQ DX")
-	p("JNZ %s_k", k.name)
-	fmt.Fprintf(b, "%s_tapdone:\n", k.name)
+	p("JNZ %s_k", name)
+	label("tapdone")
 	p("ADDQ $4, BX")
 	p("DECQ CX")
-	p("JNZ %s_tap", k.name)
+	p("JNZ %s_tap", name)
 
 	// Output stage: + bias, clamp to [min, max], store. VMAXPS and VMINPS
 	// return their second source (Go's order: the accumulator) when either
@@ -163,10 +206,23 @@ func gen(b *strings.Builder, k kernel) {
 	lo, hi := bc(0), bc(1)
 	p("VBROADCASTSS %d(DI), %s", offMin, lo)
 	p("VBROADCASTSS %d(DI), %s", offMax, hi)
+	// outPtr points AX at pixel j's outputs.
+	outPtr := func(j int) {
+		switch {
+		case !run:
+			p("MOVQ %d(DI), AX", offOut+8*j)
+		case j > 0:
+			p("ADDQ CX, AX")
+		}
+	}
+	if run {
+		p("MOVQ %d(DI), AX // outputs", offOBase)
+		p("MOVQ %d(DI), CX // output pixel pitch, bytes", offOStep)
+	}
 	p("CMPQ %d(DI), $0", offRes)
-	p("JNE %s_res", k.name)
+	p("JNE %s_res", name)
 	for j := range k.mr {
-		p("MOVQ %d(DI), AX", offOut+8*j)
+		outPtr(j)
 		for v := range k.vecs {
 			a := acc(j, v)
 			p("VADDPS %s, %s, %s", wreg(v), a, a)
@@ -175,13 +231,17 @@ func gen(b *strings.Builder, k kernel) {
 			p("VMOVUPS %s, %d(AX)", a, v*k.bytes)
 		}
 	}
-	p("VZEROUPPER")
-	p("RET")
+	if run {
+		p("JMP %s_next", name)
+	} else {
+		p("VZEROUPPER")
+		p("RET")
+	}
 
 	// With a residual (FConvAdd): every accumulator + bias and clamped
 	// first (the registers are all taken), then + residual, clamped to the
 	// ADD's range, stored.
-	fmt.Fprintf(b, "%s_res:\n", k.name)
+	label("res")
 	for j := range k.mr {
 		for v := range k.vecs {
 			a := acc(j, v)
@@ -194,7 +254,7 @@ func gen(b *strings.Builder, k kernel) {
 	p("VBROADCASTSS %d(DI), %s", offAMin, lo)
 	p("VBROADCASTSS %d(DI), %s", offAMax, hi)
 	for j := range k.mr {
-		p("MOVQ %d(DI), AX", offOut+8*j)
+		outPtr(j)
 		for v := range k.vecs {
 			a := acc(j, v)
 			p("VADDPS %d(AX)(DX*1), %s, %s", v*k.bytes, a, a)
@@ -202,6 +262,20 @@ func gen(b *strings.Builder, k kernel) {
 			p("VMINPS %s, %s, %s", a, hi, a)
 			p("VMOVUPS %s, %d(AX)", a, v*k.bytes)
 		}
+	}
+	if run {
+		// The next tile: its first pixel's outputs one pitch past this
+		// tile's last, its input offsets the next mr. After the last tile
+		// pix and obase stay where they are: one past the end of the
+		// tables would point into another object (the GC checks).
+		label("next")
+		p("DECQ %d(DI)", offNtiles)
+		p("JZ %s_done", name)
+		p("ADDQ CX, AX")
+		p("MOVQ AX, %d(DI)", offOBase)
+		p("ADDQ $%d, %d(DI)", 4*k.mr, offPix)
+		p("JMP %s_tile", name)
+		label("done")
 	}
 	p("VZEROUPPER")
 	p("RET")

@@ -191,11 +191,7 @@ func (r *Runner) run() {
 	// minChunkWork: each chunk costs a claim and a count on lines the
 	// threads share, and a fresh start of the kernel loop, which a small
 	// layer (ResNet-20's are tens of microseconds) feels in full.
-	chunk := max(1, n/(4*r.threads))
-	if w := r.job.unitWork; w > 0 {
-		chunk = max(chunk, min((minChunkWork+w-1)/w, (n+r.threads-1)/r.threads))
-	}
-	r.chunk.Store(int64(chunk))
+	r.chunk.Store(int64(chunkUnits(n, r.threads, r.job.unitWork)))
 	r.units.Store(int64(n))
 	r.done.Store(0)
 	r.next.Store(g << 32)
@@ -212,6 +208,16 @@ func (r *Runner) run() {
 			runtime.Gosched() // a helper finishing its chunk may be queued on this P
 		}
 	}
+}
+
+// chunkUnits is the units a thread claims at a time from a job of n units
+// of unitWork each (0: unknown), shared by threads (see run).
+func chunkUnits(n, threads, unitWork int) int {
+	chunk := max(1, n/(4*threads))
+	if w := unitWork; w > 0 {
+		chunk = max(chunk, min((minChunkWork+w-1)/w, (n+threads-1)/threads))
+	}
+	return chunk
 }
 
 func (r *Runner) do(id, lo, hi int) {
@@ -254,13 +260,20 @@ func (r *Runner) do(id, lo, hi int) {
 // scratch must be at least c.ScratchBytes().
 func (r *Runner) Conv(c *Conv, input, output []int8) {
 	if !c.direct {
-		r.job = job{kind: jobPad, conv: c, in: input, units: c.padRows()}
+		// As for FConv: a padded row's bytes stand in for its work.
+		r.job = job{kind: jobPad, conv: c, in: input, units: c.padRows(), unitWork: c.pw * c.c4}
 		r.run()
 	}
-	r.job = job{kind: jobTiles, conv: c, in: input, out: output, units: c.blocks * c.mtiles}
+	r.job = job{kind: jobTiles, conv: c, in: input, out: output, units: c.blocks * c.mtiles,
+		unitWork: c.tileWork()}
 	r.run()
 	r.job = job{}
 }
+
+// tileWork is the multiply-accumulates of one of c's tiles (mr pixels x
+// nr channels x every tap's bytes; the padding channels of c4 included,
+// which the kernel multiplies too).
+func (c *Conv) tileWork() int { return mr * c.nr * len(c.taps) * c.kbytes }
 
 // FConv runs c: output = ref.ConvFloat(c's parameters, input), within
 // float rounding (see NewFConv). The runner's scratch must be at least

@@ -46,15 +46,7 @@ func startAgentProc(t *testing.T, bin, dir, addr, config string) *agentProc {
 		case <-p.exited:
 		case <-time.After(waitLimit):
 			t.Errorf("the agent did not stop %v after SIGTERM; its goroutines (SIGQUIT) are in the log below", waitLimit)
-			// SIGQUIT makes the Go runtime print every goroutine's stack:
-			// where the shutdown is stuck.
-			p.cmd.Process.Signal(syscall.SIGQUIT)
-			select {
-			case <-p.exited:
-			case <-time.After(5 * time.Second):
-				p.cmd.Process.Kill()
-				<-p.exited
-			}
+			p.quit()
 			t.Logf("agent log:\n%s", lastLines(p.logs.String(), 600))
 			return
 		}
@@ -91,15 +83,22 @@ func (p *agentProc) stop(t *testing.T, limit time.Duration) time.Duration {
 	case <-p.exited:
 		return time.Since(t0)
 	case <-time.After(limit):
-		p.cmd.Process.Signal(syscall.SIGQUIT)
-		select {
-		case <-p.exited:
-		case <-time.After(5 * time.Second):
-			p.cmd.Process.Kill()
-			<-p.exited
-		}
+		p.quit()
 		t.Fatalf("the agent did not stop %v after SIGTERM; its goroutines (SIGQUIT) are in its log:\n%s", limit, lastLines(p.logs.String(), 600))
 		return 0
+	}
+}
+
+// quit ends an agent that did not stop: SIGQUIT makes the Go runtime
+// print every goroutine's stack into its log (where the shutdown is
+// stuck), then SIGKILL if that did not end it within 5 s.
+func (p *agentProc) quit() {
+	p.cmd.Process.Signal(syscall.SIGQUIT)
+	select {
+	case <-p.exited:
+	case <-time.After(5 * time.Second):
+		p.cmd.Process.Kill()
+		<-p.exited
 	}
 }
 

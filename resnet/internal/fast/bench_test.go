@@ -63,25 +63,31 @@ func BenchmarkFConv(b *testing.B) {
 		{1, 224, 224, 3, 64, 7, 7, 2, 2, 1, 1, resnet.PaddingSame, resnet.ActRelu},
 	}
 	for _, k := range FloatKernels() {
-		for _, threads := range []int{1, 2} {
-			for _, s := range shapes {
-				b.Run(fmt.Sprintf("%v/threads=%d/%v", k, threads, s), func(b *testing.B) {
-					r := rand.New(rand.NewPCG(1, 2))
-					p, filter, bias := randomFConv(r, s)
-					c, err := NewFConv(&p, filter, bias, k)
-					if err != nil {
-						b.Fatal(err)
-					}
-					run := NewRunner(threads, c.ScratchBytes())
-					defer run.Close()
-					in := randomFloats(r, p.Batch*p.InH*p.InW*p.InC)
-					out := make([]float32, p.Batch*p.OutH*p.OutW*p.OutC)
-					for b.Loop() {
-						run.FConv(c, in, out)
-					}
-					b.ReportMetric(float64(c.MACs())*float64(b.N)/b.Elapsed().Seconds()/1e9, "GMAC/s")
-				})
-			}
+		benchFConvShapes(b, k, shapes, fmt.Sprintf("%v/", k))
+	}
+}
+
+// benchFConvShapes times shapes on float kernel k at 1 and 2 threads,
+// sub-benchmarks named prefix+"threads=N/shape".
+func benchFConvShapes(b *testing.B, k FloatKernel, shapes []convCase, prefix string) {
+	for _, threads := range []int{1, 2} {
+		for _, s := range shapes {
+			b.Run(fmt.Sprintf("%sthreads=%d/%v", prefix, threads, s), func(b *testing.B) {
+				r := rand.New(rand.NewPCG(1, 2))
+				p, filter, bias := randomFConv(r, s)
+				c, err := NewFConv(&p, filter, bias, k)
+				if err != nil {
+					b.Fatal(err)
+				}
+				run := NewRunner(threads, c.ScratchBytes())
+				defer run.Close()
+				in := randomFloats(r, p.Batch*p.InH*p.InW*p.InC)
+				out := make([]float32, p.Batch*p.OutH*p.OutW*p.OutC)
+				for b.Loop() {
+					run.FConv(c, in, out)
+				}
+				b.ReportMetric(float64(c.MACs())*float64(b.N)/b.Elapsed().Seconds()/1e9, "GMAC/s")
+			})
 		}
 	}
 }

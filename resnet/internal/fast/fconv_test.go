@@ -311,26 +311,7 @@ func BenchmarkFConvCIFAR(b *testing.B) {
 		{1, 16, 16, 32, 32, 3, 3, 1, 1, 1, 1, resnet.PaddingSame, resnet.ActRelu},
 		{1, 8, 8, 64, 64, 3, 3, 1, 1, 1, 1, resnet.PaddingSame, resnet.ActRelu},
 	}
-	for _, threads := range []int{1, 2} {
-		for _, s := range shapes {
-			b.Run(fmt.Sprintf("threads=%d/%v", threads, s), func(b *testing.B) {
-				r := rand.New(rand.NewPCG(1, 2))
-				p, filter, bias := randomFConv(r, s)
-				c, err := NewFConv(&p, filter, bias, AVX512VNNI.Float())
-				if err != nil {
-					b.Fatal(err)
-				}
-				run := NewRunner(threads, c.ScratchBytes())
-				defer run.Close()
-				in := randomFloats(r, p.Batch*p.InH*p.InW*p.InC)
-				out := make([]float32, p.Batch*p.OutH*p.OutW*p.OutC)
-				for b.Loop() {
-					run.FConv(c, in, out)
-				}
-				b.ReportMetric(float64(c.MACs())*float64(b.N)/b.Elapsed().Seconds()/1e9, "GMAC/s")
-			})
-		}
-	}
+	benchFConvShapes(b, AVX512VNNI.Float(), shapes, "")
 }
 
 // TestFConvAVX512TileHeightPadsLeast checks the AVX-512 kernel's pixel

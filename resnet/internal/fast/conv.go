@@ -61,6 +61,7 @@ type Conv struct {
 	minWeight bool    // some weight is -128 (asymmetric int8 weights)
 	sat       bool    // the arm64 SDOT kernel's inline epilogue does not apply (see tileArgs.sat)
 	runs      bool    // the kernel takes runs of common tiles in one call (tileArgs.more: arm64)
+	dot1      bool    // a last tile of one or two pixels runs tileNEONDot1 per pixel (see tiles)
 	linear    bool    // each output pixel's input lies stepX bytes after the previous one's, across rows and images
 	merged    int     // FilterW when the filter's columns are merged into the channels (few input channels), else 0
 	flip      byte    // 0x80 for families that read x+128 (unsigned), 0 for signed ones
@@ -216,6 +217,9 @@ func NewConv(p *ref.Conv, filter []int8, bias []int32, isa ISA) (*Conv, error) {
 			}
 		}
 	}
+	// tileNEONDot1 has only the fast copy's loops and inline epilogue.
+	c.dot1 = c.isa == NEONDot && c.kbytes%16 == 0 && !c.anyLsh && !c.sat && p.Scale == nil &&
+		p.ActMin == math.MinInt8 && p.ActMax == math.MaxInt8
 	return c, nil
 }
 
@@ -492,6 +496,28 @@ func (c *Conv) tiles(src []byte, output []int8, lo, hi int, spill *[mr * nr]byte
 				}
 			}
 			c.runTile(a)
+			mt++
+			px0 += mr
+			continue
+		}
+		if valid <= 2 && full && c.dot1 {
+			// The layer's last tile holds one or two pixels: each runs
+			// alone (a quarter of a four-pixel tile's cost), instead of
+			// the four-pixel kernel on copies of the last one.
+			for j := range valid {
+				a.in[0] = unsafe.Add(sbase, inp)
+				a.out[0] = unsafe.Add(obase, (px0+j)*p.OutC+oc0)
+				tileNEONDot1(a)
+				inp += c.stepX
+				if ox++; ox == p.OutW {
+					ox = 0
+					inp += c.stepRow
+					if oy++; oy == p.OutH {
+						oy, b = 0, b+1
+						inp = b * c.plane
+					}
+				}
+			}
 			mt++
 			px0 += mr
 			continue

@@ -281,3 +281,57 @@ func TestConvOnePixelTailMatchesReference(t *testing.T) {
 		}
 	}
 }
+
+// TestConvReluEpilogueMatchesReference: layers with output zero point
+// -128 and the full int8 range (a ReLU's, as TFLite writes them) take the
+// SDOT kernel's fourth fast copy, whose epilogue skips the rounding
+// fix-up for negative values and narrows by SQXTUN + EOR. Small weights
+// and multipliers of 1/64 to 1/8 put many requantized values near zero,
+// both signs, and on ties.
+func TestConvReluEpilogueMatchesReference(t *testing.T) {
+	if !hasNEONDot {
+		t.Skip("no SDOT on this CPU")
+	}
+	cases := []convCase{
+		{1, 6, 5, 64, 64, 1, 1, 1, 1, 1, 1, resnet.PaddingSame, resnet.ActNone},
+		{1, 7, 6, 32, 128, 3, 3, 1, 1, 1, 1, resnet.PaddingSame, resnet.ActNone},
+		{2, 5, 5, 16, 96, 3, 3, 2, 2, 1, 1, resnet.PaddingSame, resnet.ActNone},
+	}
+	for ci, c := range cases {
+		for _, small := range []bool{false, true} {
+			t.Run(fmt.Sprintf("%v/small=%v", c, small), func(t *testing.T) {
+				r := rand.New(rand.NewPCG(uint64(ci), 91))
+				p, filter, bias := randomConv(r, c)
+				scales := make([]float32, c.outC)
+				k := c.fh * c.fw * c.inC
+				for i := range scales {
+					scales[i] = float32((0.2 + r.Float64()) / float64(k*40))
+					if small {
+						scales[i] = float32(0.05 / float64(int(8)<<r.IntN(4)) * (1 - 0.4*r.Float64()))
+					}
+				}
+				p.Multiplier, p.Shift = ref.PerChannelMultipliers(1, scales, 0.05, c.outC)
+				p.OutputOffset, p.ActMin, p.ActMax = -128, -128, 127
+				for i := range filter {
+					filter[i] = max(filter[i], -127)
+					if small {
+						filter[i] = int8(r.IntN(5) - 2)
+					}
+				}
+				if small && bias != nil {
+					for i := range bias {
+						bias[i] = int32(r.IntN(401) - 200)
+					}
+				}
+				conv, err := NewConv(&p, filter, bias, NEONDot)
+				if err != nil {
+					t.Fatal(err)
+				}
+				if conv.anyLsh || conv.sat || conv.kbytes%16 != 0 {
+					t.Fatalf("the layer does not take the inline epilogue (lsh %v, sat %v, %d bytes per tap): the test misses its path", conv.anyLsh, conv.sat, conv.kbytes)
+				}
+				checkConv(t, r, &p, filter, bias, NEONDot, 1+ci%2)
+			})
+		}
+	}
+}

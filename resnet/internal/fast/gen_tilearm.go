@@ -121,6 +121,8 @@ func vsmax8b(d, n, m int)  { same3(0x0E206400, "smax", "8b", d, n, m) }
 func vsmin8b(d, n, m int)  { same3(0x0E206C00, "smin", "8b", d, n, m) }
 func dup8h(d, n int)       { av(0x4E020C00|rnd(n, d), "dup v%d.8h, w%d", d, n) }
 func dup16b(d, n int)      { av(0x4E010C00|rnd(n, d), "dup v%d.16b, w%d", d, n) }
+func sqxtunB(d, n int)     { av(0x2E212800|rnd(n, d), "sqxtun v%d.8b, v%d.8h", d, n) }
+func sqxtun2B(d, n int)    { av(0x6E212800|rnd(n, d), "sqxtun2 v%d.16b, v%d.8h", d, n) }
 func sqxtnH(d, n int)      { av(0x0E614800|rnd(n, d), "sqxtn v%d.4h, v%d.4s", d, n) }
 func sqxtn2H(d, n int)     { av(0x4E614800|rnd(n, d), "sqxtn2 v%d.8h, v%d.4s", d, n) }
 func sqxtnB(d, n int)      { av(0x0E214800|rnd(n, d), "sqxtn v%d.8b, v%d.8h", d, n) }
@@ -300,6 +302,14 @@ func genARMKernel(k *armKernel) {
 	ag("ORR R24, R12, R12")
 	ag("CBNZ R12, notfast")
 	armRegion = "call"
+	if dot {
+		// Output zero point -128 (a ReLU's, as the range is int8's
+		// whole): the fourth copy, whose epilogue needs no rounding
+		// fix-up for negative values (see epiRelu).
+		ag("MOVW %d(R0), R12", offZP)
+		ag("ADD $128, R12, R12")
+		ag("CBZ R12, rcopy")
+	}
 	fastBody(k, fastFixed)
 	// The float32 requantization gets a fast copy too (not in the counts):
 	// whole chunks, whatever the shifts.
@@ -326,6 +336,9 @@ func genARMKernel(k *armKernel) {
 		p("PCALIGN $2048")
 		label("scopy")
 		fastBody(k, fastSat)
+		p("PCALIGN $2048")
+		label("rcopy")
+		fastBody(k, fastRelu)
 	}
 	// Each copy's loops and epilogue (under 1100 bytes) start at a
 	// 2048-byte boundary (the function's own, and this one: Go aligns the
@@ -427,13 +440,14 @@ const (
 	fastFixed = iota // the inline fixed-point epilogue (counted)
 	fastFP32         // the float32 one
 	fastSat          // the fixed-point one with left shifts and saturation (SDOT only)
+	fastRelu         // the inline one for output zero point -128 (SDOT only)
 )
 
 // fastBody is the fast copy: R25 chunks per tap, and the next tap's
 // pointers set up in the same block that ends the tap.
 func fastBody(k *armKernel, mode int) {
 	dot := k.isa == "NEONDot"
-	x := "fxs"[mode : mode+1] // label prefix
+	x := "fxsr"[mode : mode+1] // label prefix
 	counted := func(r string) string { return r }
 	if mode != fastFixed {
 		counted = func(string) string { return "special" }
@@ -492,6 +506,8 @@ func fastBody(k *armKernel, mode int) {
 		epilogueFP32(dot)
 	case fastSat:
 		epilogue(dot, epiLsh)
+	case fastRelu:
+		epilogue(dot, epiRelu)
 	default:
 		epilogue(dot, epiFixed)
 	}
@@ -745,6 +761,7 @@ func passSetup(dot, first, noZero bool) {
 const (
 	epiFixed = iota // TFLite's fixed-point arithmetic, every channel shifting right
 	epiLsh          // the same with SSHL first, and channels that may not shift right
+	epiRelu         // epiFixed where the output zero point is -128 (SDOT only)
 )
 
 // epilogueFP32 is the "xnnpack" arithmetic (ref.RequantizeFP32):
@@ -903,6 +920,31 @@ func epilogue(dot bool, kind int) {
 	// only where the activation range is [-128, 127] (ResNet's every
 	// layer: ReLU outputs have zero point -128); narrower ranges take the
 	// saturating one, which clamps.
+	// Where moreover the output zero point is -128 (a ReLU's lower end:
+	// TFLite's ReLU layers have it), the rounding fix-up for negative
+	// values is not needed: a negative SQRDMULH(acc, m) rounds, either
+	// way, to a value <= 0, which the zero point and the clamp take to
+	// -128 alike. So SQRDMULH then SRSHL; the narrowing to int16 (UZP1)
+	// as above, then SQXTUN saturates x to [0, 255], which EOR 0x80 (V29,
+	// the activation minimum's bytes) makes x - 128 clamped to int8.
+	if dot && kind == epiRelu {
+		for j := range mr {
+			for q := range vecs {
+				x := 4*j + q
+				vsqrdmulh(x, x, mult[q])
+				vsrshl(x, x, nrsh[q])
+			}
+			ag("MOVD %d(R0), R23", offOut+8*j)
+			ag("ADD R10, R23, R23")
+			uzp1H(24, 4*j, 4*j+1)
+			uzp1H(25, 4*j+2, 4*j+3)
+			sqxtunB(24, 24)
+			sqxtun2B(24, 25)
+			veor(24, 24, 29)
+			st1Q(24, 23)
+		}
+		return
+	}
 	if dot && kind == epiFixed {
 		for j := range mr {
 			for q := range vecs {

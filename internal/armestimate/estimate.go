@@ -169,18 +169,15 @@ func Run(ctx context.Context, cfg Config, w io.Writer) error {
 	if err := buildProbe(ctx, t, probe); err != nil {
 		return err
 	}
-	// A built model is traced twice: at full size without the
+	// A built model is traced twice per board: at full size without the
 	// micro-kernels' inner blocks, and at smallSize with them only (their
 	// blocks per call do not depend on the image size); qemu's log of a
-	// full-size kernel would be tens of millions of lines. A model file
-	// is traced whole.
-	var outside *trace
+	// full-size kernel would be tens of millions of lines. Both with the
+	// board's kernels: which kernel functions a layer calls, and how
+	// often, depends on the family. A model file is traced whole.
 	var smallPath string
 	if cfg.Model == "" {
 		if _, smallPath, err = loadOrBuild(cfg, smallSize, work); err != nil {
-			return err
-		}
-		if outside, err = runTrace(ctx, t, probe, modelPath, Boards[0].Kernels, Boards[0].QEMUCPU, len(ops), work, traceOutside); err != nil {
 			return err
 		}
 	}
@@ -190,12 +187,14 @@ func Run(ctx context.Context, cfg Config, w io.Writer) error {
 			continue
 		}
 		var tr *trace
-		if outside == nil {
+		if smallPath == "" {
 			tr, err = runTrace(ctx, t, probe, modelPath, b.Kernels, b.QEMUCPU, len(ops), work, traceAll)
 		} else {
-			var k *trace
-			if k, err = runTrace(ctx, t, probe, smallPath, b.Kernels, b.QEMUCPU, len(ops), work, traceKernels); err == nil {
-				tr, err = merge(outside, k)
+			var outside, k *trace
+			if outside, err = runTrace(ctx, t, probe, modelPath, b.Kernels, b.QEMUCPU, len(ops), work, traceOutside); err == nil {
+				if k, err = runTrace(ctx, t, probe, smallPath, b.Kernels, b.QEMUCPU, len(ops), work, traceKernels); err == nil {
+					tr, err = merge(outside, k)
+				}
 			}
 		}
 		if err != nil {
@@ -221,8 +220,12 @@ func contains(l []string, s string) bool {
 }
 
 // smallSize is the image size of the model whose micro-kernel calls are
-// traced block by block.
-const smallSize = 32
+// traced block by block. Each operator must call there every kernel
+// function it calls at full size (merge prices them one by one): at 96 a
+// ResNet's last stage is 3x3, two four-pixel tiles and a one-pixel one,
+// as 7x7 is twelve and one at 224 (at 32 it would be the one pixel
+// alone).
+const smallSize = 96
 
 func loadOrBuild(cfg Config, size int, work string) (*resnet.Model, string, error) {
 	if cfg.Model != "" {
@@ -459,7 +462,7 @@ func report(w io.Writer, cfg Config, m *resnet.Model, ops []op, rs []*Result) {
 		fmt.Fprintf(w, "- %s: %s at %.1f GHz, priced with the %s (llvm-mca -mcpu=%s); kernels %q (what auto picks there), traced under qemu -cpu %s.\n",
 			b.Name, b.Core, b.GHz, b.Proxy, b.MCACPU, b.Kernels, b.QEMUCPU)
 	}
-	fmt.Fprintf(w, "- Instruction counts are exact for this build: qemu logs every basic block of the interpreter, kernel and memmove code the last of two inferences runs (for a built model, the micro-kernels' blocks per call come from the same network at %dx%d, times the full-size calls).\n", smallSize, smallSize)
+	fmt.Fprintf(w, "- Instruction counts are exact for this build: qemu logs every basic block of the interpreter, kernel and memmove code the last of two inferences runs (for a built model, the micro-kernels' blocks per call come from the same network at %dx%d, times the full-size calls, kernel function by kernel function, both traced with the board's kernels).\n", smallSize, smallSize)
 	fmt.Fprintf(w, "- A block costs its steady-state cycles when llvm-mca repeats it 100 times: every load hits L1, branches are predicted, no overlap between neighbouring blocks is credited.\n")
 	fmt.Fprintf(w, "- Memory: an operator takes at least (its inputs + weights + outputs in bytes) / DRAM bandwidth (pi5 %.0f GB/s, pi4 %.0f GB/s assumed), as if nothing stayed in cache between operators.\n",
 		Boards[0].DRAMGBs, Boards[1].DRAMGBs)

@@ -79,3 +79,38 @@ func TestEstimatePrintsFourPositiveFigures(t *testing.T) {
 		}
 	}
 }
+
+// TestMergeScalesEachKernelByItsOwnCalls: an operator calls a four-pixel
+// kernel (3 calls at full size, 1 on the small image) and a one-pixel one
+// (1 call at each size): each kernel's blocks scale by its own ratio, not
+// by the operator's total calls (4 / 2), which would price the one-pixel
+// kernel twice and the four-pixel one at two thirds.
+func TestMergeScalesEachKernelByItsOwnCalls(t *testing.T) {
+	const k4, k1, eval = 0x1000, 0x2000, 0x3000
+	syms := []symbol{
+		{"github.com/shortcut-edge/shortcut/resnet/internal/fast.tileNEONDot.abi0", k4, k4 + 0x100},
+		{"github.com/shortcut-edge/shortcut/resnet/internal/fast.tileNEONDot1.abi0", k1, k1 + 0x100},
+		{"github.com/shortcut-edge/shortcut/resnet/interp.(*fastConvKernel).eval", eval, eval + 0x100},
+	}
+	outside := &trace{syms: syms, blocks: map[uint64][]uint64{},
+		ops: []opTrace{{eval: "fastConvKernel", counts: map[uint64]int64{eval: 1, k4: 3, k1: 1}}}}
+	small := &trace{syms: syms, blocks: map[uint64][]uint64{},
+		ops: []opTrace{{eval: "fastConvKernel", counts: map[uint64]int64{eval: 1, k4: 1, k4 + 0x10: 10, k1: 1, k1 + 0x10: 5}}}}
+	m, err := merge(outside, small)
+	if err != nil {
+		t.Fatal(err)
+	}
+	got := m.ops[0].counts
+	want := map[uint64]int64{eval: 1, k4: 3, k4 + 0x10: 30, k1: 1, k1 + 0x10: 5}
+	for pc, n := range want {
+		if got[pc] != n {
+			t.Errorf("block 0x%x ran %d times, want %d (all: %v)", pc, got[pc], n, got)
+		}
+	}
+	// A kernel the full size calls and the small image never does cannot
+	// be priced: an error, not a guess.
+	small.ops[0].counts = map[uint64]int64{eval: 1, k4: 1, k4 + 0x10: 10}
+	if _, err := merge(outside, small); err == nil || !strings.Contains(err.Error(), "tileNEONDot1") {
+		t.Errorf("merge without the small image's one-pixel calls: err = %v, want one naming tileNEONDot1", err)
+	}
+}

@@ -269,18 +269,20 @@ func hexVal(c byte) byte {
 }
 
 // merge returns outside's counts with the micro-kernels' blocks taken from
-// kernels (a trace of the same operators on a smaller image) scaled by the
-// calls each operator makes in outside: a micro-kernel call runs the same
-// blocks whatever the image size.
+// kernels (a trace of the same operators on a smaller image) scaled, per
+// kernel function, by the calls each operator makes of that function in
+// outside: a micro-kernel call runs the same blocks whatever the image
+// size. (Per function, not per operator: an operator whose last tile runs
+// a narrower kernel calls the two in other proportions at each size.)
 func merge(outside, kernels *trace) (*trace, error) {
 	if len(outside.ops) != len(kernels.ops) {
 		return nil, fmt.Errorf("the two traces have %d and %d operators", len(outside.ops), len(kernels.ops))
 	}
-	calls := func(tr *trace, o opTrace) int64 {
-		var n int64
+	calls := func(tr *trace, o opTrace) map[string]int64 {
+		n := map[string]int64{}
 		for pc, c := range o.counts {
 			if s := symbolAt(tr.syms, pc); s != nil && s.start == pc && microKernel(s.name) {
-				n += c
+				n[s.name] += c
 			}
 		}
 		return n
@@ -305,16 +307,20 @@ func merge(outside, kernels *trace) (*trace, error) {
 			o.counts[pc] = c
 		}
 		ca, ck := calls(outside, a), calls(kernels, k)
-		if ca > 0 && ck == 0 {
-			return nil, fmt.Errorf("operator %d (%s): %d micro-kernel calls at full size, none on the small image", i, a.eval, ca)
+		for name, n := range ca {
+			if ck[name] == 0 {
+				return nil, fmt.Errorf("operator %d (%s): %d calls of %s at full size, none on the small image", i, a.eval, n, name)
+			}
 		}
 		for pc, c := range k.counts {
-			if s := symbolAt(kernels.syms, pc); s == nil || !microKernel(s.name) {
+			s := symbolAt(kernels.syms, pc)
+			if s == nil || !microKernel(s.name) {
 				continue
 			}
 			// Every call runs the same blocks; a signal that lands in a
 			// block splits it, so the division need not be exact.
-			o.counts[pc] += (c*ca + ck/2) / ck
+			n := ck[s.name]
+			o.counts[pc] += (c*ca[s.name] + n/2) / n
 		}
 		out.ops = append(out.ops, o)
 	}

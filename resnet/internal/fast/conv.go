@@ -61,6 +61,7 @@ type Conv struct {
 	minWeight bool    // some weight is -128 (asymmetric int8 weights)
 	sat       bool    // the arm64 SDOT kernel's inline epilogue does not apply (see tileArgs.sat)
 	runs      bool    // the kernel takes runs of common tiles in one call (tileArgs.more: arm64)
+	dot1      bool    // a last tile of one or two pixels runs tileNEONDot1 per pixel (see tiles)
 	linear    bool    // each output pixel's input lies stepX bytes after the previous one's, across rows and images
 	merged    int     // FilterW when the filter's columns are merged into the channels (few input channels), else 0
 	flip      byte    // 0x80 for families that read x+128 (unsigned), 0 for signed ones
@@ -216,6 +217,9 @@ func NewConv(p *ref.Conv, filter []int8, bias []int32, isa ISA) (*Conv, error) {
 			}
 		}
 	}
+	// tileNEONDot1 has only the fast copy's loops and inline epilogue.
+	c.dot1 = c.isa == NEONDot && c.kbytes%16 == 0 && !c.anyLsh && !c.sat && p.Scale == nil &&
+		p.ActMin == math.MinInt8 && p.ActMax == math.MaxInt8
 	return c, nil
 }
 
@@ -340,6 +344,10 @@ func (c *Conv) padMerged(input []int8, scratch []byte, lo, hi int) {
 			continue
 		}
 		src := in[(b*p.InH+iy)*p.InW*p.InC:][:p.InW*p.InC]
+		if words && (c.isa == NEON || c.isa == NEONDot) {
+			c.padMergedRow(dst, src, x8)
+			continue
+		}
 		for x := range c.pw {
 			d := dst[x*c.c4:][:c.c4]
 			ix := x*p.StrideW - p.PadW
@@ -365,6 +373,58 @@ func (c *Conv) padMerged(input []int8, scratch []byte, lo, hi int) {
 			for i := k; i < len(d); i++ {
 				d[i] = c.fill
 			}
+		}
+	}
+}
+
+// padMergedRow is padMerged's loop over one scratch row for the arm64
+// families (the amd64 ones keep the loop above): the positions that take
+// the word copy (ix >= 0 and c4 source bytes inside the row: all but a
+// few at the edges) in one tight loop without per-position slicing, the
+// edges as padMerged does them.
+func (c *Conv) padMergedRow(dst, src []byte, x8 uint64) {
+	p := &c.p
+	k := c.merged * p.InC
+	xa := min((p.PadW+p.StrideW-1)/p.StrideW, c.pw) // first x with ix >= 0
+	xb := xa                                        // x < xb: ix*InC + c4 <= len(src)
+	if lim := len(src) - c.c4; lim >= 0 {
+		xb = max(min((lim/p.InC+p.PadW)/p.StrideW+1, c.pw), xa)
+	}
+	if xb > xa {
+		dp := unsafe.Pointer(&dst[xa*c.c4])
+		sp := unsafe.Pointer(&src[(xa*p.StrideW-p.PadW)*p.InC])
+		step := p.StrideW * p.InC
+		for range xb - xa {
+			for i := 0; i < c.c4; i += 8 {
+				*(*uint64)(unsafe.Add(dp, i)) = *(*uint64)(unsafe.Add(sp, i)) ^ x8
+			}
+			dp = unsafe.Add(dp, c.c4)
+			sp = unsafe.Add(sp, step)
+		}
+	}
+	for x := 0; x < c.pw; x++ {
+		if x == xa {
+			x = xb // the word copy did [xa, xb)
+		}
+		if x >= c.pw {
+			break
+		}
+		d := dst[x*c.c4:][:c.c4]
+		ix := x*p.StrideW - p.PadW
+		if ix >= 0 && ix+c.merged <= p.InW {
+			flipCopy(d[:k], src[ix*p.InC:][:k], c.flip)
+		} else {
+			for kx := range c.merged {
+				dd := d[kx*p.InC:][:p.InC]
+				if ix := ix + kx; ix >= 0 && ix < p.InW {
+					flipCopy(dd, src[ix*p.InC:][:p.InC], c.flip)
+				} else {
+					fillBytes(dd, c.fill)
+				}
+			}
+		}
+		for i := k; i < len(d); i++ {
+			d[i] = c.fill
 		}
 	}
 }
@@ -492,6 +552,28 @@ func (c *Conv) tiles(src []byte, output []int8, lo, hi int, spill *[mr * nr]byte
 				}
 			}
 			c.runTile(a)
+			mt++
+			px0 += mr
+			continue
+		}
+		if valid <= 2 && full && c.dot1 {
+			// The layer's last tile holds one or two pixels: each runs
+			// alone (a quarter of a four-pixel tile's cost), instead of
+			// the four-pixel kernel on copies of the last one.
+			for j := range valid {
+				a.in[0] = unsafe.Add(sbase, inp)
+				a.out[0] = unsafe.Add(obase, (px0+j)*p.OutC+oc0)
+				tileNEONDot1(a)
+				inp += c.stepX
+				if ox++; ox == p.OutW {
+					ox = 0
+					inp += c.stepRow
+					if oy++; oy == p.OutH {
+						oy, b = 0, b+1
+						inp = b * c.plane
+					}
+				}
+			}
 			mt++
 			px0 += mr
 			continue

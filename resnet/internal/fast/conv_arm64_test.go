@@ -235,3 +235,103 @@ func TestConvTapsHaveAnEntryPastTheEnd(t *testing.T) {
 		}
 	}
 }
+
+// TestConvOnePixelTailMatchesReference runs layers whose last tile holds
+// one or two pixels (49 = 12*4 + 1 in ResNet's 7x7 stage) and that qualify
+// for tileNEONDot1 (Conv.dot1: whole chunks per tap, multipliers below 1,
+// the full int8 activation range): the tail's pixels run one by one on
+// it, in 64-channel blocks that are full, beside a partial one (spill),
+// over batches and across rows, on one and several threads.
+func TestConvOnePixelTailMatchesReference(t *testing.T) {
+	if !hasNEONDot {
+		t.Skip("no SDOT on this CPU")
+	}
+	cases := []convCase{
+		{1, 7, 7, 64, 64, 1, 1, 1, 1, 1, 1, resnet.PaddingValid, resnet.ActNone},    // 49: one
+		{1, 7, 7, 32, 128, 3, 3, 1, 1, 1, 1, resnet.PaddingSame, resnet.ActNone},    // 49, 3x3 taps
+		{2, 3, 3, 16, 96, 3, 3, 1, 1, 1, 1, resnet.PaddingSame, resnet.ActNone},     // 18: two, a partial block
+		{1, 5, 6, 48, 64, 1, 1, 1, 1, 1, 1, resnet.PaddingValid, resnet.ActNone},    // 30: two
+		{1, 13, 13, 16, 64, 3, 3, 2, 2, 1, 1, resnet.PaddingSame, resnet.ActNone},   // 49, stride 2
+		{3, 1, 1, 2048, 192, 1, 1, 1, 1, 1, 1, resnet.PaddingValid, resnet.ActNone}, // 3 pixels: the four-pixel kernel
+	}
+	for ci, c := range cases {
+		for _, threads := range []int{1, 3} {
+			t.Run(fmt.Sprintf("%v/threads=%d", c, threads), func(t *testing.T) {
+				r := rand.New(rand.NewPCG(uint64(ci), 77))
+				p, filter, bias := randomConv(r, c)
+				scales := make([]float32, c.outC)
+				k := c.fh * c.fw * c.inC
+				for i := range scales {
+					scales[i] = float32((0.2 + r.Float64()) / float64(k*40))
+				}
+				p.Multiplier, p.Shift = ref.PerChannelMultipliers(1, scales, 0.05, c.outC)
+				p.ActMin, p.ActMax = -128, 127
+				for i := range filter {
+					filter[i] = max(filter[i], -127)
+				}
+				conv, err := NewConv(&p, filter, bias, NEONDot)
+				if err != nil {
+					t.Fatal(err)
+				}
+				if !conv.dot1 {
+					t.Fatalf("the layer does not qualify for tileNEONDot1 (lsh %v, sat %v): the test misses its path", conv.anyLsh, conv.sat)
+				}
+				checkConv(t, r, &p, filter, bias, NEONDot, threads)
+			})
+		}
+	}
+}
+
+// TestConvReluEpilogueMatchesReference: layers with output zero point
+// -128 and the full int8 range (a ReLU's, as TFLite writes them) take the
+// SDOT kernel's fourth fast copy, whose epilogue skips the rounding
+// fix-up for negative values and narrows by SQXTUN + EOR. Small weights
+// and multipliers of 1/64 to 1/8 put many requantized values near zero,
+// both signs, and on ties.
+func TestConvReluEpilogueMatchesReference(t *testing.T) {
+	if !hasNEONDot {
+		t.Skip("no SDOT on this CPU")
+	}
+	cases := []convCase{
+		{1, 6, 5, 64, 64, 1, 1, 1, 1, 1, 1, resnet.PaddingSame, resnet.ActNone},
+		{1, 7, 6, 32, 128, 3, 3, 1, 1, 1, 1, resnet.PaddingSame, resnet.ActNone},
+		{2, 5, 5, 16, 96, 3, 3, 2, 2, 1, 1, resnet.PaddingSame, resnet.ActNone},
+	}
+	for ci, c := range cases {
+		for _, small := range []bool{false, true} {
+			t.Run(fmt.Sprintf("%v/small=%v", c, small), func(t *testing.T) {
+				r := rand.New(rand.NewPCG(uint64(ci), 91))
+				p, filter, bias := randomConv(r, c)
+				scales := make([]float32, c.outC)
+				k := c.fh * c.fw * c.inC
+				for i := range scales {
+					scales[i] = float32((0.2 + r.Float64()) / float64(k*40))
+					if small {
+						scales[i] = float32(0.05 / float64(int(8)<<r.IntN(4)) * (1 - 0.4*r.Float64()))
+					}
+				}
+				p.Multiplier, p.Shift = ref.PerChannelMultipliers(1, scales, 0.05, c.outC)
+				p.OutputOffset, p.ActMin, p.ActMax = -128, -128, 127
+				for i := range filter {
+					filter[i] = max(filter[i], -127)
+					if small {
+						filter[i] = int8(r.IntN(5) - 2)
+					}
+				}
+				if small && bias != nil {
+					for i := range bias {
+						bias[i] = int32(r.IntN(401) - 200)
+					}
+				}
+				conv, err := NewConv(&p, filter, bias, NEONDot)
+				if err != nil {
+					t.Fatal(err)
+				}
+				if conv.anyLsh || conv.sat || conv.kbytes%16 != 0 {
+					t.Fatalf("the layer does not take the inline epilogue (lsh %v, sat %v, %d bytes per tap): the test misses its path", conv.anyLsh, conv.sat, conv.kbytes)
+				}
+				checkConv(t, r, &p, filter, bias, NEONDot, 1+ci%2)
+			})
+		}
+	}
+}

@@ -48,5 +48,6 @@ func tileAVX2x32(a *tileArgs)
 //go:noescape
 func tileAVX2x16(a *tileArgs)
 
-func tileNEON(a *tileArgs)    { panic("fast: NEON kernel called on amd64") }
-func tileNEONDot(a *tileArgs) { panic("fast: NEON SDOT kernel called on amd64") }
+func tileNEON(a *tileArgs)     { panic("fast: NEON kernel called on amd64") }
+func tileNEONDot(a *tileArgs)  { panic("fast: NEON SDOT kernel called on amd64") }
+func tileNEONDot1(a *tileArgs) { panic("fast: NEON SDOT kernel called on amd64") }

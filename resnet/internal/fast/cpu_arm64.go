@@ -27,6 +27,12 @@ func tileNEON(a *tileArgs)
 //go:noescape
 func tileNEONDot(a *tileArgs)
 
+// tileNEONDot1 is tileNEONDot for one pixel (in[0], out[0]), for layers
+// with Conv.dot1 only.
+//
+//go:noescape
+func tileNEONDot1(a *tileArgs)
+
 func tileAVX512VNNI(a *tileArgs)    { panic("fast: AVX-512 VNNI kernel called on arm64") }
 func tileAVX512VNNIx32(a *tileArgs) { panic("fast: AVX-512 VNNI kernel called on arm64") }
 func tileAVX512VNNIx16(a *tileArgs) { panic("fast: AVX-512 VNNI kernel called on arm64") }

@@ -121,6 +121,8 @@ func vsmax8b(d, n, m int)  { same3(0x0E206400, "smax", "8b", d, n, m) }
 func vsmin8b(d, n, m int)  { same3(0x0E206C00, "smin", "8b", d, n, m) }
 func dup8h(d, n int)       { av(0x4E020C00|rnd(n, d), "dup v%d.8h, w%d", d, n) }
 func dup16b(d, n int)      { av(0x4E010C00|rnd(n, d), "dup v%d.16b, w%d", d, n) }
+func sqxtunB(d, n int)     { av(0x2E212800|rnd(n, d), "sqxtun v%d.8b, v%d.8h", d, n) }
+func sqxtun2B(d, n int)    { av(0x6E212800|rnd(n, d), "sqxtun2 v%d.16b, v%d.8h", d, n) }
 func sqxtnH(d, n int)      { av(0x0E614800|rnd(n, d), "sqxtn v%d.4h, v%d.4s", d, n) }
 func sqxtn2H(d, n int)     { av(0x4E614800|rnd(n, d), "sqxtn2 v%d.8h, v%d.4s", d, n) }
 func sqxtnB(d, n int)      { av(0x0E214800|rnd(n, d), "sqxtn v%d.8b, v%d.8h", d, n) }
@@ -168,10 +170,11 @@ const (
 // (conv.go's parScale), after gen_tile.go's rowNrsh.
 const armRowScale = rowNrsh + 1
 
-func strQ(t, n int)  { av(0x3D800000|rnd(n, t), "str q%d, [x%d]", t, n) }
-func st1Q(t, n int)  { av(0x4C007000|rnd(n, t), "st1 {v%d.16b}, [x%d]", t, n) }
-func strD(t, n int)  { av(0xFD000000|rnd(n, t), "str d%d, [x%d]", t, n) }
-func dup4s(d, n int) { av(0x4E040C00|rnd(n, d), "dup v%d.4s, w%d", d, n) }
+func st1Qpost(t, n int) { av(0x4C9F7000|rnd(n, t), "st1 {v%d.16b}, [x%d], #16", t, n) }
+func strQ(t, n int)     { av(0x3D800000|rnd(n, t), "str q%d, [x%d]", t, n) }
+func st1Q(t, n int)     { av(0x4C007000|rnd(n, t), "st1 {v%d.16b}, [x%d]", t, n) }
+func strD(t, n int)     { av(0xFD000000|rnd(n, t), "str d%d, [x%d]", t, n) }
+func dup4s(d, n int)    { av(0x4E040C00|rnd(n, d), "dup v%d.4s, w%d", d, n) }
 
 // armKernel describes one arm64 kernel for the counting table.
 type armKernel struct {
@@ -206,6 +209,8 @@ func genARM64(check bool) {
 		genARMKernel(k)
 		k.counts, k.vec, k.mem = armCounts, armVec, armMem
 	}
+	armCounts, armVec, armMem = map[string]int{}, map[string]int{}, map[string]int{}
+	genARMDot1()
 	write("tile_arm64.s", b.String())
 
 	var c strings.Builder
@@ -297,6 +302,14 @@ func genARMKernel(k *armKernel) {
 	ag("ORR R24, R12, R12")
 	ag("CBNZ R12, notfast")
 	armRegion = "call"
+	if dot {
+		// Output zero point -128 (a ReLU's, as the range is int8's
+		// whole): the fourth copy, whose epilogue needs no rounding
+		// fix-up for negative values (see epiRelu).
+		ag("MOVW %d(R0), R12", offZP)
+		ag("ADD $128, R12, R12")
+		ag("CBZ R12, rcopy")
+	}
 	fastBody(k, fastFixed)
 	// The float32 requantization gets a fast copy too (not in the counts):
 	// whole chunks, whatever the shifts.
@@ -323,6 +336,9 @@ func genARMKernel(k *armKernel) {
 		p("PCALIGN $2048")
 		label("scopy")
 		fastBody(k, fastSat)
+		p("PCALIGN $2048")
+		label("rcopy")
+		fastBody(k, fastRelu)
 	}
 	// Each copy's loops and epilogue (under 1100 bytes) start at a
 	// 2048-byte boundary (the function's own, and this one: Go aligns the
@@ -336,18 +352,102 @@ func genARMKernel(k *armKernel) {
 	generalBody(k)
 }
 
+// genARMDot1 writes tileNEONDot1, the SDOT kernel for one output pixel
+// (tileArgs.in[0], out[0]) by all 64 channels of the block: the last,
+// partial tile of a layer whose pixels are not a multiple of four (49 in
+// ResNet's 7x7 stage), which the four-pixel kernel would run with three
+// copies of the pixel. Its one pass holds the 64 channels in V0-V15;
+// each weight vector serves one SDOT, so the loop is bound by the loads
+// (64 per chunk) rather than by the SDOTs, a quarter of what the four
+// pixels' four passes cost. Only for what the fast copy of tileNEONDot
+// runs with the inline epilogue (Conv.dot1: whole chunks per tap, the
+// fixed-point arithmetic, every channel shifting right, narrowFits, the
+// activation range int8's whole range); tileArgs.more is not read.
+func genARMDot1() {
+	const name = "tileNEONDot1"
+	fmt.Fprintf(&b, "\n// func %s(a *tileArgs)\nTEXT ·%s(SB), NOSPLIT, $0-8\n", name, name)
+	armRegion = "dot1"
+	// The whole function (under 1 KiB) in one aligned KiB: no 4 KiB page
+	// boundary cuts its loop (see genARMKernel).
+	p("PCALIGN $1024")
+	ag("MOVD a+0(FP), R0")
+	ag("MOVD %d(R0), R8 // bytes per tap", offKBytes)
+	ag("LSR $4, R8, R25 // chunks per tap")
+	ag("MOVD %d(R0), R19 // the pixel's input at tap (0, 0)", offIn)
+	ag("MOVD %d(R0), R23 // its 64 output bytes", offOut)
+	ag("MOVD %d(R0), R5", offW)
+	ag("MOVD %d(R0), R11", offParams)
+	ag("MOVD %d(R0), R6", offTaps)
+	ag("MOVD %d(R0), R7", offNTaps)
+	ag("MOVD $64, R13")
+	ag("MOVW %d(R0), R12", offZP)
+	dup8h(28, 12)
+	// The accumulators start at the bias (parameter row 0).
+	ag("MOVD R11, R12")
+	for g := range 4 {
+		ld1x4s(4*g, 12)
+		if g < 3 {
+			ag("ADD $64, R12, R12")
+		}
+	}
+	label("d1tap")
+	ag("MOVW.P 4(R6), R12 // this tap's offset")
+	ag("MOVD R25, R9")
+	label("d1chunk")
+	ldrQreg(24, 19, 12)
+	ag("ADD $16, R12, R12")
+	// 16 bytes = 4 groups of 4 input bytes; group i's weights are 64
+	// channels x 4 bytes (16 vectors), the next group's follow.
+	for i := range 4 {
+		for v := range 4 {
+			w := 16 + 4*((4*i+v)%2)
+			ld1x4(w, 5, 13)
+			for l := range 4 {
+				sdot(4*v+l, w+l, 24, i)
+			}
+		}
+	}
+	ag("SUBS $1, R9, R9")
+	ag("BNE d1chunk")
+	ag("SUBS $1, R7, R7")
+	ag("BNE d1tap")
+	// The inline epilogue of tileNEONDot (see epilogue), 16 channels at
+	// a time: their multipliers in V16-V19, negated shifts in V20-V23.
+	for g := range 4 {
+		ag("ADD $%d, R11, R12", rowMult*nr*4+64*g)
+		ld1x4s(16, 12)
+		ag("ADD $%d, R11, R12", rowNrsh*nr*4+64*g)
+		ld1x4s(20, 12)
+		for q := range 4 {
+			x, t := 4*g+q, 24+q
+			cmlt0(t, x)
+			sqrdmlah(t, x, 16+q)
+			vsrshl(x, t, 20+q)
+		}
+		uzp1H(24, 4*g, 4*g+1)
+		vadd8h(24, 24, 28)
+		uzp1H(25, 4*g+2, 4*g+3)
+		vadd8h(25, 25, 28)
+		sqxtnB(24, 24)
+		sqxtn2B(24, 25)
+		st1Qpost(24, 23)
+	}
+	ag("RET")
+}
+
 // The fast copies of the loops, by epilogue.
 const (
 	fastFixed = iota // the inline fixed-point epilogue (counted)
 	fastFP32         // the float32 one
 	fastSat          // the fixed-point one with left shifts and saturation (SDOT only)
+	fastRelu         // the inline one for output zero point -128 (SDOT only)
 )
 
 // fastBody is the fast copy: R25 chunks per tap, and the next tap's
 // pointers set up in the same block that ends the tap.
 func fastBody(k *armKernel, mode int) {
 	dot := k.isa == "NEONDot"
-	x := "fxs"[mode : mode+1] // label prefix
+	x := "fxsr"[mode : mode+1] // label prefix
 	counted := func(r string) string { return r }
 	if mode != fastFixed {
 		counted = func(string) string { return "special" }
@@ -406,6 +506,8 @@ func fastBody(k *armKernel, mode int) {
 		epilogueFP32(dot)
 	case fastSat:
 		epilogue(dot, epiLsh)
+	case fastRelu:
+		epilogue(dot, epiRelu)
 	default:
 		epilogue(dot, epiFixed)
 	}
@@ -659,6 +761,7 @@ func passSetup(dot, first, noZero bool) {
 const (
 	epiFixed = iota // TFLite's fixed-point arithmetic, every channel shifting right
 	epiLsh          // the same with SSHL first, and channels that may not shift right
+	epiRelu         // epiFixed where the output zero point is -128 (SDOT only)
 )
 
 // epilogueFP32 is the "xnnpack" arithmetic (ref.RequantizeFP32):
@@ -817,6 +920,31 @@ func epilogue(dot bool, kind int) {
 	// only where the activation range is [-128, 127] (ResNet's every
 	// layer: ReLU outputs have zero point -128); narrower ranges take the
 	// saturating one, which clamps.
+	// Where moreover the output zero point is -128 (a ReLU's lower end:
+	// TFLite's ReLU layers have it), the rounding fix-up for negative
+	// values is not needed: a negative SQRDMULH(acc, m) rounds, either
+	// way, to a value <= 0, which the zero point and the clamp take to
+	// -128 alike. So SQRDMULH then SRSHL; the narrowing to int16 (UZP1)
+	// as above, then SQXTUN saturates x to [0, 255], which EOR 0x80 (V29,
+	// the activation minimum's bytes) makes x - 128 clamped to int8.
+	if dot && kind == epiRelu {
+		for j := range mr {
+			for q := range vecs {
+				x := 4*j + q
+				vsqrdmulh(x, x, mult[q])
+				vsrshl(x, x, nrsh[q])
+			}
+			ag("MOVD %d(R0), R23", offOut+8*j)
+			ag("ADD R10, R23, R23")
+			uzp1H(24, 4*j, 4*j+1)
+			uzp1H(25, 4*j+2, 4*j+3)
+			sqxtunB(24, 24)
+			sqxtun2B(24, 25)
+			veor(24, 24, 29)
+			st1Q(24, 23)
+		}
+		return
+	}
 	if dot && kind == epiFixed {
 		for j := range mr {
 			for q := range vecs {

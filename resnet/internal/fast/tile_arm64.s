@@ -34,6 +34,9 @@ tileNEONDotentry:
 	LSR $4, R8, R25 // chunks per tap
 	ORR R24, R12, R12
 	CBNZ R12, notfast
+	MOVW 104(R0), R12
+	ADD $128, R12, R12
+	CBZ R12, rcopy
 	MOVD 72(R0), R11
 	WORD $0x4C402960 // ld1 {v0.4s, v1.4s, v2.4s, v3.4s}, [x11]
 	WORD $0x4C402964 // ld1 {v4.4s, v5.4s, v6.4s, v7.4s}, [x11]
@@ -788,6 +791,214 @@ snext:
 	MOVD R25, R9
 	CMP $64, R10
 	BLT schunk
+	MOVD 144(R0), R12
+	MOVD 152(R0), R14
+	ADD R12, R19, R19
+	MOVD R19, 0(R0)
+	MOVD 32(R0), R23
+	ADD R14, R23, R23
+	MOVD R23, 32(R0)
+	ADD R12, R20, R20
+	MOVD R20, 8(R0)
+	MOVD 40(R0), R23
+	ADD R14, R23, R23
+	MOVD R23, 40(R0)
+	ADD R12, R21, R21
+	MOVD R21, 16(R0)
+	MOVD 48(R0), R23
+	ADD R14, R23, R23
+	MOVD R23, 48(R0)
+	ADD R12, R22, R22
+	MOVD R22, 24(R0)
+	MOVD 56(R0), R23
+	ADD R14, R23, R23
+	MOVD R23, 56(R0)
+	MOVW 136(R0), R12
+	SUBS $1, R12, R12
+	CSEL LT, ZR, R12, R12
+	MOVW R12, 136(R0)
+	BGE tileNEONDotentry
+	RET
+	PCALIGN $2048
+rcopy:
+	MOVD 72(R0), R11
+	WORD $0x4C402960 // ld1 {v0.4s, v1.4s, v2.4s, v3.4s}, [x11]
+	WORD $0x4C402964 // ld1 {v4.4s, v5.4s, v6.4s, v7.4s}, [x11]
+	WORD $0x4C402968 // ld1 {v8.4s, v9.4s, v10.4s, v11.4s}, [x11]
+	WORD $0x4C40296C // ld1 {v12.4s, v13.4s, v14.4s, v15.4s}, [x11]
+	MOVD 64(R0), R5
+	MOVD 80(R0), R6
+	MOVD 88(R0), R7
+	MOVW (R6), R12
+	MOVD R25, R9
+rchunk:
+	WORD $0x3CEC6A74 // ldr q20, [x19, x12]
+	WORD $0x3CEC6A95 // ldr q21, [x20, x12]
+	WORD $0x3CEC6AB6 // ldr q22, [x21, x12]
+	WORD $0x3CEC6AD7 // ldr q23, [x22, x12]
+	WORD $0x4CCD20B0 // ld1 {v16.16b, v17.16b, v18.16b, v19.16b}, [x5], x13
+	WORD $0x4F94E200 // sdot v0.4s, v16.16b, v20.4b[0]
+	WORD $0x4F94E221 // sdot v1.4s, v17.16b, v20.4b[0]
+	WORD $0x4F94E242 // sdot v2.4s, v18.16b, v20.4b[0]
+	WORD $0x4F94E263 // sdot v3.4s, v19.16b, v20.4b[0]
+	WORD $0x4F95E204 // sdot v4.4s, v16.16b, v21.4b[0]
+	WORD $0x4F95E225 // sdot v5.4s, v17.16b, v21.4b[0]
+	WORD $0x4F95E246 // sdot v6.4s, v18.16b, v21.4b[0]
+	WORD $0x4F95E267 // sdot v7.4s, v19.16b, v21.4b[0]
+	WORD $0x4F96E208 // sdot v8.4s, v16.16b, v22.4b[0]
+	WORD $0x4F96E229 // sdot v9.4s, v17.16b, v22.4b[0]
+	WORD $0x4F96E24A // sdot v10.4s, v18.16b, v22.4b[0]
+	WORD $0x4F96E26B // sdot v11.4s, v19.16b, v22.4b[0]
+	WORD $0x4F97E20C // sdot v12.4s, v16.16b, v23.4b[0]
+	WORD $0x4F97E22D // sdot v13.4s, v17.16b, v23.4b[0]
+	WORD $0x4F97E24E // sdot v14.4s, v18.16b, v23.4b[0]
+	WORD $0x4F97E26F // sdot v15.4s, v19.16b, v23.4b[0]
+	WORD $0x4CCD20B0 // ld1 {v16.16b, v17.16b, v18.16b, v19.16b}, [x5], x13
+	WORD $0x4FB4E200 // sdot v0.4s, v16.16b, v20.4b[1]
+	WORD $0x4FB4E221 // sdot v1.4s, v17.16b, v20.4b[1]
+	WORD $0x4FB4E242 // sdot v2.4s, v18.16b, v20.4b[1]
+	WORD $0x4FB4E263 // sdot v3.4s, v19.16b, v20.4b[1]
+	WORD $0x4FB5E204 // sdot v4.4s, v16.16b, v21.4b[1]
+	WORD $0x4FB5E225 // sdot v5.4s, v17.16b, v21.4b[1]
+	WORD $0x4FB5E246 // sdot v6.4s, v18.16b, v21.4b[1]
+	WORD $0x4FB5E267 // sdot v7.4s, v19.16b, v21.4b[1]
+	WORD $0x4FB6E208 // sdot v8.4s, v16.16b, v22.4b[1]
+	WORD $0x4FB6E229 // sdot v9.4s, v17.16b, v22.4b[1]
+	WORD $0x4FB6E24A // sdot v10.4s, v18.16b, v22.4b[1]
+	WORD $0x4FB6E26B // sdot v11.4s, v19.16b, v22.4b[1]
+	WORD $0x4FB7E20C // sdot v12.4s, v16.16b, v23.4b[1]
+	WORD $0x4FB7E22D // sdot v13.4s, v17.16b, v23.4b[1]
+	WORD $0x4FB7E24E // sdot v14.4s, v18.16b, v23.4b[1]
+	WORD $0x4FB7E26F // sdot v15.4s, v19.16b, v23.4b[1]
+	WORD $0x4CCD20B0 // ld1 {v16.16b, v17.16b, v18.16b, v19.16b}, [x5], x13
+	WORD $0x4F94EA00 // sdot v0.4s, v16.16b, v20.4b[2]
+	WORD $0x4F94EA21 // sdot v1.4s, v17.16b, v20.4b[2]
+	WORD $0x4F94EA42 // sdot v2.4s, v18.16b, v20.4b[2]
+	WORD $0x4F94EA63 // sdot v3.4s, v19.16b, v20.4b[2]
+	WORD $0x4F95EA04 // sdot v4.4s, v16.16b, v21.4b[2]
+	WORD $0x4F95EA25 // sdot v5.4s, v17.16b, v21.4b[2]
+	WORD $0x4F95EA46 // sdot v6.4s, v18.16b, v21.4b[2]
+	WORD $0x4F95EA67 // sdot v7.4s, v19.16b, v21.4b[2]
+	WORD $0x4F96EA08 // sdot v8.4s, v16.16b, v22.4b[2]
+	WORD $0x4F96EA29 // sdot v9.4s, v17.16b, v22.4b[2]
+	WORD $0x4F96EA4A // sdot v10.4s, v18.16b, v22.4b[2]
+	WORD $0x4F96EA6B // sdot v11.4s, v19.16b, v22.4b[2]
+	WORD $0x4F97EA0C // sdot v12.4s, v16.16b, v23.4b[2]
+	WORD $0x4F97EA2D // sdot v13.4s, v17.16b, v23.4b[2]
+	WORD $0x4F97EA4E // sdot v14.4s, v18.16b, v23.4b[2]
+	WORD $0x4F97EA6F // sdot v15.4s, v19.16b, v23.4b[2]
+	WORD $0x4CCD20B0 // ld1 {v16.16b, v17.16b, v18.16b, v19.16b}, [x5], x13
+	WORD $0x4FB4EA00 // sdot v0.4s, v16.16b, v20.4b[3]
+	WORD $0x4FB4EA21 // sdot v1.4s, v17.16b, v20.4b[3]
+	WORD $0x4FB4EA42 // sdot v2.4s, v18.16b, v20.4b[3]
+	WORD $0x4FB4EA63 // sdot v3.4s, v19.16b, v20.4b[3]
+	WORD $0x4FB5EA04 // sdot v4.4s, v16.16b, v21.4b[3]
+	WORD $0x4FB5EA25 // sdot v5.4s, v17.16b, v21.4b[3]
+	WORD $0x4FB5EA46 // sdot v6.4s, v18.16b, v21.4b[3]
+	WORD $0x4FB5EA67 // sdot v7.4s, v19.16b, v21.4b[3]
+	WORD $0x4FB6EA08 // sdot v8.4s, v16.16b, v22.4b[3]
+	WORD $0x4FB6EA29 // sdot v9.4s, v17.16b, v22.4b[3]
+	WORD $0x4FB6EA4A // sdot v10.4s, v18.16b, v22.4b[3]
+	WORD $0x4FB6EA6B // sdot v11.4s, v19.16b, v22.4b[3]
+	WORD $0x4FB7EA0C // sdot v12.4s, v16.16b, v23.4b[3]
+	WORD $0x4FB7EA2D // sdot v13.4s, v17.16b, v23.4b[3]
+	WORD $0x4FB7EA4E // sdot v14.4s, v18.16b, v23.4b[3]
+	WORD $0x4FB7EA6F // sdot v15.4s, v19.16b, v23.4b[3]
+	ADD $16, R12, R12
+	SUBS $1, R9, R9
+	BNE rchunk
+rnext:
+	SUBS $1, R7, R7
+	MOVW.W 4(R6), R12
+	MOVD R25, R9
+	BNE rchunk
+	WORD $0x3DC04170 // ldr q16, [x11, #256]
+	WORD $0x3DC18174 // ldr q20, [x11, #1536]
+	WORD $0x3DC04571 // ldr q17, [x11, #272]
+	WORD $0x3DC18575 // ldr q21, [x11, #1552]
+	WORD $0x3DC04972 // ldr q18, [x11, #288]
+	WORD $0x3DC18976 // ldr q22, [x11, #1568]
+	WORD $0x3DC04D73 // ldr q19, [x11, #304]
+	WORD $0x3DC18D77 // ldr q23, [x11, #1584]
+	WORD $0x6EB0B400 // sqrdmulh v0.4s, v0.4s, v16.4s
+	WORD $0x4EB45400 // srshl v0.4s, v0.4s, v20.4s
+	WORD $0x6EB1B421 // sqrdmulh v1.4s, v1.4s, v17.4s
+	WORD $0x4EB55421 // srshl v1.4s, v1.4s, v21.4s
+	WORD $0x6EB2B442 // sqrdmulh v2.4s, v2.4s, v18.4s
+	WORD $0x4EB65442 // srshl v2.4s, v2.4s, v22.4s
+	WORD $0x6EB3B463 // sqrdmulh v3.4s, v3.4s, v19.4s
+	WORD $0x4EB75463 // srshl v3.4s, v3.4s, v23.4s
+	MOVD 32(R0), R23
+	ADD R10, R23, R23
+	WORD $0x4E411818 // uzp1 v24.8h, v0.8h, v1.8h
+	WORD $0x4E431859 // uzp1 v25.8h, v2.8h, v3.8h
+	WORD $0x2E212B18 // sqxtun v24.8b, v24.8h
+	WORD $0x6E212B38 // sqxtun2 v24.16b, v25.8h
+	WORD $0x6E3D1F18 // eor v24.16b, v24.16b, v29.16b
+	WORD $0x4C0072F8 // st1 {v24.16b}, [x23]
+	WORD $0x6EB0B484 // sqrdmulh v4.4s, v4.4s, v16.4s
+	WORD $0x4EB45484 // srshl v4.4s, v4.4s, v20.4s
+	WORD $0x6EB1B4A5 // sqrdmulh v5.4s, v5.4s, v17.4s
+	WORD $0x4EB554A5 // srshl v5.4s, v5.4s, v21.4s
+	WORD $0x6EB2B4C6 // sqrdmulh v6.4s, v6.4s, v18.4s
+	WORD $0x4EB654C6 // srshl v6.4s, v6.4s, v22.4s
+	WORD $0x6EB3B4E7 // sqrdmulh v7.4s, v7.4s, v19.4s
+	WORD $0x4EB754E7 // srshl v7.4s, v7.4s, v23.4s
+	MOVD 40(R0), R23
+	ADD R10, R23, R23
+	WORD $0x4E451898 // uzp1 v24.8h, v4.8h, v5.8h
+	WORD $0x4E4718D9 // uzp1 v25.8h, v6.8h, v7.8h
+	WORD $0x2E212B18 // sqxtun v24.8b, v24.8h
+	WORD $0x6E212B38 // sqxtun2 v24.16b, v25.8h
+	WORD $0x6E3D1F18 // eor v24.16b, v24.16b, v29.16b
+	WORD $0x4C0072F8 // st1 {v24.16b}, [x23]
+	WORD $0x6EB0B508 // sqrdmulh v8.4s, v8.4s, v16.4s
+	WORD $0x4EB45508 // srshl v8.4s, v8.4s, v20.4s
+	WORD $0x6EB1B529 // sqrdmulh v9.4s, v9.4s, v17.4s
+	WORD $0x4EB55529 // srshl v9.4s, v9.4s, v21.4s
+	WORD $0x6EB2B54A // sqrdmulh v10.4s, v10.4s, v18.4s
+	WORD $0x4EB6554A // srshl v10.4s, v10.4s, v22.4s
+	WORD $0x6EB3B56B // sqrdmulh v11.4s, v11.4s, v19.4s
+	WORD $0x4EB7556B // srshl v11.4s, v11.4s, v23.4s
+	MOVD 48(R0), R23
+	ADD R10, R23, R23
+	WORD $0x4E491918 // uzp1 v24.8h, v8.8h, v9.8h
+	WORD $0x4E4B1959 // uzp1 v25.8h, v10.8h, v11.8h
+	WORD $0x2E212B18 // sqxtun v24.8b, v24.8h
+	WORD $0x6E212B38 // sqxtun2 v24.16b, v25.8h
+	WORD $0x6E3D1F18 // eor v24.16b, v24.16b, v29.16b
+	WORD $0x4C0072F8 // st1 {v24.16b}, [x23]
+	WORD $0x6EB0B58C // sqrdmulh v12.4s, v12.4s, v16.4s
+	WORD $0x4EB4558C // srshl v12.4s, v12.4s, v20.4s
+	WORD $0x6EB1B5AD // sqrdmulh v13.4s, v13.4s, v17.4s
+	WORD $0x4EB555AD // srshl v13.4s, v13.4s, v21.4s
+	WORD $0x6EB2B5CE // sqrdmulh v14.4s, v14.4s, v18.4s
+	WORD $0x4EB655CE // srshl v14.4s, v14.4s, v22.4s
+	WORD $0x6EB3B5EF // sqrdmulh v15.4s, v15.4s, v19.4s
+	WORD $0x4EB755EF // srshl v15.4s, v15.4s, v23.4s
+	MOVD 56(R0), R23
+	ADD R10, R23, R23
+	WORD $0x4E4D1998 // uzp1 v24.8h, v12.8h, v13.8h
+	WORD $0x4E4F19D9 // uzp1 v25.8h, v14.8h, v15.8h
+	WORD $0x2E212B18 // sqxtun v24.8b, v24.8h
+	WORD $0x6E212B38 // sqxtun2 v24.16b, v25.8h
+	WORD $0x6E3D1F18 // eor v24.16b, v24.16b, v29.16b
+	WORD $0x4C0072F8 // st1 {v24.16b}, [x23]
+	ADD $16, R10, R10
+	MOVD 72(R0), R11
+	ADD R10<<2, R11, R11 // parameters of this pass's channels
+	WORD $0x4C402960 // ld1 {v0.4s, v1.4s, v2.4s, v3.4s}, [x11]
+	WORD $0x4C402964 // ld1 {v4.4s, v5.4s, v6.4s, v7.4s}, [x11]
+	WORD $0x4C402968 // ld1 {v8.4s, v9.4s, v10.4s, v11.4s}, [x11]
+	WORD $0x4C40296C // ld1 {v12.4s, v13.4s, v14.4s, v15.4s}, [x11]
+	MOVD 64(R0), R5
+	ADD R10<<2, R5, R5 // weights of this pass's channels
+	MOVD 80(R0), R6
+	MOVD 88(R0), R7
+	MOVW (R6), R12
+	MOVD R25, R9
+	CMP $64, R10
+	BLT rchunk
 	MOVD 144(R0), R12
 	MOVD 152(R0), R14
 	ADD R12, R19, R19
@@ -2595,4 +2806,211 @@ gfp32:
 	CSEL LT, ZR, R12, R12
 	MOVW R12, 136(R0)
 	BGE tileNEONentry
+	RET
+
+// func tileNEONDot1(a *tileArgs)
+TEXT ·tileNEONDot1(SB), NOSPLIT, $0-8
+	PCALIGN $1024
+	MOVD a+0(FP), R0
+	MOVD 96(R0), R8 // bytes per tap
+	LSR $4, R8, R25 // chunks per tap
+	MOVD 0(R0), R19 // the pixel's input at tap (0, 0)
+	MOVD 32(R0), R23 // its 64 output bytes
+	MOVD 64(R0), R5
+	MOVD 72(R0), R11
+	MOVD 80(R0), R6
+	MOVD 88(R0), R7
+	MOVD $64, R13
+	MOVW 104(R0), R12
+	WORD $0x4E020D9C // dup v28.8h, w12
+	MOVD R11, R12
+	WORD $0x4C402980 // ld1 {v0.4s, v1.4s, v2.4s, v3.4s}, [x12]
+	ADD $64, R12, R12
+	WORD $0x4C402984 // ld1 {v4.4s, v5.4s, v6.4s, v7.4s}, [x12]
+	ADD $64, R12, R12
+	WORD $0x4C402988 // ld1 {v8.4s, v9.4s, v10.4s, v11.4s}, [x12]
+	ADD $64, R12, R12
+	WORD $0x4C40298C // ld1 {v12.4s, v13.4s, v14.4s, v15.4s}, [x12]
+d1tap:
+	MOVW.P 4(R6), R12 // this tap's offset
+	MOVD R25, R9
+d1chunk:
+	WORD $0x3CEC6A78 // ldr q24, [x19, x12]
+	ADD $16, R12, R12
+	WORD $0x4CCD20B0 // ld1 {v16.16b, v17.16b, v18.16b, v19.16b}, [x5], x13
+	WORD $0x4F98E200 // sdot v0.4s, v16.16b, v24.4b[0]
+	WORD $0x4F98E221 // sdot v1.4s, v17.16b, v24.4b[0]
+	WORD $0x4F98E242 // sdot v2.4s, v18.16b, v24.4b[0]
+	WORD $0x4F98E263 // sdot v3.4s, v19.16b, v24.4b[0]
+	WORD $0x4CCD20B4 // ld1 {v20.16b, v21.16b, v22.16b, v23.16b}, [x5], x13
+	WORD $0x4F98E284 // sdot v4.4s, v20.16b, v24.4b[0]
+	WORD $0x4F98E2A5 // sdot v5.4s, v21.16b, v24.4b[0]
+	WORD $0x4F98E2C6 // sdot v6.4s, v22.16b, v24.4b[0]
+	WORD $0x4F98E2E7 // sdot v7.4s, v23.16b, v24.4b[0]
+	WORD $0x4CCD20B0 // ld1 {v16.16b, v17.16b, v18.16b, v19.16b}, [x5], x13
+	WORD $0x4F98E208 // sdot v8.4s, v16.16b, v24.4b[0]
+	WORD $0x4F98E229 // sdot v9.4s, v17.16b, v24.4b[0]
+	WORD $0x4F98E24A // sdot v10.4s, v18.16b, v24.4b[0]
+	WORD $0x4F98E26B // sdot v11.4s, v19.16b, v24.4b[0]
+	WORD $0x4CCD20B4 // ld1 {v20.16b, v21.16b, v22.16b, v23.16b}, [x5], x13
+	WORD $0x4F98E28C // sdot v12.4s, v20.16b, v24.4b[0]
+	WORD $0x4F98E2AD // sdot v13.4s, v21.16b, v24.4b[0]
+	WORD $0x4F98E2CE // sdot v14.4s, v22.16b, v24.4b[0]
+	WORD $0x4F98E2EF // sdot v15.4s, v23.16b, v24.4b[0]
+	WORD $0x4CCD20B0 // ld1 {v16.16b, v17.16b, v18.16b, v19.16b}, [x5], x13
+	WORD $0x4FB8E200 // sdot v0.4s, v16.16b, v24.4b[1]
+	WORD $0x4FB8E221 // sdot v1.4s, v17.16b, v24.4b[1]
+	WORD $0x4FB8E242 // sdot v2.4s, v18.16b, v24.4b[1]
+	WORD $0x4FB8E263 // sdot v3.4s, v19.16b, v24.4b[1]
+	WORD $0x4CCD20B4 // ld1 {v20.16b, v21.16b, v22.16b, v23.16b}, [x5], x13
+	WORD $0x4FB8E284 // sdot v4.4s, v20.16b, v24.4b[1]
+	WORD $0x4FB8E2A5 // sdot v5.4s, v21.16b, v24.4b[1]
+	WORD $0x4FB8E2C6 // sdot v6.4s, v22.16b, v24.4b[1]
+	WORD $0x4FB8E2E7 // sdot v7.4s, v23.16b, v24.4b[1]
+	WORD $0x4CCD20B0 // ld1 {v16.16b, v17.16b, v18.16b, v19.16b}, [x5], x13
+	WORD $0x4FB8E208 // sdot v8.4s, v16.16b, v24.4b[1]
+	WORD $0x4FB8E229 // sdot v9.4s, v17.16b, v24.4b[1]
+	WORD $0x4FB8E24A // sdot v10.4s, v18.16b, v24.4b[1]
+	WORD $0x4FB8E26B // sdot v11.4s, v19.16b, v24.4b[1]
+	WORD $0x4CCD20B4 // ld1 {v20.16b, v21.16b, v22.16b, v23.16b}, [x5], x13
+	WORD $0x4FB8E28C // sdot v12.4s, v20.16b, v24.4b[1]
+	WORD $0x4FB8E2AD // sdot v13.4s, v21.16b, v24.4b[1]
+	WORD $0x4FB8E2CE // sdot v14.4s, v22.16b, v24.4b[1]
+	WORD $0x4FB8E2EF // sdot v15.4s, v23.16b, v24.4b[1]
+	WORD $0x4CCD20B0 // ld1 {v16.16b, v17.16b, v18.16b, v19.16b}, [x5], x13
+	WORD $0x4F98EA00 // sdot v0.4s, v16.16b, v24.4b[2]
+	WORD $0x4F98EA21 // sdot v1.4s, v17.16b, v24.4b[2]
+	WORD $0x4F98EA42 // sdot v2.4s, v18.16b, v24.4b[2]
+	WORD $0x4F98EA63 // sdot v3.4s, v19.16b, v24.4b[2]
+	WORD $0x4CCD20B4 // ld1 {v20.16b, v21.16b, v22.16b, v23.16b}, [x5], x13
+	WORD $0x4F98EA84 // sdot v4.4s, v20.16b, v24.4b[2]
+	WORD $0x4F98EAA5 // sdot v5.4s, v21.16b, v24.4b[2]
+	WORD $0x4F98EAC6 // sdot v6.4s, v22.16b, v24.4b[2]
+	WORD $0x4F98EAE7 // sdot v7.4s, v23.16b, v24.4b[2]
+	WORD $0x4CCD20B0 // ld1 {v16.16b, v17.16b, v18.16b, v19.16b}, [x5], x13
+	WORD $0x4F98EA08 // sdot v8.4s, v16.16b, v24.4b[2]
+	WORD $0x4F98EA29 // sdot v9.4s, v17.16b, v24.4b[2]
+	WORD $0x4F98EA4A // sdot v10.4s, v18.16b, v24.4b[2]
+	WORD $0x4F98EA6B // sdot v11.4s, v19.16b, v24.4b[2]
+	WORD $0x4CCD20B4 // ld1 {v20.16b, v21.16b, v22.16b, v23.16b}, [x5], x13
+	WORD $0x4F98EA8C // sdot v12.4s, v20.16b, v24.4b[2]
+	WORD $0x4F98EAAD // sdot v13.4s, v21.16b, v24.4b[2]
+	WORD $0x4F98EACE // sdot v14.4s, v22.16b, v24.4b[2]
+	WORD $0x4F98EAEF // sdot v15.4s, v23.16b, v24.4b[2]
+	WORD $0x4CCD20B0 // ld1 {v16.16b, v17.16b, v18.16b, v19.16b}, [x5], x13
+	WORD $0x4FB8EA00 // sdot v0.4s, v16.16b, v24.4b[3]
+	WORD $0x4FB8EA21 // sdot v1.4s, v17.16b, v24.4b[3]
+	WORD $0x4FB8EA42 // sdot v2.4s, v18.16b, v24.4b[3]
+	WORD $0x4FB8EA63 // sdot v3.4s, v19.16b, v24.4b[3]
+	WORD $0x4CCD20B4 // ld1 {v20.16b, v21.16b, v22.16b, v23.16b}, [x5], x13
+	WORD $0x4FB8EA84 // sdot v4.4s, v20.16b, v24.4b[3]
+	WORD $0x4FB8EAA5 // sdot v5.4s, v21.16b, v24.4b[3]
+	WORD $0x4FB8EAC6 // sdot v6.4s, v22.16b, v24.4b[3]
+	WORD $0x4FB8EAE7 // sdot v7.4s, v23.16b, v24.4b[3]
+	WORD $0x4CCD20B0 // ld1 {v16.16b, v17.16b, v18.16b, v19.16b}, [x5], x13
+	WORD $0x4FB8EA08 // sdot v8.4s, v16.16b, v24.4b[3]
+	WORD $0x4FB8EA29 // sdot v9.4s, v17.16b, v24.4b[3]
+	WORD $0x4FB8EA4A // sdot v10.4s, v18.16b, v24.4b[3]
+	WORD $0x4FB8EA6B // sdot v11.4s, v19.16b, v24.4b[3]
+	WORD $0x4CCD20B4 // ld1 {v20.16b, v21.16b, v22.16b, v23.16b}, [x5], x13
+	WORD $0x4FB8EA8C // sdot v12.4s, v20.16b, v24.4b[3]
+	WORD $0x4FB8EAAD // sdot v13.4s, v21.16b, v24.4b[3]
+	WORD $0x4FB8EACE // sdot v14.4s, v22.16b, v24.4b[3]
+	WORD $0x4FB8EAEF // sdot v15.4s, v23.16b, v24.4b[3]
+	SUBS $1, R9, R9
+	BNE d1chunk
+	SUBS $1, R7, R7
+	BNE d1tap
+	ADD $256, R11, R12
+	WORD $0x4C402990 // ld1 {v16.4s, v17.4s, v18.4s, v19.4s}, [x12]
+	ADD $1536, R11, R12
+	WORD $0x4C402994 // ld1 {v20.4s, v21.4s, v22.4s, v23.4s}, [x12]
+	WORD $0x4EA0A818 // cmlt v24.4s, v0.4s, #0
+	WORD $0x6E908418 // sqrdmlah v24.4s, v0.4s, v16.4s
+	WORD $0x4EB45700 // srshl v0.4s, v24.4s, v20.4s
+	WORD $0x4EA0A839 // cmlt v25.4s, v1.4s, #0
+	WORD $0x6E918439 // sqrdmlah v25.4s, v1.4s, v17.4s
+	WORD $0x4EB55721 // srshl v1.4s, v25.4s, v21.4s
+	WORD $0x4EA0A85A // cmlt v26.4s, v2.4s, #0
+	WORD $0x6E92845A // sqrdmlah v26.4s, v2.4s, v18.4s
+	WORD $0x4EB65742 // srshl v2.4s, v26.4s, v22.4s
+	WORD $0x4EA0A87B // cmlt v27.4s, v3.4s, #0
+	WORD $0x6E93847B // sqrdmlah v27.4s, v3.4s, v19.4s
+	WORD $0x4EB75763 // srshl v3.4s, v27.4s, v23.4s
+	WORD $0x4E411818 // uzp1 v24.8h, v0.8h, v1.8h
+	WORD $0x4E7C8718 // add v24.8h, v24.8h, v28.8h
+	WORD $0x4E431859 // uzp1 v25.8h, v2.8h, v3.8h
+	WORD $0x4E7C8739 // add v25.8h, v25.8h, v28.8h
+	WORD $0x0E214B18 // sqxtn v24.8b, v24.8h
+	WORD $0x4E214B38 // sqxtn2 v24.16b, v25.8h
+	WORD $0x4C9F72F8 // st1 {v24.16b}, [x23], #16
+	ADD $320, R11, R12
+	WORD $0x4C402990 // ld1 {v16.4s, v17.4s, v18.4s, v19.4s}, [x12]
+	ADD $1600, R11, R12
+	WORD $0x4C402994 // ld1 {v20.4s, v21.4s, v22.4s, v23.4s}, [x12]
+	WORD $0x4EA0A898 // cmlt v24.4s, v4.4s, #0
+	WORD $0x6E908498 // sqrdmlah v24.4s, v4.4s, v16.4s
+	WORD $0x4EB45704 // srshl v4.4s, v24.4s, v20.4s
+	WORD $0x4EA0A8B9 // cmlt v25.4s, v5.4s, #0
+	WORD $0x6E9184B9 // sqrdmlah v25.4s, v5.4s, v17.4s
+	WORD $0x4EB55725 // srshl v5.4s, v25.4s, v21.4s
+	WORD $0x4EA0A8DA // cmlt v26.4s, v6.4s, #0
+	WORD $0x6E9284DA // sqrdmlah v26.4s, v6.4s, v18.4s
+	WORD $0x4EB65746 // srshl v6.4s, v26.4s, v22.4s
+	WORD $0x4EA0A8FB // cmlt v27.4s, v7.4s, #0
+	WORD $0x6E9384FB // sqrdmlah v27.4s, v7.4s, v19.4s
+	WORD $0x4EB75767 // srshl v7.4s, v27.4s, v23.4s
+	WORD $0x4E451898 // uzp1 v24.8h, v4.8h, v5.8h
+	WORD $0x4E7C8718 // add v24.8h, v24.8h, v28.8h
+	WORD $0x4E4718D9 // uzp1 v25.8h, v6.8h, v7.8h
+	WORD $0x4E7C8739 // add v25.8h, v25.8h, v28.8h
+	WORD $0x0E214B18 // sqxtn v24.8b, v24.8h
+	WORD $0x4E214B38 // sqxtn2 v24.16b, v25.8h
+	WORD $0x4C9F72F8 // st1 {v24.16b}, [x23], #16
+	ADD $384, R11, R12
+	WORD $0x4C402990 // ld1 {v16.4s, v17.4s, v18.4s, v19.4s}, [x12]
+	ADD $1664, R11, R12
+	WORD $0x4C402994 // ld1 {v20.4s, v21.4s, v22.4s, v23.4s}, [x12]
+	WORD $0x4EA0A918 // cmlt v24.4s, v8.4s, #0
+	WORD $0x6E908518 // sqrdmlah v24.4s, v8.4s, v16.4s
+	WORD $0x4EB45708 // srshl v8.4s, v24.4s, v20.4s
+	WORD $0x4EA0A939 // cmlt v25.4s, v9.4s, #0
+	WORD $0x6E918539 // sqrdmlah v25.4s, v9.4s, v17.4s
+	WORD $0x4EB55729 // srshl v9.4s, v25.4s, v21.4s
+	WORD $0x4EA0A95A // cmlt v26.4s, v10.4s, #0
+	WORD $0x6E92855A // sqrdmlah v26.4s, v10.4s, v18.4s
+	WORD $0x4EB6574A // srshl v10.4s, v26.4s, v22.4s
+	WORD $0x4EA0A97B // cmlt v27.4s, v11.4s, #0
+	WORD $0x6E93857B // sqrdmlah v27.4s, v11.4s, v19.4s
+	WORD $0x4EB7576B // srshl v11.4s, v27.4s, v23.4s
+	WORD $0x4E491918 // uzp1 v24.8h, v8.8h, v9.8h
+	WORD $0x4E7C8718 // add v24.8h, v24.8h, v28.8h
+	WORD $0x4E4B1959 // uzp1 v25.8h, v10.8h, v11.8h
+	WORD $0x4E7C8739 // add v25.8h, v25.8h, v28.8h
+	WORD $0x0E214B18 // sqxtn v24.8b, v24.8h
+	WORD $0x4E214B38 // sqxtn2 v24.16b, v25.8h
+	WORD $0x4C9F72F8 // st1 {v24.16b}, [x23], #16
+	ADD $448, R11, R12
+	WORD $0x4C402990 // ld1 {v16.4s, v17.4s, v18.4s, v19.4s}, [x12]
+	ADD $1728, R11, R12
+	WORD $0x4C402994 // ld1 {v20.4s, v21.4s, v22.4s, v23.4s}, [x12]
+	WORD $0x4EA0A998 // cmlt v24.4s, v12.4s, #0
+	WORD $0x6E908598 // sqrdmlah v24.4s, v12.4s, v16.4s
+	WORD $0x4EB4570C // srshl v12.4s, v24.4s, v20.4s
+	WORD $0x4EA0A9B9 // cmlt v25.4s, v13.4s, #0
+	WORD $0x6E9185B9 // sqrdmlah v25.4s, v13.4s, v17.4s
+	WORD $0x4EB5572D // srshl v13.4s, v25.4s, v21.4s
+	WORD $0x4EA0A9DA // cmlt v26.4s, v14.4s, #0
+	WORD $0x6E9285DA // sqrdmlah v26.4s, v14.4s, v18.4s
+	WORD $0x4EB6574E // srshl v14.4s, v26.4s, v22.4s
+	WORD $0x4EA0A9FB // cmlt v27.4s, v15.4s, #0
+	WORD $0x6E9385FB // sqrdmlah v27.4s, v15.4s, v19.4s
+	WORD $0x4EB7576F // srshl v15.4s, v27.4s, v23.4s
+	WORD $0x4E4D1998 // uzp1 v24.8h, v12.8h, v13.8h
+	WORD $0x4E7C8718 // add v24.8h, v24.8h, v28.8h
+	WORD $0x4E4F19D9 // uzp1 v25.8h, v14.8h, v15.8h
+	WORD $0x4E7C8739 // add v25.8h, v25.8h, v28.8h
+	WORD $0x0E214B18 // sqxtn v24.8b, v24.8h
+	WORD $0x4E214B38 // sqxtn2 v24.16b, v25.8h
+	WORD $0x4C9F72F8 // st1 {v24.16b}, [x23], #16
 	RET

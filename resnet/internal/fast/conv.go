@@ -327,7 +327,6 @@ func (c *Conv) pad(input []int8, scratch []byte, lo, hi int) {
 func (c *Conv) padMerged(input []int8, scratch []byte, lo, hi int) {
 	p := &c.p
 	row := c.pw * c.c4
-	k := c.merged * p.InC
 	in := unsafe.Slice((*byte)(unsafe.Pointer(unsafe.SliceData(input))), len(input))
 	// Positions whose pixels all lie inside the image are copied a word
 	// at a time when the source row holds c4 bytes from there: bytes k..c4
@@ -358,22 +357,32 @@ func (c *Conv) padMerged(input []int8, scratch []byte, lo, hi int) {
 				}
 				continue
 			}
-			if ix >= 0 && ix+c.merged <= p.InW {
-				flipCopy(d[:k], src[ix*p.InC:][:k], c.flip)
+			c.padPosition(d, src, ix)
+		}
+	}
+}
+
+// padPosition fills one scratch position d (c4 bytes) whose merged taps
+// start at input column ix of the row src: the taps inside the row
+// copied (flipped where the family reads x+128), those outside and the
+// bytes past the taps set to the fill.
+func (c *Conv) padPosition(d, src []byte, ix int) {
+	p := &c.p
+	k := c.merged * p.InC
+	if ix >= 0 && ix+c.merged <= p.InW {
+		flipCopy(d[:k], src[ix*p.InC:][:k], c.flip)
+	} else {
+		for kx := range c.merged {
+			dd := d[kx*p.InC:][:p.InC]
+			if ix := ix + kx; ix >= 0 && ix < p.InW {
+				flipCopy(dd, src[ix*p.InC:][:p.InC], c.flip)
 			} else {
-				for kx := range c.merged {
-					dd := d[kx*p.InC:][:p.InC]
-					if ix := ix + kx; ix >= 0 && ix < p.InW {
-						flipCopy(dd, src[ix*p.InC:][:p.InC], c.flip)
-					} else {
-						fillBytes(dd, c.fill)
-					}
-				}
-			}
-			for i := k; i < len(d); i++ {
-				d[i] = c.fill
+				fillBytes(dd, c.fill)
 			}
 		}
+	}
+	for i := k; i < len(d); i++ {
+		d[i] = c.fill
 	}
 }
 
@@ -381,10 +390,9 @@ func (c *Conv) padMerged(input []int8, scratch []byte, lo, hi int) {
 // families (the amd64 ones keep the loop above): the positions that take
 // the word copy (ix >= 0 and c4 source bytes inside the row: all but a
 // few at the edges) in one tight loop without per-position slicing, the
-// edges as padMerged does them.
+// edges by padPosition, as padMerged does them.
 func (c *Conv) padMergedRow(dst, src []byte, x8 uint64) {
 	p := &c.p
-	k := c.merged * p.InC
 	xa := min((p.PadW+p.StrideW-1)/p.StrideW, c.pw) // first x with ix >= 0
 	xb := xa                                        // x < xb: ix*InC + c4 <= len(src)
 	if lim := len(src) - c.c4; lim >= 0 {
@@ -409,23 +417,7 @@ func (c *Conv) padMergedRow(dst, src []byte, x8 uint64) {
 		if x >= c.pw {
 			break
 		}
-		d := dst[x*c.c4:][:c.c4]
-		ix := x*p.StrideW - p.PadW
-		if ix >= 0 && ix+c.merged <= p.InW {
-			flipCopy(d[:k], src[ix*p.InC:][:k], c.flip)
-		} else {
-			for kx := range c.merged {
-				dd := d[kx*p.InC:][:p.InC]
-				if ix := ix + kx; ix >= 0 && ix < p.InW {
-					flipCopy(dd, src[ix*p.InC:][:p.InC], c.flip)
-				} else {
-					fillBytes(dd, c.fill)
-				}
-			}
-		}
-		for i := k; i < len(d); i++ {
-			d[i] = c.fill
-		}
+		c.padPosition(dst[x*c.c4:][:c.c4], src, x*p.StrideW-p.PadW)
 	}
 }
 

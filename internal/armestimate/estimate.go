@@ -120,6 +120,9 @@ type op struct {
 	units  int // parallel work units of its runner job
 	phases int // parallel phases (runner jobs)
 	bytes  int64
+	// The activation tensors it reads and writes (index -> bytes), to
+	// move a fused operator's traffic to its neighbour (fuse).
+	ins, outs map[int]int64
 }
 
 // Result is one board's estimate.
@@ -270,7 +273,8 @@ func describe(m *resnet.Model) []op {
 			outShape = m.Tensors[o.Outputs[0]].Shape
 		}
 		x.shape = fmt.Sprint(outShape)
-		for _, ti := range append(append([]int{}, o.Inputs...), o.Outputs...) {
+		x.ins, x.outs = map[int]int64{}, map[int]int64{}
+		for k, ti := range append(append([]int{}, o.Inputs...), o.Outputs...) {
 			if ti < 0 || ti >= len(m.Tensors) {
 				continue
 			}
@@ -280,7 +284,13 @@ func describe(m *resnet.Model) []op {
 			case resnet.Float32, resnet.Int32:
 				size = 4
 			}
-			x.bytes += int64(tt.NumElements()) * size
+			n := int64(tt.NumElements()) * size
+			x.bytes += n
+			if k < len(o.Inputs) {
+				x.ins[ti] = n
+			} else {
+				x.outs[ti] = n
+			}
 		}
 		elems := 0
 		if len(o.Outputs) > 0 {
@@ -315,8 +325,61 @@ func describe(m *resnet.Model) []op {
 	return out
 }
 
+// fusedEval is the interpreter's stand-in for an operator whose work a
+// neighbouring operator's kernel does (interp's fusedKernel).
+const fusedEval = "fusedKernel"
+
+// fuse moves the memory traffic of each fused operator (its eval is
+// fusedEval: an ADD done in the output stage of the convolution before it,
+// a PAD read through by the pooling after it) to the neighbour that does
+// its work, less the tensor between the two, which is then neither written
+// nor read: a convolution and its ADD move the convolution's input,
+// weights, the residual and the sum; a PAD and its pooling, the unpadded
+// input and the pooled output. The fused operator keeps no traffic and no
+// parallel phase. Which operators fuse depends on the board's kernels, so
+// it is read from each trace.
+func fuse(ops []op, tr *trace) ([]op, error) {
+	out := make([]op, len(ops))
+	copy(out, ops)
+	shared := func(from, to *op) (int64, bool) {
+		for ti, n := range from.outs {
+			if _, ok := to.ins[ti]; ok {
+				return n, true
+			}
+		}
+		return 0, false
+	}
+	for i := range out {
+		if i >= len(tr.ops) || tr.ops[i].eval != fusedEval {
+			continue
+		}
+		host := -1
+		var between int64
+		if i > 0 && tr.ops[i-1].eval != fusedEval {
+			if n, ok := shared(&out[i-1], &out[i]); ok {
+				host, between = i-1, n
+			}
+		}
+		if host < 0 && i+1 < len(out) && tr.ops[i+1].eval != fusedEval {
+			if n, ok := shared(&out[i], &out[i+1]); ok {
+				host, between = i+1, n
+			}
+		}
+		if host < 0 {
+			return nil, fmt.Errorf("operator %d (%s) is fused, but shares no tensor with either neighbour", i, out[i].name)
+		}
+		out[host].bytes += out[i].bytes - 2*between
+		out[i].bytes, out[i].units, out[i].phases = 0, 1, 0
+	}
+	return out, nil
+}
+
 // price turns a board's trace into cycles and milliseconds.
 func price(ctx context.Context, t *tools, b Board, tr *trace, ops []op, probe, work string) (*Result, error) {
+	ops, err := fuse(ops, tr)
+	if err != nil {
+		return nil, err
+	}
 	want := map[uint64]bool{}
 	hot := map[uint64]bool{}
 	for _, o := range tr.ops {
@@ -464,7 +527,7 @@ func report(w io.Writer, cfg Config, m *resnet.Model, ops []op, rs []*Result) {
 	}
 	fmt.Fprintf(w, "- Instruction counts are exact for this build: qemu logs every basic block of the interpreter, kernel and memmove code the last of two inferences runs (for a built model, the micro-kernels' blocks per call come from the same network at %dx%d, times the full-size calls, kernel function by kernel function, both traced with the board's kernels).\n", smallSize, smallSize)
 	fmt.Fprintf(w, "- A block costs its steady-state cycles when llvm-mca repeats it 100 times: every load hits L1, branches are predicted, no overlap between neighbouring blocks is credited.\n")
-	fmt.Fprintf(w, "- Memory: an operator takes at least (its inputs + weights + outputs in bytes) / DRAM bandwidth (pi5 %.0f GB/s, pi4 %.0f GB/s assumed), as if nothing stayed in cache between operators.\n",
+	fmt.Fprintf(w, "- Memory: an operator takes at least (its inputs + weights + outputs in bytes) / DRAM bandwidth (pi5 %.0f GB/s, pi4 %.0f GB/s assumed), as if nothing stayed in cache between operators; an operator fused into a neighbour's kernel (an ADD into the convolution before it, a PAD into the pooling after it) adds its traffic to the neighbour's, less the tensor between them, which is never written.\n",
 		Boards[0].DRAMGBs, Boards[1].DRAMGBs)
 	fmt.Fprintf(w, "- Threads: an operator's work splits over its runner units as the runner splits them (ceil(units/threads) on the busiest thread), plus %d cycles per parallel phase for the hand-over; code outside the runner's jobs stays serial. Shared-cache and DRAM contention between cores is not modelled beyond the memory floor.\n", syncCycles)
 	fmt.Fprintf(w, "- ncnn figures: benchncnn resnet50_int8 on Raspberry Pi 5 (80.2 / 40.8 ms) and Pi 4 at 1.5 GHz (424 / 196.7 ms), 1 / 4 threads.\n\n")

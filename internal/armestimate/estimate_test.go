@@ -114,3 +114,51 @@ func TestMergeScalesEachKernelByItsOwnCalls(t *testing.T) {
 		t.Errorf("merge without the small image's one-pixel calls: err = %v, want one naming tileNEONDot1", err)
 	}
 }
+
+// A fused ADD's traffic goes to the convolution before it and a fused PAD's
+// to the pooling after it, less the tensor between them; the fused
+// operators keep none, nor a parallel phase.
+func TestFuseMovesTrafficToTheNeighbourThatDoesTheWork(t *testing.T) {
+	mk := func(name string, ins, outs map[int]int64, phases int) op {
+		x := op{name: name, ins: ins, outs: outs, units: 4, phases: phases}
+		for _, n := range ins {
+			x.bytes += n
+		}
+		for _, n := range outs {
+			x.bytes += n
+		}
+		return x
+	}
+	ops := []op{
+		mk("PAD", map[int]int64{0: 100}, map[int]int64{1: 144}, 1),
+		mk("MAX_POOL_2D", map[int]int64{1: 144}, map[int]int64{2: 25}, 1),
+		mk("CONV_2D", map[int]int64{2: 25, 10: 300}, map[int]int64{3: 50}, 2), // 10: weights
+		mk("ADD", map[int]int64{2: 25, 3: 50}, map[int]int64{4: 50}, 1),
+		mk("SOFTMAX", map[int]int64{4: 50}, map[int]int64{5: 50}, 0),
+	}
+	evals := []string{fusedEval, "fastMaxPoolKernel", "fastConvAddKernel", fusedEval, "softmaxKernel"}
+	tr := &trace{}
+	for _, e := range evals {
+		tr.ops = append(tr.ops, opTrace{eval: e})
+	}
+	got, err := fuse(ops, tr)
+	if err != nil {
+		t.Fatal(err)
+	}
+	want := []int64{0, 100 + 25, 25 + 300 + 25 + 50, 0, 100}
+	for i := range want {
+		if got[i].bytes != want[i] {
+			t.Errorf("operator %d (%s): %d bytes, want %d", i, got[i].name, got[i].bytes, want[i])
+		}
+	}
+	if got[0].phases != 0 || got[3].phases != 0 || got[2].phases != 2 {
+		t.Errorf("phases %d, %d, %d; want the fused operators' 0 and the convolution's 2", got[0].phases, got[3].phases, got[2].phases)
+	}
+	if ops[3].bytes != 125 {
+		t.Errorf("fuse changed its input: the ADD's bytes are now %d", ops[3].bytes)
+	}
+	lone := []op{ops[2], mk("SOFTMAX", map[int]int64{7: 50}, map[int]int64{8: 50}, 0)}
+	if _, err := fuse(lone, &trace{ops: []opTrace{{eval: "fastConvKernel"}, {eval: fusedEval}}}); err == nil {
+		t.Error("a fused operator sharing no tensor with a neighbour accepted")
+	}
+}

@@ -16,6 +16,22 @@ type Add struct {
 	// add_amd64.go, TFLite's and XNNPACK's), bit for bit; the table does
 	// the tail and whatever comp does not cover.
 	comp *addParams
+	// tableT is table transposed, [uint8(in2)<<8 | uint8(in1)], made by
+	// transposed when first needed (a convolution fused with the ADD as
+	// its second input: Conv.FuseAdd).
+	tableT *[1 << 16]int8
+}
+
+// transposed returns a's table indexed [uint8(in2)<<8 | uint8(in1)].
+func (a *Add) transposed() *[1 << 16]int8 {
+	if a.tableT == nil {
+		t := new([1 << 16]int8)
+		for i, v := range a.table {
+			t[uint16(i)<<8|uint16(i)>>8] = v
+		}
+		a.tableT = t
+	}
+	return a.tableT
 }
 
 // NewAdd tabulates p. Tables are cached by parameters in cache when it is

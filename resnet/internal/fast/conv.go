@@ -80,6 +80,15 @@ type Conv struct {
 	mtiles int    // pixel tiles of mr
 	w      []byte // packed weights: [block][tap][c4/4][nr][4] int8
 	params []int32
+
+	// The residual ADD fused by FuseAdd (nil: none): the table indexed
+	// [uint8(conv)<<8 | uint8(residual)], whichever input of the ADD the
+	// convolution is.
+	addT *[1 << 16]int8
+	// addKernel: the micro-kernel applies addT itself (tileArgs.addT) to
+	// the tiles it writes to the output; otherwise tiles writes every tile
+	// to the spill and applies addT in Go while copying it out.
+	addKernel bool
 }
 
 // NewConv packs a CONV_2D's weights for family isa. p must be a valid
@@ -443,16 +452,25 @@ type tileArgs struct {
 	// ostep bytes (they rewrite out).
 	more         int32
 	tstep, ostep int
+	// A fused residual ADD (Conv.FuseAdd) where the kernel applies it:
+	// each output byte becomes addT[uint8(conv)<<8 | uint8(residual)], the
+	// residual's byte lying resd bytes from the output's (read before the
+	// output is written, so resd may be 0). addT is nil when unfused.
+	addT unsafe.Pointer
+	resd int
 }
 
 // tiles runs pixel-tile x channel-block units [lo, hi) (block-major, so a
 // worker sweeps pixels under one block of weights) over src, the padded
 // scratch image or, when c.direct, the input itself. Divisions happen once
-// per call of tiles; each unit walks on from the previous one. The
+// per call of tiles; each unit walks on from the previous one. With a
+// residual (not nil: ConvAdd) the output gets the fused ADD (Conv.addT) of
+// the convolution and the residual, by the kernel (Conv.addKernel) where
+// its tile lies wholly in the output, else through the spill. The
 // kernel's arguments live on this goroutine's stack: pointer stores there
 // need no GC write barrier, which on a heap copy cost a check per pointer
 // per call.
-func (c *Conv) tiles(src []byte, output []int8, lo, hi int, spill *[mr * nr]byte) {
+func (c *Conv) tiles(src []byte, output, residual []int8, lo, hi int, spill *[mr * nr]byte) {
 	var args tileArgs
 	a := &args
 	p := &c.p
@@ -479,6 +497,16 @@ func (c *Conv) tiles(src []byte, output []int8, lo, hi int, spill *[mr * nr]byte
 	}
 	sbase := unsafe.Pointer(unsafe.SliceData(src))
 	obase := unsafe.Pointer(unsafe.SliceData(output))
+	// fused: a residual ADD follows; post: every tile goes through the
+	// spill, where Go applies it (the kernel does not).
+	fused := residual != nil
+	post := fused && !c.addKernel
+	var kaddT unsafe.Pointer // the kernel's tileArgs.addT for tiles written in place
+	if fused && c.addKernel {
+		kaddT = unsafe.Pointer(c.addT)
+		a.addT = kaddT
+		a.resd = int(uintptr(unsafe.Pointer(unsafe.SliceData(residual))) - uintptr(obase))
+	}
 	sp := unsafe.Slice((*int8)(unsafe.Pointer(&spill[0])), len(spill))
 	// Where unit lo starts: its block, its first pixel (b, oy, ox) and
 	// that pixel's input at filter tap (0, 0).
@@ -501,7 +529,7 @@ func (c *Conv) tiles(src []byte, output []int8, lo, hi int, spill *[mr * nr]byte
 		a.w = unsafe.Pointer(&c.w[blk*wBlock])
 		a.params = unsafe.Pointer(&c.params[blk*numPar*nr])
 		valid := min(mr, c.m-px0)
-		if valid == mr && ox+mr <= p.OutW && full {
+		if valid == mr && ox+mr <= p.OutW && full && !post {
 			// The common tile: four pixels of one output row.
 			a.in[0] = unsafe.Add(sbase, inp)
 			a.in[1] = unsafe.Add(sbase, inp+c.stepX)
@@ -555,7 +583,15 @@ func (c *Conv) tiles(src []byte, output []int8, lo, hi int, spill *[mr * nr]byte
 			for j := range valid {
 				a.in[0] = unsafe.Add(sbase, inp)
 				a.out[0] = unsafe.Add(obase, (px0+j)*p.OutC+oc0)
+				if fused {
+					// tileNEONDot1 has no fused ADD: through the spill.
+					a.out[0] = unsafe.Pointer(&spill[0])
+				}
 				tileNEONDot1(a)
+				if fused {
+					o := (px0+j)*p.OutC + oc0
+					addResidual(c.addT, spill[:nr], residual[o:o+nr], output[o:o+nr])
+				}
 				inp += c.stepX
 				if ox++; ox == p.OutW {
 					ox = 0
@@ -570,6 +606,10 @@ func (c *Conv) tiles(src []byte, output []int8, lo, hi int, spill *[mr * nr]byte
 			px0 += mr
 			continue
 		}
+		// Straight to the output, when the tile's channels all exist and,
+		// where the kernel applies a fused ADD, all four pixels do (it would
+		// read a residual beside the spill).
+		inPlace := full && !post && (valid == mr || !fused)
 		for j := range mr {
 			if j >= valid {
 				// Past the last pixel: recompute the previous one into the spill.
@@ -578,7 +618,7 @@ func (c *Conv) tiles(src []byte, output []int8, lo, hi int, spill *[mr * nr]byte
 				continue
 			}
 			a.in[j] = unsafe.Add(sbase, inp)
-			if full {
+			if inPlace {
 				a.out[j] = unsafe.Add(obase, (px0+j)*p.OutC+oc0)
 			} else {
 				a.out[j] = unsafe.Pointer(&spill[j*nr])
@@ -593,17 +633,61 @@ func (c *Conv) tiles(src []byte, output []int8, lo, hi int, spill *[mr * nr]byte
 				}
 			}
 		}
+		if !inPlace {
+			a.addT = nil // the spill has no residual beside it
+		}
 		c.runTile(a)
-		if !full {
-			n := p.OutC - oc0
+		a.addT = kaddT
+		if !inPlace {
+			n := min(p.OutC-oc0, nr)
 			for j := range valid {
-				copy(output[(px0+j)*p.OutC+oc0:][:n], sp[j*nr:][:n])
+				o := (px0+j)*p.OutC + oc0
+				if fused {
+					addResidual(c.addT, spill[j*nr:][:n], residual[o:o+n], output[o:o+n])
+				} else {
+					copy(output[o:o+n], sp[j*nr:][:n])
+				}
 			}
 		}
 		mt++
 		px0 += mr
 	}
 }
+
+// addResidual is out[i] = t[conv[i]<<8 | uint8(res[i])]: the fused ADD of
+// tiles that went through the spill. res may be out itself.
+func addResidual(t *[1 << 16]int8, conv []byte, res, out []int8) {
+	res = res[:len(conv)]
+	out = out[:len(conv)]
+	for i, v := range conv {
+		out[i] = t[uint16(v)<<8|uint16(uint8(res[i]))]
+	}
+}
+
+// FuseAdd makes c's output stage add a residual. After it returns true,
+// Runner.ConvAdd(c, input, residual, output) sets output[i] to a's ADD of
+// conv(input)[i] and residual[i] (the convolution's value is a's first
+// input when convFirst, else its second), bit-exact with ref.ConvInt8
+// followed by ref.AddInt8 with a's parameters. It returns false and
+// changes nothing where c's kernel family or layer has no fused path
+// (the caller then runs Conv and Add as before). Runner.Conv still runs
+// the convolution alone. FuseAdd is not safe to call while c runs.
+func (c *Conv) FuseAdd(a *Add, convFirst bool) bool {
+	kernel := c.fusedKernel()
+	if c.isa != Go && !kernel {
+		return false
+	}
+	t := a.table
+	if !convFirst {
+		t = a.transposed()
+	}
+	c.addT, c.addKernel = t, kernel
+	return true
+}
+
+// fusedKernel reports whether c's micro-kernel applies a fused ADD itself
+// (tileArgs.addT).
+func (c *Conv) fusedKernel() bool { return false }
 
 func (c *Conv) runTile(a *tileArgs) {
 	switch c.isa {

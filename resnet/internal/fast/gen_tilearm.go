@@ -158,12 +158,16 @@ func uzp1H(d, n, m int) { same3(0x4E401800, "uzp1", "8h", d, n, m) }
 func uzp1B(d, n, m int) { same3(0x4E001800, "uzp1", "16b", d, n, m) }
 
 // tileArgs' arm64-only fields after nopair, which gen_tile.go places
-// last: sat, more (the tiles after this one), tstep and ostep.
+// last: sat, more (the tiles after this one), tstep and ostep; then a
+// fused ADD's table and the residual's distance from the output (addT,
+// resd).
 const (
 	offSat   = offNoPair + 4
 	offMore  = offNoPair + 8
 	offTStep = offNoPair + 16
 	offOStep = offNoPair + 24
+	offAddT  = offNoPair + 32
+	offResd  = offNoPair + 40
 )
 
 // armRowScale is the parameter row of the "xnnpack" float32 scales

@@ -231,7 +231,7 @@ func (r *Runner) do(id, lo, hi int) {
 		if j.conv.direct {
 			src = unsafe.Slice((*byte)(unsafe.Pointer(unsafe.SliceData(j.in))), len(j.in))
 		}
-		j.conv.tiles(src, j.out, lo, hi, &w.spill)
+		j.conv.tiles(src, j.out, j.in2, lo, hi, &w.spill)
 	case jobAdd:
 		j.add.run(j.in, j.in2, j.out, lo, hi)
 	case jobMaxPool:
@@ -265,6 +265,28 @@ func (r *Runner) Conv(c *Conv, input, output []int8) {
 		r.run()
 	}
 	r.job = job{kind: jobTiles, conv: c, in: input, out: output, units: c.blocks * c.mtiles,
+		unitWork: c.tileWork()}
+	r.run()
+	r.job = job{}
+}
+
+// ConvAdd runs a convolution prepared by FuseAdd. residual and output
+// have the convolution's output length; residual may be the very same
+// slice as output (in place: each residual value is read before the sum
+// at its position is written) but must not otherwise overlap output or input.
+func (r *Runner) ConvAdd(c *Conv, input, residual, output []int8) {
+	if c.addT == nil {
+		panic("fast: ConvAdd of a convolution that FuseAdd did not prepare")
+	}
+	n := c.m * c.p.OutC
+	if len(residual) < n || len(output) < n {
+		panic("fast: ConvAdd: residual or output shorter than the convolution's output")
+	}
+	if !c.direct {
+		r.job = job{kind: jobPad, conv: c, in: input, units: c.padRows(), unitWork: c.pw * c.c4}
+		r.run()
+	}
+	r.job = job{kind: jobTiles, conv: c, in: input, in2: residual[:n], out: output[:n], units: c.blocks * c.mtiles,
 		unitWork: c.tileWork()}
 	r.run()
 	r.job = job{}

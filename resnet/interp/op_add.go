@@ -108,19 +108,22 @@ func (k *addKernel) eval(ts []Tensor, _ *fast.Runner) {
 	}
 }
 
-// fuseFloatAdds gives a float ADD to the float convolution just before it
-// when that convolution's output is one of the ADD's inputs and read by
-// nothing else (ResNet's last convolution of a block and the shortcut): the
-// convolution's output stage adds the other input and clamps
-// (fast.Runner.FConvAdd), the same float32 operations ref.AddFloat
-// performs, so the ADD's output is unchanged, and the convolution's output
-// is never written nor read back. The ADD's output is then written at the
-// convolution's step: it takes over the residual's bytes where nothing
-// reads the residual afterwards (b.aliasOf; the residual is alive at the
-// convolution's step, so apart from its input), otherwise planMemory keeps
-// it apart from the convolution's input (b.writtenFrom). Not with
-// Options.KeepAll, whose point is that every tensor keeps its value.
-func (b *builder) fuseFloatAdds(prog *program) {
+// fuseAdds gives an ADD to the convolution just before it when that
+// convolution's output is one of the ADD's inputs and read by nothing else
+// (ResNet's last convolution of a block and the shortcut): the
+// convolution's output stage adds the other input, and the convolution's
+// output is never written nor read back. Float: fast.Runner.FConvAdd, the
+// same float32 operations ref.AddFloat performs and the clamp. int8: where
+// the convolution's kernel family has a fused path (fast.Conv.FuseAdd),
+// fast.Runner.ConvAdd, bit-exact with the convolution followed by the ADD.
+// Either way the ADD's output is unchanged. The ADD's kernel becomes a
+// fusedKernel, and its output is written at the convolution's step: it
+// takes over the residual's bytes where nothing reads the residual
+// afterwards (b.aliasOf; the residual is alive at the convolution's step,
+// so apart from its input), otherwise planMemory keeps it apart from the
+// convolution's input (b.writtenFrom). Not with Options.KeepAll, whose
+// point is that every tensor keeps its value.
+func (b *builder) fuseAdds(prog *program) {
 	if b.opts.KeepAll {
 		return
 	}
@@ -132,33 +135,51 @@ func (b *builder) fuseFloatAdds(prog *program) {
 			}
 		}
 	}
-	out := prog.kernels[:0]
-	for i := 0; i < len(prog.kernels); i++ {
-		k := prog.kernels[i]
-		out = append(out, k)
-		cv, ok := k.(*fastFConvKernel)
-		if !ok || i+1 == len(prog.kernels) {
-			continue
-		}
-		ad, ok := prog.kernels[i+1].(*addKernel)
-		if !ok || ad.quantized || ad.in1 == ad.in2 {
-			continue
-		}
-		var res int
-		switch cv.out {
-		case ad.in1:
-			res = ad.in2
-		case ad.in2:
-			res = ad.in1
+	for i := 0; i+1 < len(prog.kernels); i++ {
+		var cin, cout, in1, in2, aout int
+		switch cv := prog.kernels[i].(type) {
+		case *fastFConvKernel:
+			ad, ok := prog.kernels[i+1].(*addKernel)
+			if !ok || ad.quantized {
+				continue
+			}
+			cin, cout, in1, in2, aout = cv.in, cv.out, ad.in1, ad.in2, ad.out
+		case *fastConvKernel:
+			ad, ok := prog.kernels[i+1].(*fastAddKernel)
+			if !ok {
+				continue
+			}
+			cin, cout, in1, in2, aout = cv.in, cv.out, ad.in1, ad.in2, ad.out
 		default:
 			continue
 		}
-		if b.uses[cv.out] != 1 || slices.Contains(prog.outputs, cv.out) || ad.out == cv.in || ad.out == res {
+		var res int
+		switch {
+		case in1 == in2:
+			continue
+		case cout == in1:
+			res = in2
+		case cout == in2:
+			res = in1
+		default:
 			continue
 		}
-		out[len(out)-1] = &fastFConvAddKernel{in: cv.in, res: res, out: ad.out, c: cv.c, lo: ad.p.FloatMin, hi: ad.p.FloatMax}
+		if b.uses[cout] != 1 || slices.Contains(prog.outputs, cout) || aout == cin || aout == res {
+			continue
+		}
+		switch cv := prog.kernels[i].(type) {
+		case *fastFConvKernel:
+			ad := prog.kernels[i+1].(*addKernel)
+			prog.kernels[i] = &fastFConvAddKernel{in: cin, res: res, out: aout, c: cv.c, lo: ad.p.FloatMin, hi: ad.p.FloatMax}
+		case *fastConvKernel:
+			if !cv.c.FuseAdd(prog.kernels[i+1].(*fastAddKernel).a, cout == in1) {
+				continue
+			}
+			prog.kernels[i] = &fastConvAddKernel{in: cin, res: res, out: aout, c: cv.c}
+		}
+		prog.kernels[i+1] = &fusedKernel{with: i}
 		i++ // the ADD
-		if b.m.Tensors[res].Data == nil && !b.isInput[res] && lastRead[res] == i && res != cv.in && !slices.Contains(prog.outputs, res) {
+		if b.m.Tensors[res].Data == nil && !b.isInput[res] && lastRead[res] == i && res != cin && !slices.Contains(prog.outputs, res) {
 			// The ADD (step i after this loop's i++) is the residual's last
 			// reader and the convolution does not read it: the sum replaces
 			// it in place (each value read just before its sum is written),
@@ -168,20 +189,29 @@ func (b *builder) fuseFloatAdds(prog *program) {
 			if b.aliasOf == nil {
 				b.aliasOf = make(map[int]int)
 			}
-			b.aliasOf[ad.out] = res
+			b.aliasOf[aout] = res
 			continue
 		}
 		if b.writtenFrom == nil {
 			b.writtenFrom = make(map[int]int)
 		}
-		b.writtenFrom[ad.out] = i - 1
+		b.writtenFrom[aout] = i - 1
 	}
-	clear(prog.kernels[len(out):])
-	prog.kernels = out
+}
+
+// fastConvAddKernel is an int8 CONV_2D and the ADD that follows it (see
+// fuseAdds).
+type fastConvAddKernel struct {
+	in, res, out int
+	c            *fast.Conv
+}
+
+func (k *fastConvAddKernel) eval(ts []Tensor, run *fast.Runner) {
+	run.ConvAdd(k.c, ts[k.in].Int8(), ts[k.res].Int8(), ts[k.out].Int8())
 }
 
 // fastFConvAddKernel is a float CONV_2D and the float ADD that follows it
-// (see fuseFloatAdds).
+// (see fuseAdds).
 type fastFConvAddKernel struct {
 	in, res, out int
 	c            *fast.FConv

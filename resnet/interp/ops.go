@@ -21,6 +21,8 @@ func (p *program) macs() int64 {
 			n += k.c.MACs()
 		case *fastFConvAddKernel:
 			n += k.c.MACs()
+		case *fastConvAddKernel:
+			n += k.c.MACs()
 		case *fastDepthwiseKernel:
 			n += k.d.MACs()
 		case *convKernel:

@@ -57,7 +57,7 @@ func (c *opContext) preparePool(average bool) (kernel, error) {
 		return nil, err
 	}
 	if quantized && !average && c.b.useFast {
-		return &fastMaxPoolKernel{in: in, out: out, m: fast.NewMaxPool(&p)}, nil
+		return &fastMaxPoolKernel{in: in, out: out, p: p, m: fast.NewMaxPool(&p)}, nil
 	}
 	if !quantized && !average && c.b.useFast {
 		return &fastFMaxPoolKernel{in: in, out: out, m: fast.NewFMaxPool(&p)}, nil
@@ -68,6 +68,7 @@ func (c *opContext) preparePool(average bool) (kernel, error) {
 // fastMaxPoolKernel is an int8 MAX_POOL_2D split by output rows.
 type fastMaxPoolKernel struct {
 	in, out int
+	p       ref.Pool // the geometry m was prepared with (fusePadPools rewrites it)
 	m       *fast.MaxPool
 }
 

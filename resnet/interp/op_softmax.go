@@ -59,6 +59,9 @@ func (c *opContext) prepareSoftmax() (kernel, error) {
 	if k.p, err = ref.NewSoftmaxInt8(outer, depth, beta, inScale); err != nil {
 		return nil, c.errorf("%v", err)
 	}
+	if c.b.useFast {
+		k.lut = fast.NewSoftmax(&k.p) // the reference's exps, tabulated
+	}
 	return k, nil
 }
 
@@ -66,12 +69,16 @@ type softmaxKernel struct {
 	in, out   int
 	quantized bool
 	p         ref.Softmax
+	lut       *fast.Softmax // int8 on the fast kernels: ref.SoftmaxInt8's bytes from an exp table
 }
 
 func (k *softmaxKernel) eval(ts []Tensor, _ *fast.Runner) {
-	if k.quantized {
+	switch {
+	case k.lut != nil:
+		k.lut.Run(ts[k.in].Int8(), ts[k.out].Int8())
+	case k.quantized:
 		ref.SoftmaxInt8(&k.p, ts[k.in].Int8(), ts[k.out].Int8())
-	} else {
+	default:
 		ref.SoftmaxFloat(&k.p, ts[k.in].Float32(), ts[k.out].Float32())
 	}
 }

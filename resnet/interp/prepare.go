@@ -79,6 +79,7 @@ func (b *builder) build() (*program, error) {
 		}
 	}
 	b.dropPacked(prog)
+	b.fusePadPools(prog)
 	b.fuseAdds(prog)
 	if err := b.planMemory(prog); err != nil {
 		return nil, err

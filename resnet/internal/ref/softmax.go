@@ -69,24 +69,40 @@ func SoftmaxInt8(p *Softmax, input, output []int8) {
 		for _, v := range in {
 			diff := int32(v) - maxIn
 			if diff >= p.DiffMin {
-				scaled := MultiplyByQuantizedMultiplierGreaterThanOne(diff, p.InputMultiplier, p.InputLeftShift)
-				e := expOnNegativeValues(scaled) // Q0.31
-				sumOfExps += RoundingDivideByPOT(e, softmaxAccumulationBits)
+				sumOfExps += RoundingDivideByPOT(p.Exp(diff), softmaxAccumulationBits)
 			}
 		}
-		recip, bitsOverUnit := reciprocal(sumOfExps, softmaxAccumulationBits)
+		recip, shift := SoftmaxReciprocal(sumOfExps)
 		for i, v := range in {
 			diff := int32(v) - maxIn
 			if diff < p.DiffMin {
 				out[i] = math.MinInt8
 				continue
 			}
-			scaled := MultiplyByQuantizedMultiplierGreaterThanOne(diff, p.InputMultiplier, p.InputLeftShift)
-			e := expOnNegativeValues(scaled)
-			unsat := RoundingDivideByPOT(SaturatingRoundingDoublingHighMul(recip, e), bitsOverUnit+31-8)
+			unsat := RoundingDivideByPOT(SaturatingRoundingDoublingHighMul(recip, p.Exp(diff)), shift)
 			out[i] = int8(clampInt32(unsat+math.MinInt8, math.MinInt8, math.MaxInt8))
 		}
 	}
+}
+
+// Exp is SoftmaxInt8's exp of one difference diff = x - max of its row
+// (diff >= p.DiffMin): the difference rescaled by beta and the input scale
+// to Q5.26, then gemmlowp's exp_on_negative_values, in Q0.31.
+func (p *Softmax) Exp(diff int32) int32 {
+	return expOnNegativeValues(MultiplyByQuantizedMultiplierGreaterThanOne(diff, p.InputMultiplier, p.InputLeftShift))
+}
+
+// SoftmaxAccumulationBits is the integer bits of SoftmaxInt8's sum of exps
+// (Q12.19): each exp enters it as RoundingDivideByPOT(exp, this).
+const SoftmaxAccumulationBits = softmaxAccumulationBits
+
+// SoftmaxReciprocal is SoftmaxInt8's reciprocal of a row's sum of exps
+// (Q12.19) and the shift of its final RoundingDivideByPOT: an output is
+// RoundingDivideByPOT(SaturatingRoundingDoublingHighMul(recip, exp),
+// shift) - 128, clamped to int8.
+func SoftmaxReciprocal(sum int32) (recip int32, shift int) {
+	recip, bitsOverUnit := reciprocal(sum, softmaxAccumulationBits)
+	return recip, bitsOverUnit + 31 - 8
 }
 
 // SoftmaxFloat is reference_ops::Softmax for float32:

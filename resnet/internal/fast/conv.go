@@ -686,8 +686,12 @@ func (c *Conv) FuseAdd(a *Add, convFirst bool) bool {
 }
 
 // fusedKernel reports whether c's micro-kernel applies a fused ADD itself
-// (tileArgs.addT).
-func (c *Conv) fusedKernel() bool { return false }
+// (tileArgs.addT): the SDOT kernel's fixed-point fast copies
+// (tileNEONDotAdd: whole 16-byte chunks per tap, not the float32
+// requantization).
+func (c *Conv) fusedKernel() bool {
+	return c.isa == NEONDot && c.kbytes%16 == 0 && c.p.Scale == nil
+}
 
 func (c *Conv) runTile(a *tileArgs) {
 	switch c.isa {
@@ -712,7 +716,11 @@ func (c *Conv) runTile(a *tileArgs) {
 			tileAVX2(a)
 		}
 	case NEONDot:
-		tileNEONDot(a)
+		if a.addT != nil {
+			tileNEONDotAdd(a)
+		} else {
+			tileNEONDot(a)
+		}
 	case NEON:
 		tileNEON(a)
 	default:

@@ -185,6 +185,7 @@ type armKernel struct {
 	name   string
 	isa    string // the ISA constant's name
 	lanes  int    // channels per pass
+	add    bool   // the fused residual ADD (tileArgs.addT): tileNEONDotAdd
 	counts map[string]int
 	vec    map[string]int
 	mem    map[string]int
@@ -213,6 +214,10 @@ func genARM64(check bool) {
 		genARMKernel(k)
 		k.counts, k.vec, k.mem = armCounts, armVec, armMem
 	}
+	// The SDOT kernel with a fused ADD: not in the counting table (its
+	// instructions are priced by the estimate's trace only).
+	armCounts, armVec, armMem = map[string]int{}, map[string]int{}, map[string]int{}
+	genARMKernel(&armKernel{name: "tileNEONDotAdd", isa: "NEONDot", lanes: 16, add: true})
 	armCounts, armVec, armMem = map[string]int{}, map[string]int{}, map[string]int{}
 	genARMDot1()
 	write("tile_arm64.s", b.String())
@@ -284,6 +289,12 @@ func genARMKernel(k *armKernel) {
 		// loops leave V24-V31 alone.
 		outConsts()
 	}
+	if k.add {
+		// The fused ADD's table and the residual's distance from the
+		// output: R1 and R2, which the SDOT kernel's fast copies do not use.
+		ag("MOVD %d(R0), R1 // the ADD's table", offAddT)
+		ag("MOVD %d(R0), R2 // residual minus output address", offResd)
+	}
 	// Two copies of the loops: the fast one for layers whose bytes per
 	// tap are a multiple of the chunk (16 for SDOT; 8 for NEON, which
 	// also needs its SMLAL pairs: no -128 weight) in the fixed-point
@@ -306,6 +317,28 @@ func genARMKernel(k *armKernel) {
 	ag("ORR R24, R12, R12")
 	ag("CBNZ R12, notfast")
 	armRegion = "call"
+	if k.add {
+		// Only the fixed-point copies with whole chunks have the fused
+		// ADD (Conv.fusedKernel): the fast one, the ReLU one and the
+		// saturating one; neither the float32 nor the general copy.
+		ag("MOVW %d(R0), R12", offZP)
+		ag("ADD $128, R12, R12")
+		ag("CBZ R12, rcopy")
+		fastBody(k, fastFixed)
+		p("PCALIGN $2048")
+		label("notfast")
+		ag("AND $15, R8, R12")
+		ag("ORR R15, R12, R12")
+		ag("CBZ R12, scopy")
+		p("UNDEF // Conv.fusedKernel rules this out")
+		p("PCALIGN $2048")
+		label("scopy")
+		fastBody(k, fastSat)
+		p("PCALIGN $2048")
+		label("rcopy")
+		fastBody(k, fastRelu)
+		return
+	}
 	if dot {
 		// Output zero point -128 (a ReLU's, as the range is int8's
 		// whole): the fourth copy, whose epilogue needs no rounding
@@ -453,7 +486,7 @@ func fastBody(k *armKernel, mode int) {
 	dot := k.isa == "NEONDot"
 	x := "fxsr"[mode : mode+1] // label prefix
 	counted := func(r string) string { return r }
-	if mode != fastFixed {
+	if mode != fastFixed || k.add {
 		counted = func(string) string { return "special" }
 	}
 	fastSetup(dot, true)
@@ -509,11 +542,11 @@ func fastBody(k *armKernel, mode int) {
 	case fastFP32:
 		epilogueFP32(dot)
 	case fastSat:
-		epilogue(dot, epiLsh)
+		epilogue(dot, epiLsh, k.add)
 	case fastRelu:
-		epilogue(dot, epiRelu)
+		epilogue(dot, epiRelu, k.add)
 	default:
-		epilogue(dot, epiFixed)
+		epilogue(dot, epiFixed, k.add)
 	}
 	passEnd(k, counted("call"), loop, func() { fastSetup(dot, false) })
 }
@@ -609,7 +642,7 @@ func generalBody(k *armKernel) {
 
 	armRegion = "gpass"
 	ag("CBNZ R24, gspecial")
-	epilogue(dot, epiFixed)
+	epilogue(dot, epiFixed, false)
 	passEnd(k, "gcall", "gtap", func() { passSetup(dot, false, false) })
 
 	// Out of line, not in the counts (the estimate and armcount price the
@@ -620,7 +653,7 @@ func generalBody(k *armKernel) {
 	armRegion = "special"
 	label("gspecial")
 	ag("CBNZ R15, gfp32")
-	epilogue(dot, epiLsh)
+	epilogue(dot, epiLsh, false)
 	passEnd(k, "special", "gtap", func() { passSetup(dot, false, false) })
 	label("gfp32")
 	epilogueFP32(dot)
@@ -869,7 +902,10 @@ func epilogueFP32(dot bool) {
 
 // epilogue requantizes the pass's accumulators (V0-V15, pixel j's vectors
 // at 4j+q) and stores the int8 outputs, pixel by pixel.
-func epilogue(dot bool, kind int) {
+//
+// With add (SDOT only), each pixel's 16 bytes get the fused residual ADD
+// before they are stored (store16).
+func epilogue(dot bool, kind int, add bool) {
 	vecs := 4 // accumulator vectors of 4 channels per pixel
 	if !dot {
 		vecs = 2
@@ -945,7 +981,7 @@ func epilogue(dot bool, kind int) {
 			sqxtunB(24, 24)
 			sqxtun2B(24, 25)
 			veor(24, 24, 29)
-			st1Q(24, 23)
+			store16(add)
 		}
 		return
 	}
@@ -965,7 +1001,7 @@ func epilogue(dot bool, kind int) {
 			vadd8h(25, 25, 28)
 			sqxtnB(24, 24)
 			sqxtn2B(24, 25)
-			st1Q(24, 23)
+			store16(add)
 		}
 		return
 	}
@@ -1020,7 +1056,7 @@ func epilogue(dot bool, kind int) {
 			sqxtn2B(24, 25)
 			vsmax16b(24, 24, 29)
 			vsmin16b(24, 24, 30)
-			st1Q(24, 23)
+			store16(add)
 		} else {
 			sqxtnB(24, 24)
 			vsmax8b(24, 24, 29)
@@ -1041,6 +1077,51 @@ func epilogue(dot bool, kind int) {
 			narrow(j)
 		}
 	}
+}
+
+// store16 stores a pixel's 16 output bytes (V24) at R23; with add, as the
+// fused ADD of them and the residual's 16 bytes at R23 + R2, through the
+// table at R1: out = T[conv<<8 | residual] (Conv.addT). The residual is
+// loaded before anything is stored, so it may be the output itself. ZIP1
+// and ZIP2 interleave the residual's bytes (low) and the convolution's
+// (high) into sixteen 16-bit indices, four to a general register (UMOV);
+// the lookups are scalar byte loads gathered eight to a register by ORR
+// of the byte shifted into place, as addTableNEON does, and one STP
+// stores the sixteen. No branch: the integer and load pipes' work sits
+// in the epilogue's block beside the vector pipes' (the next pixel's
+// requantization), for the out-of-order core to overlap. R3-R7, R9, R12
+// and R14 are free in the epilogue (passSetup sets R5-R7 and R9 afresh,
+// fastSetup R12).
+func store16(add bool) {
+	if !add {
+		st1Q(24, 23)
+		return
+	}
+	ldrQreg(25, 23, 2)
+	ag("VZIP1 V24.B16, V25.B16, V26.B16 // residual low, convolution high")
+	ag("VZIP2 V24.B16, V25.B16, V27.B16")
+	ag("VMOV V26.D[0], R3")
+	ag("VMOV V26.D[1], R4")
+	ag("VMOV V27.D[0], R5")
+	ag("VMOV V27.D[1], R6")
+	for h, dst := range []string{"R7", "R9"} {
+		for k := range 8 {
+			src := []string{"R3", "R4", "R5", "R6"}[2*h+k/4]
+			switch sh := 16 * (k % 4); sh {
+			case 48:
+				ag("LSR $48, %s, R12", src)
+			default:
+				ag("UBFX $%d, %s, $16, R12", sh, src)
+			}
+			if k == 0 {
+				ag("MOVBU (R1)(R12), %s", dst)
+				continue
+			}
+			ag("MOVBU (R1)(R12), R14")
+			ag("ORR R14<<%d, %s, %s", 8*k, dst, dst)
+		}
+	}
+	ag("STP (R7, R9), (R23)")
 }
 
 func fail(err error) {

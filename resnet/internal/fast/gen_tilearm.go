@@ -967,7 +967,7 @@ func epilogue(dot bool, kind int, add bool) {
 	// -128 alike. So SQRDMULH then SRSHL; the narrowing to int16 (UZP1)
 	// as above, then SQXTUN saturates x to [0, 255], which EOR 0x80 (V29,
 	// the activation minimum's bytes) makes x - 128 clamped to int8.
-	if dot && kind == epiRelu {
+	if dot && kind == epiRelu && !add {
 		for j := range mr {
 			for q := range vecs {
 				x := 4*j + q
@@ -981,11 +981,11 @@ func epilogue(dot bool, kind int, add bool) {
 			sqxtunB(24, 24)
 			sqxtun2B(24, 25)
 			veor(24, 24, 29)
-			store16(add)
+			st1Q(24, 23)
 		}
 		return
 	}
-	if dot && kind == epiFixed {
+	if dot && kind == epiFixed && !add {
 		for j := range mr {
 			for q := range vecs {
 				x, t := 4*j+q, tmp[q]
@@ -1001,7 +1001,7 @@ func epilogue(dot bool, kind int, add bool) {
 			vadd8h(25, 25, 28)
 			sqxtnB(24, 24)
 			sqxtn2B(24, 25)
-			store16(add)
+			st1Q(24, 23)
 		}
 		return
 	}
@@ -1056,13 +1056,17 @@ func epilogue(dot bool, kind int, add bool) {
 			sqxtn2B(24, 25)
 			vsmax16b(24, 24, 29)
 			vsmin16b(24, 24, 30)
-			store16(add)
+			st1Q(24, 23)
 		} else {
 			sqxtnB(24, 24)
 			vsmax8b(24, 24, 29)
 			vsmin8b(24, 24, 30)
 			strD(24, 23)
 		}
+	}
+	if dot && add {
+		addEpilogue(kind, vecs, mult, nrsh, tmp, requant)
+		return
 	}
 	// SDOT pixel by pixel; NEON every pixel's requantization first (the
 	// orders llvm-mca's A76 and A72 models schedule best).
@@ -1079,31 +1083,114 @@ func epilogue(dot bool, kind int, add bool) {
 	}
 }
 
-// store16 stores a pixel's 16 output bytes (V24) at R23; with add, as the
-// fused ADD of them and the residual's 16 bytes at R23 + R2, through the
-// table at R1: out = T[conv<<8 | residual] (Conv.addT). The residual is
-// loaded before anything is stored, so it may be the output itself. ZIP1
-// and ZIP2 interleave the residual's bytes (low) and the convolution's
-// (high) into sixteen 16-bit indices, four to a general register (UMOV);
-// the lookups are scalar byte loads gathered eight to a register by ORR
-// of the byte shifted into place, as addTableNEON does, and one STP
-// stores the sixteen. No branch: the integer and load pipes' work sits
-// in the epilogue's block beside the vector pipes' (the next pixel's
-// requantization), for the out-of-order core to overlap. R3-R7, R9, R12
-// and R14 are free in the epilogue (passSetup sets R5-R7 and R9 afresh,
-// fastSetup R12).
-func store16(add bool) {
-	if !add {
-		st1Q(24, 23)
-		return
+// addEpilogue is the SDOT epilogue of kind with the fused residual ADD
+// (tileNEONDotAdd): pixel j's requantization (as epilogue's) narrows into
+// V4j (its accumulators are free by then), and addStore looks its 16
+// bytes up with the residual's. The two streams are interleaved, pixel
+// j-1's lookups (integer and load pipes) spread through pixel j's vector
+// instructions, so that an out-of-order core, whose window would not
+// reach past a pixel's 50-odd lookups, keeps both kinds of pipe busy:
+// all in the epilogue's one basic block.
+func addEpilogue(kind, vecs int, mult, nrsh, tmp []int, requant func(int)) {
+	pixel := func(j int) {
+		d0, d1 := 4*j, 4*j+1
+		switch kind {
+		case epiRelu:
+			for q := range vecs {
+				x := 4*j + q
+				vsqrdmulh(x, x, mult[q])
+				vsrshl(x, x, nrsh[q])
+			}
+			uzp1H(d0, 4*j, 4*j+1)
+			uzp1H(d1, 4*j+2, 4*j+3)
+			sqxtunB(d0, d0)
+			sqxtun2B(d0, d1)
+			veor(d0, d0, 29)
+		case epiFixed:
+			for q := range vecs {
+				x, t := 4*j+q, tmp[q]
+				cmlt0(t, x)
+				sqrdmlah(t, x, mult[q])
+				vsrshl(x, t, nrsh[q])
+			}
+			uzp1H(d0, 4*j, 4*j+1)
+			vadd8h(d0, d0, 28)
+			uzp1H(d1, 4*j+2, 4*j+3)
+			vadd8h(d1, d1, 28)
+			sqxtnB(d0, d0)
+			sqxtn2B(d0, d1)
+		default: // epiLsh: the saturating narrowing and the clamp
+			requant(j)
+			sqxtnH(d0, 4*j)
+			sqxtn2H(d0, 4*j+1)
+			vsqadd8h(d0, d0, 28)
+			sqxtnH(d1, 4*j+2)
+			sqxtn2H(d1, 4*j+3)
+			vsqadd8h(d1, d1, 28)
+			sqxtnB(d0, d0)
+			sqxtn2B(d0, d1)
+			vsmax16b(d0, d0, 29)
+			vsmin16b(d0, d0, 30)
+		}
 	}
-	ldrQreg(25, 23, 2)
-	ag("VZIP1 V24.B16, V25.B16, V26.B16 // residual low, convolution high")
-	ag("VZIP2 V24.B16, V25.B16, V27.B16")
-	ag("VMOV V26.D[0], R3")
-	ag("VMOV V26.D[1], R4")
-	ag("VMOV V27.D[0], R5")
-	ag("VMOV V27.D[1], R6")
+	var prev []string
+	for j := range mr {
+		v := capture(func() { pixel(j) })
+		emitMerged(v, prev)
+		prev = capture(func() { addStore(j) })
+	}
+	emitMerged(nil, prev)
+}
+
+// capture returns the lines f emits, taking them back out of b.
+func capture(f func()) []string {
+	mark := b.Len()
+	f()
+	all := b.String()
+	b.Reset()
+	b.WriteString(all[:mark])
+	return strings.SplitAfter(strings.TrimSuffix(all[mark:], "\n"), "\n")
+}
+
+// emitMerged writes the lines of a and c interleaved, c's spread evenly
+// among a's.
+func emitMerged(a, c []string) {
+	n := len(a) + len(c)
+	ia, ic := 0, 0
+	for k := range n {
+		// c's share of the first k+1 lines, rounded.
+		if ic < len(c) && (ia == len(a) || (ic*n < (k+1)*len(c))) {
+			b.WriteString(strings.TrimSuffix(c[ic], "\n") + "\n")
+			ic++
+		} else {
+			b.WriteString(strings.TrimSuffix(a[ia], "\n") + "\n")
+			ia++
+		}
+	}
+}
+
+// addStore stores pixel j's 16 output bytes (V4j) as the fused ADD of them
+// and the residual's 16 bytes at out + R2, through the table at R1: out =
+// T[conv<<8 | residual] (Conv.addT). The residual is loaded before
+// anything is stored, so it may be the output itself. ZIP1 and ZIP2
+// interleave the residual's bytes (low) and the convolution's (high) into
+// sixteen 16-bit indices, four to a general register (UMOV); the lookups
+// are scalar byte loads gathered eight to a register by ORR of the byte
+// shifted into place, as addTableNEON does, and one STP stores the
+// sixteen. It uses V4j-V4j+3, R23, and R3-R7, R9, R12 and R14, which are
+// free in the epilogue (passSetup sets R5-R7 and R9 afresh, fastSetup
+// R12).
+func addStore(j int) {
+	c, r, z1, z2 := 4*j, 4*j+1, 4*j+2, 4*j+3
+	ag("MOVD %d(R0), R23", offOut+8*j)
+	ag("ADD R10, R23, R23")
+	ldrQreg(r, 23, 2)
+	ag("VZIP1 V%d.B16, V%d.B16, V%d.B16 // residual low, convolution high", c, r, z1)
+	ag("VZIP2 V%d.B16, V%d.B16, V%d.B16", c, r, z2)
+	ag("VMOV V%d.D[0], R3", z1)
+	ag("VMOV V%d.D[1], R4", z1)
+	ag("VMOV V%d.D[0], R5", z2)
+	ag("VMOV V%d.D[1], R6", z2)
 	for h, dst := range []string{"R7", "R9"} {
 		for k := range 8 {
 			src := []string{"R3", "R4", "R5", "R6"}[2*h+k/4]

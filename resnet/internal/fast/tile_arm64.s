@@ -2956,243 +2956,243 @@ fnext:
 	WORD $0x4EA0A87B // cmlt v27.4s, v3.4s, #0
 	WORD $0x6E93847B // sqrdmlah v27.4s, v3.4s, v19.4s
 	WORD $0x4EB75763 // srshl v3.4s, v27.4s, v23.4s
+	WORD $0x4E411800 // uzp1 v0.8h, v0.8h, v1.8h
+	WORD $0x4E7C8400 // add v0.8h, v0.8h, v28.8h
+	WORD $0x4E431841 // uzp1 v1.8h, v2.8h, v3.8h
+	WORD $0x4E7C8421 // add v1.8h, v1.8h, v28.8h
+	WORD $0x0E214800 // sqxtn v0.8b, v0.8h
+	WORD $0x4E214820 // sqxtn2 v0.16b, v1.8h
 	MOVD 32(R0), R23
 	ADD R10, R23, R23
-	WORD $0x4E411818 // uzp1 v24.8h, v0.8h, v1.8h
-	WORD $0x4E7C8718 // add v24.8h, v24.8h, v28.8h
-	WORD $0x4E431859 // uzp1 v25.8h, v2.8h, v3.8h
-	WORD $0x4E7C8739 // add v25.8h, v25.8h, v28.8h
-	WORD $0x0E214B18 // sqxtn v24.8b, v24.8h
-	WORD $0x4E214B38 // sqxtn2 v24.16b, v25.8h
-	WORD $0x3CE26AF9 // ldr q25, [x23, x2]
-	VZIP1 V24.B16, V25.B16, V26.B16 // residual low, convolution high
-	VZIP2 V24.B16, V25.B16, V27.B16
-	VMOV V26.D[0], R3
-	VMOV V26.D[1], R4
-	VMOV V27.D[0], R5
-	VMOV V27.D[1], R6
+	WORD $0x3CE26AE1 // ldr q1, [x23, x2]
+	VZIP1 V0.B16, V1.B16, V2.B16 // residual low, convolution high
+	WORD $0x4EA0A898 // cmlt v24.4s, v4.4s, #0
+	VZIP2 V0.B16, V1.B16, V3.B16
+	VMOV V2.D[0], R3
+	VMOV V2.D[1], R4
+	WORD $0x6E908498 // sqrdmlah v24.4s, v4.4s, v16.4s
+	VMOV V3.D[0], R5
+	VMOV V3.D[1], R6
 	UBFX $0, R3, $16, R12
+	WORD $0x4EB45704 // srshl v4.4s, v24.4s, v20.4s
 	MOVBU (R1)(R12), R7
 	UBFX $16, R3, $16, R12
 	MOVBU (R1)(R12), R14
+	WORD $0x4EA0A8B9 // cmlt v25.4s, v5.4s, #0
 	ORR R14<<8, R7, R7
 	UBFX $32, R3, $16, R12
 	MOVBU (R1)(R12), R14
+	WORD $0x6E9184B9 // sqrdmlah v25.4s, v5.4s, v17.4s
 	ORR R14<<16, R7, R7
 	LSR $48, R3, R12
 	MOVBU (R1)(R12), R14
+	WORD $0x4EB55725 // srshl v5.4s, v25.4s, v21.4s
 	ORR R14<<24, R7, R7
 	UBFX $0, R4, $16, R12
 	MOVBU (R1)(R12), R14
+	WORD $0x4EA0A8DA // cmlt v26.4s, v6.4s, #0
 	ORR R14<<32, R7, R7
 	UBFX $16, R4, $16, R12
 	MOVBU (R1)(R12), R14
+	WORD $0x6E9284DA // sqrdmlah v26.4s, v6.4s, v18.4s
 	ORR R14<<40, R7, R7
 	UBFX $32, R4, $16, R12
 	MOVBU (R1)(R12), R14
+	WORD $0x4EB65746 // srshl v6.4s, v26.4s, v22.4s
 	ORR R14<<48, R7, R7
 	LSR $48, R4, R12
 	MOVBU (R1)(R12), R14
 	ORR R14<<56, R7, R7
+	WORD $0x4EA0A8FB // cmlt v27.4s, v7.4s, #0
 	UBFX $0, R5, $16, R12
 	MOVBU (R1)(R12), R9
 	UBFX $16, R5, $16, R12
+	WORD $0x6E9384FB // sqrdmlah v27.4s, v7.4s, v19.4s
 	MOVBU (R1)(R12), R14
 	ORR R14<<8, R9, R9
 	UBFX $32, R5, $16, R12
+	WORD $0x4EB75767 // srshl v7.4s, v27.4s, v23.4s
 	MOVBU (R1)(R12), R14
 	ORR R14<<16, R9, R9
 	LSR $48, R5, R12
+	WORD $0x4E451884 // uzp1 v4.8h, v4.8h, v5.8h
 	MOVBU (R1)(R12), R14
 	ORR R14<<24, R9, R9
 	UBFX $0, R6, $16, R12
+	WORD $0x4E7C8484 // add v4.8h, v4.8h, v28.8h
 	MOVBU (R1)(R12), R14
 	ORR R14<<32, R9, R9
 	UBFX $16, R6, $16, R12
+	WORD $0x4E4718C5 // uzp1 v5.8h, v6.8h, v7.8h
 	MOVBU (R1)(R12), R14
 	ORR R14<<40, R9, R9
 	UBFX $32, R6, $16, R12
+	WORD $0x4E7C84A5 // add v5.8h, v5.8h, v28.8h
 	MOVBU (R1)(R12), R14
 	ORR R14<<48, R9, R9
 	LSR $48, R6, R12
+	WORD $0x0E214884 // sqxtn v4.8b, v4.8h
 	MOVBU (R1)(R12), R14
 	ORR R14<<56, R9, R9
 	STP (R7, R9), (R23)
-	WORD $0x4EA0A898 // cmlt v24.4s, v4.4s, #0
-	WORD $0x6E908498 // sqrdmlah v24.4s, v4.4s, v16.4s
-	WORD $0x4EB45704 // srshl v4.4s, v24.4s, v20.4s
-	WORD $0x4EA0A8B9 // cmlt v25.4s, v5.4s, #0
-	WORD $0x6E9184B9 // sqrdmlah v25.4s, v5.4s, v17.4s
-	WORD $0x4EB55725 // srshl v5.4s, v25.4s, v21.4s
-	WORD $0x4EA0A8DA // cmlt v26.4s, v6.4s, #0
-	WORD $0x6E9284DA // sqrdmlah v26.4s, v6.4s, v18.4s
-	WORD $0x4EB65746 // srshl v6.4s, v26.4s, v22.4s
-	WORD $0x4EA0A8FB // cmlt v27.4s, v7.4s, #0
-	WORD $0x6E9384FB // sqrdmlah v27.4s, v7.4s, v19.4s
-	WORD $0x4EB75767 // srshl v7.4s, v27.4s, v23.4s
+	WORD $0x4E2148A4 // sqxtn2 v4.16b, v5.8h
 	MOVD 40(R0), R23
 	ADD R10, R23, R23
-	WORD $0x4E451898 // uzp1 v24.8h, v4.8h, v5.8h
-	WORD $0x4E7C8718 // add v24.8h, v24.8h, v28.8h
-	WORD $0x4E4718D9 // uzp1 v25.8h, v6.8h, v7.8h
-	WORD $0x4E7C8739 // add v25.8h, v25.8h, v28.8h
-	WORD $0x0E214B18 // sqxtn v24.8b, v24.8h
-	WORD $0x4E214B38 // sqxtn2 v24.16b, v25.8h
-	WORD $0x3CE26AF9 // ldr q25, [x23, x2]
-	VZIP1 V24.B16, V25.B16, V26.B16 // residual low, convolution high
-	VZIP2 V24.B16, V25.B16, V27.B16
-	VMOV V26.D[0], R3
-	VMOV V26.D[1], R4
-	VMOV V27.D[0], R5
-	VMOV V27.D[1], R6
+	WORD $0x3CE26AE5 // ldr q5, [x23, x2]
+	VZIP1 V4.B16, V5.B16, V6.B16 // residual low, convolution high
+	WORD $0x4EA0A918 // cmlt v24.4s, v8.4s, #0
+	VZIP2 V4.B16, V5.B16, V7.B16
+	VMOV V6.D[0], R3
+	VMOV V6.D[1], R4
+	WORD $0x6E908518 // sqrdmlah v24.4s, v8.4s, v16.4s
+	VMOV V7.D[0], R5
+	VMOV V7.D[1], R6
 	UBFX $0, R3, $16, R12
+	WORD $0x4EB45708 // srshl v8.4s, v24.4s, v20.4s
 	MOVBU (R1)(R12), R7
 	UBFX $16, R3, $16, R12
 	MOVBU (R1)(R12), R14
+	WORD $0x4EA0A939 // cmlt v25.4s, v9.4s, #0
 	ORR R14<<8, R7, R7
 	UBFX $32, R3, $16, R12
 	MOVBU (R1)(R12), R14
+	WORD $0x6E918539 // sqrdmlah v25.4s, v9.4s, v17.4s
 	ORR R14<<16, R7, R7
 	LSR $48, R3, R12
 	MOVBU (R1)(R12), R14
+	WORD $0x4EB55729 // srshl v9.4s, v25.4s, v21.4s
 	ORR R14<<24, R7, R7
 	UBFX $0, R4, $16, R12
 	MOVBU (R1)(R12), R14
+	WORD $0x4EA0A95A // cmlt v26.4s, v10.4s, #0
 	ORR R14<<32, R7, R7
 	UBFX $16, R4, $16, R12
 	MOVBU (R1)(R12), R14
+	WORD $0x6E92855A // sqrdmlah v26.4s, v10.4s, v18.4s
 	ORR R14<<40, R7, R7
 	UBFX $32, R4, $16, R12
 	MOVBU (R1)(R12), R14
+	WORD $0x4EB6574A // srshl v10.4s, v26.4s, v22.4s
 	ORR R14<<48, R7, R7
 	LSR $48, R4, R12
 	MOVBU (R1)(R12), R14
 	ORR R14<<56, R7, R7
+	WORD $0x4EA0A97B // cmlt v27.4s, v11.4s, #0
 	UBFX $0, R5, $16, R12
 	MOVBU (R1)(R12), R9
 	UBFX $16, R5, $16, R12
+	WORD $0x6E93857B // sqrdmlah v27.4s, v11.4s, v19.4s
 	MOVBU (R1)(R12), R14
 	ORR R14<<8, R9, R9
 	UBFX $32, R5, $16, R12
+	WORD $0x4EB7576B // srshl v11.4s, v27.4s, v23.4s
 	MOVBU (R1)(R12), R14
 	ORR R14<<16, R9, R9
 	LSR $48, R5, R12
+	WORD $0x4E491908 // uzp1 v8.8h, v8.8h, v9.8h
 	MOVBU (R1)(R12), R14
 	ORR R14<<24, R9, R9
 	UBFX $0, R6, $16, R12
+	WORD $0x4E7C8508 // add v8.8h, v8.8h, v28.8h
 	MOVBU (R1)(R12), R14
 	ORR R14<<32, R9, R9
 	UBFX $16, R6, $16, R12
+	WORD $0x4E4B1949 // uzp1 v9.8h, v10.8h, v11.8h
 	MOVBU (R1)(R12), R14
 	ORR R14<<40, R9, R9
 	UBFX $32, R6, $16, R12
+	WORD $0x4E7C8529 // add v9.8h, v9.8h, v28.8h
 	MOVBU (R1)(R12), R14
 	ORR R14<<48, R9, R9
 	LSR $48, R6, R12
+	WORD $0x0E214908 // sqxtn v8.8b, v8.8h
 	MOVBU (R1)(R12), R14
 	ORR R14<<56, R9, R9
 	STP (R7, R9), (R23)
-	WORD $0x4EA0A918 // cmlt v24.4s, v8.4s, #0
-	WORD $0x6E908518 // sqrdmlah v24.4s, v8.4s, v16.4s
-	WORD $0x4EB45708 // srshl v8.4s, v24.4s, v20.4s
-	WORD $0x4EA0A939 // cmlt v25.4s, v9.4s, #0
-	WORD $0x6E918539 // sqrdmlah v25.4s, v9.4s, v17.4s
-	WORD $0x4EB55729 // srshl v9.4s, v25.4s, v21.4s
-	WORD $0x4EA0A95A // cmlt v26.4s, v10.4s, #0
-	WORD $0x6E92855A // sqrdmlah v26.4s, v10.4s, v18.4s
-	WORD $0x4EB6574A // srshl v10.4s, v26.4s, v22.4s
-	WORD $0x4EA0A97B // cmlt v27.4s, v11.4s, #0
-	WORD $0x6E93857B // sqrdmlah v27.4s, v11.4s, v19.4s
-	WORD $0x4EB7576B // srshl v11.4s, v27.4s, v23.4s
+	WORD $0x4E214928 // sqxtn2 v8.16b, v9.8h
 	MOVD 48(R0), R23
 	ADD R10, R23, R23
-	WORD $0x4E491918 // uzp1 v24.8h, v8.8h, v9.8h
-	WORD $0x4E7C8718 // add v24.8h, v24.8h, v28.8h
-	WORD $0x4E4B1959 // uzp1 v25.8h, v10.8h, v11.8h
-	WORD $0x4E7C8739 // add v25.8h, v25.8h, v28.8h
-	WORD $0x0E214B18 // sqxtn v24.8b, v24.8h
-	WORD $0x4E214B38 // sqxtn2 v24.16b, v25.8h
-	WORD $0x3CE26AF9 // ldr q25, [x23, x2]
-	VZIP1 V24.B16, V25.B16, V26.B16 // residual low, convolution high
-	VZIP2 V24.B16, V25.B16, V27.B16
-	VMOV V26.D[0], R3
-	VMOV V26.D[1], R4
-	VMOV V27.D[0], R5
-	VMOV V27.D[1], R6
+	WORD $0x3CE26AE9 // ldr q9, [x23, x2]
+	VZIP1 V8.B16, V9.B16, V10.B16 // residual low, convolution high
+	WORD $0x4EA0A998 // cmlt v24.4s, v12.4s, #0
+	VZIP2 V8.B16, V9.B16, V11.B16
+	VMOV V10.D[0], R3
+	VMOV V10.D[1], R4
+	WORD $0x6E908598 // sqrdmlah v24.4s, v12.4s, v16.4s
+	VMOV V11.D[0], R5
+	VMOV V11.D[1], R6
 	UBFX $0, R3, $16, R12
+	WORD $0x4EB4570C // srshl v12.4s, v24.4s, v20.4s
 	MOVBU (R1)(R12), R7
 	UBFX $16, R3, $16, R12
 	MOVBU (R1)(R12), R14
+	WORD $0x4EA0A9B9 // cmlt v25.4s, v13.4s, #0
 	ORR R14<<8, R7, R7
 	UBFX $32, R3, $16, R12
 	MOVBU (R1)(R12), R14
+	WORD $0x6E9185B9 // sqrdmlah v25.4s, v13.4s, v17.4s
 	ORR R14<<16, R7, R7
 	LSR $48, R3, R12
 	MOVBU (R1)(R12), R14
+	WORD $0x4EB5572D // srshl v13.4s, v25.4s, v21.4s
 	ORR R14<<24, R7, R7
 	UBFX $0, R4, $16, R12
 	MOVBU (R1)(R12), R14
+	WORD $0x4EA0A9DA // cmlt v26.4s, v14.4s, #0
 	ORR R14<<32, R7, R7
 	UBFX $16, R4, $16, R12
 	MOVBU (R1)(R12), R14
+	WORD $0x6E9285DA // sqrdmlah v26.4s, v14.4s, v18.4s
 	ORR R14<<40, R7, R7
 	UBFX $32, R4, $16, R12
 	MOVBU (R1)(R12), R14
+	WORD $0x4EB6574E // srshl v14.4s, v26.4s, v22.4s
 	ORR R14<<48, R7, R7
 	LSR $48, R4, R12
 	MOVBU (R1)(R12), R14
 	ORR R14<<56, R7, R7
+	WORD $0x4EA0A9FB // cmlt v27.4s, v15.4s, #0
 	UBFX $0, R5, $16, R12
 	MOVBU (R1)(R12), R9
 	UBFX $16, R5, $16, R12
+	WORD $0x6E9385FB // sqrdmlah v27.4s, v15.4s, v19.4s
 	MOVBU (R1)(R12), R14
 	ORR R14<<8, R9, R9
 	UBFX $32, R5, $16, R12
+	WORD $0x4EB7576F // srshl v15.4s, v27.4s, v23.4s
 	MOVBU (R1)(R12), R14
 	ORR R14<<16, R9, R9
 	LSR $48, R5, R12
+	WORD $0x4E4D198C // uzp1 v12.8h, v12.8h, v13.8h
 	MOVBU (R1)(R12), R14
 	ORR R14<<24, R9, R9
 	UBFX $0, R6, $16, R12
+	WORD $0x4E7C858C // add v12.8h, v12.8h, v28.8h
 	MOVBU (R1)(R12), R14
 	ORR R14<<32, R9, R9
 	UBFX $16, R6, $16, R12
+	WORD $0x4E4F19CD // uzp1 v13.8h, v14.8h, v15.8h
 	MOVBU (R1)(R12), R14
 	ORR R14<<40, R9, R9
 	UBFX $32, R6, $16, R12
+	WORD $0x4E7C85AD // add v13.8h, v13.8h, v28.8h
 	MOVBU (R1)(R12), R14
 	ORR R14<<48, R9, R9
 	LSR $48, R6, R12
+	WORD $0x0E21498C // sqxtn v12.8b, v12.8h
 	MOVBU (R1)(R12), R14
 	ORR R14<<56, R9, R9
 	STP (R7, R9), (R23)
-	WORD $0x4EA0A998 // cmlt v24.4s, v12.4s, #0
-	WORD $0x6E908598 // sqrdmlah v24.4s, v12.4s, v16.4s
-	WORD $0x4EB4570C // srshl v12.4s, v24.4s, v20.4s
-	WORD $0x4EA0A9B9 // cmlt v25.4s, v13.4s, #0
-	WORD $0x6E9185B9 // sqrdmlah v25.4s, v13.4s, v17.4s
-	WORD $0x4EB5572D // srshl v13.4s, v25.4s, v21.4s
-	WORD $0x4EA0A9DA // cmlt v26.4s, v14.4s, #0
-	WORD $0x6E9285DA // sqrdmlah v26.4s, v14.4s, v18.4s
-	WORD $0x4EB6574E // srshl v14.4s, v26.4s, v22.4s
-	WORD $0x4EA0A9FB // cmlt v27.4s, v15.4s, #0
-	WORD $0x6E9385FB // sqrdmlah v27.4s, v15.4s, v19.4s
-	WORD $0x4EB7576F // srshl v15.4s, v27.4s, v23.4s
+	WORD $0x4E2149AC // sqxtn2 v12.16b, v13.8h
 	MOVD 56(R0), R23
 	ADD R10, R23, R23
-	WORD $0x4E4D1998 // uzp1 v24.8h, v12.8h, v13.8h
-	WORD $0x4E7C8718 // add v24.8h, v24.8h, v28.8h
-	WORD $0x4E4F19D9 // uzp1 v25.8h, v14.8h, v15.8h
-	WORD $0x4E7C8739 // add v25.8h, v25.8h, v28.8h
-	WORD $0x0E214B18 // sqxtn v24.8b, v24.8h
-	WORD $0x4E214B38 // sqxtn2 v24.16b, v25.8h
-	WORD $0x3CE26AF9 // ldr q25, [x23, x2]
-	VZIP1 V24.B16, V25.B16, V26.B16 // residual low, convolution high
-	VZIP2 V24.B16, V25.B16, V27.B16
-	VMOV V26.D[0], R3
-	VMOV V26.D[1], R4
-	VMOV V27.D[0], R5
-	VMOV V27.D[1], R6
+	WORD $0x3CE26AED // ldr q13, [x23, x2]
+	VZIP1 V12.B16, V13.B16, V14.B16 // residual low, convolution high
+	VZIP2 V12.B16, V13.B16, V15.B16
+	VMOV V14.D[0], R3
+	VMOV V14.D[1], R4
+	VMOV V15.D[0], R5
+	VMOV V15.D[1], R6
 	UBFX $0, R3, $16, R12
 	MOVBU (R1)(R12), R7
 	UBFX $16, R3, $16, R12
@@ -3426,271 +3426,271 @@ snext:
 	WORD $0x4E371C7B // and v27.16b, v3.16b, v23.16b
 	WORD $0x4F211763 // ssra v3.4s, v27.4s, #31
 	WORD $0x4EB75463 // srshl v3.4s, v3.4s, v23.4s
+	WORD $0x0E614800 // sqxtn v0.4h, v0.4s
+	WORD $0x4E614820 // sqxtn2 v0.8h, v1.4s
+	WORD $0x4E7C0C00 // sqadd v0.8h, v0.8h, v28.8h
+	WORD $0x0E614841 // sqxtn v1.4h, v2.4s
+	WORD $0x4E614861 // sqxtn2 v1.8h, v3.4s
+	WORD $0x4E7C0C21 // sqadd v1.8h, v1.8h, v28.8h
+	WORD $0x0E214800 // sqxtn v0.8b, v0.8h
+	WORD $0x4E214820 // sqxtn2 v0.16b, v1.8h
+	WORD $0x4E3D6400 // smax v0.16b, v0.16b, v29.16b
+	WORD $0x4E3E6C00 // smin v0.16b, v0.16b, v30.16b
 	MOVD 32(R0), R23
 	ADD R10, R23, R23
-	WORD $0x0E614818 // sqxtn v24.4h, v0.4s
-	WORD $0x4E614838 // sqxtn2 v24.8h, v1.4s
-	WORD $0x4E7C0F18 // sqadd v24.8h, v24.8h, v28.8h
-	WORD $0x0E614859 // sqxtn v25.4h, v2.4s
-	WORD $0x4E614879 // sqxtn2 v25.8h, v3.4s
-	WORD $0x4E7C0F39 // sqadd v25.8h, v25.8h, v28.8h
-	WORD $0x0E214B18 // sqxtn v24.8b, v24.8h
-	WORD $0x4E214B38 // sqxtn2 v24.16b, v25.8h
-	WORD $0x4E3D6718 // smax v24.16b, v24.16b, v29.16b
-	WORD $0x4E3E6F18 // smin v24.16b, v24.16b, v30.16b
-	WORD $0x3CE26AF9 // ldr q25, [x23, x2]
-	VZIP1 V24.B16, V25.B16, V26.B16 // residual low, convolution high
-	VZIP2 V24.B16, V25.B16, V27.B16
-	VMOV V26.D[0], R3
-	VMOV V26.D[1], R4
-	VMOV V27.D[0], R5
-	VMOV V27.D[1], R6
+	WORD $0x3CE26AE1 // ldr q1, [x23, x2]
+	WORD $0x6EB0B484 // sqrdmulh v4.4s, v4.4s, v16.4s
+	VZIP1 V0.B16, V1.B16, V2.B16 // residual low, convolution high
+	VZIP2 V0.B16, V1.B16, V3.B16
+	WORD $0x4E341C98 // and v24.16b, v4.16b, v20.16b
+	VMOV V2.D[0], R3
+	VMOV V2.D[1], R4
+	WORD $0x4F211704 // ssra v4.4s, v24.4s, #31
+	VMOV V3.D[0], R5
+	VMOV V3.D[1], R6
+	WORD $0x4EB45484 // srshl v4.4s, v4.4s, v20.4s
 	UBFX $0, R3, $16, R12
 	MOVBU (R1)(R12), R7
+	WORD $0x6EB1B4A5 // sqrdmulh v5.4s, v5.4s, v17.4s
 	UBFX $16, R3, $16, R12
 	MOVBU (R1)(R12), R14
+	WORD $0x4E351CB9 // and v25.16b, v5.16b, v21.16b
 	ORR R14<<8, R7, R7
 	UBFX $32, R3, $16, R12
 	MOVBU (R1)(R12), R14
+	WORD $0x4F211725 // ssra v5.4s, v25.4s, #31
 	ORR R14<<16, R7, R7
 	LSR $48, R3, R12
+	WORD $0x4EB554A5 // srshl v5.4s, v5.4s, v21.4s
 	MOVBU (R1)(R12), R14
 	ORR R14<<24, R7, R7
+	WORD $0x6EB2B4C6 // sqrdmulh v6.4s, v6.4s, v18.4s
 	UBFX $0, R4, $16, R12
 	MOVBU (R1)(R12), R14
+	WORD $0x4E361CDA // and v26.16b, v6.16b, v22.16b
 	ORR R14<<32, R7, R7
 	UBFX $16, R4, $16, R12
+	WORD $0x4F211746 // ssra v6.4s, v26.4s, #31
 	MOVBU (R1)(R12), R14
 	ORR R14<<40, R7, R7
+	WORD $0x4EB654C6 // srshl v6.4s, v6.4s, v22.4s
 	UBFX $32, R4, $16, R12
 	MOVBU (R1)(R12), R14
+	WORD $0x6EB3B4E7 // sqrdmulh v7.4s, v7.4s, v19.4s
 	ORR R14<<48, R7, R7
 	LSR $48, R4, R12
 	MOVBU (R1)(R12), R14
+	WORD $0x4E371CFB // and v27.16b, v7.16b, v23.16b
 	ORR R14<<56, R7, R7
 	UBFX $0, R5, $16, R12
+	WORD $0x4F211767 // ssra v7.4s, v27.4s, #31
 	MOVBU (R1)(R12), R9
 	UBFX $16, R5, $16, R12
+	WORD $0x4EB754E7 // srshl v7.4s, v7.4s, v23.4s
 	MOVBU (R1)(R12), R14
 	ORR R14<<8, R9, R9
+	WORD $0x0E614884 // sqxtn v4.4h, v4.4s
 	UBFX $32, R5, $16, R12
 	MOVBU (R1)(R12), R14
+	WORD $0x4E6148A4 // sqxtn2 v4.8h, v5.4s
 	ORR R14<<16, R9, R9
 	LSR $48, R5, R12
+	WORD $0x4E7C0C84 // sqadd v4.8h, v4.8h, v28.8h
 	MOVBU (R1)(R12), R14
 	ORR R14<<24, R9, R9
 	UBFX $0, R6, $16, R12
+	WORD $0x0E6148C5 // sqxtn v5.4h, v6.4s
 	MOVBU (R1)(R12), R14
 	ORR R14<<32, R9, R9
+	WORD $0x4E6148E5 // sqxtn2 v5.8h, v7.4s
 	UBFX $16, R6, $16, R12
 	MOVBU (R1)(R12), R14
+	WORD $0x4E7C0CA5 // sqadd v5.8h, v5.8h, v28.8h
 	ORR R14<<40, R9, R9
 	UBFX $32, R6, $16, R12
+	WORD $0x0E214884 // sqxtn v4.8b, v4.8h
 	MOVBU (R1)(R12), R14
 	ORR R14<<48, R9, R9
+	WORD $0x4E2148A4 // sqxtn2 v4.16b, v5.8h
 	LSR $48, R6, R12
 	MOVBU (R1)(R12), R14
+	WORD $0x4E3D6484 // smax v4.16b, v4.16b, v29.16b
 	ORR R14<<56, R9, R9
 	STP (R7, R9), (R23)
-	WORD $0x6EB0B484 // sqrdmulh v4.4s, v4.4s, v16.4s
-	WORD $0x4E341C98 // and v24.16b, v4.16b, v20.16b
-	WORD $0x4F211704 // ssra v4.4s, v24.4s, #31
-	WORD $0x4EB45484 // srshl v4.4s, v4.4s, v20.4s
-	WORD $0x6EB1B4A5 // sqrdmulh v5.4s, v5.4s, v17.4s
-	WORD $0x4E351CB9 // and v25.16b, v5.16b, v21.16b
-	WORD $0x4F211725 // ssra v5.4s, v25.4s, #31
-	WORD $0x4EB554A5 // srshl v5.4s, v5.4s, v21.4s
-	WORD $0x6EB2B4C6 // sqrdmulh v6.4s, v6.4s, v18.4s
-	WORD $0x4E361CDA // and v26.16b, v6.16b, v22.16b
-	WORD $0x4F211746 // ssra v6.4s, v26.4s, #31
-	WORD $0x4EB654C6 // srshl v6.4s, v6.4s, v22.4s
-	WORD $0x6EB3B4E7 // sqrdmulh v7.4s, v7.4s, v19.4s
-	WORD $0x4E371CFB // and v27.16b, v7.16b, v23.16b
-	WORD $0x4F211767 // ssra v7.4s, v27.4s, #31
-	WORD $0x4EB754E7 // srshl v7.4s, v7.4s, v23.4s
+	WORD $0x4E3E6C84 // smin v4.16b, v4.16b, v30.16b
 	MOVD 40(R0), R23
 	ADD R10, R23, R23
-	WORD $0x0E614898 // sqxtn v24.4h, v4.4s
-	WORD $0x4E6148B8 // sqxtn2 v24.8h, v5.4s
-	WORD $0x4E7C0F18 // sqadd v24.8h, v24.8h, v28.8h
-	WORD $0x0E6148D9 // sqxtn v25.4h, v6.4s
-	WORD $0x4E6148F9 // sqxtn2 v25.8h, v7.4s
-	WORD $0x4E7C0F39 // sqadd v25.8h, v25.8h, v28.8h
-	WORD $0x0E214B18 // sqxtn v24.8b, v24.8h
-	WORD $0x4E214B38 // sqxtn2 v24.16b, v25.8h
-	WORD $0x4E3D6718 // smax v24.16b, v24.16b, v29.16b
-	WORD $0x4E3E6F18 // smin v24.16b, v24.16b, v30.16b
-	WORD $0x3CE26AF9 // ldr q25, [x23, x2]
-	VZIP1 V24.B16, V25.B16, V26.B16 // residual low, convolution high
-	VZIP2 V24.B16, V25.B16, V27.B16
-	VMOV V26.D[0], R3
-	VMOV V26.D[1], R4
-	VMOV V27.D[0], R5
-	VMOV V27.D[1], R6
+	WORD $0x3CE26AE5 // ldr q5, [x23, x2]
+	WORD $0x6EB0B508 // sqrdmulh v8.4s, v8.4s, v16.4s
+	VZIP1 V4.B16, V5.B16, V6.B16 // residual low, convolution high
+	VZIP2 V4.B16, V5.B16, V7.B16
+	WORD $0x4E341D18 // and v24.16b, v8.16b, v20.16b
+	VMOV V6.D[0], R3
+	VMOV V6.D[1], R4
+	WORD $0x4F211708 // ssra v8.4s, v24.4s, #31
+	VMOV V7.D[0], R5
+	VMOV V7.D[1], R6
+	WORD $0x4EB45508 // srshl v8.4s, v8.4s, v20.4s
 	UBFX $0, R3, $16, R12
 	MOVBU (R1)(R12), R7
+	WORD $0x6EB1B529 // sqrdmulh v9.4s, v9.4s, v17.4s
 	UBFX $16, R3, $16, R12
 	MOVBU (R1)(R12), R14
+	WORD $0x4E351D39 // and v25.16b, v9.16b, v21.16b
 	ORR R14<<8, R7, R7
 	UBFX $32, R3, $16, R12
 	MOVBU (R1)(R12), R14
+	WORD $0x4F211729 // ssra v9.4s, v25.4s, #31
 	ORR R14<<16, R7, R7
 	LSR $48, R3, R12
+	WORD $0x4EB55529 // srshl v9.4s, v9.4s, v21.4s
 	MOVBU (R1)(R12), R14
 	ORR R14<<24, R7, R7
+	WORD $0x6EB2B54A // sqrdmulh v10.4s, v10.4s, v18.4s
 	UBFX $0, R4, $16, R12
 	MOVBU (R1)(R12), R14
+	WORD $0x4E361D5A // and v26.16b, v10.16b, v22.16b
 	ORR R14<<32, R7, R7
 	UBFX $16, R4, $16, R12
+	WORD $0x4F21174A // ssra v10.4s, v26.4s, #31
 	MOVBU (R1)(R12), R14
 	ORR R14<<40, R7, R7
+	WORD $0x4EB6554A // srshl v10.4s, v10.4s, v22.4s
 	UBFX $32, R4, $16, R12
 	MOVBU (R1)(R12), R14
+	WORD $0x6EB3B56B // sqrdmulh v11.4s, v11.4s, v19.4s
 	ORR R14<<48, R7, R7
 	LSR $48, R4, R12
 	MOVBU (R1)(R12), R14
+	WORD $0x4E371D7B // and v27.16b, v11.16b, v23.16b
 	ORR R14<<56, R7, R7
 	UBFX $0, R5, $16, R12
+	WORD $0x4F21176B // ssra v11.4s, v27.4s, #31
 	MOVBU (R1)(R12), R9
 	UBFX $16, R5, $16, R12
+	WORD $0x4EB7556B // srshl v11.4s, v11.4s, v23.4s
 	MOVBU (R1)(R12), R14
 	ORR R14<<8, R9, R9
+	WORD $0x0E614908 // sqxtn v8.4h, v8.4s
 	UBFX $32, R5, $16, R12
 	MOVBU (R1)(R12), R14
+	WORD $0x4E614928 // sqxtn2 v8.8h, v9.4s
 	ORR R14<<16, R9, R9
 	LSR $48, R5, R12
+	WORD $0x4E7C0D08 // sqadd v8.8h, v8.8h, v28.8h
 	MOVBU (R1)(R12), R14
 	ORR R14<<24, R9, R9
 	UBFX $0, R6, $16, R12
+	WORD $0x0E614949 // sqxtn v9.4h, v10.4s
 	MOVBU (R1)(R12), R14
 	ORR R14<<32, R9, R9
+	WORD $0x4E614969 // sqxtn2 v9.8h, v11.4s
 	UBFX $16, R6, $16, R12
 	MOVBU (R1)(R12), R14
+	WORD $0x4E7C0D29 // sqadd v9.8h, v9.8h, v28.8h
 	ORR R14<<40, R9, R9
 	UBFX $32, R6, $16, R12
+	WORD $0x0E214908 // sqxtn v8.8b, v8.8h
 	MOVBU (R1)(R12), R14
 	ORR R14<<48, R9, R9
+	WORD $0x4E214928 // sqxtn2 v8.16b, v9.8h
 	LSR $48, R6, R12
 	MOVBU (R1)(R12), R14
+	WORD $0x4E3D6508 // smax v8.16b, v8.16b, v29.16b
 	ORR R14<<56, R9, R9
 	STP (R7, R9), (R23)
-	WORD $0x6EB0B508 // sqrdmulh v8.4s, v8.4s, v16.4s
-	WORD $0x4E341D18 // and v24.16b, v8.16b, v20.16b
-	WORD $0x4F211708 // ssra v8.4s, v24.4s, #31
-	WORD $0x4EB45508 // srshl v8.4s, v8.4s, v20.4s
-	WORD $0x6EB1B529 // sqrdmulh v9.4s, v9.4s, v17.4s
-	WORD $0x4E351D39 // and v25.16b, v9.16b, v21.16b
-	WORD $0x4F211729 // ssra v9.4s, v25.4s, #31
-	WORD $0x4EB55529 // srshl v9.4s, v9.4s, v21.4s
-	WORD $0x6EB2B54A // sqrdmulh v10.4s, v10.4s, v18.4s
-	WORD $0x4E361D5A // and v26.16b, v10.16b, v22.16b
-	WORD $0x4F21174A // ssra v10.4s, v26.4s, #31
-	WORD $0x4EB6554A // srshl v10.4s, v10.4s, v22.4s
-	WORD $0x6EB3B56B // sqrdmulh v11.4s, v11.4s, v19.4s
-	WORD $0x4E371D7B // and v27.16b, v11.16b, v23.16b
-	WORD $0x4F21176B // ssra v11.4s, v27.4s, #31
-	WORD $0x4EB7556B // srshl v11.4s, v11.4s, v23.4s
+	WORD $0x4E3E6D08 // smin v8.16b, v8.16b, v30.16b
 	MOVD 48(R0), R23
 	ADD R10, R23, R23
-	WORD $0x0E614918 // sqxtn v24.4h, v8.4s
-	WORD $0x4E614938 // sqxtn2 v24.8h, v9.4s
-	WORD $0x4E7C0F18 // sqadd v24.8h, v24.8h, v28.8h
-	WORD $0x0E614959 // sqxtn v25.4h, v10.4s
-	WORD $0x4E614979 // sqxtn2 v25.8h, v11.4s
-	WORD $0x4E7C0F39 // sqadd v25.8h, v25.8h, v28.8h
-	WORD $0x0E214B18 // sqxtn v24.8b, v24.8h
-	WORD $0x4E214B38 // sqxtn2 v24.16b, v25.8h
-	WORD $0x4E3D6718 // smax v24.16b, v24.16b, v29.16b
-	WORD $0x4E3E6F18 // smin v24.16b, v24.16b, v30.16b
-	WORD $0x3CE26AF9 // ldr q25, [x23, x2]
-	VZIP1 V24.B16, V25.B16, V26.B16 // residual low, convolution high
-	VZIP2 V24.B16, V25.B16, V27.B16
-	VMOV V26.D[0], R3
-	VMOV V26.D[1], R4
-	VMOV V27.D[0], R5
-	VMOV V27.D[1], R6
+	WORD $0x3CE26AE9 // ldr q9, [x23, x2]
+	WORD $0x6EB0B58C // sqrdmulh v12.4s, v12.4s, v16.4s
+	VZIP1 V8.B16, V9.B16, V10.B16 // residual low, convolution high
+	VZIP2 V8.B16, V9.B16, V11.B16
+	WORD $0x4E341D98 // and v24.16b, v12.16b, v20.16b
+	VMOV V10.D[0], R3
+	VMOV V10.D[1], R4
+	WORD $0x4F21170C // ssra v12.4s, v24.4s, #31
+	VMOV V11.D[0], R5
+	VMOV V11.D[1], R6
+	WORD $0x4EB4558C // srshl v12.4s, v12.4s, v20.4s
 	UBFX $0, R3, $16, R12
 	MOVBU (R1)(R12), R7
+	WORD $0x6EB1B5AD // sqrdmulh v13.4s, v13.4s, v17.4s
 	UBFX $16, R3, $16, R12
 	MOVBU (R1)(R12), R14
+	WORD $0x4E351DB9 // and v25.16b, v13.16b, v21.16b
 	ORR R14<<8, R7, R7
 	UBFX $32, R3, $16, R12
 	MOVBU (R1)(R12), R14
+	WORD $0x4F21172D // ssra v13.4s, v25.4s, #31
 	ORR R14<<16, R7, R7
 	LSR $48, R3, R12
+	WORD $0x4EB555AD // srshl v13.4s, v13.4s, v21.4s
 	MOVBU (R1)(R12), R14
 	ORR R14<<24, R7, R7
+	WORD $0x6EB2B5CE // sqrdmulh v14.4s, v14.4s, v18.4s
 	UBFX $0, R4, $16, R12
 	MOVBU (R1)(R12), R14
+	WORD $0x4E361DDA // and v26.16b, v14.16b, v22.16b
 	ORR R14<<32, R7, R7
 	UBFX $16, R4, $16, R12
+	WORD $0x4F21174E // ssra v14.4s, v26.4s, #31
 	MOVBU (R1)(R12), R14
 	ORR R14<<40, R7, R7
+	WORD $0x4EB655CE // srshl v14.4s, v14.4s, v22.4s
 	UBFX $32, R4, $16, R12
 	MOVBU (R1)(R12), R14
+	WORD $0x6EB3B5EF // sqrdmulh v15.4s, v15.4s, v19.4s
 	ORR R14<<48, R7, R7
 	LSR $48, R4, R12
 	MOVBU (R1)(R12), R14
+	WORD $0x4E371DFB // and v27.16b, v15.16b, v23.16b
 	ORR R14<<56, R7, R7
 	UBFX $0, R5, $16, R12
+	WORD $0x4F21176F // ssra v15.4s, v27.4s, #31
 	MOVBU (R1)(R12), R9
 	UBFX $16, R5, $16, R12
+	WORD $0x4EB755EF // srshl v15.4s, v15.4s, v23.4s
 	MOVBU (R1)(R12), R14
 	ORR R14<<8, R9, R9
+	WORD $0x0E61498C // sqxtn v12.4h, v12.4s
 	UBFX $32, R5, $16, R12
 	MOVBU (R1)(R12), R14
+	WORD $0x4E6149AC // sqxtn2 v12.8h, v13.4s
 	ORR R14<<16, R9, R9
 	LSR $48, R5, R12
+	WORD $0x4E7C0D8C // sqadd v12.8h, v12.8h, v28.8h
 	MOVBU (R1)(R12), R14
 	ORR R14<<24, R9, R9
 	UBFX $0, R6, $16, R12
+	WORD $0x0E6149CD // sqxtn v13.4h, v14.4s
 	MOVBU (R1)(R12), R14
 	ORR R14<<32, R9, R9
+	WORD $0x4E6149ED // sqxtn2 v13.8h, v15.4s
 	UBFX $16, R6, $16, R12
 	MOVBU (R1)(R12), R14
+	WORD $0x4E7C0DAD // sqadd v13.8h, v13.8h, v28.8h
 	ORR R14<<40, R9, R9
 	UBFX $32, R6, $16, R12
+	WORD $0x0E21498C // sqxtn v12.8b, v12.8h
 	MOVBU (R1)(R12), R14
 	ORR R14<<48, R9, R9
+	WORD $0x4E2149AC // sqxtn2 v12.16b, v13.8h
 	LSR $48, R6, R12
 	MOVBU (R1)(R12), R14
+	WORD $0x4E3D658C // smax v12.16b, v12.16b, v29.16b
 	ORR R14<<56, R9, R9
 	STP (R7, R9), (R23)
-	WORD $0x6EB0B58C // sqrdmulh v12.4s, v12.4s, v16.4s
-	WORD $0x4E341D98 // and v24.16b, v12.16b, v20.16b
-	WORD $0x4F21170C // ssra v12.4s, v24.4s, #31
-	WORD $0x4EB4558C // srshl v12.4s, v12.4s, v20.4s
-	WORD $0x6EB1B5AD // sqrdmulh v13.4s, v13.4s, v17.4s
-	WORD $0x4E351DB9 // and v25.16b, v13.16b, v21.16b
-	WORD $0x4F21172D // ssra v13.4s, v25.4s, #31
-	WORD $0x4EB555AD // srshl v13.4s, v13.4s, v21.4s
-	WORD $0x6EB2B5CE // sqrdmulh v14.4s, v14.4s, v18.4s
-	WORD $0x4E361DDA // and v26.16b, v14.16b, v22.16b
-	WORD $0x4F21174E // ssra v14.4s, v26.4s, #31
-	WORD $0x4EB655CE // srshl v14.4s, v14.4s, v22.4s
-	WORD $0x6EB3B5EF // sqrdmulh v15.4s, v15.4s, v19.4s
-	WORD $0x4E371DFB // and v27.16b, v15.16b, v23.16b
-	WORD $0x4F21176F // ssra v15.4s, v27.4s, #31
-	WORD $0x4EB755EF // srshl v15.4s, v15.4s, v23.4s
+	WORD $0x4E3E6D8C // smin v12.16b, v12.16b, v30.16b
 	MOVD 56(R0), R23
 	ADD R10, R23, R23
-	WORD $0x0E614998 // sqxtn v24.4h, v12.4s
-	WORD $0x4E6149B8 // sqxtn2 v24.8h, v13.4s
-	WORD $0x4E7C0F18 // sqadd v24.8h, v24.8h, v28.8h
-	WORD $0x0E6149D9 // sqxtn v25.4h, v14.4s
-	WORD $0x4E6149F9 // sqxtn2 v25.8h, v15.4s
-	WORD $0x4E7C0F39 // sqadd v25.8h, v25.8h, v28.8h
-	WORD $0x0E214B18 // sqxtn v24.8b, v24.8h
-	WORD $0x4E214B38 // sqxtn2 v24.16b, v25.8h
-	WORD $0x4E3D6718 // smax v24.16b, v24.16b, v29.16b
-	WORD $0x4E3E6F18 // smin v24.16b, v24.16b, v30.16b
-	WORD $0x3CE26AF9 // ldr q25, [x23, x2]
-	VZIP1 V24.B16, V25.B16, V26.B16 // residual low, convolution high
-	VZIP2 V24.B16, V25.B16, V27.B16
-	VMOV V26.D[0], R3
-	VMOV V26.D[1], R4
-	VMOV V27.D[0], R5
-	VMOV V27.D[1], R6
+	WORD $0x3CE26AED // ldr q13, [x23, x2]
+	VZIP1 V12.B16, V13.B16, V14.B16 // residual low, convolution high
+	VZIP2 V12.B16, V13.B16, V15.B16
+	VMOV V14.D[0], R3
+	VMOV V14.D[1], R4
+	VMOV V15.D[0], R5
+	VMOV V15.D[1], R6
 	UBFX $0, R3, $16, R12
 	MOVBU (R1)(R12), R7
 	UBFX $16, R3, $16, R12
@@ -3890,227 +3890,227 @@ rnext:
 	WORD $0x4EB65442 // srshl v2.4s, v2.4s, v22.4s
 	WORD $0x6EB3B463 // sqrdmulh v3.4s, v3.4s, v19.4s
 	WORD $0x4EB75463 // srshl v3.4s, v3.4s, v23.4s
+	WORD $0x4E411800 // uzp1 v0.8h, v0.8h, v1.8h
+	WORD $0x4E431841 // uzp1 v1.8h, v2.8h, v3.8h
+	WORD $0x2E212800 // sqxtun v0.8b, v0.8h
+	WORD $0x6E212820 // sqxtun2 v0.16b, v1.8h
+	WORD $0x6E3D1C00 // eor v0.16b, v0.16b, v29.16b
 	MOVD 32(R0), R23
 	ADD R10, R23, R23
-	WORD $0x4E411818 // uzp1 v24.8h, v0.8h, v1.8h
-	WORD $0x4E431859 // uzp1 v25.8h, v2.8h, v3.8h
-	WORD $0x2E212B18 // sqxtun v24.8b, v24.8h
-	WORD $0x6E212B38 // sqxtun2 v24.16b, v25.8h
-	WORD $0x6E3D1F18 // eor v24.16b, v24.16b, v29.16b
-	WORD $0x3CE26AF9 // ldr q25, [x23, x2]
-	VZIP1 V24.B16, V25.B16, V26.B16 // residual low, convolution high
-	VZIP2 V24.B16, V25.B16, V27.B16
-	VMOV V26.D[0], R3
-	VMOV V26.D[1], R4
-	VMOV V27.D[0], R5
-	VMOV V27.D[1], R6
+	WORD $0x3CE26AE1 // ldr q1, [x23, x2]
+	VZIP1 V0.B16, V1.B16, V2.B16 // residual low, convolution high
+	VZIP2 V0.B16, V1.B16, V3.B16
+	WORD $0x6EB0B484 // sqrdmulh v4.4s, v4.4s, v16.4s
+	VMOV V2.D[0], R3
+	VMOV V2.D[1], R4
+	VMOV V3.D[0], R5
+	VMOV V3.D[1], R6
+	WORD $0x4EB45484 // srshl v4.4s, v4.4s, v20.4s
 	UBFX $0, R3, $16, R12
 	MOVBU (R1)(R12), R7
 	UBFX $16, R3, $16, R12
 	MOVBU (R1)(R12), R14
+	WORD $0x6EB1B4A5 // sqrdmulh v5.4s, v5.4s, v17.4s
 	ORR R14<<8, R7, R7
 	UBFX $32, R3, $16, R12
 	MOVBU (R1)(R12), R14
 	ORR R14<<16, R7, R7
 	LSR $48, R3, R12
+	WORD $0x4EB554A5 // srshl v5.4s, v5.4s, v21.4s
 	MOVBU (R1)(R12), R14
 	ORR R14<<24, R7, R7
 	UBFX $0, R4, $16, R12
 	MOVBU (R1)(R12), R14
+	WORD $0x6EB2B4C6 // sqrdmulh v6.4s, v6.4s, v18.4s
 	ORR R14<<32, R7, R7
 	UBFX $16, R4, $16, R12
 	MOVBU (R1)(R12), R14
 	ORR R14<<40, R7, R7
+	WORD $0x4EB654C6 // srshl v6.4s, v6.4s, v22.4s
 	UBFX $32, R4, $16, R12
 	MOVBU (R1)(R12), R14
 	ORR R14<<48, R7, R7
 	LSR $48, R4, R12
 	MOVBU (R1)(R12), R14
+	WORD $0x6EB3B4E7 // sqrdmulh v7.4s, v7.4s, v19.4s
 	ORR R14<<56, R7, R7
 	UBFX $0, R5, $16, R12
 	MOVBU (R1)(R12), R9
 	UBFX $16, R5, $16, R12
+	WORD $0x4EB754E7 // srshl v7.4s, v7.4s, v23.4s
 	MOVBU (R1)(R12), R14
 	ORR R14<<8, R9, R9
 	UBFX $32, R5, $16, R12
 	MOVBU (R1)(R12), R14
+	WORD $0x4E451884 // uzp1 v4.8h, v4.8h, v5.8h
 	ORR R14<<16, R9, R9
 	LSR $48, R5, R12
 	MOVBU (R1)(R12), R14
 	ORR R14<<24, R9, R9
 	UBFX $0, R6, $16, R12
+	WORD $0x4E4718C5 // uzp1 v5.8h, v6.8h, v7.8h
 	MOVBU (R1)(R12), R14
 	ORR R14<<32, R9, R9
 	UBFX $16, R6, $16, R12
 	MOVBU (R1)(R12), R14
+	WORD $0x2E212884 // sqxtun v4.8b, v4.8h
 	ORR R14<<40, R9, R9
 	UBFX $32, R6, $16, R12
 	MOVBU (R1)(R12), R14
 	ORR R14<<48, R9, R9
+	WORD $0x6E2128A4 // sqxtun2 v4.16b, v5.8h
 	LSR $48, R6, R12
 	MOVBU (R1)(R12), R14
 	ORR R14<<56, R9, R9
 	STP (R7, R9), (R23)
-	WORD $0x6EB0B484 // sqrdmulh v4.4s, v4.4s, v16.4s
-	WORD $0x4EB45484 // srshl v4.4s, v4.4s, v20.4s
-	WORD $0x6EB1B4A5 // sqrdmulh v5.4s, v5.4s, v17.4s
-	WORD $0x4EB554A5 // srshl v5.4s, v5.4s, v21.4s
-	WORD $0x6EB2B4C6 // sqrdmulh v6.4s, v6.4s, v18.4s
-	WORD $0x4EB654C6 // srshl v6.4s, v6.4s, v22.4s
-	WORD $0x6EB3B4E7 // sqrdmulh v7.4s, v7.4s, v19.4s
-	WORD $0x4EB754E7 // srshl v7.4s, v7.4s, v23.4s
+	WORD $0x6E3D1C84 // eor v4.16b, v4.16b, v29.16b
 	MOVD 40(R0), R23
 	ADD R10, R23, R23
-	WORD $0x4E451898 // uzp1 v24.8h, v4.8h, v5.8h
-	WORD $0x4E4718D9 // uzp1 v25.8h, v6.8h, v7.8h
-	WORD $0x2E212B18 // sqxtun v24.8b, v24.8h
-	WORD $0x6E212B38 // sqxtun2 v24.16b, v25.8h
-	WORD $0x6E3D1F18 // eor v24.16b, v24.16b, v29.16b
-	WORD $0x3CE26AF9 // ldr q25, [x23, x2]
-	VZIP1 V24.B16, V25.B16, V26.B16 // residual low, convolution high
-	VZIP2 V24.B16, V25.B16, V27.B16
-	VMOV V26.D[0], R3
-	VMOV V26.D[1], R4
-	VMOV V27.D[0], R5
-	VMOV V27.D[1], R6
+	WORD $0x3CE26AE5 // ldr q5, [x23, x2]
+	VZIP1 V4.B16, V5.B16, V6.B16 // residual low, convolution high
+	VZIP2 V4.B16, V5.B16, V7.B16
+	WORD $0x6EB0B508 // sqrdmulh v8.4s, v8.4s, v16.4s
+	VMOV V6.D[0], R3
+	VMOV V6.D[1], R4
+	VMOV V7.D[0], R5
+	VMOV V7.D[1], R6
+	WORD $0x4EB45508 // srshl v8.4s, v8.4s, v20.4s
 	UBFX $0, R3, $16, R12
 	MOVBU (R1)(R12), R7
 	UBFX $16, R3, $16, R12
 	MOVBU (R1)(R12), R14
+	WORD $0x6EB1B529 // sqrdmulh v9.4s, v9.4s, v17.4s
 	ORR R14<<8, R7, R7
 	UBFX $32, R3, $16, R12
 	MOVBU (R1)(R12), R14
 	ORR R14<<16, R7, R7
 	LSR $48, R3, R12
+	WORD $0x4EB55529 // srshl v9.4s, v9.4s, v21.4s
 	MOVBU (R1)(R12), R14
 	ORR R14<<24, R7, R7
 	UBFX $0, R4, $16, R12
 	MOVBU (R1)(R12), R14
+	WORD $0x6EB2B54A // sqrdmulh v10.4s, v10.4s, v18.4s
 	ORR R14<<32, R7, R7
 	UBFX $16, R4, $16, R12
 	MOVBU (R1)(R12), R14
 	ORR R14<<40, R7, R7
+	WORD $0x4EB6554A // srshl v10.4s, v10.4s, v22.4s
 	UBFX $32, R4, $16, R12
 	MOVBU (R1)(R12), R14
 	ORR R14<<48, R7, R7
 	LSR $48, R4, R12
 	MOVBU (R1)(R12), R14
+	WORD $0x6EB3B56B // sqrdmulh v11.4s, v11.4s, v19.4s
 	ORR R14<<56, R7, R7
 	UBFX $0, R5, $16, R12
 	MOVBU (R1)(R12), R9
 	UBFX $16, R5, $16, R12
+	WORD $0x4EB7556B // srshl v11.4s, v11.4s, v23.4s
 	MOVBU (R1)(R12), R14
 	ORR R14<<8, R9, R9
 	UBFX $32, R5, $16, R12
 	MOVBU (R1)(R12), R14
+	WORD $0x4E491908 // uzp1 v8.8h, v8.8h, v9.8h
 	ORR R14<<16, R9, R9
 	LSR $48, R5, R12
 	MOVBU (R1)(R12), R14
 	ORR R14<<24, R9, R9
 	UBFX $0, R6, $16, R12
+	WORD $0x4E4B1949 // uzp1 v9.8h, v10.8h, v11.8h
 	MOVBU (R1)(R12), R14
 	ORR R14<<32, R9, R9
 	UBFX $16, R6, $16, R12
 	MOVBU (R1)(R12), R14
+	WORD $0x2E212908 // sqxtun v8.8b, v8.8h
 	ORR R14<<40, R9, R9
 	UBFX $32, R6, $16, R12
 	MOVBU (R1)(R12), R14
 	ORR R14<<48, R9, R9
+	WORD $0x6E212928 // sqxtun2 v8.16b, v9.8h
 	LSR $48, R6, R12
 	MOVBU (R1)(R12), R14
 	ORR R14<<56, R9, R9
 	STP (R7, R9), (R23)
-	WORD $0x6EB0B508 // sqrdmulh v8.4s, v8.4s, v16.4s
-	WORD $0x4EB45508 // srshl v8.4s, v8.4s, v20.4s
-	WORD $0x6EB1B529 // sqrdmulh v9.4s, v9.4s, v17.4s
-	WORD $0x4EB55529 // srshl v9.4s, v9.4s, v21.4s
-	WORD $0x6EB2B54A // sqrdmulh v10.4s, v10.4s, v18.4s
-	WORD $0x4EB6554A // srshl v10.4s, v10.4s, v22.4s
-	WORD $0x6EB3B56B // sqrdmulh v11.4s, v11.4s, v19.4s
-	WORD $0x4EB7556B // srshl v11.4s, v11.4s, v23.4s
+	WORD $0x6E3D1D08 // eor v8.16b, v8.16b, v29.16b
 	MOVD 48(R0), R23
 	ADD R10, R23, R23
-	WORD $0x4E491918 // uzp1 v24.8h, v8.8h, v9.8h
-	WORD $0x4E4B1959 // uzp1 v25.8h, v10.8h, v11.8h
-	WORD $0x2E212B18 // sqxtun v24.8b, v24.8h
-	WORD $0x6E212B38 // sqxtun2 v24.16b, v25.8h
-	WORD $0x6E3D1F18 // eor v24.16b, v24.16b, v29.16b
-	WORD $0x3CE26AF9 // ldr q25, [x23, x2]
-	VZIP1 V24.B16, V25.B16, V26.B16 // residual low, convolution high
-	VZIP2 V24.B16, V25.B16, V27.B16
-	VMOV V26.D[0], R3
-	VMOV V26.D[1], R4
-	VMOV V27.D[0], R5
-	VMOV V27.D[1], R6
+	WORD $0x3CE26AE9 // ldr q9, [x23, x2]
+	VZIP1 V8.B16, V9.B16, V10.B16 // residual low, convolution high
+	VZIP2 V8.B16, V9.B16, V11.B16
+	WORD $0x6EB0B58C // sqrdmulh v12.4s, v12.4s, v16.4s
+	VMOV V10.D[0], R3
+	VMOV V10.D[1], R4
+	VMOV V11.D[0], R5
+	VMOV V11.D[1], R6
+	WORD $0x4EB4558C // srshl v12.4s, v12.4s, v20.4s
 	UBFX $0, R3, $16, R12
 	MOVBU (R1)(R12), R7
 	UBFX $16, R3, $16, R12
 	MOVBU (R1)(R12), R14
+	WORD $0x6EB1B5AD // sqrdmulh v13.4s, v13.4s, v17.4s
 	ORR R14<<8, R7, R7
 	UBFX $32, R3, $16, R12
 	MOVBU (R1)(R12), R14
 	ORR R14<<16, R7, R7
 	LSR $48, R3, R12
+	WORD $0x4EB555AD // srshl v13.4s, v13.4s, v21.4s
 	MOVBU (R1)(R12), R14
 	ORR R14<<24, R7, R7
 	UBFX $0, R4, $16, R12
 	MOVBU (R1)(R12), R14
+	WORD $0x6EB2B5CE // sqrdmulh v14.4s, v14.4s, v18.4s
 	ORR R14<<32, R7, R7
 	UBFX $16, R4, $16, R12
 	MOVBU (R1)(R12), R14
 	ORR R14<<40, R7, R7
+	WORD $0x4EB655CE // srshl v14.4s, v14.4s, v22.4s
 	UBFX $32, R4, $16, R12
 	MOVBU (R1)(R12), R14
 	ORR R14<<48, R7, R7
 	LSR $48, R4, R12
 	MOVBU (R1)(R12), R14
+	WORD $0x6EB3B5EF // sqrdmulh v15.4s, v15.4s, v19.4s
 	ORR R14<<56, R7, R7
 	UBFX $0, R5, $16, R12
 	MOVBU (R1)(R12), R9
 	UBFX $16, R5, $16, R12
+	WORD $0x4EB755EF // srshl v15.4s, v15.4s, v23.4s
 	MOVBU (R1)(R12), R14
 	ORR R14<<8, R9, R9
 	UBFX $32, R5, $16, R12
 	MOVBU (R1)(R12), R14
+	WORD $0x4E4D198C // uzp1 v12.8h, v12.8h, v13.8h
 	ORR R14<<16, R9, R9
 	LSR $48, R5, R12
 	MOVBU (R1)(R12), R14
 	ORR R14<<24, R9, R9
 	UBFX $0, R6, $16, R12
+	WORD $0x4E4F19CD // uzp1 v13.8h, v14.8h, v15.8h
 	MOVBU (R1)(R12), R14
 	ORR R14<<32, R9, R9
 	UBFX $16, R6, $16, R12
 	MOVBU (R1)(R12), R14
+	WORD $0x2E21298C // sqxtun v12.8b, v12.8h
 	ORR R14<<40, R9, R9
 	UBFX $32, R6, $16, R12
 	MOVBU (R1)(R12), R14
 	ORR R14<<48, R9, R9
+	WORD $0x6E2129AC // sqxtun2 v12.16b, v13.8h
 	LSR $48, R6, R12
 	MOVBU (R1)(R12), R14
 	ORR R14<<56, R9, R9
 	STP (R7, R9), (R23)
-	WORD $0x6EB0B58C // sqrdmulh v12.4s, v12.4s, v16.4s
-	WORD $0x4EB4558C // srshl v12.4s, v12.4s, v20.4s
-	WORD $0x6EB1B5AD // sqrdmulh v13.4s, v13.4s, v17.4s
-	WORD $0x4EB555AD // srshl v13.4s, v13.4s, v21.4s
-	WORD $0x6EB2B5CE // sqrdmulh v14.4s, v14.4s, v18.4s
-	WORD $0x4EB655CE // srshl v14.4s, v14.4s, v22.4s
-	WORD $0x6EB3B5EF // sqrdmulh v15.4s, v15.4s, v19.4s
-	WORD $0x4EB755EF // srshl v15.4s, v15.4s, v23.4s
+	WORD $0x6E3D1D8C // eor v12.16b, v12.16b, v29.16b
 	MOVD 56(R0), R23
 	ADD R10, R23, R23
-	WORD $0x4E4D1998 // uzp1 v24.8h, v12.8h, v13.8h
-	WORD $0x4E4F19D9 // uzp1 v25.8h, v14.8h, v15.8h
-	WORD $0x2E212B18 // sqxtun v24.8b, v24.8h
-	WORD $0x6E212B38 // sqxtun2 v24.16b, v25.8h
-	WORD $0x6E3D1F18 // eor v24.16b, v24.16b, v29.16b
-	WORD $0x3CE26AF9 // ldr q25, [x23, x2]
-	VZIP1 V24.B16, V25.B16, V26.B16 // residual low, convolution high
-	VZIP2 V24.B16, V25.B16, V27.B16
-	VMOV V26.D[0], R3
-	VMOV V26.D[1], R4
-	VMOV V27.D[0], R5
-	VMOV V27.D[1], R6
+	WORD $0x3CE26AED // ldr q13, [x23, x2]
+	VZIP1 V12.B16, V13.B16, V14.B16 // residual low, convolution high
+	VZIP2 V12.B16, V13.B16, V15.B16
+	VMOV V14.D[0], R3
+	VMOV V14.D[1], R4
+	VMOV V15.D[0], R5
+	VMOV V15.D[1], R6
 	UBFX $0, R3, $16, R12
 	MOVBU (R1)(R12), R7
 	UBFX $16, R3, $16, R12

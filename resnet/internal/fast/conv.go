@@ -456,6 +456,9 @@ type tileArgs struct {
 	// each output byte becomes addT[uint8(conv)<<8 | uint8(residual)], the
 	// residual's byte lying resd bytes from the output's (read before the
 	// output is written, so resd may be 0). addT is nil when unfused.
+	// tileNEONDotAdd also takes the four pixels' outputs to lie equally
+	// far apart (out[j] = out[0] + j*(out[1]-out[0]): four consecutive
+	// pixels, which is what tiles gives it).
 	addT unsafe.Pointer
 	resd int
 }

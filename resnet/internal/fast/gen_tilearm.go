@@ -473,6 +473,10 @@ func genARMDot1() {
 }
 
 // The fast copies of the loops, by epilogue.
+// addBiasEarly: the next pass's accumulators are loaded with the bias in
+// the epilogue (addEpilogue), not by passSetup.
+var addBiasEarly bool
+
 const (
 	fastFixed = iota // the inline fixed-point epilogue (counted)
 	fastFP32         // the float32 one
@@ -485,6 +489,8 @@ const (
 func fastBody(k *armKernel, mode int) {
 	dot := k.isa == "NEONDot"
 	x := "fxsr"[mode : mode+1] // label prefix
+	addBiasEarly = k.add
+	defer func() { addBiasEarly = false }()
 	counted := func(r string) string { return r }
 	if mode != fastFixed || k.add {
 		counted = func(string) string { return "special" }
@@ -778,11 +784,11 @@ func passSetup(dot, first, noZero bool) {
 	if !first {
 		ag("ADD R10<<2, R11, R11 // parameters of this pass's channels")
 	}
-	if dot {
+	if dot && !(addBiasEarly && !first) {
 		for j := range mr {
 			ld1x4s(4*j, 11)
 		}
-	} else if !noZero {
+	} else if !dot && !noZero {
 		for r := range 16 {
 			veor(r, r, r)
 		}
@@ -1065,7 +1071,7 @@ func epilogue(dot bool, kind int, add bool) {
 		}
 	}
 	if dot && add {
-		addEpilogue(kind, vecs, mult, nrsh, tmp, requant)
+		addEpilogue(kind, vecs, mult, nrsh)
 		return
 	}
 	// SDOT pixel by pixel; NEON every pixel's requantization first (the
@@ -1084,14 +1090,42 @@ func epilogue(dot bool, kind int, add bool) {
 }
 
 // addEpilogue is the SDOT epilogue of kind with the fused residual ADD
-// (tileNEONDotAdd): pixel j's requantization (as epilogue's) narrows into
-// V4j (its accumulators are free by then), and addStore looks its 16
-// bytes up with the residual's. The two streams are interleaved, pixel
-// j-1's lookups (integer and load pipes) spread through pixel j's vector
-// instructions, so that an out-of-order core, whose window would not
-// reach past a pixel's 50-odd lookups, keeps both kinds of pipe busy:
-// all in the epilogue's one basic block.
-func addEpilogue(kind, vecs int, mult, nrsh, tmp []int, requant func(int)) {
+// (tileNEONDotAdd), software-pipelined over the four pixels in the
+// epilogue's one basic block: pixel j's requantization (as epilogue's)
+// narrows into V4j (its accumulators are free by then); addIndex(j) makes
+// its sixteen table indices from it and the residual, addLookup(j) looks
+// them up and stores the bytes. Each pixel's index stage is interleaved
+// with the next pixel's vector instructions and its lookups with the
+// pixel after that, so that an out-of-order core (whose reorder buffer
+// would fill behind a dependency chain of some forty cycles) keeps the
+// vector, integer and load pipes busy together. The residual vectors are
+// loaded first, off those chains; the requantization's temporaries are all
+// V24 (renaming makes them independent), which frees V25-V27.
+func addEpilogue(kind, vecs int, mult, nrsh []int) {
+	const t = 24
+	// R17: the next pass's bias (each pixel's accumulators start there),
+	// loaded into V4j-V4j+3 as soon as pixel j's indices are made (after
+	// the last pass, the parameter block's next row: read, not used).
+	ag("MOVD %d(R0), R17", offParams)
+	ag("ADD R10<<2, R17, R17")
+	ag("ADD $%d, R17, R17", 4*16)
+	// The pixels' outputs lie R16 bytes apart (Conv.tiles runs the fused
+	// kernel on tiles of four consecutive pixels only): R23 is pixel 0's
+	// (addLookup moves it on), R3-R5 the others' for the residual loads.
+	ag("MOVD %d(R0), R23", offOut)
+	ag("MOVD %d(R0), R16", offOut+8)
+	ag("ADD R10, R23, R23")
+	ag("SUB R23, R16, R16")
+	ag("ADD R10, R16, R16")
+	ldrQreg(addRes[0], 23, 2)
+	for j := 1; j < mr; j++ {
+		prev := "R23"
+		if j > 1 {
+			prev = fmt.Sprintf("R%d", 1+j)
+		}
+		ag("ADD R16, %s, R%d", prev, 2+j)
+		ldrQreg(addRes[j], 2+j, 2)
+	}
 	pixel := func(j int) {
 		d0, d1 := 4*j, 4*j+1
 		switch kind {
@@ -1108,7 +1142,7 @@ func addEpilogue(kind, vecs int, mult, nrsh, tmp []int, requant func(int)) {
 			veor(d0, d0, 29)
 		case epiFixed:
 			for q := range vecs {
-				x, t := 4*j+q, tmp[q]
+				x := 4*j + q
 				cmlt0(t, x)
 				sqrdmlah(t, x, mult[q])
 				vsrshl(x, t, nrsh[q])
@@ -1119,8 +1153,14 @@ func addEpilogue(kind, vecs int, mult, nrsh, tmp []int, requant func(int)) {
 			vadd8h(d1, d1, 28)
 			sqxtnB(d0, d0)
 			sqxtn2B(d0, d1)
-		default: // epiLsh: the saturating narrowing and the clamp
-			requant(j)
+		default: // epiLsh (the SSHLs are done): epilogue's requant and narrow
+			for q := range vecs {
+				x := 4*j + q
+				vsqrdmulh(x, x, mult[q])
+				vand(t, x, nrsh[q])
+				ssra31(x, t)
+				vsrshl(x, x, nrsh[q])
+			}
 			sqxtnH(d0, 4*j)
 			sqxtn2H(d0, 4*j+1)
 			vsqadd8h(d0, d0, 28)
@@ -1133,14 +1173,47 @@ func addEpilogue(kind, vecs int, mult, nrsh, tmp []int, requant func(int)) {
 			vsmin16b(d0, d0, 30)
 		}
 	}
-	var prev []string
-	for j := range mr {
-		v := capture(func() { pixel(j) })
-		emitMerged(v, prev)
-		prev = capture(func() { addStore(j) })
+	// Stage s of pixel j runs beside stage 0 of pixel j+s.
+	index := func(j int) {
+		addIndex(j)
+		ld1x4s(4*j, 17)
 	}
-	emitMerged(nil, prev)
+	stages := []func(int){pixel, index, addLookup}
+	for step := range mr + len(stages) - 1 {
+		var lines []string
+		for s, f := range stages {
+			if j := step - s; j >= 0 && j < mr {
+				lines = mergeLines(lines, capture(func() { f(j) }))
+			}
+		}
+		emitMerged(nil, lines)
+	}
 }
+
+// mergeLines interleaves a and c, c's lines spread evenly among a's.
+func mergeLines(a, c []string) []string {
+	n := len(a) + len(c)
+	out := make([]string, 0, n)
+	ia, ic := 0, 0
+	for k := range n {
+		if ic < len(c) && (ia == len(a) || ic*n < (k+1)*len(c)) {
+			out = append(out, c[ic])
+			ic++
+		} else {
+			out = append(out, a[ia])
+			ia++
+		}
+	}
+	return out
+}
+
+// The fused ADD's registers in the epilogue: pixel j's residual vector,
+// and its sixteen indices four to a register (two sets: pixel j's
+// lookups run beside pixel j+1's indexing).
+var (
+	addRes = []int{25, 26, 27, 31}
+	addIdx = [2][]string{{"R3", "R4", "R5", "R6"}, {"R11", "R24", "R26", "R15"}}
+)
 
 // capture returns the lines f emits, taking them back out of b.
 func capture(f func()) []string {
@@ -1169,44 +1242,60 @@ func emitMerged(a, c []string) {
 	}
 }
 
-// addStore stores pixel j's 16 output bytes (V4j) as the fused ADD of them
-// and the residual's 16 bytes at out + R2, through the table at R1: out =
-// T[conv<<8 | residual] (Conv.addT). The residual is loaded before
-// anything is stored, so it may be the output itself. ZIP1 and ZIP2
-// interleave the residual's bytes (low) and the convolution's (high) into
-// sixteen 16-bit indices, four to a general register (UMOV); the lookups
-// are scalar byte loads gathered eight to a register by ORR of the byte
-// shifted into place, as addTableNEON does, and one STP stores the
-// sixteen. It uses V4j-V4j+3, R23, and R3-R7, R9, R12 and R14, which are
-// free in the epilogue (passSetup sets R5-R7 and R9 afresh, fastSetup
-// R12).
-func addStore(j int) {
-	c, r, z1, z2 := 4*j, 4*j+1, 4*j+2, 4*j+3
-	ag("MOVD %d(R0), R23", offOut+8*j)
-	ag("ADD R10, R23, R23")
-	ldrQreg(r, 23, 2)
+// addIndex makes pixel j's sixteen table indices conv<<8 | residual, from
+// its 16 output bytes (V4j) and the residual's (addRes[j], loaded from out
+// + R2 before anything is stored, so the residual may be the output
+// itself): ZIP1 and ZIP2 interleave them, four UMOVs move them to
+// addIdx[j%2].
+func addIndex(j int) {
+	c, r, z1, z2 := 4*j, addRes[j], 4*j+2, 4*j+3
+	w := addIdx[j%2]
 	ag("VZIP1 V%d.B16, V%d.B16, V%d.B16 // residual low, convolution high", c, r, z1)
 	ag("VZIP2 V%d.B16, V%d.B16, V%d.B16", c, r, z2)
-	ag("VMOV V%d.D[0], R3", z1)
-	ag("VMOV V%d.D[1], R4", z1)
-	ag("VMOV V%d.D[0], R5", z2)
-	ag("VMOV V%d.D[1], R6", z2)
-	for h, dst := range []string{"R7", "R9"} {
-		for k := range 8 {
-			src := []string{"R3", "R4", "R5", "R6"}[2*h+k/4]
-			switch sh := 16 * (k % 4); sh {
-			case 48:
-				ag("LSR $48, %s, R12", src)
-			default:
-				ag("UBFX $%d, %s, $16, R12", sh, src)
-			}
-			if k == 0 {
-				ag("MOVBU (R1)(R12), %s", dst)
-				continue
-			}
-			ag("MOVBU (R1)(R12), R14")
-			ag("ORR R14<<%d, %s, %s", 8*k, dst, dst)
+	ag("VMOV V%d.D[0], %s", z1, w[0])
+	ag("VMOV V%d.D[1], %s", z1, w[1])
+	ag("VMOV V%d.D[0], %s", z2, w[2])
+	ag("VMOV V%d.D[1], %s", z2, w[3])
+}
+
+// addLookup looks pixel j's indices up in the table at R1 (Conv.addT: out =
+// T[conv<<8 | residual]) and stores the sixteen bytes: scalar byte loads
+// (as addTableNEON's), gathered eight to a register by ORR of the byte
+// shifted into place, pairs then quadruples (a tree, not a chain of
+// seven), and one STP at pixel j's output. It uses R7-R9, R12, R14 and
+// R23, free in the fast copies' epilogue (passSetup sets R5-R7, R9 and
+// R11 afresh, fastSetup R12; R8 and R24 are read at the kernel's entry
+// only; R15 and R26 hold nothing there).
+func addLookup(j int) {
+	w := addIdx[j%2]
+	look := func(k int, reg string) {
+		src := w[k/4]
+		if sh := 16 * (k % 4); sh == 48 {
+			ag("LSR $48, %s, R12", src)
+		} else {
+			ag("UBFX $%d, %s, $16, R12", sh, src)
 		}
+		ag("MOVBU (R1)(R12), %s", reg)
+	}
+	for h, dst := range []string{"R7", "R9"} {
+		for q := range 2 {
+			a := dst
+			if q == 1 {
+				a = "R14"
+			}
+			k := 8*h + 4*q
+			look(k, a)
+			look(k+1, "R12")
+			ag("ORR R12<<8, %s, %s", a, a)
+			look(k+2, "R8")
+			look(k+3, "R12")
+			ag("ORR R12<<8, R8, R8")
+			ag("ORR R8<<16, %s, %s", a, a)
+		}
+		ag("ORR R14<<32, %s, %s", dst, dst)
+	}
+	if j > 0 {
+		ag("ADD R16, R23, R23 // pixel j's output")
 	}
 	ag("STP (R7, R9), (R23)")
 }

@@ -2944,309 +2944,315 @@ fnext:
 	WORD $0x3DC18976 // ldr q22, [x11, #1568]
 	WORD $0x3DC04D73 // ldr q19, [x11, #304]
 	WORD $0x3DC18D77 // ldr q23, [x11, #1584]
+	MOVD 72(R0), R17
+	ADD R10<<2, R17, R17
+	ADD $64, R17, R17
+	MOVD 32(R0), R23
+	MOVD 40(R0), R16
+	ADD R10, R23, R23
+	SUB R23, R16, R16
+	ADD R10, R16, R16
+	WORD $0x3CE26AF9 // ldr q25, [x23, x2]
+	ADD R16, R23, R3
+	WORD $0x3CE2687A // ldr q26, [x3, x2]
+	ADD R16, R3, R4
+	WORD $0x3CE2689B // ldr q27, [x4, x2]
+	ADD R16, R4, R5
+	WORD $0x3CE268BF // ldr q31, [x5, x2]
 	WORD $0x4EA0A818 // cmlt v24.4s, v0.4s, #0
 	WORD $0x6E908418 // sqrdmlah v24.4s, v0.4s, v16.4s
 	WORD $0x4EB45700 // srshl v0.4s, v24.4s, v20.4s
-	WORD $0x4EA0A839 // cmlt v25.4s, v1.4s, #0
-	WORD $0x6E918439 // sqrdmlah v25.4s, v1.4s, v17.4s
-	WORD $0x4EB55721 // srshl v1.4s, v25.4s, v21.4s
-	WORD $0x4EA0A85A // cmlt v26.4s, v2.4s, #0
-	WORD $0x6E92845A // sqrdmlah v26.4s, v2.4s, v18.4s
-	WORD $0x4EB65742 // srshl v2.4s, v26.4s, v22.4s
-	WORD $0x4EA0A87B // cmlt v27.4s, v3.4s, #0
-	WORD $0x6E93847B // sqrdmlah v27.4s, v3.4s, v19.4s
-	WORD $0x4EB75763 // srshl v3.4s, v27.4s, v23.4s
+	WORD $0x4EA0A838 // cmlt v24.4s, v1.4s, #0
+	WORD $0x6E918438 // sqrdmlah v24.4s, v1.4s, v17.4s
+	WORD $0x4EB55701 // srshl v1.4s, v24.4s, v21.4s
+	WORD $0x4EA0A858 // cmlt v24.4s, v2.4s, #0
+	WORD $0x6E928458 // sqrdmlah v24.4s, v2.4s, v18.4s
+	WORD $0x4EB65702 // srshl v2.4s, v24.4s, v22.4s
+	WORD $0x4EA0A878 // cmlt v24.4s, v3.4s, #0
+	WORD $0x6E938478 // sqrdmlah v24.4s, v3.4s, v19.4s
+	WORD $0x4EB75703 // srshl v3.4s, v24.4s, v23.4s
 	WORD $0x4E411800 // uzp1 v0.8h, v0.8h, v1.8h
 	WORD $0x4E7C8400 // add v0.8h, v0.8h, v28.8h
 	WORD $0x4E431841 // uzp1 v1.8h, v2.8h, v3.8h
 	WORD $0x4E7C8421 // add v1.8h, v1.8h, v28.8h
 	WORD $0x0E214800 // sqxtn v0.8b, v0.8h
 	WORD $0x4E214820 // sqxtn2 v0.16b, v1.8h
-	MOVD 32(R0), R23
-	ADD R10, R23, R23
-	WORD $0x3CE26AE1 // ldr q1, [x23, x2]
-	VZIP1 V0.B16, V1.B16, V2.B16 // residual low, convolution high
+	VZIP1 V0.B16, V25.B16, V2.B16 // residual low, convolution high
 	WORD $0x4EA0A898 // cmlt v24.4s, v4.4s, #0
-	VZIP2 V0.B16, V1.B16, V3.B16
-	VMOV V2.D[0], R3
-	VMOV V2.D[1], R4
 	WORD $0x6E908498 // sqrdmlah v24.4s, v4.4s, v16.4s
-	VMOV V3.D[0], R5
-	VMOV V3.D[1], R6
-	UBFX $0, R3, $16, R12
+	VZIP2 V0.B16, V25.B16, V3.B16
 	WORD $0x4EB45704 // srshl v4.4s, v24.4s, v20.4s
-	MOVBU (R1)(R12), R7
-	UBFX $16, R3, $16, R12
-	MOVBU (R1)(R12), R14
-	WORD $0x4EA0A8B9 // cmlt v25.4s, v5.4s, #0
-	ORR R14<<8, R7, R7
-	UBFX $32, R3, $16, R12
-	MOVBU (R1)(R12), R14
-	WORD $0x6E9184B9 // sqrdmlah v25.4s, v5.4s, v17.4s
-	ORR R14<<16, R7, R7
-	LSR $48, R3, R12
-	MOVBU (R1)(R12), R14
-	WORD $0x4EB55725 // srshl v5.4s, v25.4s, v21.4s
-	ORR R14<<24, R7, R7
-	UBFX $0, R4, $16, R12
-	MOVBU (R1)(R12), R14
-	WORD $0x4EA0A8DA // cmlt v26.4s, v6.4s, #0
-	ORR R14<<32, R7, R7
-	UBFX $16, R4, $16, R12
-	MOVBU (R1)(R12), R14
-	WORD $0x6E9284DA // sqrdmlah v26.4s, v6.4s, v18.4s
-	ORR R14<<40, R7, R7
-	UBFX $32, R4, $16, R12
-	MOVBU (R1)(R12), R14
-	WORD $0x4EB65746 // srshl v6.4s, v26.4s, v22.4s
-	ORR R14<<48, R7, R7
-	LSR $48, R4, R12
-	MOVBU (R1)(R12), R14
-	ORR R14<<56, R7, R7
-	WORD $0x4EA0A8FB // cmlt v27.4s, v7.4s, #0
-	UBFX $0, R5, $16, R12
-	MOVBU (R1)(R12), R9
-	UBFX $16, R5, $16, R12
-	WORD $0x6E9384FB // sqrdmlah v27.4s, v7.4s, v19.4s
-	MOVBU (R1)(R12), R14
-	ORR R14<<8, R9, R9
-	UBFX $32, R5, $16, R12
-	WORD $0x4EB75767 // srshl v7.4s, v27.4s, v23.4s
-	MOVBU (R1)(R12), R14
-	ORR R14<<16, R9, R9
-	LSR $48, R5, R12
+	WORD $0x4EA0A8B8 // cmlt v24.4s, v5.4s, #0
+	WORD $0x6E9184B8 // sqrdmlah v24.4s, v5.4s, v17.4s
+	VMOV V2.D[0], R3
+	WORD $0x4EB55705 // srshl v5.4s, v24.4s, v21.4s
+	WORD $0x4EA0A8D8 // cmlt v24.4s, v6.4s, #0
+	VMOV V2.D[1], R4
+	WORD $0x6E9284D8 // sqrdmlah v24.4s, v6.4s, v18.4s
+	WORD $0x4EB65706 // srshl v6.4s, v24.4s, v22.4s
+	WORD $0x4EA0A8F8 // cmlt v24.4s, v7.4s, #0
+	VMOV V3.D[0], R5
+	WORD $0x6E9384F8 // sqrdmlah v24.4s, v7.4s, v19.4s
+	WORD $0x4EB75707 // srshl v7.4s, v24.4s, v23.4s
+	VMOV V3.D[1], R6
 	WORD $0x4E451884 // uzp1 v4.8h, v4.8h, v5.8h
-	MOVBU (R1)(R12), R14
-	ORR R14<<24, R9, R9
-	UBFX $0, R6, $16, R12
 	WORD $0x4E7C8484 // add v4.8h, v4.8h, v28.8h
-	MOVBU (R1)(R12), R14
-	ORR R14<<32, R9, R9
-	UBFX $16, R6, $16, R12
 	WORD $0x4E4718C5 // uzp1 v5.8h, v6.8h, v7.8h
-	MOVBU (R1)(R12), R14
-	ORR R14<<40, R9, R9
-	UBFX $32, R6, $16, R12
+	WORD $0x4C402A20 // ld1 {v0.4s, v1.4s, v2.4s, v3.4s}, [x17]
 	WORD $0x4E7C84A5 // add v5.8h, v5.8h, v28.8h
-	MOVBU (R1)(R12), R14
-	ORR R14<<48, R9, R9
-	LSR $48, R6, R12
 	WORD $0x0E214884 // sqxtn v4.8b, v4.8h
-	MOVBU (R1)(R12), R14
-	ORR R14<<56, R9, R9
-	STP (R7, R9), (R23)
 	WORD $0x4E2148A4 // sqxtn2 v4.16b, v5.8h
-	MOVD 40(R0), R23
-	ADD R10, R23, R23
-	WORD $0x3CE26AE5 // ldr q5, [x23, x2]
-	VZIP1 V4.B16, V5.B16, V6.B16 // residual low, convolution high
-	WORD $0x4EA0A918 // cmlt v24.4s, v8.4s, #0
-	VZIP2 V4.B16, V5.B16, V7.B16
-	VMOV V6.D[0], R3
-	VMOV V6.D[1], R4
-	WORD $0x6E908518 // sqrdmlah v24.4s, v8.4s, v16.4s
-	VMOV V7.D[0], R5
-	VMOV V7.D[1], R6
 	UBFX $0, R3, $16, R12
-	WORD $0x4EB45708 // srshl v8.4s, v24.4s, v20.4s
 	MOVBU (R1)(R12), R7
+	VZIP1 V4.B16, V26.B16, V6.B16 // residual low, convolution high
 	UBFX $16, R3, $16, R12
-	MOVBU (R1)(R12), R14
-	WORD $0x4EA0A939 // cmlt v25.4s, v9.4s, #0
-	ORR R14<<8, R7, R7
+	MOVBU (R1)(R12), R12
+	WORD $0x4EA0A918 // cmlt v24.4s, v8.4s, #0
+	ORR R12<<8, R7, R7
 	UBFX $32, R3, $16, R12
-	MOVBU (R1)(R12), R14
-	WORD $0x6E918539 // sqrdmlah v25.4s, v9.4s, v17.4s
-	ORR R14<<16, R7, R7
+	WORD $0x6E908518 // sqrdmlah v24.4s, v8.4s, v16.4s
+	MOVBU (R1)(R12), R8
 	LSR $48, R3, R12
-	MOVBU (R1)(R12), R14
-	WORD $0x4EB55729 // srshl v9.4s, v25.4s, v21.4s
-	ORR R14<<24, R7, R7
+	VZIP2 V4.B16, V26.B16, V7.B16
+	MOVBU (R1)(R12), R12
+	ORR R12<<8, R8, R8
+	WORD $0x4EB45708 // srshl v8.4s, v24.4s, v20.4s
+	ORR R8<<16, R7, R7
 	UBFX $0, R4, $16, R12
+	WORD $0x4EA0A938 // cmlt v24.4s, v9.4s, #0
 	MOVBU (R1)(R12), R14
-	WORD $0x4EA0A95A // cmlt v26.4s, v10.4s, #0
-	ORR R14<<32, R7, R7
 	UBFX $16, R4, $16, R12
-	MOVBU (R1)(R12), R14
-	WORD $0x6E92855A // sqrdmlah v26.4s, v10.4s, v18.4s
-	ORR R14<<40, R7, R7
+	WORD $0x6E918538 // sqrdmlah v24.4s, v9.4s, v17.4s
+	MOVBU (R1)(R12), R12
+	ORR R12<<8, R14, R14
+	VMOV V6.D[0], R11
 	UBFX $32, R4, $16, R12
-	MOVBU (R1)(R12), R14
-	WORD $0x4EB6574A // srshl v10.4s, v26.4s, v22.4s
-	ORR R14<<48, R7, R7
+	WORD $0x4EB55709 // srshl v9.4s, v24.4s, v21.4s
+	MOVBU (R1)(R12), R8
 	LSR $48, R4, R12
-	MOVBU (R1)(R12), R14
-	ORR R14<<56, R7, R7
-	WORD $0x4EA0A97B // cmlt v27.4s, v11.4s, #0
+	WORD $0x4EA0A958 // cmlt v24.4s, v10.4s, #0
+	MOVBU (R1)(R12), R12
+	ORR R12<<8, R8, R8
+	VMOV V6.D[1], R24
+	ORR R8<<16, R14, R14
+	ORR R14<<32, R7, R7
+	WORD $0x6E928558 // sqrdmlah v24.4s, v10.4s, v18.4s
 	UBFX $0, R5, $16, R12
 	MOVBU (R1)(R12), R9
+	WORD $0x4EB6570A // srshl v10.4s, v24.4s, v22.4s
 	UBFX $16, R5, $16, R12
-	WORD $0x6E93857B // sqrdmlah v27.4s, v11.4s, v19.4s
-	MOVBU (R1)(R12), R14
-	ORR R14<<8, R9, R9
+	MOVBU (R1)(R12), R12
+	WORD $0x4EA0A978 // cmlt v24.4s, v11.4s, #0
+	ORR R12<<8, R9, R9
 	UBFX $32, R5, $16, R12
-	WORD $0x4EB7576B // srshl v11.4s, v27.4s, v23.4s
-	MOVBU (R1)(R12), R14
-	ORR R14<<16, R9, R9
+	VMOV V7.D[0], R26
+	MOVBU (R1)(R12), R8
 	LSR $48, R5, R12
-	WORD $0x4E491908 // uzp1 v8.8h, v8.8h, v9.8h
-	MOVBU (R1)(R12), R14
-	ORR R14<<24, R9, R9
+	WORD $0x6E938578 // sqrdmlah v24.4s, v11.4s, v19.4s
+	MOVBU (R1)(R12), R12
+	WORD $0x4EB7570B // srshl v11.4s, v24.4s, v23.4s
+	ORR R12<<8, R8, R8
+	ORR R8<<16, R9, R9
+	VMOV V7.D[1], R15
 	UBFX $0, R6, $16, R12
-	WORD $0x4E7C8508 // add v8.8h, v8.8h, v28.8h
 	MOVBU (R1)(R12), R14
-	ORR R14<<32, R9, R9
+	WORD $0x4E491908 // uzp1 v8.8h, v8.8h, v9.8h
 	UBFX $16, R6, $16, R12
-	WORD $0x4E4B1949 // uzp1 v9.8h, v10.8h, v11.8h
-	MOVBU (R1)(R12), R14
-	ORR R14<<40, R9, R9
+	MOVBU (R1)(R12), R12
+	WORD $0x4E7C8508 // add v8.8h, v8.8h, v28.8h
+	ORR R12<<8, R14, R14
 	UBFX $32, R6, $16, R12
-	WORD $0x4E7C8529 // add v9.8h, v9.8h, v28.8h
-	MOVBU (R1)(R12), R14
-	ORR R14<<48, R9, R9
+	WORD $0x4E4B1949 // uzp1 v9.8h, v10.8h, v11.8h
+	MOVBU (R1)(R12), R8
 	LSR $48, R6, R12
+	WORD $0x4C402A24 // ld1 {v4.4s, v5.4s, v6.4s, v7.4s}, [x17]
+	MOVBU (R1)(R12), R12
+	ORR R12<<8, R8, R8
+	WORD $0x4E7C8529 // add v9.8h, v9.8h, v28.8h
+	ORR R8<<16, R14, R14
+	ORR R14<<32, R9, R9
 	WORD $0x0E214908 // sqxtn v8.8b, v8.8h
-	MOVBU (R1)(R12), R14
-	ORR R14<<56, R9, R9
 	STP (R7, R9), (R23)
 	WORD $0x4E214928 // sqxtn2 v8.16b, v9.8h
-	MOVD 48(R0), R23
-	ADD R10, R23, R23
-	WORD $0x3CE26AE9 // ldr q9, [x23, x2]
-	VZIP1 V8.B16, V9.B16, V10.B16 // residual low, convolution high
-	WORD $0x4EA0A998 // cmlt v24.4s, v12.4s, #0
-	VZIP2 V8.B16, V9.B16, V11.B16
-	VMOV V10.D[0], R3
-	VMOV V10.D[1], R4
-	WORD $0x6E908598 // sqrdmlah v24.4s, v12.4s, v16.4s
-	VMOV V11.D[0], R5
-	VMOV V11.D[1], R6
-	UBFX $0, R3, $16, R12
-	WORD $0x4EB4570C // srshl v12.4s, v24.4s, v20.4s
+	UBFX $0, R11, $16, R12
 	MOVBU (R1)(R12), R7
-	UBFX $16, R3, $16, R12
+	VZIP1 V8.B16, V27.B16, V10.B16 // residual low, convolution high
+	UBFX $16, R11, $16, R12
+	MOVBU (R1)(R12), R12
+	WORD $0x4EA0A998 // cmlt v24.4s, v12.4s, #0
+	ORR R12<<8, R7, R7
+	UBFX $32, R11, $16, R12
+	WORD $0x6E908598 // sqrdmlah v24.4s, v12.4s, v16.4s
+	MOVBU (R1)(R12), R8
+	LSR $48, R11, R12
+	VZIP2 V8.B16, V27.B16, V11.B16
+	MOVBU (R1)(R12), R12
+	ORR R12<<8, R8, R8
+	WORD $0x4EB4570C // srshl v12.4s, v24.4s, v20.4s
+	ORR R8<<16, R7, R7
+	UBFX $0, R24, $16, R12
+	WORD $0x4EA0A9B8 // cmlt v24.4s, v13.4s, #0
 	MOVBU (R1)(R12), R14
-	WORD $0x4EA0A9B9 // cmlt v25.4s, v13.4s, #0
-	ORR R14<<8, R7, R7
-	UBFX $32, R3, $16, R12
-	MOVBU (R1)(R12), R14
-	WORD $0x6E9185B9 // sqrdmlah v25.4s, v13.4s, v17.4s
-	ORR R14<<16, R7, R7
-	LSR $48, R3, R12
-	MOVBU (R1)(R12), R14
-	WORD $0x4EB5572D // srshl v13.4s, v25.4s, v21.4s
-	ORR R14<<24, R7, R7
-	UBFX $0, R4, $16, R12
-	MOVBU (R1)(R12), R14
-	WORD $0x4EA0A9DA // cmlt v26.4s, v14.4s, #0
+	UBFX $16, R24, $16, R12
+	WORD $0x6E9185B8 // sqrdmlah v24.4s, v13.4s, v17.4s
+	MOVBU (R1)(R12), R12
+	ORR R12<<8, R14, R14
+	VMOV V10.D[0], R3
+	UBFX $32, R24, $16, R12
+	MOVBU (R1)(R12), R8
+	WORD $0x4EB5570D // srshl v13.4s, v24.4s, v21.4s
+	LSR $48, R24, R12
+	MOVBU (R1)(R12), R12
+	WORD $0x4EA0A9D8 // cmlt v24.4s, v14.4s, #0
+	ORR R12<<8, R8, R8
+	ORR R8<<16, R14, R14
+	VMOV V10.D[1], R4
 	ORR R14<<32, R7, R7
-	UBFX $16, R4, $16, R12
-	MOVBU (R1)(R12), R14
-	WORD $0x6E9285DA // sqrdmlah v26.4s, v14.4s, v18.4s
-	ORR R14<<40, R7, R7
-	UBFX $32, R4, $16, R12
-	MOVBU (R1)(R12), R14
-	WORD $0x4EB6574E // srshl v14.4s, v26.4s, v22.4s
-	ORR R14<<48, R7, R7
-	LSR $48, R4, R12
-	MOVBU (R1)(R12), R14
-	ORR R14<<56, R7, R7
-	WORD $0x4EA0A9FB // cmlt v27.4s, v15.4s, #0
-	UBFX $0, R5, $16, R12
+	UBFX $0, R26, $16, R12
+	WORD $0x6E9285D8 // sqrdmlah v24.4s, v14.4s, v18.4s
 	MOVBU (R1)(R12), R9
-	UBFX $16, R5, $16, R12
-	WORD $0x6E9385FB // sqrdmlah v27.4s, v15.4s, v19.4s
+	WORD $0x4EB6570E // srshl v14.4s, v24.4s, v22.4s
+	UBFX $16, R26, $16, R12
+	MOVBU (R1)(R12), R12
+	WORD $0x4EA0A9F8 // cmlt v24.4s, v15.4s, #0
+	ORR R12<<8, R9, R9
+	UBFX $32, R26, $16, R12
+	VMOV V11.D[0], R5
+	MOVBU (R1)(R12), R8
+	LSR $48, R26, R12
+	WORD $0x6E9385F8 // sqrdmlah v24.4s, v15.4s, v19.4s
+	MOVBU (R1)(R12), R12
+	ORR R12<<8, R8, R8
+	WORD $0x4EB7570F // srshl v15.4s, v24.4s, v23.4s
+	ORR R8<<16, R9, R9
+	UBFX $0, R15, $16, R12
+	VMOV V11.D[1], R6
 	MOVBU (R1)(R12), R14
-	ORR R14<<8, R9, R9
-	UBFX $32, R5, $16, R12
-	WORD $0x4EB7576F // srshl v15.4s, v27.4s, v23.4s
-	MOVBU (R1)(R12), R14
-	ORR R14<<16, R9, R9
-	LSR $48, R5, R12
+	UBFX $16, R15, $16, R12
 	WORD $0x4E4D198C // uzp1 v12.8h, v12.8h, v13.8h
-	MOVBU (R1)(R12), R14
-	ORR R14<<24, R9, R9
-	UBFX $0, R6, $16, R12
+	MOVBU (R1)(R12), R12
+	ORR R12<<8, R14, R14
 	WORD $0x4E7C858C // add v12.8h, v12.8h, v28.8h
-	MOVBU (R1)(R12), R14
-	ORR R14<<32, R9, R9
-	UBFX $16, R6, $16, R12
+	UBFX $32, R15, $16, R12
+	MOVBU (R1)(R12), R8
 	WORD $0x4E4F19CD // uzp1 v13.8h, v14.8h, v15.8h
-	MOVBU (R1)(R12), R14
-	ORR R14<<40, R9, R9
-	UBFX $32, R6, $16, R12
+	LSR $48, R15, R12
+	MOVBU (R1)(R12), R12
+	WORD $0x4C402A28 // ld1 {v8.4s, v9.4s, v10.4s, v11.4s}, [x17]
+	ORR R12<<8, R8, R8
+	ORR R8<<16, R14, R14
 	WORD $0x4E7C85AD // add v13.8h, v13.8h, v28.8h
-	MOVBU (R1)(R12), R14
-	ORR R14<<48, R9, R9
-	LSR $48, R6, R12
+	ORR R14<<32, R9, R9
+	ADD R16, R23, R23 // pixel j's output
 	WORD $0x0E21498C // sqxtn v12.8b, v12.8h
-	MOVBU (R1)(R12), R14
-	ORR R14<<56, R9, R9
 	STP (R7, R9), (R23)
 	WORD $0x4E2149AC // sqxtn2 v12.16b, v13.8h
-	MOVD 56(R0), R23
-	ADD R10, R23, R23
-	WORD $0x3CE26AED // ldr q13, [x23, x2]
-	VZIP1 V12.B16, V13.B16, V14.B16 // residual low, convolution high
-	VZIP2 V12.B16, V13.B16, V15.B16
-	VMOV V14.D[0], R3
-	VMOV V14.D[1], R4
-	VMOV V15.D[0], R5
-	VMOV V15.D[1], R6
 	UBFX $0, R3, $16, R12
 	MOVBU (R1)(R12), R7
 	UBFX $16, R3, $16, R12
-	MOVBU (R1)(R12), R14
-	ORR R14<<8, R7, R7
+	MOVBU (R1)(R12), R12
+	ORR R12<<8, R7, R7
 	UBFX $32, R3, $16, R12
-	MOVBU (R1)(R12), R14
-	ORR R14<<16, R7, R7
+	MOVBU (R1)(R12), R8
+	VZIP1 V12.B16, V31.B16, V14.B16 // residual low, convolution high
 	LSR $48, R3, R12
-	MOVBU (R1)(R12), R14
-	ORR R14<<24, R7, R7
+	MOVBU (R1)(R12), R12
+	ORR R12<<8, R8, R8
+	ORR R8<<16, R7, R7
 	UBFX $0, R4, $16, R12
 	MOVBU (R1)(R12), R14
-	ORR R14<<32, R7, R7
 	UBFX $16, R4, $16, R12
-	MOVBU (R1)(R12), R14
-	ORR R14<<40, R7, R7
+	VZIP2 V12.B16, V31.B16, V15.B16
+	MOVBU (R1)(R12), R12
+	ORR R12<<8, R14, R14
 	UBFX $32, R4, $16, R12
-	MOVBU (R1)(R12), R14
-	ORR R14<<48, R7, R7
+	MOVBU (R1)(R12), R8
 	LSR $48, R4, R12
-	MOVBU (R1)(R12), R14
-	ORR R14<<56, R7, R7
+	MOVBU (R1)(R12), R12
+	ORR R12<<8, R8, R8
+	VMOV V14.D[0], R11
+	ORR R8<<16, R14, R14
+	ORR R14<<32, R7, R7
 	UBFX $0, R5, $16, R12
 	MOVBU (R1)(R12), R9
 	UBFX $16, R5, $16, R12
-	MOVBU (R1)(R12), R14
-	ORR R14<<8, R9, R9
+	MOVBU (R1)(R12), R12
+	ORR R12<<8, R9, R9
+	VMOV V14.D[1], R24
 	UBFX $32, R5, $16, R12
-	MOVBU (R1)(R12), R14
-	ORR R14<<16, R9, R9
+	MOVBU (R1)(R12), R8
 	LSR $48, R5, R12
-	MOVBU (R1)(R12), R14
-	ORR R14<<24, R9, R9
+	MOVBU (R1)(R12), R12
+	ORR R12<<8, R8, R8
+	ORR R8<<16, R9, R9
 	UBFX $0, R6, $16, R12
+	VMOV V15.D[0], R26
 	MOVBU (R1)(R12), R14
-	ORR R14<<32, R9, R9
 	UBFX $16, R6, $16, R12
-	MOVBU (R1)(R12), R14
-	ORR R14<<40, R9, R9
+	MOVBU (R1)(R12), R12
+	ORR R12<<8, R14, R14
 	UBFX $32, R6, $16, R12
-	MOVBU (R1)(R12), R14
-	ORR R14<<48, R9, R9
+	MOVBU (R1)(R12), R8
 	LSR $48, R6, R12
+	VMOV V15.D[1], R15
+	MOVBU (R1)(R12), R12
+	ORR R12<<8, R8, R8
+	ORR R8<<16, R14, R14
+	ORR R14<<32, R9, R9
+	ADD R16, R23, R23 // pixel j's output
+	STP (R7, R9), (R23)
+	WORD $0x4C402A2C // ld1 {v12.4s, v13.4s, v14.4s, v15.4s}, [x17]
+	UBFX $0, R11, $16, R12
+	MOVBU (R1)(R12), R7
+	UBFX $16, R11, $16, R12
+	MOVBU (R1)(R12), R12
+	ORR R12<<8, R7, R7
+	UBFX $32, R11, $16, R12
+	MOVBU (R1)(R12), R8
+	LSR $48, R11, R12
+	MOVBU (R1)(R12), R12
+	ORR R12<<8, R8, R8
+	ORR R8<<16, R7, R7
+	UBFX $0, R24, $16, R12
 	MOVBU (R1)(R12), R14
-	ORR R14<<56, R9, R9
+	UBFX $16, R24, $16, R12
+	MOVBU (R1)(R12), R12
+	ORR R12<<8, R14, R14
+	UBFX $32, R24, $16, R12
+	MOVBU (R1)(R12), R8
+	LSR $48, R24, R12
+	MOVBU (R1)(R12), R12
+	ORR R12<<8, R8, R8
+	ORR R8<<16, R14, R14
+	ORR R14<<32, R7, R7
+	UBFX $0, R26, $16, R12
+	MOVBU (R1)(R12), R9
+	UBFX $16, R26, $16, R12
+	MOVBU (R1)(R12), R12
+	ORR R12<<8, R9, R9
+	UBFX $32, R26, $16, R12
+	MOVBU (R1)(R12), R8
+	LSR $48, R26, R12
+	MOVBU (R1)(R12), R12
+	ORR R12<<8, R8, R8
+	ORR R8<<16, R9, R9
+	UBFX $0, R15, $16, R12
+	MOVBU (R1)(R12), R14
+	UBFX $16, R15, $16, R12
+	MOVBU (R1)(R12), R12
+	ORR R12<<8, R14, R14
+	UBFX $32, R15, $16, R12
+	MOVBU (R1)(R12), R8
+	LSR $48, R15, R12
+	MOVBU (R1)(R12), R12
+	ORR R12<<8, R8, R8
+	ORR R8<<16, R14, R14
+	ORR R14<<32, R9, R9
+	ADD R16, R23, R23 // pixel j's output
 	STP (R7, R9), (R23)
 	ADD $16, R10, R10
 	MOVD 72(R0), R11
 	ADD R10<<2, R11, R11 // parameters of this pass's channels
-	WORD $0x4C402960 // ld1 {v0.4s, v1.4s, v2.4s, v3.4s}, [x11]
-	WORD $0x4C402964 // ld1 {v4.4s, v5.4s, v6.4s, v7.4s}, [x11]
-	WORD $0x4C402968 // ld1 {v8.4s, v9.4s, v10.4s, v11.4s}, [x11]
-	WORD $0x4C40296C // ld1 {v12.4s, v13.4s, v14.4s, v15.4s}, [x11]
 	MOVD 64(R0), R5
 	ADD R10<<2, R5, R5 // weights of this pass's channels
 	MOVD 80(R0), R6
@@ -3410,21 +3416,36 @@ snext:
 	WORD $0x3DC18976 // ldr q22, [x11, #1568]
 	WORD $0x3DC04D73 // ldr q19, [x11, #304]
 	WORD $0x3DC18D77 // ldr q23, [x11, #1584]
+	MOVD 72(R0), R17
+	ADD R10<<2, R17, R17
+	ADD $64, R17, R17
+	MOVD 32(R0), R23
+	MOVD 40(R0), R16
+	ADD R10, R23, R23
+	SUB R23, R16, R16
+	ADD R10, R16, R16
+	WORD $0x3CE26AF9 // ldr q25, [x23, x2]
+	ADD R16, R23, R3
+	WORD $0x3CE2687A // ldr q26, [x3, x2]
+	ADD R16, R3, R4
+	WORD $0x3CE2689B // ldr q27, [x4, x2]
+	ADD R16, R4, R5
+	WORD $0x3CE268BF // ldr q31, [x5, x2]
 	WORD $0x6EB0B400 // sqrdmulh v0.4s, v0.4s, v16.4s
 	WORD $0x4E341C18 // and v24.16b, v0.16b, v20.16b
 	WORD $0x4F211700 // ssra v0.4s, v24.4s, #31
 	WORD $0x4EB45400 // srshl v0.4s, v0.4s, v20.4s
 	WORD $0x6EB1B421 // sqrdmulh v1.4s, v1.4s, v17.4s
-	WORD $0x4E351C39 // and v25.16b, v1.16b, v21.16b
-	WORD $0x4F211721 // ssra v1.4s, v25.4s, #31
+	WORD $0x4E351C38 // and v24.16b, v1.16b, v21.16b
+	WORD $0x4F211701 // ssra v1.4s, v24.4s, #31
 	WORD $0x4EB55421 // srshl v1.4s, v1.4s, v21.4s
 	WORD $0x6EB2B442 // sqrdmulh v2.4s, v2.4s, v18.4s
-	WORD $0x4E361C5A // and v26.16b, v2.16b, v22.16b
-	WORD $0x4F211742 // ssra v2.4s, v26.4s, #31
+	WORD $0x4E361C58 // and v24.16b, v2.16b, v22.16b
+	WORD $0x4F211702 // ssra v2.4s, v24.4s, #31
 	WORD $0x4EB65442 // srshl v2.4s, v2.4s, v22.4s
 	WORD $0x6EB3B463 // sqrdmulh v3.4s, v3.4s, v19.4s
-	WORD $0x4E371C7B // and v27.16b, v3.16b, v23.16b
-	WORD $0x4F211763 // ssra v3.4s, v27.4s, #31
+	WORD $0x4E371C78 // and v24.16b, v3.16b, v23.16b
+	WORD $0x4F211703 // ssra v3.4s, v24.4s, #31
 	WORD $0x4EB75463 // srshl v3.4s, v3.4s, v23.4s
 	WORD $0x0E614800 // sqxtn v0.4h, v0.4s
 	WORD $0x4E614820 // sqxtn2 v0.8h, v1.4s
@@ -3436,315 +3457,306 @@ snext:
 	WORD $0x4E214820 // sqxtn2 v0.16b, v1.8h
 	WORD $0x4E3D6400 // smax v0.16b, v0.16b, v29.16b
 	WORD $0x4E3E6C00 // smin v0.16b, v0.16b, v30.16b
-	MOVD 32(R0), R23
-	ADD R10, R23, R23
-	WORD $0x3CE26AE1 // ldr q1, [x23, x2]
+	VZIP1 V0.B16, V25.B16, V2.B16 // residual low, convolution high
 	WORD $0x6EB0B484 // sqrdmulh v4.4s, v4.4s, v16.4s
-	VZIP1 V0.B16, V1.B16, V2.B16 // residual low, convolution high
-	VZIP2 V0.B16, V1.B16, V3.B16
 	WORD $0x4E341C98 // and v24.16b, v4.16b, v20.16b
-	VMOV V2.D[0], R3
-	VMOV V2.D[1], R4
 	WORD $0x4F211704 // ssra v4.4s, v24.4s, #31
-	VMOV V3.D[0], R5
-	VMOV V3.D[1], R6
+	VZIP2 V0.B16, V25.B16, V3.B16
 	WORD $0x4EB45484 // srshl v4.4s, v4.4s, v20.4s
-	UBFX $0, R3, $16, R12
-	MOVBU (R1)(R12), R7
 	WORD $0x6EB1B4A5 // sqrdmulh v5.4s, v5.4s, v17.4s
-	UBFX $16, R3, $16, R12
-	MOVBU (R1)(R12), R14
-	WORD $0x4E351CB9 // and v25.16b, v5.16b, v21.16b
-	ORR R14<<8, R7, R7
-	UBFX $32, R3, $16, R12
-	MOVBU (R1)(R12), R14
-	WORD $0x4F211725 // ssra v5.4s, v25.4s, #31
-	ORR R14<<16, R7, R7
-	LSR $48, R3, R12
+	WORD $0x4E351CB8 // and v24.16b, v5.16b, v21.16b
+	WORD $0x4F211705 // ssra v5.4s, v24.4s, #31
+	VMOV V2.D[0], R3
 	WORD $0x4EB554A5 // srshl v5.4s, v5.4s, v21.4s
-	MOVBU (R1)(R12), R14
-	ORR R14<<24, R7, R7
 	WORD $0x6EB2B4C6 // sqrdmulh v6.4s, v6.4s, v18.4s
-	UBFX $0, R4, $16, R12
-	MOVBU (R1)(R12), R14
-	WORD $0x4E361CDA // and v26.16b, v6.16b, v22.16b
-	ORR R14<<32, R7, R7
-	UBFX $16, R4, $16, R12
-	WORD $0x4F211746 // ssra v6.4s, v26.4s, #31
-	MOVBU (R1)(R12), R14
-	ORR R14<<40, R7, R7
+	WORD $0x4E361CD8 // and v24.16b, v6.16b, v22.16b
+	WORD $0x4F211706 // ssra v6.4s, v24.4s, #31
+	VMOV V2.D[1], R4
 	WORD $0x4EB654C6 // srshl v6.4s, v6.4s, v22.4s
-	UBFX $32, R4, $16, R12
-	MOVBU (R1)(R12), R14
 	WORD $0x6EB3B4E7 // sqrdmulh v7.4s, v7.4s, v19.4s
-	ORR R14<<48, R7, R7
-	LSR $48, R4, R12
-	MOVBU (R1)(R12), R14
-	WORD $0x4E371CFB // and v27.16b, v7.16b, v23.16b
-	ORR R14<<56, R7, R7
-	UBFX $0, R5, $16, R12
-	WORD $0x4F211767 // ssra v7.4s, v27.4s, #31
-	MOVBU (R1)(R12), R9
-	UBFX $16, R5, $16, R12
+	WORD $0x4E371CF8 // and v24.16b, v7.16b, v23.16b
+	VMOV V3.D[0], R5
+	WORD $0x4F211707 // ssra v7.4s, v24.4s, #31
 	WORD $0x4EB754E7 // srshl v7.4s, v7.4s, v23.4s
-	MOVBU (R1)(R12), R14
-	ORR R14<<8, R9, R9
 	WORD $0x0E614884 // sqxtn v4.4h, v4.4s
-	UBFX $32, R5, $16, R12
-	MOVBU (R1)(R12), R14
 	WORD $0x4E6148A4 // sqxtn2 v4.8h, v5.4s
-	ORR R14<<16, R9, R9
-	LSR $48, R5, R12
+	VMOV V3.D[1], R6
 	WORD $0x4E7C0C84 // sqadd v4.8h, v4.8h, v28.8h
-	MOVBU (R1)(R12), R14
-	ORR R14<<24, R9, R9
-	UBFX $0, R6, $16, R12
 	WORD $0x0E6148C5 // sqxtn v5.4h, v6.4s
-	MOVBU (R1)(R12), R14
-	ORR R14<<32, R9, R9
 	WORD $0x4E6148E5 // sqxtn2 v5.8h, v7.4s
-	UBFX $16, R6, $16, R12
-	MOVBU (R1)(R12), R14
 	WORD $0x4E7C0CA5 // sqadd v5.8h, v5.8h, v28.8h
-	ORR R14<<40, R9, R9
-	UBFX $32, R6, $16, R12
+	WORD $0x4C402A20 // ld1 {v0.4s, v1.4s, v2.4s, v3.4s}, [x17]
 	WORD $0x0E214884 // sqxtn v4.8b, v4.8h
-	MOVBU (R1)(R12), R14
-	ORR R14<<48, R9, R9
 	WORD $0x4E2148A4 // sqxtn2 v4.16b, v5.8h
-	LSR $48, R6, R12
-	MOVBU (R1)(R12), R14
 	WORD $0x4E3D6484 // smax v4.16b, v4.16b, v29.16b
-	ORR R14<<56, R9, R9
-	STP (R7, R9), (R23)
 	WORD $0x4E3E6C84 // smin v4.16b, v4.16b, v30.16b
-	MOVD 40(R0), R23
-	ADD R10, R23, R23
-	WORD $0x3CE26AE5 // ldr q5, [x23, x2]
-	WORD $0x6EB0B508 // sqrdmulh v8.4s, v8.4s, v16.4s
-	VZIP1 V4.B16, V5.B16, V6.B16 // residual low, convolution high
-	VZIP2 V4.B16, V5.B16, V7.B16
-	WORD $0x4E341D18 // and v24.16b, v8.16b, v20.16b
-	VMOV V6.D[0], R3
-	VMOV V6.D[1], R4
-	WORD $0x4F211708 // ssra v8.4s, v24.4s, #31
-	VMOV V7.D[0], R5
-	VMOV V7.D[1], R6
-	WORD $0x4EB45508 // srshl v8.4s, v8.4s, v20.4s
 	UBFX $0, R3, $16, R12
 	MOVBU (R1)(R12), R7
-	WORD $0x6EB1B529 // sqrdmulh v9.4s, v9.4s, v17.4s
+	VZIP1 V4.B16, V26.B16, V6.B16 // residual low, convolution high
 	UBFX $16, R3, $16, R12
-	MOVBU (R1)(R12), R14
-	WORD $0x4E351D39 // and v25.16b, v9.16b, v21.16b
-	ORR R14<<8, R7, R7
+	WORD $0x6EB0B508 // sqrdmulh v8.4s, v8.4s, v16.4s
+	MOVBU (R1)(R12), R12
+	ORR R12<<8, R7, R7
+	WORD $0x4E341D18 // and v24.16b, v8.16b, v20.16b
 	UBFX $32, R3, $16, R12
-	MOVBU (R1)(R12), R14
-	WORD $0x4F211729 // ssra v9.4s, v25.4s, #31
-	ORR R14<<16, R7, R7
+	WORD $0x4F211708 // ssra v8.4s, v24.4s, #31
+	MOVBU (R1)(R12), R8
 	LSR $48, R3, R12
-	WORD $0x4EB55529 // srshl v9.4s, v9.4s, v21.4s
-	MOVBU (R1)(R12), R14
-	ORR R14<<24, R7, R7
-	WORD $0x6EB2B54A // sqrdmulh v10.4s, v10.4s, v18.4s
+	VZIP2 V4.B16, V26.B16, V7.B16
+	MOVBU (R1)(R12), R12
+	WORD $0x4EB45508 // srshl v8.4s, v8.4s, v20.4s
+	ORR R12<<8, R8, R8
+	WORD $0x6EB1B529 // sqrdmulh v9.4s, v9.4s, v17.4s
+	ORR R8<<16, R7, R7
 	UBFX $0, R4, $16, R12
+	WORD $0x4E351D38 // and v24.16b, v9.16b, v21.16b
 	MOVBU (R1)(R12), R14
-	WORD $0x4E361D5A // and v26.16b, v10.16b, v22.16b
-	ORR R14<<32, R7, R7
+	WORD $0x4F211709 // ssra v9.4s, v24.4s, #31
 	UBFX $16, R4, $16, R12
-	WORD $0x4F21174A // ssra v10.4s, v26.4s, #31
-	MOVBU (R1)(R12), R14
-	ORR R14<<40, R7, R7
-	WORD $0x4EB6554A // srshl v10.4s, v10.4s, v22.4s
+	MOVBU (R1)(R12), R12
+	VMOV V6.D[0], R11
+	ORR R12<<8, R14, R14
+	WORD $0x4EB55529 // srshl v9.4s, v9.4s, v21.4s
 	UBFX $32, R4, $16, R12
-	MOVBU (R1)(R12), R14
-	WORD $0x6EB3B56B // sqrdmulh v11.4s, v11.4s, v19.4s
-	ORR R14<<48, R7, R7
+	MOVBU (R1)(R12), R8
+	WORD $0x6EB2B54A // sqrdmulh v10.4s, v10.4s, v18.4s
 	LSR $48, R4, R12
-	MOVBU (R1)(R12), R14
-	WORD $0x4E371D7B // and v27.16b, v11.16b, v23.16b
-	ORR R14<<56, R7, R7
+	WORD $0x4E361D58 // and v24.16b, v10.16b, v22.16b
+	MOVBU (R1)(R12), R12
+	WORD $0x4F21170A // ssra v10.4s, v24.4s, #31
+	ORR R12<<8, R8, R8
+	ORR R8<<16, R14, R14
+	VMOV V6.D[1], R24
+	ORR R14<<32, R7, R7
+	WORD $0x4EB6554A // srshl v10.4s, v10.4s, v22.4s
 	UBFX $0, R5, $16, R12
-	WORD $0x4F21176B // ssra v11.4s, v27.4s, #31
 	MOVBU (R1)(R12), R9
+	WORD $0x6EB3B56B // sqrdmulh v11.4s, v11.4s, v19.4s
 	UBFX $16, R5, $16, R12
-	WORD $0x4EB7556B // srshl v11.4s, v11.4s, v23.4s
-	MOVBU (R1)(R12), R14
-	ORR R14<<8, R9, R9
-	WORD $0x0E614908 // sqxtn v8.4h, v8.4s
+	WORD $0x4E371D78 // and v24.16b, v11.16b, v23.16b
+	MOVBU (R1)(R12), R12
+	ORR R12<<8, R9, R9
+	VMOV V7.D[0], R26
 	UBFX $32, R5, $16, R12
-	MOVBU (R1)(R12), R14
-	WORD $0x4E614928 // sqxtn2 v8.8h, v9.4s
-	ORR R14<<16, R9, R9
+	WORD $0x4F21170B // ssra v11.4s, v24.4s, #31
+	MOVBU (R1)(R12), R8
+	WORD $0x4EB7556B // srshl v11.4s, v11.4s, v23.4s
 	LSR $48, R5, R12
-	WORD $0x4E7C0D08 // sqadd v8.8h, v8.8h, v28.8h
-	MOVBU (R1)(R12), R14
-	ORR R14<<24, R9, R9
+	MOVBU (R1)(R12), R12
+	WORD $0x0E614908 // sqxtn v8.4h, v8.4s
+	ORR R12<<8, R8, R8
+	WORD $0x4E614928 // sqxtn2 v8.8h, v9.4s
+	ORR R8<<16, R9, R9
 	UBFX $0, R6, $16, R12
-	WORD $0x0E614949 // sqxtn v9.4h, v10.4s
+	VMOV V7.D[1], R15
 	MOVBU (R1)(R12), R14
-	ORR R14<<32, R9, R9
-	WORD $0x4E614969 // sqxtn2 v9.8h, v11.4s
+	WORD $0x4E7C0D08 // sqadd v8.8h, v8.8h, v28.8h
 	UBFX $16, R6, $16, R12
-	MOVBU (R1)(R12), R14
-	WORD $0x4E7C0D29 // sqadd v9.8h, v9.8h, v28.8h
-	ORR R14<<40, R9, R9
+	MOVBU (R1)(R12), R12
+	WORD $0x0E614949 // sqxtn v9.4h, v10.4s
+	ORR R12<<8, R14, R14
+	WORD $0x4E614969 // sqxtn2 v9.8h, v11.4s
 	UBFX $32, R6, $16, R12
-	WORD $0x0E214908 // sqxtn v8.8b, v8.8h
-	MOVBU (R1)(R12), R14
-	ORR R14<<48, R9, R9
-	WORD $0x4E214928 // sqxtn2 v8.16b, v9.8h
+	WORD $0x4E7C0D29 // sqadd v9.8h, v9.8h, v28.8h
+	MOVBU (R1)(R12), R8
 	LSR $48, R6, R12
-	MOVBU (R1)(R12), R14
+	WORD $0x4C402A24 // ld1 {v4.4s, v5.4s, v6.4s, v7.4s}, [x17]
+	MOVBU (R1)(R12), R12
+	WORD $0x0E214908 // sqxtn v8.8b, v8.8h
+	ORR R12<<8, R8, R8
+	ORR R8<<16, R14, R14
+	WORD $0x4E214928 // sqxtn2 v8.16b, v9.8h
+	ORR R14<<32, R9, R9
 	WORD $0x4E3D6508 // smax v8.16b, v8.16b, v29.16b
-	ORR R14<<56, R9, R9
 	STP (R7, R9), (R23)
 	WORD $0x4E3E6D08 // smin v8.16b, v8.16b, v30.16b
-	MOVD 48(R0), R23
-	ADD R10, R23, R23
-	WORD $0x3CE26AE9 // ldr q9, [x23, x2]
-	WORD $0x6EB0B58C // sqrdmulh v12.4s, v12.4s, v16.4s
-	VZIP1 V8.B16, V9.B16, V10.B16 // residual low, convolution high
-	VZIP2 V8.B16, V9.B16, V11.B16
-	WORD $0x4E341D98 // and v24.16b, v12.16b, v20.16b
-	VMOV V10.D[0], R3
-	VMOV V10.D[1], R4
-	WORD $0x4F21170C // ssra v12.4s, v24.4s, #31
-	VMOV V11.D[0], R5
-	VMOV V11.D[1], R6
-	WORD $0x4EB4558C // srshl v12.4s, v12.4s, v20.4s
-	UBFX $0, R3, $16, R12
+	UBFX $0, R11, $16, R12
 	MOVBU (R1)(R12), R7
+	VZIP1 V8.B16, V27.B16, V10.B16 // residual low, convolution high
+	UBFX $16, R11, $16, R12
+	WORD $0x6EB0B58C // sqrdmulh v12.4s, v12.4s, v16.4s
+	MOVBU (R1)(R12), R12
+	ORR R12<<8, R7, R7
+	WORD $0x4E341D98 // and v24.16b, v12.16b, v20.16b
+	UBFX $32, R11, $16, R12
+	WORD $0x4F21170C // ssra v12.4s, v24.4s, #31
+	MOVBU (R1)(R12), R8
+	LSR $48, R11, R12
+	VZIP2 V8.B16, V27.B16, V11.B16
+	MOVBU (R1)(R12), R12
+	WORD $0x4EB4558C // srshl v12.4s, v12.4s, v20.4s
+	ORR R12<<8, R8, R8
+	ORR R8<<16, R7, R7
 	WORD $0x6EB1B5AD // sqrdmulh v13.4s, v13.4s, v17.4s
-	UBFX $16, R3, $16, R12
+	UBFX $0, R24, $16, R12
+	WORD $0x4E351DB8 // and v24.16b, v13.16b, v21.16b
 	MOVBU (R1)(R12), R14
-	WORD $0x4E351DB9 // and v25.16b, v13.16b, v21.16b
-	ORR R14<<8, R7, R7
-	UBFX $32, R3, $16, R12
-	MOVBU (R1)(R12), R14
-	WORD $0x4F21172D // ssra v13.4s, v25.4s, #31
-	ORR R14<<16, R7, R7
-	LSR $48, R3, R12
+	UBFX $16, R24, $16, R12
+	WORD $0x4F21170D // ssra v13.4s, v24.4s, #31
+	MOVBU (R1)(R12), R12
+	VMOV V10.D[0], R3
+	ORR R12<<8, R14, R14
 	WORD $0x4EB555AD // srshl v13.4s, v13.4s, v21.4s
-	MOVBU (R1)(R12), R14
-	ORR R14<<24, R7, R7
+	UBFX $32, R24, $16, R12
+	MOVBU (R1)(R12), R8
 	WORD $0x6EB2B5CE // sqrdmulh v14.4s, v14.4s, v18.4s
-	UBFX $0, R4, $16, R12
-	MOVBU (R1)(R12), R14
-	WORD $0x4E361DDA // and v26.16b, v14.16b, v22.16b
+	LSR $48, R24, R12
+	WORD $0x4E361DD8 // and v24.16b, v14.16b, v22.16b
+	MOVBU (R1)(R12), R12
+	ORR R12<<8, R8, R8
+	WORD $0x4F21170E // ssra v14.4s, v24.4s, #31
+	ORR R8<<16, R14, R14
+	VMOV V10.D[1], R4
 	ORR R14<<32, R7, R7
-	UBFX $16, R4, $16, R12
-	WORD $0x4F21174E // ssra v14.4s, v26.4s, #31
-	MOVBU (R1)(R12), R14
-	ORR R14<<40, R7, R7
+	UBFX $0, R26, $16, R12
 	WORD $0x4EB655CE // srshl v14.4s, v14.4s, v22.4s
-	UBFX $32, R4, $16, R12
-	MOVBU (R1)(R12), R14
-	WORD $0x6EB3B5EF // sqrdmulh v15.4s, v15.4s, v19.4s
-	ORR R14<<48, R7, R7
-	LSR $48, R4, R12
-	MOVBU (R1)(R12), R14
-	WORD $0x4E371DFB // and v27.16b, v15.16b, v23.16b
-	ORR R14<<56, R7, R7
-	UBFX $0, R5, $16, R12
-	WORD $0x4F21176F // ssra v15.4s, v27.4s, #31
 	MOVBU (R1)(R12), R9
-	UBFX $16, R5, $16, R12
+	WORD $0x6EB3B5EF // sqrdmulh v15.4s, v15.4s, v19.4s
+	UBFX $16, R26, $16, R12
+	MOVBU (R1)(R12), R12
+	WORD $0x4E371DF8 // and v24.16b, v15.16b, v23.16b
+	ORR R12<<8, R9, R9
+	VMOV V11.D[0], R5
+	UBFX $32, R26, $16, R12
+	MOVBU (R1)(R12), R8
+	WORD $0x4F21170F // ssra v15.4s, v24.4s, #31
+	LSR $48, R26, R12
 	WORD $0x4EB755EF // srshl v15.4s, v15.4s, v23.4s
-	MOVBU (R1)(R12), R14
-	ORR R14<<8, R9, R9
+	MOVBU (R1)(R12), R12
 	WORD $0x0E61498C // sqxtn v12.4h, v12.4s
-	UBFX $32, R5, $16, R12
-	MOVBU (R1)(R12), R14
+	ORR R12<<8, R8, R8
+	ORR R8<<16, R9, R9
 	WORD $0x4E6149AC // sqxtn2 v12.8h, v13.4s
-	ORR R14<<16, R9, R9
-	LSR $48, R5, R12
+	UBFX $0, R15, $16, R12
+	VMOV V11.D[1], R6
+	MOVBU (R1)(R12), R14
+	UBFX $16, R15, $16, R12
 	WORD $0x4E7C0D8C // sqadd v12.8h, v12.8h, v28.8h
-	MOVBU (R1)(R12), R14
-	ORR R14<<24, R9, R9
-	UBFX $0, R6, $16, R12
+	MOVBU (R1)(R12), R12
 	WORD $0x0E6149CD // sqxtn v13.4h, v14.4s
-	MOVBU (R1)(R12), R14
-	ORR R14<<32, R9, R9
+	ORR R12<<8, R14, R14
+	UBFX $32, R15, $16, R12
 	WORD $0x4E6149ED // sqxtn2 v13.8h, v15.4s
-	UBFX $16, R6, $16, R12
-	MOVBU (R1)(R12), R14
+	MOVBU (R1)(R12), R8
 	WORD $0x4E7C0DAD // sqadd v13.8h, v13.8h, v28.8h
-	ORR R14<<40, R9, R9
-	UBFX $32, R6, $16, R12
+	LSR $48, R15, R12
+	MOVBU (R1)(R12), R12
+	WORD $0x4C402A28 // ld1 {v8.4s, v9.4s, v10.4s, v11.4s}, [x17]
+	ORR R12<<8, R8, R8
 	WORD $0x0E21498C // sqxtn v12.8b, v12.8h
-	MOVBU (R1)(R12), R14
-	ORR R14<<48, R9, R9
+	ORR R8<<16, R14, R14
+	ORR R14<<32, R9, R9
 	WORD $0x4E2149AC // sqxtn2 v12.16b, v13.8h
-	LSR $48, R6, R12
-	MOVBU (R1)(R12), R14
+	ADD R16, R23, R23 // pixel j's output
 	WORD $0x4E3D658C // smax v12.16b, v12.16b, v29.16b
-	ORR R14<<56, R9, R9
 	STP (R7, R9), (R23)
 	WORD $0x4E3E6D8C // smin v12.16b, v12.16b, v30.16b
-	MOVD 56(R0), R23
-	ADD R10, R23, R23
-	WORD $0x3CE26AED // ldr q13, [x23, x2]
-	VZIP1 V12.B16, V13.B16, V14.B16 // residual low, convolution high
-	VZIP2 V12.B16, V13.B16, V15.B16
-	VMOV V14.D[0], R3
-	VMOV V14.D[1], R4
-	VMOV V15.D[0], R5
-	VMOV V15.D[1], R6
 	UBFX $0, R3, $16, R12
 	MOVBU (R1)(R12), R7
 	UBFX $16, R3, $16, R12
-	MOVBU (R1)(R12), R14
-	ORR R14<<8, R7, R7
+	MOVBU (R1)(R12), R12
+	ORR R12<<8, R7, R7
 	UBFX $32, R3, $16, R12
-	MOVBU (R1)(R12), R14
-	ORR R14<<16, R7, R7
+	MOVBU (R1)(R12), R8
+	VZIP1 V12.B16, V31.B16, V14.B16 // residual low, convolution high
 	LSR $48, R3, R12
-	MOVBU (R1)(R12), R14
-	ORR R14<<24, R7, R7
+	MOVBU (R1)(R12), R12
+	ORR R12<<8, R8, R8
+	ORR R8<<16, R7, R7
 	UBFX $0, R4, $16, R12
 	MOVBU (R1)(R12), R14
-	ORR R14<<32, R7, R7
 	UBFX $16, R4, $16, R12
-	MOVBU (R1)(R12), R14
-	ORR R14<<40, R7, R7
+	VZIP2 V12.B16, V31.B16, V15.B16
+	MOVBU (R1)(R12), R12
+	ORR R12<<8, R14, R14
 	UBFX $32, R4, $16, R12
-	MOVBU (R1)(R12), R14
-	ORR R14<<48, R7, R7
+	MOVBU (R1)(R12), R8
 	LSR $48, R4, R12
-	MOVBU (R1)(R12), R14
-	ORR R14<<56, R7, R7
+	MOVBU (R1)(R12), R12
+	ORR R12<<8, R8, R8
+	VMOV V14.D[0], R11
+	ORR R8<<16, R14, R14
+	ORR R14<<32, R7, R7
 	UBFX $0, R5, $16, R12
 	MOVBU (R1)(R12), R9
 	UBFX $16, R5, $16, R12
-	MOVBU (R1)(R12), R14
-	ORR R14<<8, R9, R9
+	MOVBU (R1)(R12), R12
+	ORR R12<<8, R9, R9
+	VMOV V14.D[1], R24
 	UBFX $32, R5, $16, R12
-	MOVBU (R1)(R12), R14
-	ORR R14<<16, R9, R9
+	MOVBU (R1)(R12), R8
 	LSR $48, R5, R12
-	MOVBU (R1)(R12), R14
-	ORR R14<<24, R9, R9
+	MOVBU (R1)(R12), R12
+	ORR R12<<8, R8, R8
+	ORR R8<<16, R9, R9
 	UBFX $0, R6, $16, R12
+	VMOV V15.D[0], R26
 	MOVBU (R1)(R12), R14
-	ORR R14<<32, R9, R9
 	UBFX $16, R6, $16, R12
-	MOVBU (R1)(R12), R14
-	ORR R14<<40, R9, R9
+	MOVBU (R1)(R12), R12
+	ORR R12<<8, R14, R14
 	UBFX $32, R6, $16, R12
-	MOVBU (R1)(R12), R14
-	ORR R14<<48, R9, R9
+	MOVBU (R1)(R12), R8
 	LSR $48, R6, R12
+	VMOV V15.D[1], R15
+	MOVBU (R1)(R12), R12
+	ORR R12<<8, R8, R8
+	ORR R8<<16, R14, R14
+	ORR R14<<32, R9, R9
+	ADD R16, R23, R23 // pixel j's output
+	STP (R7, R9), (R23)
+	WORD $0x4C402A2C // ld1 {v12.4s, v13.4s, v14.4s, v15.4s}, [x17]
+	UBFX $0, R11, $16, R12
+	MOVBU (R1)(R12), R7
+	UBFX $16, R11, $16, R12
+	MOVBU (R1)(R12), R12
+	ORR R12<<8, R7, R7
+	UBFX $32, R11, $16, R12
+	MOVBU (R1)(R12), R8
+	LSR $48, R11, R12
+	MOVBU (R1)(R12), R12
+	ORR R12<<8, R8, R8
+	ORR R8<<16, R7, R7
+	UBFX $0, R24, $16, R12
 	MOVBU (R1)(R12), R14
-	ORR R14<<56, R9, R9
+	UBFX $16, R24, $16, R12
+	MOVBU (R1)(R12), R12
+	ORR R12<<8, R14, R14
+	UBFX $32, R24, $16, R12
+	MOVBU (R1)(R12), R8
+	LSR $48, R24, R12
+	MOVBU (R1)(R12), R12
+	ORR R12<<8, R8, R8
+	ORR R8<<16, R14, R14
+	ORR R14<<32, R7, R7
+	UBFX $0, R26, $16, R12
+	MOVBU (R1)(R12), R9
+	UBFX $16, R26, $16, R12
+	MOVBU (R1)(R12), R12
+	ORR R12<<8, R9, R9
+	UBFX $32, R26, $16, R12
+	MOVBU (R1)(R12), R8
+	LSR $48, R26, R12
+	MOVBU (R1)(R12), R12
+	ORR R12<<8, R8, R8
+	ORR R8<<16, R9, R9
+	UBFX $0, R15, $16, R12
+	MOVBU (R1)(R12), R14
+	UBFX $16, R15, $16, R12
+	MOVBU (R1)(R12), R12
+	ORR R12<<8, R14, R14
+	UBFX $32, R15, $16, R12
+	MOVBU (R1)(R12), R8
+	LSR $48, R15, R12
+	MOVBU (R1)(R12), R12
+	ORR R12<<8, R8, R8
+	ORR R8<<16, R14, R14
+	ORR R14<<32, R9, R9
+	ADD R16, R23, R23 // pixel j's output
 	STP (R7, R9), (R23)
 	ADD $16, R10, R10
 	MOVD 72(R0), R11
 	ADD R10<<2, R11, R11 // parameters of this pass's channels
-	WORD $0x4C402960 // ld1 {v0.4s, v1.4s, v2.4s, v3.4s}, [x11]
-	WORD $0x4C402964 // ld1 {v4.4s, v5.4s, v6.4s, v7.4s}, [x11]
-	WORD $0x4C402968 // ld1 {v8.4s, v9.4s, v10.4s, v11.4s}, [x11]
-	WORD $0x4C40296C // ld1 {v12.4s, v13.4s, v14.4s, v15.4s}, [x11]
 	MOVD 64(R0), R5
 	ADD R10<<2, R5, R5 // weights of this pass's channels
 	MOVD 80(R0), R6
@@ -3882,6 +3894,21 @@ rnext:
 	WORD $0x3DC18976 // ldr q22, [x11, #1568]
 	WORD $0x3DC04D73 // ldr q19, [x11, #304]
 	WORD $0x3DC18D77 // ldr q23, [x11, #1584]
+	MOVD 72(R0), R17
+	ADD R10<<2, R17, R17
+	ADD $64, R17, R17
+	MOVD 32(R0), R23
+	MOVD 40(R0), R16
+	ADD R10, R23, R23
+	SUB R23, R16, R16
+	ADD R10, R16, R16
+	WORD $0x3CE26AF9 // ldr q25, [x23, x2]
+	ADD R16, R23, R3
+	WORD $0x3CE2687A // ldr q26, [x3, x2]
+	ADD R16, R3, R4
+	WORD $0x3CE2689B // ldr q27, [x4, x2]
+	ADD R16, R4, R5
+	WORD $0x3CE268BF // ldr q31, [x5, x2]
 	WORD $0x6EB0B400 // sqrdmulh v0.4s, v0.4s, v16.4s
 	WORD $0x4EB45400 // srshl v0.4s, v0.4s, v20.4s
 	WORD $0x6EB1B421 // sqrdmulh v1.4s, v1.4s, v17.4s
@@ -3895,276 +3922,267 @@ rnext:
 	WORD $0x2E212800 // sqxtun v0.8b, v0.8h
 	WORD $0x6E212820 // sqxtun2 v0.16b, v1.8h
 	WORD $0x6E3D1C00 // eor v0.16b, v0.16b, v29.16b
-	MOVD 32(R0), R23
-	ADD R10, R23, R23
-	WORD $0x3CE26AE1 // ldr q1, [x23, x2]
-	VZIP1 V0.B16, V1.B16, V2.B16 // residual low, convolution high
-	VZIP2 V0.B16, V1.B16, V3.B16
+	VZIP1 V0.B16, V25.B16, V2.B16 // residual low, convolution high
 	WORD $0x6EB0B484 // sqrdmulh v4.4s, v4.4s, v16.4s
-	VMOV V2.D[0], R3
-	VMOV V2.D[1], R4
-	VMOV V3.D[0], R5
-	VMOV V3.D[1], R6
+	VZIP2 V0.B16, V25.B16, V3.B16
 	WORD $0x4EB45484 // srshl v4.4s, v4.4s, v20.4s
-	UBFX $0, R3, $16, R12
-	MOVBU (R1)(R12), R7
-	UBFX $16, R3, $16, R12
-	MOVBU (R1)(R12), R14
 	WORD $0x6EB1B4A5 // sqrdmulh v5.4s, v5.4s, v17.4s
-	ORR R14<<8, R7, R7
-	UBFX $32, R3, $16, R12
-	MOVBU (R1)(R12), R14
-	ORR R14<<16, R7, R7
-	LSR $48, R3, R12
+	VMOV V2.D[0], R3
 	WORD $0x4EB554A5 // srshl v5.4s, v5.4s, v21.4s
-	MOVBU (R1)(R12), R14
-	ORR R14<<24, R7, R7
-	UBFX $0, R4, $16, R12
-	MOVBU (R1)(R12), R14
 	WORD $0x6EB2B4C6 // sqrdmulh v6.4s, v6.4s, v18.4s
-	ORR R14<<32, R7, R7
-	UBFX $16, R4, $16, R12
-	MOVBU (R1)(R12), R14
-	ORR R14<<40, R7, R7
+	VMOV V2.D[1], R4
 	WORD $0x4EB654C6 // srshl v6.4s, v6.4s, v22.4s
-	UBFX $32, R4, $16, R12
-	MOVBU (R1)(R12), R14
-	ORR R14<<48, R7, R7
-	LSR $48, R4, R12
-	MOVBU (R1)(R12), R14
 	WORD $0x6EB3B4E7 // sqrdmulh v7.4s, v7.4s, v19.4s
-	ORR R14<<56, R7, R7
-	UBFX $0, R5, $16, R12
-	MOVBU (R1)(R12), R9
-	UBFX $16, R5, $16, R12
+	VMOV V3.D[0], R5
 	WORD $0x4EB754E7 // srshl v7.4s, v7.4s, v23.4s
-	MOVBU (R1)(R12), R14
-	ORR R14<<8, R9, R9
-	UBFX $32, R5, $16, R12
-	MOVBU (R1)(R12), R14
 	WORD $0x4E451884 // uzp1 v4.8h, v4.8h, v5.8h
-	ORR R14<<16, R9, R9
-	LSR $48, R5, R12
-	MOVBU (R1)(R12), R14
-	ORR R14<<24, R9, R9
-	UBFX $0, R6, $16, R12
+	VMOV V3.D[1], R6
 	WORD $0x4E4718C5 // uzp1 v5.8h, v6.8h, v7.8h
-	MOVBU (R1)(R12), R14
-	ORR R14<<32, R9, R9
-	UBFX $16, R6, $16, R12
-	MOVBU (R1)(R12), R14
 	WORD $0x2E212884 // sqxtun v4.8b, v4.8h
-	ORR R14<<40, R9, R9
-	UBFX $32, R6, $16, R12
-	MOVBU (R1)(R12), R14
-	ORR R14<<48, R9, R9
+	WORD $0x4C402A20 // ld1 {v0.4s, v1.4s, v2.4s, v3.4s}, [x17]
 	WORD $0x6E2128A4 // sqxtun2 v4.16b, v5.8h
-	LSR $48, R6, R12
-	MOVBU (R1)(R12), R14
-	ORR R14<<56, R9, R9
-	STP (R7, R9), (R23)
 	WORD $0x6E3D1C84 // eor v4.16b, v4.16b, v29.16b
-	MOVD 40(R0), R23
-	ADD R10, R23, R23
-	WORD $0x3CE26AE5 // ldr q5, [x23, x2]
-	VZIP1 V4.B16, V5.B16, V6.B16 // residual low, convolution high
-	VZIP2 V4.B16, V5.B16, V7.B16
-	WORD $0x6EB0B508 // sqrdmulh v8.4s, v8.4s, v16.4s
-	VMOV V6.D[0], R3
-	VMOV V6.D[1], R4
-	VMOV V7.D[0], R5
-	VMOV V7.D[1], R6
-	WORD $0x4EB45508 // srshl v8.4s, v8.4s, v20.4s
 	UBFX $0, R3, $16, R12
 	MOVBU (R1)(R12), R7
 	UBFX $16, R3, $16, R12
-	MOVBU (R1)(R12), R14
-	WORD $0x6EB1B529 // sqrdmulh v9.4s, v9.4s, v17.4s
-	ORR R14<<8, R7, R7
+	VZIP1 V4.B16, V26.B16, V6.B16 // residual low, convolution high
+	MOVBU (R1)(R12), R12
+	ORR R12<<8, R7, R7
+	WORD $0x6EB0B508 // sqrdmulh v8.4s, v8.4s, v16.4s
 	UBFX $32, R3, $16, R12
-	MOVBU (R1)(R12), R14
-	ORR R14<<16, R7, R7
+	MOVBU (R1)(R12), R8
 	LSR $48, R3, R12
-	WORD $0x4EB55529 // srshl v9.4s, v9.4s, v21.4s
-	MOVBU (R1)(R12), R14
-	ORR R14<<24, R7, R7
+	VZIP2 V4.B16, V26.B16, V7.B16
+	MOVBU (R1)(R12), R12
+	ORR R12<<8, R8, R8
+	WORD $0x4EB45508 // srshl v8.4s, v8.4s, v20.4s
+	ORR R8<<16, R7, R7
 	UBFX $0, R4, $16, R12
+	WORD $0x6EB1B529 // sqrdmulh v9.4s, v9.4s, v17.4s
 	MOVBU (R1)(R12), R14
-	WORD $0x6EB2B54A // sqrdmulh v10.4s, v10.4s, v18.4s
-	ORR R14<<32, R7, R7
 	UBFX $16, R4, $16, R12
-	MOVBU (R1)(R12), R14
-	ORR R14<<40, R7, R7
-	WORD $0x4EB6554A // srshl v10.4s, v10.4s, v22.4s
+	MOVBU (R1)(R12), R12
+	VMOV V6.D[0], R11
+	ORR R12<<8, R14, R14
 	UBFX $32, R4, $16, R12
-	MOVBU (R1)(R12), R14
-	ORR R14<<48, R7, R7
+	WORD $0x4EB55529 // srshl v9.4s, v9.4s, v21.4s
+	MOVBU (R1)(R12), R8
 	LSR $48, R4, R12
-	MOVBU (R1)(R12), R14
-	WORD $0x6EB3B56B // sqrdmulh v11.4s, v11.4s, v19.4s
-	ORR R14<<56, R7, R7
+	WORD $0x6EB2B54A // sqrdmulh v10.4s, v10.4s, v18.4s
+	MOVBU (R1)(R12), R12
+	ORR R12<<8, R8, R8
+	ORR R8<<16, R14, R14
+	VMOV V6.D[1], R24
+	ORR R14<<32, R7, R7
 	UBFX $0, R5, $16, R12
+	WORD $0x4EB6554A // srshl v10.4s, v10.4s, v22.4s
 	MOVBU (R1)(R12), R9
 	UBFX $16, R5, $16, R12
-	WORD $0x4EB7556B // srshl v11.4s, v11.4s, v23.4s
-	MOVBU (R1)(R12), R14
-	ORR R14<<8, R9, R9
+	WORD $0x6EB3B56B // sqrdmulh v11.4s, v11.4s, v19.4s
+	MOVBU (R1)(R12), R12
+	ORR R12<<8, R9, R9
 	UBFX $32, R5, $16, R12
-	MOVBU (R1)(R12), R14
-	WORD $0x4E491908 // uzp1 v8.8h, v8.8h, v9.8h
-	ORR R14<<16, R9, R9
+	VMOV V7.D[0], R26
+	MOVBU (R1)(R12), R8
 	LSR $48, R5, R12
-	MOVBU (R1)(R12), R14
-	ORR R14<<24, R9, R9
+	WORD $0x4EB7556B // srshl v11.4s, v11.4s, v23.4s
+	MOVBU (R1)(R12), R12
+	ORR R12<<8, R8, R8
+	WORD $0x4E491908 // uzp1 v8.8h, v8.8h, v9.8h
+	ORR R8<<16, R9, R9
 	UBFX $0, R6, $16, R12
-	WORD $0x4E4B1949 // uzp1 v9.8h, v10.8h, v11.8h
 	MOVBU (R1)(R12), R14
-	ORR R14<<32, R9, R9
+	VMOV V7.D[1], R15
 	UBFX $16, R6, $16, R12
-	MOVBU (R1)(R12), R14
-	WORD $0x2E212908 // sqxtun v8.8b, v8.8h
-	ORR R14<<40, R9, R9
+	MOVBU (R1)(R12), R12
+	WORD $0x4E4B1949 // uzp1 v9.8h, v10.8h, v11.8h
+	ORR R12<<8, R14, R14
 	UBFX $32, R6, $16, R12
-	MOVBU (R1)(R12), R14
-	ORR R14<<48, R9, R9
-	WORD $0x6E212928 // sqxtun2 v8.16b, v9.8h
+	WORD $0x2E212908 // sqxtun v8.8b, v8.8h
+	MOVBU (R1)(R12), R8
 	LSR $48, R6, R12
-	MOVBU (R1)(R12), R14
-	ORR R14<<56, R9, R9
+	MOVBU (R1)(R12), R12
+	WORD $0x4C402A24 // ld1 {v4.4s, v5.4s, v6.4s, v7.4s}, [x17]
+	ORR R12<<8, R8, R8
+	ORR R8<<16, R14, R14
+	WORD $0x6E212928 // sqxtun2 v8.16b, v9.8h
+	ORR R14<<32, R9, R9
 	STP (R7, R9), (R23)
 	WORD $0x6E3D1D08 // eor v8.16b, v8.16b, v29.16b
-	MOVD 48(R0), R23
-	ADD R10, R23, R23
-	WORD $0x3CE26AE9 // ldr q9, [x23, x2]
-	VZIP1 V8.B16, V9.B16, V10.B16 // residual low, convolution high
-	VZIP2 V8.B16, V9.B16, V11.B16
-	WORD $0x6EB0B58C // sqrdmulh v12.4s, v12.4s, v16.4s
-	VMOV V10.D[0], R3
-	VMOV V10.D[1], R4
-	VMOV V11.D[0], R5
-	VMOV V11.D[1], R6
-	WORD $0x4EB4558C // srshl v12.4s, v12.4s, v20.4s
-	UBFX $0, R3, $16, R12
+	UBFX $0, R11, $16, R12
 	MOVBU (R1)(R12), R7
-	UBFX $16, R3, $16, R12
-	MOVBU (R1)(R12), R14
+	UBFX $16, R11, $16, R12
+	VZIP1 V8.B16, V27.B16, V10.B16 // residual low, convolution high
+	MOVBU (R1)(R12), R12
+	ORR R12<<8, R7, R7
+	WORD $0x6EB0B58C // sqrdmulh v12.4s, v12.4s, v16.4s
+	UBFX $32, R11, $16, R12
+	MOVBU (R1)(R12), R8
+	LSR $48, R11, R12
+	VZIP2 V8.B16, V27.B16, V11.B16
+	MOVBU (R1)(R12), R12
+	ORR R12<<8, R8, R8
+	WORD $0x4EB4558C // srshl v12.4s, v12.4s, v20.4s
+	ORR R8<<16, R7, R7
+	UBFX $0, R24, $16, R12
 	WORD $0x6EB1B5AD // sqrdmulh v13.4s, v13.4s, v17.4s
-	ORR R14<<8, R7, R7
-	UBFX $32, R3, $16, R12
 	MOVBU (R1)(R12), R14
-	ORR R14<<16, R7, R7
-	LSR $48, R3, R12
+	UBFX $16, R24, $16, R12
+	MOVBU (R1)(R12), R12
+	VMOV V10.D[0], R3
+	ORR R12<<8, R14, R14
+	UBFX $32, R24, $16, R12
 	WORD $0x4EB555AD // srshl v13.4s, v13.4s, v21.4s
-	MOVBU (R1)(R12), R14
-	ORR R14<<24, R7, R7
-	UBFX $0, R4, $16, R12
-	MOVBU (R1)(R12), R14
+	MOVBU (R1)(R12), R8
+	LSR $48, R24, R12
+	MOVBU (R1)(R12), R12
 	WORD $0x6EB2B5CE // sqrdmulh v14.4s, v14.4s, v18.4s
+	ORR R12<<8, R8, R8
+	ORR R8<<16, R14, R14
+	VMOV V10.D[1], R4
 	ORR R14<<32, R7, R7
-	UBFX $16, R4, $16, R12
-	MOVBU (R1)(R12), R14
-	ORR R14<<40, R7, R7
+	UBFX $0, R26, $16, R12
 	WORD $0x4EB655CE // srshl v14.4s, v14.4s, v22.4s
-	UBFX $32, R4, $16, R12
-	MOVBU (R1)(R12), R14
-	ORR R14<<48, R7, R7
-	LSR $48, R4, R12
-	MOVBU (R1)(R12), R14
-	WORD $0x6EB3B5EF // sqrdmulh v15.4s, v15.4s, v19.4s
-	ORR R14<<56, R7, R7
-	UBFX $0, R5, $16, R12
 	MOVBU (R1)(R12), R9
-	UBFX $16, R5, $16, R12
+	UBFX $16, R26, $16, R12
+	MOVBU (R1)(R12), R12
+	WORD $0x6EB3B5EF // sqrdmulh v15.4s, v15.4s, v19.4s
+	ORR R12<<8, R9, R9
+	UBFX $32, R26, $16, R12
+	VMOV V11.D[0], R5
+	MOVBU (R1)(R12), R8
+	LSR $48, R26, R12
+	MOVBU (R1)(R12), R12
 	WORD $0x4EB755EF // srshl v15.4s, v15.4s, v23.4s
-	MOVBU (R1)(R12), R14
-	ORR R14<<8, R9, R9
-	UBFX $32, R5, $16, R12
-	MOVBU (R1)(R12), R14
+	ORR R12<<8, R8, R8
+	ORR R8<<16, R9, R9
 	WORD $0x4E4D198C // uzp1 v12.8h, v12.8h, v13.8h
-	ORR R14<<16, R9, R9
-	LSR $48, R5, R12
+	UBFX $0, R15, $16, R12
 	MOVBU (R1)(R12), R14
-	ORR R14<<24, R9, R9
-	UBFX $0, R6, $16, R12
+	VMOV V11.D[1], R6
+	UBFX $16, R15, $16, R12
+	MOVBU (R1)(R12), R12
+	ORR R12<<8, R14, R14
 	WORD $0x4E4F19CD // uzp1 v13.8h, v14.8h, v15.8h
-	MOVBU (R1)(R12), R14
-	ORR R14<<32, R9, R9
-	UBFX $16, R6, $16, R12
-	MOVBU (R1)(R12), R14
+	UBFX $32, R15, $16, R12
+	MOVBU (R1)(R12), R8
 	WORD $0x2E21298C // sqxtun v12.8b, v12.8h
-	ORR R14<<40, R9, R9
-	UBFX $32, R6, $16, R12
-	MOVBU (R1)(R12), R14
-	ORR R14<<48, R9, R9
+	LSR $48, R15, R12
+	MOVBU (R1)(R12), R12
+	ORR R12<<8, R8, R8
+	WORD $0x4C402A28 // ld1 {v8.4s, v9.4s, v10.4s, v11.4s}, [x17]
+	ORR R8<<16, R14, R14
+	ORR R14<<32, R9, R9
 	WORD $0x6E2129AC // sqxtun2 v12.16b, v13.8h
-	LSR $48, R6, R12
-	MOVBU (R1)(R12), R14
-	ORR R14<<56, R9, R9
+	ADD R16, R23, R23 // pixel j's output
 	STP (R7, R9), (R23)
 	WORD $0x6E3D1D8C // eor v12.16b, v12.16b, v29.16b
-	MOVD 56(R0), R23
-	ADD R10, R23, R23
-	WORD $0x3CE26AED // ldr q13, [x23, x2]
-	VZIP1 V12.B16, V13.B16, V14.B16 // residual low, convolution high
-	VZIP2 V12.B16, V13.B16, V15.B16
-	VMOV V14.D[0], R3
-	VMOV V14.D[1], R4
-	VMOV V15.D[0], R5
-	VMOV V15.D[1], R6
 	UBFX $0, R3, $16, R12
 	MOVBU (R1)(R12), R7
 	UBFX $16, R3, $16, R12
-	MOVBU (R1)(R12), R14
-	ORR R14<<8, R7, R7
+	MOVBU (R1)(R12), R12
+	ORR R12<<8, R7, R7
 	UBFX $32, R3, $16, R12
-	MOVBU (R1)(R12), R14
-	ORR R14<<16, R7, R7
+	MOVBU (R1)(R12), R8
+	VZIP1 V12.B16, V31.B16, V14.B16 // residual low, convolution high
 	LSR $48, R3, R12
-	MOVBU (R1)(R12), R14
-	ORR R14<<24, R7, R7
+	MOVBU (R1)(R12), R12
+	ORR R12<<8, R8, R8
+	ORR R8<<16, R7, R7
 	UBFX $0, R4, $16, R12
 	MOVBU (R1)(R12), R14
-	ORR R14<<32, R7, R7
 	UBFX $16, R4, $16, R12
-	MOVBU (R1)(R12), R14
-	ORR R14<<40, R7, R7
+	VZIP2 V12.B16, V31.B16, V15.B16
+	MOVBU (R1)(R12), R12
+	ORR R12<<8, R14, R14
 	UBFX $32, R4, $16, R12
-	MOVBU (R1)(R12), R14
-	ORR R14<<48, R7, R7
+	MOVBU (R1)(R12), R8
 	LSR $48, R4, R12
-	MOVBU (R1)(R12), R14
-	ORR R14<<56, R7, R7
+	MOVBU (R1)(R12), R12
+	ORR R12<<8, R8, R8
+	VMOV V14.D[0], R11
+	ORR R8<<16, R14, R14
+	ORR R14<<32, R7, R7
 	UBFX $0, R5, $16, R12
 	MOVBU (R1)(R12), R9
 	UBFX $16, R5, $16, R12
-	MOVBU (R1)(R12), R14
-	ORR R14<<8, R9, R9
+	MOVBU (R1)(R12), R12
+	ORR R12<<8, R9, R9
+	VMOV V14.D[1], R24
 	UBFX $32, R5, $16, R12
-	MOVBU (R1)(R12), R14
-	ORR R14<<16, R9, R9
+	MOVBU (R1)(R12), R8
 	LSR $48, R5, R12
-	MOVBU (R1)(R12), R14
-	ORR R14<<24, R9, R9
+	MOVBU (R1)(R12), R12
+	ORR R12<<8, R8, R8
+	ORR R8<<16, R9, R9
 	UBFX $0, R6, $16, R12
+	VMOV V15.D[0], R26
 	MOVBU (R1)(R12), R14
-	ORR R14<<32, R9, R9
 	UBFX $16, R6, $16, R12
-	MOVBU (R1)(R12), R14
-	ORR R14<<40, R9, R9
+	MOVBU (R1)(R12), R12
+	ORR R12<<8, R14, R14
 	UBFX $32, R6, $16, R12
-	MOVBU (R1)(R12), R14
-	ORR R14<<48, R9, R9
+	MOVBU (R1)(R12), R8
 	LSR $48, R6, R12
+	VMOV V15.D[1], R15
+	MOVBU (R1)(R12), R12
+	ORR R12<<8, R8, R8
+	ORR R8<<16, R14, R14
+	ORR R14<<32, R9, R9
+	ADD R16, R23, R23 // pixel j's output
+	STP (R7, R9), (R23)
+	WORD $0x4C402A2C // ld1 {v12.4s, v13.4s, v14.4s, v15.4s}, [x17]
+	UBFX $0, R11, $16, R12
+	MOVBU (R1)(R12), R7
+	UBFX $16, R11, $16, R12
+	MOVBU (R1)(R12), R12
+	ORR R12<<8, R7, R7
+	UBFX $32, R11, $16, R12
+	MOVBU (R1)(R12), R8
+	LSR $48, R11, R12
+	MOVBU (R1)(R12), R12
+	ORR R12<<8, R8, R8
+	ORR R8<<16, R7, R7
+	UBFX $0, R24, $16, R12
 	MOVBU (R1)(R12), R14
-	ORR R14<<56, R9, R9
+	UBFX $16, R24, $16, R12
+	MOVBU (R1)(R12), R12
+	ORR R12<<8, R14, R14
+	UBFX $32, R24, $16, R12
+	MOVBU (R1)(R12), R8
+	LSR $48, R24, R12
+	MOVBU (R1)(R12), R12
+	ORR R12<<8, R8, R8
+	ORR R8<<16, R14, R14
+	ORR R14<<32, R7, R7
+	UBFX $0, R26, $16, R12
+	MOVBU (R1)(R12), R9
+	UBFX $16, R26, $16, R12
+	MOVBU (R1)(R12), R12
+	ORR R12<<8, R9, R9
+	UBFX $32, R26, $16, R12
+	MOVBU (R1)(R12), R8
+	LSR $48, R26, R12
+	MOVBU (R1)(R12), R12
+	ORR R12<<8, R8, R8
+	ORR R8<<16, R9, R9
+	UBFX $0, R15, $16, R12
+	MOVBU (R1)(R12), R14
+	UBFX $16, R15, $16, R12
+	MOVBU (R1)(R12), R12
+	ORR R12<<8, R14, R14
+	UBFX $32, R15, $16, R12
+	MOVBU (R1)(R12), R8
+	LSR $48, R15, R12
+	MOVBU (R1)(R12), R12
+	ORR R12<<8, R8, R8
+	ORR R8<<16, R14, R14
+	ORR R14<<32, R9, R9
+	ADD R16, R23, R23 // pixel j's output
 	STP (R7, R9), (R23)
 	ADD $16, R10, R10
 	MOVD 72(R0), R11
 	ADD R10<<2, R11, R11 // parameters of this pass's channels
-	WORD $0x4C402960 // ld1 {v0.4s, v1.4s, v2.4s, v3.4s}, [x11]
-	WORD $0x4C402964 // ld1 {v4.4s, v5.4s, v6.4s, v7.4s}, [x11]
-	WORD $0x4C402968 // ld1 {v8.4s, v9.4s, v10.4s, v11.4s}, [x11]
-	WORD $0x4C40296C // ld1 {v12.4s, v13.4s, v14.4s, v15.4s}, [x11]
 	MOVD 64(R0), R5
 	ADD R10<<2, R5, R5 // weights of this pass's channels
 	MOVD 80(R0), R6

@@ -461,6 +461,10 @@ type tileArgs struct {
 	// pixels, which is what tiles gives it).
 	addT unsafe.Pointer
 	resd int
+	// addSink takes tileNEONDotAdd's stores of the lookups it defers
+	// from a tile's last pass to the next one when there is no previous
+	// pass (the kernel's own scratch; nothing reads it).
+	addSink [16]byte
 }
 
 // tiles runs pixel-tile x channel-block units [lo, hi) (block-major, so a

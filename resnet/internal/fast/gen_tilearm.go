@@ -168,6 +168,7 @@ const (
 	offOStep = offNoPair + 24
 	offAddT  = offNoPair + 32
 	offResd  = offNoPair + 40
+	offSink  = offNoPair + 48 // 16 bytes tileNEONDotAdd may write (addInit)
 )
 
 // armRowScale is the parameter row of the "xnnpack" float32 scales
@@ -290,10 +291,9 @@ func genARMKernel(k *armKernel) {
 		outConsts()
 	}
 	if k.add {
-		// The fused ADD's table and the residual's distance from the
-		// output: R1 and R2, which the SDOT kernel's fast copies do not use.
+		// The fused ADD's table (R1, which the SDOT kernel's fast copies
+		// do not use otherwise).
 		ag("MOVD %d(R0), R1 // the ADD's table", offAddT)
-		ag("MOVD %d(R0), R2 // residual minus output address", offResd)
 	}
 	// Two copies of the loops: the fast one for layers whose bytes per
 	// tap are a multiple of the chunk (16 for SDOT; 8 for NEON, which
@@ -325,6 +325,9 @@ func genARMKernel(k *armKernel) {
 		ag("ADD $128, R12, R12")
 		ag("CBZ R12, rcopy")
 		fastBody(k, fastFixed)
+		// Each copy at a 2 KiB boundary (see below): over 2 KiB, only its
+		// last block (after the last pass, once a tile) may straddle a
+		// 4 KiB page.
 		p("PCALIGN $2048")
 		label("notfast")
 		ag("AND $15, R8, R12")
@@ -494,6 +497,9 @@ func fastBody(k *armKernel, mode int) {
 	counted := func(r string) string { return r }
 	if mode != fastFixed || k.add {
 		counted = func(string) string { return "special" }
+	}
+	if k.add {
+		addInit()
 	}
 	fastSetup(dot, true)
 	loop := x + "chunk"
@@ -740,6 +746,12 @@ func passEnd(k *armKernel, callRegion, loop string, setup func()) {
 	ag("BLT %s", loop)
 	if armRegion != "special" {
 		armRegion = callRegion
+	}
+	if k.add {
+		// The last pass's pixels 2 and 3, whose lookups the next pass
+		// would have done (addEpilogue).
+		addLookup(2, "R23")
+		addLookup(3, "R2")
 	}
 	// One block for every tile, the last one's too (its pointers are
 	// moved past the run and more stays 0), so that the estimate, which
@@ -1098,33 +1110,35 @@ func epilogue(dot bool, kind int, add bool) {
 // with the next pixel's vector instructions and its lookups with the
 // pixel after that, so that an out-of-order core (whose reorder buffer
 // would fill behind a dependency chain of some forty cycles) keeps the
-// vector, integer and load pipes busy together. The residual vectors are
+// vector, integer and load pipes busy together; pixels 2 and 3's lookups
+// wait for the next pass's epilogue (their indices in general registers
+// that the SDOT loop leaves alone, R23 and R2 their outputs), where they
+// run beside pixels 0 and 1's vector work instead of ending the block
+// alone; after the last pass, passEnd does them. The residual vectors are
 // loaded first, off those chains; the requantization's temporaries are all
-// V24 (renaming makes them independent), which frees V25-V27.
+// V24 (renaming makes them independent), which frees V25-V27. llvm-mca's
+// Neoverse-N1 model prices the pass block at 66 cycles for the fast copy
+// (tileNEONDot's: 46, plus 54 for addTableNEON's 64 bytes).
 func addEpilogue(kind, vecs int, mult, nrsh []int) {
 	const t = 24
-	// R17: the next pass's bias (each pixel's accumulators start there),
+	// R11: the next pass's bias (each pixel's accumulators start there),
 	// loaded into V4j-V4j+3 as soon as pixel j's indices are made (after
 	// the last pass, the parameter block's next row: read, not used).
-	ag("MOVD %d(R0), R17", offParams)
-	ag("ADD R10<<2, R17, R17")
-	ag("ADD $%d, R17, R17", 4*16)
-	// The pixels' outputs lie R16 bytes apart (Conv.tiles runs the fused
-	// kernel on tiles of four consecutive pixels only): R23 is pixel 0's
-	// (addLookup moves it on), R3-R5 the others' for the residual loads.
-	ag("MOVD %d(R0), R23", offOut)
-	ag("MOVD %d(R0), R16", offOut+8)
-	ag("ADD R10, R23, R23")
-	ag("SUB R23, R16, R16")
-	ag("ADD R10, R16, R16")
-	ldrQreg(addRes[0], 23, 2)
+	ag("ADD $%d, R11, R11", 4*16)
+	// R13 (the weights' group stride, restored at the end): pixel 0's
+	// output; the pixels' outputs lie R16 bytes apart. The residuals are
+	// loaded first, off the lookups' dependency chains.
+	ag("MOVD %d(R0), R13", offOut)
+	ag("MOVD %d(R0), R12 // residual minus output address", offResd)
+	ag("ADD R10, R13, R13")
+	ldrQreg(addRes[0], 13, 12)
 	for j := 1; j < mr; j++ {
-		prev := "R23"
+		prev := "R13"
 		if j > 1 {
-			prev = fmt.Sprintf("R%d", 1+j)
+			prev = fmt.Sprintf("R%d", 3+j)
 		}
-		ag("ADD R16, %s, R%d", prev, 2+j)
-		ldrQreg(addRes[j], 2+j, 2)
+		ag("ADD R16, %s, R%d", prev, 4+j)
+		ldrQreg(addRes[j], 4+j, 12)
 	}
 	pixel := func(j int) {
 		d0, d1 := 4*j, 4*j+1
@@ -1176,17 +1190,59 @@ func addEpilogue(kind, vecs int, mult, nrsh []int) {
 	// Stage s of pixel j runs beside stage 0 of pixel j+s.
 	index := func(j int) {
 		addIndex(j)
-		ld1x4s(4*j, 17)
+		ld1x4s(4*j, 11)
 	}
-	stages := []func(int){pixel, index, addLookup}
-	for step := range mr + len(stages) - 1 {
+	// Steps: the vector work of pixel j beside the indexing of pixel j-1
+	// and the lookups of pixel j-2, the previous pass's pixels 2 and 3
+	// (R23 and R2 their outputs) coming first. Pixels 2 and 3's lookups
+	// wait for the next pass (passEnd does them after the last), their
+	// indices in the registers the SDOT loop leaves alone.
+	lookup := func(j int) {
+		switch j {
+		case -2:
+			addLookup(2, "R23")
+		case -1:
+			addLookup(3, "R2")
+		case 0:
+			addLookup(0, "R13")
+		default:
+			addLookup(1, "R13+R16")
+		}
+	}
+	stages := []func(int){pixel, index, lookup}
+	for step := range mr + 1 {
 		var lines []string
 		for s, f := range stages {
-			if j := step - s; j >= 0 && j < mr {
+			if j := step - s; j >= -2 && j < mr && (s == 2 || j >= 0) && (s != 2 || j < 2) {
 				lines = mergeLines(lines, capture(func() { f(j) }))
 			}
 		}
+		if step == mr {
+			// This pass's pixels 2 and 3 for the next.
+			lines = append(lines, capture(func() {
+				ag("ADD R16<<1, R13, R23")
+				ag("ADD R16, R23, R2")
+				ag("MOVD $%d, R13", 4*nr)
+			})...)
+		}
 		emitMerged(nil, lines)
+	}
+}
+
+// addInit starts a call of a fused copy (its first pass, and each tile of
+// a run): R16 the distance between the pixels' outputs, and the
+// "previous pass's" pixels 2 and 3 that the first pass's epilogue looks
+// up: indices 0, stored to tileArgs' sink.
+func addInit() {
+	ag("MOVD %d(R0), R16", offOut+8)
+	ag("MOVD %d(R0), R12", offOut)
+	ag("SUB R12, R16, R16")
+	ag("ADD $%d, R0, R23", offSink)
+	ag("MOVD R23, R2")
+	for _, w := range addIdx {
+		for _, r := range w {
+			ag("MOVD ZR, %s", r)
+		}
 	}
 }
 
@@ -1209,10 +1265,11 @@ func mergeLines(a, c []string) []string {
 
 // The fused ADD's registers in the epilogue: pixel j's residual vector,
 // and its sixteen indices four to a register (two sets: pixel j's
-// lookups run beside pixel j+1's indexing).
+// lookups run beside pixel j+1's indexing; pixels 2 and 3's live across
+// the SDOT loop, which does not touch these).
 var (
 	addRes = []int{25, 26, 27, 31}
-	addIdx = [2][]string{{"R3", "R4", "R5", "R6"}, {"R11", "R24", "R26", "R15"}}
+	addIdx = [2][]string{{"R3", "R4", "R8", "R14"}, {"R15", "R24", "R26", "R17"}}
 )
 
 // capture returns the lines f emits, taking them back out of b.
@@ -1244,7 +1301,7 @@ func emitMerged(a, c []string) {
 
 // addIndex makes pixel j's sixteen table indices conv<<8 | residual, from
 // its 16 output bytes (V4j) and the residual's (addRes[j], loaded from out
-// + R2 before anything is stored, so the residual may be the output
+// + resd before anything is stored, so the residual may be the output
 // itself): ZIP1 and ZIP2 interleave them, four UMOVs move them to
 // addIdx[j%2].
 func addIndex(j int) {
@@ -1262,11 +1319,13 @@ func addIndex(j int) {
 // T[conv<<8 | residual]) and stores the sixteen bytes: scalar byte loads
 // (as addTableNEON's), gathered eight to a register by ORR of the byte
 // shifted into place, pairs then quadruples (a tree, not a chain of
-// seven), and one STP at pixel j's output. It uses R7-R9, R12, R14 and
-// R23, free in the fast copies' epilogue (passSetup sets R5-R7, R9 and
-// R11 afresh, fastSetup R12; R8 and R24 are read at the kernel's entry
-// only; R15 and R26 hold nothing there).
-func addLookup(j int) {
+// seven), and one STP at out (a register, or "R13+R16": pixel 1's). It
+// uses R5-R7, R9 and R12, free in the fast copies' epilogue (passSetup
+// sets R5-R7 and R9 afresh, fastSetup R12), and after the last pass.
+// (The index registers: R8 and R24 are read at the kernel's entry only,
+// R15 too in tileNEONDotAdd; R3, R4, R14, R17 and R26 hold nothing in the
+// fast copies.)
+func addLookup(j int, out string) {
 	w := addIdx[j%2]
 	look := func(k int, reg string) {
 		src := w[k/4]
@@ -1277,27 +1336,30 @@ func addLookup(j int) {
 		}
 		ag("MOVBU (R1)(R12), %s", reg)
 	}
+	// dst = b0 | b1<<8 | ... | b7<<56 of bytes 8h..8h+7: pairs, then
+	// quadruples (R5 the upper one), then the eight.
 	for h, dst := range []string{"R7", "R9"} {
 		for q := range 2 {
 			a := dst
 			if q == 1 {
-				a = "R14"
+				a = "R5"
 			}
 			k := 8*h + 4*q
 			look(k, a)
 			look(k+1, "R12")
 			ag("ORR R12<<8, %s, %s", a, a)
-			look(k+2, "R8")
+			look(k+2, "R6")
 			look(k+3, "R12")
-			ag("ORR R12<<8, R8, R8")
-			ag("ORR R8<<16, %s, %s", a, a)
+			ag("ORR R12<<8, R6, R6")
+			ag("ORR R6<<16, %s, %s", a, a)
 		}
-		ag("ORR R14<<32, %s, %s", dst, dst)
+		ag("ORR R5<<32, %s, %s", dst, dst)
 	}
-	if j > 0 {
-		ag("ADD R16, R23, R23 // pixel j's output")
+	if out == "R13+R16" {
+		ag("ADD R16, R13, R12")
+		out = "R12"
 	}
-	ag("STP (R7, R9), (R23)")
+	ag("STP (R7, R9), (%s)", out)
 }
 
 func fail(err error) {

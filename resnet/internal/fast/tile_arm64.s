@@ -2837,7 +2837,6 @@ tileNEONDotAddentry:
 	MOVW 112(R0), R12
 	WORD $0x4E010D9E // dup v30.16b, w12
 	MOVD 160(R0), R1 // the ADD's table
-	MOVD 168(R0), R2 // residual minus output address
 	AND $15, R8, R12
 	LSR $4, R8, R25 // chunks per tap
 	ORR R24, R12, R12
@@ -2845,6 +2844,19 @@ tileNEONDotAddentry:
 	MOVW 104(R0), R12
 	ADD $128, R12, R12
 	CBZ R12, rcopy
+	MOVD 40(R0), R16
+	MOVD 32(R0), R12
+	SUB R12, R16, R16
+	ADD $176, R0, R23
+	MOVD R23, R2
+	MOVD ZR, R3
+	MOVD ZR, R4
+	MOVD ZR, R8
+	MOVD ZR, R14
+	MOVD ZR, R15
+	MOVD ZR, R24
+	MOVD ZR, R26
+	MOVD ZR, R17
 	MOVD 72(R0), R11
 	WORD $0x4C402960 // ld1 {v0.4s, v1.4s, v2.4s, v3.4s}, [x11]
 	WORD $0x4C402964 // ld1 {v4.4s, v5.4s, v6.4s, v7.4s}, [x11]
@@ -2944,63 +2956,153 @@ fnext:
 	WORD $0x3DC18976 // ldr q22, [x11, #1568]
 	WORD $0x3DC04D73 // ldr q19, [x11, #304]
 	WORD $0x3DC18D77 // ldr q23, [x11, #1584]
-	MOVD 72(R0), R17
-	ADD R10<<2, R17, R17
-	ADD $64, R17, R17
-	MOVD 32(R0), R23
-	MOVD 40(R0), R16
-	ADD R10, R23, R23
-	SUB R23, R16, R16
-	ADD R10, R16, R16
-	WORD $0x3CE26AF9 // ldr q25, [x23, x2]
-	ADD R16, R23, R3
-	WORD $0x3CE2687A // ldr q26, [x3, x2]
-	ADD R16, R3, R4
-	WORD $0x3CE2689B // ldr q27, [x4, x2]
-	ADD R16, R4, R5
-	WORD $0x3CE268BF // ldr q31, [x5, x2]
+	ADD $64, R11, R11
+	MOVD 32(R0), R13
+	MOVD 168(R0), R12 // residual minus output address
+	ADD R10, R13, R13
+	WORD $0x3CEC69B9 // ldr q25, [x13, x12]
+	ADD R16, R13, R5
+	WORD $0x3CEC68BA // ldr q26, [x5, x12]
+	ADD R16, R5, R6
+	WORD $0x3CEC68DB // ldr q27, [x6, x12]
+	ADD R16, R6, R7
+	WORD $0x3CEC68FF // ldr q31, [x7, x12]
+	UBFX $0, R3, $16, R12
+	MOVBU (R1)(R12), R7
+	UBFX $16, R3, $16, R12
 	WORD $0x4EA0A818 // cmlt v24.4s, v0.4s, #0
+	MOVBU (R1)(R12), R12
+	ORR R12<<8, R7, R7
+	UBFX $32, R3, $16, R12
 	WORD $0x6E908418 // sqrdmlah v24.4s, v0.4s, v16.4s
+	MOVBU (R1)(R12), R6
+	LSR $48, R3, R12
 	WORD $0x4EB45700 // srshl v0.4s, v24.4s, v20.4s
+	MOVBU (R1)(R12), R12
+	ORR R12<<8, R6, R6
+	ORR R6<<16, R7, R7
 	WORD $0x4EA0A838 // cmlt v24.4s, v1.4s, #0
+	UBFX $0, R4, $16, R12
+	MOVBU (R1)(R12), R5
+	UBFX $16, R4, $16, R12
 	WORD $0x6E918438 // sqrdmlah v24.4s, v1.4s, v17.4s
+	MOVBU (R1)(R12), R12
+	ORR R12<<8, R5, R5
 	WORD $0x4EB55701 // srshl v1.4s, v24.4s, v21.4s
+	UBFX $32, R4, $16, R12
+	MOVBU (R1)(R12), R6
+	LSR $48, R4, R12
 	WORD $0x4EA0A858 // cmlt v24.4s, v2.4s, #0
+	MOVBU (R1)(R12), R12
+	ORR R12<<8, R6, R6
 	WORD $0x6E928458 // sqrdmlah v24.4s, v2.4s, v18.4s
+	ORR R6<<16, R5, R5
+	ORR R5<<32, R7, R7
+	UBFX $0, R8, $16, R12
 	WORD $0x4EB65702 // srshl v2.4s, v24.4s, v22.4s
+	MOVBU (R1)(R12), R9
+	UBFX $16, R8, $16, R12
+	MOVBU (R1)(R12), R12
 	WORD $0x4EA0A878 // cmlt v24.4s, v3.4s, #0
+	ORR R12<<8, R9, R9
+	UBFX $32, R8, $16, R12
 	WORD $0x6E938478 // sqrdmlah v24.4s, v3.4s, v19.4s
+	MOVBU (R1)(R12), R6
+	LSR $48, R8, R12
+	MOVBU (R1)(R12), R12
 	WORD $0x4EB75703 // srshl v3.4s, v24.4s, v23.4s
+	ORR R12<<8, R6, R6
+	ORR R6<<16, R9, R9
 	WORD $0x4E411800 // uzp1 v0.8h, v0.8h, v1.8h
+	UBFX $0, R14, $16, R12
+	MOVBU (R1)(R12), R5
+	UBFX $16, R14, $16, R12
 	WORD $0x4E7C8400 // add v0.8h, v0.8h, v28.8h
+	MOVBU (R1)(R12), R12
+	ORR R12<<8, R5, R5
+	UBFX $32, R14, $16, R12
 	WORD $0x4E431841 // uzp1 v1.8h, v2.8h, v3.8h
+	MOVBU (R1)(R12), R6
+	LSR $48, R14, R12
 	WORD $0x4E7C8421 // add v1.8h, v1.8h, v28.8h
+	MOVBU (R1)(R12), R12
+	ORR R12<<8, R6, R6
+	ORR R6<<16, R5, R5
 	WORD $0x0E214800 // sqxtn v0.8b, v0.8h
+	ORR R5<<32, R9, R9
+	STP (R7, R9), (R23)
 	WORD $0x4E214820 // sqxtn2 v0.16b, v1.8h
+	UBFX $0, R15, $16, R12
+	MOVBU (R1)(R12), R7
 	VZIP1 V0.B16, V25.B16, V2.B16 // residual low, convolution high
+	UBFX $16, R15, $16, R12
+	MOVBU (R1)(R12), R12
 	WORD $0x4EA0A898 // cmlt v24.4s, v4.4s, #0
+	ORR R12<<8, R7, R7
+	UBFX $32, R15, $16, R12
 	WORD $0x6E908498 // sqrdmlah v24.4s, v4.4s, v16.4s
+	MOVBU (R1)(R12), R6
+	LSR $48, R15, R12
 	VZIP2 V0.B16, V25.B16, V3.B16
+	MOVBU (R1)(R12), R12
+	ORR R12<<8, R6, R6
 	WORD $0x4EB45704 // srshl v4.4s, v24.4s, v20.4s
+	ORR R6<<16, R7, R7
+	UBFX $0, R24, $16, R12
 	WORD $0x4EA0A8B8 // cmlt v24.4s, v5.4s, #0
+	MOVBU (R1)(R12), R5
+	UBFX $16, R24, $16, R12
 	WORD $0x6E9184B8 // sqrdmlah v24.4s, v5.4s, v17.4s
+	MOVBU (R1)(R12), R12
+	ORR R12<<8, R5, R5
 	VMOV V2.D[0], R3
+	UBFX $32, R24, $16, R12
 	WORD $0x4EB55705 // srshl v5.4s, v24.4s, v21.4s
+	MOVBU (R1)(R12), R6
+	LSR $48, R24, R12
 	WORD $0x4EA0A8D8 // cmlt v24.4s, v6.4s, #0
+	MOVBU (R1)(R12), R12
+	ORR R12<<8, R6, R6
 	VMOV V2.D[1], R4
+	ORR R6<<16, R5, R5
+	ORR R5<<32, R7, R7
 	WORD $0x6E9284D8 // sqrdmlah v24.4s, v6.4s, v18.4s
+	UBFX $0, R26, $16, R12
+	MOVBU (R1)(R12), R9
 	WORD $0x4EB65706 // srshl v6.4s, v24.4s, v22.4s
+	UBFX $16, R26, $16, R12
+	MOVBU (R1)(R12), R12
 	WORD $0x4EA0A8F8 // cmlt v24.4s, v7.4s, #0
-	VMOV V3.D[0], R5
+	ORR R12<<8, R9, R9
+	UBFX $32, R26, $16, R12
+	VMOV V3.D[0], R8
+	MOVBU (R1)(R12), R6
+	LSR $48, R26, R12
 	WORD $0x6E9384F8 // sqrdmlah v24.4s, v7.4s, v19.4s
+	MOVBU (R1)(R12), R12
 	WORD $0x4EB75707 // srshl v7.4s, v24.4s, v23.4s
-	VMOV V3.D[1], R6
+	ORR R12<<8, R6, R6
+	ORR R6<<16, R9, R9
+	VMOV V3.D[1], R14
+	UBFX $0, R17, $16, R12
+	MOVBU (R1)(R12), R5
 	WORD $0x4E451884 // uzp1 v4.8h, v4.8h, v5.8h
+	UBFX $16, R17, $16, R12
+	MOVBU (R1)(R12), R12
 	WORD $0x4E7C8484 // add v4.8h, v4.8h, v28.8h
+	ORR R12<<8, R5, R5
+	UBFX $32, R17, $16, R12
 	WORD $0x4E4718C5 // uzp1 v5.8h, v6.8h, v7.8h
-	WORD $0x4C402A20 // ld1 {v0.4s, v1.4s, v2.4s, v3.4s}, [x17]
+	MOVBU (R1)(R12), R6
+	LSR $48, R17, R12
+	WORD $0x4C402960 // ld1 {v0.4s, v1.4s, v2.4s, v3.4s}, [x11]
+	MOVBU (R1)(R12), R12
+	ORR R12<<8, R6, R6
 	WORD $0x4E7C84A5 // add v5.8h, v5.8h, v28.8h
+	ORR R6<<16, R5, R5
+	ORR R5<<32, R9, R9
 	WORD $0x0E214884 // sqxtn v4.8b, v4.8h
+	STP (R7, R9), (R2)
 	WORD $0x4E2148A4 // sqxtn2 v4.16b, v5.8h
 	UBFX $0, R3, $16, R12
 	MOVBU (R1)(R12), R7
@@ -3011,103 +3113,103 @@ fnext:
 	ORR R12<<8, R7, R7
 	UBFX $32, R3, $16, R12
 	WORD $0x6E908518 // sqrdmlah v24.4s, v8.4s, v16.4s
-	MOVBU (R1)(R12), R8
+	MOVBU (R1)(R12), R6
 	LSR $48, R3, R12
 	VZIP2 V4.B16, V26.B16, V7.B16
 	MOVBU (R1)(R12), R12
-	ORR R12<<8, R8, R8
+	ORR R12<<8, R6, R6
 	WORD $0x4EB45708 // srshl v8.4s, v24.4s, v20.4s
-	ORR R8<<16, R7, R7
+	ORR R6<<16, R7, R7
 	UBFX $0, R4, $16, R12
 	WORD $0x4EA0A938 // cmlt v24.4s, v9.4s, #0
-	MOVBU (R1)(R12), R14
+	MOVBU (R1)(R12), R5
 	UBFX $16, R4, $16, R12
 	WORD $0x6E918538 // sqrdmlah v24.4s, v9.4s, v17.4s
 	MOVBU (R1)(R12), R12
-	ORR R12<<8, R14, R14
-	VMOV V6.D[0], R11
+	ORR R12<<8, R5, R5
+	VMOV V6.D[0], R15
 	UBFX $32, R4, $16, R12
 	WORD $0x4EB55709 // srshl v9.4s, v24.4s, v21.4s
-	MOVBU (R1)(R12), R8
+	MOVBU (R1)(R12), R6
 	LSR $48, R4, R12
 	WORD $0x4EA0A958 // cmlt v24.4s, v10.4s, #0
 	MOVBU (R1)(R12), R12
-	ORR R12<<8, R8, R8
+	ORR R12<<8, R6, R6
 	VMOV V6.D[1], R24
-	ORR R8<<16, R14, R14
-	ORR R14<<32, R7, R7
+	ORR R6<<16, R5, R5
+	ORR R5<<32, R7, R7
 	WORD $0x6E928558 // sqrdmlah v24.4s, v10.4s, v18.4s
-	UBFX $0, R5, $16, R12
+	UBFX $0, R8, $16, R12
 	MOVBU (R1)(R12), R9
 	WORD $0x4EB6570A // srshl v10.4s, v24.4s, v22.4s
-	UBFX $16, R5, $16, R12
+	UBFX $16, R8, $16, R12
 	MOVBU (R1)(R12), R12
 	WORD $0x4EA0A978 // cmlt v24.4s, v11.4s, #0
 	ORR R12<<8, R9, R9
-	UBFX $32, R5, $16, R12
+	UBFX $32, R8, $16, R12
 	VMOV V7.D[0], R26
-	MOVBU (R1)(R12), R8
-	LSR $48, R5, R12
+	MOVBU (R1)(R12), R6
+	LSR $48, R8, R12
 	WORD $0x6E938578 // sqrdmlah v24.4s, v11.4s, v19.4s
 	MOVBU (R1)(R12), R12
 	WORD $0x4EB7570B // srshl v11.4s, v24.4s, v23.4s
-	ORR R12<<8, R8, R8
-	ORR R8<<16, R9, R9
-	VMOV V7.D[1], R15
-	UBFX $0, R6, $16, R12
-	MOVBU (R1)(R12), R14
+	ORR R12<<8, R6, R6
+	ORR R6<<16, R9, R9
+	VMOV V7.D[1], R17
+	UBFX $0, R14, $16, R12
+	MOVBU (R1)(R12), R5
 	WORD $0x4E491908 // uzp1 v8.8h, v8.8h, v9.8h
-	UBFX $16, R6, $16, R12
+	UBFX $16, R14, $16, R12
 	MOVBU (R1)(R12), R12
 	WORD $0x4E7C8508 // add v8.8h, v8.8h, v28.8h
-	ORR R12<<8, R14, R14
-	UBFX $32, R6, $16, R12
+	ORR R12<<8, R5, R5
+	UBFX $32, R14, $16, R12
 	WORD $0x4E4B1949 // uzp1 v9.8h, v10.8h, v11.8h
-	MOVBU (R1)(R12), R8
-	LSR $48, R6, R12
-	WORD $0x4C402A24 // ld1 {v4.4s, v5.4s, v6.4s, v7.4s}, [x17]
+	MOVBU (R1)(R12), R6
+	LSR $48, R14, R12
+	WORD $0x4C402964 // ld1 {v4.4s, v5.4s, v6.4s, v7.4s}, [x11]
 	MOVBU (R1)(R12), R12
-	ORR R12<<8, R8, R8
+	ORR R12<<8, R6, R6
 	WORD $0x4E7C8529 // add v9.8h, v9.8h, v28.8h
-	ORR R8<<16, R14, R14
-	ORR R14<<32, R9, R9
+	ORR R6<<16, R5, R5
+	ORR R5<<32, R9, R9
 	WORD $0x0E214908 // sqxtn v8.8b, v8.8h
-	STP (R7, R9), (R23)
+	STP (R7, R9), (R13)
 	WORD $0x4E214928 // sqxtn2 v8.16b, v9.8h
-	UBFX $0, R11, $16, R12
+	UBFX $0, R15, $16, R12
 	MOVBU (R1)(R12), R7
 	VZIP1 V8.B16, V27.B16, V10.B16 // residual low, convolution high
-	UBFX $16, R11, $16, R12
+	UBFX $16, R15, $16, R12
 	MOVBU (R1)(R12), R12
 	WORD $0x4EA0A998 // cmlt v24.4s, v12.4s, #0
 	ORR R12<<8, R7, R7
-	UBFX $32, R11, $16, R12
+	UBFX $32, R15, $16, R12
 	WORD $0x6E908598 // sqrdmlah v24.4s, v12.4s, v16.4s
-	MOVBU (R1)(R12), R8
-	LSR $48, R11, R12
+	MOVBU (R1)(R12), R6
+	LSR $48, R15, R12
 	VZIP2 V8.B16, V27.B16, V11.B16
 	MOVBU (R1)(R12), R12
-	ORR R12<<8, R8, R8
+	ORR R12<<8, R6, R6
 	WORD $0x4EB4570C // srshl v12.4s, v24.4s, v20.4s
-	ORR R8<<16, R7, R7
+	ORR R6<<16, R7, R7
 	UBFX $0, R24, $16, R12
 	WORD $0x4EA0A9B8 // cmlt v24.4s, v13.4s, #0
-	MOVBU (R1)(R12), R14
+	MOVBU (R1)(R12), R5
 	UBFX $16, R24, $16, R12
 	WORD $0x6E9185B8 // sqrdmlah v24.4s, v13.4s, v17.4s
 	MOVBU (R1)(R12), R12
-	ORR R12<<8, R14, R14
+	ORR R12<<8, R5, R5
 	VMOV V10.D[0], R3
 	UBFX $32, R24, $16, R12
-	MOVBU (R1)(R12), R8
+	MOVBU (R1)(R12), R6
 	WORD $0x4EB5570D // srshl v13.4s, v24.4s, v21.4s
 	LSR $48, R24, R12
 	MOVBU (R1)(R12), R12
 	WORD $0x4EA0A9D8 // cmlt v24.4s, v14.4s, #0
-	ORR R12<<8, R8, R8
-	ORR R8<<16, R14, R14
+	ORR R12<<8, R6, R6
+	ORR R6<<16, R5, R5
 	VMOV V10.D[1], R4
-	ORR R14<<32, R7, R7
+	ORR R5<<32, R7, R7
 	UBFX $0, R26, $16, R12
 	WORD $0x6E9285D8 // sqrdmlah v24.4s, v14.4s, v18.4s
 	MOVBU (R1)(R12), R9
@@ -3117,139 +3219,46 @@ fnext:
 	WORD $0x4EA0A9F8 // cmlt v24.4s, v15.4s, #0
 	ORR R12<<8, R9, R9
 	UBFX $32, R26, $16, R12
-	VMOV V11.D[0], R5
-	MOVBU (R1)(R12), R8
+	VMOV V11.D[0], R8
+	MOVBU (R1)(R12), R6
 	LSR $48, R26, R12
 	WORD $0x6E9385F8 // sqrdmlah v24.4s, v15.4s, v19.4s
 	MOVBU (R1)(R12), R12
-	ORR R12<<8, R8, R8
+	ORR R12<<8, R6, R6
 	WORD $0x4EB7570F // srshl v15.4s, v24.4s, v23.4s
-	ORR R8<<16, R9, R9
-	UBFX $0, R15, $16, R12
-	VMOV V11.D[1], R6
-	MOVBU (R1)(R12), R14
-	UBFX $16, R15, $16, R12
+	ORR R6<<16, R9, R9
+	UBFX $0, R17, $16, R12
+	VMOV V11.D[1], R14
+	MOVBU (R1)(R12), R5
+	UBFX $16, R17, $16, R12
 	WORD $0x4E4D198C // uzp1 v12.8h, v12.8h, v13.8h
 	MOVBU (R1)(R12), R12
-	ORR R12<<8, R14, R14
+	ORR R12<<8, R5, R5
 	WORD $0x4E7C858C // add v12.8h, v12.8h, v28.8h
-	UBFX $32, R15, $16, R12
-	MOVBU (R1)(R12), R8
+	UBFX $32, R17, $16, R12
+	MOVBU (R1)(R12), R6
 	WORD $0x4E4F19CD // uzp1 v13.8h, v14.8h, v15.8h
-	LSR $48, R15, R12
+	LSR $48, R17, R12
 	MOVBU (R1)(R12), R12
-	WORD $0x4C402A28 // ld1 {v8.4s, v9.4s, v10.4s, v11.4s}, [x17]
-	ORR R12<<8, R8, R8
-	ORR R8<<16, R14, R14
+	WORD $0x4C402968 // ld1 {v8.4s, v9.4s, v10.4s, v11.4s}, [x11]
+	ORR R12<<8, R6, R6
+	ORR R6<<16, R5, R5
 	WORD $0x4E7C85AD // add v13.8h, v13.8h, v28.8h
-	ORR R14<<32, R9, R9
-	ADD R16, R23, R23 // pixel j's output
+	ORR R5<<32, R9, R9
+	ADD R16, R13, R12
 	WORD $0x0E21498C // sqxtn v12.8b, v12.8h
-	STP (R7, R9), (R23)
+	STP (R7, R9), (R12)
 	WORD $0x4E2149AC // sqxtn2 v12.16b, v13.8h
-	UBFX $0, R3, $16, R12
-	MOVBU (R1)(R12), R7
-	UBFX $16, R3, $16, R12
-	MOVBU (R1)(R12), R12
-	ORR R12<<8, R7, R7
-	UBFX $32, R3, $16, R12
-	MOVBU (R1)(R12), R8
 	VZIP1 V12.B16, V31.B16, V14.B16 // residual low, convolution high
-	LSR $48, R3, R12
-	MOVBU (R1)(R12), R12
-	ORR R12<<8, R8, R8
-	ORR R8<<16, R7, R7
-	UBFX $0, R4, $16, R12
-	MOVBU (R1)(R12), R14
-	UBFX $16, R4, $16, R12
 	VZIP2 V12.B16, V31.B16, V15.B16
-	MOVBU (R1)(R12), R12
-	ORR R12<<8, R14, R14
-	UBFX $32, R4, $16, R12
-	MOVBU (R1)(R12), R8
-	LSR $48, R4, R12
-	MOVBU (R1)(R12), R12
-	ORR R12<<8, R8, R8
-	VMOV V14.D[0], R11
-	ORR R8<<16, R14, R14
-	ORR R14<<32, R7, R7
-	UBFX $0, R5, $16, R12
-	MOVBU (R1)(R12), R9
-	UBFX $16, R5, $16, R12
-	MOVBU (R1)(R12), R12
-	ORR R12<<8, R9, R9
+	VMOV V14.D[0], R15
 	VMOV V14.D[1], R24
-	UBFX $32, R5, $16, R12
-	MOVBU (R1)(R12), R8
-	LSR $48, R5, R12
-	MOVBU (R1)(R12), R12
-	ORR R12<<8, R8, R8
-	ORR R8<<16, R9, R9
-	UBFX $0, R6, $16, R12
 	VMOV V15.D[0], R26
-	MOVBU (R1)(R12), R14
-	UBFX $16, R6, $16, R12
-	MOVBU (R1)(R12), R12
-	ORR R12<<8, R14, R14
-	UBFX $32, R6, $16, R12
-	MOVBU (R1)(R12), R8
-	LSR $48, R6, R12
-	VMOV V15.D[1], R15
-	MOVBU (R1)(R12), R12
-	ORR R12<<8, R8, R8
-	ORR R8<<16, R14, R14
-	ORR R14<<32, R9, R9
-	ADD R16, R23, R23 // pixel j's output
-	STP (R7, R9), (R23)
-	WORD $0x4C402A2C // ld1 {v12.4s, v13.4s, v14.4s, v15.4s}, [x17]
-	UBFX $0, R11, $16, R12
-	MOVBU (R1)(R12), R7
-	UBFX $16, R11, $16, R12
-	MOVBU (R1)(R12), R12
-	ORR R12<<8, R7, R7
-	UBFX $32, R11, $16, R12
-	MOVBU (R1)(R12), R8
-	LSR $48, R11, R12
-	MOVBU (R1)(R12), R12
-	ORR R12<<8, R8, R8
-	ORR R8<<16, R7, R7
-	UBFX $0, R24, $16, R12
-	MOVBU (R1)(R12), R14
-	UBFX $16, R24, $16, R12
-	MOVBU (R1)(R12), R12
-	ORR R12<<8, R14, R14
-	UBFX $32, R24, $16, R12
-	MOVBU (R1)(R12), R8
-	LSR $48, R24, R12
-	MOVBU (R1)(R12), R12
-	ORR R12<<8, R8, R8
-	ORR R8<<16, R14, R14
-	ORR R14<<32, R7, R7
-	UBFX $0, R26, $16, R12
-	MOVBU (R1)(R12), R9
-	UBFX $16, R26, $16, R12
-	MOVBU (R1)(R12), R12
-	ORR R12<<8, R9, R9
-	UBFX $32, R26, $16, R12
-	MOVBU (R1)(R12), R8
-	LSR $48, R26, R12
-	MOVBU (R1)(R12), R12
-	ORR R12<<8, R8, R8
-	ORR R8<<16, R9, R9
-	UBFX $0, R15, $16, R12
-	MOVBU (R1)(R12), R14
-	UBFX $16, R15, $16, R12
-	MOVBU (R1)(R12), R12
-	ORR R12<<8, R14, R14
-	UBFX $32, R15, $16, R12
-	MOVBU (R1)(R12), R8
-	LSR $48, R15, R12
-	MOVBU (R1)(R12), R12
-	ORR R12<<8, R8, R8
-	ORR R8<<16, R14, R14
-	ORR R14<<32, R9, R9
-	ADD R16, R23, R23 // pixel j's output
-	STP (R7, R9), (R23)
+	VMOV V15.D[1], R17
+	WORD $0x4C40296C // ld1 {v12.4s, v13.4s, v14.4s, v15.4s}, [x11]
+	ADD R16<<1, R13, R23
+	ADD R16, R23, R2
+	MOVD $256, R13
 	ADD $16, R10, R10
 	MOVD 72(R0), R11
 	ADD R10<<2, R11, R11 // parameters of this pass's channels
@@ -3261,6 +3270,100 @@ fnext:
 	MOVD R25, R9
 	CMP $64, R10
 	BLT fchunk
+	UBFX $0, R3, $16, R12
+	MOVBU (R1)(R12), R7
+	UBFX $16, R3, $16, R12
+	MOVBU (R1)(R12), R12
+	ORR R12<<8, R7, R7
+	UBFX $32, R3, $16, R12
+	MOVBU (R1)(R12), R6
+	LSR $48, R3, R12
+	MOVBU (R1)(R12), R12
+	ORR R12<<8, R6, R6
+	ORR R6<<16, R7, R7
+	UBFX $0, R4, $16, R12
+	MOVBU (R1)(R12), R5
+	UBFX $16, R4, $16, R12
+	MOVBU (R1)(R12), R12
+	ORR R12<<8, R5, R5
+	UBFX $32, R4, $16, R12
+	MOVBU (R1)(R12), R6
+	LSR $48, R4, R12
+	MOVBU (R1)(R12), R12
+	ORR R12<<8, R6, R6
+	ORR R6<<16, R5, R5
+	ORR R5<<32, R7, R7
+	UBFX $0, R8, $16, R12
+	MOVBU (R1)(R12), R9
+	UBFX $16, R8, $16, R12
+	MOVBU (R1)(R12), R12
+	ORR R12<<8, R9, R9
+	UBFX $32, R8, $16, R12
+	MOVBU (R1)(R12), R6
+	LSR $48, R8, R12
+	MOVBU (R1)(R12), R12
+	ORR R12<<8, R6, R6
+	ORR R6<<16, R9, R9
+	UBFX $0, R14, $16, R12
+	MOVBU (R1)(R12), R5
+	UBFX $16, R14, $16, R12
+	MOVBU (R1)(R12), R12
+	ORR R12<<8, R5, R5
+	UBFX $32, R14, $16, R12
+	MOVBU (R1)(R12), R6
+	LSR $48, R14, R12
+	MOVBU (R1)(R12), R12
+	ORR R12<<8, R6, R6
+	ORR R6<<16, R5, R5
+	ORR R5<<32, R9, R9
+	STP (R7, R9), (R23)
+	UBFX $0, R15, $16, R12
+	MOVBU (R1)(R12), R7
+	UBFX $16, R15, $16, R12
+	MOVBU (R1)(R12), R12
+	ORR R12<<8, R7, R7
+	UBFX $32, R15, $16, R12
+	MOVBU (R1)(R12), R6
+	LSR $48, R15, R12
+	MOVBU (R1)(R12), R12
+	ORR R12<<8, R6, R6
+	ORR R6<<16, R7, R7
+	UBFX $0, R24, $16, R12
+	MOVBU (R1)(R12), R5
+	UBFX $16, R24, $16, R12
+	MOVBU (R1)(R12), R12
+	ORR R12<<8, R5, R5
+	UBFX $32, R24, $16, R12
+	MOVBU (R1)(R12), R6
+	LSR $48, R24, R12
+	MOVBU (R1)(R12), R12
+	ORR R12<<8, R6, R6
+	ORR R6<<16, R5, R5
+	ORR R5<<32, R7, R7
+	UBFX $0, R26, $16, R12
+	MOVBU (R1)(R12), R9
+	UBFX $16, R26, $16, R12
+	MOVBU (R1)(R12), R12
+	ORR R12<<8, R9, R9
+	UBFX $32, R26, $16, R12
+	MOVBU (R1)(R12), R6
+	LSR $48, R26, R12
+	MOVBU (R1)(R12), R12
+	ORR R12<<8, R6, R6
+	ORR R6<<16, R9, R9
+	UBFX $0, R17, $16, R12
+	MOVBU (R1)(R12), R5
+	UBFX $16, R17, $16, R12
+	MOVBU (R1)(R12), R12
+	ORR R12<<8, R5, R5
+	UBFX $32, R17, $16, R12
+	MOVBU (R1)(R12), R6
+	LSR $48, R17, R12
+	MOVBU (R1)(R12), R12
+	ORR R12<<8, R6, R6
+	ORR R6<<16, R5, R5
+	ORR R5<<32, R9, R9
+	STP (R7, R9), (R2)
 	MOVD 144(R0), R12
 	MOVD 152(R0), R14
 	ADD R12, R19, R19
@@ -3297,6 +3400,19 @@ notfast:
 	UNDEF // Conv.fusedKernel rules this out
 	PCALIGN $2048
 scopy:
+	MOVD 40(R0), R16
+	MOVD 32(R0), R12
+	SUB R12, R16, R16
+	ADD $176, R0, R23
+	MOVD R23, R2
+	MOVD ZR, R3
+	MOVD ZR, R4
+	MOVD ZR, R8
+	MOVD ZR, R14
+	MOVD ZR, R15
+	MOVD ZR, R24
+	MOVD ZR, R26
+	MOVD ZR, R17
 	MOVD 72(R0), R11
 	WORD $0x4C402960 // ld1 {v0.4s, v1.4s, v2.4s, v3.4s}, [x11]
 	WORD $0x4C402964 // ld1 {v4.4s, v5.4s, v6.4s, v7.4s}, [x11]
@@ -3416,79 +3532,169 @@ snext:
 	WORD $0x3DC18976 // ldr q22, [x11, #1568]
 	WORD $0x3DC04D73 // ldr q19, [x11, #304]
 	WORD $0x3DC18D77 // ldr q23, [x11, #1584]
-	MOVD 72(R0), R17
-	ADD R10<<2, R17, R17
-	ADD $64, R17, R17
-	MOVD 32(R0), R23
-	MOVD 40(R0), R16
-	ADD R10, R23, R23
-	SUB R23, R16, R16
-	ADD R10, R16, R16
-	WORD $0x3CE26AF9 // ldr q25, [x23, x2]
-	ADD R16, R23, R3
-	WORD $0x3CE2687A // ldr q26, [x3, x2]
-	ADD R16, R3, R4
-	WORD $0x3CE2689B // ldr q27, [x4, x2]
-	ADD R16, R4, R5
-	WORD $0x3CE268BF // ldr q31, [x5, x2]
+	ADD $64, R11, R11
+	MOVD 32(R0), R13
+	MOVD 168(R0), R12 // residual minus output address
+	ADD R10, R13, R13
+	WORD $0x3CEC69B9 // ldr q25, [x13, x12]
+	ADD R16, R13, R5
+	WORD $0x3CEC68BA // ldr q26, [x5, x12]
+	ADD R16, R5, R6
+	WORD $0x3CEC68DB // ldr q27, [x6, x12]
+	ADD R16, R6, R7
+	WORD $0x3CEC68FF // ldr q31, [x7, x12]
+	UBFX $0, R3, $16, R12
+	MOVBU (R1)(R12), R7
 	WORD $0x6EB0B400 // sqrdmulh v0.4s, v0.4s, v16.4s
+	UBFX $16, R3, $16, R12
+	MOVBU (R1)(R12), R12
 	WORD $0x4E341C18 // and v24.16b, v0.16b, v20.16b
+	ORR R12<<8, R7, R7
+	UBFX $32, R3, $16, R12
 	WORD $0x4F211700 // ssra v0.4s, v24.4s, #31
+	MOVBU (R1)(R12), R6
+	LSR $48, R3, R12
 	WORD $0x4EB45400 // srshl v0.4s, v0.4s, v20.4s
+	MOVBU (R1)(R12), R12
+	ORR R12<<8, R6, R6
 	WORD $0x6EB1B421 // sqrdmulh v1.4s, v1.4s, v17.4s
+	ORR R6<<16, R7, R7
 	WORD $0x4E351C38 // and v24.16b, v1.16b, v21.16b
+	UBFX $0, R4, $16, R12
+	MOVBU (R1)(R12), R5
 	WORD $0x4F211701 // ssra v1.4s, v24.4s, #31
+	UBFX $16, R4, $16, R12
+	MOVBU (R1)(R12), R12
 	WORD $0x4EB55421 // srshl v1.4s, v1.4s, v21.4s
+	ORR R12<<8, R5, R5
+	UBFX $32, R4, $16, R12
 	WORD $0x6EB2B442 // sqrdmulh v2.4s, v2.4s, v18.4s
+	MOVBU (R1)(R12), R6
+	LSR $48, R4, R12
 	WORD $0x4E361C58 // and v24.16b, v2.16b, v22.16b
+	MOVBU (R1)(R12), R12
 	WORD $0x4F211702 // ssra v2.4s, v24.4s, #31
+	ORR R12<<8, R6, R6
+	ORR R6<<16, R5, R5
 	WORD $0x4EB65442 // srshl v2.4s, v2.4s, v22.4s
+	ORR R5<<32, R7, R7
+	UBFX $0, R8, $16, R12
 	WORD $0x6EB3B463 // sqrdmulh v3.4s, v3.4s, v19.4s
+	MOVBU (R1)(R12), R9
+	UBFX $16, R8, $16, R12
 	WORD $0x4E371C78 // and v24.16b, v3.16b, v23.16b
+	MOVBU (R1)(R12), R12
+	ORR R12<<8, R9, R9
 	WORD $0x4F211703 // ssra v3.4s, v24.4s, #31
+	UBFX $32, R8, $16, R12
 	WORD $0x4EB75463 // srshl v3.4s, v3.4s, v23.4s
+	MOVBU (R1)(R12), R6
+	LSR $48, R8, R12
 	WORD $0x0E614800 // sqxtn v0.4h, v0.4s
+	MOVBU (R1)(R12), R12
+	ORR R12<<8, R6, R6
 	WORD $0x4E614820 // sqxtn2 v0.8h, v1.4s
+	ORR R6<<16, R9, R9
+	UBFX $0, R14, $16, R12
 	WORD $0x4E7C0C00 // sqadd v0.8h, v0.8h, v28.8h
+	MOVBU (R1)(R12), R5
+	UBFX $16, R14, $16, R12
 	WORD $0x0E614841 // sqxtn v1.4h, v2.4s
+	MOVBU (R1)(R12), R12
 	WORD $0x4E614861 // sqxtn2 v1.8h, v3.4s
+	ORR R12<<8, R5, R5
+	UBFX $32, R14, $16, R12
 	WORD $0x4E7C0C21 // sqadd v1.8h, v1.8h, v28.8h
+	MOVBU (R1)(R12), R6
+	LSR $48, R14, R12
 	WORD $0x0E214800 // sqxtn v0.8b, v0.8h
+	MOVBU (R1)(R12), R12
+	ORR R12<<8, R6, R6
 	WORD $0x4E214820 // sqxtn2 v0.16b, v1.8h
+	ORR R6<<16, R5, R5
+	ORR R5<<32, R9, R9
 	WORD $0x4E3D6400 // smax v0.16b, v0.16b, v29.16b
+	STP (R7, R9), (R23)
 	WORD $0x4E3E6C00 // smin v0.16b, v0.16b, v30.16b
+	UBFX $0, R15, $16, R12
+	MOVBU (R1)(R12), R7
 	VZIP1 V0.B16, V25.B16, V2.B16 // residual low, convolution high
+	UBFX $16, R15, $16, R12
 	WORD $0x6EB0B484 // sqrdmulh v4.4s, v4.4s, v16.4s
+	MOVBU (R1)(R12), R12
+	ORR R12<<8, R7, R7
 	WORD $0x4E341C98 // and v24.16b, v4.16b, v20.16b
+	UBFX $32, R15, $16, R12
 	WORD $0x4F211704 // ssra v4.4s, v24.4s, #31
+	MOVBU (R1)(R12), R6
+	LSR $48, R15, R12
 	VZIP2 V0.B16, V25.B16, V3.B16
+	MOVBU (R1)(R12), R12
 	WORD $0x4EB45484 // srshl v4.4s, v4.4s, v20.4s
+	ORR R12<<8, R6, R6
 	WORD $0x6EB1B4A5 // sqrdmulh v5.4s, v5.4s, v17.4s
+	ORR R6<<16, R7, R7
+	UBFX $0, R24, $16, R12
 	WORD $0x4E351CB8 // and v24.16b, v5.16b, v21.16b
+	MOVBU (R1)(R12), R5
 	WORD $0x4F211705 // ssra v5.4s, v24.4s, #31
+	UBFX $16, R24, $16, R12
+	MOVBU (R1)(R12), R12
 	VMOV V2.D[0], R3
+	ORR R12<<8, R5, R5
 	WORD $0x4EB554A5 // srshl v5.4s, v5.4s, v21.4s
+	UBFX $32, R24, $16, R12
+	MOVBU (R1)(R12), R6
 	WORD $0x6EB2B4C6 // sqrdmulh v6.4s, v6.4s, v18.4s
+	LSR $48, R24, R12
 	WORD $0x4E361CD8 // and v24.16b, v6.16b, v22.16b
+	MOVBU (R1)(R12), R12
 	WORD $0x4F211706 // ssra v6.4s, v24.4s, #31
+	ORR R12<<8, R6, R6
+	ORR R6<<16, R5, R5
 	VMOV V2.D[1], R4
+	ORR R5<<32, R7, R7
 	WORD $0x4EB654C6 // srshl v6.4s, v6.4s, v22.4s
+	UBFX $0, R26, $16, R12
+	MOVBU (R1)(R12), R9
 	WORD $0x6EB3B4E7 // sqrdmulh v7.4s, v7.4s, v19.4s
+	UBFX $16, R26, $16, R12
 	WORD $0x4E371CF8 // and v24.16b, v7.16b, v23.16b
-	VMOV V3.D[0], R5
+	MOVBU (R1)(R12), R12
+	ORR R12<<8, R9, R9
+	VMOV V3.D[0], R8
+	UBFX $32, R26, $16, R12
 	WORD $0x4F211707 // ssra v7.4s, v24.4s, #31
+	MOVBU (R1)(R12), R6
 	WORD $0x4EB754E7 // srshl v7.4s, v7.4s, v23.4s
+	LSR $48, R26, R12
+	MOVBU (R1)(R12), R12
 	WORD $0x0E614884 // sqxtn v4.4h, v4.4s
+	ORR R12<<8, R6, R6
 	WORD $0x4E6148A4 // sqxtn2 v4.8h, v5.4s
-	VMOV V3.D[1], R6
+	ORR R6<<16, R9, R9
+	UBFX $0, R17, $16, R12
+	VMOV V3.D[1], R14
+	MOVBU (R1)(R12), R5
 	WORD $0x4E7C0C84 // sqadd v4.8h, v4.8h, v28.8h
+	UBFX $16, R17, $16, R12
+	MOVBU (R1)(R12), R12
 	WORD $0x0E6148C5 // sqxtn v5.4h, v6.4s
+	ORR R12<<8, R5, R5
 	WORD $0x4E6148E5 // sqxtn2 v5.8h, v7.4s
+	UBFX $32, R17, $16, R12
 	WORD $0x4E7C0CA5 // sqadd v5.8h, v5.8h, v28.8h
-	WORD $0x4C402A20 // ld1 {v0.4s, v1.4s, v2.4s, v3.4s}, [x17]
+	MOVBU (R1)(R12), R6
+	LSR $48, R17, R12
+	WORD $0x4C402960 // ld1 {v0.4s, v1.4s, v2.4s, v3.4s}, [x11]
+	MOVBU (R1)(R12), R12
 	WORD $0x0E214884 // sqxtn v4.8b, v4.8h
+	ORR R12<<8, R6, R6
+	ORR R6<<16, R5, R5
 	WORD $0x4E2148A4 // sqxtn2 v4.16b, v5.8h
+	ORR R5<<32, R9, R9
 	WORD $0x4E3D6484 // smax v4.16b, v4.16b, v29.16b
+	STP (R7, R9), (R2)
 	WORD $0x4E3E6C84 // smin v4.16b, v4.16b, v30.16b
 	UBFX $0, R3, $16, R12
 	MOVBU (R1)(R12), R7
@@ -3500,114 +3706,114 @@ snext:
 	WORD $0x4E341D18 // and v24.16b, v8.16b, v20.16b
 	UBFX $32, R3, $16, R12
 	WORD $0x4F211708 // ssra v8.4s, v24.4s, #31
-	MOVBU (R1)(R12), R8
+	MOVBU (R1)(R12), R6
 	LSR $48, R3, R12
 	VZIP2 V4.B16, V26.B16, V7.B16
 	MOVBU (R1)(R12), R12
 	WORD $0x4EB45508 // srshl v8.4s, v8.4s, v20.4s
-	ORR R12<<8, R8, R8
+	ORR R12<<8, R6, R6
 	WORD $0x6EB1B529 // sqrdmulh v9.4s, v9.4s, v17.4s
-	ORR R8<<16, R7, R7
+	ORR R6<<16, R7, R7
 	UBFX $0, R4, $16, R12
 	WORD $0x4E351D38 // and v24.16b, v9.16b, v21.16b
-	MOVBU (R1)(R12), R14
+	MOVBU (R1)(R12), R5
 	WORD $0x4F211709 // ssra v9.4s, v24.4s, #31
 	UBFX $16, R4, $16, R12
 	MOVBU (R1)(R12), R12
-	VMOV V6.D[0], R11
-	ORR R12<<8, R14, R14
+	VMOV V6.D[0], R15
+	ORR R12<<8, R5, R5
 	WORD $0x4EB55529 // srshl v9.4s, v9.4s, v21.4s
 	UBFX $32, R4, $16, R12
-	MOVBU (R1)(R12), R8
+	MOVBU (R1)(R12), R6
 	WORD $0x6EB2B54A // sqrdmulh v10.4s, v10.4s, v18.4s
 	LSR $48, R4, R12
 	WORD $0x4E361D58 // and v24.16b, v10.16b, v22.16b
 	MOVBU (R1)(R12), R12
 	WORD $0x4F21170A // ssra v10.4s, v24.4s, #31
-	ORR R12<<8, R8, R8
-	ORR R8<<16, R14, R14
+	ORR R12<<8, R6, R6
+	ORR R6<<16, R5, R5
 	VMOV V6.D[1], R24
-	ORR R14<<32, R7, R7
+	ORR R5<<32, R7, R7
 	WORD $0x4EB6554A // srshl v10.4s, v10.4s, v22.4s
-	UBFX $0, R5, $16, R12
+	UBFX $0, R8, $16, R12
 	MOVBU (R1)(R12), R9
 	WORD $0x6EB3B56B // sqrdmulh v11.4s, v11.4s, v19.4s
-	UBFX $16, R5, $16, R12
+	UBFX $16, R8, $16, R12
 	WORD $0x4E371D78 // and v24.16b, v11.16b, v23.16b
 	MOVBU (R1)(R12), R12
 	ORR R12<<8, R9, R9
 	VMOV V7.D[0], R26
-	UBFX $32, R5, $16, R12
+	UBFX $32, R8, $16, R12
 	WORD $0x4F21170B // ssra v11.4s, v24.4s, #31
-	MOVBU (R1)(R12), R8
+	MOVBU (R1)(R12), R6
 	WORD $0x4EB7556B // srshl v11.4s, v11.4s, v23.4s
-	LSR $48, R5, R12
+	LSR $48, R8, R12
 	MOVBU (R1)(R12), R12
 	WORD $0x0E614908 // sqxtn v8.4h, v8.4s
-	ORR R12<<8, R8, R8
+	ORR R12<<8, R6, R6
 	WORD $0x4E614928 // sqxtn2 v8.8h, v9.4s
-	ORR R8<<16, R9, R9
-	UBFX $0, R6, $16, R12
-	VMOV V7.D[1], R15
-	MOVBU (R1)(R12), R14
+	ORR R6<<16, R9, R9
+	UBFX $0, R14, $16, R12
+	VMOV V7.D[1], R17
+	MOVBU (R1)(R12), R5
 	WORD $0x4E7C0D08 // sqadd v8.8h, v8.8h, v28.8h
-	UBFX $16, R6, $16, R12
+	UBFX $16, R14, $16, R12
 	MOVBU (R1)(R12), R12
 	WORD $0x0E614949 // sqxtn v9.4h, v10.4s
-	ORR R12<<8, R14, R14
+	ORR R12<<8, R5, R5
 	WORD $0x4E614969 // sqxtn2 v9.8h, v11.4s
-	UBFX $32, R6, $16, R12
+	UBFX $32, R14, $16, R12
 	WORD $0x4E7C0D29 // sqadd v9.8h, v9.8h, v28.8h
-	MOVBU (R1)(R12), R8
-	LSR $48, R6, R12
-	WORD $0x4C402A24 // ld1 {v4.4s, v5.4s, v6.4s, v7.4s}, [x17]
+	MOVBU (R1)(R12), R6
+	LSR $48, R14, R12
+	WORD $0x4C402964 // ld1 {v4.4s, v5.4s, v6.4s, v7.4s}, [x11]
 	MOVBU (R1)(R12), R12
 	WORD $0x0E214908 // sqxtn v8.8b, v8.8h
-	ORR R12<<8, R8, R8
-	ORR R8<<16, R14, R14
+	ORR R12<<8, R6, R6
+	ORR R6<<16, R5, R5
 	WORD $0x4E214928 // sqxtn2 v8.16b, v9.8h
-	ORR R14<<32, R9, R9
+	ORR R5<<32, R9, R9
 	WORD $0x4E3D6508 // smax v8.16b, v8.16b, v29.16b
-	STP (R7, R9), (R23)
+	STP (R7, R9), (R13)
 	WORD $0x4E3E6D08 // smin v8.16b, v8.16b, v30.16b
-	UBFX $0, R11, $16, R12
+	UBFX $0, R15, $16, R12
 	MOVBU (R1)(R12), R7
 	VZIP1 V8.B16, V27.B16, V10.B16 // residual low, convolution high
-	UBFX $16, R11, $16, R12
+	UBFX $16, R15, $16, R12
 	WORD $0x6EB0B58C // sqrdmulh v12.4s, v12.4s, v16.4s
 	MOVBU (R1)(R12), R12
 	ORR R12<<8, R7, R7
 	WORD $0x4E341D98 // and v24.16b, v12.16b, v20.16b
-	UBFX $32, R11, $16, R12
+	UBFX $32, R15, $16, R12
 	WORD $0x4F21170C // ssra v12.4s, v24.4s, #31
-	MOVBU (R1)(R12), R8
-	LSR $48, R11, R12
+	MOVBU (R1)(R12), R6
+	LSR $48, R15, R12
 	VZIP2 V8.B16, V27.B16, V11.B16
 	MOVBU (R1)(R12), R12
 	WORD $0x4EB4558C // srshl v12.4s, v12.4s, v20.4s
-	ORR R12<<8, R8, R8
-	ORR R8<<16, R7, R7
+	ORR R12<<8, R6, R6
+	ORR R6<<16, R7, R7
 	WORD $0x6EB1B5AD // sqrdmulh v13.4s, v13.4s, v17.4s
 	UBFX $0, R24, $16, R12
 	WORD $0x4E351DB8 // and v24.16b, v13.16b, v21.16b
-	MOVBU (R1)(R12), R14
+	MOVBU (R1)(R12), R5
 	UBFX $16, R24, $16, R12
 	WORD $0x4F21170D // ssra v13.4s, v24.4s, #31
 	MOVBU (R1)(R12), R12
 	VMOV V10.D[0], R3
-	ORR R12<<8, R14, R14
+	ORR R12<<8, R5, R5
 	WORD $0x4EB555AD // srshl v13.4s, v13.4s, v21.4s
 	UBFX $32, R24, $16, R12
-	MOVBU (R1)(R12), R8
+	MOVBU (R1)(R12), R6
 	WORD $0x6EB2B5CE // sqrdmulh v14.4s, v14.4s, v18.4s
 	LSR $48, R24, R12
 	WORD $0x4E361DD8 // and v24.16b, v14.16b, v22.16b
 	MOVBU (R1)(R12), R12
-	ORR R12<<8, R8, R8
+	ORR R12<<8, R6, R6
 	WORD $0x4F21170E // ssra v14.4s, v24.4s, #31
-	ORR R8<<16, R14, R14
+	ORR R6<<16, R5, R5
 	VMOV V10.D[1], R4
-	ORR R14<<32, R7, R7
+	ORR R5<<32, R7, R7
 	UBFX $0, R26, $16, R12
 	WORD $0x4EB655CE // srshl v14.4s, v14.4s, v22.4s
 	MOVBU (R1)(R12), R9
@@ -3616,144 +3822,51 @@ snext:
 	MOVBU (R1)(R12), R12
 	WORD $0x4E371DF8 // and v24.16b, v15.16b, v23.16b
 	ORR R12<<8, R9, R9
-	VMOV V11.D[0], R5
+	VMOV V11.D[0], R8
 	UBFX $32, R26, $16, R12
-	MOVBU (R1)(R12), R8
+	MOVBU (R1)(R12), R6
 	WORD $0x4F21170F // ssra v15.4s, v24.4s, #31
 	LSR $48, R26, R12
 	WORD $0x4EB755EF // srshl v15.4s, v15.4s, v23.4s
 	MOVBU (R1)(R12), R12
 	WORD $0x0E61498C // sqxtn v12.4h, v12.4s
-	ORR R12<<8, R8, R8
-	ORR R8<<16, R9, R9
+	ORR R12<<8, R6, R6
+	ORR R6<<16, R9, R9
 	WORD $0x4E6149AC // sqxtn2 v12.8h, v13.4s
-	UBFX $0, R15, $16, R12
-	VMOV V11.D[1], R6
-	MOVBU (R1)(R12), R14
-	UBFX $16, R15, $16, R12
+	UBFX $0, R17, $16, R12
+	VMOV V11.D[1], R14
+	MOVBU (R1)(R12), R5
+	UBFX $16, R17, $16, R12
 	WORD $0x4E7C0D8C // sqadd v12.8h, v12.8h, v28.8h
 	MOVBU (R1)(R12), R12
 	WORD $0x0E6149CD // sqxtn v13.4h, v14.4s
-	ORR R12<<8, R14, R14
-	UBFX $32, R15, $16, R12
+	ORR R12<<8, R5, R5
+	UBFX $32, R17, $16, R12
 	WORD $0x4E6149ED // sqxtn2 v13.8h, v15.4s
-	MOVBU (R1)(R12), R8
+	MOVBU (R1)(R12), R6
 	WORD $0x4E7C0DAD // sqadd v13.8h, v13.8h, v28.8h
-	LSR $48, R15, R12
+	LSR $48, R17, R12
 	MOVBU (R1)(R12), R12
-	WORD $0x4C402A28 // ld1 {v8.4s, v9.4s, v10.4s, v11.4s}, [x17]
-	ORR R12<<8, R8, R8
+	WORD $0x4C402968 // ld1 {v8.4s, v9.4s, v10.4s, v11.4s}, [x11]
+	ORR R12<<8, R6, R6
 	WORD $0x0E21498C // sqxtn v12.8b, v12.8h
-	ORR R8<<16, R14, R14
-	ORR R14<<32, R9, R9
+	ORR R6<<16, R5, R5
+	ORR R5<<32, R9, R9
 	WORD $0x4E2149AC // sqxtn2 v12.16b, v13.8h
-	ADD R16, R23, R23 // pixel j's output
+	ADD R16, R13, R12
 	WORD $0x4E3D658C // smax v12.16b, v12.16b, v29.16b
-	STP (R7, R9), (R23)
+	STP (R7, R9), (R12)
 	WORD $0x4E3E6D8C // smin v12.16b, v12.16b, v30.16b
-	UBFX $0, R3, $16, R12
-	MOVBU (R1)(R12), R7
-	UBFX $16, R3, $16, R12
-	MOVBU (R1)(R12), R12
-	ORR R12<<8, R7, R7
-	UBFX $32, R3, $16, R12
-	MOVBU (R1)(R12), R8
 	VZIP1 V12.B16, V31.B16, V14.B16 // residual low, convolution high
-	LSR $48, R3, R12
-	MOVBU (R1)(R12), R12
-	ORR R12<<8, R8, R8
-	ORR R8<<16, R7, R7
-	UBFX $0, R4, $16, R12
-	MOVBU (R1)(R12), R14
-	UBFX $16, R4, $16, R12
 	VZIP2 V12.B16, V31.B16, V15.B16
-	MOVBU (R1)(R12), R12
-	ORR R12<<8, R14, R14
-	UBFX $32, R4, $16, R12
-	MOVBU (R1)(R12), R8
-	LSR $48, R4, R12
-	MOVBU (R1)(R12), R12
-	ORR R12<<8, R8, R8
-	VMOV V14.D[0], R11
-	ORR R8<<16, R14, R14
-	ORR R14<<32, R7, R7
-	UBFX $0, R5, $16, R12
-	MOVBU (R1)(R12), R9
-	UBFX $16, R5, $16, R12
-	MOVBU (R1)(R12), R12
-	ORR R12<<8, R9, R9
+	VMOV V14.D[0], R15
 	VMOV V14.D[1], R24
-	UBFX $32, R5, $16, R12
-	MOVBU (R1)(R12), R8
-	LSR $48, R5, R12
-	MOVBU (R1)(R12), R12
-	ORR R12<<8, R8, R8
-	ORR R8<<16, R9, R9
-	UBFX $0, R6, $16, R12
 	VMOV V15.D[0], R26
-	MOVBU (R1)(R12), R14
-	UBFX $16, R6, $16, R12
-	MOVBU (R1)(R12), R12
-	ORR R12<<8, R14, R14
-	UBFX $32, R6, $16, R12
-	MOVBU (R1)(R12), R8
-	LSR $48, R6, R12
-	VMOV V15.D[1], R15
-	MOVBU (R1)(R12), R12
-	ORR R12<<8, R8, R8
-	ORR R8<<16, R14, R14
-	ORR R14<<32, R9, R9
-	ADD R16, R23, R23 // pixel j's output
-	STP (R7, R9), (R23)
-	WORD $0x4C402A2C // ld1 {v12.4s, v13.4s, v14.4s, v15.4s}, [x17]
-	UBFX $0, R11, $16, R12
-	MOVBU (R1)(R12), R7
-	UBFX $16, R11, $16, R12
-	MOVBU (R1)(R12), R12
-	ORR R12<<8, R7, R7
-	UBFX $32, R11, $16, R12
-	MOVBU (R1)(R12), R8
-	LSR $48, R11, R12
-	MOVBU (R1)(R12), R12
-	ORR R12<<8, R8, R8
-	ORR R8<<16, R7, R7
-	UBFX $0, R24, $16, R12
-	MOVBU (R1)(R12), R14
-	UBFX $16, R24, $16, R12
-	MOVBU (R1)(R12), R12
-	ORR R12<<8, R14, R14
-	UBFX $32, R24, $16, R12
-	MOVBU (R1)(R12), R8
-	LSR $48, R24, R12
-	MOVBU (R1)(R12), R12
-	ORR R12<<8, R8, R8
-	ORR R8<<16, R14, R14
-	ORR R14<<32, R7, R7
-	UBFX $0, R26, $16, R12
-	MOVBU (R1)(R12), R9
-	UBFX $16, R26, $16, R12
-	MOVBU (R1)(R12), R12
-	ORR R12<<8, R9, R9
-	UBFX $32, R26, $16, R12
-	MOVBU (R1)(R12), R8
-	LSR $48, R26, R12
-	MOVBU (R1)(R12), R12
-	ORR R12<<8, R8, R8
-	ORR R8<<16, R9, R9
-	UBFX $0, R15, $16, R12
-	MOVBU (R1)(R12), R14
-	UBFX $16, R15, $16, R12
-	MOVBU (R1)(R12), R12
-	ORR R12<<8, R14, R14
-	UBFX $32, R15, $16, R12
-	MOVBU (R1)(R12), R8
-	LSR $48, R15, R12
-	MOVBU (R1)(R12), R12
-	ORR R12<<8, R8, R8
-	ORR R8<<16, R14, R14
-	ORR R14<<32, R9, R9
-	ADD R16, R23, R23 // pixel j's output
-	STP (R7, R9), (R23)
+	VMOV V15.D[1], R17
+	WORD $0x4C40296C // ld1 {v12.4s, v13.4s, v14.4s, v15.4s}, [x11]
+	ADD R16<<1, R13, R23
+	ADD R16, R23, R2
+	MOVD $256, R13
 	ADD $16, R10, R10
 	MOVD 72(R0), R11
 	ADD R10<<2, R11, R11 // parameters of this pass's channels
@@ -3765,6 +3878,100 @@ snext:
 	MOVD R25, R9
 	CMP $64, R10
 	BLT schunk
+	UBFX $0, R3, $16, R12
+	MOVBU (R1)(R12), R7
+	UBFX $16, R3, $16, R12
+	MOVBU (R1)(R12), R12
+	ORR R12<<8, R7, R7
+	UBFX $32, R3, $16, R12
+	MOVBU (R1)(R12), R6
+	LSR $48, R3, R12
+	MOVBU (R1)(R12), R12
+	ORR R12<<8, R6, R6
+	ORR R6<<16, R7, R7
+	UBFX $0, R4, $16, R12
+	MOVBU (R1)(R12), R5
+	UBFX $16, R4, $16, R12
+	MOVBU (R1)(R12), R12
+	ORR R12<<8, R5, R5
+	UBFX $32, R4, $16, R12
+	MOVBU (R1)(R12), R6
+	LSR $48, R4, R12
+	MOVBU (R1)(R12), R12
+	ORR R12<<8, R6, R6
+	ORR R6<<16, R5, R5
+	ORR R5<<32, R7, R7
+	UBFX $0, R8, $16, R12
+	MOVBU (R1)(R12), R9
+	UBFX $16, R8, $16, R12
+	MOVBU (R1)(R12), R12
+	ORR R12<<8, R9, R9
+	UBFX $32, R8, $16, R12
+	MOVBU (R1)(R12), R6
+	LSR $48, R8, R12
+	MOVBU (R1)(R12), R12
+	ORR R12<<8, R6, R6
+	ORR R6<<16, R9, R9
+	UBFX $0, R14, $16, R12
+	MOVBU (R1)(R12), R5
+	UBFX $16, R14, $16, R12
+	MOVBU (R1)(R12), R12
+	ORR R12<<8, R5, R5
+	UBFX $32, R14, $16, R12
+	MOVBU (R1)(R12), R6
+	LSR $48, R14, R12
+	MOVBU (R1)(R12), R12
+	ORR R12<<8, R6, R6
+	ORR R6<<16, R5, R5
+	ORR R5<<32, R9, R9
+	STP (R7, R9), (R23)
+	UBFX $0, R15, $16, R12
+	MOVBU (R1)(R12), R7
+	UBFX $16, R15, $16, R12
+	MOVBU (R1)(R12), R12
+	ORR R12<<8, R7, R7
+	UBFX $32, R15, $16, R12
+	MOVBU (R1)(R12), R6
+	LSR $48, R15, R12
+	MOVBU (R1)(R12), R12
+	ORR R12<<8, R6, R6
+	ORR R6<<16, R7, R7
+	UBFX $0, R24, $16, R12
+	MOVBU (R1)(R12), R5
+	UBFX $16, R24, $16, R12
+	MOVBU (R1)(R12), R12
+	ORR R12<<8, R5, R5
+	UBFX $32, R24, $16, R12
+	MOVBU (R1)(R12), R6
+	LSR $48, R24, R12
+	MOVBU (R1)(R12), R12
+	ORR R12<<8, R6, R6
+	ORR R6<<16, R5, R5
+	ORR R5<<32, R7, R7
+	UBFX $0, R26, $16, R12
+	MOVBU (R1)(R12), R9
+	UBFX $16, R26, $16, R12
+	MOVBU (R1)(R12), R12
+	ORR R12<<8, R9, R9
+	UBFX $32, R26, $16, R12
+	MOVBU (R1)(R12), R6
+	LSR $48, R26, R12
+	MOVBU (R1)(R12), R12
+	ORR R12<<8, R6, R6
+	ORR R6<<16, R9, R9
+	UBFX $0, R17, $16, R12
+	MOVBU (R1)(R12), R5
+	UBFX $16, R17, $16, R12
+	MOVBU (R1)(R12), R12
+	ORR R12<<8, R5, R5
+	UBFX $32, R17, $16, R12
+	MOVBU (R1)(R12), R6
+	LSR $48, R17, R12
+	MOVBU (R1)(R12), R12
+	ORR R12<<8, R6, R6
+	ORR R6<<16, R5, R5
+	ORR R5<<32, R9, R9
+	STP (R7, R9), (R2)
 	MOVD 144(R0), R12
 	MOVD 152(R0), R14
 	ADD R12, R19, R19
@@ -3795,6 +4002,19 @@ snext:
 	RET
 	PCALIGN $2048
 rcopy:
+	MOVD 40(R0), R16
+	MOVD 32(R0), R12
+	SUB R12, R16, R16
+	ADD $176, R0, R23
+	MOVD R23, R2
+	MOVD ZR, R3
+	MOVD ZR, R4
+	MOVD ZR, R8
+	MOVD ZR, R14
+	MOVD ZR, R15
+	MOVD ZR, R24
+	MOVD ZR, R26
+	MOVD ZR, R17
 	MOVD 72(R0), R11
 	WORD $0x4C402960 // ld1 {v0.4s, v1.4s, v2.4s, v3.4s}, [x11]
 	WORD $0x4C402964 // ld1 {v4.4s, v5.4s, v6.4s, v7.4s}, [x11]
@@ -3894,53 +4114,143 @@ rnext:
 	WORD $0x3DC18976 // ldr q22, [x11, #1568]
 	WORD $0x3DC04D73 // ldr q19, [x11, #304]
 	WORD $0x3DC18D77 // ldr q23, [x11, #1584]
-	MOVD 72(R0), R17
-	ADD R10<<2, R17, R17
-	ADD $64, R17, R17
-	MOVD 32(R0), R23
-	MOVD 40(R0), R16
-	ADD R10, R23, R23
-	SUB R23, R16, R16
-	ADD R10, R16, R16
-	WORD $0x3CE26AF9 // ldr q25, [x23, x2]
-	ADD R16, R23, R3
-	WORD $0x3CE2687A // ldr q26, [x3, x2]
-	ADD R16, R3, R4
-	WORD $0x3CE2689B // ldr q27, [x4, x2]
-	ADD R16, R4, R5
-	WORD $0x3CE268BF // ldr q31, [x5, x2]
+	ADD $64, R11, R11
+	MOVD 32(R0), R13
+	MOVD 168(R0), R12 // residual minus output address
+	ADD R10, R13, R13
+	WORD $0x3CEC69B9 // ldr q25, [x13, x12]
+	ADD R16, R13, R5
+	WORD $0x3CEC68BA // ldr q26, [x5, x12]
+	ADD R16, R5, R6
+	WORD $0x3CEC68DB // ldr q27, [x6, x12]
+	ADD R16, R6, R7
+	WORD $0x3CEC68FF // ldr q31, [x7, x12]
+	UBFX $0, R3, $16, R12
+	MOVBU (R1)(R12), R7
+	UBFX $16, R3, $16, R12
+	MOVBU (R1)(R12), R12
 	WORD $0x6EB0B400 // sqrdmulh v0.4s, v0.4s, v16.4s
+	ORR R12<<8, R7, R7
+	UBFX $32, R3, $16, R12
+	MOVBU (R1)(R12), R6
+	LSR $48, R3, R12
 	WORD $0x4EB45400 // srshl v0.4s, v0.4s, v20.4s
+	MOVBU (R1)(R12), R12
+	ORR R12<<8, R6, R6
+	ORR R6<<16, R7, R7
 	WORD $0x6EB1B421 // sqrdmulh v1.4s, v1.4s, v17.4s
+	UBFX $0, R4, $16, R12
+	MOVBU (R1)(R12), R5
+	UBFX $16, R4, $16, R12
+	MOVBU (R1)(R12), R12
 	WORD $0x4EB55421 // srshl v1.4s, v1.4s, v21.4s
+	ORR R12<<8, R5, R5
+	UBFX $32, R4, $16, R12
+	MOVBU (R1)(R12), R6
+	LSR $48, R4, R12
 	WORD $0x6EB2B442 // sqrdmulh v2.4s, v2.4s, v18.4s
+	MOVBU (R1)(R12), R12
+	ORR R12<<8, R6, R6
+	ORR R6<<16, R5, R5
 	WORD $0x4EB65442 // srshl v2.4s, v2.4s, v22.4s
+	ORR R5<<32, R7, R7
+	UBFX $0, R8, $16, R12
+	MOVBU (R1)(R12), R9
+	UBFX $16, R8, $16, R12
 	WORD $0x6EB3B463 // sqrdmulh v3.4s, v3.4s, v19.4s
+	MOVBU (R1)(R12), R12
+	ORR R12<<8, R9, R9
+	UBFX $32, R8, $16, R12
 	WORD $0x4EB75463 // srshl v3.4s, v3.4s, v23.4s
+	MOVBU (R1)(R12), R6
+	LSR $48, R8, R12
+	MOVBU (R1)(R12), R12
+	ORR R12<<8, R6, R6
 	WORD $0x4E411800 // uzp1 v0.8h, v0.8h, v1.8h
+	ORR R6<<16, R9, R9
+	UBFX $0, R14, $16, R12
+	MOVBU (R1)(R12), R5
+	UBFX $16, R14, $16, R12
 	WORD $0x4E431841 // uzp1 v1.8h, v2.8h, v3.8h
+	MOVBU (R1)(R12), R12
+	ORR R12<<8, R5, R5
+	UBFX $32, R14, $16, R12
 	WORD $0x2E212800 // sqxtun v0.8b, v0.8h
+	MOVBU (R1)(R12), R6
+	LSR $48, R14, R12
+	MOVBU (R1)(R12), R12
+	ORR R12<<8, R6, R6
 	WORD $0x6E212820 // sqxtun2 v0.16b, v1.8h
+	ORR R6<<16, R5, R5
+	ORR R5<<32, R9, R9
+	STP (R7, R9), (R23)
 	WORD $0x6E3D1C00 // eor v0.16b, v0.16b, v29.16b
+	UBFX $0, R15, $16, R12
+	MOVBU (R1)(R12), R7
+	UBFX $16, R15, $16, R12
 	VZIP1 V0.B16, V25.B16, V2.B16 // residual low, convolution high
+	MOVBU (R1)(R12), R12
+	ORR R12<<8, R7, R7
 	WORD $0x6EB0B484 // sqrdmulh v4.4s, v4.4s, v16.4s
+	UBFX $32, R15, $16, R12
+	MOVBU (R1)(R12), R6
+	LSR $48, R15, R12
 	VZIP2 V0.B16, V25.B16, V3.B16
+	MOVBU (R1)(R12), R12
+	ORR R12<<8, R6, R6
 	WORD $0x4EB45484 // srshl v4.4s, v4.4s, v20.4s
+	ORR R6<<16, R7, R7
+	UBFX $0, R24, $16, R12
 	WORD $0x6EB1B4A5 // sqrdmulh v5.4s, v5.4s, v17.4s
+	MOVBU (R1)(R12), R5
+	UBFX $16, R24, $16, R12
+	MOVBU (R1)(R12), R12
 	VMOV V2.D[0], R3
+	ORR R12<<8, R5, R5
+	UBFX $32, R24, $16, R12
 	WORD $0x4EB554A5 // srshl v5.4s, v5.4s, v21.4s
+	MOVBU (R1)(R12), R6
+	LSR $48, R24, R12
 	WORD $0x6EB2B4C6 // sqrdmulh v6.4s, v6.4s, v18.4s
+	MOVBU (R1)(R12), R12
+	ORR R12<<8, R6, R6
+	ORR R6<<16, R5, R5
 	VMOV V2.D[1], R4
+	ORR R5<<32, R7, R7
+	UBFX $0, R26, $16, R12
 	WORD $0x4EB654C6 // srshl v6.4s, v6.4s, v22.4s
+	MOVBU (R1)(R12), R9
+	UBFX $16, R26, $16, R12
 	WORD $0x6EB3B4E7 // sqrdmulh v7.4s, v7.4s, v19.4s
-	VMOV V3.D[0], R5
+	MOVBU (R1)(R12), R12
+	ORR R12<<8, R9, R9
+	UBFX $32, R26, $16, R12
+	VMOV V3.D[0], R8
+	MOVBU (R1)(R12), R6
+	LSR $48, R26, R12
 	WORD $0x4EB754E7 // srshl v7.4s, v7.4s, v23.4s
+	MOVBU (R1)(R12), R12
+	ORR R12<<8, R6, R6
 	WORD $0x4E451884 // uzp1 v4.8h, v4.8h, v5.8h
-	VMOV V3.D[1], R6
+	ORR R6<<16, R9, R9
+	UBFX $0, R17, $16, R12
+	MOVBU (R1)(R12), R5
+	VMOV V3.D[1], R14
+	UBFX $16, R17, $16, R12
+	MOVBU (R1)(R12), R12
 	WORD $0x4E4718C5 // uzp1 v5.8h, v6.8h, v7.8h
+	ORR R12<<8, R5, R5
+	UBFX $32, R17, $16, R12
 	WORD $0x2E212884 // sqxtun v4.8b, v4.8h
-	WORD $0x4C402A20 // ld1 {v0.4s, v1.4s, v2.4s, v3.4s}, [x17]
+	MOVBU (R1)(R12), R6
+	LSR $48, R17, R12
+	MOVBU (R1)(R12), R12
+	WORD $0x4C402960 // ld1 {v0.4s, v1.4s, v2.4s, v3.4s}, [x11]
+	ORR R12<<8, R6, R6
+	ORR R6<<16, R5, R5
 	WORD $0x6E2128A4 // sqxtun2 v4.16b, v5.8h
+	ORR R5<<32, R9, R9
+	STP (R7, R9), (R2)
 	WORD $0x6E3D1C84 // eor v4.16b, v4.16b, v29.16b
 	UBFX $0, R3, $16, R12
 	MOVBU (R1)(R12), R7
@@ -3950,97 +4260,97 @@ rnext:
 	ORR R12<<8, R7, R7
 	WORD $0x6EB0B508 // sqrdmulh v8.4s, v8.4s, v16.4s
 	UBFX $32, R3, $16, R12
-	MOVBU (R1)(R12), R8
+	MOVBU (R1)(R12), R6
 	LSR $48, R3, R12
 	VZIP2 V4.B16, V26.B16, V7.B16
 	MOVBU (R1)(R12), R12
-	ORR R12<<8, R8, R8
+	ORR R12<<8, R6, R6
 	WORD $0x4EB45508 // srshl v8.4s, v8.4s, v20.4s
-	ORR R8<<16, R7, R7
+	ORR R6<<16, R7, R7
 	UBFX $0, R4, $16, R12
 	WORD $0x6EB1B529 // sqrdmulh v9.4s, v9.4s, v17.4s
-	MOVBU (R1)(R12), R14
+	MOVBU (R1)(R12), R5
 	UBFX $16, R4, $16, R12
 	MOVBU (R1)(R12), R12
-	VMOV V6.D[0], R11
-	ORR R12<<8, R14, R14
+	VMOV V6.D[0], R15
+	ORR R12<<8, R5, R5
 	UBFX $32, R4, $16, R12
 	WORD $0x4EB55529 // srshl v9.4s, v9.4s, v21.4s
-	MOVBU (R1)(R12), R8
+	MOVBU (R1)(R12), R6
 	LSR $48, R4, R12
 	WORD $0x6EB2B54A // sqrdmulh v10.4s, v10.4s, v18.4s
 	MOVBU (R1)(R12), R12
-	ORR R12<<8, R8, R8
-	ORR R8<<16, R14, R14
+	ORR R12<<8, R6, R6
+	ORR R6<<16, R5, R5
 	VMOV V6.D[1], R24
-	ORR R14<<32, R7, R7
-	UBFX $0, R5, $16, R12
+	ORR R5<<32, R7, R7
+	UBFX $0, R8, $16, R12
 	WORD $0x4EB6554A // srshl v10.4s, v10.4s, v22.4s
 	MOVBU (R1)(R12), R9
-	UBFX $16, R5, $16, R12
+	UBFX $16, R8, $16, R12
 	WORD $0x6EB3B56B // sqrdmulh v11.4s, v11.4s, v19.4s
 	MOVBU (R1)(R12), R12
 	ORR R12<<8, R9, R9
-	UBFX $32, R5, $16, R12
+	UBFX $32, R8, $16, R12
 	VMOV V7.D[0], R26
-	MOVBU (R1)(R12), R8
-	LSR $48, R5, R12
+	MOVBU (R1)(R12), R6
+	LSR $48, R8, R12
 	WORD $0x4EB7556B // srshl v11.4s, v11.4s, v23.4s
 	MOVBU (R1)(R12), R12
-	ORR R12<<8, R8, R8
+	ORR R12<<8, R6, R6
 	WORD $0x4E491908 // uzp1 v8.8h, v8.8h, v9.8h
-	ORR R8<<16, R9, R9
-	UBFX $0, R6, $16, R12
-	MOVBU (R1)(R12), R14
-	VMOV V7.D[1], R15
-	UBFX $16, R6, $16, R12
+	ORR R6<<16, R9, R9
+	UBFX $0, R14, $16, R12
+	MOVBU (R1)(R12), R5
+	VMOV V7.D[1], R17
+	UBFX $16, R14, $16, R12
 	MOVBU (R1)(R12), R12
 	WORD $0x4E4B1949 // uzp1 v9.8h, v10.8h, v11.8h
-	ORR R12<<8, R14, R14
-	UBFX $32, R6, $16, R12
+	ORR R12<<8, R5, R5
+	UBFX $32, R14, $16, R12
 	WORD $0x2E212908 // sqxtun v8.8b, v8.8h
-	MOVBU (R1)(R12), R8
-	LSR $48, R6, R12
+	MOVBU (R1)(R12), R6
+	LSR $48, R14, R12
 	MOVBU (R1)(R12), R12
-	WORD $0x4C402A24 // ld1 {v4.4s, v5.4s, v6.4s, v7.4s}, [x17]
-	ORR R12<<8, R8, R8
-	ORR R8<<16, R14, R14
+	WORD $0x4C402964 // ld1 {v4.4s, v5.4s, v6.4s, v7.4s}, [x11]
+	ORR R12<<8, R6, R6
+	ORR R6<<16, R5, R5
 	WORD $0x6E212928 // sqxtun2 v8.16b, v9.8h
-	ORR R14<<32, R9, R9
-	STP (R7, R9), (R23)
+	ORR R5<<32, R9, R9
+	STP (R7, R9), (R13)
 	WORD $0x6E3D1D08 // eor v8.16b, v8.16b, v29.16b
-	UBFX $0, R11, $16, R12
+	UBFX $0, R15, $16, R12
 	MOVBU (R1)(R12), R7
-	UBFX $16, R11, $16, R12
+	UBFX $16, R15, $16, R12
 	VZIP1 V8.B16, V27.B16, V10.B16 // residual low, convolution high
 	MOVBU (R1)(R12), R12
 	ORR R12<<8, R7, R7
 	WORD $0x6EB0B58C // sqrdmulh v12.4s, v12.4s, v16.4s
-	UBFX $32, R11, $16, R12
-	MOVBU (R1)(R12), R8
-	LSR $48, R11, R12
+	UBFX $32, R15, $16, R12
+	MOVBU (R1)(R12), R6
+	LSR $48, R15, R12
 	VZIP2 V8.B16, V27.B16, V11.B16
 	MOVBU (R1)(R12), R12
-	ORR R12<<8, R8, R8
+	ORR R12<<8, R6, R6
 	WORD $0x4EB4558C // srshl v12.4s, v12.4s, v20.4s
-	ORR R8<<16, R7, R7
+	ORR R6<<16, R7, R7
 	UBFX $0, R24, $16, R12
 	WORD $0x6EB1B5AD // sqrdmulh v13.4s, v13.4s, v17.4s
-	MOVBU (R1)(R12), R14
+	MOVBU (R1)(R12), R5
 	UBFX $16, R24, $16, R12
 	MOVBU (R1)(R12), R12
 	VMOV V10.D[0], R3
-	ORR R12<<8, R14, R14
+	ORR R12<<8, R5, R5
 	UBFX $32, R24, $16, R12
 	WORD $0x4EB555AD // srshl v13.4s, v13.4s, v21.4s
-	MOVBU (R1)(R12), R8
+	MOVBU (R1)(R12), R6
 	LSR $48, R24, R12
 	MOVBU (R1)(R12), R12
 	WORD $0x6EB2B5CE // sqrdmulh v14.4s, v14.4s, v18.4s
-	ORR R12<<8, R8, R8
-	ORR R8<<16, R14, R14
+	ORR R12<<8, R6, R6
+	ORR R6<<16, R5, R5
 	VMOV V10.D[1], R4
-	ORR R14<<32, R7, R7
+	ORR R5<<32, R7, R7
 	UBFX $0, R26, $16, R12
 	WORD $0x4EB655CE // srshl v14.4s, v14.4s, v22.4s
 	MOVBU (R1)(R12), R9
@@ -4049,137 +4359,44 @@ rnext:
 	WORD $0x6EB3B5EF // sqrdmulh v15.4s, v15.4s, v19.4s
 	ORR R12<<8, R9, R9
 	UBFX $32, R26, $16, R12
-	VMOV V11.D[0], R5
-	MOVBU (R1)(R12), R8
+	VMOV V11.D[0], R8
+	MOVBU (R1)(R12), R6
 	LSR $48, R26, R12
 	MOVBU (R1)(R12), R12
 	WORD $0x4EB755EF // srshl v15.4s, v15.4s, v23.4s
-	ORR R12<<8, R8, R8
-	ORR R8<<16, R9, R9
+	ORR R12<<8, R6, R6
+	ORR R6<<16, R9, R9
 	WORD $0x4E4D198C // uzp1 v12.8h, v12.8h, v13.8h
-	UBFX $0, R15, $16, R12
-	MOVBU (R1)(R12), R14
-	VMOV V11.D[1], R6
-	UBFX $16, R15, $16, R12
+	UBFX $0, R17, $16, R12
+	MOVBU (R1)(R12), R5
+	VMOV V11.D[1], R14
+	UBFX $16, R17, $16, R12
 	MOVBU (R1)(R12), R12
-	ORR R12<<8, R14, R14
+	ORR R12<<8, R5, R5
 	WORD $0x4E4F19CD // uzp1 v13.8h, v14.8h, v15.8h
-	UBFX $32, R15, $16, R12
-	MOVBU (R1)(R12), R8
+	UBFX $32, R17, $16, R12
+	MOVBU (R1)(R12), R6
 	WORD $0x2E21298C // sqxtun v12.8b, v12.8h
-	LSR $48, R15, R12
+	LSR $48, R17, R12
 	MOVBU (R1)(R12), R12
-	ORR R12<<8, R8, R8
-	WORD $0x4C402A28 // ld1 {v8.4s, v9.4s, v10.4s, v11.4s}, [x17]
-	ORR R8<<16, R14, R14
-	ORR R14<<32, R9, R9
+	ORR R12<<8, R6, R6
+	WORD $0x4C402968 // ld1 {v8.4s, v9.4s, v10.4s, v11.4s}, [x11]
+	ORR R6<<16, R5, R5
+	ORR R5<<32, R9, R9
 	WORD $0x6E2129AC // sqxtun2 v12.16b, v13.8h
-	ADD R16, R23, R23 // pixel j's output
-	STP (R7, R9), (R23)
+	ADD R16, R13, R12
+	STP (R7, R9), (R12)
 	WORD $0x6E3D1D8C // eor v12.16b, v12.16b, v29.16b
-	UBFX $0, R3, $16, R12
-	MOVBU (R1)(R12), R7
-	UBFX $16, R3, $16, R12
-	MOVBU (R1)(R12), R12
-	ORR R12<<8, R7, R7
-	UBFX $32, R3, $16, R12
-	MOVBU (R1)(R12), R8
 	VZIP1 V12.B16, V31.B16, V14.B16 // residual low, convolution high
-	LSR $48, R3, R12
-	MOVBU (R1)(R12), R12
-	ORR R12<<8, R8, R8
-	ORR R8<<16, R7, R7
-	UBFX $0, R4, $16, R12
-	MOVBU (R1)(R12), R14
-	UBFX $16, R4, $16, R12
 	VZIP2 V12.B16, V31.B16, V15.B16
-	MOVBU (R1)(R12), R12
-	ORR R12<<8, R14, R14
-	UBFX $32, R4, $16, R12
-	MOVBU (R1)(R12), R8
-	LSR $48, R4, R12
-	MOVBU (R1)(R12), R12
-	ORR R12<<8, R8, R8
-	VMOV V14.D[0], R11
-	ORR R8<<16, R14, R14
-	ORR R14<<32, R7, R7
-	UBFX $0, R5, $16, R12
-	MOVBU (R1)(R12), R9
-	UBFX $16, R5, $16, R12
-	MOVBU (R1)(R12), R12
-	ORR R12<<8, R9, R9
+	VMOV V14.D[0], R15
 	VMOV V14.D[1], R24
-	UBFX $32, R5, $16, R12
-	MOVBU (R1)(R12), R8
-	LSR $48, R5, R12
-	MOVBU (R1)(R12), R12
-	ORR R12<<8, R8, R8
-	ORR R8<<16, R9, R9
-	UBFX $0, R6, $16, R12
 	VMOV V15.D[0], R26
-	MOVBU (R1)(R12), R14
-	UBFX $16, R6, $16, R12
-	MOVBU (R1)(R12), R12
-	ORR R12<<8, R14, R14
-	UBFX $32, R6, $16, R12
-	MOVBU (R1)(R12), R8
-	LSR $48, R6, R12
-	VMOV V15.D[1], R15
-	MOVBU (R1)(R12), R12
-	ORR R12<<8, R8, R8
-	ORR R8<<16, R14, R14
-	ORR R14<<32, R9, R9
-	ADD R16, R23, R23 // pixel j's output
-	STP (R7, R9), (R23)
-	WORD $0x4C402A2C // ld1 {v12.4s, v13.4s, v14.4s, v15.4s}, [x17]
-	UBFX $0, R11, $16, R12
-	MOVBU (R1)(R12), R7
-	UBFX $16, R11, $16, R12
-	MOVBU (R1)(R12), R12
-	ORR R12<<8, R7, R7
-	UBFX $32, R11, $16, R12
-	MOVBU (R1)(R12), R8
-	LSR $48, R11, R12
-	MOVBU (R1)(R12), R12
-	ORR R12<<8, R8, R8
-	ORR R8<<16, R7, R7
-	UBFX $0, R24, $16, R12
-	MOVBU (R1)(R12), R14
-	UBFX $16, R24, $16, R12
-	MOVBU (R1)(R12), R12
-	ORR R12<<8, R14, R14
-	UBFX $32, R24, $16, R12
-	MOVBU (R1)(R12), R8
-	LSR $48, R24, R12
-	MOVBU (R1)(R12), R12
-	ORR R12<<8, R8, R8
-	ORR R8<<16, R14, R14
-	ORR R14<<32, R7, R7
-	UBFX $0, R26, $16, R12
-	MOVBU (R1)(R12), R9
-	UBFX $16, R26, $16, R12
-	MOVBU (R1)(R12), R12
-	ORR R12<<8, R9, R9
-	UBFX $32, R26, $16, R12
-	MOVBU (R1)(R12), R8
-	LSR $48, R26, R12
-	MOVBU (R1)(R12), R12
-	ORR R12<<8, R8, R8
-	ORR R8<<16, R9, R9
-	UBFX $0, R15, $16, R12
-	MOVBU (R1)(R12), R14
-	UBFX $16, R15, $16, R12
-	MOVBU (R1)(R12), R12
-	ORR R12<<8, R14, R14
-	UBFX $32, R15, $16, R12
-	MOVBU (R1)(R12), R8
-	LSR $48, R15, R12
-	MOVBU (R1)(R12), R12
-	ORR R12<<8, R8, R8
-	ORR R8<<16, R14, R14
-	ORR R14<<32, R9, R9
-	ADD R16, R23, R23 // pixel j's output
-	STP (R7, R9), (R23)
+	VMOV V15.D[1], R17
+	WORD $0x4C40296C // ld1 {v12.4s, v13.4s, v14.4s, v15.4s}, [x11]
+	ADD R16<<1, R13, R23
+	ADD R16, R23, R2
+	MOVD $256, R13
 	ADD $16, R10, R10
 	MOVD 72(R0), R11
 	ADD R10<<2, R11, R11 // parameters of this pass's channels
@@ -4191,6 +4408,100 @@ rnext:
 	MOVD R25, R9
 	CMP $64, R10
 	BLT rchunk
+	UBFX $0, R3, $16, R12
+	MOVBU (R1)(R12), R7
+	UBFX $16, R3, $16, R12
+	MOVBU (R1)(R12), R12
+	ORR R12<<8, R7, R7
+	UBFX $32, R3, $16, R12
+	MOVBU (R1)(R12), R6
+	LSR $48, R3, R12
+	MOVBU (R1)(R12), R12
+	ORR R12<<8, R6, R6
+	ORR R6<<16, R7, R7
+	UBFX $0, R4, $16, R12
+	MOVBU (R1)(R12), R5
+	UBFX $16, R4, $16, R12
+	MOVBU (R1)(R12), R12
+	ORR R12<<8, R5, R5
+	UBFX $32, R4, $16, R12
+	MOVBU (R1)(R12), R6
+	LSR $48, R4, R12
+	MOVBU (R1)(R12), R12
+	ORR R12<<8, R6, R6
+	ORR R6<<16, R5, R5
+	ORR R5<<32, R7, R7
+	UBFX $0, R8, $16, R12
+	MOVBU (R1)(R12), R9
+	UBFX $16, R8, $16, R12
+	MOVBU (R1)(R12), R12
+	ORR R12<<8, R9, R9
+	UBFX $32, R8, $16, R12
+	MOVBU (R1)(R12), R6
+	LSR $48, R8, R12
+	MOVBU (R1)(R12), R12
+	ORR R12<<8, R6, R6
+	ORR R6<<16, R9, R9
+	UBFX $0, R14, $16, R12
+	MOVBU (R1)(R12), R5
+	UBFX $16, R14, $16, R12
+	MOVBU (R1)(R12), R12
+	ORR R12<<8, R5, R5
+	UBFX $32, R14, $16, R12
+	MOVBU (R1)(R12), R6
+	LSR $48, R14, R12
+	MOVBU (R1)(R12), R12
+	ORR R12<<8, R6, R6
+	ORR R6<<16, R5, R5
+	ORR R5<<32, R9, R9
+	STP (R7, R9), (R23)
+	UBFX $0, R15, $16, R12
+	MOVBU (R1)(R12), R7
+	UBFX $16, R15, $16, R12
+	MOVBU (R1)(R12), R12
+	ORR R12<<8, R7, R7
+	UBFX $32, R15, $16, R12
+	MOVBU (R1)(R12), R6
+	LSR $48, R15, R12
+	MOVBU (R1)(R12), R12
+	ORR R12<<8, R6, R6
+	ORR R6<<16, R7, R7
+	UBFX $0, R24, $16, R12
+	MOVBU (R1)(R12), R5
+	UBFX $16, R24, $16, R12
+	MOVBU (R1)(R12), R12
+	ORR R12<<8, R5, R5
+	UBFX $32, R24, $16, R12
+	MOVBU (R1)(R12), R6
+	LSR $48, R24, R12
+	MOVBU (R1)(R12), R12
+	ORR R12<<8, R6, R6
+	ORR R6<<16, R5, R5
+	ORR R5<<32, R7, R7
+	UBFX $0, R26, $16, R12
+	MOVBU (R1)(R12), R9
+	UBFX $16, R26, $16, R12
+	MOVBU (R1)(R12), R12
+	ORR R12<<8, R9, R9
+	UBFX $32, R26, $16, R12
+	MOVBU (R1)(R12), R6
+	LSR $48, R26, R12
+	MOVBU (R1)(R12), R12
+	ORR R12<<8, R6, R6
+	ORR R6<<16, R9, R9
+	UBFX $0, R17, $16, R12
+	MOVBU (R1)(R12), R5
+	UBFX $16, R17, $16, R12
+	MOVBU (R1)(R12), R12
+	ORR R12<<8, R5, R5
+	UBFX $32, R17, $16, R12
+	MOVBU (R1)(R12), R6
+	LSR $48, R17, R12
+	MOVBU (R1)(R12), R12
+	ORR R12<<8, R6, R6
+	ORR R6<<16, R5, R5
+	ORR R5<<32, R9, R9
+	STP (R7, R9), (R2)
 	MOVD 144(R0), R12
 	MOVD 152(R0), R14
 	ADD R12, R19, R19

@@ -48,8 +48,9 @@ const (
 
 // Conv is a prepared int8 CONV_2D (or FULLY_CONNECTED seen as a 1x1
 // convolution): the reference kernel ref.ConvInt8 with the same parameters,
-// computed another way. It is read-only after NewConv and may be shared by
-// any number of Runners.
+// computed another way. It is read-only after NewConv (and FuseAdd, where
+// the interpreter fuses a residual ADD) and may be shared by any number of
+// Runners.
 type Conv struct {
 	p   ref.Conv
 	isa ISA

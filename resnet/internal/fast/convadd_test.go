@@ -101,11 +101,14 @@ func convAddParams(t *testing.T, r *rand.Rand) []ref.Add {
 func TestConvAddMatchesConvThenAdd(t *testing.T) {
 	copies := map[string]bool{} // the SDOT kernel's fused copies the cases reach
 	for ci, c := range convAddCases {
-		for _, mode := range []string{"fixed", "small", "relu", "wild"} {
+		for _, mode := range []string{"fixed", "small", "relu", "wild", "xnnpack"} {
 			for _, isa := range Available() {
 				t.Run(fmt.Sprintf("%v/%v/%s", isa, c, mode), func(t *testing.T) {
 					r := rand.New(rand.NewPCG(uint64(ci), 55))
 					p, filter, bias := convAddConv(r, c, mode == "wild", mode == "small", mode == "relu")
+					if mode == "xnnpack" {
+						withXNNPACK(&p) // the Go family fuses it; the SDOT kernel declines
+					}
 					if isa == NEONDot {
 						conv, err := NewConv(&p, filter, bias, isa)
 						if err != nil {
@@ -159,14 +162,17 @@ func checkConvAdd(t *testing.T, r *rand.Rand, p *ref.Conv, filter []int8, bias [
 			run := NewRunner(threads, c.ScratchBytes())
 			a := NewAdd(&ap, nil)
 			before := *c
-			if c.FuseAdd(a, convFirst) != (isa == Go || c.fusedKernel()) {
-				t.Fatalf("FuseAdd = %v, want %v", !(isa == Go || c.fusedKernel()), isa == Go || c.fusedKernel())
+			// The families that fuse: Go (where NewConv may also have put a
+			// layer of another family), and the SDOT kernel's fast copies.
+			fuses := c.ISA() == Go || c.fusedKernel()
+			if c.FuseAdd(a, convFirst) != fuses {
+				t.Fatalf("FuseAdd = %v, want %v", !fuses, fuses)
 			}
 			if c.addT == nil {
 				if c.addT != before.addT || c.addKernel != before.addKernel {
 					t.Fatalf("FuseAdd declined but changed the Conv")
 				}
-				if isa == Go {
+				if c.ISA() == Go {
 					t.Fatalf("the Go family declined FuseAdd")
 				}
 				run.Conv(c, input, got)

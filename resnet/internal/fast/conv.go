@@ -48,8 +48,9 @@ const (
 
 // Conv is a prepared int8 CONV_2D (or FULLY_CONNECTED seen as a 1x1
 // convolution): the reference kernel ref.ConvInt8 with the same parameters,
-// computed another way. It is read-only after NewConv and may be shared by
-// any number of Runners.
+// computed another way. It is read-only after NewConv (and FuseAdd, where
+// the interpreter fuses a residual ADD) and may be shared by any number of
+// Runners.
 type Conv struct {
 	p   ref.Conv
 	isa ISA
@@ -456,8 +457,15 @@ type tileArgs struct {
 	// each output byte becomes addT[uint8(conv)<<8 | uint8(residual)], the
 	// residual's byte lying resd bytes from the output's (read before the
 	// output is written, so resd may be 0). addT is nil when unfused.
+	// tileNEONDotAdd also takes the four pixels' outputs to lie equally
+	// far apart (out[j] = out[0] + j*(out[1]-out[0]): four consecutive
+	// pixels, which is what tiles gives it).
 	addT unsafe.Pointer
 	resd int
+	// addSink takes tileNEONDotAdd's stores of the lookups it defers
+	// from a tile's last pass to the next one when there is no previous
+	// pass (the kernel's own scratch; nothing reads it).
+	addSink [16]byte
 }
 
 // tiles runs pixel-tile x channel-block units [lo, hi) (block-major, so a
@@ -686,8 +694,12 @@ func (c *Conv) FuseAdd(a *Add, convFirst bool) bool {
 }
 
 // fusedKernel reports whether c's micro-kernel applies a fused ADD itself
-// (tileArgs.addT).
-func (c *Conv) fusedKernel() bool { return false }
+// (tileArgs.addT): the SDOT kernel's fixed-point fast copies
+// (tileNEONDotAdd: whole 16-byte chunks per tap, not the float32
+// requantization).
+func (c *Conv) fusedKernel() bool {
+	return c.isa == NEONDot && c.kbytes%16 == 0 && c.p.Scale == nil
+}
 
 func (c *Conv) runTile(a *tileArgs) {
 	switch c.isa {
@@ -712,7 +724,11 @@ func (c *Conv) runTile(a *tileArgs) {
 			tileAVX2(a)
 		}
 	case NEONDot:
-		tileNEONDot(a)
+		if a.addT != nil {
+			tileNEONDotAdd(a)
+		} else {
+			tileNEONDot(a)
+		}
 	case NEON:
 		tileNEON(a)
 	default:

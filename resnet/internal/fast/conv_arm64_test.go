@@ -79,14 +79,14 @@ func TestConvWithoutLeftShiftsMatchesReference(t *testing.T) {
 }
 
 // TestArmFieldsFollowNoPair freezes the offsets of tileArgs' arm64-only
-// fields, which gen_tilearm.go hard-codes (offSat ... offResd).
+// fields, which gen_tilearm.go hard-codes (offSat ... offSink).
 func TestArmFieldsFollowNoPair(t *testing.T) {
 	var a tileArgs
 	base := unsafe.Offsetof(a.nopair)
 	got := []uintptr{unsafe.Offsetof(a.sat) - base, unsafe.Offsetof(a.more) - base, unsafe.Offsetof(a.tstep) - base, unsafe.Offsetof(a.ostep) - base,
-		unsafe.Offsetof(a.addT) - base, unsafe.Offsetof(a.resd) - base}
-	if want := []uintptr{4, 8, 16, 24, 32, 40}; !slices.Equal(got, want) {
-		t.Fatalf("tileArgs sat, more, tstep, ostep, addT, resd at nopair + %v, want + %v (regenerate tile_arm64.s)", got, want)
+		unsafe.Offsetof(a.addT) - base, unsafe.Offsetof(a.resd) - base, unsafe.Offsetof(a.addSink) - base}
+	if want := []uintptr{4, 8, 16, 24, 32, 40, 48}; !slices.Equal(got, want) {
+		t.Fatalf("tileArgs sat, more, tstep, ostep, addT, resd, addSink at nopair + %v, want + %v (regenerate tile_arm64.s)", got, want)
 	}
 }
 

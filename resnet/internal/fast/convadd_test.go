@@ -33,10 +33,15 @@ var convAddCases = []convCase{
 // multipliers below 1 (no left shift), weights in [-127, 127], the whole
 // int8 range (no activation). small: small weights and biases, outputs
 // near zero and frequent rounding ties.
-func convAddConv(r *rand.Rand, c convCase, wild, small bool) (ref.Conv, []int8, []int32) {
+// relu: output zero point -128 with the whole range (the SDOT kernel's
+// ReLU copy).
+func convAddConv(r *rand.Rand, c convCase, wild, small, relu bool) (ref.Conv, []int8, []int32) {
 	p, filter, bias := randomConv(r, c)
 	if wild {
 		return p, filter, bias
+	}
+	if relu {
+		p.OutputOffset = -128
 	}
 	k := c.fh * c.fw * c.inC
 	scales := make([]float32, c.outC)
@@ -94,22 +99,50 @@ func convAddParams(t *testing.T, r *rand.Rand) []ref.Add {
 // not, on one and three threads. Where FuseAdd declines, the Conv must be
 // unchanged (Runner.Conv still matches the reference).
 func TestConvAddMatchesConvThenAdd(t *testing.T) {
+	copies := map[string]bool{} // the SDOT kernel's fused copies the cases reach
 	for ci, c := range convAddCases {
-		for _, wild := range []bool{false, true} {
-			for _, small := range []bool{false, true} {
-				if wild && small {
-					continue
-				}
-				for _, isa := range Available() {
-					t.Run(fmt.Sprintf("%v/%v/wild=%v/small=%v", isa, c, wild, small), func(t *testing.T) {
-						r := rand.New(rand.NewPCG(uint64(ci), 55))
-						p, filter, bias := convAddConv(r, c, wild, small)
-						checkConvAdd(t, r, &p, filter, bias, isa, convAddParams(t, r), 1+2*(ci%2))
-					})
-				}
+		for _, mode := range []string{"fixed", "small", "relu", "wild", "xnnpack"} {
+			for _, isa := range Available() {
+				t.Run(fmt.Sprintf("%v/%v/%s", isa, c, mode), func(t *testing.T) {
+					r := rand.New(rand.NewPCG(uint64(ci), 55))
+					p, filter, bias := convAddConv(r, c, mode == "wild", mode == "small", mode == "relu")
+					if mode == "xnnpack" {
+						withXNNPACK(&p) // the Go family fuses it; the SDOT kernel declines
+					}
+					if isa == NEONDot {
+						conv, err := NewConv(&p, filter, bias, isa)
+						if err != nil {
+							t.Fatal(err)
+						}
+						copies[dotAddCopy(conv)] = true
+					}
+					checkConvAdd(t, r, &p, filter, bias, isa, convAddParams(t, r), 1+2*(ci%2))
+				})
 			}
 		}
 	}
+	if hasNEONDot {
+		for _, want := range []string{"fixed", "relu", "sat", "none"} {
+			if !copies[want] {
+				t.Errorf("no case takes tileNEONDotAdd's %s copy (%v)", want, copies)
+			}
+		}
+	}
+}
+
+// dotAddCopy is the copy of tileNEONDotAdd that c runs (see genARMKernel),
+// or "none" where it has no fused kernel.
+func dotAddCopy(c *Conv) string {
+	p := &c.p
+	switch {
+	case !c.fusedKernel():
+		return "none"
+	case c.anyLsh || c.sat || p.ActMin != -128 || p.ActMax != 127:
+		return "sat"
+	case p.OutputOffset == -128:
+		return "relu"
+	}
+	return "fixed"
 }
 
 func checkConvAdd(t *testing.T, r *rand.Rand, p *ref.Conv, filter []int8, bias []int32, isa ISA, adds []ref.Add, threads int) {
@@ -129,11 +162,17 @@ func checkConvAdd(t *testing.T, r *rand.Rand, p *ref.Conv, filter []int8, bias [
 			run := NewRunner(threads, c.ScratchBytes())
 			a := NewAdd(&ap, nil)
 			before := *c
-			if !c.FuseAdd(a, convFirst) {
+			// The families that fuse: Go (where NewConv may also have put a
+			// layer of another family), and the SDOT kernel's fast copies.
+			fuses := c.ISA() == Go || c.fusedKernel()
+			if c.FuseAdd(a, convFirst) != fuses {
+				t.Fatalf("FuseAdd = %v, want %v", !fuses, fuses)
+			}
+			if c.addT == nil {
 				if c.addT != before.addT || c.addKernel != before.addKernel {
 					t.Fatalf("FuseAdd declined but changed the Conv")
 				}
-				if isa == Go {
+				if c.ISA() == Go {
 					t.Fatalf("the Go family declined FuseAdd")
 				}
 				run.Conv(c, input, got)

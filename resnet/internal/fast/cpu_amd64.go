@@ -51,3 +51,5 @@ func tileAVX2x16(a *tileArgs)
 func tileNEON(a *tileArgs)     { panic("fast: NEON kernel called on amd64") }
 func tileNEONDot(a *tileArgs)  { panic("fast: NEON SDOT kernel called on amd64") }
 func tileNEONDot1(a *tileArgs) { panic("fast: NEON SDOT kernel called on amd64") }
+
+func tileNEONDotAdd(a *tileArgs) { panic("fast: NEON SDOT kernel called on amd64") }

@@ -33,6 +33,12 @@ func tileNEONDot(a *tileArgs)
 //go:noescape
 func tileNEONDot1(a *tileArgs)
 
+// tileNEONDotAdd is tileNEONDot with the fused residual ADD (tileArgs.addT,
+// resd), for layers that Conv.fusedKernel accepts only.
+//
+//go:noescape
+func tileNEONDotAdd(a *tileArgs)
+
 func tileAVX512VNNI(a *tileArgs)    { panic("fast: AVX-512 VNNI kernel called on arm64") }
 func tileAVX512VNNIx32(a *tileArgs) { panic("fast: AVX-512 VNNI kernel called on arm64") }
 func tileAVX512VNNIx16(a *tileArgs) { panic("fast: AVX-512 VNNI kernel called on arm64") }

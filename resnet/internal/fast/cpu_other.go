@@ -24,3 +24,4 @@ func tileAVX2x16(a *tileArgs)       { panic("fast: AVX2 kernel called on a CPU w
 func tileNEON(a *tileArgs)          { panic("fast: NEON kernel called on a CPU without it") }
 func tileNEONDot(a *tileArgs)       { panic("fast: NEON SDOT kernel called on a CPU without it") }
 func tileNEONDot1(a *tileArgs)      { panic("fast: NEON SDOT kernel called on a CPU without it") }
+func tileNEONDotAdd(a *tileArgs)    { panic("fast: NEON SDOT kernel called on a CPU without it") }

@@ -168,6 +168,7 @@ const (
 	offOStep = offNoPair + 24
 	offAddT  = offNoPair + 32
 	offResd  = offNoPair + 40
+	offSink  = offNoPair + 48 // 16 bytes tileNEONDotAdd may write (addInit)
 )
 
 // armRowScale is the parameter row of the "xnnpack" float32 scales
@@ -185,6 +186,7 @@ type armKernel struct {
 	name   string
 	isa    string // the ISA constant's name
 	lanes  int    // channels per pass
+	add    bool   // the fused residual ADD (tileArgs.addT): tileNEONDotAdd
 	counts map[string]int
 	vec    map[string]int
 	mem    map[string]int
@@ -213,6 +215,10 @@ func genARM64(check bool) {
 		genARMKernel(k)
 		k.counts, k.vec, k.mem = armCounts, armVec, armMem
 	}
+	// The SDOT kernel with a fused ADD: not in the counting table (its
+	// instructions are priced by the estimate's trace only).
+	armCounts, armVec, armMem = map[string]int{}, map[string]int{}, map[string]int{}
+	genARMKernel(&armKernel{name: "tileNEONDotAdd", isa: "NEONDot", lanes: 16, add: true})
 	armCounts, armVec, armMem = map[string]int{}, map[string]int{}, map[string]int{}
 	genARMDot1()
 	write("tile_arm64.s", b.String())
@@ -284,6 +290,11 @@ func genARMKernel(k *armKernel) {
 		// loops leave V24-V31 alone.
 		outConsts()
 	}
+	if k.add {
+		// The fused ADD's table (R1, which the SDOT kernel's fast copies
+		// do not use otherwise).
+		ag("MOVD %d(R0), R1 // the ADD's table", offAddT)
+	}
 	// Two copies of the loops: the fast one for layers whose bytes per
 	// tap are a multiple of the chunk (16 for SDOT; 8 for NEON, which
 	// also needs its SMLAL pairs: no -128 weight) in the fixed-point
@@ -306,6 +317,31 @@ func genARMKernel(k *armKernel) {
 	ag("ORR R24, R12, R12")
 	ag("CBNZ R12, notfast")
 	armRegion = "call"
+	if k.add {
+		// Only the fixed-point copies with whole chunks have the fused
+		// ADD (Conv.fusedKernel): the fast one, the ReLU one and the
+		// saturating one; neither the float32 nor the general copy.
+		ag("MOVW %d(R0), R12", offZP)
+		ag("ADD $128, R12, R12")
+		ag("CBZ R12, rcopy")
+		fastBody(k, fastFixed)
+		// Each copy at a 2 KiB boundary (see below): over 2 KiB, only its
+		// last block (after the last pass, once a tile) may straddle a
+		// 4 KiB page.
+		p("PCALIGN $2048")
+		label("notfast")
+		ag("AND $15, R8, R12")
+		ag("ORR R15, R12, R12")
+		ag("CBZ R12, scopy")
+		p("UNDEF // Conv.fusedKernel rules this out")
+		p("PCALIGN $2048")
+		label("scopy")
+		fastBody(k, fastSat)
+		p("PCALIGN $2048")
+		label("rcopy")
+		fastBody(k, fastRelu)
+		return
+	}
 	if dot {
 		// Output zero point -128 (a ReLU's, as the range is int8's
 		// whole): the fourth copy, whose epilogue needs no rounding
@@ -440,6 +476,10 @@ func genARMDot1() {
 }
 
 // The fast copies of the loops, by epilogue.
+// addBiasEarly: the next pass's accumulators are loaded with the bias in
+// the epilogue (addEpilogue), not by passSetup.
+var addBiasEarly bool
+
 const (
 	fastFixed = iota // the inline fixed-point epilogue (counted)
 	fastFP32         // the float32 one
@@ -452,9 +492,14 @@ const (
 func fastBody(k *armKernel, mode int) {
 	dot := k.isa == "NEONDot"
 	x := "fxsr"[mode : mode+1] // label prefix
+	addBiasEarly = k.add
+	defer func() { addBiasEarly = false }()
 	counted := func(r string) string { return r }
-	if mode != fastFixed {
+	if mode != fastFixed || k.add {
 		counted = func(string) string { return "special" }
+	}
+	if k.add {
+		addInit()
 	}
 	fastSetup(dot, true)
 	loop := x + "chunk"
@@ -509,11 +554,11 @@ func fastBody(k *armKernel, mode int) {
 	case fastFP32:
 		epilogueFP32(dot)
 	case fastSat:
-		epilogue(dot, epiLsh)
+		epilogue(dot, epiLsh, k.add)
 	case fastRelu:
-		epilogue(dot, epiRelu)
+		epilogue(dot, epiRelu, k.add)
 	default:
-		epilogue(dot, epiFixed)
+		epilogue(dot, epiFixed, k.add)
 	}
 	passEnd(k, counted("call"), loop, func() { fastSetup(dot, false) })
 }
@@ -609,7 +654,7 @@ func generalBody(k *armKernel) {
 
 	armRegion = "gpass"
 	ag("CBNZ R24, gspecial")
-	epilogue(dot, epiFixed)
+	epilogue(dot, epiFixed, false)
 	passEnd(k, "gcall", "gtap", func() { passSetup(dot, false, false) })
 
 	// Out of line, not in the counts (the estimate and armcount price the
@@ -620,7 +665,7 @@ func generalBody(k *armKernel) {
 	armRegion = "special"
 	label("gspecial")
 	ag("CBNZ R15, gfp32")
-	epilogue(dot, epiLsh)
+	epilogue(dot, epiLsh, false)
 	passEnd(k, "special", "gtap", func() { passSetup(dot, false, false) })
 	label("gfp32")
 	epilogueFP32(dot)
@@ -702,6 +747,12 @@ func passEnd(k *armKernel, callRegion, loop string, setup func()) {
 	if armRegion != "special" {
 		armRegion = callRegion
 	}
+	if k.add {
+		// The last pass's pixels 2 and 3, whose lookups the next pass
+		// would have done (addEpilogue).
+		addLookup(2, "R23")
+		addLookup(3, "R2")
+	}
 	// One block for every tile, the last one's too (its pointers are
 	// moved past the run and more stays 0), so that the estimate, which
 	// scales the kernel's blocks by its entries, prices it exactly.
@@ -745,11 +796,11 @@ func passSetup(dot, first, noZero bool) {
 	if !first {
 		ag("ADD R10<<2, R11, R11 // parameters of this pass's channels")
 	}
-	if dot {
+	if dot && !(addBiasEarly && !first) {
 		for j := range mr {
 			ld1x4s(4*j, 11)
 		}
-	} else if !noZero {
+	} else if !dot && !noZero {
 		for r := range 16 {
 			veor(r, r, r)
 		}
@@ -869,7 +920,10 @@ func epilogueFP32(dot bool) {
 
 // epilogue requantizes the pass's accumulators (V0-V15, pixel j's vectors
 // at 4j+q) and stores the int8 outputs, pixel by pixel.
-func epilogue(dot bool, kind int) {
+//
+// With add (SDOT only), each pixel's 16 bytes get the fused residual ADD
+// before they are stored (store16).
+func epilogue(dot bool, kind int, add bool) {
 	vecs := 4 // accumulator vectors of 4 channels per pixel
 	if !dot {
 		vecs = 2
@@ -931,7 +985,7 @@ func epilogue(dot bool, kind int) {
 	// -128 alike. So SQRDMULH then SRSHL; the narrowing to int16 (UZP1)
 	// as above, then SQXTUN saturates x to [0, 255], which EOR 0x80 (V29,
 	// the activation minimum's bytes) makes x - 128 clamped to int8.
-	if dot && kind == epiRelu {
+	if dot && kind == epiRelu && !add {
 		for j := range mr {
 			for q := range vecs {
 				x := 4*j + q
@@ -949,7 +1003,7 @@ func epilogue(dot bool, kind int) {
 		}
 		return
 	}
-	if dot && kind == epiFixed {
+	if dot && kind == epiFixed && !add {
 		for j := range mr {
 			for q := range vecs {
 				x, t := 4*j+q, tmp[q]
@@ -1028,6 +1082,10 @@ func epilogue(dot bool, kind int) {
 			strD(24, 23)
 		}
 	}
+	if dot && add {
+		addEpilogue(kind, vecs, mult, nrsh)
+		return
+	}
 	// SDOT pixel by pixel; NEON every pixel's requantization first (the
 	// orders llvm-mca's A76 and A72 models schedule best).
 	for j := range mr {
@@ -1041,6 +1099,267 @@ func epilogue(dot bool, kind int) {
 			narrow(j)
 		}
 	}
+}
+
+// addEpilogue is the SDOT epilogue of kind with the fused residual ADD
+// (tileNEONDotAdd), software-pipelined over the four pixels in the
+// epilogue's one basic block: pixel j's requantization (as epilogue's)
+// narrows into V4j (its accumulators are free by then); addIndex(j) makes
+// its sixteen table indices from it and the residual, addLookup(j) looks
+// them up and stores the bytes. Each pixel's index stage is interleaved
+// with the next pixel's vector instructions and its lookups with the
+// pixel after that, so that an out-of-order core (whose reorder buffer
+// would fill behind a dependency chain of some forty cycles) keeps the
+// vector, integer and load pipes busy together; pixels 2 and 3's lookups
+// wait for the next pass's epilogue (their indices in general registers
+// that the SDOT loop leaves alone, R23 and R2 their outputs), where they
+// run beside pixels 0 and 1's vector work instead of ending the block
+// alone; after the last pass, passEnd does them. The residual vectors are
+// loaded first, off those chains; the requantization's temporaries are all
+// V24 (renaming makes them independent), which frees V25-V27. llvm-mca's
+// Neoverse-N1 model prices the pass block at 66 cycles for the fast copy
+// (tileNEONDot's: 46, plus 54 for addTableNEON's 64 bytes).
+func addEpilogue(kind, vecs int, mult, nrsh []int) {
+	const t = 24
+	// R11: the next pass's bias (each pixel's accumulators start there),
+	// loaded into V4j-V4j+3 as soon as pixel j's indices are made (after
+	// the last pass, the parameter block's next row: read, not used).
+	ag("ADD $%d, R11, R11", 4*16)
+	// R13 (the weights' group stride, restored at the end): pixel 0's
+	// output; the pixels' outputs lie R16 bytes apart. The residuals are
+	// loaded first, off the lookups' dependency chains.
+	ag("MOVD %d(R0), R13", offOut)
+	ag("MOVD %d(R0), R12 // residual minus output address", offResd)
+	ag("ADD R10, R13, R13")
+	ldrQreg(addRes[0], 13, 12)
+	for j := 1; j < mr; j++ {
+		prev := "R13"
+		if j > 1 {
+			prev = fmt.Sprintf("R%d", 3+j)
+		}
+		ag("ADD R16, %s, R%d", prev, 4+j)
+		ldrQreg(addRes[j], 4+j, 12)
+	}
+	pixel := func(j int) {
+		d0, d1 := 4*j, 4*j+1
+		switch kind {
+		case epiRelu:
+			for q := range vecs {
+				x := 4*j + q
+				vsqrdmulh(x, x, mult[q])
+				vsrshl(x, x, nrsh[q])
+			}
+			uzp1H(d0, 4*j, 4*j+1)
+			uzp1H(d1, 4*j+2, 4*j+3)
+			sqxtunB(d0, d0)
+			sqxtun2B(d0, d1)
+			veor(d0, d0, 29)
+		case epiFixed:
+			for q := range vecs {
+				x := 4*j + q
+				cmlt0(t, x)
+				sqrdmlah(t, x, mult[q])
+				vsrshl(x, t, nrsh[q])
+			}
+			uzp1H(d0, 4*j, 4*j+1)
+			vadd8h(d0, d0, 28)
+			uzp1H(d1, 4*j+2, 4*j+3)
+			vadd8h(d1, d1, 28)
+			sqxtnB(d0, d0)
+			sqxtn2B(d0, d1)
+		default: // epiLsh (the SSHLs are done): epilogue's requant and narrow
+			for q := range vecs {
+				x := 4*j + q
+				vsqrdmulh(x, x, mult[q])
+				vand(t, x, nrsh[q])
+				ssra31(x, t)
+				vsrshl(x, x, nrsh[q])
+			}
+			sqxtnH(d0, 4*j)
+			sqxtn2H(d0, 4*j+1)
+			vsqadd8h(d0, d0, 28)
+			sqxtnH(d1, 4*j+2)
+			sqxtn2H(d1, 4*j+3)
+			vsqadd8h(d1, d1, 28)
+			sqxtnB(d0, d0)
+			sqxtn2B(d0, d1)
+			vsmax16b(d0, d0, 29)
+			vsmin16b(d0, d0, 30)
+		}
+	}
+	// Stage s of pixel j runs beside stage 0 of pixel j+s.
+	index := func(j int) {
+		addIndex(j)
+		ld1x4s(4*j, 11)
+	}
+	// Steps: the vector work of pixel j beside the indexing of pixel j-1
+	// and the lookups of pixel j-2, the previous pass's pixels 2 and 3
+	// (R23 and R2 their outputs) coming first. Pixels 2 and 3's lookups
+	// wait for the next pass (passEnd does them after the last), their
+	// indices in the registers the SDOT loop leaves alone.
+	lookup := func(j int) {
+		switch j {
+		case -2:
+			addLookup(2, "R23")
+		case -1:
+			addLookup(3, "R2")
+		case 0:
+			addLookup(0, "R13")
+		default:
+			addLookup(1, "R13+R16")
+		}
+	}
+	stages := []func(int){pixel, index, lookup}
+	for step := range mr + 1 {
+		var lines []string
+		for s, f := range stages {
+			if j := step - s; j >= -2 && j < mr && (s == 2 || j >= 0) && (s != 2 || j < 2) {
+				lines = mergeLines(lines, capture(func() { f(j) }))
+			}
+		}
+		if step == mr {
+			// This pass's pixels 2 and 3 for the next.
+			lines = append(lines, capture(func() {
+				ag("ADD R16<<1, R13, R23")
+				ag("ADD R16, R23, R2")
+				ag("MOVD $%d, R13", 4*nr)
+			})...)
+		}
+		emitMerged(nil, lines)
+	}
+}
+
+// addInit starts a call of a fused copy (its first pass, and each tile of
+// a run): R16 the distance between the pixels' outputs, and the
+// "previous pass's" pixels 2 and 3 that the first pass's epilogue looks
+// up: indices 0, stored to tileArgs' sink.
+func addInit() {
+	ag("MOVD %d(R0), R16", offOut+8)
+	ag("MOVD %d(R0), R12", offOut)
+	ag("SUB R12, R16, R16")
+	ag("ADD $%d, R0, R23", offSink)
+	ag("MOVD R23, R2")
+	for _, w := range addIdx {
+		for _, r := range w {
+			ag("MOVD ZR, %s", r)
+		}
+	}
+}
+
+// mergeLines interleaves a and c, c's lines spread evenly among a's.
+func mergeLines(a, c []string) []string {
+	n := len(a) + len(c)
+	out := make([]string, 0, n)
+	ia, ic := 0, 0
+	for k := range n {
+		if ic < len(c) && (ia == len(a) || ic*n < (k+1)*len(c)) {
+			out = append(out, c[ic])
+			ic++
+		} else {
+			out = append(out, a[ia])
+			ia++
+		}
+	}
+	return out
+}
+
+// The fused ADD's registers in the epilogue: pixel j's residual vector,
+// and its sixteen indices four to a register (two sets: pixel j's
+// lookups run beside pixel j+1's indexing; pixels 2 and 3's live across
+// the SDOT loop, which does not touch these).
+var (
+	addRes = []int{25, 26, 27, 31}
+	addIdx = [2][]string{{"R3", "R4", "R8", "R14"}, {"R15", "R24", "R26", "R17"}}
+)
+
+// capture returns the lines f emits, taking them back out of b.
+func capture(f func()) []string {
+	mark := b.Len()
+	f()
+	all := b.String()
+	b.Reset()
+	b.WriteString(all[:mark])
+	return strings.SplitAfter(strings.TrimSuffix(all[mark:], "\n"), "\n")
+}
+
+// emitMerged writes the lines of a and c interleaved, c's spread evenly
+// among a's.
+func emitMerged(a, c []string) {
+	n := len(a) + len(c)
+	ia, ic := 0, 0
+	for k := range n {
+		// c's share of the first k+1 lines, rounded.
+		if ic < len(c) && (ia == len(a) || (ic*n < (k+1)*len(c))) {
+			b.WriteString(strings.TrimSuffix(c[ic], "\n") + "\n")
+			ic++
+		} else {
+			b.WriteString(strings.TrimSuffix(a[ia], "\n") + "\n")
+			ia++
+		}
+	}
+}
+
+// addIndex makes pixel j's sixteen table indices conv<<8 | residual, from
+// its 16 output bytes (V4j) and the residual's (addRes[j], loaded from out
+// + resd before anything is stored, so the residual may be the output
+// itself): ZIP1 and ZIP2 interleave them, four UMOVs move them to
+// addIdx[j%2].
+func addIndex(j int) {
+	c, r, z1, z2 := 4*j, addRes[j], 4*j+2, 4*j+3
+	w := addIdx[j%2]
+	ag("VZIP1 V%d.B16, V%d.B16, V%d.B16 // residual low, convolution high", c, r, z1)
+	ag("VZIP2 V%d.B16, V%d.B16, V%d.B16", c, r, z2)
+	ag("VMOV V%d.D[0], %s", z1, w[0])
+	ag("VMOV V%d.D[1], %s", z1, w[1])
+	ag("VMOV V%d.D[0], %s", z2, w[2])
+	ag("VMOV V%d.D[1], %s", z2, w[3])
+}
+
+// addLookup looks pixel j's indices up in the table at R1 (Conv.addT: out =
+// T[conv<<8 | residual]) and stores the sixteen bytes: scalar byte loads
+// (as addTableNEON's), gathered eight to a register by ORR of the byte
+// shifted into place, pairs then quadruples (a tree, not a chain of
+// seven), and one STP at out (a register, or "R13+R16": pixel 1's). It
+// uses R5-R7, R9 and R12, free in the fast copies' epilogue (passSetup
+// sets R5-R7 and R9 afresh, fastSetup R12), and after the last pass.
+// (The index registers: R8 and R24 are read at the kernel's entry only,
+// R15 too in tileNEONDotAdd; R3, R4, R14, R17 and R26 hold nothing in the
+// fast copies.)
+func addLookup(j int, out string) {
+	w := addIdx[j%2]
+	look := func(k int, reg string) {
+		src := w[k/4]
+		if sh := 16 * (k % 4); sh == 48 {
+			ag("LSR $48, %s, R12", src)
+		} else {
+			ag("UBFX $%d, %s, $16, R12", sh, src)
+		}
+		ag("MOVBU (R1)(R12), %s", reg)
+	}
+	// dst = b0 | b1<<8 | ... | b7<<56 of bytes 8h..8h+7: pairs, then
+	// quadruples (R5 the upper one), then the eight.
+	for h, dst := range []string{"R7", "R9"} {
+		for q := range 2 {
+			a := dst
+			if q == 1 {
+				a = "R5"
+			}
+			k := 8*h + 4*q
+			look(k, a)
+			look(k+1, "R12")
+			ag("ORR R12<<8, %s, %s", a, a)
+			look(k+2, "R6")
+			look(k+3, "R12")
+			ag("ORR R12<<8, R6, R6")
+			ag("ORR R6<<16, %s, %s", a, a)
+		}
+		ag("ORR R5<<32, %s, %s", dst, dst)
+	}
+	if out == "R13+R16" {
+		ag("ADD R16, R13, R12")
+		out = "R12"
+	}
+	ag("STP (R7, R9), (%s)", out)
 }
 
 func fail(err error) {

@@ -2808,6 +2808,1729 @@ gfp32:
 	BGE tileNEONentry
 	RET
 
+// func tileNEONDotAdd(a *tileArgs)
+TEXT ·tileNEONDotAdd(SB), NOSPLIT, $0-8
+tileNEONDotAddentry:
+	MOVD a+0(FP), R0
+	MOVD 96(R0), R8 // bytes per tap
+	MOVD $256, R13 // weights' group stride
+	MOVD $0, R10
+	MOVW 116(R0), R15
+	MOVW 124(R0), R12
+	ORR R15, R12, R24
+	MOVW 132(R0), R12
+	ORR R12, R24, R24
+	MOVW 108(R0), R12
+	ADD $128, R12, R12
+	ORR R12, R24, R24
+	MOVW 112(R0), R12
+	SUB $127, R12, R12
+	ORR R12, R24, R24
+	MOVD 0(R0), R19 // pixel 0's input at tap (0, 0)
+	MOVD 8(R0), R20 // pixel 1's input at tap (0, 0)
+	MOVD 16(R0), R21 // pixel 2's input at tap (0, 0)
+	MOVD 24(R0), R22 // pixel 3's input at tap (0, 0)
+	MOVW 104(R0), R12
+	WORD $0x4E020D9C // dup v28.8h, w12
+	MOVW 108(R0), R12
+	WORD $0x4E010D9D // dup v29.16b, w12
+	MOVW 112(R0), R12
+	WORD $0x4E010D9E // dup v30.16b, w12
+	MOVD 160(R0), R1 // the ADD's table
+	AND $15, R8, R12
+	LSR $4, R8, R25 // chunks per tap
+	ORR R24, R12, R12
+	CBNZ R12, notfast
+	MOVW 104(R0), R12
+	ADD $128, R12, R12
+	CBZ R12, rcopy
+	MOVD 40(R0), R16
+	MOVD 32(R0), R12
+	SUB R12, R16, R16
+	ADD $176, R0, R23
+	MOVD R23, R2
+	MOVD ZR, R3
+	MOVD ZR, R4
+	MOVD ZR, R8
+	MOVD ZR, R14
+	MOVD ZR, R15
+	MOVD ZR, R24
+	MOVD ZR, R26
+	MOVD ZR, R17
+	MOVD 72(R0), R11
+	WORD $0x4C402960 // ld1 {v0.4s, v1.4s, v2.4s, v3.4s}, [x11]
+	WORD $0x4C402964 // ld1 {v4.4s, v5.4s, v6.4s, v7.4s}, [x11]
+	WORD $0x4C402968 // ld1 {v8.4s, v9.4s, v10.4s, v11.4s}, [x11]
+	WORD $0x4C40296C // ld1 {v12.4s, v13.4s, v14.4s, v15.4s}, [x11]
+	MOVD 64(R0), R5
+	MOVD 80(R0), R6
+	MOVD 88(R0), R7
+	MOVW (R6), R12
+	MOVD R25, R9
+fchunk:
+	WORD $0x3CEC6A74 // ldr q20, [x19, x12]
+	WORD $0x3CEC6A95 // ldr q21, [x20, x12]
+	WORD $0x3CEC6AB6 // ldr q22, [x21, x12]
+	WORD $0x3CEC6AD7 // ldr q23, [x22, x12]
+	WORD $0x4CCD20B0 // ld1 {v16.16b, v17.16b, v18.16b, v19.16b}, [x5], x13
+	WORD $0x4F94E200 // sdot v0.4s, v16.16b, v20.4b[0]
+	WORD $0x4F94E221 // sdot v1.4s, v17.16b, v20.4b[0]
+	WORD $0x4F94E242 // sdot v2.4s, v18.16b, v20.4b[0]
+	WORD $0x4F94E263 // sdot v3.4s, v19.16b, v20.4b[0]
+	WORD $0x4F95E204 // sdot v4.4s, v16.16b, v21.4b[0]
+	WORD $0x4F95E225 // sdot v5.4s, v17.16b, v21.4b[0]
+	WORD $0x4F95E246 // sdot v6.4s, v18.16b, v21.4b[0]
+	WORD $0x4F95E267 // sdot v7.4s, v19.16b, v21.4b[0]
+	WORD $0x4F96E208 // sdot v8.4s, v16.16b, v22.4b[0]
+	WORD $0x4F96E229 // sdot v9.4s, v17.16b, v22.4b[0]
+	WORD $0x4F96E24A // sdot v10.4s, v18.16b, v22.4b[0]
+	WORD $0x4F96E26B // sdot v11.4s, v19.16b, v22.4b[0]
+	WORD $0x4F97E20C // sdot v12.4s, v16.16b, v23.4b[0]
+	WORD $0x4F97E22D // sdot v13.4s, v17.16b, v23.4b[0]
+	WORD $0x4F97E24E // sdot v14.4s, v18.16b, v23.4b[0]
+	WORD $0x4F97E26F // sdot v15.4s, v19.16b, v23.4b[0]
+	WORD $0x4CCD20B0 // ld1 {v16.16b, v17.16b, v18.16b, v19.16b}, [x5], x13
+	WORD $0x4FB4E200 // sdot v0.4s, v16.16b, v20.4b[1]
+	WORD $0x4FB4E221 // sdot v1.4s, v17.16b, v20.4b[1]
+	WORD $0x4FB4E242 // sdot v2.4s, v18.16b, v20.4b[1]
+	WORD $0x4FB4E263 // sdot v3.4s, v19.16b, v20.4b[1]
+	WORD $0x4FB5E204 // sdot v4.4s, v16.16b, v21.4b[1]
+	WORD $0x4FB5E225 // sdot v5.4s, v17.16b, v21.4b[1]
+	WORD $0x4FB5E246 // sdot v6.4s, v18.16b, v21.4b[1]
+	WORD $0x4FB5E267 // sdot v7.4s, v19.16b, v21.4b[1]
+	WORD $0x4FB6E208 // sdot v8.4s, v16.16b, v22.4b[1]
+	WORD $0x4FB6E229 // sdot v9.4s, v17.16b, v22.4b[1]
+	WORD $0x4FB6E24A // sdot v10.4s, v18.16b, v22.4b[1]
+	WORD $0x4FB6E26B // sdot v11.4s, v19.16b, v22.4b[1]
+	WORD $0x4FB7E20C // sdot v12.4s, v16.16b, v23.4b[1]
+	WORD $0x4FB7E22D // sdot v13.4s, v17.16b, v23.4b[1]
+	WORD $0x4FB7E24E // sdot v14.4s, v18.16b, v23.4b[1]
+	WORD $0x4FB7E26F // sdot v15.4s, v19.16b, v23.4b[1]
+	WORD $0x4CCD20B0 // ld1 {v16.16b, v17.16b, v18.16b, v19.16b}, [x5], x13
+	WORD $0x4F94EA00 // sdot v0.4s, v16.16b, v20.4b[2]
+	WORD $0x4F94EA21 // sdot v1.4s, v17.16b, v20.4b[2]
+	WORD $0x4F94EA42 // sdot v2.4s, v18.16b, v20.4b[2]
+	WORD $0x4F94EA63 // sdot v3.4s, v19.16b, v20.4b[2]
+	WORD $0x4F95EA04 // sdot v4.4s, v16.16b, v21.4b[2]
+	WORD $0x4F95EA25 // sdot v5.4s, v17.16b, v21.4b[2]
+	WORD $0x4F95EA46 // sdot v6.4s, v18.16b, v21.4b[2]
+	WORD $0x4F95EA67 // sdot v7.4s, v19.16b, v21.4b[2]
+	WORD $0x4F96EA08 // sdot v8.4s, v16.16b, v22.4b[2]
+	WORD $0x4F96EA29 // sdot v9.4s, v17.16b, v22.4b[2]
+	WORD $0x4F96EA4A // sdot v10.4s, v18.16b, v22.4b[2]
+	WORD $0x4F96EA6B // sdot v11.4s, v19.16b, v22.4b[2]
+	WORD $0x4F97EA0C // sdot v12.4s, v16.16b, v23.4b[2]
+	WORD $0x4F97EA2D // sdot v13.4s, v17.16b, v23.4b[2]
+	WORD $0x4F97EA4E // sdot v14.4s, v18.16b, v23.4b[2]
+	WORD $0x4F97EA6F // sdot v15.4s, v19.16b, v23.4b[2]
+	WORD $0x4CCD20B0 // ld1 {v16.16b, v17.16b, v18.16b, v19.16b}, [x5], x13
+	WORD $0x4FB4EA00 // sdot v0.4s, v16.16b, v20.4b[3]
+	WORD $0x4FB4EA21 // sdot v1.4s, v17.16b, v20.4b[3]
+	WORD $0x4FB4EA42 // sdot v2.4s, v18.16b, v20.4b[3]
+	WORD $0x4FB4EA63 // sdot v3.4s, v19.16b, v20.4b[3]
+	WORD $0x4FB5EA04 // sdot v4.4s, v16.16b, v21.4b[3]
+	WORD $0x4FB5EA25 // sdot v5.4s, v17.16b, v21.4b[3]
+	WORD $0x4FB5EA46 // sdot v6.4s, v18.16b, v21.4b[3]
+	WORD $0x4FB5EA67 // sdot v7.4s, v19.16b, v21.4b[3]
+	WORD $0x4FB6EA08 // sdot v8.4s, v16.16b, v22.4b[3]
+	WORD $0x4FB6EA29 // sdot v9.4s, v17.16b, v22.4b[3]
+	WORD $0x4FB6EA4A // sdot v10.4s, v18.16b, v22.4b[3]
+	WORD $0x4FB6EA6B // sdot v11.4s, v19.16b, v22.4b[3]
+	WORD $0x4FB7EA0C // sdot v12.4s, v16.16b, v23.4b[3]
+	WORD $0x4FB7EA2D // sdot v13.4s, v17.16b, v23.4b[3]
+	WORD $0x4FB7EA4E // sdot v14.4s, v18.16b, v23.4b[3]
+	WORD $0x4FB7EA6F // sdot v15.4s, v19.16b, v23.4b[3]
+	ADD $16, R12, R12
+	SUBS $1, R9, R9
+	BNE fchunk
+fnext:
+	SUBS $1, R7, R7
+	MOVW.W 4(R6), R12
+	MOVD R25, R9
+	BNE fchunk
+	WORD $0x3DC04170 // ldr q16, [x11, #256]
+	WORD $0x3DC18174 // ldr q20, [x11, #1536]
+	WORD $0x3DC04571 // ldr q17, [x11, #272]
+	WORD $0x3DC18575 // ldr q21, [x11, #1552]
+	WORD $0x3DC04972 // ldr q18, [x11, #288]
+	WORD $0x3DC18976 // ldr q22, [x11, #1568]
+	WORD $0x3DC04D73 // ldr q19, [x11, #304]
+	WORD $0x3DC18D77 // ldr q23, [x11, #1584]
+	ADD $64, R11, R11
+	MOVD 32(R0), R13
+	MOVD 168(R0), R12 // residual minus output address
+	ADD R10, R13, R13
+	WORD $0x3CEC69B9 // ldr q25, [x13, x12]
+	ADD R16, R13, R5
+	WORD $0x3CEC68BA // ldr q26, [x5, x12]
+	ADD R16, R5, R6
+	WORD $0x3CEC68DB // ldr q27, [x6, x12]
+	ADD R16, R6, R7
+	WORD $0x3CEC68FF // ldr q31, [x7, x12]
+	UBFX $0, R3, $16, R12
+	MOVBU (R1)(R12), R7
+	UBFX $16, R3, $16, R12
+	WORD $0x4EA0A818 // cmlt v24.4s, v0.4s, #0
+	MOVBU (R1)(R12), R12
+	ORR R12<<8, R7, R7
+	UBFX $32, R3, $16, R12
+	WORD $0x6E908418 // sqrdmlah v24.4s, v0.4s, v16.4s
+	MOVBU (R1)(R12), R6
+	LSR $48, R3, R12
+	WORD $0x4EB45700 // srshl v0.4s, v24.4s, v20.4s
+	MOVBU (R1)(R12), R12
+	ORR R12<<8, R6, R6
+	ORR R6<<16, R7, R7
+	WORD $0x4EA0A838 // cmlt v24.4s, v1.4s, #0
+	UBFX $0, R4, $16, R12
+	MOVBU (R1)(R12), R5
+	UBFX $16, R4, $16, R12
+	WORD $0x6E918438 // sqrdmlah v24.4s, v1.4s, v17.4s
+	MOVBU (R1)(R12), R12
+	ORR R12<<8, R5, R5
+	WORD $0x4EB55701 // srshl v1.4s, v24.4s, v21.4s
+	UBFX $32, R4, $16, R12
+	MOVBU (R1)(R12), R6
+	LSR $48, R4, R12
+	WORD $0x4EA0A858 // cmlt v24.4s, v2.4s, #0
+	MOVBU (R1)(R12), R12
+	ORR R12<<8, R6, R6
+	WORD $0x6E928458 // sqrdmlah v24.4s, v2.4s, v18.4s
+	ORR R6<<16, R5, R5
+	ORR R5<<32, R7, R7
+	UBFX $0, R8, $16, R12
+	WORD $0x4EB65702 // srshl v2.4s, v24.4s, v22.4s
+	MOVBU (R1)(R12), R9
+	UBFX $16, R8, $16, R12
+	MOVBU (R1)(R12), R12
+	WORD $0x4EA0A878 // cmlt v24.4s, v3.4s, #0
+	ORR R12<<8, R9, R9
+	UBFX $32, R8, $16, R12
+	WORD $0x6E938478 // sqrdmlah v24.4s, v3.4s, v19.4s
+	MOVBU (R1)(R12), R6
+	LSR $48, R8, R12
+	MOVBU (R1)(R12), R12
+	WORD $0x4EB75703 // srshl v3.4s, v24.4s, v23.4s
+	ORR R12<<8, R6, R6
+	ORR R6<<16, R9, R9
+	WORD $0x4E411800 // uzp1 v0.8h, v0.8h, v1.8h
+	UBFX $0, R14, $16, R12
+	MOVBU (R1)(R12), R5
+	UBFX $16, R14, $16, R12
+	WORD $0x4E7C8400 // add v0.8h, v0.8h, v28.8h
+	MOVBU (R1)(R12), R12
+	ORR R12<<8, R5, R5
+	UBFX $32, R14, $16, R12
+	WORD $0x4E431841 // uzp1 v1.8h, v2.8h, v3.8h
+	MOVBU (R1)(R12), R6
+	LSR $48, R14, R12
+	WORD $0x4E7C8421 // add v1.8h, v1.8h, v28.8h
+	MOVBU (R1)(R12), R12
+	ORR R12<<8, R6, R6
+	ORR R6<<16, R5, R5
+	WORD $0x0E214800 // sqxtn v0.8b, v0.8h
+	ORR R5<<32, R9, R9
+	STP (R7, R9), (R23)
+	WORD $0x4E214820 // sqxtn2 v0.16b, v1.8h
+	UBFX $0, R15, $16, R12
+	MOVBU (R1)(R12), R7
+	VZIP1 V0.B16, V25.B16, V2.B16 // residual low, convolution high
+	UBFX $16, R15, $16, R12
+	MOVBU (R1)(R12), R12
+	WORD $0x4EA0A898 // cmlt v24.4s, v4.4s, #0
+	ORR R12<<8, R7, R7
+	UBFX $32, R15, $16, R12
+	WORD $0x6E908498 // sqrdmlah v24.4s, v4.4s, v16.4s
+	MOVBU (R1)(R12), R6
+	LSR $48, R15, R12
+	VZIP2 V0.B16, V25.B16, V3.B16
+	MOVBU (R1)(R12), R12
+	ORR R12<<8, R6, R6
+	WORD $0x4EB45704 // srshl v4.4s, v24.4s, v20.4s
+	ORR R6<<16, R7, R7
+	UBFX $0, R24, $16, R12
+	WORD $0x4EA0A8B8 // cmlt v24.4s, v5.4s, #0
+	MOVBU (R1)(R12), R5
+	UBFX $16, R24, $16, R12
+	WORD $0x6E9184B8 // sqrdmlah v24.4s, v5.4s, v17.4s
+	MOVBU (R1)(R12), R12
+	ORR R12<<8, R5, R5
+	VMOV V2.D[0], R3
+	UBFX $32, R24, $16, R12
+	WORD $0x4EB55705 // srshl v5.4s, v24.4s, v21.4s
+	MOVBU (R1)(R12), R6
+	LSR $48, R24, R12
+	WORD $0x4EA0A8D8 // cmlt v24.4s, v6.4s, #0
+	MOVBU (R1)(R12), R12
+	ORR R12<<8, R6, R6
+	VMOV V2.D[1], R4
+	ORR R6<<16, R5, R5
+	ORR R5<<32, R7, R7
+	WORD $0x6E9284D8 // sqrdmlah v24.4s, v6.4s, v18.4s
+	UBFX $0, R26, $16, R12
+	MOVBU (R1)(R12), R9
+	WORD $0x4EB65706 // srshl v6.4s, v24.4s, v22.4s
+	UBFX $16, R26, $16, R12
+	MOVBU (R1)(R12), R12
+	WORD $0x4EA0A8F8 // cmlt v24.4s, v7.4s, #0
+	ORR R12<<8, R9, R9
+	UBFX $32, R26, $16, R12
+	VMOV V3.D[0], R8
+	MOVBU (R1)(R12), R6
+	LSR $48, R26, R12
+	WORD $0x6E9384F8 // sqrdmlah v24.4s, v7.4s, v19.4s
+	MOVBU (R1)(R12), R12
+	WORD $0x4EB75707 // srshl v7.4s, v24.4s, v23.4s
+	ORR R12<<8, R6, R6
+	ORR R6<<16, R9, R9
+	VMOV V3.D[1], R14
+	UBFX $0, R17, $16, R12
+	MOVBU (R1)(R12), R5
+	WORD $0x4E451884 // uzp1 v4.8h, v4.8h, v5.8h
+	UBFX $16, R17, $16, R12
+	MOVBU (R1)(R12), R12
+	WORD $0x4E7C8484 // add v4.8h, v4.8h, v28.8h
+	ORR R12<<8, R5, R5
+	UBFX $32, R17, $16, R12
+	WORD $0x4E4718C5 // uzp1 v5.8h, v6.8h, v7.8h
+	MOVBU (R1)(R12), R6
+	LSR $48, R17, R12
+	WORD $0x4C402960 // ld1 {v0.4s, v1.4s, v2.4s, v3.4s}, [x11]
+	MOVBU (R1)(R12), R12
+	ORR R12<<8, R6, R6
+	WORD $0x4E7C84A5 // add v5.8h, v5.8h, v28.8h
+	ORR R6<<16, R5, R5
+	ORR R5<<32, R9, R9
+	WORD $0x0E214884 // sqxtn v4.8b, v4.8h
+	STP (R7, R9), (R2)
+	WORD $0x4E2148A4 // sqxtn2 v4.16b, v5.8h
+	UBFX $0, R3, $16, R12
+	MOVBU (R1)(R12), R7
+	VZIP1 V4.B16, V26.B16, V6.B16 // residual low, convolution high
+	UBFX $16, R3, $16, R12
+	MOVBU (R1)(R12), R12
+	WORD $0x4EA0A918 // cmlt v24.4s, v8.4s, #0
+	ORR R12<<8, R7, R7
+	UBFX $32, R3, $16, R12
+	WORD $0x6E908518 // sqrdmlah v24.4s, v8.4s, v16.4s
+	MOVBU (R1)(R12), R6
+	LSR $48, R3, R12
+	VZIP2 V4.B16, V26.B16, V7.B16
+	MOVBU (R1)(R12), R12
+	ORR R12<<8, R6, R6
+	WORD $0x4EB45708 // srshl v8.4s, v24.4s, v20.4s
+	ORR R6<<16, R7, R7
+	UBFX $0, R4, $16, R12
+	WORD $0x4EA0A938 // cmlt v24.4s, v9.4s, #0
+	MOVBU (R1)(R12), R5
+	UBFX $16, R4, $16, R12
+	WORD $0x6E918538 // sqrdmlah v24.4s, v9.4s, v17.4s
+	MOVBU (R1)(R12), R12
+	ORR R12<<8, R5, R5
+	VMOV V6.D[0], R15
+	UBFX $32, R4, $16, R12
+	WORD $0x4EB55709 // srshl v9.4s, v24.4s, v21.4s
+	MOVBU (R1)(R12), R6
+	LSR $48, R4, R12
+	WORD $0x4EA0A958 // cmlt v24.4s, v10.4s, #0
+	MOVBU (R1)(R12), R12
+	ORR R12<<8, R6, R6
+	VMOV V6.D[1], R24
+	ORR R6<<16, R5, R5
+	ORR R5<<32, R7, R7
+	WORD $0x6E928558 // sqrdmlah v24.4s, v10.4s, v18.4s
+	UBFX $0, R8, $16, R12
+	MOVBU (R1)(R12), R9
+	WORD $0x4EB6570A // srshl v10.4s, v24.4s, v22.4s
+	UBFX $16, R8, $16, R12
+	MOVBU (R1)(R12), R12
+	WORD $0x4EA0A978 // cmlt v24.4s, v11.4s, #0
+	ORR R12<<8, R9, R9
+	UBFX $32, R8, $16, R12
+	VMOV V7.D[0], R26
+	MOVBU (R1)(R12), R6
+	LSR $48, R8, R12
+	WORD $0x6E938578 // sqrdmlah v24.4s, v11.4s, v19.4s
+	MOVBU (R1)(R12), R12
+	WORD $0x4EB7570B // srshl v11.4s, v24.4s, v23.4s
+	ORR R12<<8, R6, R6
+	ORR R6<<16, R9, R9
+	VMOV V7.D[1], R17
+	UBFX $0, R14, $16, R12
+	MOVBU (R1)(R12), R5
+	WORD $0x4E491908 // uzp1 v8.8h, v8.8h, v9.8h
+	UBFX $16, R14, $16, R12
+	MOVBU (R1)(R12), R12
+	WORD $0x4E7C8508 // add v8.8h, v8.8h, v28.8h
+	ORR R12<<8, R5, R5
+	UBFX $32, R14, $16, R12
+	WORD $0x4E4B1949 // uzp1 v9.8h, v10.8h, v11.8h
+	MOVBU (R1)(R12), R6
+	LSR $48, R14, R12
+	WORD $0x4C402964 // ld1 {v4.4s, v5.4s, v6.4s, v7.4s}, [x11]
+	MOVBU (R1)(R12), R12
+	ORR R12<<8, R6, R6
+	WORD $0x4E7C8529 // add v9.8h, v9.8h, v28.8h
+	ORR R6<<16, R5, R5
+	ORR R5<<32, R9, R9
+	WORD $0x0E214908 // sqxtn v8.8b, v8.8h
+	STP (R7, R9), (R13)
+	WORD $0x4E214928 // sqxtn2 v8.16b, v9.8h
+	UBFX $0, R15, $16, R12
+	MOVBU (R1)(R12), R7
+	VZIP1 V8.B16, V27.B16, V10.B16 // residual low, convolution high
+	UBFX $16, R15, $16, R12
+	MOVBU (R1)(R12), R12
+	WORD $0x4EA0A998 // cmlt v24.4s, v12.4s, #0
+	ORR R12<<8, R7, R7
+	UBFX $32, R15, $16, R12
+	WORD $0x6E908598 // sqrdmlah v24.4s, v12.4s, v16.4s
+	MOVBU (R1)(R12), R6
+	LSR $48, R15, R12
+	VZIP2 V8.B16, V27.B16, V11.B16
+	MOVBU (R1)(R12), R12
+	ORR R12<<8, R6, R6
+	WORD $0x4EB4570C // srshl v12.4s, v24.4s, v20.4s
+	ORR R6<<16, R7, R7
+	UBFX $0, R24, $16, R12
+	WORD $0x4EA0A9B8 // cmlt v24.4s, v13.4s, #0
+	MOVBU (R1)(R12), R5
+	UBFX $16, R24, $16, R12
+	WORD $0x6E9185B8 // sqrdmlah v24.4s, v13.4s, v17.4s
+	MOVBU (R1)(R12), R12
+	ORR R12<<8, R5, R5
+	VMOV V10.D[0], R3
+	UBFX $32, R24, $16, R12
+	MOVBU (R1)(R12), R6
+	WORD $0x4EB5570D // srshl v13.4s, v24.4s, v21.4s
+	LSR $48, R24, R12
+	MOVBU (R1)(R12), R12
+	WORD $0x4EA0A9D8 // cmlt v24.4s, v14.4s, #0
+	ORR R12<<8, R6, R6
+	ORR R6<<16, R5, R5
+	VMOV V10.D[1], R4
+	ORR R5<<32, R7, R7
+	UBFX $0, R26, $16, R12
+	WORD $0x6E9285D8 // sqrdmlah v24.4s, v14.4s, v18.4s
+	MOVBU (R1)(R12), R9
+	WORD $0x4EB6570E // srshl v14.4s, v24.4s, v22.4s
+	UBFX $16, R26, $16, R12
+	MOVBU (R1)(R12), R12
+	WORD $0x4EA0A9F8 // cmlt v24.4s, v15.4s, #0
+	ORR R12<<8, R9, R9
+	UBFX $32, R26, $16, R12
+	VMOV V11.D[0], R8
+	MOVBU (R1)(R12), R6
+	LSR $48, R26, R12
+	WORD $0x6E9385F8 // sqrdmlah v24.4s, v15.4s, v19.4s
+	MOVBU (R1)(R12), R12
+	ORR R12<<8, R6, R6
+	WORD $0x4EB7570F // srshl v15.4s, v24.4s, v23.4s
+	ORR R6<<16, R9, R9
+	UBFX $0, R17, $16, R12
+	VMOV V11.D[1], R14
+	MOVBU (R1)(R12), R5
+	UBFX $16, R17, $16, R12
+	WORD $0x4E4D198C // uzp1 v12.8h, v12.8h, v13.8h
+	MOVBU (R1)(R12), R12
+	ORR R12<<8, R5, R5
+	WORD $0x4E7C858C // add v12.8h, v12.8h, v28.8h
+	UBFX $32, R17, $16, R12
+	MOVBU (R1)(R12), R6
+	WORD $0x4E4F19CD // uzp1 v13.8h, v14.8h, v15.8h
+	LSR $48, R17, R12
+	MOVBU (R1)(R12), R12
+	WORD $0x4C402968 // ld1 {v8.4s, v9.4s, v10.4s, v11.4s}, [x11]
+	ORR R12<<8, R6, R6
+	ORR R6<<16, R5, R5
+	WORD $0x4E7C85AD // add v13.8h, v13.8h, v28.8h
+	ORR R5<<32, R9, R9
+	ADD R16, R13, R12
+	WORD $0x0E21498C // sqxtn v12.8b, v12.8h
+	STP (R7, R9), (R12)
+	WORD $0x4E2149AC // sqxtn2 v12.16b, v13.8h
+	VZIP1 V12.B16, V31.B16, V14.B16 // residual low, convolution high
+	VZIP2 V12.B16, V31.B16, V15.B16
+	VMOV V14.D[0], R15
+	VMOV V14.D[1], R24
+	VMOV V15.D[0], R26
+	VMOV V15.D[1], R17
+	WORD $0x4C40296C // ld1 {v12.4s, v13.4s, v14.4s, v15.4s}, [x11]
+	ADD R16<<1, R13, R23
+	ADD R16, R23, R2
+	MOVD $256, R13
+	ADD $16, R10, R10
+	MOVD 72(R0), R11
+	ADD R10<<2, R11, R11 // parameters of this pass's channels
+	MOVD 64(R0), R5
+	ADD R10<<2, R5, R5 // weights of this pass's channels
+	MOVD 80(R0), R6
+	MOVD 88(R0), R7
+	MOVW (R6), R12
+	MOVD R25, R9
+	CMP $64, R10
+	BLT fchunk
+	UBFX $0, R3, $16, R12
+	MOVBU (R1)(R12), R7
+	UBFX $16, R3, $16, R12
+	MOVBU (R1)(R12), R12
+	ORR R12<<8, R7, R7
+	UBFX $32, R3, $16, R12
+	MOVBU (R1)(R12), R6
+	LSR $48, R3, R12
+	MOVBU (R1)(R12), R12
+	ORR R12<<8, R6, R6
+	ORR R6<<16, R7, R7
+	UBFX $0, R4, $16, R12
+	MOVBU (R1)(R12), R5
+	UBFX $16, R4, $16, R12
+	MOVBU (R1)(R12), R12
+	ORR R12<<8, R5, R5
+	UBFX $32, R4, $16, R12
+	MOVBU (R1)(R12), R6
+	LSR $48, R4, R12
+	MOVBU (R1)(R12), R12
+	ORR R12<<8, R6, R6
+	ORR R6<<16, R5, R5
+	ORR R5<<32, R7, R7
+	UBFX $0, R8, $16, R12
+	MOVBU (R1)(R12), R9
+	UBFX $16, R8, $16, R12
+	MOVBU (R1)(R12), R12
+	ORR R12<<8, R9, R9
+	UBFX $32, R8, $16, R12
+	MOVBU (R1)(R12), R6
+	LSR $48, R8, R12
+	MOVBU (R1)(R12), R12
+	ORR R12<<8, R6, R6
+	ORR R6<<16, R9, R9
+	UBFX $0, R14, $16, R12
+	MOVBU (R1)(R12), R5
+	UBFX $16, R14, $16, R12
+	MOVBU (R1)(R12), R12
+	ORR R12<<8, R5, R5
+	UBFX $32, R14, $16, R12
+	MOVBU (R1)(R12), R6
+	LSR $48, R14, R12
+	MOVBU (R1)(R12), R12
+	ORR R12<<8, R6, R6
+	ORR R6<<16, R5, R5
+	ORR R5<<32, R9, R9
+	STP (R7, R9), (R23)
+	UBFX $0, R15, $16, R12
+	MOVBU (R1)(R12), R7
+	UBFX $16, R15, $16, R12
+	MOVBU (R1)(R12), R12
+	ORR R12<<8, R7, R7
+	UBFX $32, R15, $16, R12
+	MOVBU (R1)(R12), R6
+	LSR $48, R15, R12
+	MOVBU (R1)(R12), R12
+	ORR R12<<8, R6, R6
+	ORR R6<<16, R7, R7
+	UBFX $0, R24, $16, R12
+	MOVBU (R1)(R12), R5
+	UBFX $16, R24, $16, R12
+	MOVBU (R1)(R12), R12
+	ORR R12<<8, R5, R5
+	UBFX $32, R24, $16, R12
+	MOVBU (R1)(R12), R6
+	LSR $48, R24, R12
+	MOVBU (R1)(R12), R12
+	ORR R12<<8, R6, R6
+	ORR R6<<16, R5, R5
+	ORR R5<<32, R7, R7
+	UBFX $0, R26, $16, R12
+	MOVBU (R1)(R12), R9
+	UBFX $16, R26, $16, R12
+	MOVBU (R1)(R12), R12
+	ORR R12<<8, R9, R9
+	UBFX $32, R26, $16, R12
+	MOVBU (R1)(R12), R6
+	LSR $48, R26, R12
+	MOVBU (R1)(R12), R12
+	ORR R12<<8, R6, R6
+	ORR R6<<16, R9, R9
+	UBFX $0, R17, $16, R12
+	MOVBU (R1)(R12), R5
+	UBFX $16, R17, $16, R12
+	MOVBU (R1)(R12), R12
+	ORR R12<<8, R5, R5
+	UBFX $32, R17, $16, R12
+	MOVBU (R1)(R12), R6
+	LSR $48, R17, R12
+	MOVBU (R1)(R12), R12
+	ORR R12<<8, R6, R6
+	ORR R6<<16, R5, R5
+	ORR R5<<32, R9, R9
+	STP (R7, R9), (R2)
+	MOVD 144(R0), R12
+	MOVD 152(R0), R14
+	ADD R12, R19, R19
+	MOVD R19, 0(R0)
+	MOVD 32(R0), R23
+	ADD R14, R23, R23
+	MOVD R23, 32(R0)
+	ADD R12, R20, R20
+	MOVD R20, 8(R0)
+	MOVD 40(R0), R23
+	ADD R14, R23, R23
+	MOVD R23, 40(R0)
+	ADD R12, R21, R21
+	MOVD R21, 16(R0)
+	MOVD 48(R0), R23
+	ADD R14, R23, R23
+	MOVD R23, 48(R0)
+	ADD R12, R22, R22
+	MOVD R22, 24(R0)
+	MOVD 56(R0), R23
+	ADD R14, R23, R23
+	MOVD R23, 56(R0)
+	MOVW 136(R0), R12
+	SUBS $1, R12, R12
+	CSEL LT, ZR, R12, R12
+	MOVW R12, 136(R0)
+	BGE tileNEONDotAddentry
+	RET
+	PCALIGN $2048
+notfast:
+	AND $15, R8, R12
+	ORR R15, R12, R12
+	CBZ R12, scopy
+	UNDEF // Conv.fusedKernel rules this out
+	PCALIGN $2048
+scopy:
+	MOVD 40(R0), R16
+	MOVD 32(R0), R12
+	SUB R12, R16, R16
+	ADD $176, R0, R23
+	MOVD R23, R2
+	MOVD ZR, R3
+	MOVD ZR, R4
+	MOVD ZR, R8
+	MOVD ZR, R14
+	MOVD ZR, R15
+	MOVD ZR, R24
+	MOVD ZR, R26
+	MOVD ZR, R17
+	MOVD 72(R0), R11
+	WORD $0x4C402960 // ld1 {v0.4s, v1.4s, v2.4s, v3.4s}, [x11]
+	WORD $0x4C402964 // ld1 {v4.4s, v5.4s, v6.4s, v7.4s}, [x11]
+	WORD $0x4C402968 // ld1 {v8.4s, v9.4s, v10.4s, v11.4s}, [x11]
+	WORD $0x4C40296C // ld1 {v12.4s, v13.4s, v14.4s, v15.4s}, [x11]
+	MOVD 64(R0), R5
+	MOVD 80(R0), R6
+	MOVD 88(R0), R7
+	MOVW (R6), R12
+	MOVD R25, R9
+schunk:
+	WORD $0x3CEC6A74 // ldr q20, [x19, x12]
+	WORD $0x3CEC6A95 // ldr q21, [x20, x12]
+	WORD $0x3CEC6AB6 // ldr q22, [x21, x12]
+	WORD $0x3CEC6AD7 // ldr q23, [x22, x12]
+	WORD $0x4CCD20B0 // ld1 {v16.16b, v17.16b, v18.16b, v19.16b}, [x5], x13
+	WORD $0x4F94E200 // sdot v0.4s, v16.16b, v20.4b[0]
+	WORD $0x4F94E221 // sdot v1.4s, v17.16b, v20.4b[0]
+	WORD $0x4F94E242 // sdot v2.4s, v18.16b, v20.4b[0]
+	WORD $0x4F94E263 // sdot v3.4s, v19.16b, v20.4b[0]
+	WORD $0x4F95E204 // sdot v4.4s, v16.16b, v21.4b[0]
+	WORD $0x4F95E225 // sdot v5.4s, v17.16b, v21.4b[0]
+	WORD $0x4F95E246 // sdot v6.4s, v18.16b, v21.4b[0]
+	WORD $0x4F95E267 // sdot v7.4s, v19.16b, v21.4b[0]
+	WORD $0x4F96E208 // sdot v8.4s, v16.16b, v22.4b[0]
+	WORD $0x4F96E229 // sdot v9.4s, v17.16b, v22.4b[0]
+	WORD $0x4F96E24A // sdot v10.4s, v18.16b, v22.4b[0]
+	WORD $0x4F96E26B // sdot v11.4s, v19.16b, v22.4b[0]
+	WORD $0x4F97E20C // sdot v12.4s, v16.16b, v23.4b[0]
+	WORD $0x4F97E22D // sdot v13.4s, v17.16b, v23.4b[0]
+	WORD $0x4F97E24E // sdot v14.4s, v18.16b, v23.4b[0]
+	WORD $0x4F97E26F // sdot v15.4s, v19.16b, v23.4b[0]
+	WORD $0x4CCD20B0 // ld1 {v16.16b, v17.16b, v18.16b, v19.16b}, [x5], x13
+	WORD $0x4FB4E200 // sdot v0.4s, v16.16b, v20.4b[1]
+	WORD $0x4FB4E221 // sdot v1.4s, v17.16b, v20.4b[1]
+	WORD $0x4FB4E242 // sdot v2.4s, v18.16b, v20.4b[1]
+	WORD $0x4FB4E263 // sdot v3.4s, v19.16b, v20.4b[1]
+	WORD $0x4FB5E204 // sdot v4.4s, v16.16b, v21.4b[1]
+	WORD $0x4FB5E225 // sdot v5.4s, v17.16b, v21.4b[1]
+	WORD $0x4FB5E246 // sdot v6.4s, v18.16b, v21.4b[1]
+	WORD $0x4FB5E267 // sdot v7.4s, v19.16b, v21.4b[1]
+	WORD $0x4FB6E208 // sdot v8.4s, v16.16b, v22.4b[1]
+	WORD $0x4FB6E229 // sdot v9.4s, v17.16b, v22.4b[1]
+	WORD $0x4FB6E24A // sdot v10.4s, v18.16b, v22.4b[1]
+	WORD $0x4FB6E26B // sdot v11.4s, v19.16b, v22.4b[1]
+	WORD $0x4FB7E20C // sdot v12.4s, v16.16b, v23.4b[1]
+	WORD $0x4FB7E22D // sdot v13.4s, v17.16b, v23.4b[1]
+	WORD $0x4FB7E24E // sdot v14.4s, v18.16b, v23.4b[1]
+	WORD $0x4FB7E26F // sdot v15.4s, v19.16b, v23.4b[1]
+	WORD $0x4CCD20B0 // ld1 {v16.16b, v17.16b, v18.16b, v19.16b}, [x5], x13
+	WORD $0x4F94EA00 // sdot v0.4s, v16.16b, v20.4b[2]
+	WORD $0x4F94EA21 // sdot v1.4s, v17.16b, v20.4b[2]
+	WORD $0x4F94EA42 // sdot v2.4s, v18.16b, v20.4b[2]
+	WORD $0x4F94EA63 // sdot v3.4s, v19.16b, v20.4b[2]
+	WORD $0x4F95EA04 // sdot v4.4s, v16.16b, v21.4b[2]
+	WORD $0x4F95EA25 // sdot v5.4s, v17.16b, v21.4b[2]
+	WORD $0x4F95EA46 // sdot v6.4s, v18.16b, v21.4b[2]
+	WORD $0x4F95EA67 // sdot v7.4s, v19.16b, v21.4b[2]
+	WORD $0x4F96EA08 // sdot v8.4s, v16.16b, v22.4b[2]
+	WORD $0x4F96EA29 // sdot v9.4s, v17.16b, v22.4b[2]
+	WORD $0x4F96EA4A // sdot v10.4s, v18.16b, v22.4b[2]
+	WORD $0x4F96EA6B // sdot v11.4s, v19.16b, v22.4b[2]
+	WORD $0x4F97EA0C // sdot v12.4s, v16.16b, v23.4b[2]
+	WORD $0x4F97EA2D // sdot v13.4s, v17.16b, v23.4b[2]
+	WORD $0x4F97EA4E // sdot v14.4s, v18.16b, v23.4b[2]
+	WORD $0x4F97EA6F // sdot v15.4s, v19.16b, v23.4b[2]
+	WORD $0x4CCD20B0 // ld1 {v16.16b, v17.16b, v18.16b, v19.16b}, [x5], x13
+	WORD $0x4FB4EA00 // sdot v0.4s, v16.16b, v20.4b[3]
+	WORD $0x4FB4EA21 // sdot v1.4s, v17.16b, v20.4b[3]
+	WORD $0x4FB4EA42 // sdot v2.4s, v18.16b, v20.4b[3]
+	WORD $0x4FB4EA63 // sdot v3.4s, v19.16b, v20.4b[3]
+	WORD $0x4FB5EA04 // sdot v4.4s, v16.16b, v21.4b[3]
+	WORD $0x4FB5EA25 // sdot v5.4s, v17.16b, v21.4b[3]
+	WORD $0x4FB5EA46 // sdot v6.4s, v18.16b, v21.4b[3]
+	WORD $0x4FB5EA67 // sdot v7.4s, v19.16b, v21.4b[3]
+	WORD $0x4FB6EA08 // sdot v8.4s, v16.16b, v22.4b[3]
+	WORD $0x4FB6EA29 // sdot v9.4s, v17.16b, v22.4b[3]
+	WORD $0x4FB6EA4A // sdot v10.4s, v18.16b, v22.4b[3]
+	WORD $0x4FB6EA6B // sdot v11.4s, v19.16b, v22.4b[3]
+	WORD $0x4FB7EA0C // sdot v12.4s, v16.16b, v23.4b[3]
+	WORD $0x4FB7EA2D // sdot v13.4s, v17.16b, v23.4b[3]
+	WORD $0x4FB7EA4E // sdot v14.4s, v18.16b, v23.4b[3]
+	WORD $0x4FB7EA6F // sdot v15.4s, v19.16b, v23.4b[3]
+	ADD $16, R12, R12
+	SUBS $1, R9, R9
+	BNE schunk
+snext:
+	SUBS $1, R7, R7
+	MOVW.W 4(R6), R12
+	MOVD R25, R9
+	BNE schunk
+	WORD $0x3DC08178 // ldr q24, [x11, #512]
+	WORD $0x4EB84400 // sshl v0.4s, v0.4s, v24.4s
+	WORD $0x4EB84484 // sshl v4.4s, v4.4s, v24.4s
+	WORD $0x4EB84508 // sshl v8.4s, v8.4s, v24.4s
+	WORD $0x4EB8458C // sshl v12.4s, v12.4s, v24.4s
+	WORD $0x3DC08578 // ldr q24, [x11, #528]
+	WORD $0x4EB84421 // sshl v1.4s, v1.4s, v24.4s
+	WORD $0x4EB844A5 // sshl v5.4s, v5.4s, v24.4s
+	WORD $0x4EB84529 // sshl v9.4s, v9.4s, v24.4s
+	WORD $0x4EB845AD // sshl v13.4s, v13.4s, v24.4s
+	WORD $0x3DC08978 // ldr q24, [x11, #544]
+	WORD $0x4EB84442 // sshl v2.4s, v2.4s, v24.4s
+	WORD $0x4EB844C6 // sshl v6.4s, v6.4s, v24.4s
+	WORD $0x4EB8454A // sshl v10.4s, v10.4s, v24.4s
+	WORD $0x4EB845CE // sshl v14.4s, v14.4s, v24.4s
+	WORD $0x3DC08D78 // ldr q24, [x11, #560]
+	WORD $0x4EB84463 // sshl v3.4s, v3.4s, v24.4s
+	WORD $0x4EB844E7 // sshl v7.4s, v7.4s, v24.4s
+	WORD $0x4EB8456B // sshl v11.4s, v11.4s, v24.4s
+	WORD $0x4EB845EF // sshl v15.4s, v15.4s, v24.4s
+	WORD $0x3DC04170 // ldr q16, [x11, #256]
+	WORD $0x3DC18174 // ldr q20, [x11, #1536]
+	WORD $0x3DC04571 // ldr q17, [x11, #272]
+	WORD $0x3DC18575 // ldr q21, [x11, #1552]
+	WORD $0x3DC04972 // ldr q18, [x11, #288]
+	WORD $0x3DC18976 // ldr q22, [x11, #1568]
+	WORD $0x3DC04D73 // ldr q19, [x11, #304]
+	WORD $0x3DC18D77 // ldr q23, [x11, #1584]
+	ADD $64, R11, R11
+	MOVD 32(R0), R13
+	MOVD 168(R0), R12 // residual minus output address
+	ADD R10, R13, R13
+	WORD $0x3CEC69B9 // ldr q25, [x13, x12]
+	ADD R16, R13, R5
+	WORD $0x3CEC68BA // ldr q26, [x5, x12]
+	ADD R16, R5, R6
+	WORD $0x3CEC68DB // ldr q27, [x6, x12]
+	ADD R16, R6, R7
+	WORD $0x3CEC68FF // ldr q31, [x7, x12]
+	UBFX $0, R3, $16, R12
+	MOVBU (R1)(R12), R7
+	WORD $0x6EB0B400 // sqrdmulh v0.4s, v0.4s, v16.4s
+	UBFX $16, R3, $16, R12
+	MOVBU (R1)(R12), R12
+	WORD $0x4E341C18 // and v24.16b, v0.16b, v20.16b
+	ORR R12<<8, R7, R7
+	UBFX $32, R3, $16, R12
+	WORD $0x4F211700 // ssra v0.4s, v24.4s, #31
+	MOVBU (R1)(R12), R6
+	LSR $48, R3, R12
+	WORD $0x4EB45400 // srshl v0.4s, v0.4s, v20.4s
+	MOVBU (R1)(R12), R12
+	ORR R12<<8, R6, R6
+	WORD $0x6EB1B421 // sqrdmulh v1.4s, v1.4s, v17.4s
+	ORR R6<<16, R7, R7
+	WORD $0x4E351C38 // and v24.16b, v1.16b, v21.16b
+	UBFX $0, R4, $16, R12
+	MOVBU (R1)(R12), R5
+	WORD $0x4F211701 // ssra v1.4s, v24.4s, #31
+	UBFX $16, R4, $16, R12
+	MOVBU (R1)(R12), R12
+	WORD $0x4EB55421 // srshl v1.4s, v1.4s, v21.4s
+	ORR R12<<8, R5, R5
+	UBFX $32, R4, $16, R12
+	WORD $0x6EB2B442 // sqrdmulh v2.4s, v2.4s, v18.4s
+	MOVBU (R1)(R12), R6
+	LSR $48, R4, R12
+	WORD $0x4E361C58 // and v24.16b, v2.16b, v22.16b
+	MOVBU (R1)(R12), R12
+	WORD $0x4F211702 // ssra v2.4s, v24.4s, #31
+	ORR R12<<8, R6, R6
+	ORR R6<<16, R5, R5
+	WORD $0x4EB65442 // srshl v2.4s, v2.4s, v22.4s
+	ORR R5<<32, R7, R7
+	UBFX $0, R8, $16, R12
+	WORD $0x6EB3B463 // sqrdmulh v3.4s, v3.4s, v19.4s
+	MOVBU (R1)(R12), R9
+	UBFX $16, R8, $16, R12
+	WORD $0x4E371C78 // and v24.16b, v3.16b, v23.16b
+	MOVBU (R1)(R12), R12
+	ORR R12<<8, R9, R9
+	WORD $0x4F211703 // ssra v3.4s, v24.4s, #31
+	UBFX $32, R8, $16, R12
+	WORD $0x4EB75463 // srshl v3.4s, v3.4s, v23.4s
+	MOVBU (R1)(R12), R6
+	LSR $48, R8, R12
+	WORD $0x0E614800 // sqxtn v0.4h, v0.4s
+	MOVBU (R1)(R12), R12
+	ORR R12<<8, R6, R6
+	WORD $0x4E614820 // sqxtn2 v0.8h, v1.4s
+	ORR R6<<16, R9, R9
+	UBFX $0, R14, $16, R12
+	WORD $0x4E7C0C00 // sqadd v0.8h, v0.8h, v28.8h
+	MOVBU (R1)(R12), R5
+	UBFX $16, R14, $16, R12
+	WORD $0x0E614841 // sqxtn v1.4h, v2.4s
+	MOVBU (R1)(R12), R12
+	WORD $0x4E614861 // sqxtn2 v1.8h, v3.4s
+	ORR R12<<8, R5, R5
+	UBFX $32, R14, $16, R12
+	WORD $0x4E7C0C21 // sqadd v1.8h, v1.8h, v28.8h
+	MOVBU (R1)(R12), R6
+	LSR $48, R14, R12
+	WORD $0x0E214800 // sqxtn v0.8b, v0.8h
+	MOVBU (R1)(R12), R12
+	ORR R12<<8, R6, R6
+	WORD $0x4E214820 // sqxtn2 v0.16b, v1.8h
+	ORR R6<<16, R5, R5
+	ORR R5<<32, R9, R9
+	WORD $0x4E3D6400 // smax v0.16b, v0.16b, v29.16b
+	STP (R7, R9), (R23)
+	WORD $0x4E3E6C00 // smin v0.16b, v0.16b, v30.16b
+	UBFX $0, R15, $16, R12
+	MOVBU (R1)(R12), R7
+	VZIP1 V0.B16, V25.B16, V2.B16 // residual low, convolution high
+	UBFX $16, R15, $16, R12
+	WORD $0x6EB0B484 // sqrdmulh v4.4s, v4.4s, v16.4s
+	MOVBU (R1)(R12), R12
+	ORR R12<<8, R7, R7
+	WORD $0x4E341C98 // and v24.16b, v4.16b, v20.16b
+	UBFX $32, R15, $16, R12
+	WORD $0x4F211704 // ssra v4.4s, v24.4s, #31
+	MOVBU (R1)(R12), R6
+	LSR $48, R15, R12
+	VZIP2 V0.B16, V25.B16, V3.B16
+	MOVBU (R1)(R12), R12
+	WORD $0x4EB45484 // srshl v4.4s, v4.4s, v20.4s
+	ORR R12<<8, R6, R6
+	WORD $0x6EB1B4A5 // sqrdmulh v5.4s, v5.4s, v17.4s
+	ORR R6<<16, R7, R7
+	UBFX $0, R24, $16, R12
+	WORD $0x4E351CB8 // and v24.16b, v5.16b, v21.16b
+	MOVBU (R1)(R12), R5
+	WORD $0x4F211705 // ssra v5.4s, v24.4s, #31
+	UBFX $16, R24, $16, R12
+	MOVBU (R1)(R12), R12
+	VMOV V2.D[0], R3
+	ORR R12<<8, R5, R5
+	WORD $0x4EB554A5 // srshl v5.4s, v5.4s, v21.4s
+	UBFX $32, R24, $16, R12
+	MOVBU (R1)(R12), R6
+	WORD $0x6EB2B4C6 // sqrdmulh v6.4s, v6.4s, v18.4s
+	LSR $48, R24, R12
+	WORD $0x4E361CD8 // and v24.16b, v6.16b, v22.16b
+	MOVBU (R1)(R12), R12
+	WORD $0x4F211706 // ssra v6.4s, v24.4s, #31
+	ORR R12<<8, R6, R6
+	ORR R6<<16, R5, R5
+	VMOV V2.D[1], R4
+	ORR R5<<32, R7, R7
+	WORD $0x4EB654C6 // srshl v6.4s, v6.4s, v22.4s
+	UBFX $0, R26, $16, R12
+	MOVBU (R1)(R12), R9
+	WORD $0x6EB3B4E7 // sqrdmulh v7.4s, v7.4s, v19.4s
+	UBFX $16, R26, $16, R12
+	WORD $0x4E371CF8 // and v24.16b, v7.16b, v23.16b
+	MOVBU (R1)(R12), R12
+	ORR R12<<8, R9, R9
+	VMOV V3.D[0], R8
+	UBFX $32, R26, $16, R12
+	WORD $0x4F211707 // ssra v7.4s, v24.4s, #31
+	MOVBU (R1)(R12), R6
+	WORD $0x4EB754E7 // srshl v7.4s, v7.4s, v23.4s
+	LSR $48, R26, R12
+	MOVBU (R1)(R12), R12
+	WORD $0x0E614884 // sqxtn v4.4h, v4.4s
+	ORR R12<<8, R6, R6
+	WORD $0x4E6148A4 // sqxtn2 v4.8h, v5.4s
+	ORR R6<<16, R9, R9
+	UBFX $0, R17, $16, R12
+	VMOV V3.D[1], R14
+	MOVBU (R1)(R12), R5
+	WORD $0x4E7C0C84 // sqadd v4.8h, v4.8h, v28.8h
+	UBFX $16, R17, $16, R12
+	MOVBU (R1)(R12), R12
+	WORD $0x0E6148C5 // sqxtn v5.4h, v6.4s
+	ORR R12<<8, R5, R5
+	WORD $0x4E6148E5 // sqxtn2 v5.8h, v7.4s
+	UBFX $32, R17, $16, R12
+	WORD $0x4E7C0CA5 // sqadd v5.8h, v5.8h, v28.8h
+	MOVBU (R1)(R12), R6
+	LSR $48, R17, R12
+	WORD $0x4C402960 // ld1 {v0.4s, v1.4s, v2.4s, v3.4s}, [x11]
+	MOVBU (R1)(R12), R12
+	WORD $0x0E214884 // sqxtn v4.8b, v4.8h
+	ORR R12<<8, R6, R6
+	ORR R6<<16, R5, R5
+	WORD $0x4E2148A4 // sqxtn2 v4.16b, v5.8h
+	ORR R5<<32, R9, R9
+	WORD $0x4E3D6484 // smax v4.16b, v4.16b, v29.16b
+	STP (R7, R9), (R2)
+	WORD $0x4E3E6C84 // smin v4.16b, v4.16b, v30.16b
+	UBFX $0, R3, $16, R12
+	MOVBU (R1)(R12), R7
+	VZIP1 V4.B16, V26.B16, V6.B16 // residual low, convolution high
+	UBFX $16, R3, $16, R12
+	WORD $0x6EB0B508 // sqrdmulh v8.4s, v8.4s, v16.4s
+	MOVBU (R1)(R12), R12
+	ORR R12<<8, R7, R7
+	WORD $0x4E341D18 // and v24.16b, v8.16b, v20.16b
+	UBFX $32, R3, $16, R12
+	WORD $0x4F211708 // ssra v8.4s, v24.4s, #31
+	MOVBU (R1)(R12), R6
+	LSR $48, R3, R12
+	VZIP2 V4.B16, V26.B16, V7.B16
+	MOVBU (R1)(R12), R12
+	WORD $0x4EB45508 // srshl v8.4s, v8.4s, v20.4s
+	ORR R12<<8, R6, R6
+	WORD $0x6EB1B529 // sqrdmulh v9.4s, v9.4s, v17.4s
+	ORR R6<<16, R7, R7
+	UBFX $0, R4, $16, R12
+	WORD $0x4E351D38 // and v24.16b, v9.16b, v21.16b
+	MOVBU (R1)(R12), R5
+	WORD $0x4F211709 // ssra v9.4s, v24.4s, #31
+	UBFX $16, R4, $16, R12
+	MOVBU (R1)(R12), R12
+	VMOV V6.D[0], R15
+	ORR R12<<8, R5, R5
+	WORD $0x4EB55529 // srshl v9.4s, v9.4s, v21.4s
+	UBFX $32, R4, $16, R12
+	MOVBU (R1)(R12), R6
+	WORD $0x6EB2B54A // sqrdmulh v10.4s, v10.4s, v18.4s
+	LSR $48, R4, R12
+	WORD $0x4E361D58 // and v24.16b, v10.16b, v22.16b
+	MOVBU (R1)(R12), R12
+	WORD $0x4F21170A // ssra v10.4s, v24.4s, #31
+	ORR R12<<8, R6, R6
+	ORR R6<<16, R5, R5
+	VMOV V6.D[1], R24
+	ORR R5<<32, R7, R7
+	WORD $0x4EB6554A // srshl v10.4s, v10.4s, v22.4s
+	UBFX $0, R8, $16, R12
+	MOVBU (R1)(R12), R9
+	WORD $0x6EB3B56B // sqrdmulh v11.4s, v11.4s, v19.4s
+	UBFX $16, R8, $16, R12
+	WORD $0x4E371D78 // and v24.16b, v11.16b, v23.16b
+	MOVBU (R1)(R12), R12
+	ORR R12<<8, R9, R9
+	VMOV V7.D[0], R26
+	UBFX $32, R8, $16, R12
+	WORD $0x4F21170B // ssra v11.4s, v24.4s, #31
+	MOVBU (R1)(R12), R6
+	WORD $0x4EB7556B // srshl v11.4s, v11.4s, v23.4s
+	LSR $48, R8, R12
+	MOVBU (R1)(R12), R12
+	WORD $0x0E614908 // sqxtn v8.4h, v8.4s
+	ORR R12<<8, R6, R6
+	WORD $0x4E614928 // sqxtn2 v8.8h, v9.4s
+	ORR R6<<16, R9, R9
+	UBFX $0, R14, $16, R12
+	VMOV V7.D[1], R17
+	MOVBU (R1)(R12), R5
+	WORD $0x4E7C0D08 // sqadd v8.8h, v8.8h, v28.8h
+	UBFX $16, R14, $16, R12
+	MOVBU (R1)(R12), R12
+	WORD $0x0E614949 // sqxtn v9.4h, v10.4s
+	ORR R12<<8, R5, R5
+	WORD $0x4E614969 // sqxtn2 v9.8h, v11.4s
+	UBFX $32, R14, $16, R12
+	WORD $0x4E7C0D29 // sqadd v9.8h, v9.8h, v28.8h
+	MOVBU (R1)(R12), R6
+	LSR $48, R14, R12
+	WORD $0x4C402964 // ld1 {v4.4s, v5.4s, v6.4s, v7.4s}, [x11]
+	MOVBU (R1)(R12), R12
+	WORD $0x0E214908 // sqxtn v8.8b, v8.8h
+	ORR R12<<8, R6, R6
+	ORR R6<<16, R5, R5
+	WORD $0x4E214928 // sqxtn2 v8.16b, v9.8h
+	ORR R5<<32, R9, R9
+	WORD $0x4E3D6508 // smax v8.16b, v8.16b, v29.16b
+	STP (R7, R9), (R13)
+	WORD $0x4E3E6D08 // smin v8.16b, v8.16b, v30.16b
+	UBFX $0, R15, $16, R12
+	MOVBU (R1)(R12), R7
+	VZIP1 V8.B16, V27.B16, V10.B16 // residual low, convolution high
+	UBFX $16, R15, $16, R12
+	WORD $0x6EB0B58C // sqrdmulh v12.4s, v12.4s, v16.4s
+	MOVBU (R1)(R12), R12
+	ORR R12<<8, R7, R7
+	WORD $0x4E341D98 // and v24.16b, v12.16b, v20.16b
+	UBFX $32, R15, $16, R12
+	WORD $0x4F21170C // ssra v12.4s, v24.4s, #31
+	MOVBU (R1)(R12), R6
+	LSR $48, R15, R12
+	VZIP2 V8.B16, V27.B16, V11.B16
+	MOVBU (R1)(R12), R12
+	WORD $0x4EB4558C // srshl v12.4s, v12.4s, v20.4s
+	ORR R12<<8, R6, R6
+	ORR R6<<16, R7, R7
+	WORD $0x6EB1B5AD // sqrdmulh v13.4s, v13.4s, v17.4s
+	UBFX $0, R24, $16, R12
+	WORD $0x4E351DB8 // and v24.16b, v13.16b, v21.16b
+	MOVBU (R1)(R12), R5
+	UBFX $16, R24, $16, R12
+	WORD $0x4F21170D // ssra v13.4s, v24.4s, #31
+	MOVBU (R1)(R12), R12
+	VMOV V10.D[0], R3
+	ORR R12<<8, R5, R5
+	WORD $0x4EB555AD // srshl v13.4s, v13.4s, v21.4s
+	UBFX $32, R24, $16, R12
+	MOVBU (R1)(R12), R6
+	WORD $0x6EB2B5CE // sqrdmulh v14.4s, v14.4s, v18.4s
+	LSR $48, R24, R12
+	WORD $0x4E361DD8 // and v24.16b, v14.16b, v22.16b
+	MOVBU (R1)(R12), R12
+	ORR R12<<8, R6, R6
+	WORD $0x4F21170E // ssra v14.4s, v24.4s, #31
+	ORR R6<<16, R5, R5
+	VMOV V10.D[1], R4
+	ORR R5<<32, R7, R7
+	UBFX $0, R26, $16, R12
+	WORD $0x4EB655CE // srshl v14.4s, v14.4s, v22.4s
+	MOVBU (R1)(R12), R9
+	WORD $0x6EB3B5EF // sqrdmulh v15.4s, v15.4s, v19.4s
+	UBFX $16, R26, $16, R12
+	MOVBU (R1)(R12), R12
+	WORD $0x4E371DF8 // and v24.16b, v15.16b, v23.16b
+	ORR R12<<8, R9, R9
+	VMOV V11.D[0], R8
+	UBFX $32, R26, $16, R12
+	MOVBU (R1)(R12), R6
+	WORD $0x4F21170F // ssra v15.4s, v24.4s, #31
+	LSR $48, R26, R12
+	WORD $0x4EB755EF // srshl v15.4s, v15.4s, v23.4s
+	MOVBU (R1)(R12), R12
+	WORD $0x0E61498C // sqxtn v12.4h, v12.4s
+	ORR R12<<8, R6, R6
+	ORR R6<<16, R9, R9
+	WORD $0x4E6149AC // sqxtn2 v12.8h, v13.4s
+	UBFX $0, R17, $16, R12
+	VMOV V11.D[1], R14
+	MOVBU (R1)(R12), R5
+	UBFX $16, R17, $16, R12
+	WORD $0x4E7C0D8C // sqadd v12.8h, v12.8h, v28.8h
+	MOVBU (R1)(R12), R12
+	WORD $0x0E6149CD // sqxtn v13.4h, v14.4s
+	ORR R12<<8, R5, R5
+	UBFX $32, R17, $16, R12
+	WORD $0x4E6149ED // sqxtn2 v13.8h, v15.4s
+	MOVBU (R1)(R12), R6
+	WORD $0x4E7C0DAD // sqadd v13.8h, v13.8h, v28.8h
+	LSR $48, R17, R12
+	MOVBU (R1)(R12), R12
+	WORD $0x4C402968 // ld1 {v8.4s, v9.4s, v10.4s, v11.4s}, [x11]
+	ORR R12<<8, R6, R6
+	WORD $0x0E21498C // sqxtn v12.8b, v12.8h
+	ORR R6<<16, R5, R5
+	ORR R5<<32, R9, R9
+	WORD $0x4E2149AC // sqxtn2 v12.16b, v13.8h
+	ADD R16, R13, R12
+	WORD $0x4E3D658C // smax v12.16b, v12.16b, v29.16b
+	STP (R7, R9), (R12)
+	WORD $0x4E3E6D8C // smin v12.16b, v12.16b, v30.16b
+	VZIP1 V12.B16, V31.B16, V14.B16 // residual low, convolution high
+	VZIP2 V12.B16, V31.B16, V15.B16
+	VMOV V14.D[0], R15
+	VMOV V14.D[1], R24
+	VMOV V15.D[0], R26
+	VMOV V15.D[1], R17
+	WORD $0x4C40296C // ld1 {v12.4s, v13.4s, v14.4s, v15.4s}, [x11]
+	ADD R16<<1, R13, R23
+	ADD R16, R23, R2
+	MOVD $256, R13
+	ADD $16, R10, R10
+	MOVD 72(R0), R11
+	ADD R10<<2, R11, R11 // parameters of this pass's channels
+	MOVD 64(R0), R5
+	ADD R10<<2, R5, R5 // weights of this pass's channels
+	MOVD 80(R0), R6
+	MOVD 88(R0), R7
+	MOVW (R6), R12
+	MOVD R25, R9
+	CMP $64, R10
+	BLT schunk
+	UBFX $0, R3, $16, R12
+	MOVBU (R1)(R12), R7
+	UBFX $16, R3, $16, R12
+	MOVBU (R1)(R12), R12
+	ORR R12<<8, R7, R7
+	UBFX $32, R3, $16, R12
+	MOVBU (R1)(R12), R6
+	LSR $48, R3, R12
+	MOVBU (R1)(R12), R12
+	ORR R12<<8, R6, R6
+	ORR R6<<16, R7, R7
+	UBFX $0, R4, $16, R12
+	MOVBU (R1)(R12), R5
+	UBFX $16, R4, $16, R12
+	MOVBU (R1)(R12), R12
+	ORR R12<<8, R5, R5
+	UBFX $32, R4, $16, R12
+	MOVBU (R1)(R12), R6
+	LSR $48, R4, R12
+	MOVBU (R1)(R12), R12
+	ORR R12<<8, R6, R6
+	ORR R6<<16, R5, R5
+	ORR R5<<32, R7, R7
+	UBFX $0, R8, $16, R12
+	MOVBU (R1)(R12), R9
+	UBFX $16, R8, $16, R12
+	MOVBU (R1)(R12), R12
+	ORR R12<<8, R9, R9
+	UBFX $32, R8, $16, R12
+	MOVBU (R1)(R12), R6
+	LSR $48, R8, R12
+	MOVBU (R1)(R12), R12
+	ORR R12<<8, R6, R6
+	ORR R6<<16, R9, R9
+	UBFX $0, R14, $16, R12
+	MOVBU (R1)(R12), R5
+	UBFX $16, R14, $16, R12
+	MOVBU (R1)(R12), R12
+	ORR R12<<8, R5, R5
+	UBFX $32, R14, $16, R12
+	MOVBU (R1)(R12), R6
+	LSR $48, R14, R12
+	MOVBU (R1)(R12), R12
+	ORR R12<<8, R6, R6
+	ORR R6<<16, R5, R5
+	ORR R5<<32, R9, R9
+	STP (R7, R9), (R23)
+	UBFX $0, R15, $16, R12
+	MOVBU (R1)(R12), R7
+	UBFX $16, R15, $16, R12
+	MOVBU (R1)(R12), R12
+	ORR R12<<8, R7, R7
+	UBFX $32, R15, $16, R12
+	MOVBU (R1)(R12), R6
+	LSR $48, R15, R12
+	MOVBU (R1)(R12), R12
+	ORR R12<<8, R6, R6
+	ORR R6<<16, R7, R7
+	UBFX $0, R24, $16, R12
+	MOVBU (R1)(R12), R5
+	UBFX $16, R24, $16, R12
+	MOVBU (R1)(R12), R12
+	ORR R12<<8, R5, R5
+	UBFX $32, R24, $16, R12
+	MOVBU (R1)(R12), R6
+	LSR $48, R24, R12
+	MOVBU (R1)(R12), R12
+	ORR R12<<8, R6, R6
+	ORR R6<<16, R5, R5
+	ORR R5<<32, R7, R7
+	UBFX $0, R26, $16, R12
+	MOVBU (R1)(R12), R9
+	UBFX $16, R26, $16, R12
+	MOVBU (R1)(R12), R12
+	ORR R12<<8, R9, R9
+	UBFX $32, R26, $16, R12
+	MOVBU (R1)(R12), R6
+	LSR $48, R26, R12
+	MOVBU (R1)(R12), R12
+	ORR R12<<8, R6, R6
+	ORR R6<<16, R9, R9
+	UBFX $0, R17, $16, R12
+	MOVBU (R1)(R12), R5
+	UBFX $16, R17, $16, R12
+	MOVBU (R1)(R12), R12
+	ORR R12<<8, R5, R5
+	UBFX $32, R17, $16, R12
+	MOVBU (R1)(R12), R6
+	LSR $48, R17, R12
+	MOVBU (R1)(R12), R12
+	ORR R12<<8, R6, R6
+	ORR R6<<16, R5, R5
+	ORR R5<<32, R9, R9
+	STP (R7, R9), (R2)
+	MOVD 144(R0), R12
+	MOVD 152(R0), R14
+	ADD R12, R19, R19
+	MOVD R19, 0(R0)
+	MOVD 32(R0), R23
+	ADD R14, R23, R23
+	MOVD R23, 32(R0)
+	ADD R12, R20, R20
+	MOVD R20, 8(R0)
+	MOVD 40(R0), R23
+	ADD R14, R23, R23
+	MOVD R23, 40(R0)
+	ADD R12, R21, R21
+	MOVD R21, 16(R0)
+	MOVD 48(R0), R23
+	ADD R14, R23, R23
+	MOVD R23, 48(R0)
+	ADD R12, R22, R22
+	MOVD R22, 24(R0)
+	MOVD 56(R0), R23
+	ADD R14, R23, R23
+	MOVD R23, 56(R0)
+	MOVW 136(R0), R12
+	SUBS $1, R12, R12
+	CSEL LT, ZR, R12, R12
+	MOVW R12, 136(R0)
+	BGE tileNEONDotAddentry
+	RET
+	PCALIGN $2048
+rcopy:
+	MOVD 40(R0), R16
+	MOVD 32(R0), R12
+	SUB R12, R16, R16
+	ADD $176, R0, R23
+	MOVD R23, R2
+	MOVD ZR, R3
+	MOVD ZR, R4
+	MOVD ZR, R8
+	MOVD ZR, R14
+	MOVD ZR, R15
+	MOVD ZR, R24
+	MOVD ZR, R26
+	MOVD ZR, R17
+	MOVD 72(R0), R11
+	WORD $0x4C402960 // ld1 {v0.4s, v1.4s, v2.4s, v3.4s}, [x11]
+	WORD $0x4C402964 // ld1 {v4.4s, v5.4s, v6.4s, v7.4s}, [x11]
+	WORD $0x4C402968 // ld1 {v8.4s, v9.4s, v10.4s, v11.4s}, [x11]
+	WORD $0x4C40296C // ld1 {v12.4s, v13.4s, v14.4s, v15.4s}, [x11]
+	MOVD 64(R0), R5
+	MOVD 80(R0), R6
+	MOVD 88(R0), R7
+	MOVW (R6), R12
+	MOVD R25, R9
+rchunk:
+	WORD $0x3CEC6A74 // ldr q20, [x19, x12]
+	WORD $0x3CEC6A95 // ldr q21, [x20, x12]
+	WORD $0x3CEC6AB6 // ldr q22, [x21, x12]
+	WORD $0x3CEC6AD7 // ldr q23, [x22, x12]
+	WORD $0x4CCD20B0 // ld1 {v16.16b, v17.16b, v18.16b, v19.16b}, [x5], x13
+	WORD $0x4F94E200 // sdot v0.4s, v16.16b, v20.4b[0]
+	WORD $0x4F94E221 // sdot v1.4s, v17.16b, v20.4b[0]
+	WORD $0x4F94E242 // sdot v2.4s, v18.16b, v20.4b[0]
+	WORD $0x4F94E263 // sdot v3.4s, v19.16b, v20.4b[0]
+	WORD $0x4F95E204 // sdot v4.4s, v16.16b, v21.4b[0]
+	WORD $0x4F95E225 // sdot v5.4s, v17.16b, v21.4b[0]
+	WORD $0x4F95E246 // sdot v6.4s, v18.16b, v21.4b[0]
+	WORD $0x4F95E267 // sdot v7.4s, v19.16b, v21.4b[0]
+	WORD $0x4F96E208 // sdot v8.4s, v16.16b, v22.4b[0]
+	WORD $0x4F96E229 // sdot v9.4s, v17.16b, v22.4b[0]
+	WORD $0x4F96E24A // sdot v10.4s, v18.16b, v22.4b[0]
+	WORD $0x4F96E26B // sdot v11.4s, v19.16b, v22.4b[0]
+	WORD $0x4F97E20C // sdot v12.4s, v16.16b, v23.4b[0]
+	WORD $0x4F97E22D // sdot v13.4s, v17.16b, v23.4b[0]
+	WORD $0x4F97E24E // sdot v14.4s, v18.16b, v23.4b[0]
+	WORD $0x4F97E26F // sdot v15.4s, v19.16b, v23.4b[0]
+	WORD $0x4CCD20B0 // ld1 {v16.16b, v17.16b, v18.16b, v19.16b}, [x5], x13
+	WORD $0x4FB4E200 // sdot v0.4s, v16.16b, v20.4b[1]
+	WORD $0x4FB4E221 // sdot v1.4s, v17.16b, v20.4b[1]
+	WORD $0x4FB4E242 // sdot v2.4s, v18.16b, v20.4b[1]
+	WORD $0x4FB4E263 // sdot v3.4s, v19.16b, v20.4b[1]
+	WORD $0x4FB5E204 // sdot v4.4s, v16.16b, v21.4b[1]
+	WORD $0x4FB5E225 // sdot v5.4s, v17.16b, v21.4b[1]
+	WORD $0x4FB5E246 // sdot v6.4s, v18.16b, v21.4b[1]
+	WORD $0x4FB5E267 // sdot v7.4s, v19.16b, v21.4b[1]
+	WORD $0x4FB6E208 // sdot v8.4s, v16.16b, v22.4b[1]
+	WORD $0x4FB6E229 // sdot v9.4s, v17.16b, v22.4b[1]
+	WORD $0x4FB6E24A // sdot v10.4s, v18.16b, v22.4b[1]
+	WORD $0x4FB6E26B // sdot v11.4s, v19.16b, v22.4b[1]
+	WORD $0x4FB7E20C // sdot v12.4s, v16.16b, v23.4b[1]
+	WORD $0x4FB7E22D // sdot v13.4s, v17.16b, v23.4b[1]
+	WORD $0x4FB7E24E // sdot v14.4s, v18.16b, v23.4b[1]
+	WORD $0x4FB7E26F // sdot v15.4s, v19.16b, v23.4b[1]
+	WORD $0x4CCD20B0 // ld1 {v16.16b, v17.16b, v18.16b, v19.16b}, [x5], x13
+	WORD $0x4F94EA00 // sdot v0.4s, v16.16b, v20.4b[2]
+	WORD $0x4F94EA21 // sdot v1.4s, v17.16b, v20.4b[2]
+	WORD $0x4F94EA42 // sdot v2.4s, v18.16b, v20.4b[2]
+	WORD $0x4F94EA63 // sdot v3.4s, v19.16b, v20.4b[2]
+	WORD $0x4F95EA04 // sdot v4.4s, v16.16b, v21.4b[2]
+	WORD $0x4F95EA25 // sdot v5.4s, v17.16b, v21.4b[2]
+	WORD $0x4F95EA46 // sdot v6.4s, v18.16b, v21.4b[2]
+	WORD $0x4F95EA67 // sdot v7.4s, v19.16b, v21.4b[2]
+	WORD $0x4F96EA08 // sdot v8.4s, v16.16b, v22.4b[2]
+	WORD $0x4F96EA29 // sdot v9.4s, v17.16b, v22.4b[2]
+	WORD $0x4F96EA4A // sdot v10.4s, v18.16b, v22.4b[2]
+	WORD $0x4F96EA6B // sdot v11.4s, v19.16b, v22.4b[2]
+	WORD $0x4F97EA0C // sdot v12.4s, v16.16b, v23.4b[2]
+	WORD $0x4F97EA2D // sdot v13.4s, v17.16b, v23.4b[2]
+	WORD $0x4F97EA4E // sdot v14.4s, v18.16b, v23.4b[2]
+	WORD $0x4F97EA6F // sdot v15.4s, v19.16b, v23.4b[2]
+	WORD $0x4CCD20B0 // ld1 {v16.16b, v17.16b, v18.16b, v19.16b}, [x5], x13
+	WORD $0x4FB4EA00 // sdot v0.4s, v16.16b, v20.4b[3]
+	WORD $0x4FB4EA21 // sdot v1.4s, v17.16b, v20.4b[3]
+	WORD $0x4FB4EA42 // sdot v2.4s, v18.16b, v20.4b[3]
+	WORD $0x4FB4EA63 // sdot v3.4s, v19.16b, v20.4b[3]
+	WORD $0x4FB5EA04 // sdot v4.4s, v16.16b, v21.4b[3]
+	WORD $0x4FB5EA25 // sdot v5.4s, v17.16b, v21.4b[3]
+	WORD $0x4FB5EA46 // sdot v6.4s, v18.16b, v21.4b[3]
+	WORD $0x4FB5EA67 // sdot v7.4s, v19.16b, v21.4b[3]
+	WORD $0x4FB6EA08 // sdot v8.4s, v16.16b, v22.4b[3]
+	WORD $0x4FB6EA29 // sdot v9.4s, v17.16b, v22.4b[3]
+	WORD $0x4FB6EA4A // sdot v10.4s, v18.16b, v22.4b[3]
+	WORD $0x4FB6EA6B // sdot v11.4s, v19.16b, v22.4b[3]
+	WORD $0x4FB7EA0C // sdot v12.4s, v16.16b, v23.4b[3]
+	WORD $0x4FB7EA2D // sdot v13.4s, v17.16b, v23.4b[3]
+	WORD $0x4FB7EA4E // sdot v14.4s, v18.16b, v23.4b[3]
+	WORD $0x4FB7EA6F // sdot v15.4s, v19.16b, v23.4b[3]
+	ADD $16, R12, R12
+	SUBS $1, R9, R9
+	BNE rchunk
+rnext:
+	SUBS $1, R7, R7
+	MOVW.W 4(R6), R12
+	MOVD R25, R9
+	BNE rchunk
+	WORD $0x3DC04170 // ldr q16, [x11, #256]
+	WORD $0x3DC18174 // ldr q20, [x11, #1536]
+	WORD $0x3DC04571 // ldr q17, [x11, #272]
+	WORD $0x3DC18575 // ldr q21, [x11, #1552]
+	WORD $0x3DC04972 // ldr q18, [x11, #288]
+	WORD $0x3DC18976 // ldr q22, [x11, #1568]
+	WORD $0x3DC04D73 // ldr q19, [x11, #304]
+	WORD $0x3DC18D77 // ldr q23, [x11, #1584]
+	ADD $64, R11, R11
+	MOVD 32(R0), R13
+	MOVD 168(R0), R12 // residual minus output address
+	ADD R10, R13, R13
+	WORD $0x3CEC69B9 // ldr q25, [x13, x12]
+	ADD R16, R13, R5
+	WORD $0x3CEC68BA // ldr q26, [x5, x12]
+	ADD R16, R5, R6
+	WORD $0x3CEC68DB // ldr q27, [x6, x12]
+	ADD R16, R6, R7
+	WORD $0x3CEC68FF // ldr q31, [x7, x12]
+	UBFX $0, R3, $16, R12
+	MOVBU (R1)(R12), R7
+	UBFX $16, R3, $16, R12
+	MOVBU (R1)(R12), R12
+	WORD $0x6EB0B400 // sqrdmulh v0.4s, v0.4s, v16.4s
+	ORR R12<<8, R7, R7
+	UBFX $32, R3, $16, R12
+	MOVBU (R1)(R12), R6
+	LSR $48, R3, R12
+	WORD $0x4EB45400 // srshl v0.4s, v0.4s, v20.4s
+	MOVBU (R1)(R12), R12
+	ORR R12<<8, R6, R6
+	ORR R6<<16, R7, R7
+	WORD $0x6EB1B421 // sqrdmulh v1.4s, v1.4s, v17.4s
+	UBFX $0, R4, $16, R12
+	MOVBU (R1)(R12), R5
+	UBFX $16, R4, $16, R12
+	MOVBU (R1)(R12), R12
+	WORD $0x4EB55421 // srshl v1.4s, v1.4s, v21.4s
+	ORR R12<<8, R5, R5
+	UBFX $32, R4, $16, R12
+	MOVBU (R1)(R12), R6
+	LSR $48, R4, R12
+	WORD $0x6EB2B442 // sqrdmulh v2.4s, v2.4s, v18.4s
+	MOVBU (R1)(R12), R12
+	ORR R12<<8, R6, R6
+	ORR R6<<16, R5, R5
+	WORD $0x4EB65442 // srshl v2.4s, v2.4s, v22.4s
+	ORR R5<<32, R7, R7
+	UBFX $0, R8, $16, R12
+	MOVBU (R1)(R12), R9
+	UBFX $16, R8, $16, R12
+	WORD $0x6EB3B463 // sqrdmulh v3.4s, v3.4s, v19.4s
+	MOVBU (R1)(R12), R12
+	ORR R12<<8, R9, R9
+	UBFX $32, R8, $16, R12
+	WORD $0x4EB75463 // srshl v3.4s, v3.4s, v23.4s
+	MOVBU (R1)(R12), R6
+	LSR $48, R8, R12
+	MOVBU (R1)(R12), R12
+	ORR R12<<8, R6, R6
+	WORD $0x4E411800 // uzp1 v0.8h, v0.8h, v1.8h
+	ORR R6<<16, R9, R9
+	UBFX $0, R14, $16, R12
+	MOVBU (R1)(R12), R5
+	UBFX $16, R14, $16, R12
+	WORD $0x4E431841 // uzp1 v1.8h, v2.8h, v3.8h
+	MOVBU (R1)(R12), R12
+	ORR R12<<8, R5, R5
+	UBFX $32, R14, $16, R12
+	WORD $0x2E212800 // sqxtun v0.8b, v0.8h
+	MOVBU (R1)(R12), R6
+	LSR $48, R14, R12
+	MOVBU (R1)(R12), R12
+	ORR R12<<8, R6, R6
+	WORD $0x6E212820 // sqxtun2 v0.16b, v1.8h
+	ORR R6<<16, R5, R5
+	ORR R5<<32, R9, R9
+	STP (R7, R9), (R23)
+	WORD $0x6E3D1C00 // eor v0.16b, v0.16b, v29.16b
+	UBFX $0, R15, $16, R12
+	MOVBU (R1)(R12), R7
+	UBFX $16, R15, $16, R12
+	VZIP1 V0.B16, V25.B16, V2.B16 // residual low, convolution high
+	MOVBU (R1)(R12), R12
+	ORR R12<<8, R7, R7
+	WORD $0x6EB0B484 // sqrdmulh v4.4s, v4.4s, v16.4s
+	UBFX $32, R15, $16, R12
+	MOVBU (R1)(R12), R6
+	LSR $48, R15, R12
+	VZIP2 V0.B16, V25.B16, V3.B16
+	MOVBU (R1)(R12), R12
+	ORR R12<<8, R6, R6
+	WORD $0x4EB45484 // srshl v4.4s, v4.4s, v20.4s
+	ORR R6<<16, R7, R7
+	UBFX $0, R24, $16, R12
+	WORD $0x6EB1B4A5 // sqrdmulh v5.4s, v5.4s, v17.4s
+	MOVBU (R1)(R12), R5
+	UBFX $16, R24, $16, R12
+	MOVBU (R1)(R12), R12
+	VMOV V2.D[0], R3
+	ORR R12<<8, R5, R5
+	UBFX $32, R24, $16, R12
+	WORD $0x4EB554A5 // srshl v5.4s, v5.4s, v21.4s
+	MOVBU (R1)(R12), R6
+	LSR $48, R24, R12
+	WORD $0x6EB2B4C6 // sqrdmulh v6.4s, v6.4s, v18.4s
+	MOVBU (R1)(R12), R12
+	ORR R12<<8, R6, R6
+	ORR R6<<16, R5, R5
+	VMOV V2.D[1], R4
+	ORR R5<<32, R7, R7
+	UBFX $0, R26, $16, R12
+	WORD $0x4EB654C6 // srshl v6.4s, v6.4s, v22.4s
+	MOVBU (R1)(R12), R9
+	UBFX $16, R26, $16, R12
+	WORD $0x6EB3B4E7 // sqrdmulh v7.4s, v7.4s, v19.4s
+	MOVBU (R1)(R12), R12
+	ORR R12<<8, R9, R9
+	UBFX $32, R26, $16, R12
+	VMOV V3.D[0], R8
+	MOVBU (R1)(R12), R6
+	LSR $48, R26, R12
+	WORD $0x4EB754E7 // srshl v7.4s, v7.4s, v23.4s
+	MOVBU (R1)(R12), R12
+	ORR R12<<8, R6, R6
+	WORD $0x4E451884 // uzp1 v4.8h, v4.8h, v5.8h
+	ORR R6<<16, R9, R9
+	UBFX $0, R17, $16, R12
+	MOVBU (R1)(R12), R5
+	VMOV V3.D[1], R14
+	UBFX $16, R17, $16, R12
+	MOVBU (R1)(R12), R12
+	WORD $0x4E4718C5 // uzp1 v5.8h, v6.8h, v7.8h
+	ORR R12<<8, R5, R5
+	UBFX $32, R17, $16, R12
+	WORD $0x2E212884 // sqxtun v4.8b, v4.8h
+	MOVBU (R1)(R12), R6
+	LSR $48, R17, R12
+	MOVBU (R1)(R12), R12
+	WORD $0x4C402960 // ld1 {v0.4s, v1.4s, v2.4s, v3.4s}, [x11]
+	ORR R12<<8, R6, R6
+	ORR R6<<16, R5, R5
+	WORD $0x6E2128A4 // sqxtun2 v4.16b, v5.8h
+	ORR R5<<32, R9, R9
+	STP (R7, R9), (R2)
+	WORD $0x6E3D1C84 // eor v4.16b, v4.16b, v29.16b
+	UBFX $0, R3, $16, R12
+	MOVBU (R1)(R12), R7
+	UBFX $16, R3, $16, R12
+	VZIP1 V4.B16, V26.B16, V6.B16 // residual low, convolution high
+	MOVBU (R1)(R12), R12
+	ORR R12<<8, R7, R7
+	WORD $0x6EB0B508 // sqrdmulh v8.4s, v8.4s, v16.4s
+	UBFX $32, R3, $16, R12
+	MOVBU (R1)(R12), R6
+	LSR $48, R3, R12
+	VZIP2 V4.B16, V26.B16, V7.B16
+	MOVBU (R1)(R12), R12
+	ORR R12<<8, R6, R6
+	WORD $0x4EB45508 // srshl v8.4s, v8.4s, v20.4s
+	ORR R6<<16, R7, R7
+	UBFX $0, R4, $16, R12
+	WORD $0x6EB1B529 // sqrdmulh v9.4s, v9.4s, v17.4s
+	MOVBU (R1)(R12), R5
+	UBFX $16, R4, $16, R12
+	MOVBU (R1)(R12), R12
+	VMOV V6.D[0], R15
+	ORR R12<<8, R5, R5
+	UBFX $32, R4, $16, R12
+	WORD $0x4EB55529 // srshl v9.4s, v9.4s, v21.4s
+	MOVBU (R1)(R12), R6
+	LSR $48, R4, R12
+	WORD $0x6EB2B54A // sqrdmulh v10.4s, v10.4s, v18.4s
+	MOVBU (R1)(R12), R12
+	ORR R12<<8, R6, R6
+	ORR R6<<16, R5, R5
+	VMOV V6.D[1], R24
+	ORR R5<<32, R7, R7
+	UBFX $0, R8, $16, R12
+	WORD $0x4EB6554A // srshl v10.4s, v10.4s, v22.4s
+	MOVBU (R1)(R12), R9
+	UBFX $16, R8, $16, R12
+	WORD $0x6EB3B56B // sqrdmulh v11.4s, v11.4s, v19.4s
+	MOVBU (R1)(R12), R12
+	ORR R12<<8, R9, R9
+	UBFX $32, R8, $16, R12
+	VMOV V7.D[0], R26
+	MOVBU (R1)(R12), R6
+	LSR $48, R8, R12
+	WORD $0x4EB7556B // srshl v11.4s, v11.4s, v23.4s
+	MOVBU (R1)(R12), R12
+	ORR R12<<8, R6, R6
+	WORD $0x4E491908 // uzp1 v8.8h, v8.8h, v9.8h
+	ORR R6<<16, R9, R9
+	UBFX $0, R14, $16, R12
+	MOVBU (R1)(R12), R5
+	VMOV V7.D[1], R17
+	UBFX $16, R14, $16, R12
+	MOVBU (R1)(R12), R12
+	WORD $0x4E4B1949 // uzp1 v9.8h, v10.8h, v11.8h
+	ORR R12<<8, R5, R5
+	UBFX $32, R14, $16, R12
+	WORD $0x2E212908 // sqxtun v8.8b, v8.8h
+	MOVBU (R1)(R12), R6
+	LSR $48, R14, R12
+	MOVBU (R1)(R12), R12
+	WORD $0x4C402964 // ld1 {v4.4s, v5.4s, v6.4s, v7.4s}, [x11]
+	ORR R12<<8, R6, R6
+	ORR R6<<16, R5, R5
+	WORD $0x6E212928 // sqxtun2 v8.16b, v9.8h
+	ORR R5<<32, R9, R9
+	STP (R7, R9), (R13)
+	WORD $0x6E3D1D08 // eor v8.16b, v8.16b, v29.16b
+	UBFX $0, R15, $16, R12
+	MOVBU (R1)(R12), R7
+	UBFX $16, R15, $16, R12
+	VZIP1 V8.B16, V27.B16, V10.B16 // residual low, convolution high
+	MOVBU (R1)(R12), R12
+	ORR R12<<8, R7, R7
+	WORD $0x6EB0B58C // sqrdmulh v12.4s, v12.4s, v16.4s
+	UBFX $32, R15, $16, R12
+	MOVBU (R1)(R12), R6
+	LSR $48, R15, R12
+	VZIP2 V8.B16, V27.B16, V11.B16
+	MOVBU (R1)(R12), R12
+	ORR R12<<8, R6, R6
+	WORD $0x4EB4558C // srshl v12.4s, v12.4s, v20.4s
+	ORR R6<<16, R7, R7
+	UBFX $0, R24, $16, R12
+	WORD $0x6EB1B5AD // sqrdmulh v13.4s, v13.4s, v17.4s
+	MOVBU (R1)(R12), R5
+	UBFX $16, R24, $16, R12
+	MOVBU (R1)(R12), R12
+	VMOV V10.D[0], R3
+	ORR R12<<8, R5, R5
+	UBFX $32, R24, $16, R12
+	WORD $0x4EB555AD // srshl v13.4s, v13.4s, v21.4s
+	MOVBU (R1)(R12), R6
+	LSR $48, R24, R12
+	MOVBU (R1)(R12), R12
+	WORD $0x6EB2B5CE // sqrdmulh v14.4s, v14.4s, v18.4s
+	ORR R12<<8, R6, R6
+	ORR R6<<16, R5, R5
+	VMOV V10.D[1], R4
+	ORR R5<<32, R7, R7
+	UBFX $0, R26, $16, R12
+	WORD $0x4EB655CE // srshl v14.4s, v14.4s, v22.4s
+	MOVBU (R1)(R12), R9
+	UBFX $16, R26, $16, R12
+	MOVBU (R1)(R12), R12
+	WORD $0x6EB3B5EF // sqrdmulh v15.4s, v15.4s, v19.4s
+	ORR R12<<8, R9, R9
+	UBFX $32, R26, $16, R12
+	VMOV V11.D[0], R8
+	MOVBU (R1)(R12), R6
+	LSR $48, R26, R12
+	MOVBU (R1)(R12), R12
+	WORD $0x4EB755EF // srshl v15.4s, v15.4s, v23.4s
+	ORR R12<<8, R6, R6
+	ORR R6<<16, R9, R9
+	WORD $0x4E4D198C // uzp1 v12.8h, v12.8h, v13.8h
+	UBFX $0, R17, $16, R12
+	MOVBU (R1)(R12), R5
+	VMOV V11.D[1], R14
+	UBFX $16, R17, $16, R12
+	MOVBU (R1)(R12), R12
+	ORR R12<<8, R5, R5
+	WORD $0x4E4F19CD // uzp1 v13.8h, v14.8h, v15.8h
+	UBFX $32, R17, $16, R12
+	MOVBU (R1)(R12), R6
+	WORD $0x2E21298C // sqxtun v12.8b, v12.8h
+	LSR $48, R17, R12
+	MOVBU (R1)(R12), R12
+	ORR R12<<8, R6, R6
+	WORD $0x4C402968 // ld1 {v8.4s, v9.4s, v10.4s, v11.4s}, [x11]
+	ORR R6<<16, R5, R5
+	ORR R5<<32, R9, R9
+	WORD $0x6E2129AC // sqxtun2 v12.16b, v13.8h
+	ADD R16, R13, R12
+	STP (R7, R9), (R12)
+	WORD $0x6E3D1D8C // eor v12.16b, v12.16b, v29.16b
+	VZIP1 V12.B16, V31.B16, V14.B16 // residual low, convolution high
+	VZIP2 V12.B16, V31.B16, V15.B16
+	VMOV V14.D[0], R15
+	VMOV V14.D[1], R24
+	VMOV V15.D[0], R26
+	VMOV V15.D[1], R17
+	WORD $0x4C40296C // ld1 {v12.4s, v13.4s, v14.4s, v15.4s}, [x11]
+	ADD R16<<1, R13, R23
+	ADD R16, R23, R2
+	MOVD $256, R13
+	ADD $16, R10, R10
+	MOVD 72(R0), R11
+	ADD R10<<2, R11, R11 // parameters of this pass's channels
+	MOVD 64(R0), R5
+	ADD R10<<2, R5, R5 // weights of this pass's channels
+	MOVD 80(R0), R6
+	MOVD 88(R0), R7
+	MOVW (R6), R12
+	MOVD R25, R9
+	CMP $64, R10
+	BLT rchunk
+	UBFX $0, R3, $16, R12
+	MOVBU (R1)(R12), R7
+	UBFX $16, R3, $16, R12
+	MOVBU (R1)(R12), R12
+	ORR R12<<8, R7, R7
+	UBFX $32, R3, $16, R12
+	MOVBU (R1)(R12), R6
+	LSR $48, R3, R12
+	MOVBU (R1)(R12), R12
+	ORR R12<<8, R6, R6
+	ORR R6<<16, R7, R7
+	UBFX $0, R4, $16, R12
+	MOVBU (R1)(R12), R5
+	UBFX $16, R4, $16, R12
+	MOVBU (R1)(R12), R12
+	ORR R12<<8, R5, R5
+	UBFX $32, R4, $16, R12
+	MOVBU (R1)(R12), R6
+	LSR $48, R4, R12
+	MOVBU (R1)(R12), R12
+	ORR R12<<8, R6, R6
+	ORR R6<<16, R5, R5
+	ORR R5<<32, R7, R7
+	UBFX $0, R8, $16, R12
+	MOVBU (R1)(R12), R9
+	UBFX $16, R8, $16, R12
+	MOVBU (R1)(R12), R12
+	ORR R12<<8, R9, R9
+	UBFX $32, R8, $16, R12
+	MOVBU (R1)(R12), R6
+	LSR $48, R8, R12
+	MOVBU (R1)(R12), R12
+	ORR R12<<8, R6, R6
+	ORR R6<<16, R9, R9
+	UBFX $0, R14, $16, R12
+	MOVBU (R1)(R12), R5
+	UBFX $16, R14, $16, R12
+	MOVBU (R1)(R12), R12
+	ORR R12<<8, R5, R5
+	UBFX $32, R14, $16, R12
+	MOVBU (R1)(R12), R6
+	LSR $48, R14, R12
+	MOVBU (R1)(R12), R12
+	ORR R12<<8, R6, R6
+	ORR R6<<16, R5, R5
+	ORR R5<<32, R9, R9
+	STP (R7, R9), (R23)
+	UBFX $0, R15, $16, R12
+	MOVBU (R1)(R12), R7
+	UBFX $16, R15, $16, R12
+	MOVBU (R1)(R12), R12
+	ORR R12<<8, R7, R7
+	UBFX $32, R15, $16, R12
+	MOVBU (R1)(R12), R6
+	LSR $48, R15, R12
+	MOVBU (R1)(R12), R12
+	ORR R12<<8, R6, R6
+	ORR R6<<16, R7, R7
+	UBFX $0, R24, $16, R12
+	MOVBU (R1)(R12), R5
+	UBFX $16, R24, $16, R12
+	MOVBU (R1)(R12), R12
+	ORR R12<<8, R5, R5
+	UBFX $32, R24, $16, R12
+	MOVBU (R1)(R12), R6
+	LSR $48, R24, R12
+	MOVBU (R1)(R12), R12
+	ORR R12<<8, R6, R6
+	ORR R6<<16, R5, R5
+	ORR R5<<32, R7, R7
+	UBFX $0, R26, $16, R12
+	MOVBU (R1)(R12), R9
+	UBFX $16, R26, $16, R12
+	MOVBU (R1)(R12), R12
+	ORR R12<<8, R9, R9
+	UBFX $32, R26, $16, R12
+	MOVBU (R1)(R12), R6
+	LSR $48, R26, R12
+	MOVBU (R1)(R12), R12
+	ORR R12<<8, R6, R6
+	ORR R6<<16, R9, R9
+	UBFX $0, R17, $16, R12
+	MOVBU (R1)(R12), R5
+	UBFX $16, R17, $16, R12
+	MOVBU (R1)(R12), R12
+	ORR R12<<8, R5, R5
+	UBFX $32, R17, $16, R12
+	MOVBU (R1)(R12), R6
+	LSR $48, R17, R12
+	MOVBU (R1)(R12), R12
+	ORR R12<<8, R6, R6
+	ORR R6<<16, R5, R5
+	ORR R5<<32, R9, R9
+	STP (R7, R9), (R2)
+	MOVD 144(R0), R12
+	MOVD 152(R0), R14
+	ADD R12, R19, R19
+	MOVD R19, 0(R0)
+	MOVD 32(R0), R23
+	ADD R14, R23, R23
+	MOVD R23, 32(R0)
+	ADD R12, R20, R20
+	MOVD R20, 8(R0)
+	MOVD 40(R0), R23
+	ADD R14, R23, R23
+	MOVD R23, 40(R0)
+	ADD R12, R21, R21
+	MOVD R21, 16(R0)
+	MOVD 48(R0), R23
+	ADD R14, R23, R23
+	MOVD R23, 48(R0)
+	ADD R12, R22, R22
+	MOVD R22, 24(R0)
+	MOVD 56(R0), R23
+	ADD R14, R23, R23
+	MOVD R23, 56(R0)
+	MOVW 136(R0), R12
+	SUBS $1, R12, R12
+	CSEL LT, ZR, R12, R12
+	MOVW R12, 136(R0)
+	BGE tileNEONDotAddentry
+	RET
+
 // func tileNEONDot1(a *tileArgs)
 TEXT ·tileNEONDot1(SB), NOSPLIT, $0-8
 	PCALIGN $1024

@@ -1,7 +1,6 @@
 package interp
 
 import (
-	"fmt"
 	"math/rand/v2"
 	"slices"
 	"testing"
@@ -61,15 +60,6 @@ func (tc padPoolCase) model() *resnet.Model {
 // that each fusedKernel names the pool, which reads the PAD's input.
 func fusedPads(t *testing.T, m *resnet.Model, it *Interpreter) int {
 	t.Helper()
-	n, err := FusedPadCount(m, it)
-	if err != nil {
-		t.Fatal(err)
-	}
-	return n
-}
-
-// FusedPadCount is fusedPads for the external tests (resnet_pool_test.go).
-func FusedPadCount(m *resnet.Model, it *Interpreter) (int, error) {
 	n := 0
 	for i, k := range it.prog.kernels {
 		fk, ok := k.(*fusedKernel)
@@ -79,10 +69,10 @@ func FusedPadCount(m *resnet.Model, it *Interpreter) (int, error) {
 		n++
 		mp, ok := it.prog.kernels[fk.with].(*fastMaxPoolKernel)
 		if !ok || fk.with != i+1 || mp.in != m.Operators[i].Inputs[0] || mp.out != m.Operators[fk.with].Outputs[0] {
-			return n, fmt.Errorf("PAD %d fused with kernel %d (%T), which is not the max pool after it reading the PAD's input", i, fk.with, it.prog.kernels[fk.with])
+			t.Fatalf("PAD %d fused with kernel %d (%T), which is not the max pool after it reading the PAD's input", i, fk.with, it.prog.kernels[fk.with])
 		}
 	}
-	return n, nil
+	return n
 }
 
 // invokeOutputs runs m on input and returns the bytes of every graph output.

@@ -6,19 +6,18 @@ import (
 	"slices"
 	"testing"
 
-	"github.com/shortcut-edge/shortcut/quant"
 	"github.com/shortcut-edge/shortcut/resnet"
-	"github.com/shortcut-edge/shortcut/resnet/build"
 	"github.com/shortcut-edge/shortcut/resnet/interp"
 )
 
 // Each int8 residual ADD of a ResNet runs in the output stage of the
 // convolution before it where the kernel family has that path
-// (fast.Conv.FuseAdd), and every output byte is the unfused program's
+// (fast.Conv.FuseAdd), the stem's PAD is read through by the max pool after
+// it on every family, and every output byte is the unfused program's
 // (Options.KeepAll fuses nothing) and the reference kernels': bottleneck
 // blocks with projection shortcuts (ResNet-50) and basic blocks
 // (ResNet-20), one and two threads, both arithmetics.
-func TestInt8AddsFuseIntoTheConvolutionBeforeThemExactly(t *testing.T) {
+func TestInt8ResNetFusesAddsAndThePoolPadExactly(t *testing.T) {
 	// The families whose fused path is known to exist: the test fails if
 	// they stop fusing (a silent fallback would keep the outputs right).
 	mustFuse := map[string]bool{"go": true, "neondot": true}
@@ -27,27 +26,18 @@ func TestInt8AddsFuseIntoTheConvolutionBeforeThemExactly(t *testing.T) {
 		if depth == 20 {
 			hwc = [3]int{16, 16, 3}
 		}
-		f, err := build.ResNet(build.Config{Depth: depth, Input: hwc, Classes: 10, Weights: build.RandomWeights(11)})
-		if err != nil {
-			t.Fatal(err)
-		}
-		r := rand.New(rand.NewPCG(13, uint64(depth)))
-		sample := func() []float32 {
-			v := make([]float32, hwc[0]*hwc[1]*hwc[2])
-			for i := range v {
-				v[i] = float32(r.NormFloat64())
-			}
-			return v
-		}
-		m, err := quant.Model(f, []quant.Sample{{sample()}, {sample()}}, quant.Options{})
-		if err != nil {
-			t.Fatal(err)
-		}
-		adds := 0
-		for _, o := range m.Operators {
-			if o.Op == resnet.OpAdd {
+		m, sample := int8ResNet(t, depth, hwc, 11, rand.New(rand.NewPCG(13, uint64(depth))))
+		adds, pads := 0, 0 // pads: PADs right before a max pool (ResNet-50's stem; the other one pads the image for the 7x7 convolution)
+		for i, o := range m.Operators {
+			switch {
+			case o.Op == resnet.OpAdd:
 				adds++
+			case o.Op == resnet.OpPad && i+1 < len(m.Operators) && m.Operators[i+1].Op == resnet.OpMaxPool2D && m.Operators[i+1].Inputs[0] == o.Outputs[0]:
+				pads++
 			}
+		}
+		if wantPads := map[int]int{50: 1, 20: 0}[depth]; pads != wantPads {
+			t.Fatalf("ResNet-%d has %d PADs before a max pool, want %d", depth, pads, wantPads)
 		}
 		input := sample()
 		run := func(opts interp.Options) ([]byte, map[int]int) {
@@ -75,14 +65,25 @@ func TestInt8AddsFuseIntoTheConvolutionBeforeThemExactly(t *testing.T) {
 							t.Fatalf("KeepAll: %d operators fused, want none", len(none))
 						}
 						got, fused := run(interp.Options{Kernels: k, Threads: threads, Arithmetic: arith})
-						n := 0
+						n, np := 0, 0
 						for op, with := range fused {
-							if m.Operators[op].Op == resnet.OpAdd {
+							switch m.Operators[op].Op {
+							case resnet.OpAdd:
 								n++
 								if with != op-1 || m.Operators[with].Op != resnet.OpConv2D {
 									t.Errorf("ADD %d fused into operator %d (%v); want the convolution just before it", op, with, m.Operators[with].Op)
 								}
+							case resnet.OpPad:
+								np++
+								if with != op+1 || m.Operators[with].Op != resnet.OpMaxPool2D {
+									t.Errorf("PAD %d fused into operator %d (%v); want the max pool just after it", op, with, m.Operators[with].Op)
+								}
+							default:
+								t.Errorf("operator %d (%v) fused; only ADDs and PADs fuse", op, m.Operators[op].Op)
 							}
+						}
+						if np != pads {
+							t.Errorf("%d PADs fused; want %d (the stem's, before the max pool: every family's max pool reads through it)", np, pads)
 						}
 						if mustFuse[k] && arith == interp.ArithmeticReference && n != adds {
 							t.Errorf("%d of %d ADDs fused; kernels %q have a fused path for every one", n, adds, k)

@@ -6,9 +6,7 @@ import (
 	"slices"
 	"testing"
 
-	"github.com/shortcut-edge/shortcut/quant"
 	"github.com/shortcut-edge/shortcut/resnet"
-	"github.com/shortcut-edge/shortcut/resnet/build"
 	"github.com/shortcut-edge/shortcut/resnet/interp"
 )
 
@@ -16,23 +14,7 @@ import (
 // shortcuts, adds, mean, classifier, softmax) gives the same bytes in every
 // tensor on every kernel path as on the reference kernels.
 func TestInt8ResNetIsBitExactOnEveryKernelPath(t *testing.T) {
-	hwc := [3]int{40, 40, 3}
-	f, err := build.ResNet(build.Config{Depth: 50, Input: hwc, Classes: 10, Weights: build.RandomWeights(5)})
-	if err != nil {
-		t.Fatal(err)
-	}
-	r := rand.New(rand.NewPCG(9, 9))
-	sample := func() []float32 {
-		v := make([]float32, hwc[0]*hwc[1]*hwc[2])
-		for i := range v {
-			v[i] = float32(r.NormFloat64())
-		}
-		return v
-	}
-	m, err := quant.Model(f, []quant.Sample{{sample()}, {sample()}}, quant.Options{})
-	if err != nil {
-		t.Fatal(err)
-	}
+	m, sample := int8ResNet(t, 50, [3]int{40, 40, 3}, 5, rand.New(rand.NewPCG(9, 9)))
 	input := sample()
 	run := func(opts interp.Options) [][]byte {
 		opts.KeepAll = true

@@ -1,5 +1,27 @@
 #include "textflag.h"
 
+// ROUND_STORE ends a step of both loops: the 16 float32 quotients in
+// V0-V3 rounded (FCVTAS: to nearest, ties away from zero, saturating to
+// int32, NaN to 0), plus the zero point (V17, SQADD, saturating), narrowed
+// to int8 with saturation twice and stored at R1 (moved on 16).
+#define ROUND_STORE \
+	WORD $0x4E21C800 /* fcvtas v0.4s, v0.4s */ \
+	WORD $0x4E21C821 /* fcvtas v1.4s, v1.4s */ \
+	WORD $0x4E21C842 /* fcvtas v2.4s, v2.4s */ \
+	WORD $0x4E21C863 /* fcvtas v3.4s, v3.4s */ \
+	WORD $0x4EB10C00 /* sqadd v0.4s, v0.4s, v17.4s */ \
+	WORD $0x4EB10C21 /* sqadd v1.4s, v1.4s, v17.4s */ \
+	WORD $0x4EB10C42 /* sqadd v2.4s, v2.4s, v17.4s */ \
+	WORD $0x4EB10C63 /* sqadd v3.4s, v3.4s, v17.4s */ \
+	WORD $0x0E614804 /* sqxtn v4.4h, v0.4s */ \
+	WORD $0x4E614824 /* sqxtn2 v4.8h, v1.4s */ \
+	WORD $0x0E614845 /* sqxtn v5.4h, v2.4s */ \
+	WORD $0x4E614865 /* sqxtn2 v5.8h, v3.4s */ \
+	WORD $0x0E214886 /* sqxtn v6.8b, v4.8h */ \
+	WORD $0x4E2148A6 /* sqxtn2 v6.16b, v5.8h */ \
+	VST1.P [V6.B16], 16(R1)
+
+
 // func quantizeNEON(in *float32, out *int8, n int, scale float32, zp int32)
 //
 // out[i] = QUANTIZE(in[i]) for i < n, n a multiple of 16, exactly as
@@ -22,21 +44,7 @@ loop:
 	WORD $0x6E30FC21 // fdiv v1.4s, v1.4s, v16.4s
 	WORD $0x6E30FC42 // fdiv v2.4s, v2.4s, v16.4s
 	WORD $0x6E30FC63 // fdiv v3.4s, v3.4s, v16.4s
-	WORD $0x4E21C800 // fcvtas v0.4s, v0.4s
-	WORD $0x4E21C821 // fcvtas v1.4s, v1.4s
-	WORD $0x4E21C842 // fcvtas v2.4s, v2.4s
-	WORD $0x4E21C863 // fcvtas v3.4s, v3.4s
-	WORD $0x4EB10C00 // sqadd v0.4s, v0.4s, v17.4s
-	WORD $0x4EB10C21 // sqadd v1.4s, v1.4s, v17.4s
-	WORD $0x4EB10C42 // sqadd v2.4s, v2.4s, v17.4s
-	WORD $0x4EB10C63 // sqadd v3.4s, v3.4s, v17.4s
-	WORD $0x0E614804 // sqxtn v4.4h, v0.4s
-	WORD $0x4E614824 // sqxtn2 v4.8h, v1.4s
-	WORD $0x0E614845 // sqxtn v5.4h, v2.4s
-	WORD $0x4E614865 // sqxtn2 v5.8h, v3.4s
-	WORD $0x0E214886 // sqxtn v6.8b, v4.8h
-	WORD $0x4E2148A6 // sqxtn2 v6.16b, v5.8h
-	VST1.P [V6.B16], 16(R1)
+	ROUND_STORE
 	SUBS $16, R2, R2
 	BNE loop
 done:
@@ -85,21 +93,7 @@ mloop:
 	WORD $0x4E616A62 // fcvtn2 v2.4s, v19.2d
 	WORD $0x0E616A83 // fcvtn v3.2s, v20.2d
 	WORD $0x4E616AA3 // fcvtn2 v3.4s, v21.2d
-	WORD $0x4E21C800 // fcvtas v0.4s, v0.4s
-	WORD $0x4E21C821 // fcvtas v1.4s, v1.4s
-	WORD $0x4E21C842 // fcvtas v2.4s, v2.4s
-	WORD $0x4E21C863 // fcvtas v3.4s, v3.4s
-	WORD $0x4EB10C00 // sqadd v0.4s, v0.4s, v17.4s
-	WORD $0x4EB10C21 // sqadd v1.4s, v1.4s, v17.4s
-	WORD $0x4EB10C42 // sqadd v2.4s, v2.4s, v17.4s
-	WORD $0x4EB10C63 // sqadd v3.4s, v3.4s, v17.4s
-	WORD $0x0E614804 // sqxtn v4.4h, v0.4s
-	WORD $0x4E614824 // sqxtn2 v4.8h, v1.4s
-	WORD $0x0E614845 // sqxtn v5.4h, v2.4s
-	WORD $0x4E614865 // sqxtn2 v5.8h, v3.4s
-	WORD $0x0E214886 // sqxtn v6.8b, v4.8h
-	WORD $0x4E2148A6 // sqxtn2 v6.16b, v5.8h
-	VST1.P [V6.B16], 16(R1)
+	ROUND_STORE
 	SUBS $16, R2, R2
 	BNE mloop
 mdone:
